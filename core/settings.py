@@ -1,0 +1,144 @@
+"""Service settings, read from environment variables prefixed ``COMMUNE_SSO_``.
+
+Every default is documented where it is defined (CONVENTIONS §9). Nothing reads settings at
+import time: ``Settings()`` is built by the app factory or the CLI and passed down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_ISSUER = "http://127.0.0.1:8000"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="COMMUNE_SSO_", extra="ignore")
+
+    issuer: str = Field(
+        default=DEFAULT_ISSUER,
+        description="OIDC issuer identifier: scheme, host, optional port and path, no trailing "
+        "slash. Every endpoint URL is built from it. https is required in production.",
+    )
+    var_dir: Path = Field(
+        default=Path("var"),
+        description="Directory for the embedded default's state: SQLite file, software keys, "
+        "generated development secrets.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL. Unset: SQLite file <var_dir>/commune-sso.db. Production: "
+        "postgresql+psycopg://user:pass@host/db.",
+    )
+    key_dir: Path | None = Field(
+        default=None,
+        description="Directory of the token-signing key ring. Unset: <var_dir>/keys.",
+    )
+    key_passphrase: str | None = Field(
+        default=None,
+        description="Passphrase that encrypts private keys at rest (PKCS#8, scrypt+AES). Unset on "
+        "an http issuer: a random one is generated into <var_dir>/dev-key-passphrase. Unset on "
+        "an https issuer: start-up is refused.",
+    )
+    secret_key: str | None = Field(
+        default=None,
+        description="Server secret for CSRF tokens and other HMACs (32+ characters). Unset on an "
+        "http issuer: generated into <var_dir>/dev-secret-key. Required on an https issuer.",
+    )
+    environment: str = Field(
+        default="development",
+        description="'development' or 'production'. Production refuses generated secrets.",
+    )
+
+    authorization_code_ttl: int = Field(
+        default=60, ge=5, le=60, description="Seconds an authorization code stays valid (≤ 60)."
+    )
+    access_token_ttl: int = Field(
+        default=600, ge=30, description="Seconds an access token (RFC 9068 JWT) stays valid."
+    )
+    id_token_ttl: int = Field(default=600, ge=30, description="Seconds an ID token stays valid.")
+    refresh_token_ttl: int = Field(
+        default=30 * 24 * 3600,
+        ge=60,
+        description="Seconds a refresh token grant lives from the login that started it.",
+    )
+    session_ttl: int = Field(
+        default=10 * 3600, ge=60, description="Seconds a browser SSO session lives (absolute)."
+    )
+    session_idle_ttl: int = Field(
+        default=2 * 3600, ge=60, description="Seconds of inactivity that end a browser session."
+    )
+    interaction_ttl: int = Field(
+        default=900, ge=60, description="Seconds a pending login/consent interaction stays valid."
+    )
+    jwks_max_age: int = Field(
+        default=300,
+        ge=0,
+        description="Cache-Control max-age of the JWKS; a rotated key is published at least this "
+        "long before it signs.",
+    )
+
+    argon2_memory_kib: int = Field(
+        default=19 * 1024, ge=19 * 1024, description="argon2id memory cost in KiB (OWASP ≥ 19 MiB)."
+    )
+    argon2_time_cost: int = Field(default=2, ge=2, description="argon2id iterations (OWASP ≥ 2).")
+    argon2_parallelism: int = Field(default=1, ge=1, description="argon2id lanes.")
+
+    login_slowdown_after: int = Field(
+        default=3, ge=1, description="Failed logins (per account and per address) before each "
+        "further attempt is delayed."
+    )
+    login_lock_after: int = Field(
+        default=10, ge=2, description="Failed logins within the window that lock the account name "
+        "or client address."
+    )
+    login_failure_window: int = Field(
+        default=900, ge=60, description="Seconds over which failed logins are counted."
+    )
+    login_lock_seconds: int = Field(
+        default=900, ge=10, description="Seconds a locked account name or address stays locked."
+    )
+    login_max_delay: float = Field(
+        default=4.0, ge=0, description="Longest delay in seconds added to a throttled attempt."
+    )
+
+    db_pool_size: int = Field(default=10, ge=1, description="Connections per worker (PostgreSQL).")
+    trust_forwarded_for: bool = Field(
+        default=False,
+        description="Take the client address from X-Forwarded-For (only behind a trusted proxy).",
+    )
+
+    @model_validator(mode="after")
+    def _normalise(self) -> Settings:
+        self.issuer = self.issuer.rstrip("/")
+        parts = urlsplit(self.issuer)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"issuer must be an http(s) URL, got {self.issuer!r}")
+        if parts.query or parts.fragment:
+            raise ValueError("issuer must not have a query or fragment (OIDC Discovery §2)")
+        if self.environment not in ("development", "production"):
+            raise ValueError("environment must be 'development' or 'production'")
+        return self
+
+    @property
+    def issuer_is_https(self) -> bool:
+        return self.issuer.startswith("https://")
+
+    @property
+    def development_secrets_allowed(self) -> bool:
+        """Generated secrets are fine for a local http issuer, never for a real deployment."""
+        return not self.issuer_is_https and self.environment == "development"
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.var_dir / 'commune-sso.db'}"
+
+    @property
+    def resolved_key_dir(self) -> Path:
+        return self.key_dir or self.var_dir / "keys"
+
+    def endpoint(self, path: str) -> str:
+        return f"{self.issuer}{path}"

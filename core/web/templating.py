@@ -1,0 +1,136 @@
+"""Server-rendered pages: Jinja2 + Babel catalogues + CSRF token + security headers.
+
+One Jinja2 environment per locale, each with its catalogue installed once at start-up. Pages
+are rendered concurrently in a thread pool, so translations are never swapped on a shared
+environment per request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+import jinja2
+from babel.support import Translations
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+
+from core.web.csrf import CsrfProtection
+from core.web.i18n import SUPPORTED_LOCALES
+
+LANG_COOKIE_NAME = "lang"
+LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
+LANG_QUERY_PARAM = "lang"
+
+# No form-action directive on purpose: Chrome applies form-action to the redirects that follow
+# a form POST, which would block the redirect from POST /consent or /login to a relying
+# party's redirect_uri. No script-src either: default-src 'self' already forbids inline script
+# and javascript: URLs, and our pages ship no script at all.
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'"
+)
+SECURITY_HEADERS: Mapping[str, str] = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "X-Content-Type-Options": "nosniff",
+    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
+    "Referrer-Policy": "no-referrer",
+}
+
+
+class PageRenderer:
+    def __init__(
+        self,
+        *,
+        template_dirs: Sequence[Path],
+        translations: dict[str, Translations],
+        csrf: CsrfProtection,
+        static_url: str = "/static",
+        organization_name: str | None = None,
+    ) -> None:
+        """``template_dirs`` are searched in order: put package dirs before core's base dir.
+
+        ``organization_name`` (e.g. "Sở Khoa học và Công nghệ tỉnh Lào Cai") replaces the
+        generic translated department name in the page header and footer when set.
+        """
+        loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(d)) for d in template_dirs])
+        self._csrf = csrf
+        self._static_url = static_url.rstrip("/")
+        self._environments: dict[str, jinja2.Environment] = {}
+        for locale in {*SUPPORTED_LOCALES, *translations}:
+            env = jinja2.Environment(
+                loader=loader,
+                autoescape=True,
+                extensions=["jinja2.ext.i18n"],
+                trim_blocks=True,
+                lstrip_blocks=True,
+            )
+            catalogue = translations.get(locale) or Translations()
+            # newstyle: %(name)s placeholders are filled and escaped by gettext itself.
+            env.install_gettext_translations(catalogue, newstyle=True)  # type: ignore[attr-defined]
+            env.globals["organization_name"] = organization_name
+            self._environments[locale] = env
+
+    def environment(self, locale: str) -> jinja2.Environment:
+        try:
+            return self._environments[locale]
+        except KeyError:
+            raise ValueError(f"unsupported locale {locale!r}") from None
+
+    def render(
+        self,
+        request: Request,
+        template: str,
+        context: Mapping[str, Any] | None = None,
+        *,
+        locale: str,
+        status_code: int = 200,
+        headers: Mapping[str, str] | None = None,
+        remember_locale: bool = False,
+    ) -> HTMLResponse:
+        """Render ``template`` in ``locale``.
+
+        ``remember_locale``: the language was chosen explicitly (``?lang=``), so a ``lang``
+        cookie keeps it for the next pages.
+        """
+        env = self.environment(locale)
+
+        def lang_switch_url(lang: str) -> str:
+            # Relative URL: never built from the Host header.
+            params = [
+                (k, v) for k, v in request.query_params.multi_items() if k != LANG_QUERY_PARAM
+            ]
+            params.append((LANG_QUERY_PARAM, lang))
+            return f"{request.url.path}?{urlencode(params)}"
+
+        page_context: dict[str, Any] = {
+            "request": request,
+            "locale": locale,
+            "csrf_token": self._csrf.token_for(request),
+            "csrf_field_name": self._csrf.FIELD_NAME,
+            "static_url": self._static_url,
+            "lang_switch_url": lang_switch_url,
+        }
+        page_context.update(context or {})
+        body = env.get_template(template).render(page_context)
+
+        response = HTMLResponse(body, status_code=status_code)
+        for name, value in SECURITY_HEADERS.items():
+            response.headers[name] = value
+        for name, value in (headers or {}).items():
+            response.headers[name] = value
+        self._csrf.set_cookie_if_new(request, response)
+        if remember_locale:
+            response.set_cookie(
+                LANG_COOKIE_NAME,
+                locale,
+                max_age=LANG_COOKIE_MAX_AGE,
+                path="/",
+                httponly=True,
+                samesite="lax",
+                secure=self._csrf.secure_cookies,
+            )
+        return response

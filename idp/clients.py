@@ -1,0 +1,143 @@
+"""Registered relying parties (shared apps) and service clients."""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from urllib.parse import urlsplit
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.clock import Clock
+from core.errors import DomainError, NotFound
+from core.opaque_tokens import digest, matches_digest, new_opaque_token
+from idp import token_store
+from idp.models import Client
+from keys.keyring import SUPPORTED_ALGORITHMS
+
+GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
+AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+
+def validate_redirect_uri(uri: str) -> str:
+    """RFC 6749 §3.1.2 and OAuth 2.1: absolute, no fragment, https except on loopback."""
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DomainError("A redirect URI must be an absolute http(s) URL.", field="redirect_uri")
+    if parts.fragment or "#" in uri:
+        raise DomainError("A redirect URI must not contain a fragment.", field="redirect_uri")
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        raise DomainError(
+            "A redirect URI must use https (plain http only on the loopback address).",
+            field="redirect_uri",
+        )
+    return uri
+
+
+def find_active(session: Session, client_id: str) -> Client | None:
+    return session.scalar(
+        select(Client).where(Client.client_id == client_id, Client.removed_at.is_(None))
+    )
+
+
+def get_active(session: Session, client_id: str) -> Client:
+    client = find_active(session, client_id)
+    if client is None:
+        raise NotFound("No such client.", client_id=client_id)
+    return client
+
+
+def list_active(session: Session) -> list[Client]:
+    return list(
+        session.scalars(select(Client).where(Client.removed_at.is_(None)).order_by(Client.id))
+    )
+
+
+def check_secret(client: Client, presented: str) -> bool:
+    return client.secret_digest is not None and matches_digest(presented, client.secret_digest)
+
+
+def create(
+    *,
+    session: Session,
+    clock: Clock,
+    actor: str,
+    name: str,
+    redirect_uris: Sequence[str] = (),
+    post_logout_redirect_uris: Sequence[str] = (),
+    grant_types: Sequence[str] = ("authorization_code", "refresh_token"),
+    scope: str = "openid profile email offline_access",
+    public: bool = False,
+    auth_method: str | None = None,
+    id_token_alg: str = "RS256",
+    access_token_alg: str = "RS256",
+    first_party: bool = False,
+    client_id: str | None = None,
+) -> tuple[Client, str | None]:
+    """Register a client; returns it with its secret, which is shown once and stored hashed."""
+    if not name.strip():
+        raise DomainError("A client needs a name.", field="name")
+    unknown = set(grant_types) - set(GRANT_TYPES)
+    if unknown or not grant_types:
+        raise DomainError(f"Grant types must be among {', '.join(GRANT_TYPES)}.", field="grant_types")
+    for alg in (id_token_alg, access_token_alg):
+        if alg not in SUPPORTED_ALGORITHMS:
+            raise DomainError(f"Signing algorithms: {', '.join(SUPPORTED_ALGORITHMS)}.", field="alg")
+    method = auth_method or ("none" if public else "client_secret_basic")
+    if method not in AUTH_METHODS or (public != (method == "none")):
+        raise DomainError("A public client uses auth method 'none'; a confidential one a secret.")
+    if public and "client_credentials" in grant_types:
+        raise DomainError("A public client cannot use client_credentials.", field="grant_types")
+    if "authorization_code" in grant_types and not redirect_uris:
+        raise DomainError("The authorization code flow needs a redirect URI.", field="redirect_uri")
+    uris = [validate_redirect_uri(u) for u in redirect_uris]
+    logout_uris = [validate_redirect_uri(u) for u in post_logout_redirect_uris]
+    client_id = client_id or secrets.token_urlsafe(18)
+    if find_active(session, client_id) is not None:
+        raise DomainError("That client_id is already registered.", field="client_id")
+    secret = None if public else new_opaque_token()
+    client = Client(
+        client_id=client_id,
+        name=name.strip(),
+        secret_digest=digest(secret) if secret else None,
+        token_endpoint_auth_method=method,
+        redirect_uris=uris,
+        post_logout_redirect_uris=logout_uris,
+        grant_types=list(grant_types),
+        scope=" ".join(dict.fromkeys(scope.split())),
+        id_token_signed_response_alg=id_token_alg,
+        access_token_signed_response_alg=access_token_alg,
+        first_party=first_party,
+        created_at=clock.now(),
+    )
+    session.add(client)
+    session.flush()
+    audit.record(
+        session, clock=clock, actor=actor, action="client.create", target=f"client:{client_id}",
+        details={"name": client.name, "public": public, "grant_types": list(grant_types),
+                 "redirect_uris": uris, "first_party": first_party},
+    )
+    return client, secret
+
+
+def rotate_secret(*, session: Session, clock: Clock, actor: str, client: Client) -> str:
+    if client.is_public:
+        raise DomainError("A public client has no secret.")
+    secret = new_opaque_token()
+    client.secret_digest = digest(secret)
+    audit.record(session, clock=clock, actor=actor, action="client.rotate_secret",
+                 target=f"client:{client.client_id}")
+    return secret
+
+
+def remove(*, session: Session, clock: Clock, actor: str, client: Client) -> None:
+    """Soft removal: the row and its history stay, its grants are revoked."""
+    client.removed_at = clock.now()
+    revoked = token_store.revoke_grants_of_client(
+        session=session, clock=clock, client=client, reason="client_removed"
+    )
+    audit.record(session, clock=clock, actor=actor, action="client.remove",
+                 target=f"client:{client.client_id}", details={"grants_revoked": revoked})

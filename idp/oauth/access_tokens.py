@@ -1,0 +1,68 @@
+"""Validation of our own RFC 9068 access tokens for userinfo, introspection and revocation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from idp import token_store
+from idp.models import Grant
+from idp.runtime import IdpRuntime
+from keys.errors import InvalidToken
+
+
+@dataclass
+class AccessTokenView:
+    claims: dict[str, Any]
+    grant: Grant | None
+
+    @property
+    def jti(self) -> str:
+        return str(self.claims["jti"])
+
+    @property
+    def client_id(self) -> str:
+        return str(self.claims["client_id"])
+
+    @property
+    def expires_at(self) -> datetime:
+        return datetime.fromtimestamp(int(self.claims["exp"]), UTC)
+
+
+def looks_like_jwt(token: str) -> bool:
+    return token.count(".") == 2 and len(token) < 8192
+
+
+def read_access_token(
+    runtime: IdpRuntime, session: Session, token: str, *, check_status: bool = True
+) -> AccessTokenView | None:
+    """The token's claims if it is ours, unexpired, not revoked and its grant still stands."""
+    if not looks_like_jwt(token):
+        return None
+    now = runtime.clock.now()
+    try:
+        verified = runtime.keyring.verify_jwt(token, now=now)
+    except InvalidToken:
+        return None
+    header, claims = verified.header, dict(verified.claims)
+    if header.get("typ", "").lower() not in ("at+jwt", "application/at+jwt"):
+        return None  # an ID token or logout token is not an access token (RFC 9068 §4)
+    if claims.get("iss") != runtime.settings.issuer or "jti" not in claims:
+        return None
+    if not isinstance(claims.get("exp"), int) or claims["exp"] <= now.timestamp():
+        return None
+    grant = None
+    if "grant_id" in claims:
+        grant = token_store.find_grant(session, str(claims["grant_id"]))
+        if grant is None:
+            return None
+    view = AccessTokenView(claims=claims, grant=grant)
+    if check_status:
+        if grant is not None and not token_store.is_grant_usable(grant, now):
+            return None
+        if token_store.is_access_token_revoked(session, view.jti):
+            return None
+    return view

@@ -1,0 +1,106 @@
+"""The authorization endpoint's checks (OIDC Core §3.1.2.1-2, RFC 6749 §4.1.1, RFC 7636 §4.3).
+
+Two kinds: before the redirect URI is known to be registered, an error is shown on our own
+page (RFC 6749 §4.1.2.1: never redirect to an unverified URI); after it, errors go back to the
+client as a redirect with ``error``, ``state`` and ``iss``.
+"""
+
+from __future__ import annotations
+
+from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError
+from authlib.oidc.core.errors import RequestNotSupportedError, RequestURINotSupportedError
+
+from idp.oauth.grants import OAuthClient
+from idp.oauth.http import OAuthRequest
+
+PROMPT_VALUES = frozenset({"none", "login", "consent", "select_account"})
+SUPPORTED_RESPONSE_MODES = frozenset({"query"})
+MAX_STATE_OR_NONCE = 2048
+
+
+def check_client(query_client: object, request: OAuthRequest) -> OAuthClient:
+    client_id = request.payload.client_id
+    if not client_id:
+        raise InvalidClientError(description="Missing 'client_id' parameter.")
+    client = query_client(client_id)  # type: ignore[operator]
+    if client is None:
+        raise InvalidClientError(description="The client does not exist on this server.")
+    return client  # type: ignore[no-any-return]
+
+
+def check_redirect_uri(request: OAuthRequest, client: OAuthClient) -> str:
+    redirect_uri = request.payload.redirect_uri
+    if not redirect_uri:
+        raise InvalidRequestError("Missing 'redirect_uri' parameter.")
+    if len(request.payload.datalist.get("redirect_uri", [])) > 1:
+        raise InvalidRequestError("Multiple 'redirect_uri' parameters.")
+    if not client.check_redirect_uri(redirect_uri):
+        raise InvalidRequestError("The 'redirect_uri' is not registered for this client.")
+    return redirect_uri
+
+
+def check_no_repeated_parameters(request: OAuthRequest, redirect_uri: str) -> None:
+    """RFC 6749 §3.1: parameters MUST NOT be included more than once."""
+    repeated = request.payload.duplicated()
+    if repeated:
+        raise InvalidRequestError(
+            f"Repeated parameter '{repeated[0]}'.", redirect_uri=redirect_uri
+        )
+
+
+def check_request_object(request: OAuthRequest, redirect_uri: str) -> None:
+    """OIDC Core §6: we advertise no request object support, so say so precisely."""
+    data = request.payload.data
+    if "request" in data:
+        raise RequestNotSupportedError(redirect_uri=redirect_uri)
+    if "request_uri" in data:
+        raise RequestURINotSupportedError(redirect_uri=redirect_uri)
+
+
+def check_response_mode(request: OAuthRequest, redirect_uri: str) -> None:
+    mode = request.payload.data.get("response_mode")
+    if mode is not None and mode not in SUPPORTED_RESPONSE_MODES:
+        raise InvalidRequestError("Unsupported 'response_mode'.", redirect_uri=redirect_uri)
+
+
+def check_lengths(request: OAuthRequest, redirect_uri: str) -> None:
+    for name in ("state", "nonce"):
+        if len(request.payload.data.get(name, "")) > MAX_STATE_OR_NONCE:
+            raise InvalidRequestError(f"'{name}' is too long.", redirect_uri=redirect_uri)
+
+
+def check_pkce(request: OAuthRequest, redirect_uri: str) -> None:
+    """PKCE with S256 for every client, confidential ones included (RFC 9700 §2.1.1)."""
+    data = request.payload.data
+    if not data.get("code_challenge"):
+        raise InvalidRequestError(
+            "PKCE is required: send 'code_challenge' with 'code_challenge_method=S256'.",
+            redirect_uri=redirect_uri,
+        )
+    if data.get("code_challenge_method") != "S256":
+        raise InvalidRequestError(
+            "Only 'code_challenge_method=S256' is accepted.", redirect_uri=redirect_uri
+        )
+
+
+def check_prompt(request: OAuthRequest, redirect_uri: str) -> frozenset[str]:
+    """OIDC Core §3.1.2.1: "none" must stand alone; unknown values are an error."""
+    prompts = frozenset(request.payload.data.get("prompt", "").split())
+    if not prompts <= PROMPT_VALUES:
+        raise InvalidRequestError("Unsupported 'prompt' value.", redirect_uri=redirect_uri)
+    if "none" in prompts and len(prompts) > 1:
+        raise InvalidRequestError(
+            "'prompt=none' cannot be combined with other values.", redirect_uri=redirect_uri
+        )
+    return prompts
+
+
+def check_max_age(request: OAuthRequest, redirect_uri: str) -> int | None:
+    raw = request.payload.data.get("max_age")
+    if raw is None or raw == "":
+        return None
+    if not raw.isdigit() or len(raw) > 10:
+        raise InvalidRequestError(
+            "'max_age' must be a non-negative integer.", redirect_uri=redirect_uri
+        )
+    return int(raw)

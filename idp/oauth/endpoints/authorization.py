@@ -1,0 +1,198 @@
+"""Authorization endpoint, OIDC Core §3.1.2 / RFC 6749 §4.1 (GET and POST).
+
+The request is validated by Authlib and by our named checks; then the official is sent to the
+login or consent page through a server-side *interaction* (the parked request), and comes back
+to ``/oauth2/authorize/resume`` to receive the code.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from urllib.parse import urlencode
+
+from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from core.web.i18n import N_
+from idp import sessions
+from idp.models import BrowserSession, Consent, Interaction
+from idp.oauth import authorization_checks as checks
+from idp.oauth.grants import AuthenticatedUser, OAuthClient
+from idp.oauth.http import OAuthRequest
+from idp.oauth.server import OAuthServer
+from idp.request_scope import RequestScope, run_in_request_scope
+
+INVALID_CLIENT_OR_REDIRECT = N_(
+    "Unknown application or unregistered return address. For your safety you were not "
+    "redirected."
+)
+INVALID_REQUEST = N_("The application sent an invalid sign-in request.")
+
+
+def error_response(scope: RequestScope, server: OAuthServer, error: OAuth2Error,
+                   state: str | None, ui_locales: str | None) -> Response:
+    """RFC 6749 §4.1.2.1: redirect only to a registered redirect URI, else show our page."""
+    if error.redirect_uri:
+        error.state = state
+        response: Response = server.handle_error_response(None, error)
+        return response
+    message = (
+        INVALID_CLIENT_OR_REDIRECT
+        if error.error == "invalid_client" or "redirect_uri" in (error.description or "")
+        else INVALID_REQUEST
+    )
+    return scope.runtime.pages.render(
+        scope.request,
+        "error.html",
+        {
+            "title": N_("Sign-in error"),
+            "message": message,
+            "status_code": 400,
+            "error_code": error.error,
+            "error_description": error.description,
+        },
+        locale=scope.locale(ui_locales),
+        status_code=400,
+    )
+
+
+def current_session(scope: RequestScope) -> BrowserSession | None:
+    return sessions.find_active(
+        session=scope.session,
+        clock=scope.runtime.clock,
+        settings=scope.runtime.settings,
+        cookie_value=scope.http.cookies.get(scope.runtime.session_cookie_name),
+    )
+
+
+def has_consent(scope: RequestScope, browser_session: BrowserSession, client: OAuthClient,
+                requested: str) -> bool:
+    stored = scope.session.scalar(
+        select(Consent).where(
+            Consent.account_id == browser_session.account_id, Consent.client_pk == client.row.id
+        )
+    )
+    return stored is not None and set(requested.split()) <= set(stored.scopes)
+
+
+def redirect_to_page(page: str, handle: str) -> Response:
+    return RedirectResponse(f"{page}?{urlencode({'interaction': handle})}", status_code=303)
+
+
+def authorize(
+    scope: RequestScope,
+    items: list[tuple[str, str]] | None = None,
+    interaction: Interaction | None = None,
+) -> Response:
+    runtime = scope.runtime
+    server = OAuthServer(runtime, scope.session, for_authorization=True)
+    oauth_request = OAuthRequest(scope.http, items)
+    data = oauth_request.payload.data
+    state, ui_locales = data.get("state"), data.get("ui_locales")
+    try:
+        client = checks.check_client(server.query_client, oauth_request)
+        redirect_uri = checks.check_redirect_uri(oauth_request, client)
+        checks.check_no_repeated_parameters(oauth_request, redirect_uri)
+        checks.check_request_object(oauth_request, redirect_uri)
+        grant = server.get_consent_grant(oauth_request, end_user=None)
+        checks.check_response_mode(oauth_request, redirect_uri)
+        checks.check_lengths(oauth_request, redirect_uri)
+        checks.check_pkce(oauth_request, redirect_uri)
+        prompts = checks.check_prompt(oauth_request, redirect_uri)
+        max_age = checks.check_max_age(oauth_request, redirect_uri)
+    except OAuth2Error as error:
+        return error_response(scope, server, error, state, ui_locales)
+
+    now = runtime.clock.now()
+    browser_session = current_session(scope)
+    logged_in_here = (
+        interaction is not None
+        and browser_session is not None
+        and interaction.authenticated_session_id == browser_session.id
+    )
+    login_hint = data.get("login_hint", "").strip().lower()
+    needs_login = browser_session is None or (
+        not logged_in_here
+        and (
+            "login" in prompts
+            or (max_age is not None and now - browser_session.auth_time > timedelta(seconds=max_age))
+            or (login_hint and login_hint != browser_session.account.username)
+        )
+    )
+    try:
+        if needs_login and "none" in prompts:
+            raise LoginRequiredError(redirect_uri=redirect_uri)
+        consent_given_here = interaction is not None and interaction.consented_at is not None
+        needs_consent = not client.row.first_party and not consent_given_here and (
+            "consent" in prompts
+            or browser_session is None
+            or not has_consent(scope, browser_session, client, oauth_request.scope or "")
+        )
+        if needs_consent and "none" in prompts:
+            raise ConsentRequiredError(redirect_uri=redirect_uri)
+    except OAuth2Error as error:
+        return error_response(scope, server, error, state, ui_locales)
+
+    if needs_login or needs_consent:
+        handle = sessions.start_interaction(
+            session=scope.session, clock=runtime.clock, settings=runtime.settings,
+            client_id=client.client_id, params={"items": oauth_request.payload_items},
+            # Login then consent: the consent step must not send the official back to log in.
+            authenticated_session_id=interaction.authenticated_session_id if interaction else None,
+        )
+        if interaction is not None:
+            interaction.completed_at = now
+        return redirect_to_page("/login" if needs_login else "/consent", handle)
+
+    assert browser_session is not None
+    user = AuthenticatedUser(
+        account=browser_session.account,
+        browser_session=browser_session,
+        auth_time=browser_session.auth_time,
+        amr=list(browser_session.amr),
+    )
+    if interaction is not None:
+        interaction.completed_at = now
+    response: Response = server.create_authorization_response(
+        request=oauth_request, grant_user=user, grant=grant
+    )
+    return response
+
+
+def resume(scope: RequestScope) -> Response:
+    """Back from the login or consent page: finish the parked authorization request."""
+    handle = dict(scope.http.query).get("interaction")
+    interaction = sessions.find_interaction(
+        session=scope.session, clock=scope.runtime.clock, handle=handle
+    )
+    if interaction is None:
+        return expired_interaction_page(scope)
+    items = [(str(k), str(v)) for k, v in interaction.params["items"]]
+    return authorize(scope, items=items, interaction=interaction)
+
+
+def expired_interaction_page(scope: RequestScope) -> Response:
+    return scope.runtime.pages.render(
+        scope.request,
+        "error.html",
+        {
+            "title": N_("Sign-in error"),
+            "message": N_(
+                "Your sign-in session has expired. Please start again from the application."
+            ),
+            "status_code": 400,
+        },
+        locale=scope.locale(),
+        status_code=400,
+    )
+
+
+async def authorization_endpoint(request: Request) -> Response:
+    return await run_in_request_scope(request, authorize)
+
+
+async def resume_endpoint(request: Request) -> Response:
+    return await run_in_request_scope(request, resume)

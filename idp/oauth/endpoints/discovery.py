@@ -1,0 +1,86 @@
+"""OpenID Provider metadata (OIDC Discovery 1.0 §3, RFC 8414) and the JWKS (RFC 7517 §5).
+
+Only what works is advertised: every value here is exercised by a test.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from core.settings import Settings
+from core.web.i18n import SUPPORTED_LOCALES
+from idp.claims import STANDARD_SCOPES, SUPPORTED_CLAIMS
+from idp.request_scope import runtime_of
+from keys.keyring import SUPPORTED_ALGORITHMS
+
+PATHS = {
+    "authorization_endpoint": "/oauth2/authorize",
+    "token_endpoint": "/oauth2/token",
+    "userinfo_endpoint": "/oauth2/userinfo",
+    "jwks_uri": "/oauth2/jwks",
+    "end_session_endpoint": "/oauth2/logout",
+    "revocation_endpoint": "/oauth2/revoke",
+    "introspection_endpoint": "/oauth2/introspect",
+}
+
+
+def provider_metadata(settings: Settings) -> dict[str, Any]:
+    metadata: dict[str, Any] = {"issuer": settings.issuer}
+    metadata.update({name: settings.endpoint(path) for name, path in PATHS.items()})
+    metadata.update(
+        {
+            "scopes_supported": list(STANDARD_SCOPES),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
+            "subject_types_supported": ["public"],
+            "id_token_signing_alg_values_supported": list(SUPPORTED_ALGORITHMS),
+            "token_endpoint_auth_methods_supported": [
+                "client_secret_basic", "client_secret_post", "none",
+            ],
+            "revocation_endpoint_auth_methods_supported": [
+                "client_secret_basic", "client_secret_post", "none",
+            ],
+            "introspection_endpoint_auth_methods_supported": [
+                "client_secret_basic", "client_secret_post",
+            ],
+            "code_challenge_methods_supported": ["S256"],
+            "claims_supported": list(SUPPORTED_CLAIMS),
+            "claim_types_supported": ["normal"],
+            "claims_parameter_supported": False,
+            "request_parameter_supported": False,
+            "request_uri_parameter_supported": False,
+            "require_request_uri_registration": False,
+            "prompt_values_supported": ["none", "login", "consent", "select_account"],
+            "ui_locales_supported": list(SUPPORTED_LOCALES),
+            "claims_locales_supported": ["vi"],
+            "authorization_response_iss_parameter_supported": True,
+            "backchannel_logout_supported": False,
+            "frontchannel_logout_supported": False,
+        }
+    )
+    return metadata
+
+
+async def discovery_endpoint(request: Request) -> Response:
+    runtime = runtime_of(request)
+    return JSONResponse(
+        provider_metadata(runtime.settings),
+        headers={"Cache-Control": "public, max-age=300", "Access-Control-Allow-Origin": "*"},
+    )
+
+
+async def jwks_endpoint(request: Request) -> Response:
+    runtime = runtime_of(request)
+    jwks = runtime.keyring.public_jwks(now=runtime.clock.now())
+    return JSONResponse(
+        jwks,
+        media_type="application/jwk-set+json",
+        headers={
+            "Cache-Control": f"public, max-age={runtime.settings.jwks_max_age}",
+            "Access-Control-Allow-Origin": "*",
+        },
+    )

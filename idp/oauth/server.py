@@ -1,0 +1,99 @@
+"""Authlib's AuthorizationServer, built per request around one database session.
+
+Authlib's client lookup hooks receive no request, so the database session cannot travel with
+the request; a server per request (a handful of small objects) keeps it explicit instead of
+hiding it in a context variable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2 import AuthorizationServer
+from sqlalchemy.orm import Session
+from starlette.responses import Response
+
+from idp import clients, token_store
+from idp.claims import STANDARD_SCOPES
+from idp.models import Client, Grant, RefreshToken
+from idp.oauth.grants import (
+    CodeGrant,
+    IdTokenExtension,
+    OAuthClient,
+    RequiredS256Challenge,
+    RotatingRefreshGrant,
+    ServiceCredentialsGrant,
+)
+from idp.oauth.http import HttpInput, OAuthRequest, to_starlette
+from idp.oauth.token_issuer import issue_access_token
+from idp.runtime import IdpRuntime
+
+
+class OAuthServer(AuthorizationServer):
+    def __init__(self, runtime: IdpRuntime, session: Session, *, for_authorization: bool = False):
+        super().__init__(scopes_supported=list(STANDARD_SCOPES))
+        self.runtime = runtime
+        self.session = session
+        self.for_authorization = for_authorization
+        self._clients: dict[str, OAuthClient | None] = {}
+        self.register_grant(CodeGrant, [RequiredS256Challenge(required=True), IdTokenExtension()])
+        self.register_grant(RotatingRefreshGrant, [IdTokenExtension()])
+        self.register_grant(ServiceCredentialsGrant)
+
+    def query_client(self, client_id: str) -> OAuthClient | None:
+        if client_id not in self._clients:
+            row = clients.find_active(self.session, client_id) if len(client_id) <= 64 else None
+            self._clients[client_id] = OAuthClient(row) if row else None
+        return self._clients[client_id]
+
+    def save_token(self, token: dict, request: Any) -> None:
+        """Refresh tokens are stored when generated (they need their grant); access tokens
+        are self-contained JWTs and are not stored."""
+
+    def send_signal(self, name: str, *args: Any, **kwargs: Any) -> None:
+        """No signal subscribers."""
+
+    def create_oauth2_request(self, request: Any) -> OAuthRequest:
+        if isinstance(request, OAuthRequest):
+            return request
+        if isinstance(request, HttpInput):
+            return OAuthRequest(request)
+        raise TypeError(f"cannot build an OAuth request from {type(request).__name__}")
+
+    def create_json_request(self, request: Any) -> Any:
+        raise NotImplementedError("no JSON-bodied endpoints")
+
+    def handle_response(self, status: int, body: Any, headers: Any) -> Response:
+        if self.for_authorization and status == 302:
+            # RFC 9207 §2: every authorization response, errors included, names the issuer.
+            header_map = dict(headers)
+            header_map["Location"] = add_params_to_uri(
+                header_map["Location"], [("iss", self.runtime.settings.issuer)]
+            )
+            headers = header_map
+        return to_starlette(status, body, headers)
+
+    def token_response(
+        self,
+        *,
+        client: Client,
+        grant: Grant | None,
+        scope: str,
+        include_refresh_token: bool,
+        parent: RefreshToken | None,
+    ) -> dict[str, Any]:
+        """RFC 6749 §5.1 body: a JWT access token, and a new refresh token when allowed."""
+        access = issue_access_token(self.runtime, client=client, scope=scope, grant=grant)
+        token: dict[str, Any] = {
+            "access_token": access.token,
+            "token_type": "Bearer",
+            "expires_in": access.expires_in,
+            "scope": scope,
+        }
+        if include_refresh_token and grant is not None:
+            token["refresh_token"] = token_store.store_refresh_token(
+                session=self.session, clock=self.runtime.clock, grant=grant, scope=scope,
+                parent=parent,
+            )
+        return token

@@ -1,0 +1,100 @@
+"""Authlib's view of a presented token for the introspection and revocation endpoints."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from idp import token_store
+from idp.models import RefreshToken
+from idp.oauth.access_tokens import AccessTokenView, looks_like_jwt, read_access_token
+from idp.oauth.grants import OAuthClient
+from idp.runtime import IdpRuntime
+
+
+class PresentedAccessToken:
+    kind = "access_token"
+
+    def __init__(self, runtime: IdpRuntime, session: Session, view: AccessTokenView) -> None:
+        self.runtime, self.session, self.view = runtime, session, view
+
+    def check_client(self, client: OAuthClient) -> bool:
+        return self.view.client_id == client.client_id
+
+    def is_expired(self) -> bool:
+        return int(self.view.claims["exp"]) <= self.runtime.clock.now().timestamp()
+
+    def is_revoked(self) -> bool:
+        grant = self.view.grant
+        if grant is not None and not token_store.is_grant_usable(grant, self.runtime.clock.now()):
+            return True
+        return token_store.is_access_token_revoked(self.session, self.view.jti)
+
+    def introspection(self) -> dict[str, Any]:
+        claims = self.view.claims
+        body = {
+            key: claims[key]
+            for key in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "sid")
+            if key in claims
+        }
+        body["token_type"] = "Bearer"
+        if self.view.grant is not None:
+            body["username"] = self.view.grant.account.username
+        return body
+
+
+class PresentedRefreshToken:
+    kind = "refresh_token"
+
+    def __init__(self, runtime: IdpRuntime, row: RefreshToken) -> None:
+        self.runtime, self.row = runtime, row
+
+    def check_client(self, client: OAuthClient) -> bool:
+        return self.row.grant.client_pk == client.row.id
+
+    def is_expired(self) -> bool:
+        return self.runtime.clock.now() >= self.row.expires_at
+
+    def is_revoked(self) -> bool:
+        now = self.runtime.clock.now()
+        return (
+            self.row.revoked_at is not None
+            or self.row.rotated_at is not None
+            or not token_store.is_grant_usable(self.row.grant, now)
+        )
+
+    def introspection(self) -> dict[str, Any]:
+        grant = self.row.grant
+        return {
+            "scope": self.row.scope,
+            "client_id": grant.client.client_id,
+            "sub": grant.account.subject,
+            "username": grant.account.username,
+            "iss": self.runtime.settings.issuer,
+            "exp": int(self.row.expires_at.timestamp()),
+            "iat": int(self.row.created_at.timestamp()),
+            "token_type": "refresh_token",
+        }
+
+
+PresentedToken = PresentedAccessToken | PresentedRefreshToken
+
+
+def find_presented_token(
+    runtime: IdpRuntime, session: Session, token: str, hint: str | None
+) -> PresentedToken | None:
+    """RFC 7009 §2.1 / RFC 7662 §2.1: the hint only orders the search."""
+    lookups = ["access_token", "refresh_token"]
+    if hint == "refresh_token":
+        lookups.reverse()
+    for kind in lookups:
+        if kind == "access_token" and looks_like_jwt(token):
+            view = read_access_token(runtime, session, token, check_status=False)
+            if view is not None:
+                return PresentedAccessToken(runtime, session, view)
+        if kind == "refresh_token":
+            row = token_store.find_refresh_token(session, token)
+            if row is not None:
+                return PresentedRefreshToken(runtime, row)
+    return None

@@ -1,0 +1,33 @@
+"""Every route of the identity provider."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+from idp.oauth.endpoints.authorization import authorization_endpoint, resume_endpoint
+from idp.oauth.endpoints.discovery import PATHS, discovery_endpoint, jwks_endpoint
+from idp.oauth.endpoints.end_session import confirm_logout_endpoint, end_session_endpoint
+from idp.oauth.endpoints.introspection import introspection_endpoint
+from idp.oauth.endpoints.revocation import revocation_endpoint
+from idp.oauth.endpoints.token import token_endpoint
+from idp.oauth.endpoints.userinfo import userinfo_endpoint
+from idp.web.login import consent_page, consent_submit, login_page, login_submit
+
+
+def idp_routes() -> list[Route]:
+    return [
+        Route("/.well-known/openid-configuration", discovery_endpoint, methods=["GET"]),
+        Route(PATHS["jwks_uri"], jwks_endpoint, methods=["GET"]),
+        Route(PATHS["authorization_endpoint"], authorization_endpoint, methods=["GET", "POST"]),
+        Route("/oauth2/authorize/resume", resume_endpoint, methods=["GET"]),
+        Route(PATHS["token_endpoint"], token_endpoint, methods=["POST"]),
+        Route(PATHS["userinfo_endpoint"], userinfo_endpoint, methods=["GET", "POST"]),
+        Route(PATHS["introspection_endpoint"], introspection_endpoint, methods=["POST"]),
+        Route(PATHS["revocation_endpoint"], revocation_endpoint, methods=["POST"]),
+        Route(PATHS["end_session_endpoint"], end_session_endpoint, methods=["GET", "POST"]),
+        Route("/oauth2/logout/confirm", confirm_logout_endpoint, methods=["POST"]),
+        Route("/login", login_page, methods=["GET"]),
+        Route("/login", login_submit, methods=["POST"]),
+        Route("/consent", consent_page, methods=["GET"]),
+        Route("/consent", consent_submit, methods=["POST"]),
+    ]

@@ -1,0 +1,47 @@
+"""Everything the IdP needs at run time, built once by the app factory (CONVENTIONS §5)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.clock import Clock
+from core.settings import Settings
+from core.web.csrf import CsrfProtection
+from core.web.templating import PageRenderer
+from idp.passwords import PasswordHasher
+from keys.keyring import KeyRing
+
+# Another process (the CLI's `keys rotate`, another worker) may change the ring on disk.
+KEYRING_REFRESH_INTERVAL = 1.0
+
+
+@dataclass
+class IdpRuntime:
+    settings: Settings
+    clock: Clock
+    session_factory: sessionmaker[Session]
+    keyring_on_disk: KeyRing
+    passwords: PasswordHasher
+    pages: PageRenderer
+    csrf: CsrfProtection
+    _keyring_checked: float = field(default=0.0, init=False)
+    _keyring_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    @property
+    def keyring(self) -> KeyRing:
+        now = time.monotonic()
+        if now - self._keyring_checked >= KEYRING_REFRESH_INTERVAL:
+            with self._keyring_lock:
+                if now - self._keyring_checked >= KEYRING_REFRESH_INTERVAL:
+                    self.keyring_on_disk.refresh()
+                    self._keyring_checked = now
+        return self.keyring_on_disk
+
+    @property
+    def session_cookie_name(self) -> str:
+        # The __Host- prefix pins the cookie to this host, https and path "/" (RFC 6265bis).
+        return "__Host-sso_session" if self.settings.issuer_is_https else "sso_session"

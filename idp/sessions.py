@@ -1,0 +1,129 @@
+"""Browser SSO sessions and pending authorization interactions (server-side, in the database).
+
+All state lives in the database so any worker on any host can serve the next request.
+"""
+
+from __future__ import annotations
+
+import secrets
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core.clock import Clock
+from core.opaque_tokens import digest, new_opaque_token
+from core.settings import Settings
+from idp.models import Account, BrowserSession, Interaction
+
+# Writing last_seen_at on every request would turn every page view into a write.
+LAST_SEEN_GRANULARITY = timedelta(seconds=60)
+
+
+def create(
+    *,
+    session: Session,
+    clock: Clock,
+    settings: Settings,
+    account: Account,
+    amr: list[str],
+    client_address: str | None,
+    user_agent: str | None,
+) -> tuple[BrowserSession, str]:
+    """Start a new session (a fresh id at every login: no session fixation)."""
+    now = clock.now()
+    cookie_value = new_opaque_token()
+    browser_session = BrowserSession(
+        id_digest=digest(cookie_value),
+        sid=secrets.token_urlsafe(24),
+        account_id=account.id,
+        auth_time=now,
+        amr=amr,
+        created_at=now,
+        last_seen_at=now,
+        expires_at=now + timedelta(seconds=settings.session_ttl),
+        client_address=client_address,
+        user_agent=(user_agent or "")[:300] or None,
+    )
+    session.add(browser_session)
+    session.flush()
+    browser_session.account = account
+    return browser_session, cookie_value
+
+
+def find_active(
+    *, session: Session, clock: Clock, settings: Settings, cookie_value: str | None
+) -> BrowserSession | None:
+    if not cookie_value or len(cookie_value) > 100:
+        return None
+    browser_session = session.scalar(
+        select(BrowserSession).where(BrowserSession.id_digest == digest(cookie_value))
+    )
+    if browser_session is None or browser_session.ended_at is not None:
+        return None
+    now = clock.now()
+    idle_limit = browser_session.last_seen_at + timedelta(seconds=settings.session_idle_ttl)
+    if now >= browser_session.expires_at or now >= idle_limit:
+        return None
+    if not browser_session.account.is_active:
+        return None
+    if now - browser_session.last_seen_at >= LAST_SEEN_GRANULARITY:
+        browser_session.last_seen_at = now
+    return browser_session
+
+
+def end(*, session: Session, clock: Clock, browser_session: BrowserSession) -> None:
+    if browser_session.ended_at is None:
+        browser_session.ended_at = clock.now()
+
+
+def end_all_for_account(*, session: Session, clock: Clock, account: Account) -> int:
+    result = session.execute(
+        update(BrowserSession)
+        .where(BrowserSession.account_id == account.id, BrowserSession.ended_at.is_(None))
+        .values(ended_at=clock.now())
+    )
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def find_by_sid(session: Session, sid: str) -> BrowserSession | None:
+    return session.scalar(select(BrowserSession).where(BrowserSession.sid == sid))
+
+
+def start_interaction(
+    *,
+    session: Session,
+    clock: Clock,
+    settings: Settings,
+    client_id: str,
+    params: dict[str, Any],
+    authenticated_session_id: int | None = None,
+) -> str:
+    """Park a validated authorization request while the official logs in; returns its handle."""
+    handle = new_opaque_token()
+    now = clock.now()
+    session.add(
+        Interaction(
+            handle_digest=digest(handle),
+            client_id=client_id,
+            params=params,
+            created_at=now,
+            expires_at=now + timedelta(seconds=settings.interaction_ttl),
+            authenticated_session_id=authenticated_session_id,
+        )
+    )
+    return handle
+
+
+def find_interaction(*, session: Session, clock: Clock, handle: str | None) -> Interaction | None:
+    if not handle or len(handle) > 100:
+        return None
+    interaction = session.scalar(
+        select(Interaction).where(Interaction.handle_digest == digest(handle))
+    )
+    if interaction is None or interaction.completed_at is not None:
+        return None
+    if clock.now() >= interaction.expires_at:
+        return None
+    return interaction

@@ -1,0 +1,248 @@
+"""Storage of grants, authorization codes, refresh tokens and revoked access tokens.
+
+Single use is enforced with compare-and-set updates (``... WHERE consumed_at IS NULL``), so two
+workers racing with the same code or refresh token cannot both win.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from core.clock import Clock
+from core.opaque_tokens import digest, new_opaque_token
+from idp.models import (
+    Account,
+    AuthorizationCode,
+    BrowserSession,
+    Client,
+    Grant,
+    RefreshToken,
+    RevokedAccessToken,
+)
+
+
+def _rowcount(result: object) -> int:
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
+def create_grant(
+    *,
+    session: Session,
+    clock: Clock,
+    account: Account,
+    client: Client,
+    browser_session: BrowserSession | None,
+    scope: str,
+    auth_time: datetime,
+    amr: list[str],
+    lifetime: timedelta,
+) -> Grant:
+    now = clock.now()
+    grant = Grant(
+        grant_id=secrets.token_urlsafe(24),
+        account_id=account.id,
+        client_pk=client.id,
+        session_id=browser_session.id if browser_session else None,
+        sid=browser_session.sid if browser_session else None,
+        scope=scope,
+        auth_time=auth_time,
+        amr=amr,
+        created_at=now,
+        expires_at=now + lifetime,
+    )
+    session.add(grant)
+    session.flush()
+    grant.account, grant.client = account, client
+    return grant
+
+
+def is_grant_usable(grant: Grant, now: datetime) -> bool:
+    return grant.revoked_at is None and now < grant.expires_at and grant.account.is_active
+
+
+def find_grant(session: Session, grant_id: str) -> Grant | None:
+    return session.scalar(select(Grant).where(Grant.grant_id == grant_id))
+
+
+def revoke_grant(*, session: Session, clock: Clock, grant: Grant, reason: str) -> None:
+    session.execute(
+        update(Grant)
+        .where(Grant.id == grant.id, Grant.revoked_at.is_(None))
+        .values(revoked_at=clock.now(), revoked_reason=reason)
+    )
+    session.refresh(grant)
+
+
+def revoke_grants_of_account(
+    *, session: Session, clock: Clock, account: Account, reason: str
+) -> int:
+    return _rowcount(
+        session.execute(
+            update(Grant)
+            .where(Grant.account_id == account.id, Grant.revoked_at.is_(None))
+            .values(revoked_at=clock.now(), revoked_reason=reason)
+        )
+    )
+
+
+def revoke_grants_of_client(*, session: Session, clock: Clock, client: Client, reason: str) -> int:
+    return _rowcount(
+        session.execute(
+            update(Grant)
+            .where(Grant.client_pk == client.id, Grant.revoked_at.is_(None))
+            .values(revoked_at=clock.now(), revoked_reason=reason)
+        )
+    )
+
+
+def revoke_grants_of_session(
+    *, session: Session, clock: Clock, browser_session: BrowserSession, reason: str
+) -> int:
+    return _rowcount(
+        session.execute(
+            update(Grant)
+            .where(Grant.session_id == browser_session.id, Grant.revoked_at.is_(None))
+            .values(revoked_at=clock.now(), revoked_reason=reason)
+        )
+    )
+
+
+def store_code(
+    *,
+    session: Session,
+    clock: Clock,
+    code: str,
+    grant: Grant,
+    redirect_uri: str,
+    scope: str,
+    nonce: str | None,
+    code_challenge: str,
+    code_challenge_method: str,
+    lifetime: timedelta,
+) -> None:
+    now = clock.now()
+    session.add(
+        AuthorizationCode(
+            code_digest=digest(code),
+            grant_pk=grant.id,
+            redirect_uri=redirect_uri,
+            scope=scope,
+            nonce=nonce,
+            code_challenge=code_challenge,
+            code_challenge_method=code_challenge_method,
+            created_at=now,
+            expires_at=now + lifetime,
+        )
+    )
+
+
+@dataclass(frozen=True)
+class CodeRedemption:
+    code: AuthorizationCode | None
+    replayed: bool = False
+
+
+def redeem_code(*, session: Session, clock: Clock, code: str, client: Client) -> CodeRedemption:
+    """RFC 6749 §4.1.2: single use. A second use revokes every token issued from the code."""
+    stored = session.scalar(
+        select(AuthorizationCode).where(AuthorizationCode.code_digest == digest(code))
+    )
+    if stored is None or stored.grant.client_pk != client.id:
+        return CodeRedemption(code=None)
+    now = clock.now()
+    won = _rowcount(
+        session.execute(
+            update(AuthorizationCode)
+            .where(AuthorizationCode.id == stored.id, AuthorizationCode.consumed_at.is_(None))
+            .values(consumed_at=now)
+        )
+    )
+    if not won:
+        revoke_grant(session=session, clock=clock, grant=stored.grant, reason="code_replay")
+        return CodeRedemption(code=None, replayed=True)
+    if now >= stored.expires_at or not is_grant_usable(stored.grant, now):
+        return CodeRedemption(code=None)
+    return CodeRedemption(code=stored)
+
+
+def store_refresh_token(
+    *,
+    session: Session,
+    clock: Clock,
+    grant: Grant,
+    scope: str,
+    parent: RefreshToken | None,
+) -> str:
+    token = new_opaque_token()
+    now = clock.now()
+    session.add(
+        RefreshToken(
+            token_digest=digest(token),
+            grant_pk=grant.id,
+            parent_id=parent.id if parent else None,
+            scope=scope,
+            created_at=now,
+            expires_at=grant.expires_at,
+        )
+    )
+    return token
+
+
+def find_refresh_token(session: Session, token: str) -> RefreshToken | None:
+    if len(token) > 200:
+        return None
+    return session.scalar(select(RefreshToken).where(RefreshToken.token_digest == digest(token)))
+
+
+def usable_refresh_token(
+    *, session: Session, clock: Clock, token: str, client: Client
+) -> RefreshToken | None:
+    """Look up a refresh token for the refresh grant; reuse of a rotated one kills the family."""
+    stored = find_refresh_token(session, token)
+    if stored is None or stored.grant.client_pk != client.id:
+        return None
+    now = clock.now()
+    if stored.rotated_at is not None:
+        revoke_grant(session=session, clock=clock, grant=stored.grant, reason="refresh_reuse")
+        return None
+    if stored.revoked_at is not None or now >= stored.expires_at:
+        return None
+    if not is_grant_usable(stored.grant, now):
+        return None
+    return stored
+
+
+def mark_rotated(*, session: Session, clock: Clock, token: RefreshToken) -> bool:
+    """Compare-and-set: exactly one concurrent refresh with the same token wins."""
+    won = _rowcount(
+        session.execute(
+            update(RefreshToken)
+            .where(RefreshToken.id == token.id, RefreshToken.rotated_at.is_(None))
+            .values(rotated_at=clock.now())
+        )
+    )
+    if not won:
+        revoke_grant(session=session, clock=clock, grant=token.grant, reason="refresh_reuse")
+    return bool(won)
+
+
+def revoke_refresh_token(*, session: Session, clock: Clock, token: RefreshToken) -> None:
+    """RFC 7009 §2.1: revoking a refresh token also ends the grant's access tokens."""
+    token.revoked_at = clock.now()
+    revoke_grant(session=session, clock=clock, grant=token.grant, reason="revoked")
+
+
+def revoke_access_token(
+    *, session: Session, jti: str, expires_at: datetime
+) -> None:
+    if session.get(RevokedAccessToken, jti) is None:
+        session.add(RevokedAccessToken(jti=jti, expires_at=expires_at))
+
+
+def is_access_token_revoked(session: Session, jti: str) -> bool:
+    return session.get(RevokedAccessToken, jti) is not None

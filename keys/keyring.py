@@ -1,0 +1,656 @@
+"""Custody of the IdP's token-signing keys: one key ring on disk, shared by every process.
+
+Layout of the key ring directory (mode 0700)::
+
+    manifest.json   non-secret metadata: kid, alg and the key's timeline
+    <kid>.pem       private key, PKCS#8 PEM encrypted with the passphrase (mode 0600)
+    .lock           flock(2) target: writers hold it exclusively, readers shared
+
+Each key's ``kid`` is its RFC 7638 JWK thumbprint (SHA-256), so a ``kid`` names exactly one
+public key and can be recomputed by anyone holding the JWKS (RFC 7517 §4.5).
+
+A key moves through ``pending`` (in the JWKS, not signing yet) → ``active`` (signing) →
+``retired`` (in the JWKS so tokens it signed still verify) → ``expired`` (gone from the JWKS).
+Rotation publishes the new key ``publish_ahead`` before it signs, so relying parties that cache
+the JWKS already know it when the first token signed by it arrives (OpenID Connect Core §10.1.1).
+
+Every write replaces whole files atomically (temporary file, fsync, ``os.replace``) under the
+exclusive lock, so uvicorn workers and the CLI may share the directory. Other processes notice
+a change through :meth:`KeyRing.refresh`, which costs one ``stat`` when nothing changed.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import secrets
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from cryptography.hazmat.primitives import serialization
+from joserfc import jwt
+from joserfc.errors import JoseError, UnsupportedAlgorithmError
+from joserfc.jwk import ECKey, JWKRegistry, Key, KeyParameters, OKPKey, RSAKey
+from joserfc.jws import JWSAlgModel, JWSRegistry, extract_compact, validate_compact
+from joserfc.jwt import Token
+
+from keys.errors import InvalidToken, KeyRingError, NoSigningKey, WrongPassphrase
+
+__all__ = ["SUPPORTED_ALGORITHMS", "KeyInfo", "KeyRing"]
+
+SUPPORTED_ALGORITHMS: tuple[str, ...] = ("RS256", "ES256", "EdDSA")
+
+MANIFEST_NAME = "manifest.json"
+LOCK_NAME = ".lock"
+_MANIFEST_FORMAT = "commune-sso-keyring/1"
+
+# RSA-2048 rather than 3072: signing speed matters (every token) and 2048 is acceptable
+# through 2030 (NIST SP 800-57 Part 1 Rev. 5, table 4).
+_RSA_BITS = 2048
+
+# A SHA-256 RFC 7638 thumbprint is 43 base64url characters. Checking it before building a file
+# name from it means a tampered manifest cannot point outside the directory.
+_KID_PATTERN = re.compile(r"[A-Za-z0-9_-]{43}")
+
+# Only what sign_jwt emits. Anything else (jku, x5u, jwk, crit, b64: false) in a token claiming
+# to be ours is an attack or a bug, and refusing it costs nothing.
+_ALLOWED_HEADER_PARAMETERS = frozenset({"alg", "kid", "typ"})
+
+_PUBLISHED_STATES = frozenset({"pending", "active", "retired"})
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """Public facts about one key. All datetimes are timezone-aware UTC."""
+
+    kid: str
+    alg: str
+    created_at: datetime
+    active_from: datetime
+    retire_at: datetime | None
+    unpublish_at: datetime | None
+
+    def __post_init__(self) -> None:
+        for name in ("created_at", "active_from", "retire_at", "unpublish_at"):
+            value = getattr(self, name)
+            if value is not None and value.utcoffset() is None:
+                raise ValueError(f"KeyInfo.{name} must be timezone-aware")
+
+    def state(self, now: datetime) -> str:
+        """``pending``, ``active``, ``retired`` or ``expired`` at ``now``.
+
+        The later boundary wins: a key whose ``retire_at`` precedes its ``active_from`` (a
+        pending key overtaken by another rotation) goes from pending to retired, never active.
+        """
+        if self.unpublish_at is not None and now >= self.unpublish_at:
+            return "expired"
+        if self.retire_at is not None and now >= self.retire_at:
+            return "retired"
+        if now < self.active_from:
+            return "pending"
+        return "active"
+
+    def is_published(self, now: datetime) -> bool:
+        return self.state(now) in _PUBLISHED_STATES
+
+
+class _OneAlgorithmRegistry(JWSRegistry):
+    """A JWS registry that allows exactly one algorithm, looked up without side effects.
+
+    joserfc warns on every use of ``EdDSA`` because RFC 9864 deprecates it in favour of
+    ``Ed25519``. We keep ``EdDSA`` on purpose: it is the identifier relying parties and
+    OpenID Connect libraries understand today. The warning would fire for every signature.
+    """
+
+    def __init__(self, alg: str) -> None:
+        super().__init__(algorithms=[alg])
+        self._alg_name = alg
+        self._alg = self.algorithms[alg]
+
+    def get_alg(self, name: str) -> JWSAlgModel:
+        if name != self._alg_name:
+            raise UnsupportedAlgorithmError(f"Algorithm of '{name}' is not allowed")
+        return self._alg
+
+
+_REGISTRIES: dict[str, JWSRegistry] = {
+    alg: _OneAlgorithmRegistry(alg) for alg in SUPPORTED_ALGORITHMS
+}
+
+
+def _generate_key(alg: str) -> Key:
+    if alg == "RS256":
+        return RSAKey.generate_key(_RSA_BITS)
+    if alg == "ES256":
+        return ECKey.generate_key("P-256")
+    if alg == "EdDSA":
+        return OKPKey.generate_key("Ed25519")
+    raise ValueError(f"unsupported algorithm {alg!r}")
+
+
+def _key_matches_alg(key: Key, alg: str) -> bool:
+    if alg == "RS256":
+        return isinstance(key, RSAKey)
+    if alg == "ES256":
+        return isinstance(key, ECKey) and key.curve_name == "P-256"
+    if alg == "EdDSA":
+        return isinstance(key, OKPKey) and key.curve_name == "Ed25519"
+    return False
+
+
+_KEY_CLASSES: dict[str, type[RSAKey] | type[ECKey] | type[OKPKey]] = {
+    "RS256": RSAKey,
+    "ES256": ECKey,
+    "EdDSA": OKPKey,
+}
+
+
+@dataclass(frozen=True)
+class _LoadedKey:
+    info: KeyInfo
+    private: Key
+    public: Key
+    public_jwk: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class _Snapshot:
+    """One consistent view of the key ring; replaced as a whole, never mutated."""
+
+    keys: tuple[_LoadedKey, ...]  # oldest first
+    by_kid: Mapping[str, _LoadedKey]
+    newest_first: Mapping[str, tuple[_LoadedKey, ...]]  # per alg
+    manifest_id: tuple[int, int, int, int]
+
+    @classmethod
+    def build(cls, keys: Sequence[_LoadedKey], manifest_id: tuple[int, int, int, int]) -> _Snapshot:
+        ordered = tuple(sorted(keys, key=lambda k: k.info.created_at))  # stable: manifest order
+        return cls(
+            keys=ordered,
+            by_kid={k.info.kid: k for k in ordered},
+            newest_first={
+                alg: tuple(k for k in reversed(ordered) if k.info.alg == alg)
+                for alg in SUPPORTED_ALGORITHMS
+            },
+            manifest_id=manifest_id,
+        )
+
+
+def _manifest_id(st: os.stat_result) -> tuple[int, int, int, int]:
+    # Every write is a rename of a new file, so the inode changes even when two writes land in
+    # the same mtime tick with the same size.
+    return (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_size)
+
+
+def _check_aware(now: datetime) -> None:
+    if now.utcoffset() is None:
+        raise ValueError("now must be timezone-aware (UTC)")
+
+
+def _format_time(value: datetime | None) -> str | None:
+    return None if value is None else value.astimezone(UTC).isoformat()
+
+
+def _parse_time(value: object, field: str) -> datetime:
+    if not isinstance(value, str):
+        raise KeyRingError(f"manifest: {field} is not a timestamp")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as error:
+        raise KeyRingError(f"manifest: {field} is not a timestamp") from error
+    if parsed.utcoffset() is None:
+        raise KeyRingError(f"manifest: {field} has no time zone")
+    return parsed.astimezone(UTC)
+
+
+def _parse_optional_time(value: object, field: str) -> datetime | None:
+    return None if value is None else _parse_time(value, field)
+
+
+def _info_to_json(info: KeyInfo) -> dict[str, Any]:
+    return {
+        "kid": info.kid,
+        "alg": info.alg,
+        "created_at": _format_time(info.created_at),
+        "active_from": _format_time(info.active_from),
+        "retire_at": _format_time(info.retire_at),
+        "unpublish_at": _format_time(info.unpublish_at),
+    }
+
+
+def _info_from_json(data: object) -> KeyInfo:
+    if not isinstance(data, dict):
+        raise KeyRingError("manifest: key entry is not an object")
+    kid = data.get("kid")
+    alg = data.get("alg")
+    if not isinstance(kid, str) or not _KID_PATTERN.fullmatch(kid):
+        raise KeyRingError("manifest: invalid kid")
+    if alg not in SUPPORTED_ALGORITHMS:
+        raise KeyRingError(f"manifest: key {kid} has unsupported alg {alg!r}")
+    return KeyInfo(
+        kid=kid,
+        alg=alg,
+        created_at=_parse_time(data.get("created_at"), "created_at"),
+        active_from=_parse_time(data.get("active_from"), "active_from"),
+        retire_at=_parse_optional_time(data.get("retire_at"), "retire_at"),
+        unpublish_at=_parse_optional_time(data.get("unpublish_at"), "unpublish_at"),
+    )
+
+
+class _Directory:
+    """File-level operations on the key ring directory. Callers hold the lock."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.manifest = path / MANIFEST_NAME
+
+    def ensure(self) -> None:
+        self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # A key directory that others can list or enter leaks which keys exist and lets them
+        # race our renames; tighten it even if someone created it with the umask's mode.
+        os.chmod(self.path, 0o700)
+
+    def pem_path(self, kid: str) -> Path:
+        return self.path / f"{kid}.pem"
+
+    @contextmanager
+    def locked(self, *, exclusive: bool) -> Iterator[None]:
+        # flock, not lockf: flock locks belong to the open file description, so two threads of
+        # one process exclude each other too, and closing an unrelated descriptor of the same
+        # file cannot drop the lock.
+        fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def write_atomic(self, target: Path, data: bytes) -> tuple[int, int, int, int]:
+        """Replace ``target`` with ``data`` (mode 0600) so readers see old or new, never half."""
+        tmp = self.path / f".{target.name}.{secrets.token_hex(8)}.tmp"
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            try:
+                os.fchmod(fd, 0o600)
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+                written = _manifest_id(os.fstat(fd))
+            finally:
+                os.close(fd)
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        self._sync_directory()
+        return written
+
+    def _sync_directory(self) -> None:
+        # Makes the rename itself durable: without it a crash can bring back the old manifest.
+        fd = os.open(self.path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def read_manifest(self) -> tuple[list[KeyInfo], tuple[int, int, int, int]] | None:
+        try:
+            with open(self.manifest, "rb") as f:
+                manifest_id = _manifest_id(os.fstat(f.fileno()))
+                raw = f.read()
+        except FileNotFoundError:
+            return None
+        try:
+            data = json.loads(raw)
+        except ValueError as error:
+            raise KeyRingError("manifest.json is not valid JSON") from error
+        if not isinstance(data, dict) or data.get("format") != _MANIFEST_FORMAT:
+            raise KeyRingError(f"manifest.json is not a {_MANIFEST_FORMAT} manifest")
+        entries = data.get("keys")
+        if not isinstance(entries, list):
+            raise KeyRingError("manifest: keys is not a list")
+        infos = [_info_from_json(entry) for entry in entries]
+        if len({info.kid for info in infos}) != len(infos):
+            raise KeyRingError("manifest: duplicate kid")
+        return infos, manifest_id
+
+    def write_manifest(self, infos: Sequence[KeyInfo]) -> tuple[int, int, int, int]:
+        body = {"format": _MANIFEST_FORMAT, "keys": [_info_to_json(i) for i in infos]}
+        return self.write_atomic(self.manifest, json.dumps(body, indent=2).encode() + b"\n")
+
+    def read_pems(self, infos: Sequence[KeyInfo], skip: Mapping[str, object]) -> dict[str, bytes]:
+        pems: dict[str, bytes] = {}
+        for info in infos:
+            if info.kid in skip:
+                continue
+            try:
+                pems[info.kid] = self.pem_path(info.kid).read_bytes()
+            except FileNotFoundError as error:
+                raise KeyRingError(f"private key file of {info.kid} is missing") from error
+        return pems
+
+
+def _encrypt_pem(key: Key, passphrase: bytes) -> bytes:
+    native = key.private_key
+    if native is None or isinstance(native, bytes):  # pragma: no cover - we only make private keys
+        raise KeyRingError("not an asymmetric private key")
+    return native.private_bytes(
+        encoding=serialization.Encoding.PEM,
+        format=serialization.PrivateFormat.PKCS8,
+        encryption_algorithm=serialization.BestAvailableEncryption(passphrase),
+    )
+
+
+def _decrypt(info: KeyInfo, pem: bytes, passphrase: bytes) -> _LoadedKey:
+    # An unencrypted key file is refused rather than used: it means someone replaced it.
+    if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" not in pem:
+        raise KeyRingError(f"private key file of {info.kid} is not an encrypted PKCS#8 PEM")
+    parameters: KeyParameters = {"kid": info.kid, "alg": info.alg, "use": "sig"}
+    try:
+        private: Key = _KEY_CLASSES[info.alg].import_key(pem, parameters, password=passphrase)
+    except (ValueError, TypeError) as error:
+        raise WrongPassphrase(
+            f"cannot decrypt the private key {info.kid}: wrong passphrase or damaged file"
+        ) from error
+    except JoseError as error:
+        raise KeyRingError(
+            f"private key file of {info.kid} does not hold an {info.alg} key"
+        ) from error
+    if not _key_matches_alg(private, info.alg):
+        raise KeyRingError(f"private key file of {info.kid} does not hold an {info.alg} key")
+    # The kid is a thumbprint (RFC 7638 §3), so a swapped or edited key file cannot pass as
+    # another key.
+    if private.thumbprint() != info.kid:
+        raise KeyRingError(f"private key file of {info.kid} holds a different key")
+    public_jwk: dict[str, Any] = {
+        **private.as_dict(private=False),
+        "kid": info.kid,
+        "alg": info.alg,
+        "use": "sig",
+    }
+    public = JWKRegistry.import_key(public_jwk)
+    return _LoadedKey(info=info, private=private, public=public, public_jwk=public_jwk)
+
+
+class KeyRing:
+    """The token-signing keys of this IdP (RFC 7517 key set, RFC 7638 kids, RFC 7515 JWS).
+
+    Private keys are decrypted once per load and kept as joserfc key objects, so signing never
+    touches the disk. One instance is safe to share between threads: its state is an immutable
+    snapshot swapped in one assignment.
+    """
+
+    def __init__(self, directory: Path, passphrase: bytes, snapshot: _Snapshot) -> None:
+        """Use :meth:`load_or_create`."""
+        self._dir = _Directory(directory)
+        # Kept so that keys another process rotates in can be decrypted on refresh().
+        self._passphrase = passphrase
+        self._snapshot = snapshot
+        self._reload_lock = threading.Lock()
+
+    @classmethod
+    def load_or_create(cls, directory: Path, passphrase: bytes, *, now: datetime) -> KeyRing:
+        """Open the ring; on first start create one key per SUPPORTED_ALGORITHMS, active at once.
+
+        An existing ring that lacks an algorithm of SUPPORTED_ALGORITHMS gets a key for it the
+        same way. Raises :class:`WrongPassphrase` if existing keys cannot be decrypted.
+        """
+        _check_aware(now)
+        if not isinstance(passphrase, bytes) or not passphrase:
+            raise ValueError("the key ring passphrase must be non-empty bytes")
+        now = now.astimezone(UTC)
+        d = _Directory(Path(directory))
+        d.ensure()
+        with d.locked(exclusive=True):
+            current = d.read_manifest()
+            infos = current[0] if current is not None else []
+            have = {info.alg for info in infos}
+            missing = [alg for alg in SUPPORTED_ALGORITHMS if alg not in have]
+            if not missing and current is not None:
+                manifest_id = current[1]
+            else:
+                if infos:
+                    # Prove the passphrase before adding keys encrypted with it, or a typo would
+                    # leave a ring whose keys need two different passphrases.
+                    first = infos[0]
+                    _decrypt(first, d.read_pems([first], skip={})[first.kid], passphrase)
+                for alg in missing:
+                    key = _generate_key(alg)
+                    info = KeyInfo(
+                        kid=key.thumbprint(),
+                        alg=alg,
+                        created_at=now,
+                        active_from=now,
+                        retire_at=None,
+                        unpublish_at=None,
+                    )
+                    d.write_atomic(d.pem_path(info.kid), _encrypt_pem(key, passphrase))
+                    infos.append(info)
+                manifest_id = d.write_manifest(infos)
+            pems = d.read_pems(infos, skip={})
+        # Decrypting is the slow part (RSA key validation); do it after releasing the lock.
+        loaded = [_decrypt(info, pems[info.kid], passphrase) for info in infos]
+        return cls(d.path, passphrase, _Snapshot.build(loaded, manifest_id))
+
+    @property
+    def directory(self) -> Path:
+        return self._dir.path
+
+    def keys(self) -> list[KeyInfo]:
+        """All keys in the manifest, oldest first."""
+        return [k.info for k in self._snapshot.keys]
+
+    def _signing_key(self, alg: str, now: datetime) -> _LoadedKey:
+        for candidate in self._snapshot.newest_first.get(alg, ()):
+            if candidate.info.state(now) == "active":
+                return candidate
+        raise NoSigningKey(f"no active {alg} key at {now.isoformat()}")
+
+    def sign_jwt(
+        self, claims: dict[str, Any], *, alg: str, now: datetime, typ: str | None = None
+    ) -> str:
+        """Sign ``claims`` as a compact JWS (RFC 7515 §7.1, RFC 7519).
+
+        The protected header holds ``alg``, ``kid`` and, when given, ``typ`` (``at+jwt`` for
+        RFC 9068 access tokens, ``logout+jwt`` for back-channel logout tokens). The newest key of
+        ``alg`` that is active at ``now`` signs. Raises :class:`NoSigningKey` if there is none.
+        """
+        _check_aware(now)
+        key = self._signing_key(alg, now)
+        header: dict[str, Any] = {"alg": alg, "kid": key.info.kid}
+        if typ is not None:
+            header["typ"] = typ
+        # joserfc rewrites datetime exp/iat/nbf in the dict it is given: pass a copy so the
+        # caller's claims stay as they were.
+        return jwt.encode(
+            header, dict(claims), key.private, registry=_REGISTRIES[alg], default_type=None
+        )
+
+    def public_jwks(self, *, now: datetime) -> dict[str, Any]:
+        """The JWK Set (RFC 7517 §5) of keys published at ``now``: pending, active and retired.
+
+        Each JWK carries ``kid``, ``alg`` and ``use: "sig"`` and no private member.
+        """
+        _check_aware(now)
+        return {
+            "keys": [dict(k.public_jwk) for k in self._snapshot.keys if k.info.is_published(now)]
+        }
+
+    def verify_jwt(
+        self,
+        token: str,
+        *,
+        now: datetime,
+        algorithms: Sequence[str] = SUPPORTED_ALGORITHMS,
+    ) -> Token:
+        """Verify the signature of one of OUR tokens (RFC 7515 §5.2) against the published keys.
+
+        The header must name a ``kid`` published at ``now``; its ``alg`` must equal that key's
+        algorithm and be in ``algorithms``. Taking the algorithm from our key, never from the
+        token, is what defeats alg-confusion attacks (RFC 8725 §2.1, §3.1). Returns joserfc's
+        ``Token``. Raises :class:`InvalidToken` with a short reason for any problem. Claims
+        (``exp``, ``iss``, ``aud``) are the caller's to check.
+        """
+        _check_aware(now)
+        snapshot = self._snapshot
+        try:
+            raw = token.encode("ascii")
+            obj = extract_compact(raw)
+        except (JoseError, ValueError, TypeError, AttributeError) as error:
+            raise InvalidToken("malformed token") from error
+        header = obj.headers()
+        if not _ALLOWED_HEADER_PARAMETERS.issuperset(header):
+            raise InvalidToken("unexpected header parameter")
+        kid = header.get("kid")
+        if not isinstance(kid, str):
+            raise InvalidToken("missing kid")
+        key = snapshot.by_kid.get(kid)
+        if key is None or not key.info.is_published(now):
+            raise InvalidToken("unknown kid")
+        if header.get("alg") != key.info.alg:
+            raise InvalidToken("alg does not match the key")
+        if key.info.alg not in algorithms:
+            raise InvalidToken("alg not allowed")
+        try:
+            valid = validate_compact(obj, key.public, registry=_REGISTRIES[key.info.alg])
+        except (JoseError, ValueError, TypeError) as error:
+            raise InvalidToken("bad signature") from error
+        if not valid:
+            raise InvalidToken("bad signature")
+        try:
+            claims = json.loads(obj.payload)
+        except (ValueError, TypeError) as error:
+            raise InvalidToken("payload is not JSON") from error
+        if not isinstance(claims, dict):
+            raise InvalidToken("payload is not a JSON object")
+        return Token(header, claims)
+
+    def rotate(
+        self,
+        *,
+        now: datetime,
+        publish_ahead: timedelta,
+        keep_published: timedelta,
+        algorithms: Sequence[str] | None = None,
+    ) -> list[KeyInfo]:
+        """Add a new key per algorithm (default: all) and schedule the current ones out.
+
+        The new key is published at once and signs from ``now + publish_ahead``, so relying
+        parties that cache the JWKS (RFC 7517 §5) already have it when it starts signing. Every
+        key of that algorithm that would still sign after that moment gets
+        ``retire_at = new.active_from`` and ``unpublish_at = retire_at + keep_published``, so
+        tokens it signed keep verifying until they expire; ``keep_published`` must therefore be
+        at least the longest token lifetime.
+
+        Keys already expired at ``now`` are dropped from the manifest and their private key
+        files deleted: they can no longer verify anything and only add exposure.
+
+        Persists to disk (other processes pick it up with :meth:`refresh`) and returns the new
+        keys.
+        """
+        _check_aware(now)
+        now = now.astimezone(UTC)
+        if publish_ahead < timedelta(0) or keep_published < timedelta(0):
+            raise ValueError("publish_ahead and keep_published must not be negative")
+        algs = list(SUPPORTED_ALGORITHMS if algorithms is None else dict.fromkeys(algorithms))
+        unknown = [alg for alg in algs if alg not in SUPPORTED_ALGORITHMS]
+        if unknown:
+            raise ValueError(f"unsupported algorithms: {', '.join(unknown)}")
+
+        active_from = now + publish_ahead
+        # Key generation (RSA) is slow: do it before taking the lock other processes wait on.
+        generated = {alg: _generate_key(alg) for alg in algs}
+        new_infos = [
+            KeyInfo(
+                kid=key.thumbprint(),
+                alg=alg,
+                created_at=now,
+                active_from=active_from,
+                retire_at=None,
+                unpublish_at=None,
+            )
+            for alg, key in generated.items()
+        ]
+        unpublish_at = active_from + keep_published
+
+        d = self._dir
+        with self._reload_lock:
+            with d.locked(exclusive=True):
+                current = d.read_manifest()
+                if current is None:
+                    raise KeyRingError(f"{d.manifest} has disappeared")
+                # The manifest on disk, not our snapshot, is the truth: another process may have
+                # rotated since we last looked.
+                kept: list[KeyInfo] = []
+                pruned: list[KeyInfo] = []
+                for info in current[0]:
+                    if info.state(now) == "expired":
+                        pruned.append(info)
+                    elif info.alg in generated and (
+                        info.retire_at is None or info.retire_at > active_from
+                    ):
+                        kept.append(replace(info, retire_at=active_from, unpublish_at=unpublish_at))
+                    else:
+                        kept.append(info)
+                for info in new_infos:
+                    d.write_atomic(
+                        d.pem_path(info.kid), _encrypt_pem(generated[info.alg], self._passphrase)
+                    )
+                infos = kept + new_infos
+                manifest_id = d.write_manifest(infos)
+                # Only once the manifest no longer names them, so no reader looks for them.
+                for info in pruned:
+                    d.pem_path(info.kid).unlink(missing_ok=True)
+                cached = self._snapshot.by_kid
+                pems = d.read_pems(infos, skip=cached)
+            self._install(infos, pems, cached, manifest_id)
+        return new_infos
+
+    def refresh(self) -> None:
+        """Re-read manifest.json if another process changed it.
+
+        Costs one ``stat`` when nothing changed; only keys not seen before are decrypted.
+        Callers should still call it at most about once a second per process.
+        """
+        try:
+            st = os.stat(self._dir.manifest)
+        except FileNotFoundError as error:
+            raise KeyRingError(f"{self._dir.manifest} has disappeared") from error
+        if _manifest_id(st) == self._snapshot.manifest_id:
+            return
+        with self._reload_lock:
+            d = self._dir
+            with d.locked(exclusive=False):
+                current = d.read_manifest()
+                if current is None:
+                    raise KeyRingError(f"{d.manifest} has disappeared")
+                infos, manifest_id = current
+                if manifest_id == self._snapshot.manifest_id:
+                    return  # another thread of this process got here first
+                cached = self._snapshot.by_kid
+                pems = d.read_pems(infos, skip=cached)
+            self._install(infos, pems, cached, manifest_id)
+
+    def _install(
+        self,
+        infos: Sequence[KeyInfo],
+        pems: Mapping[str, bytes],
+        cached: Mapping[str, _LoadedKey],
+        manifest_id: tuple[int, int, int, int],
+    ) -> None:
+        loaded: list[_LoadedKey] = []
+        for info in infos:
+            if info.kid in pems:
+                loaded.append(_decrypt(info, pems[info.kid], self._passphrase))
+            else:
+                # Same kid means same key material (it is a thumbprint); only the timeline moved.
+                loaded.append(replace(cached[info.kid], info=info))
+        self._snapshot = _Snapshot.build(loaded, manifest_id)

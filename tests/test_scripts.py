@@ -1,0 +1,42 @@
+"""The repository's shell entry points: executable, bash, and syntactically valid.
+
+CI runs ``bash .ci/run``, which execs ``./scripts/test``: a lost executable bit or a syntax
+error there fails every run, so these cheap checks catch it first. (scripts/pg-throwaway itself
+is exercised by every test run that uses PostgreSQL.)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SCRIPTS = [ROOT / ".ci" / "run", *sorted((ROOT / "scripts").iterdir())]
+BASH_SHEBANGS = ("#!/usr/bin/env bash", "#!/bin/bash")
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_script_is_executable_bash(script: Path) -> None:
+    assert script.is_file()
+    assert os.access(script, os.X_OK), f"{script} is not executable (chmod +x)"
+    first_line = script.read_text(encoding="utf-8").splitlines()[0].strip()
+    assert first_line in BASH_SHEBANGS
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: str(p.relative_to(ROOT)))
+def test_script_parses(script: Path) -> None:
+    bash = shutil.which("bash")
+    assert bash is not None
+    result = subprocess.run(
+        [bash, "-n", str(script)], capture_output=True, text=True, timeout=30, check=False
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_ci_runs_the_readme_test_command() -> None:
+    text = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    assert "exec ./scripts/test" in text
