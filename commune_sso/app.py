@@ -14,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 
 import core
 import idp
+from commune_sso import secrets_setup
 from core import audit
 from core.clock import Clock, SystemClock
 from core.db import make_engine, make_session_factory
@@ -22,7 +23,6 @@ from core.settings import Settings
 from core.web.csrf import CsrfError, CsrfProtection
 from core.web.i18n import N_, load_translations, negotiate_locale
 from core.web.templating import PageRenderer
-from commune_sso import secrets_setup
 from idp.passwords import PasswordHasher
 from idp.router import idp_routes
 from idp.runtime import IdpRuntime
@@ -43,8 +43,9 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> IdpRuntime:
     keyring = KeyRing.load_or_create(
         settings.resolved_key_dir, secrets_setup.key_passphrase(settings), now=clock.now()
     )
-    csrf = CsrfProtection(secrets_setup.server_secret(settings),
-                          secure_cookies=settings.issuer_is_https)
+    csrf = CsrfProtection(
+        secrets_setup.server_secret(settings), secure_cookies=settings.issuer_is_https
+    )
     translations = load_translations([CORE_WEB / "locale", IDP_DIR / "locale"])
     pages = PageRenderer(
         template_dirs=[IDP_DIR / "templates", CORE_WEB / "templates"],
@@ -52,22 +53,34 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> IdpRuntime:
         csrf=csrf,
     )
     return IdpRuntime(
-        settings=settings, clock=clock, session_factory=session_factory, keyring_on_disk=keyring,
-        passwords=PasswordHasher(settings), pages=pages, csrf=csrf,
+        settings=settings,
+        clock=clock,
+        session_factory=session_factory,
+        keyring_on_disk=keyring,
+        passwords=PasswordHasher(settings),
+        pages=pages,
+        csrf=csrf,
     )
 
 
 def _locale(request: Request) -> str:
-    return negotiate_locale(ui_locales=None, query_lang=request.query_params.get("lang"),
-                            cookie_lang=request.cookies.get("lang"))
+    return negotiate_locale(
+        ui_locales=None,
+        query_lang=request.query_params.get("lang"),
+        cookie_lang=request.cookies.get("lang"),
+    )
 
 
 def _wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
-def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
-               runtime: IdpRuntime | None = None) -> Starlette:
+def create_app(
+    settings: Settings | None = None,
+    *,
+    clock: Clock | None = None,
+    runtime: IdpRuntime | None = None,
+) -> Starlette:
     settings = settings or Settings()
     runtime = runtime or build_runtime(settings, clock)
 
@@ -76,35 +89,51 @@ def create_app(settings: Settings | None = None, *, clock: Clock | None = None,
         if isinstance(exc, CsrfError) or _wants_html(request):
             title = N_("Form expired") if isinstance(exc, CsrfError) else N_("Access denied")
             return runtime.pages.render(
-                request, "error.html",
+                request,
+                "error.html",
                 {"title": title, "message": exc.message, "status_code": exc.status_code},
-                locale=_locale(request), status_code=exc.status_code,
+                locale=_locale(request),
+                status_code=exc.status_code,
             )
-        return JSONResponse({"error": exc.code, "message": exc.message},
-                            status_code=exc.status_code)
+        return JSONResponse(
+            {"error": exc.code, "message": exc.message}, status_code=exc.status_code
+        )
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         if exc.status_code == 404 and _wants_html(request):
             return runtime.pages.render(
-                request, "error.html",
-                {"title": N_("Page not found"), "message": N_("Please try again later."),
-                 "status_code": 404},
-                locale=_locale(request), status_code=404,
+                request,
+                "error.html",
+                {
+                    "title": N_("Page not found"),
+                    "message": N_("Please try again later."),
+                    "status_code": 404,
+                },
+                locale=_locale(request),
+                status_code=404,
             )
         error = "invalid_request" if exc.status_code < 500 else "server_error"
-        return JSONResponse({"error": error, "error_description": str(exc.detail)},
-                            status_code=exc.status_code, headers=getattr(exc, "headers", None))
+        return JSONResponse(
+            {"error": error, "error_description": str(exc.detail)},
+            status_code=exc.status_code,
+            headers=getattr(exc, "headers", None),
+        )
 
     async def unexpected_error(request: Request, exc: Exception) -> Response:
         # The cause goes to the log; the caller sees no stack trace (CONVENTIONS §3).
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         if _wants_html(request):
             return runtime.pages.render(
-                request, "error.html",
-                {"title": N_("Something went wrong"), "message": N_("Please try again later."),
-                 "status_code": 500},
-                locale=_locale(request), status_code=500,
+                request,
+                "error.html",
+                {
+                    "title": N_("Something went wrong"),
+                    "message": N_("Please try again later."),
+                    "status_code": 500,
+                },
+                locale=_locale(request),
+                status_code=500,
             )
         return JSONResponse({"error": "server_error"}, status_code=500)
 

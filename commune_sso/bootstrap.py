@@ -31,20 +31,32 @@ class FirstStartData:
     demo_client_secret: str
 
 
-def first_start(settings: Settings, factory: sessionmaker[Session], *, clock: Clock) -> FirstStartData | None:
+def first_start(
+    settings: Settings, factory: sessionmaker[Session], *, clock: Clock
+) -> FirstStartData | None:
     with transaction(factory) as session:
         if accounts.count(session) > 0:
             return None
         password = secrets.token_urlsafe(12)
         accounts.create(
-            session=session, clock=clock, passwords=PasswordHasher(settings), actor="system",
-            username=FIRST_ADMIN, full_name="Quản trị hệ thống", password=password,
+            session=session,
+            clock=clock,
+            passwords=PasswordHasher(settings),
+            actor="system",
+            username=FIRST_ADMIN,
+            full_name="Quản trị hệ thống",
+            password=password,
             is_system_admin=True,
         )
         client, secret = clients.create(
-            session=session, clock=clock, actor="system", name="Ứng dụng mẫu (demo)",
-            redirect_uris=[DEMO_REDIRECT_URI], post_logout_redirect_uris=[DEMO_POST_LOGOUT_URI],
-            client_id="demo-shared-app", first_party=True,
+            session=session,
+            clock=clock,
+            actor="system",
+            name="Ứng dụng mẫu (demo)",
+            redirect_uris=[DEMO_REDIRECT_URI],
+            post_logout_redirect_uris=[DEMO_POST_LOGOUT_URI],
+            client_id="demo-shared-app",
+            first_party=True,
         )
         assert secret is not None
         return FirstStartData(FIRST_ADMIN, password, client.client_id, secret)
@@ -59,5 +71,7 @@ def print_first_start(console: Console, settings: Settings, data: FirstStartData
     console.print(f"demo client_id:      {data.demo_client_id}")
     console.print(f"demo client_secret:  {data.demo_client_secret}")
     console.print(f"demo redirect_uri:   {DEMO_REDIRECT_URI}")
-    console.print("[yellow]These secrets are shown once and stored only hashed. Save them now.[/yellow]")
+    console.print(
+        "[yellow]These secrets are shown once and stored only hashed. Save them now.[/yellow]"
+    )
     console.rule()

@@ -10,26 +10,34 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from sqlalchemy.orm import Session, sessionmaker
 
+from commune_sso import bootstrap, database, secrets_setup
 from core import audit
 from core.clock import SystemClock
 from core.db import make_engine, make_session_factory, transaction
 from core.errors import ConfigurationError, DomainError
 from core.settings import Settings
-from commune_sso import bootstrap, database, secrets_setup
 from idp import accounts, clients
 from idp.passwords import PasswordHasher
 from keys.keyring import KeyRing
 
-app = typer.Typer(help="commune-sso: SSO and signing-certificate authority for commune officials.",
-                  no_args_is_help=True)
+app = typer.Typer(
+    help="commune-sso: SSO and signing-certificate authority for commune officials.",
+    no_args_is_help=True,
+)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 user_app = typer.Typer(help="Officials' accounts.", no_args_is_help=True)
 client_app = typer.Typer(help="Registered applications (OIDC clients).", no_args_is_help=True)
 keys_app = typer.Typer(help="Token-signing keys.", no_args_is_help=True)
 audit_app = typer.Typer(help="The hash-chained audit log.", no_args_is_help=True)
-for name, group in [("db", db_app), ("user", user_app), ("client", client_app),
-                    ("keys", keys_app), ("audit", audit_app)]:
+for name, group in [
+    ("db", db_app),
+    ("user", user_app),
+    ("client", client_app),
+    ("keys", keys_app),
+    ("audit", audit_app),
+]:
     app.add_typer(group, name=name)
 
 console = Console()
@@ -55,7 +63,7 @@ def settings() -> Settings:
         raise
 
 
-def session_factory(current: Settings):  # type: ignore[no-untyped-def]
+def session_factory(current: Settings) -> sessionmaker[Session]:
     factory = make_session_factory(make_engine(current.resolved_database_url))
     audit.install(factory)
     return factory
@@ -93,9 +101,16 @@ def serve(
         return
     if created is not None:
         bootstrap.print_first_start(console, current, created)
-    uvicorn.run("commune_sso.asgi:app_from_environment", factory=True, host=host, port=port,
-                workers=workers, proxy_headers=current.trust_forwarded_for,
-                server_header=False, log_level="info")
+    uvicorn.run(
+        "commune_sso.asgi:app_from_environment",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=current.trust_forwarded_for,
+        server_header=False,
+        log_level="info",
+    )
 
 
 @db_app.command("upgrade")
@@ -122,9 +137,15 @@ def user_add(
     try:
         with transaction(session_factory(current)) as session:
             account = accounts.create(
-                session=session, clock=SystemClock(), passwords=PasswordHasher(current),
-                actor=CLI_ACTOR, username=username, full_name=name, email=email,
-                password=password, is_system_admin=admin,
+                session=session,
+                clock=SystemClock(),
+                passwords=PasswordHasher(current),
+                actor=CLI_ACTOR,
+                username=username,
+                full_name=name,
+                email=email,
+                password=password,
+                is_system_admin=admin,
             )
             data = {"username": account.username, "subject": account.subject}
     except DomainError as error:
@@ -140,8 +161,11 @@ def user_set_password(username: str) -> None:
     try:
         with transaction(session_factory(current)) as session:
             accounts.set_password(
-                session=session, clock=SystemClock(), passwords=PasswordHasher(current),
-                actor=CLI_ACTOR, account=accounts.get_by_username(session, username),
+                session=session,
+                clock=SystemClock(),
+                passwords=PasswordHasher(current),
+                actor=CLI_ACTOR,
+                account=accounts.get_by_username(session, username),
                 password=password,
             )
     except DomainError as error:
@@ -155,8 +179,12 @@ def user_disable(username: str) -> None:
     current = settings()
     try:
         with transaction(session_factory(current)) as session:
-            accounts.disable(session=session, clock=SystemClock(), actor=CLI_ACTOR,
-                             account=accounts.get_by_username(session, username))
+            accounts.disable(
+                session=session,
+                clock=SystemClock(),
+                actor=CLI_ACTOR,
+                account=accounts.get_by_username(session, username),
+            )
     except DomainError as error:
         fail(error.message)
     console.print(f"disabled {username}")
@@ -164,11 +192,13 @@ def user_disable(username: str) -> None:
 
 def client_as_dict(client: clients.Client) -> dict[str, Any]:
     return {
-        "client_id": client.client_id, "name": client.name,
+        "client_id": client.client_id,
+        "name": client.name,
         "token_endpoint_auth_method": client.token_endpoint_auth_method,
         "redirect_uris": client.redirect_uris,
         "post_logout_redirect_uris": client.post_logout_redirect_uris,
-        "grant_types": client.grant_types, "scope": client.scope,
+        "grant_types": client.grant_types,
+        "scope": client.scope,
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "access_token_signed_response_alg": client.access_token_signed_response_alg,
         "first_party": client.first_party,
@@ -178,16 +208,23 @@ def client_as_dict(client: clients.Client) -> dict[str, Any]:
 @client_app.command("add")
 def client_add(
     name: Annotated[str, typer.Option("--name", help="Name shown to officials.")],
-    redirect_uri: Annotated[list[str] | None, typer.Option(help="Exact redirect URI (repeat).")] = None,
+    redirect_uri: Annotated[
+        list[str] | None, typer.Option(help="Exact redirect URI (repeat).")
+    ] = None,
     post_logout_redirect_uri: Annotated[
-        list[str] | None, typer.Option(help="Exact post-logout redirect URI (repeat).")] = None,
-    grant_type: Annotated[list[str] | None, typer.Option(
-        help="authorization_code, refresh_token, client_credentials (repeat).")] = None,
-    scope: Annotated[str, typer.Option(help="Scopes the client may request.")] =
-        "openid profile email offline_access",
+        list[str] | None, typer.Option(help="Exact post-logout redirect URI (repeat).")
+    ] = None,
+    grant_type: Annotated[
+        list[str] | None,
+        typer.Option(help="authorization_code, refresh_token, client_credentials (repeat)."),
+    ] = None,
+    scope: Annotated[
+        str, typer.Option(help="Scopes the client may request.")
+    ] = "openid profile email offline_access",
     public: Annotated[bool, typer.Option(help="Public client (PKCE, no secret).")] = False,
-    auth_method: Annotated[str | None, typer.Option(
-        help="client_secret_basic (default) or client_secret_post.")] = None,
+    auth_method: Annotated[
+        str | None, typer.Option(help="client_secret_basic (default) or client_secret_post.")
+    ] = None,
     id_token_alg: Annotated[str, typer.Option(help="RS256, ES256 or EdDSA.")] = "RS256",
     access_token_alg: Annotated[str, typer.Option(help="RS256, ES256 or EdDSA.")] = "RS256",
     first_party: Annotated[bool, typer.Option(help="Skip the consent page.")] = False,
@@ -199,11 +236,20 @@ def client_add(
     try:
         with transaction(session_factory(current)) as session:
             client, secret = clients.create(
-                session=session, clock=SystemClock(), actor=CLI_ACTOR, name=name,
-                redirect_uris=redirect_uri or [], post_logout_redirect_uris=post_logout_redirect_uri or [],
-                grant_types=grant_type or ["authorization_code", "refresh_token"], scope=scope,
-                public=public, auth_method=auth_method, id_token_alg=id_token_alg,
-                access_token_alg=access_token_alg, first_party=first_party, client_id=client_id,
+                session=session,
+                clock=SystemClock(),
+                actor=CLI_ACTOR,
+                name=name,
+                redirect_uris=redirect_uri or [],
+                post_logout_redirect_uris=post_logout_redirect_uri or [],
+                grant_types=grant_type or ["authorization_code", "refresh_token"],
+                scope=scope,
+                public=public,
+                auth_method=auth_method,
+                id_token_alg=id_token_alg,
+                access_token_alg=access_token_alg,
+                first_party=first_party,
+                client_id=client_id,
             )
             data = {**client_as_dict(client), "client_secret": secret}
     except DomainError as error:
@@ -227,8 +273,13 @@ def client_list(as_json: JsonOption = False) -> None:
         return
     table = Table("client_id", "name", "auth", "grant types", "redirect URIs")
     for row in rows:
-        table.add_row(row["client_id"], row["name"], row["token_endpoint_auth_method"],
-                      ", ".join(row["grant_types"]), "\n".join(row["redirect_uris"]))
+        table.add_row(
+            row["client_id"],
+            row["name"],
+            row["token_endpoint_auth_method"],
+            ", ".join(row["grant_types"]),
+            "\n".join(row["redirect_uris"]),
+        )
     console.print(table)
 
 
@@ -238,17 +289,27 @@ def client_remove(client_id: str) -> None:
     current = settings()
     try:
         with transaction(session_factory(current)) as session:
-            clients.remove(session=session, clock=SystemClock(), actor=CLI_ACTOR,
-                           client=clients.get_active(session, client_id))
+            clients.remove(
+                session=session,
+                clock=SystemClock(),
+                actor=CLI_ACTOR,
+                client=clients.get_active(session, client_id),
+            )
     except DomainError as error:
         fail(error.message)
     console.print(f"removed {client_id}")
 
 
 def key_as_dict(info: Any, now: Any) -> dict[str, Any]:
-    return {"kid": info.kid, "alg": info.alg, "state": info.state(now),
-            "created_at": info.created_at, "active_from": info.active_from,
-            "retire_at": info.retire_at, "unpublish_at": info.unpublish_at}
+    return {
+        "kid": info.kid,
+        "alg": info.alg,
+        "state": info.state(now),
+        "created_at": info.created_at,
+        "active_from": info.active_from,
+        "retire_at": info.retire_at,
+        "unpublish_at": info.unpublish_at,
+    }
 
 
 @keys_app.command("list")
@@ -256,14 +317,21 @@ def keys_list(as_json: JsonOption = False) -> None:
     """List signing keys and their state (pending, active, retired)."""
     current = settings()
     now = SystemClock().now()
-    rows = [key_as_dict(k, now) for k in keyring(current).keys()]
+    ring = keyring(current)
+    rows = [key_as_dict(k, now) for k in ring.keys()]  # noqa: SIM118 - KeyRing, not a dict
     if as_json:
         emit(rows)
         return
     table = Table("kid", "alg", "state", "active from", "retire at", "unpublish at")
     for row in rows:
-        table.add_row(row["kid"], row["alg"], row["state"], str(row["active_from"]),
-                      str(row["retire_at"] or "-"), str(row["unpublish_at"] or "-"))
+        table.add_row(
+            row["kid"],
+            row["alg"],
+            row["state"],
+            str(row["active_from"]),
+            str(row["retire_at"] or "-"),
+            str(row["unpublish_at"] or "-"),
+        )
     console.print(table)
 
 
@@ -279,12 +347,19 @@ def keys_rotate(
     ring = keyring(current)
     longest_token = max(current.access_token_ttl, current.id_token_ttl)
     new_keys = ring.rotate(
-        now=clock.now(), publish_ahead=timedelta(seconds=current.jwks_max_age),
-        keep_published=timedelta(seconds=longest_token + current.jwks_max_age), algorithms=alg,
+        now=clock.now(),
+        publish_ahead=timedelta(seconds=current.jwks_max_age),
+        keep_published=timedelta(seconds=longest_token + current.jwks_max_age),
+        algorithms=alg,
     )
     with transaction(session_factory(current)) as session:
-        audit.record(session, clock=clock, actor=CLI_ACTOR, action="key.rotate",
-                     details={"new": [{"kid": k.kid, "alg": k.alg} for k in new_keys]})
+        audit.record(
+            session,
+            clock=clock,
+            actor=CLI_ACTOR,
+            action="key.rotate",
+            details={"new": [{"kid": k.kid, "alg": k.alg} for k in new_keys]},
+        )
     rows = [key_as_dict(k, clock.now()) for k in new_keys]
     if as_json:
         emit(rows)
@@ -299,9 +374,11 @@ def audit_verify(as_json: JsonOption = False) -> None:
     current = settings()
     with transaction(session_factory(current)) as session:
         result = audit.verify(session)
-    data = {"ok": result.ok, "checked": result.checked,
-            "problems": [{"seq": p.seq, "kind": p.kind, "message": p.message}
-                         for p in result.problems]}
+    data = {
+        "ok": result.ok,
+        "checked": result.checked,
+        "problems": [{"seq": p.seq, "kind": p.kind, "message": p.message} for p in result.problems],
+    }
     if as_json:
         emit(data)
     elif result.ok:
@@ -322,15 +399,21 @@ def audit_tail(
     """The newest audit entries."""
     current = settings()
     with transaction(session_factory(current)) as session:
-        rows = [audit.entry_as_dict(e) for e in audit.tail(session, limit=limit,
-                                                           action_prefix=action)]
+        rows = [
+            audit.entry_as_dict(e) for e in audit.tail(session, limit=limit, action_prefix=action)
+        ]
     if as_json:
         emit(rows)
         return
     table = Table("seq", "at", "actor", "action", "target")
     for row in rows:
-        table.add_row(str(row["seq"]), str(row["at"]), row["actor"], row["action"],
-                      str(row.get("target") or ""))
+        table.add_row(
+            str(row["seq"]),
+            str(row["at"]),
+            row["actor"],
+            row["action"],
+            str(row.get("target") or ""),
+        )
     console.print(table)
 
 

@@ -131,8 +131,8 @@ class AuditChainHead(Base):
 
 
 # Core views of the tables: the writer and the verifier work on plain rows, not ORM objects.
-_LOG = cast(Table, _LOG)
-_HEAD = cast(Table, _HEAD)
+_LOG = cast(Table, AuditEntry.__table__)
+_HEAD = cast(Table, AuditChainHead.__table__)
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,18 +225,23 @@ class _Queued:
 def install(session_factory: sessionmaker[Session]) -> None:
     """Make sessions from ``session_factory`` write the entries :func:`record` queues.
 
-    Listeners go on this factory only (its own Session subclass), never on ``Session`` itself,
-    so two apps in one process (tests) do not see each other's hooks. Calling it twice is harmless.
+    Listeners go on this factory only, never on ``Session`` itself, so two apps in one process
+    (tests) do not see each other's hooks. Calling it twice is harmless.
     """
-    listeners = (
-        ("before_commit", _write_queued),
-        ("after_rollback", _drop_after_rollback),
-        ("after_soft_rollback", _drop_after_soft_rollback),
-        ("after_transaction_end", _drop_after_transaction_end),
-    )
-    for name, listener in listeners:
-        if not event.contains(session_factory, name, listener):
-            event.listen(session_factory, name, listener)
+    # Asked of a session rather than with event.contains(): SQLAlchemy files sessionmaker
+    # listeners under id(factory), so a new factory at a collected one's address "contains"
+    # listeners it does not have, and the entries would silently never be written.
+    with session_factory() as probe:
+        if _is_installed(probe):
+            return
+    event.listen(session_factory, "before_commit", _write_queued)
+    event.listen(session_factory, "after_rollback", _drop_after_rollback)
+    event.listen(session_factory, "after_soft_rollback", _drop_after_soft_rollback)
+    event.listen(session_factory, "after_transaction_end", _drop_after_transaction_end)
+
+
+def _is_installed(session: Session) -> bool:
+    return _write_queued in session.dispatch.before_commit
 
 
 def record(
@@ -255,7 +260,7 @@ def record(
     rather than failing the commit later. Raises ``RuntimeError`` if :func:`install` was not
     called for the session's factory: the entry would silently never be written.
     """
-    if not event.contains(type(session), "before_commit", _write_queued):
+    if not _is_installed(session):
         raise RuntimeError("core.audit.install() was not called for this session factory")
     if session.info.get(_WRITING_KEY):
         # Recorded from inside the commit (e.g. a flush hook): too late to be chained.
@@ -275,6 +280,10 @@ def record(
             raise ValueError(f"audit {name} longer than {_MAX_LENGTHS[name]} characters")
     if details is not None and not isinstance(details, Mapping):
         raise TypeError("audit details must be a mapping")
+    if session.get_transaction() is None:
+        # Begin now: a rollback before the session's first query must still drop this entry
+        # (rolling back a session that has not begun fires no rollback events).
+        session.begin()
     queued = _Queued(
         owner=session.get_nested_transaction(),
         at=at.astimezone(UTC),
@@ -477,6 +486,9 @@ _MAX_LISTED_MISSING = 10
 
 @dataclass
 class AuditProblem:
+    """One problem, named by seq: the entry's stored seq, or for ``deleted`` and a cut tail
+    (``head_mismatch``) the first missing seq. ``message`` says what was found, in English."""
+
     seq: int
     kind: str  # "edited" | "deleted" | "inserted" | "reordered" | "head_mismatch"
     message: str
@@ -484,6 +496,8 @@ class AuditProblem:
 
 @dataclass
 class AuditVerification:
+    """``ok`` when no problem was found; ``checked`` counts the entries read."""
+
     ok: bool
     checked: int
     problems: list[AuditProblem]

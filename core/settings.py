@@ -88,12 +88,15 @@ class Settings(BaseSettings):
     argon2_parallelism: int = Field(default=1, ge=1, description="argon2id lanes.")
 
     login_slowdown_after: int = Field(
-        default=3, ge=1, description="Failed logins (per account and per address) before each "
-        "further attempt is delayed."
+        default=3,
+        ge=1,
+        description="Failed logins (per account and per address) before each "
+        "further attempt is delayed.",
     )
     login_lock_after: int = Field(
-        default=10, ge=2, description="Failed logins within the window that lock the account name "
-        "or client address."
+        default=10,
+        ge=2,
+        description="Failed logins within the window that lock the account name or client address.",
     )
     login_failure_window: int = Field(
         default=900, ge=60, description="Seconds over which failed logins are counted."

@@ -120,7 +120,10 @@ def set_password(
     account.password_hash = passwords.hash(password)
     account.password_changed_at = account.updated_at = clock.now()
     audit.record(
-        session, clock=clock, actor=actor, action="account.set_password",
+        session,
+        clock=clock,
+        actor=actor,
+        action="account.set_password",
         target=f"account:{account.username}",
     )
 
@@ -136,7 +139,10 @@ def disable(*, session: Session, clock: Clock, actor: str, account: Account) -> 
         session=session, clock=clock, account=account, reason="account_disabled"
     )
     audit.record(
-        session, clock=clock, actor=actor, action="account.disable",
+        session,
+        clock=clock,
+        actor=actor,
+        action="account.disable",
         target=f"account:{account.username}",
         details={"sessions_ended": ended, "grants_revoked": revoked},
     )

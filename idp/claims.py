@@ -15,7 +15,16 @@ CLAIMS_BY_SCOPE: dict[str, tuple[str, ...]] = {
 }
 
 SUPPORTED_CLAIMS = (
-    "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr",
+    "sub",
+    "iss",
+    "aud",
+    "exp",
+    "iat",
+    "auth_time",
+    "nonce",
+    "at_hash",
+    "sid",
+    "amr",
     *(claim for claims in CLAIMS_BY_SCOPE.values() for claim in claims),
 )
 

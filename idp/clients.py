@@ -82,10 +82,14 @@ def create(
         raise DomainError("A client needs a name.", field="name")
     unknown = set(grant_types) - set(GRANT_TYPES)
     if unknown or not grant_types:
-        raise DomainError(f"Grant types must be among {', '.join(GRANT_TYPES)}.", field="grant_types")
+        raise DomainError(
+            f"Grant types must be among {', '.join(GRANT_TYPES)}.", field="grant_types"
+        )
     for alg in (id_token_alg, access_token_alg):
         if alg not in SUPPORTED_ALGORITHMS:
-            raise DomainError(f"Signing algorithms: {', '.join(SUPPORTED_ALGORITHMS)}.", field="alg")
+            raise DomainError(
+                f"Signing algorithms: {', '.join(SUPPORTED_ALGORITHMS)}.", field="alg"
+            )
     method = auth_method or ("none" if public else "client_secret_basic")
     if method not in AUTH_METHODS or (public != (method == "none")):
         raise DomainError("A public client uses auth method 'none'; a confidential one a secret.")
@@ -116,9 +120,18 @@ def create(
     session.add(client)
     session.flush()
     audit.record(
-        session, clock=clock, actor=actor, action="client.create", target=f"client:{client_id}",
-        details={"name": client.name, "public": public, "grant_types": list(grant_types),
-                 "redirect_uris": uris, "first_party": first_party},
+        session,
+        clock=clock,
+        actor=actor,
+        action="client.create",
+        target=f"client:{client_id}",
+        details={
+            "name": client.name,
+            "public": public,
+            "grant_types": list(grant_types),
+            "redirect_uris": uris,
+            "first_party": first_party,
+        },
     )
     return client, secret
 
@@ -128,8 +141,13 @@ def rotate_secret(*, session: Session, clock: Clock, actor: str, client: Client)
         raise DomainError("A public client has no secret.")
     secret = new_opaque_token()
     client.secret_digest = digest(secret)
-    audit.record(session, clock=clock, actor=actor, action="client.rotate_secret",
-                 target=f"client:{client.client_id}")
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action="client.rotate_secret",
+        target=f"client:{client.client_id}",
+    )
     return secret
 
 
@@ -139,5 +157,11 @@ def remove(*, session: Session, clock: Clock, actor: str, client: Client) -> Non
     revoked = token_store.revoke_grants_of_client(
         session=session, clock=clock, client=client, reason="client_removed"
     )
-    audit.record(session, clock=clock, actor=actor, action="client.remove",
-                 target=f"client:{client.client_id}", details={"grants_revoked": revoked})
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action="client.remove",
+        target=f"client:{client.client_id}",
+        details={"grants_revoked": revoked},
+    )

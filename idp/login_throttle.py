@@ -9,9 +9,7 @@ while. Delays are awaited asynchronously by the caller, so they never hold a wor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
-
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError

@@ -53,6 +53,8 @@ async def run_in_request_scope(
 
     def work() -> Response:
         with transaction(runtime.session_factory) as session:
-            return handler(RequestScope(runtime=runtime, session=session, http=http, request=request))
+            return handler(
+                RequestScope(runtime=runtime, session=session, http=http, request=request)
+            )
 
     return await run_in_threadpool(work)

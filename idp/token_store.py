@@ -237,9 +237,7 @@ def revoke_refresh_token(*, session: Session, clock: Clock, token: RefreshToken)
     revoke_grant(session=session, clock=clock, grant=token.grant, reason="revoked")
 
 
-def revoke_access_token(
-    *, session: Session, jti: str, expires_at: datetime
-) -> None:
+def revoke_access_token(*, session: Session, jti: str, expires_at: datetime) -> None:
     if session.get(RevokedAccessToken, jti) is None:
         session.add(RevokedAccessToken(jti=jti, expires_at=expires_at))
 

@@ -7,6 +7,8 @@ client as a redirect with ``error``, ``state`` and ``iss``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError
 from authlib.oidc.core.errors import RequestNotSupportedError, RequestURINotSupportedError
 
@@ -18,14 +20,16 @@ SUPPORTED_RESPONSE_MODES = frozenset({"query"})
 MAX_STATE_OR_NONCE = 2048
 
 
-def check_client(query_client: object, request: OAuthRequest) -> OAuthClient:
+def check_client(
+    query_client: Callable[[str], OAuthClient | None], request: OAuthRequest
+) -> OAuthClient:
     client_id = request.payload.client_id
     if not client_id:
         raise InvalidClientError(description="Missing 'client_id' parameter.")
-    client = query_client(client_id)  # type: ignore[operator]
+    client = query_client(client_id)
     if client is None:
         raise InvalidClientError(description="The client does not exist on this server.")
-    return client  # type: ignore[no-any-return]
+    return client
 
 
 def check_redirect_uri(request: OAuthRequest, client: OAuthClient) -> str:
@@ -43,9 +47,7 @@ def check_no_repeated_parameters(request: OAuthRequest, redirect_uri: str) -> No
     """RFC 6749 §3.1: parameters MUST NOT be included more than once."""
     repeated = request.payload.duplicated()
     if repeated:
-        raise InvalidRequestError(
-            f"Repeated parameter '{repeated[0]}'.", redirect_uri=redirect_uri
-        )
+        raise InvalidRequestError(f"Repeated parameter '{repeated[0]}'.", redirect_uri=redirect_uri)
 
 
 def check_request_object(request: OAuthRequest, redirect_uri: str) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from authlib.oauth2.rfc6749 import ClientMixin, InvalidGrantError
 from authlib.oauth2.rfc6749.grants import (
@@ -151,8 +151,11 @@ class CodeGrant(AuthorizationCodeGrant):
         )
         if redemption.replayed:
             audit.record(
-                session, clock=runtime.clock, actor=f"client:{client.client_id}",
-                action="token.code_replay", target=f"client:{client.client_id}",
+                session,
+                clock=runtime.clock,
+                actor=f"client:{client.client_id}",
+                action="token.code_replay",
+                target=f"client:{client.client_id}",
                 client_address=self.request.http.client_address,
             )
         return CodeRecord(redemption.code) if redemption.code else None
@@ -164,12 +167,21 @@ class CodeGrant(AuthorizationCodeGrant):
         account = authorization_code.grant.account
         return account if account.is_active else None
 
-    def generate_token(self, user: Any = None, scope: Any = None, grant_type: Any = None,
-                       expires_in: Any = None, include_refresh_token: bool = True) -> dict:
+    def generate_token(
+        self,
+        user: Any = None,
+        scope: Any = None,
+        grant_type: Any = None,
+        expires_in: Any = None,
+        include_refresh_token: bool = True,
+    ) -> dict:
         code: CodeRecord = self.request.authorization_code
         return self.server.token_response(
-            client=self.request.client.row, grant=code.grant, scope=code.get_scope(),
-            include_refresh_token=include_refresh_token, parent=None,
+            client=self.request.client.row,
+            grant=code.grant,
+            scope=code.get_scope(),
+            include_refresh_token=include_refresh_token,
+            parent=None,
         )
 
 
@@ -178,7 +190,7 @@ class RequiredS256Challenge(CodeChallenge):
     any other method (Authlib alone would default to "plain" and require PKCE only for public
     clients); here the token endpoint then requires the verifier for every code."""
 
-    SUPPORTED_CODE_CHALLENGE_METHOD = ["S256"]
+    SUPPORTED_CODE_CHALLENGE_METHOD: ClassVar[list[str]] = ["S256"]
     DEFAULT_CODE_CHALLENGE_METHOD = "S256"
 
 
@@ -219,7 +231,9 @@ class RotatingRefreshGrant(RefreshTokenGrant):
     def authenticate_refresh_token(self, refresh_token: str) -> RefreshRecord | None:
         runtime, session = self.server.runtime, self.server.session
         row = token_store.usable_refresh_token(
-            session=session, clock=runtime.clock, token=refresh_token,
+            session=session,
+            clock=runtime.clock,
+            token=refresh_token,
             client=self.request.client.row,
         )
         return RefreshRecord(row) if row else None
@@ -231,8 +245,11 @@ class RotatingRefreshGrant(RefreshTokenGrant):
     def issue_token(self, user: Account, refresh_token: RefreshRecord) -> dict:
         scope = self.request.payload.scope or refresh_token.get_scope()
         return self.server.token_response(
-            client=self.request.client.row, grant=refresh_token.grant, scope=scope,
-            include_refresh_token=True, parent=refresh_token.row,
+            client=self.request.client.row,
+            grant=refresh_token.grant,
+            scope=scope,
+            include_refresh_token=True,
+            parent=refresh_token.row,
         )
 
     def revoke_old_credential(self, refresh_token: RefreshRecord) -> None:
@@ -249,13 +266,20 @@ class ServiceCredentialsGrant(ClientCredentialsGrant):
     TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_ONLY
     server: OAuthServer
 
-    def generate_token(self, user: Any = None, scope: Any = None, grant_type: Any = None,
-                       expires_in: Any = None, include_refresh_token: bool = True) -> dict:
+    def generate_token(
+        self,
+        user: Any = None,
+        scope: Any = None,
+        grant_type: Any = None,
+        expires_in: Any = None,
+        include_refresh_token: bool = True,
+    ) -> dict:
         client: OAuthClient = self.request.client
         # User-facing scopes mean nothing without a user; by default grant the rest.
         requested = scope or client.row.scope
         granted = " ".join(
-            s for s in client.get_allowed_scope(requested).split()
+            s
+            for s in client.get_allowed_scope(requested).split()
             if s not in ("openid", "offline_access")
         )
         return self.server.token_response(

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
-from starlette.datastructures import FormData
+from starlette.datastructures import FormData, Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -28,14 +28,14 @@ class HttpInput:
 
     method: str
     url: str
-    headers: dict[str, str]
+    headers: Headers  # case-insensitive: Authlib asks for "Authorization"
     query: list[tuple[str, str]]
     form: list[tuple[str, str]]
     client_address: str | None
     cookies: dict[str, str]
 
     def header(self, name: str) -> str | None:
-        return self.headers.get(name.lower())
+        return self.headers.get(name)
 
 
 class FormTooLarge(Exception):
@@ -59,7 +59,7 @@ async def read_http_input(request: Request, *, trust_forwarded_for: bool) -> Htt
     return HttpInput(
         method=request.method,
         url=str(request.url),
-        headers={k.lower(): v for k, v in request.headers.items()},
+        headers=request.headers,
         query=list(request.query_params.multi_items()),
         form=form_items,
         client_address=address,
@@ -93,7 +93,9 @@ class OAuthRequest(OAuth2Request):
     def __init__(self, http: HttpInput, items: list[tuple[str, str]] | None = None) -> None:
         # Authlib refuses http:// URIs unless told we are in development; TLS is terminated
         # in front of us, and the issuer setting decides what is allowed.
-        super().__init__(http.method, http.url.replace("http://", "https://", 1), headers=http.headers)
+        super().__init__(
+            http.method, http.url.replace("http://", "https://", 1), headers=http.headers
+        )
         self.http = http
         if items is None:
             items = http.form if http.method == "POST" else http.query
@@ -112,7 +114,9 @@ class OAuthRequest(OAuth2Request):
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
-def to_starlette(status: int, body: Any, headers: list[tuple[str, str]] | dict[str, str]) -> Response:
+def to_starlette(
+    status: int, body: Any, headers: list[tuple[str, str]] | dict[str, str]
+) -> Response:
     header_map = dict(headers.items() if isinstance(headers, dict) else headers)
     if status in (301, 302, 303, 307) and "Location" in header_map:
         location = header_map.pop("Location")
@@ -126,12 +130,15 @@ def to_starlette(status: int, body: Any, headers: list[tuple[str, str]] | dict[s
     return Response(body or b"", status_code=status, headers=header_map)
 
 
-def json_error(status: int, error: str, description: str | None = None,
-               headers: dict[str, str] | None = None) -> Response:
+def json_error(
+    status: int, error: str, description: str | None = None, headers: dict[str, str] | None = None
+) -> Response:
     body: dict[str, str] = {"error": error}
     if description:
         body["error_description"] = description
     return Response(
-        json.dumps(body), status_code=status, media_type="application/json",
+        json.dumps(body),
+        status_code=status,
+        media_type="application/json",
         headers={**NO_STORE, **(headers or {})},
     )

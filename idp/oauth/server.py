@@ -93,7 +93,10 @@ class OAuthServer(AuthorizationServer):
         }
         if include_refresh_token and grant is not None:
             token["refresh_token"] = token_store.store_refresh_token(
-                session=self.session, clock=self.runtime.clock, grant=grant, scope=scope,
+                session=self.session,
+                clock=self.runtime.clock,
+                grant=grant,
+                scope=scope,
                 parent=parent,
             )
         return token

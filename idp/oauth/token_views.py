@@ -33,7 +33,7 @@ class PresentedAccessToken:
 
     def introspection(self) -> dict[str, Any]:
         claims = self.view.claims
-        body = {
+        body: dict[str, Any] = {
             key: claims[key]
             for key in ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "sid")
             if key in claims

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
+from authlib.common.urls import add_params_to_uri
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from core import audit
 from core.db import transaction
-from core.web.csrf import CsrfError
 from core.web.i18n import N_
 from idp import accounts, login_throttle, sessions
 from idp.clients import find_active as find_client
@@ -45,8 +46,15 @@ def _client_name(scope: RequestScope, interaction: Interaction) -> str | None:
     return client.name if client else None
 
 
-def _render_login(scope: RequestScope, interaction: Interaction, handle: str, *,
-                  username: str = "", error: str | None = None, status_code: int = 200) -> Response:
+def _render_login(
+    scope: RequestScope,
+    interaction: Interaction,
+    handle: str,
+    *,
+    username: str = "",
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
     return scope.runtime.pages.render(
         scope.request,
         "login.html",
@@ -80,50 +88,89 @@ def submit_login(scope: RequestScope) -> Response:
     username = form.get("username", "").strip()[:200]
     password = form.get("password", "")
     if not username or not password:
-        return _render_login(scope, interaction, handle, username=username,
-                             error=MISSING_CREDENTIALS, status_code=400)
+        return _render_login(
+            scope,
+            interaction,
+            handle,
+            username=username,
+            error=MISSING_CREDENTIALS,
+            status_code=400,
+        )
     address = scope.http.client_address
     throttle_keys = login_throttle.keys_for(username, address)
-    state = login_throttle.assess(session=session, clock=clock, settings=runtime.settings,
-                                  keys=throttle_keys)
+    state = login_throttle.assess(
+        session=session, clock=clock, settings=runtime.settings, keys=throttle_keys
+    )
     if state.locked:
-        audit.record(session, clock=clock, actor="anonymous", action="login.refused_locked",
-                     target=f"account:{username.lower()}", client_address=address)
-        return _render_login(scope, interaction, handle, username=username, error=LOCKED_OUT,
-                             status_code=429)
+        audit.record(
+            session,
+            clock=clock,
+            actor="anonymous",
+            action="login.refused_locked",
+            target=f"account:{username.lower()}",
+            client_address=address,
+        )
+        return _render_login(
+            scope, interaction, handle, username=username, error=LOCKED_OUT, status_code=429
+        )
     account = accounts.find_by_username(session, username)
     check = runtime.passwords.check(password, account.password_hash if account else None)
     if account is None or not check.ok or not account.is_active:
         locked_now = login_throttle.record_failure(
             session=session, clock=clock, settings=runtime.settings, keys=throttle_keys
         )
-        audit.record(session, clock=clock, actor="anonymous", action="login.failure",
-                     target=f"account:{username.lower()}", client_address=address,
-                     details={"locked": locked_now})
-        return _render_login(scope, interaction, handle, username=username,
-                             error=WRONG_CREDENTIALS, status_code=401)
+        audit.record(
+            session,
+            clock=clock,
+            actor="anonymous",
+            action="login.failure",
+            target=f"account:{username.lower()}",
+            client_address=address,
+            details={"locked": locked_now},
+        )
+        return _render_login(
+            scope, interaction, handle, username=username, error=WRONG_CREDENTIALS, status_code=401
+        )
 
     if check.new_hash:
         accounts.upgrade_password_hash(account=account, new_hash=check.new_hash, clock=clock)
     login_throttle.clear(session=session, key=throttle_keys[0])
     previous = sessions.find_active(
-        session=session, clock=clock, settings=runtime.settings,
+        session=session,
+        clock=clock,
+        settings=runtime.settings,
         cookie_value=scope.http.cookies.get(runtime.session_cookie_name),
     )
     if previous is not None:
         sessions.end(session=session, clock=clock, browser_session=previous)
     browser_session, cookie_value = sessions.create(
-        session=session, clock=clock, settings=runtime.settings, account=account, amr=["pwd"],
-        client_address=address, user_agent=scope.http.header("user-agent"),
+        session=session,
+        clock=clock,
+        settings=runtime.settings,
+        account=account,
+        amr=["pwd"],
+        client_address=address,
+        user_agent=scope.http.header("user-agent"),
     )
     interaction.authenticated_session_id = browser_session.id
-    audit.record(session, clock=clock, actor=f"user:{account.username}", action="login.success",
-                 target=f"client:{interaction.client_id}", client_address=address,
-                 details={"sid": browser_session.sid, "rehashed": bool(check.new_hash)})
+    audit.record(
+        session,
+        clock=clock,
+        actor=f"user:{account.username}",
+        action="login.success",
+        target=f"client:{interaction.client_id}",
+        client_address=address,
+        details={"sid": browser_session.sid, "rehashed": bool(check.new_hash)},
+    )
     response = RedirectResponse(f"/oauth2/authorize/resume?interaction={handle}", status_code=303)
     response.set_cookie(
-        runtime.session_cookie_name, cookie_value, max_age=runtime.settings.session_ttl,
-        path="/", httponly=True, samesite="lax", secure=runtime.settings.issuer_is_https,
+        runtime.session_cookie_name,
+        cookie_value,
+        max_age=runtime.settings.session_ttl,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=runtime.settings.issuer_is_https,
     )
     return response
 
@@ -133,7 +180,9 @@ def show_consent(scope: RequestScope) -> Response:
     if interaction is None or handle is None:
         return expired_interaction_page(scope)
     browser_session = sessions.find_active(
-        session=scope.session, clock=scope.runtime.clock, settings=scope.runtime.settings,
+        session=scope.session,
+        clock=scope.runtime.clock,
+        settings=scope.runtime.settings,
         cookie_value=scope.http.cookies.get(scope.runtime.session_cookie_name),
     )
     if browser_session is None:
@@ -157,7 +206,9 @@ def submit_consent(scope: RequestScope) -> Response:
     runtime, session, clock = scope.runtime, scope.session, scope.runtime.clock
     interaction, handle = _load_interaction(scope)
     browser_session = sessions.find_active(
-        session=session, clock=clock, settings=runtime.settings,
+        session=session,
+        clock=clock,
+        settings=runtime.settings,
         cookie_value=scope.http.cookies.get(runtime.session_cookie_name),
     )
     client = find_client(session, interaction.client_id) if interaction else None
@@ -168,33 +219,50 @@ def submit_consent(scope: RequestScope) -> Response:
     decision = dict(scope.http.form).get("decision")
     account = browser_session.account
     if decision == "allow":
-        existing = session.query(Consent).filter_by(account_id=account.id, client_pk=client.id).first()
+        existing = (
+            session.query(Consent).filter_by(account_id=account.id, client_pk=client.id).first()
+        )
         if existing is None:
-            session.add(Consent(account_id=account.id, client_pk=client.id, scopes=requested,
-                                granted_at=clock.now()))
+            session.add(
+                Consent(
+                    account_id=account.id,
+                    client_pk=client.id,
+                    scopes=requested,
+                    granted_at=clock.now(),
+                )
+            )
         else:
             existing.scopes = sorted(set(existing.scopes) | set(requested))
             existing.granted_at = clock.now()
         interaction.consented_at = clock.now()
-        audit.record(session, clock=clock, actor=f"user:{account.username}",
-                     action="consent.grant", target=f"client:{client.client_id}",
-                     details={"scopes": requested})
+        audit.record(
+            session,
+            clock=clock,
+            actor=f"user:{account.username}",
+            action="consent.grant",
+            target=f"client:{client.client_id}",
+            details={"scopes": requested},
+        )
         return RedirectResponse(f"/oauth2/authorize/resume?interaction={handle}", status_code=303)
     # RFC 6749 §4.1.2.1 access_denied, delivered to the (registered) redirect URI.
-    from authlib.common.urls import add_params_to_uri
-
     interaction.completed_at = clock.now()
-    audit.record(session, clock=clock, actor=f"user:{account.username}", action="consent.deny",
-                 target=f"client:{client.client_id}")
+    audit.record(
+        session,
+        clock=clock,
+        actor=f"user:{account.username}",
+        action="consent.deny",
+        target=f"client:{client.client_id}",
+    )
     error_params = [("error", "access_denied")]
     if params.get("state"):
         error_params.append(("state", params["state"]))
     error_params.append(("iss", runtime.settings.issuer))
-    return RedirectResponse(add_params_to_uri(params["redirect_uri"], error_params),
-                            status_code=303)
+    return RedirectResponse(
+        add_params_to_uri(params["redirect_uri"], error_params), status_code=303
+    )
 
 
-async def _csrf_checked(request: Request, handler) -> Response:  # type: ignore[no-untyped-def]
+async def _csrf_checked(request: Request, handler: Callable[[RequestScope], Response]) -> Response:
     form = await request.form()
     token = form.get("csrf_token")
     request.app.state.idp.csrf.verify(request, token if isinstance(token, str) else None)
@@ -218,8 +286,9 @@ async def login_submit(request: Request) -> Response:
 
         def assess() -> float:
             with transaction(runtime.session_factory) as session:
-                return login_throttle.assess(session=session, clock=runtime.clock,
-                                             settings=runtime.settings, keys=keys).delay_seconds
+                return login_throttle.assess(
+                    session=session, clock=runtime.clock, settings=runtime.settings, keys=keys
+                ).delay_seconds
 
         delay = await run_in_threadpool(assess)
         if delay > 0:
@@ -233,6 +302,3 @@ async def consent_page(request: Request) -> Response:
 
 async def consent_submit(request: Request) -> Response:
     return await _csrf_checked(request, submit_consent)
-
-
-__all__ = ["CsrfError", "consent_page", "consent_submit", "login_page", "login_submit"]

@@ -26,14 +26,18 @@ from idp.oauth.server import OAuthServer
 from idp.request_scope import RequestScope, run_in_request_scope
 
 INVALID_CLIENT_OR_REDIRECT = N_(
-    "Unknown application or unregistered return address. For your safety you were not "
-    "redirected."
+    "Unknown application or unregistered return address. For your safety you were not redirected."
 )
 INVALID_REQUEST = N_("The application sent an invalid sign-in request.")
 
 
-def error_response(scope: RequestScope, server: OAuthServer, error: OAuth2Error,
-                   state: str | None, ui_locales: str | None) -> Response:
+def error_response(
+    scope: RequestScope,
+    server: OAuthServer,
+    error: OAuth2Error,
+    state: str | None,
+    ui_locales: str | None,
+) -> Response:
     """RFC 6749 §4.1.2.1: redirect only to a registered redirect URI, else show our page."""
     if error.redirect_uri:
         error.state = state
@@ -68,8 +72,9 @@ def current_session(scope: RequestScope) -> BrowserSession | None:
     )
 
 
-def has_consent(scope: RequestScope, browser_session: BrowserSession, client: OAuthClient,
-                requested: str) -> bool:
+def has_consent(
+    scope: RequestScope, browser_session: BrowserSession, client: OAuthClient, requested: str
+) -> bool:
     stored = scope.session.scalar(
         select(Consent).where(
             Consent.account_id == browser_session.account_id, Consent.client_pk == client.row.id
@@ -118,7 +123,9 @@ def authorize(
         not logged_in_here
         and (
             "login" in prompts
-            or (max_age is not None and now - browser_session.auth_time > timedelta(seconds=max_age))
+            or (
+                max_age is not None and now - browser_session.auth_time > timedelta(seconds=max_age)
+            )
             or (login_hint and login_hint != browser_session.account.username)
         )
     )
@@ -126,10 +133,14 @@ def authorize(
         if needs_login and "none" in prompts:
             raise LoginRequiredError(redirect_uri=redirect_uri)
         consent_given_here = interaction is not None and interaction.consented_at is not None
-        needs_consent = not client.row.first_party and not consent_given_here and (
-            "consent" in prompts
-            or browser_session is None
-            or not has_consent(scope, browser_session, client, oauth_request.scope or "")
+        needs_consent = (
+            not client.row.first_party
+            and not consent_given_here
+            and (
+                "consent" in prompts
+                or browser_session is None
+                or not has_consent(scope, browser_session, client, oauth_request.scope or "")
+            )
         )
         if needs_consent and "none" in prompts:
             raise ConsentRequiredError(redirect_uri=redirect_uri)
@@ -138,8 +149,11 @@ def authorize(
 
     if needs_login or needs_consent:
         handle = sessions.start_interaction(
-            session=scope.session, clock=runtime.clock, settings=runtime.settings,
-            client_id=client.client_id, params={"items": oauth_request.payload_items},
+            session=scope.session,
+            clock=runtime.clock,
+            settings=runtime.settings,
+            client_id=client.client_id,
+            params={"items": oauth_request.payload_items},
             # Login then consent: the consent step must not send the official back to log in.
             authenticated_session_id=interaction.authenticated_session_id if interaction else None,
         )

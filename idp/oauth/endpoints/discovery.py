@@ -39,13 +39,18 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": list(SUPPORTED_ALGORITHMS),
             "token_endpoint_auth_methods_supported": [
-                "client_secret_basic", "client_secret_post", "none",
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
             ],
             "revocation_endpoint_auth_methods_supported": [
-                "client_secret_basic", "client_secret_post", "none",
+                "client_secret_basic",
+                "client_secret_post",
+                "none",
             ],
             "introspection_endpoint_auth_methods_supported": [
-                "client_secret_basic", "client_secret_post",
+                "client_secret_basic",
+                "client_secret_post",
             ],
             "code_challenge_methods_supported": ["S256"],
             "claims_supported": list(SUPPORTED_CLAIMS),

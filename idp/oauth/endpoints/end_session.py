@@ -46,7 +46,9 @@ def _verify_hint(scope: RequestScope, hint: str) -> dict[str, Any]:
     return claims
 
 
-def _resolve(scope: RequestScope, params: dict[str, str]) -> tuple[Client | None, dict[str, Any] | None]:
+def _resolve(
+    scope: RequestScope, params: dict[str, str]
+) -> tuple[Client | None, dict[str, Any] | None]:
     claims = _verify_hint(scope, params["id_token_hint"]) if params.get("id_token_hint") else None
     client_id = params.get("client_id")
     if claims is not None:
@@ -64,15 +66,20 @@ def _resolve(scope: RequestScope, params: dict[str, str]) -> tuple[Client | None
     return client, claims
 
 
-def perform_logout(scope: RequestScope, browser_session: BrowserSession, client: Client | None) -> None:
+def perform_logout(
+    scope: RequestScope, browser_session: BrowserSession, client: Client | None
+) -> None:
     clock = scope.runtime.clock
     sessions.end(session=scope.session, clock=clock, browser_session=browser_session)
     revoked = token_store.revoke_grants_of_session(
         session=scope.session, clock=clock, browser_session=browser_session, reason="logout"
     )
     audit.record(
-        scope.session, clock=clock, actor=f"user:{browser_session.account.username}",
-        action="logout", target=f"client:{client.client_id}" if client else None,
+        scope.session,
+        clock=clock,
+        actor=f"user:{browser_session.account.username}",
+        action="logout",
+        target=f"client:{client.client_id}" if client else None,
         client_address=scope.http.client_address,
         details={"sid": browser_session.sid, "grants_revoked": revoked},
     )
@@ -85,7 +92,9 @@ def finish(scope: RequestScope, params: dict[str, str], client: Client | None) -
         response: Response = RedirectResponse(add_params_to_uri(redirect, extra), status_code=303)
     else:
         response = scope.runtime.pages.render(
-            scope.request, "logged_out.html", {"client_name": client.name if client else None},
+            scope.request,
+            "logged_out.html",
+            {"client_name": client.name if client else None},
             locale=scope.locale(params.get("ui_locales")),
         )
     response.delete_cookie(scope.runtime.session_cookie_name, path="/")
@@ -98,11 +107,17 @@ def end_session(scope: RequestScope) -> Response:
         client, claims = _resolve(scope, params)
     except LogoutRequestError as error:
         return scope.runtime.pages.render(
-            scope.request, "error.html",
-            {"title": N_("Sign out"), "message": N_("The application sent an invalid sign-in request."),
-             "status_code": 400, "error_code": "invalid_request",
-             "error_description": error.description},
-            locale=scope.locale(params.get("ui_locales")), status_code=400,
+            scope.request,
+            "error.html",
+            {
+                "title": N_("Sign out"),
+                "message": N_("The application sent an invalid sign-in request."),
+                "status_code": 400,
+                "error_code": "invalid_request",
+                "error_description": error.description,
+            },
+            locale=scope.locale(params.get("ui_locales")),
+            status_code=400,
         )
     browser_session = current_session(scope)
     if browser_session is None:
@@ -115,11 +130,15 @@ def end_session(scope: RequestScope) -> Response:
         perform_logout(scope, browser_session, client)
         return finish(scope, params, client)
     handle = sessions.start_interaction(
-        session=scope.session, clock=scope.runtime.clock, settings=scope.runtime.settings,
-        client_id=client.client_id if client else "", params={"logout": params},
+        session=scope.session,
+        clock=scope.runtime.clock,
+        settings=scope.runtime.settings,
+        client_id=client.client_id if client else "",
+        params={"logout": params},
     )
     return scope.runtime.pages.render(
-        scope.request, "logout_confirm.html",
+        scope.request,
+        "logout_confirm.html",
         {"logout_request": handle, "client_name": client.name if client else None},
         locale=scope.locale(params.get("ui_locales")),
     )
@@ -136,7 +155,9 @@ def confirm_logout(scope: RequestScope) -> Response:
         )
     interaction.completed_at = scope.runtime.clock.now()
     params = {str(k): str(v) for k, v in interaction.params["logout"].items()}
-    client = clients.find_active(scope.session, interaction.client_id) if interaction.client_id else None
+    client = (
+        clients.find_active(scope.session, interaction.client_id) if interaction.client_id else None
+    )
     browser_session = current_session(scope)
     if form.get("decision") != "logout":
         return finish_cancelled(scope)
@@ -147,7 +168,8 @@ def confirm_logout(scope: RequestScope) -> Response:
 
 def finish_cancelled(scope: RequestScope) -> Response:
     return scope.runtime.pages.render(
-        scope.request, "error.html",
+        scope.request,
+        "error.html",
         {"title": N_("Sign out"), "message": N_("You are still signed in."), "status_code": 200},
         locale=scope.locale(),
     )

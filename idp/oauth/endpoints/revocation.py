@@ -36,8 +36,11 @@ class Revocation(RevocationEndpoint):
         else:
             token_store.revoke_refresh_token(session=session, clock=clock, token=token.row)
         audit.record(
-            session, clock=clock, actor=f"client:{request.client.client_id}",
-            action="token.revoke", target=token.kind,
+            session,
+            clock=clock,
+            actor=f"client:{request.client.client_id}",
+            action="token.revoke",
+            target=token.kind,
         )
 
 

@@ -11,7 +11,9 @@ from idp.oauth.http import NO_STORE, json_error
 from idp.request_scope import RequestScope, run_in_request_scope
 
 
-def bearer_challenge(status: int, error: str | None = None, description: str | None = None) -> Response:
+def bearer_challenge(
+    status: int, error: str | None = None, description: str | None = None
+) -> Response:
     if error is None:
         # RFC 6750 §3.1: no error code when the request carried no credentials at all.
         return Response(status_code=status, headers={"WWW-Authenticate": 'Bearer realm="userinfo"'})

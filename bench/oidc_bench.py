@@ -1,0 +1,1039 @@
+"""Throughput and latency of the OpenID Connect provider under its production set-up.
+
+Run: ``.venv/bin/python bench/oidc_bench.py [--quick] [--duration S] [--concurrency N]
+[--workers N] [--database postgresql|sqlite] [--json-out PATH]``
+
+What it measures, in one invocation (CONVENTIONS §16: the reference run is on the same
+machine, at the same time):
+
+1. Raw limits, each in ``--workers`` processes running at the same time: RSA-2048 (RS256) and
+   P-256 (ES256) signatures per second with ``cryptography``, and argon2id verifications per
+   second at the service's default parameters (``core.settings.Settings``) with argon2-cffi.
+2. The service as deployed: a throwaway PostgreSQL (``scripts/pg-throwaway --durable``, real
+   fsync) or SQLite, ``commune-sso db upgrade``, a user and clients made with the CLI, and
+   ``commune-sso serve --workers N`` on a loopback port.
+3. HTTP scenarios, each a closed loop for ``--duration`` seconds after a short warm-up, driven
+   by ``bench/loadgen.py`` (raw asyncio keep-alive connections, cheap on a 2-core machine):
+   discovery, JWKS, client_credentials (RS256 and ES256 access tokens), full password logins
+   (authorize → login page → login form → resume → code exchange, a fresh cookie jar each),
+   refresh-token rotation chains, userinfo and introspection. Latency is measured per
+   operation on the client; any unexpected status is an error. CPU use of the server's
+   processes, of PostgreSQL and of the load generator is sampled over each scenario.
+
+It prints a table with the issue's targets (logins ≥ 80 % of argon2id × workers,
+client_credentials ES256 ≥ 1,000/s, client_credentials RS256 ≥ 60 % of RS256 signing × workers,
+refresh ≥ 400/s on PostgreSQL) and writes the same data as JSON. Traffic goes to 127.0.0.1
+only, and every loop is bounded in time and count.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import contextlib
+import hashlib
+import html
+import http.client
+import json
+import multiprocessing
+import os
+import platform
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, quote_plus, urlencode, urlsplit
+
+import uvloop
+from argon2 import PasswordHasher, Type
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from loadgen import (
+    HttpConnection,
+    HttpResponse,
+    LoadResult,
+    Operation,
+    UnexpectedResponse,
+    run_closed_loop,
+)
+from rich.console import Console
+from rich.table import Table
+from sqlalchemy import create_engine, text
+
+from core.settings import Settings
+
+REPO = Path(__file__).resolve().parent.parent
+PG_THROWAWAY = REPO / "scripts" / "pg-throwaway"
+CLI = Path(sys.executable).parent / "commune-sso"
+
+HOST = "127.0.0.1"
+REDIRECT_URI = "http://127.0.0.1:9/cb"  # never contacted: the 302 to it is not followed
+LOGIN_SCOPE = "openid profile email offline_access"
+USERNAME = "bench.user"
+
+CHEAP_CONCURRENCY = 16
+HEAVY_CONCURRENCY = 8  # logins and refresh chains
+WARMUP_SECONDS = 1.0
+QUICK_DURATION = 2.0
+RAW_SECONDS = 3.0
+QUICK_RAW_SECONDS = 1.0
+# Bound on the request loop besides time: far above what two cores can serve.
+MAX_OPERATIONS_PER_SECOND = 20_000
+SERVER_START_TIMEOUT = 60.0
+SERVER_STOP_TIMEOUT = 15.0
+
+# A JWS signing input of a typical access token's size (base64url header "." payload).
+SIGNING_INPUT = b"e" * 600
+
+# Wide enough for the result table when the output goes to a file or a pipe.
+console = Console(width=max(170, shutil.get_terminal_size().columns))
+
+
+# --------------------------------------------------------------------------------------------
+# Raw limits: what the primitives allow, measured in parallel processes like the workers.
+
+
+@dataclass(frozen=True)
+class RawRate:
+    name: str
+    per_process: list[float]
+
+    @property
+    def total(self) -> float:
+        """Operations per second of all processes together (they ran at the same time)."""
+        return sum(self.per_process)
+
+
+def _raw_operation(kind: str) -> Callable[[], object]:
+    if kind == "rs256_sign":
+        rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        return lambda: rsa_key.sign(SIGNING_INPUT, padding.PKCS1v15(), hashes.SHA256())
+    if kind == "es256_sign":
+        ec_key = ec.generate_private_key(ec.SECP256R1())
+        return lambda: ec_key.sign(SIGNING_INPUT, ec.ECDSA(hashes.SHA256()))
+    if kind == "argon2id_verify":
+        defaults = Settings.model_fields
+        hasher = PasswordHasher(
+            time_cost=defaults["argon2_time_cost"].default,
+            memory_cost=defaults["argon2_memory_kib"].default,
+            parallelism=defaults["argon2_parallelism"].default,
+            type=Type.ID,
+        )
+        stored = hasher.hash("correct horse battery staple")
+        return lambda: hasher.verify(stored, "correct horse battery staple")
+    raise ValueError(kind)
+
+
+def _raw_worker(kind: str, seconds: float, ready: Any, results: Any) -> None:
+    """Child process: prepare, wait for the siblings, then count operations for ``seconds``."""
+    operation = _raw_operation(kind)
+    operation()
+    ready.wait()
+    count = 0
+    start = time.perf_counter()
+    while (elapsed := time.perf_counter() - start) < seconds:
+        operation()
+        count += 1
+    results.put(count / elapsed)
+
+
+def measure_raw_rate(kind: str, *, processes: int, seconds: float) -> RawRate:
+    context = multiprocessing.get_context("spawn")
+    ready = context.Barrier(processes)
+    results = context.Queue()
+    children = [
+        context.Process(target=_raw_worker, args=(kind, seconds, ready, results))
+        for _ in range(processes)
+    ]
+    for child in children:
+        child.start()
+    try:
+        rates = [results.get(timeout=seconds + 60) for _ in children]
+    finally:
+        for child in children:
+            child.join(timeout=10)
+            if child.is_alive():
+                child.kill()
+    return RawRate(name=kind, per_process=sorted(rates))
+
+
+# --------------------------------------------------------------------------------------------
+# The service: database, CLI set-up, server process.
+
+
+@contextlib.contextmanager
+def throwaway_postgres() -> Iterator[tuple[str, Path]]:
+    """A durable (fsync on) PostgreSQL cluster; yields its URL and directory, then removes it."""
+    if not os.access(PG_THROWAWAY, os.X_OK):
+        raise SystemExit(f"{PG_THROWAWAY} is missing or not executable")
+    # Its own directory under /tmp: the postgres user must reach it, and socket paths are short.
+    directory = Path(tempfile.mkdtemp(prefix="oidc-bench-pg-"))
+    try:
+        started = subprocess.run(
+            [str(PG_THROWAWAY), "start", "--durable", str(directory)],
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        yield started.stdout.strip(), directory
+    finally:
+        subprocess.run([str(PG_THROWAWAY), "stop", str(directory)], check=False)
+
+
+def postgres_version(database_url: str) -> str:
+    engine = create_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            return str(connection.execute(text("SHOW server_version")).scalar())
+    finally:
+        engine.dispose()
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind((HOST, 0))
+        return int(probe.getsockname()[1])
+
+
+def service_environment(*, database_url: str, var_dir: Path, port: int) -> dict[str, str]:
+    """Production-style settings: explicit secrets, PostgreSQL (or SQLite), a loopback issuer."""
+    return {
+        **os.environ,
+        "COMMUNE_SSO_ENVIRONMENT": "production",
+        "COMMUNE_SSO_DATABASE_URL": database_url,
+        "COMMUNE_SSO_VAR_DIR": str(var_dir),
+        "COMMUNE_SSO_ISSUER": f"http://{HOST}:{port}",
+        "COMMUNE_SSO_KEY_PASSPHRASE": secrets.token_urlsafe(32),
+        "COMMUNE_SSO_SECRET_KEY": secrets.token_urlsafe(32),
+    }
+
+
+def run_cli(env: dict[str, str], *args: str, stdin: str | None = None) -> str:
+    completed = subprocess.run(
+        [str(CLI), *args], env=env, input=stdin, capture_output=True, text=True, check=False
+    )
+    if completed.returncode != 0:
+        raise RuntimeError(
+            f"commune-sso {' '.join(args)} failed ({completed.returncode}):\n"
+            f"{completed.stdout}{completed.stderr}"
+        )
+    return completed.stdout
+
+
+@dataclass(frozen=True)
+class ClientCredentials:
+    client_id: str
+    client_secret: str
+
+    @property
+    def basic_authorization(self) -> str:
+        """RFC 6749 §2.3.1: both parts form-urlencoded, then HTTP Basic."""
+        pair = f"{quote_plus(self.client_id)}:{quote_plus(self.client_secret)}"
+        return "Basic " + base64.b64encode(pair.encode("utf-8")).decode("ascii")
+
+
+@dataclass(frozen=True)
+class BenchAccounts:
+    password: str
+    web_app: ClientCredentials  # authorization_code + refresh_token, ES256 tokens
+    service_rs256: ClientCredentials  # client_credentials, RS256 access tokens
+    service_es256: ClientCredentials  # client_credentials, ES256 access tokens
+    resource_server: ClientCredentials  # confidential client that introspects
+
+
+def add_client(env: dict[str, str], name: str, *options: str) -> ClientCredentials:
+    output = run_cli(env, "client", "add", "--name", name, *options, "--json")
+    data = json.loads(output)
+    return ClientCredentials(data["client_id"], data["client_secret"])
+
+
+def prepare_service(env: dict[str, str]) -> BenchAccounts:
+    run_cli(env, "db", "upgrade")
+    password = secrets.token_urlsafe(16)
+    run_cli(
+        env,
+        "user",
+        "add",
+        USERNAME,
+        "--name",
+        "Nguyễn Văn Bench",
+        "--email",
+        "bench@example.vn",
+        "--password-stdin",
+        stdin=password + "\n",
+    )
+
+    def service(name: str, alg: str) -> ClientCredentials:
+        return add_client(
+            env,
+            name,
+            "--grant-type",
+            "client_credentials",
+            "--access-token-alg",
+            alg,
+            "--scope",
+            "openid profile",
+        )
+
+    return BenchAccounts(
+        password=password,
+        web_app=add_client(
+            env,
+            "Bench web app",
+            "--redirect-uri",
+            REDIRECT_URI,
+            "--grant-type",
+            "authorization_code",
+            "--grant-type",
+            "refresh_token",
+            "--first-party",
+            "--id-token-alg",
+            "ES256",
+            "--access-token-alg",
+            "ES256",
+        ),
+        service_rs256=service("Bench service RS256", "RS256"),
+        service_es256=service("Bench service ES256", "ES256"),
+        resource_server=service("Bench resource server", "ES256"),
+    )
+
+
+@contextlib.contextmanager
+def running_server(
+    env: dict[str, str], *, port: int, workers: int, log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``commune-sso serve`` until every worker has started; SIGTERM (then SIGKILL) at the end."""
+    command = [
+        str(CLI),
+        "serve",
+        "--host",
+        HOST,
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+        "--no-upgrade",
+    ]
+    with log_path.open("wb") as log:
+        # Its own process group: Ctrl-C reaches only us, and we stop it in order.
+        server = subprocess.Popen(
+            command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        wait_until_serving(server, port=port, workers=workers, log_path=log_path)
+        yield server
+    finally:
+        stop_server(server)
+
+
+def wait_until_serving(
+    server: subprocess.Popen[bytes], *, port: int, workers: int, log_path: Path
+) -> None:
+    deadline = time.monotonic() + SERVER_START_TIMEOUT
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"the server exited ({server.returncode}):\n{tail(log_path)}")
+        started = log_path.read_text("utf-8", "replace").count("Application startup complete")
+        if started >= workers and discovery_answers(port):
+            return
+        time.sleep(0.2)
+    raise RuntimeError(
+        f"the server did not start in {SERVER_START_TIMEOUT:.0f} s:\n{tail(log_path)}"
+    )
+
+
+def discovery_answers(port: int) -> bool:
+    connection = http.client.HTTPConnection(HOST, port, timeout=2)
+    try:
+        connection.request("GET", "/.well-known/openid-configuration")
+        return connection.getresponse().status == 200
+    except OSError:
+        return False
+    finally:
+        connection.close()
+
+
+def stop_server(server: subprocess.Popen[bytes]) -> None:
+    if server.poll() is not None:
+        return
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout=SERVER_STOP_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(server.pid, signal.SIGKILL)  # the group we created: the server and its workers
+        server.wait()
+
+
+def tail(path: Path, lines: int = 40) -> str:
+    return "\n".join(path.read_text("utf-8", "replace").splitlines()[-lines:])
+
+
+# --------------------------------------------------------------------------------------------
+# CPU accounting from /proc: how busy the server, the database and the client were.
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def process_tree_cpu_seconds(root_pid: int) -> float:
+    """User + system CPU of a process and its live descendants (and of children they reaped)."""
+    stats: dict[int, tuple[int, float]] = {}  # pid -> (parent pid, CPU seconds)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except (FileNotFoundError, ProcessLookupError):
+            continue  # exited meanwhile
+        fields = stat[stat.rindex(")") + 2 :].split()
+        utime, stime, cutime, cstime = (int(value) for value in fields[11:15])
+        stats[int(entry.name)] = (int(fields[1]), (utime + stime + cutime + cstime) / CLOCK_TICKS)
+    children: dict[int, list[int]] = {}
+    for pid, (parent, _) in stats.items():
+        children.setdefault(parent, []).append(pid)
+    total, pending = 0.0, [root_pid]
+    while pending:
+        pid = pending.pop()
+        total += stats.get(pid, (0, 0.0))[1]
+        pending.extend(children.get(pid, []))
+    return total
+
+
+def machine_busy_cpu_seconds() -> float:
+    """CPU time all cores spent on anything but idling since boot (/proc/stat)."""
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (
+        int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]
+    )
+    return (user + nice + system + irq + softirq + steal) / CLOCK_TICKS
+
+
+def postmaster_pid(cluster_directory: Path) -> int:
+    return int((cluster_directory / "data" / "postmaster.pid").read_text().split()[0])
+
+
+# --------------------------------------------------------------------------------------------
+# Operations: what one worker of the load generator does, once per measured unit.
+
+
+def form_body(fields: dict[str, str]) -> bytes:
+    return urlencode(fields).encode("ascii")
+
+
+FORM = ("Content-Type", "application/x-www-form-urlencoded")
+HIDDEN_INPUT = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
+
+
+def expect(step: str, response: HttpResponse, status: int) -> HttpResponse:
+    if response.status != status:
+        raise UnexpectedResponse(step, response)
+    return response
+
+
+def local_target(step: str, response: HttpResponse) -> str:
+    """The path and query of a redirect's Location (relative or on our issuer)."""
+    location = response.header("location")
+    if not location:
+        raise UnexpectedResponse(f"{step} (no Location)", response)
+    parts = urlsplit(location)
+    return f"{parts.path}?{parts.query}" if parts.query else parts.path
+
+
+def cookie_header(cookies: dict[str, str]) -> tuple[str, str]:
+    return ("Cookie", "; ".join(f"{name}={value}" for name, value in cookies.items()))
+
+
+@dataclass
+class LoginTokens:
+    access_token: str
+    refresh_token: str
+
+
+async def password_login(connection: HttpConnection, accounts: BenchAccounts) -> LoginTokens:
+    """One official's sign-in from a new browser, as OIDC Core §3.1 with PKCE (RFC 7636)."""
+    client = accounts.web_app
+    verifier = secrets.token_urlsafe(48)
+    challenge = (
+        base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest())
+        .rstrip(b"=")
+        .decode("ascii")
+    )
+    state = secrets.token_urlsafe(16)
+    query = urlencode(
+        {
+            "response_type": "code",
+            "client_id": client.client_id,
+            "redirect_uri": REDIRECT_URI,
+            "scope": LOGIN_SCOPE,
+            "state": state,
+            "nonce": secrets.token_urlsafe(16),
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+        }
+    )
+    html_accept = ("Accept", "text/html")
+    authorize = expect(
+        "authorize",
+        await connection.request("GET", f"/oauth2/authorize?{query}", headers=[html_accept]),
+        303,
+    )
+    login_page = expect(
+        "login page",
+        await connection.request(
+            "GET", local_target("authorize", authorize), headers=[html_accept]
+        ),
+        200,
+    )
+    cookies = login_page.set_cookies()
+    hidden = {
+        name: html.unescape(value)
+        for name, value in HIDDEN_INPUT.findall(login_page.body.decode("utf-8"))
+    }
+    if "csrf_token" not in hidden or "interaction" not in hidden:
+        raise UnexpectedResponse("login page (form fields missing)", login_page)
+    submitted = expect(
+        "login form",
+        await connection.request(
+            "POST",
+            "/login",
+            headers=[FORM, html_accept, cookie_header(cookies)],
+            body=form_body(
+                {
+                    "username": USERNAME,
+                    "password": accounts.password,
+                    "csrf_token": hidden["csrf_token"],
+                    "interaction": hidden["interaction"],
+                }
+            ),
+        ),
+        303,
+    )
+    cookies.update(submitted.set_cookies())
+    resumed = expect(
+        "resume",
+        await connection.request(
+            "GET",
+            local_target("login form", submitted),
+            headers=[html_accept, cookie_header(cookies)],
+        ),
+        302,
+    )
+    callback = parse_qs(urlsplit(resumed.header("location") or "").query)
+    if callback.get("state") != [state] or "code" not in callback:
+        raise UnexpectedResponse("resume (no code for our state)", resumed)
+    exchanged = expect(
+        "code exchange",
+        await connection.request(
+            "POST",
+            "/oauth2/token",
+            headers=[FORM, ("Authorization", client.basic_authorization)],
+            body=form_body(
+                {
+                    "grant_type": "authorization_code",
+                    "code": callback["code"][0],
+                    "redirect_uri": REDIRECT_URI,
+                    "code_verifier": verifier,
+                }
+            ),
+        ),
+        200,
+    )
+    tokens = json.loads(exchanged.body)
+    if "id_token" not in tokens or "refresh_token" not in tokens:
+        raise UnexpectedResponse("code exchange (tokens missing)", exchanged)
+    return LoginTokens(tokens["access_token"], tokens["refresh_token"])
+
+
+def get_operation(path: str, headers: list[tuple[str, str]] | None = None) -> Operation:
+    async def operation(connection: HttpConnection) -> None:
+        expect(f"GET {path}", await connection.request("GET", path, headers=headers or []), 200)
+
+    return operation
+
+
+def client_credentials_operation(client: ClientCredentials) -> Operation:
+    headers = [FORM, ("Authorization", client.basic_authorization)]
+    body = form_body({"grant_type": "client_credentials"})
+
+    async def operation(connection: HttpConnection) -> None:
+        response = await connection.request("POST", "/oauth2/token", headers=headers, body=body)
+        if b'"access_token"' not in expect("client_credentials", response, 200).body:
+            raise UnexpectedResponse("client_credentials (no access_token)", response)
+
+    return operation
+
+
+def refresh_chain_operation(client: ClientCredentials, first_refresh_token: str) -> Operation:
+    """RFC 6749 §6 with rotation: each refresh uses the token the previous one returned, so a
+    chain is strictly sequential (reusing a rotated token would revoke the whole grant)."""
+    latest = first_refresh_token
+    headers = [FORM, ("Authorization", client.basic_authorization)]
+
+    async def operation(connection: HttpConnection) -> None:
+        nonlocal latest
+        body = form_body({"grant_type": "refresh_token", "refresh_token": latest})
+        response = expect(
+            "refresh",
+            await connection.request("POST", "/oauth2/token", headers=headers, body=body),
+            200,
+        )
+        tokens = json.loads(response.body)
+        if "refresh_token" not in tokens or "id_token" not in tokens:
+            raise UnexpectedResponse("refresh (tokens missing)", response)
+        latest = tokens["refresh_token"]
+
+    return operation
+
+
+def introspection_operation(resource_server: ClientCredentials, access_token: str) -> Operation:
+    headers = [FORM, ("Authorization", resource_server.basic_authorization)]
+    body = form_body({"token": access_token})
+
+    async def operation(connection: HttpConnection) -> None:
+        response = expect(
+            "introspection",
+            await connection.request("POST", "/oauth2/introspect", headers=headers, body=body),
+            200,
+        )
+        if json.loads(response.body).get("active") is not True:
+            raise UnexpectedResponse("introspection (token not active)", response)
+
+    return operation
+
+
+# --------------------------------------------------------------------------------------------
+# Scenarios, targets, results.
+
+
+@dataclass(frozen=True)
+class Target:
+    description: str
+    minimum_rate: float
+
+
+@dataclass
+class ScenarioResult:
+    name: str
+    concurrency: int
+    requests_per_operation: int
+    operations: int
+    rate: float
+    p50_ms: float | None
+    p99_ms: float | None
+    errors: int
+    first_error: str | None
+    raw_limit: float | None
+    raw_limit_description: str | None
+    ratio: float | None
+    target: str | None
+    passed: bool | None
+    server_cpu_percent: float
+    database_cpu_percent: float | None
+    client_cpu_percent: float
+    other_cpu_percent: float  # everything else on the machine: noise in the measurement
+
+
+@dataclass(frozen=True)
+class BenchOptions:
+    duration: float
+    warmup: float
+    raw_seconds: float
+    workers: int
+    database: str
+    concurrency: int | None
+
+    def concurrency_for(self, default: int) -> int:
+        return self.concurrency or default
+
+    @property
+    def max_operations(self) -> int:
+        return int(self.duration * MAX_OPERATIONS_PER_SECOND)
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """Cumulative CPU seconds of the server's processes, the database's, and the machine."""
+
+    server: float
+    database: float
+    machine: float
+
+    def minus(self, earlier: CpuSample) -> CpuSample:
+        return CpuSample(
+            server=self.server - earlier.server,
+            database=self.database - earlier.database,
+            machine=self.machine - earlier.machine,
+        )
+
+
+class ScenarioRunner:
+    """Runs each scenario against the server and turns its LoadResult into a table row."""
+
+    def __init__(
+        self,
+        *,
+        options: BenchOptions,
+        port: int,
+        server_pid: int,
+        database_pid: int | None,
+        raw: dict[str, RawRate],
+    ) -> None:
+        self.options = options
+        self.port = port
+        self.server_pid = server_pid
+        self.database_pid = database_pid
+        self.raw = raw
+        self.results: list[ScenarioResult] = []
+
+    def cpu_sample(self) -> CpuSample:
+        return CpuSample(
+            server=process_tree_cpu_seconds(self.server_pid),
+            database=process_tree_cpu_seconds(self.database_pid) if self.database_pid else 0.0,
+            machine=machine_busy_cpu_seconds(),
+        )
+
+    async def run(
+        self,
+        name: str,
+        operations: list[Operation],
+        *,
+        requests_per_operation: int = 1,
+        raw_limit: tuple[float, str] | None = None,
+        target: Target | None = None,
+        stop_worker_on_error: bool = False,
+    ) -> ScenarioResult:
+        console.print(f"[bold]{name}[/bold]: {len(operations)} connections …", end=" ")
+        cpu_before = self.cpu_sample()
+        load: LoadResult = await run_closed_loop(
+            host=HOST,
+            port=self.port,
+            operations=operations,
+            duration=self.options.duration,
+            warmup=self.options.warmup,
+            max_operations=self.options.max_operations,
+            stop_worker_on_error=stop_worker_on_error,
+        )
+        cpu = self.cpu_sample().minus(cpu_before)
+        raw_rate, raw_description = raw_limit if raw_limit else (None, None)
+        passed = None
+        if target is not None:
+            passed = load.errors == 0 and load.rate >= target.minimum_rate
+        result = ScenarioResult(
+            name=name,
+            concurrency=load.concurrency,
+            requests_per_operation=requests_per_operation,
+            operations=load.completed,
+            rate=load.rate,
+            p50_ms=load.percentile_ms(0.50),
+            p99_ms=load.percentile_ms(0.99),
+            errors=load.errors,
+            first_error=load.first_error,
+            raw_limit=raw_rate,
+            raw_limit_description=raw_description,
+            ratio=load.rate / raw_rate if raw_rate else None,
+            target=target.description if target else None,
+            passed=passed,
+            server_cpu_percent=100 * cpu.server / load.wall_seconds,
+            database_cpu_percent=(
+                100 * cpu.database / load.wall_seconds if self.database_pid else None
+            ),
+            client_cpu_percent=100 * load.client_cpu_seconds / load.wall_seconds,
+            other_cpu_percent=100
+            * (cpu.machine - cpu.server - cpu.database - load.client_cpu_seconds)
+            / load.wall_seconds,
+        )
+        console.print(f"{result.rate:,.0f}/s, {result.errors} errors")
+        if result.first_error:
+            console.print(f"  [red]first error[/red] {result.first_error}", markup=False)
+        self.results.append(result)
+        return result
+
+
+async def run_scenarios(runner: ScenarioRunner, accounts: BenchAccounts) -> None:
+    options, raw, workers = runner.options, runner.raw, runner.options.workers
+    cheap = options.concurrency_for(CHEAP_CONCURRENCY)
+    heavy = options.concurrency_for(HEAVY_CONCURRENCY)
+    rs256, es256, argon2 = raw["rs256_sign"], raw["es256_sign"], raw["argon2id_verify"]
+
+    await runner.run("discovery", [get_operation("/.well-known/openid-configuration")] * cheap)
+    await runner.run("jwks", [get_operation("/oauth2/jwks")] * cheap)
+    await runner.run(
+        "client_credentials RS256",
+        [client_credentials_operation(accounts.service_rs256)] * cheap,
+        raw_limit=(rs256.total, f"RS256 sign × {workers}"),
+        target=Target("≥ 60 % of raw", 0.6 * rs256.total),
+    )
+    await runner.run(
+        "client_credentials ES256",
+        [client_credentials_operation(accounts.service_es256)] * cheap,
+        raw_limit=(es256.total, f"ES256 sign × {workers}"),
+        target=Target("≥ 1,000/s", 1000.0),
+    )
+
+    async def login(connection: HttpConnection) -> None:
+        await password_login(connection, accounts)
+
+    await runner.run(
+        "password login (5 requests)",
+        [login] * heavy,
+        requests_per_operation=5,
+        raw_limit=(argon2.total, f"argon2id verify × {workers}"),
+        target=Target("≥ 80 % of raw", 0.8 * argon2.total),
+    )
+
+    # Refresh chains and the bearer token come from logins made outside any measurement.
+    chains = await logins_outside_measurement(runner.port, accounts, heavy)
+    bearer = (await logins_outside_measurement(runner.port, accounts, 1))[0].access_token
+    await runner.run(
+        "refresh (rotation)",
+        [refresh_chain_operation(accounts.web_app, tokens.refresh_token) for tokens in chains],
+        raw_limit=(es256.total / 2, f"ES256 sign × {workers} ÷ 2 tokens"),
+        target=(
+            Target("≥ 400/s (PostgreSQL)", 400.0) if options.database == "postgresql" else None
+        ),
+        stop_worker_on_error=True,
+    )
+    await runner.run(
+        "userinfo",
+        [get_operation("/oauth2/userinfo", [("Authorization", f"Bearer {bearer}")])] * cheap,
+    )
+    await runner.run(
+        "introspection", [introspection_operation(accounts.resource_server, bearer)] * cheap
+    )
+
+
+async def logins_outside_measurement(
+    port: int, accounts: BenchAccounts, count: int
+) -> list[LoginTokens]:
+    connections = [HttpConnection(HOST, port) for _ in range(count)]
+    try:
+        return list(
+            await asyncio.gather(
+                *(password_login(connection, accounts) for connection in connections)
+            )
+        )
+    finally:
+        for connection in connections:
+            connection.close()
+
+
+# --------------------------------------------------------------------------------------------
+# Reporting.
+
+
+def machine_info() -> dict[str, Any]:
+    cpu_model = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor() or "unknown",
+    )
+    return {
+        "nproc": len(os.sched_getaffinity(0)),
+        "cpu_model": cpu_model,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "hostname": socket.gethostname(),
+    }
+
+
+def format_number(value: float | None, digits: int = 0) -> str:
+    return "-" if value is None else f"{value:,.{digits}f}"
+
+
+def print_raw_limits(raw: dict[str, RawRate], workers: int) -> None:
+    table = Table(title="Raw limits (processes measured at the same time)")
+    for column in ("primitive", "per process /s", f"× {workers} processes /s"):
+        table.add_column(column, justify="right" if "/s" in column else "left")
+    for rate in raw.values():
+        table.add_row(
+            rate.name,
+            " + ".join(format_number(value) for value in rate.per_process),
+            format_number(rate.total),
+        )
+    console.print(table)
+
+
+def print_results(results: list[ScenarioResult]) -> None:
+    table = Table(title="HTTP scenarios (client-side measurement)")
+    columns = [
+        "scenario",
+        "req/s",
+        "p50 ms",
+        "p99 ms",
+        "errors",
+        "raw limit",
+        "ratio",
+        "target",
+        "result",
+        "server cpu",
+        "db cpu",
+        "client cpu",
+    ]
+    for column in columns:
+        table.add_column(column, justify="left" if column in ("scenario", "target") else "right")
+    for result in results:
+        verdict = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "-"}
+        raw = (
+            f"{format_number(result.raw_limit)} ({result.raw_limit_description})"
+            if result.raw_limit is not None
+            else "-"
+        )
+        table.add_row(
+            result.name,
+            format_number(result.rate),
+            format_number(result.p50_ms, 1),
+            format_number(result.p99_ms, 1),
+            str(result.errors),
+            raw,
+            format_number(result.ratio, 2),
+            result.target or "-",
+            verdict[result.passed],
+            f"{result.server_cpu_percent:.0f} %",
+            "-" if result.database_cpu_percent is None else f"{result.database_cpu_percent:.0f} %",
+            f"{result.client_cpu_percent:.0f} %",
+            f"{result.other_cpu_percent:.0f} %",
+        )
+    console.print(table)
+    console.print(
+        "req/s counts completed operations (a password login is 5 requests); cpu columns are "
+        "per cent of one core over the scenario, warm-up included (other: everything else "
+        "running on the machine: noise)."
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10.0, help="seconds per scenario")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        help=f"connections for every scenario (default {CHEAP_CONCURRENCY}, and "
+        f"{HEAVY_CONCURRENCY} for logins and refresh chains)",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="server worker processes")
+    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
+    parser.add_argument("--json-out", type=Path, help="default bench/results/oidc-<time>.json")
+    parser.add_argument(
+        "--quick", action="store_true", help=f"smoke run: {QUICK_DURATION:.0f} s per scenario"
+    )
+    args = parser.parse_args(argv)
+    if args.duration <= 0 or args.workers < 1 or (args.concurrency or 1) < 1:
+        parser.error("duration, workers and concurrency must be positive")
+    return args
+
+
+def exit_on_sigterm(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt  # runs every cleanup, like Ctrl-C
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    options = BenchOptions(
+        duration=QUICK_DURATION if args.quick else args.duration,
+        warmup=WARMUP_SECONDS / 2 if args.quick else WARMUP_SECONDS,
+        raw_seconds=QUICK_RAW_SECONDS if args.quick else RAW_SECONDS,
+        workers=args.workers,
+        database=args.database,
+        concurrency=args.concurrency,
+    )
+    started_at = datetime.now(UTC)
+    json_out = args.json_out or (
+        REPO / "bench" / "results" / f"oidc-{started_at:%Y%m%dT%H%M%SZ}.json"
+    )
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
+
+    machine = machine_info()
+    console.print(
+        f"machine: {machine['nproc']} CPUs ({machine['cpu_model']}), "
+        f"Python {machine['python']}, {machine['platform']}"
+    )
+    console.print(f"options: {asdict(options)}")
+
+    raw = {
+        kind: measure_raw_rate(kind, processes=options.workers, seconds=options.raw_seconds)
+        for kind in ("rs256_sign", "es256_sign", "argon2id_verify")
+    }
+    print_raw_limits(raw, options.workers)
+
+    with contextlib.ExitStack() as cleanup:
+        var_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="oidc-bench-")))
+        if options.database == "postgresql":
+            database_url, cluster = cleanup.enter_context(throwaway_postgres())
+            database_pid: int | None = postmaster_pid(cluster)
+            database_version = f"PostgreSQL {postgres_version(database_url)} (durable)"
+        else:
+            database_url = f"sqlite:///{var_dir / 'commune-sso.db'}"
+            database_pid, database_version = None, "SQLite (WAL)"
+        port = free_port()
+        env = service_environment(database_url=database_url, var_dir=var_dir, port=port)
+        service_settings = Settings(
+            issuer=env["COMMUNE_SSO_ISSUER"],
+            var_dir=var_dir,
+            database_url=database_url,
+            environment="production",
+        )
+        console.print(
+            f"service: {database_version}, {options.workers} workers, argon2id "
+            f"m={service_settings.argon2_memory_kib} KiB t={service_settings.argon2_time_cost} "
+            f"p={service_settings.argon2_parallelism}, pool {service_settings.db_pool_size}"
+            f"/worker, issuer {service_settings.issuer}"
+        )
+        accounts = prepare_service(env)
+        log_path = var_dir / "server.log"
+        server = cleanup.enter_context(
+            running_server(env, port=port, workers=options.workers, log_path=log_path)
+        )
+        runner = ScenarioRunner(
+            options=options,
+            port=port,
+            server_pid=server.pid,
+            database_pid=database_pid,
+            raw=raw,
+        )
+        uvloop.run(run_scenarios(runner, accounts))
+        server_errors = [
+            line
+            for line in log_path.read_text("utf-8", "replace").splitlines()
+            if "Traceback" in line or " ERROR" in line or line.startswith("ERROR")
+        ]
+
+    print_results(runner.results)
+    if server_errors:
+        console.print(f"[red]server log has {len(server_errors)} error lines[/red]")
+    report = {
+        "started_at": started_at.isoformat(),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine,
+        "options": asdict(options),
+        "database": database_version,
+        "settings": service_settings.model_dump(
+            mode="json", exclude={"key_passphrase", "secret_key"}
+        ),
+        "raw_limits": {
+            kind: {"per_process": rate.per_process, "total": rate.total}
+            for kind, rate in raw.items()
+        },
+        "scenarios": [asdict(result) for result in runner.results],
+        "server_error_lines": len(server_errors),
+    }
+    json_out.parent.mkdir(parents=True, exist_ok=True)
+    json_out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
+    console.print(f"JSON: {json_out}")
+    failed = [result.name for result in runner.results if result.passed is False]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,158 @@
+"""Shared fixtures: real SQLite and PostgreSQL databases made by the Alembic migrations, real
+keys, the real ASGI app. PostgreSQL runs when COMMUNE_SSO_TEST_POSTGRES_URL is set (the test
+command starts a throwaway cluster and sets it)."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from commune_sso.app import build_runtime, create_app
+from commune_sso.database import upgrade
+from core.clock import FixedClock
+from core.db import transaction
+from core.settings import Settings
+from idp import accounts, clients
+from idp.runtime import IdpRuntime
+
+ISSUER = "http://127.0.0.1:8000"
+RP_REDIRECT = "http://127.0.0.1:9/cb"
+RP_LOGOUT_REDIRECT = "http://127.0.0.1:9/logged-out"
+OFFICIAL_PASSWORD = "mật-khẩu-đủ-dài-2026"
+POSTGRES_URL = os.environ.get("COMMUNE_SSO_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", "postgresql"]
+_database_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def key_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One key ring for the session: generating RSA keys per test would only cost time."""
+    return tmp_path_factory.mktemp("keys") / "ring"
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sqlite-template") / "template.db"
+    upgrade(f"sqlite:///{path}")
+    return path
+
+
+def _admin_dsn() -> str:
+    assert POSTGRES_URL is not None
+    url = make_url(POSTGRES_URL).set(drivername="postgresql", database="postgres")
+    return url.render_as_string(hide_password=False)
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    if POSTGRES_URL is None:
+        pytest.skip("COMMUNE_SSO_TEST_POSTGRES_URL is not set")
+    name = f"sso_template_{os.getpid()}"
+    with psycopg.connect(_admin_dsn(), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.execute(f'CREATE DATABASE "{name}"')
+    upgrade(make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False))
+    yield name
+    with psycopg.connect(_admin_dsn(), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """A fresh database at the head revision, on each backend."""
+    if request.param == "sqlite":
+        template = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "commune-sso.db"
+        shutil.copyfile(template, path)
+        yield f"sqlite:///{path}"
+        return
+    template = request.getfixturevalue("postgres_template")
+    name = f"sso_test_{os.getpid()}_{next(_database_numbers)}"
+    with psycopg.connect(_admin_dsn(), autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    assert POSTGRES_URL is not None
+    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    with psycopg.connect(_admin_dsn(), autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def clock() -> FixedClock:
+    # Starts at the real time: independent JWT libraries check exp against the system clock.
+    return FixedClock(datetime.now(UTC).replace(microsecond=0))
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, key_dir: Path) -> Settings:
+    return Settings(
+        issuer=ISSUER,
+        var_dir=tmp_path / "var",
+        database_url=database_url,
+        key_dir=key_dir,
+        key_passphrase="test-key-passphrase-0123456789",
+        secret_key="test-server-secret-0123456789abcdef",
+    )
+
+
+@pytest.fixture
+def runtime(settings: Settings, clock: FixedClock) -> Iterator[IdpRuntime]:
+    built = build_runtime(settings, clock)
+    yield built
+    engine = built.session_factory.kw["bind"]
+    engine.dispose()
+
+
+@pytest.fixture
+def app(settings: Settings, runtime: IdpRuntime) -> Starlette:
+    return create_app(settings, runtime=runtime)
+
+
+@pytest.fixture
+def web(app: Starlette) -> Iterator[TestClient]:
+    with TestClient(app, base_url=ISSUER, follow_redirects=False) as client:
+        yield client
+
+
+@pytest.fixture
+def official(runtime: IdpRuntime) -> accounts.Account:
+    with transaction(runtime.session_factory) as session:
+        return accounts.create(
+            session=session,
+            clock=runtime.clock,
+            passwords=runtime.passwords,
+            actor="test",
+            username="nguyen.van.an",
+            full_name="Nguyễn Văn An",
+            email="an.nv@laocai.gov.vn",
+            password=OFFICIAL_PASSWORD,
+        )
+
+
+def register_client(runtime: IdpRuntime, **options: object) -> tuple[clients.Client, str | None]:
+    defaults: dict[str, object] = {
+        "name": "Hệ thống quản lý văn bản",
+        "redirect_uris": [RP_REDIRECT],
+        "post_logout_redirect_uris": [RP_LOGOUT_REDIRECT],
+        "first_party": True,
+    }
+    defaults.update(options)
+    with transaction(runtime.session_factory) as session:
+        return clients.create(session=session, clock=runtime.clock, actor="test", **defaults)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def rp(runtime: IdpRuntime) -> tuple[clients.Client, str]:
+    """A confidential, first-party shared app."""
+    client, secret = register_client(runtime)
+    assert secret is not None
+    return client, secret
