@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import html
 import re
 import secrets
 from typing import Any
@@ -15,6 +16,7 @@ from starlette.testclient import TestClient
 from tests.conftest import RP_REDIRECT
 
 HIDDEN_INPUT = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"')
+FORM_ACTION = re.compile(r'<form[^>]* action="([^"]*)" method="post"')
 
 
 def pkce_pair() -> tuple[str, str]:
@@ -50,7 +52,8 @@ def submit_login(
     web: TestClient, login_page: httpx.Response, username: str, password: str
 ) -> httpx.Response:
     fields = hidden_inputs(login_page.text)
-    return web.post("/login", data={**fields, "username": username, "password": password})
+    action = html.unescape(FORM_ACTION.findall(login_page.text)[0])
+    return web.post(action, data={**fields, "username": username, "password": password})
 
 
 def follow_to_client(web: TestClient, response: httpx.Response) -> httpx.Response:

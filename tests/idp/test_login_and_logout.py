@@ -314,3 +314,11 @@ def test_forged_id_token_hint_is_refused(web, rp, official):
     forged = f"{head}.{body}.{signature[::-1]}"
     out = web.get("/oauth2/logout", params={"id_token_hint": forged})
     assert out.status_code == 400
+
+
+def test_language_switch_still_works_after_a_failed_login(web, rp, official):
+    failed = submit_login(web, open_login_page(web, rp[0].client_id), "nguyen.van.an", "sai")
+    switch = failed.text.split('hreflang="en"')[0].rsplit('href="', 1)[1].split('"')[0]
+    english = web.get(switch.replace("&amp;", "&"))
+    assert english.status_code == 200
+    assert 'lang="en"' in english.text and 'name="password"' in english.text
