@@ -42,6 +42,14 @@ class FormTooLarge(Exception):
     pass
 
 
+def client_address(request: Request, *, trust_forwarded_for: bool) -> str | None:
+    """The caller's address; X-Forwarded-For only when a trusted proxy sets it."""
+    forwarded = request.headers.get("x-forwarded-for")
+    if trust_forwarded_for and forwarded:
+        return forwarded.split(",")[0].strip()[:64]
+    return request.client.host if request.client else None
+
+
 async def read_http_input(request: Request, *, trust_forwarded_for: bool) -> HttpInput:
     form_items: list[tuple[str, str]] = []
     content_type = request.headers.get("content-type", "")
@@ -52,17 +60,13 @@ async def read_http_input(request: Request, *, trust_forwarded_for: bool) -> Htt
                 if len(value) > MAX_FIELD_LENGTH:
                     raise FormTooLarge(key)
                 form_items.append((key, value))
-    address = request.client.host if request.client else None
-    forwarded = request.headers.get("x-forwarded-for")
-    if trust_forwarded_for and forwarded:
-        address = forwarded.split(",")[0].strip()
     return HttpInput(
         method=request.method,
         url=str(request.url),
         headers=request.headers,
         query=list(request.query_params.multi_items()),
         form=form_items,
-        client_address=address,
+        client_address=client_address(request, trust_forwarded_for=trust_forwarded_for),
         cookies=dict(request.cookies),
     )
 

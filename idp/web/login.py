@@ -17,6 +17,7 @@ from idp import accounts, login_throttle, sessions
 from idp.clients import find_active as find_client
 from idp.models import Consent, Interaction
 from idp.oauth.endpoints.authorization import expired_interaction_page
+from idp.oauth.http import client_address
 from idp.request_scope import RequestScope, run_in_request_scope
 
 WRONG_CREDENTIALS = N_("Incorrect username or password.")
@@ -282,7 +283,8 @@ async def login_submit(request: Request) -> Response:
     if isinstance(username, str) and username.strip():
         # Delay throttled attempts here, asynchronously: a sleeping thread would hold a
         # worker slot and a database connection.
-        keys = login_throttle.keys_for(username, request.client.host if request.client else None)
+        address = client_address(request, trust_forwarded_for=runtime.settings.trust_forwarded_for)
+        keys = login_throttle.keys_for(username, address)
 
         def assess() -> float:
             with transaction(runtime.session_factory) as session:
