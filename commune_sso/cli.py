@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +21,7 @@ from core.errors import ConfigurationError, DomainError
 from core.settings import Settings
 from idp import accounts, clients
 from idp.passwords import PasswordHasher
+from keys.errors import KeyRingError
 from keys.keyring import KeyRing
 
 app = typer.Typer(
@@ -47,7 +49,8 @@ CLI_ACTOR = "cli"
 
 
 def fail(message: str, code: int = 1) -> None:
-    err_console.print(f"[red]error:[/red] {message}")
+    # Messages can quote settings values; "[...]" in them is text, not rich markup.
+    err_console.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code)
 
 
@@ -74,7 +77,7 @@ def keyring(current: Settings) -> KeyRing:
         return KeyRing.load_or_create(
             current.resolved_key_dir, secrets_setup.key_passphrase(current), now=SystemClock().now()
         )
-    except ConfigurationError as error:
+    except (ConfigurationError, KeyRingError) as error:
         fail(str(error))
         raise
 
@@ -90,6 +93,13 @@ def serve(
     import uvicorn
 
     current = settings()
+    try:
+        # Both secrets are checked before the database is touched: the app factory in each
+        # uvicorn worker needs them, and failing there would only show after start-up.
+        secrets_setup.key_passphrase(current)
+        secrets_setup.server_secret(current)
+    except ConfigurationError as error:
+        fail(str(error))
     current.var_dir.mkdir(parents=True, exist_ok=True)
     if upgrade:
         database.upgrade(current.resolved_database_url)
@@ -316,8 +326,9 @@ def key_as_dict(info: Any, now: Any) -> dict[str, Any]:
 def keys_list(as_json: JsonOption = False) -> None:
     """List signing keys and their state (pending, active, retired)."""
     current = settings()
-    now = SystemClock().now()
     ring = keyring(current)
+    # After loading: keys created by this very call must not look pending.
+    now = SystemClock().now()
     rows = [key_as_dict(k, now) for k in ring.keys()]  # noqa: SIM118 - KeyRing, not a dict
     if as_json:
         emit(rows)

@@ -120,7 +120,8 @@ class Settings(BaseSettings):
         parts = urlsplit(self.issuer)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"issuer must be an http(s) URL, got {self.issuer!r}")
-        if parts.query or parts.fragment:
+        # Not parts.query/fragment: a bare "?" or "#" (empty query or fragment) must fail too.
+        if "?" in self.issuer or "#" in self.issuer:
             raise ValueError("issuer must not have a query or fragment (OIDC Discovery §2)")
         if self.environment not in ("development", "production"):
             raise ValueError("environment must be 'development' or 'production'")

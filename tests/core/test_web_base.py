@@ -486,7 +486,8 @@ def test_ui_locales_beats_cookie(client: TestClient) -> None:
 def test_login_form_has_exactly_the_agreed_fields(client: TestClient) -> None:
     elements = parse(client.get("/login").text)
     form = one(elements, "form")
-    assert form.attrs["action"] == "/login"
+    # The interaction rides in the URL too, so the language switch on a re-shown form keeps it.
+    assert form.attrs["action"] == "/login?interaction=int-123"
     assert form.attrs["method"] == "post"
     inputs = {e.attrs.get("name"): e.attrs for e in find(elements, "input")}
     assert set(inputs) == {"csrf_token", "interaction", "username", "password"}

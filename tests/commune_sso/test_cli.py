@@ -1,0 +1,518 @@
+"""The ``commune-sso`` command line (DESIGN: CLI contract), run in-process on real databases, plus
+the installed entry point and a real ``serve`` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import typer
+from sqlalchemy import Engine, text
+from typer.core import TyperGroup
+from typer.testing import CliRunner, Result
+
+from commune_sso.cli import app
+from core.db import make_engine, make_session_factory, transaction
+from core.opaque_tokens import digest
+from core.settings import Settings
+from idp import accounts, clients
+from idp.passwords import PasswordHasher
+from tests.conftest import ISSUER, OFFICIAL_PASSWORD
+
+KEY_PASSPHRASE = "test-key-passphrase-0123456789"
+SECRET_KEY = "test-server-secret-0123456789abcdef"
+ALGORITHMS = {"RS256", "ES256", "EdDSA"}
+
+# Commands that change something and print only a confirmation; every other command prints data
+# and must offer --json (DESIGN: CLI contract).
+ACTION_ONLY_COMMANDS = {
+    "serve",
+    "db upgrade",
+    "user set-password",
+    "user disable",
+    "client remove",
+}
+
+
+def cli_env(
+    *, var_dir: Path, database_url: str | None = None, key_dir: Path | None = None, **extra: str
+) -> dict[str, str | None]:
+    """Environment for one CLI run: ours only, whatever COMMUNE_SSO_* the caller's shell has."""
+    env: dict[str, str | None] = {
+        name: None for name in os.environ if name.startswith("COMMUNE_SSO_")
+    }
+    env["COMMUNE_SSO_VAR_DIR"] = str(var_dir)
+    env["COMMUNE_SSO_ISSUER"] = ISSUER
+    if database_url is not None:
+        env["COMMUNE_SSO_DATABASE_URL"] = database_url
+    if key_dir is not None:
+        env["COMMUNE_SSO_KEY_DIR"] = str(key_dir)
+    env.update({f"COMMUNE_SSO_{name.upper()}": value for name, value in extra.items()})
+    return env
+
+
+def one_line(text: str) -> str:
+    """rich wraps long lines at the console width; compare messages with whitespace folded."""
+    return " ".join(text.split())
+
+
+def assert_clean_failure(result: Result, message: str) -> None:
+    """A non-zero exit, a readable message on stderr, no traceback, nothing on stdout."""
+    assert result.exit_code != 0
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert message in one_line(result.stderr)
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+
+
+class Cli:
+    """``commune-sso`` in-process with a fixed environment."""
+
+    def __init__(self, env: dict[str, str | None]) -> None:
+        self.env = env
+        self.runner = CliRunner()
+
+    def __call__(self, *args: str, input: str | None = None) -> Result:
+        return self.runner.invoke(app, list(args), env=self.env, input=input)
+
+    def ok(self, *args: str, input: str | None = None) -> Result:
+        result = self(*args, input=input)
+        assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+        return result
+
+    def json(self, *args: str, input: str | None = None) -> Any:
+        return json.loads(self.ok(*args, "--json", input=input).stdout)
+
+
+@pytest.fixture
+def cli(database_url: str, tmp_path: Path) -> Cli:
+    """A fresh database at head on each backend, and a key ring of its own."""
+    return Cli(
+        cli_env(
+            var_dir=tmp_path / "var",
+            database_url=database_url,
+            key_dir=tmp_path / "keys",
+            key_passphrase=KEY_PASSPHRASE,
+            secret_key=SECRET_KEY,
+        )
+    )
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    built = make_engine(database_url)
+    yield built
+    built.dispose()
+
+
+def test_db_upgrade(cli: Cli) -> None:
+    assert "database at revision head" in cli.ok("db", "upgrade").stdout
+
+
+# --------------------------------------------------------------------------------------------
+# user
+
+
+def test_user_add_with_password_from_stdin(cli: Cli, engine: Engine, tmp_path: Path) -> None:
+    created = cli.json(
+        "user",
+        "add",
+        "nguyen.van.an",
+        "--name",
+        "Nguyễn Văn An",
+        "--email",
+        "an.nv@laocai.gov.vn",
+        "--password-stdin",
+        input=OFFICIAL_PASSWORD + "\n",
+    )
+    assert created["username"] == "nguyen.van.an"
+    assert re.fullmatch(r"[0-9a-f]{32}", created["subject"])
+
+    with transaction(make_session_factory(engine)) as session:
+        account = accounts.get_by_username(session, "nguyen.van.an")
+        assert account.subject == created["subject"]
+        assert account.full_name == "Nguyễn Văn An"
+        assert not account.is_system_admin
+        password_hash = account.password_hash
+    hasher = PasswordHasher(Settings(var_dir=tmp_path / "var"))
+    assert hasher.check(OFFICIAL_PASSWORD, password_hash).ok
+    assert not hasher.check(OFFICIAL_PASSWORD + "x", password_hash).ok
+
+
+def test_user_add_duplicate_username_fails_cleanly(cli: Cli) -> None:
+    cli.ok("user", "add", "tran.thi.binh", "--name", "Trần Thị Bình")
+    again = cli("user", "add", "tran.thi.binh", "--name", "Trần Thị Bình", "--json")
+    assert_clean_failure(again, "That username is already taken.")
+
+
+def test_user_set_password_refuses_short_password(cli: Cli, engine: Engine, tmp_path: Path) -> None:
+    cli.ok("user", "add", "le.van.cuong", "--name", "Lê Văn Cường")
+
+    short = cli("user", "set-password", "le.van.cuong", input="ngắn\n")
+    assert_clean_failure(short, "The password must be at least 8 characters long.")
+
+    cli.ok("user", "set-password", "le.van.cuong", input=OFFICIAL_PASSWORD + "\n")
+    with transaction(make_session_factory(engine)) as session:
+        password_hash = accounts.get_by_username(session, "le.van.cuong").password_hash
+    hasher = PasswordHasher(Settings(var_dir=tmp_path / "var"))
+    assert hasher.check(OFFICIAL_PASSWORD, password_hash).ok
+
+
+def test_user_set_password_for_unknown_user_fails_cleanly(cli: Cli) -> None:
+    result = cli("user", "set-password", "khong.ton.tai", input=OFFICIAL_PASSWORD + "\n")
+    assert_clean_failure(result, "No account with that username.")
+
+
+def test_user_disable_is_in_the_audit_log(cli: Cli, engine: Engine) -> None:
+    cli.ok("user", "add", "pham.thi.dung", "--name", "Phạm Thị Dung")
+    assert "disabled pham.thi.dung" in cli.ok("user", "disable", "pham.thi.dung").stdout
+
+    newest = cli.json("audit", "tail", "-n", "1")
+    assert [(e["action"], e["target"], e["actor"]) for e in newest] == [
+        ("account.disable", "account:pham.thi.dung", "cli")
+    ]
+    with transaction(make_session_factory(engine)) as session:
+        assert accounts.get_by_username(session, "pham.thi.dung").status == "disabled"
+
+
+# --------------------------------------------------------------------------------------------
+# client
+
+
+def test_confidential_client_secret_is_shown_once(cli: Cli, engine: Engine) -> None:
+    created = cli.json(
+        "client",
+        "add",
+        "--name",
+        "Hệ thống quản lý văn bản",
+        "--redirect-uri",
+        "https://vanban.laocai.gov.vn/oidc/callback",
+        "--redirect-uri",
+        "http://127.0.0.1:8001/cb",
+    )
+    client_id, secret = created["client_id"], created["client_secret"]
+    assert client_id and secret
+    assert created["token_endpoint_auth_method"] == "client_secret_basic"
+    assert created["redirect_uris"] == [
+        "https://vanban.laocai.gov.vn/oidc/callback",
+        "http://127.0.0.1:8001/cb",
+    ]
+
+    with transaction(make_session_factory(engine)) as session:
+        assert clients.check_secret(clients.get_active(session, client_id), secret)
+
+    listed_json = cli.ok("client", "list", "--json").stdout
+    listed_table = cli.ok("client", "list").stdout
+    for output in (listed_json, listed_table):
+        assert secret not in output
+        assert digest(secret) not in output
+    rows = json.loads(listed_json)
+    assert [row["client_id"] for row in rows] == [client_id]
+    assert not {"client_secret", "secret_digest"} & set(rows[0])
+
+
+def test_public_client_has_no_secret(cli: Cli) -> None:
+    created = cli.json(
+        "client",
+        "add",
+        "--name",
+        "Ứng dụng di động",
+        "--public",
+        "--redirect-uri",
+        "http://[::1]/cb",
+    )
+    assert created["client_secret"] is None
+    assert created["token_endpoint_auth_method"] == "none"
+
+
+def test_client_credentials_only_client(cli: Cli, engine: Engine) -> None:
+    created = cli.json(
+        "client", "add", "--name", "Đồng bộ báo cáo", "--grant-type", "client_credentials"
+    )
+    assert created["grant_types"] == ["client_credentials"]
+    assert created["redirect_uris"] == []
+    assert created["client_secret"]
+    with transaction(make_session_factory(engine)) as session:
+        client = clients.get_active(session, created["client_id"])
+        assert clients.check_secret(client, created["client_secret"])
+
+
+@pytest.mark.parametrize(
+    ("uri", "message"),
+    [
+        (
+            "http://vanban.laocai.gov.vn/cb",
+            "A redirect URI must use https (plain http only on the loopback address).",
+        ),
+        ("https://vanban.laocai.gov.vn/cb#done", "A redirect URI must not contain a fragment."),
+        ("/relative/cb", "A redirect URI must be an absolute http(s) URL."),
+    ],
+)
+def test_bad_redirect_uri_is_refused(cli: Cli, uri: str, message: str) -> None:
+    result = cli("client", "add", "--name", "Văn bản", "--redirect-uri", uri, "--json")
+    assert_clean_failure(result, message)
+    assert cli.json("client", "list") == []
+
+
+def test_client_remove(cli: Cli) -> None:
+    kept = cli.json("client", "add", "--name", "Giữ lại", "--grant-type", "client_credentials")
+    gone = cli.json("client", "add", "--name", "Gỡ bỏ", "--grant-type", "client_credentials")
+
+    assert f"removed {gone['client_id']}" in cli.ok("client", "remove", gone["client_id"]).stdout
+
+    assert [row["client_id"] for row in cli.json("client", "list")] == [kept["client_id"]]
+    assert_clean_failure(cli("client", "remove", gone["client_id"]), "No such client.")
+
+
+# --------------------------------------------------------------------------------------------
+# keys
+
+
+def test_keys_list_and_rotate(cli: Cli) -> None:
+    first = cli.json("keys", "list")
+    # Regression: keys created by `keys list` itself used to show as "pending".
+    assert sorted((k["alg"], k["state"]) for k in first) == sorted(
+        (alg, "active") for alg in ALGORITHMS
+    )
+    old_kids = {k["kid"] for k in first}
+
+    rotated = cli.json("keys", "rotate")
+    assert {k["alg"] for k in rotated} == ALGORITHMS
+    assert {k["state"] for k in rotated} == {"pending"}
+    new_kids = {k["kid"] for k in rotated}
+    assert len(new_kids) == 3 and not new_kids & old_kids
+
+    after = {k["kid"]: k for k in cli.json("keys", "list")}
+    assert set(after) == old_kids | new_kids
+    assert {after[kid]["state"] for kid in new_kids} == {"pending"}
+    assert {after[kid]["state"] for kid in old_kids} == {"active"}
+    # The old keys now know when they stop signing: when the new ones start.
+    for old in old_kids:
+        same_alg_new = next(k for k in rotated if k["alg"] == after[old]["alg"])
+        assert after[old]["retire_at"] == same_alg_new["active_from"]
+
+    entries = cli.json("audit", "tail", "--action", "key.rotate")
+    assert len(entries) == 1
+    assert entries[0]["actor"] == "cli"
+    assert {(k["kid"], k["alg"]) for k in entries[0]["details"]["new"]} == {
+        (k["kid"], k["alg"]) for k in rotated
+    }
+
+
+def test_keys_with_wrong_passphrase_fail_cleanly(cli: Cli) -> None:
+    cli.ok("keys", "list")
+    cli.env["COMMUNE_SSO_KEY_PASSPHRASE"] = "another-passphrase-0123456789"
+    assert_clean_failure(cli("keys", "list", "--json"), "wrong passphrase")
+
+
+# --------------------------------------------------------------------------------------------
+# audit
+
+
+def add_users(cli: Cli, count: int) -> list[str]:
+    names = [f"can.bo.{n}" for n in range(1, count + 1)]
+    for name in names:
+        cli.ok("user", "add", name, "--name", f"Cán bộ {name}")
+    return names
+
+
+def test_audit_verify_on_a_fresh_chain(cli: Cli) -> None:
+    empty = cli.ok("audit", "verify")
+    assert "audit chain intact" in empty.stdout
+
+    add_users(cli, 3)
+    assert "audit chain intact: 3 entries" in one_line(cli.ok("audit", "verify").stdout)
+    assert cli.json("audit", "verify") == {"ok": True, "checked": 3, "problems": []}
+
+
+def test_audit_verify_names_an_edited_entry(cli: Cli, engine: Engine) -> None:
+    add_users(cli, 3)
+    with engine.begin() as connection:
+        connection.execute(text("UPDATE audit_log SET actor='mallory' WHERE seq=2"))
+
+    result = cli("audit", "verify", "--json")
+    assert result.exit_code == 2, result.output
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    assert report["checked"] == 3
+    assert [(p["seq"], p["kind"]) for p in report["problems"]] == [(2, "edited")]
+
+    readable = cli("audit", "verify")
+    assert readable.exit_code == 2
+    assert "entry 2: edited" in readable.stdout
+
+
+def test_audit_tail_returns_the_newest_entries(cli: Cli) -> None:
+    names = add_users(cli, 7)
+    entries = cli.json("audit", "tail", "-n", "5")
+    assert [e["seq"] for e in entries] == [3, 4, 5, 6, 7]
+    assert [e["target"] for e in entries] == [f"account:{name}" for name in names[2:]]
+    assert {e["action"] for e in entries} == {"account.create"}
+    assert all(re.fullmatch(r"[0-9a-f]{64}", e["entry_hash"]) for e in entries)
+
+
+# --------------------------------------------------------------------------------------------
+# the contract as a whole
+
+
+def all_commands(group: Any = None, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """("user add", command) for every command of the CLI, however deep."""
+    group = group or typer.main.get_command(app)
+    for name, command in group.commands.items():
+        if isinstance(command, TyperGroup):
+            yield from all_commands(command, f"{prefix}{name} ")
+        else:
+            yield f"{prefix}{name}", command
+
+
+def test_every_data_command_accepts_json() -> None:
+    commands = dict(all_commands())
+    assert set(commands) >= ACTION_ONLY_COMMANDS
+    data_commands = set(commands) - ACTION_ONLY_COMMANDS
+    assert {
+        "user add",
+        "client add",
+        "client list",
+        "keys list",
+        "keys rotate",
+        "audit verify",
+        "audit tail",
+    } <= data_commands
+    for name in sorted(data_commands):
+        options = {opt for param in commands[name].params for opt in param.opts}
+        assert "--json" in options, f"`commune-sso {name}` prints data but has no --json"
+
+
+def test_bad_settings_fail_cleanly(tmp_path: Path) -> None:
+    # Regression: "[/]" in a settings value was read as rich markup and crashed the CLI.
+    env = cli_env(var_dir=tmp_path / "var")
+    env["COMMUNE_SSO_ISSUER"] = "ftp://sso.example.vn/[/]"
+    result = Cli(env)("client", "list", "--json")
+    assert_clean_failure(result, "issuer must be an http(s) URL")
+    assert "ftp://sso.example.vn/[/]" in one_line(result.stderr)
+
+
+# --------------------------------------------------------------------------------------------
+# the installed entry point, in a subprocess
+
+
+def commune_sso_executable() -> str:
+    beside_python = Path(sys.executable).parent / "commune-sso"
+    if beside_python.exists():
+        return str(beside_python)
+    found = shutil.which("commune-sso")
+    assert found is not None, "the commune-sso entry point is not installed (pip install -e .)"
+    return found
+
+
+def subprocess_env(**settings: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("COMMUNE_SSO_")}
+    env.pop("FORCE_COLOR", None)
+    env["NO_COLOR"] = "1"  # we read the printed text
+    env.update({f"COMMUNE_SSO_{name.upper()}": value for name, value in settings.items()})
+    return env
+
+
+def test_installed_entry_point_help(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [commune_sso_executable(), "--help"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        cwd=tmp_path,
+        env=subprocess_env(),
+    )
+    assert result.returncode == 0, result.stderr
+    for group in ("serve", "db", "user", "client", "keys", "audit"):
+        assert re.search(rf"\b{group}\b", result.stdout), group
+    assert list(tmp_path.iterdir()) == []  # --help creates nothing
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def serve_until_ready(var_dir: Path, log_path: Path) -> tuple[str, str]:
+    """Start `commune-sso serve`, wait for discovery, stop it. Returns what it had printed once
+    ready, and everything it printed."""
+    port = free_port()
+    issuer = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [commune_sso_executable(), "serve", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=var_dir.parent,
+            env=subprocess_env(var_dir=str(var_dir), issuer=issuer),
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while True:
+                if server.poll() is not None:
+                    pytest.fail(f"serve exited with {server.returncode}:\n{log_path.read_text()}")
+                try:
+                    reply = httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=2)
+                    if reply.status_code == 200:
+                        break
+                except httpx.TransportError:
+                    pass
+                if time.monotonic() > deadline:
+                    pytest.fail(f"serve did not answer within 30 s:\n{log_path.read_text()}")
+                time.sleep(0.2)
+            assert reply.json()["issuer"] == issuer
+            printed_when_ready = log_path.read_text(encoding="utf-8")
+        finally:
+            server.terminate()
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait()
+    return printed_when_ready, log_path.read_text(encoding="utf-8")
+
+
+def test_serve_prints_first_start_credentials_once(tmp_path: Path) -> None:
+    var_dir = tmp_path / "var"
+
+    when_ready, first = serve_until_ready(var_dir, tmp_path / "first.log")
+    # Printed before serving, not only when the process ends (docker logs, journald).
+    password_line = re.search(r"admin password:\s+(\S+)", when_ready)
+    secret_line = re.search(r"demo client_secret:\s+(\S+)", when_ready)
+    assert password_line and secret_line, when_ready
+    password, secret = password_line.group(1), secret_line.group(1)
+    assert first.count("admin password:") == 1
+    assert first.count(password) == 1
+    assert first.count(secret) == 1
+
+    # What was printed is what works.
+    settings = Settings(var_dir=var_dir)
+    engine = make_engine(settings.resolved_database_url)
+    try:
+        with transaction(make_session_factory(engine)) as session:
+            admin = accounts.get_by_username(session, "admin")
+            assert admin.is_system_admin
+            password_hash = admin.password_hash
+            assert clients.check_secret(clients.get_active(session, "demo-shared-app"), secret)
+    finally:
+        engine.dispose()
+    assert PasswordHasher(settings).check(password, password_hash).ok
+
+    _, second = serve_until_ready(var_dir, tmp_path / "second.log")
+    assert "admin password" not in second
+    assert "client_secret" not in second
+    assert password not in second
+    assert secret not in second
