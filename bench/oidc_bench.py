@@ -96,8 +96,12 @@ SERVER_STOP_TIMEOUT = 15.0
 # A JWS signing input of a typical access token's size (base64url header "." payload).
 SIGNING_INPUT = b"e" * 600
 
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+# Other processes' CPU use (per cent of one core) above which a scenario's result is suspect.
+DISTURBED_CPU_PERCENT = 15
+
 # Wide enough for the result table when the output goes to a file or a pipe.
-console = Console(width=max(170, shutil.get_terminal_size().columns))
+console = Console(width=max(200, shutil.get_terminal_size().columns))
 
 
 # --------------------------------------------------------------------------------------------
@@ -173,6 +177,17 @@ def measure_raw_rate(kind: str, *, processes: int, seconds: float) -> RawRate:
 
 
 @contextlib.contextmanager
+def interrupts_ignored() -> Iterator[None]:
+    """Let a cleanup finish even if Ctrl-C or SIGTERM comes again while it runs."""
+    previous = {number: signal.signal(number, signal.SIG_IGN) for number in INTERRUPTS}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+
+
+@contextlib.contextmanager
 def throwaway_postgres() -> Iterator[tuple[str, Path]]:
     """A durable (fsync on) PostgreSQL cluster; yields its URL and directory, then removes it."""
     if not os.access(PG_THROWAWAY, os.X_OK):
@@ -188,7 +203,8 @@ def throwaway_postgres() -> Iterator[tuple[str, Path]]:
         )
         yield started.stdout.strip(), directory
     finally:
-        subprocess.run([str(PG_THROWAWAY), "stop", str(directory)], check=False)
+        with interrupts_ignored():
+            subprocess.run([str(PG_THROWAWAY), "stop", str(directory)], check=False)
 
 
 def postgres_version(database_url: str) -> str:
@@ -334,7 +350,8 @@ def running_server(
         wait_until_serving(server, port=port, workers=workers, log_path=log_path)
         yield server
     finally:
-        stop_server(server)
+        with interrupts_ignored():
+            stop_server(server)
 
 
 def wait_until_serving(
@@ -383,6 +400,7 @@ def tail(path: Path, lines: int = 40) -> str:
 # CPU accounting from /proc: how busy the server, the database and the client were.
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+CORES = len(os.sched_getaffinity(0))
 
 
 def process_tree_cpu_seconds(root_pid: int) -> float:
@@ -431,6 +449,7 @@ def form_body(fields: dict[str, str]) -> bytes:
 
 FORM = ("Content-Type", "application/x-www-form-urlencoded")
 HIDDEN_INPUT = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
+FORM_ACTION = re.compile(r'<form [^>]*action="([^"]+)"')
 
 
 def expect(step: str, response: HttpResponse, status: int) -> HttpResponse:
@@ -494,17 +513,16 @@ async def password_login(connection: HttpConnection, accounts: BenchAccounts) ->
         200,
     )
     cookies = login_page.set_cookies()
-    hidden = {
-        name: html.unescape(value)
-        for name, value in HIDDEN_INPUT.findall(login_page.body.decode("utf-8"))
-    }
-    if "csrf_token" not in hidden or "interaction" not in hidden:
-        raise UnexpectedResponse("login page (form fields missing)", login_page)
+    page = login_page.body.decode("utf-8")
+    hidden = {name: html.unescape(value) for name, value in HIDDEN_INPUT.findall(page)}
+    action = FORM_ACTION.search(page)
+    if action is None or "csrf_token" not in hidden or "interaction" not in hidden:
+        raise UnexpectedResponse("login page (form or its fields missing)", login_page)
     submitted = expect(
         "login form",
         await connection.request(
             "POST",
-            "/login",
+            html.unescape(action.group(1)),  # where a browser would post the form
             headers=[FORM, html_accept, cookie_header(cookies)],
             body=form_body(
                 {
@@ -551,6 +569,13 @@ async def password_login(connection: HttpConnection, accounts: BenchAccounts) ->
     if "id_token" not in tokens or "refresh_token" not in tokens:
         raise UnexpectedResponse("code exchange (tokens missing)", exchanged)
     return LoginTokens(tokens["access_token"], tokens["refresh_token"])
+
+
+def login_operation(accounts: BenchAccounts) -> Operation:
+    async def operation(connection: HttpConnection) -> None:
+        await password_login(connection, accounts)
+
+    return operation
 
 
 def get_operation(path: str, headers: list[tuple[str, str]] | None = None) -> Operation:
@@ -640,6 +665,10 @@ class ScenarioResult:
     database_cpu_percent: float | None
     client_cpu_percent: float
     other_cpu_percent: float  # everything else on the machine: noise in the measurement
+    # CPU of server, database and client per operation, and the rate the machine's cores would
+    # allow at that cost: a figure that other load on the machine disturbs much less.
+    cpu_ms_per_operation: float | None
+    cpu_bound_ceiling: float | None
 
 
 @dataclass(frozen=True)
@@ -710,7 +739,7 @@ class ScenarioRunner:
         raw_limit: tuple[float, str] | None = None,
         target: Target | None = None,
         stop_worker_on_error: bool = False,
-    ) -> ScenarioResult:
+    ) -> None:
         console.print(f"[bold]{name}[/bold]: {len(operations)} connections …", end=" ")
         cpu_before = self.cpu_sample()
         load: LoadResult = await run_closed_loop(
@@ -724,6 +753,8 @@ class ScenarioRunner:
         )
         cpu = self.cpu_sample().minus(cpu_before)
         raw_rate, raw_description = raw_limit if raw_limit else (None, None)
+        own_cpu = cpu.server + cpu.database + load.client_cpu_seconds
+        cpu_per_operation = own_cpu / load.all_operations if load.all_operations else None
         passed = None
         if target is not None:
             passed = load.errors == 0 and load.rate >= target.minimum_rate
@@ -750,12 +781,13 @@ class ScenarioRunner:
             other_cpu_percent=100
             * (cpu.machine - cpu.server - cpu.database - load.client_cpu_seconds)
             / load.wall_seconds,
+            cpu_ms_per_operation=1000 * cpu_per_operation if cpu_per_operation else None,
+            cpu_bound_ceiling=CORES / cpu_per_operation if cpu_per_operation else None,
         )
         console.print(f"{result.rate:,.0f}/s, {result.errors} errors")
         if result.first_error:
             console.print(f"  [red]first error[/red] {result.first_error}", markup=False)
         self.results.append(result)
-        return result
 
 
 async def run_scenarios(runner: ScenarioRunner, accounts: BenchAccounts) -> None:
@@ -769,25 +801,21 @@ async def run_scenarios(runner: ScenarioRunner, accounts: BenchAccounts) -> None
     await runner.run(
         "client_credentials RS256",
         [client_credentials_operation(accounts.service_rs256)] * cheap,
-        raw_limit=(rs256.total, f"RS256 sign × {workers}"),
-        target=Target("≥ 60 % of raw", 0.6 * rs256.total),
+        raw_limit=(rs256.total, f"RS256 sign ×{workers}"),
+        target=Target("≥ 60 % raw", 0.6 * rs256.total),
     )
     await runner.run(
         "client_credentials ES256",
         [client_credentials_operation(accounts.service_es256)] * cheap,
-        raw_limit=(es256.total, f"ES256 sign × {workers}"),
+        raw_limit=(es256.total, f"ES256 sign ×{workers}"),
         target=Target("≥ 1,000/s", 1000.0),
     )
-
-    async def login(connection: HttpConnection) -> None:
-        await password_login(connection, accounts)
-
     await runner.run(
-        "password login (5 requests)",
-        [login] * heavy,
+        "password login",
+        [login_operation(accounts)] * heavy,
         requests_per_operation=5,
-        raw_limit=(argon2.total, f"argon2id verify × {workers}"),
-        target=Target("≥ 80 % of raw", 0.8 * argon2.total),
+        raw_limit=(argon2.total, f"argon2id ×{workers}"),
+        target=Target("≥ 80 % raw", 0.8 * argon2.total),
     )
 
     # Refresh chains and the bearer token come from logins made outside any measurement.
@@ -796,10 +824,8 @@ async def run_scenarios(runner: ScenarioRunner, accounts: BenchAccounts) -> None
     await runner.run(
         "refresh (rotation)",
         [refresh_chain_operation(accounts.web_app, tokens.refresh_token) for tokens in chains],
-        raw_limit=(es256.total / 2, f"ES256 sign × {workers} ÷ 2 tokens"),
-        target=(
-            Target("≥ 400/s (PostgreSQL)", 400.0) if options.database == "postgresql" else None
-        ),
+        raw_limit=(es256.total / 2, f"ES256 sign ×{workers} ÷2"),
+        target=(Target("≥ 400/s", 400.0) if options.database == "postgresql" else None),
         stop_worker_on_error=True,
     )
     await runner.run(
@@ -840,7 +866,7 @@ def machine_info() -> dict[str, Any]:
         platform.processor() or "unknown",
     )
     return {
-        "nproc": len(os.sched_getaffinity(0)),
+        "nproc": CORES,
         "cpu_model": cpu_model,
         "python": platform.python_version(),
         "platform": platform.platform(),
@@ -880,9 +906,13 @@ def print_results(results: list[ScenarioResult]) -> None:
         "server cpu",
         "db cpu",
         "client cpu",
+        "other cpu",
+        "cpu ms/op",
+        "ceiling/s",
     ]
     for column in columns:
-        table.add_column(column, justify="left" if column in ("scenario", "target") else "right")
+        justify = "left" if column in ("scenario", "target") else "right"
+        table.add_column(column, justify=justify, no_wrap=True)
     for result in results:
         verdict = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "-"}
         raw = (
@@ -904,12 +934,23 @@ def print_results(results: list[ScenarioResult]) -> None:
             "-" if result.database_cpu_percent is None else f"{result.database_cpu_percent:.0f} %",
             f"{result.client_cpu_percent:.0f} %",
             f"{result.other_cpu_percent:.0f} %",
+            format_number(result.cpu_ms_per_operation, 2),
+            format_number(result.cpu_bound_ceiling),
         )
     console.print(table)
+    disturbed = [r.name for r in results if r.other_cpu_percent > DISTURBED_CPU_PERCENT]
+    if disturbed:
+        console.print(
+            f"[yellow]warning:[/yellow] other processes used more than {DISTURBED_CPU_PERCENT} % "
+            f"of a core during: {', '.join(disturbed)}. Those numbers are low; rerun on a quiet "
+            "machine."
+        )
     console.print(
-        "req/s counts completed operations (a password login is 5 requests); cpu columns are "
-        "per cent of one core over the scenario, warm-up included (other: everything else "
-        "running on the machine: noise)."
+        "req/s counts completed operations (a password login is 5 requests). The cpu columns "
+        "are per cent of one core over the scenario, warm-up included; other is everything else "
+        "running on the machine (noise).\ncpu ms/op is the CPU of server + database + client "
+        f"per operation; ceiling/s = {CORES} cores ÷ cpu ms/op, the rate this machine would "
+        "allow if nothing else ran and the service were purely CPU-bound."
     )
 
 
@@ -1011,7 +1052,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print_results(runner.results)
     if server_errors:
-        console.print(f"[red]server log has {len(server_errors)} error lines[/red]")
+        console.print(f"[red]server log has {len(server_errors)} error lines[/red], first ones:")
+        for line in server_errors[:5]:
+            console.print(f"  {line}", markup=False)
     report = {
         "started_at": started_at.isoformat(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -1036,4 +1079,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        console.print("interrupted: the server and the database were stopped")
+        sys.exit(130)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from collections.abc import Sequence
 from urllib.parse import urlsplit
@@ -20,6 +21,8 @@ from keys.keyring import SUPPORTED_ALGORITHMS
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
 AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
+# Stricter than RFC 6749 A.1 (printable ASCII): ids appear in URLs, logs and audit targets.
+CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9._~:/-]{1,64}")
 
 
 def validate_redirect_uri(uri: str) -> str:
@@ -100,6 +103,11 @@ def create(
     uris = [validate_redirect_uri(u) for u in redirect_uris]
     logout_uris = [validate_redirect_uri(u) for u in post_logout_redirect_uris]
     client_id = client_id or secrets.token_urlsafe(18)
+    if not CLIENT_ID_PATTERN.fullmatch(client_id):
+        raise DomainError(
+            "A client_id is 1 to 64 letters, digits or . _ ~ : / - characters.",
+            field="client_id",
+        )
     if find_active(session, client_id) is not None:
         raise DomainError("That client_id is already registered.", field="client_id")
     secret = None if public else new_opaque_token()

@@ -7,6 +7,7 @@ client as a redirect with ``error``, ``state`` and ``iss``.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 
 from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError
@@ -18,6 +19,9 @@ from idp.oauth.http import OAuthRequest
 PROMPT_VALUES = frozenset({"none", "login", "consent", "select_account"})
 SUPPORTED_RESPONSE_MODES = frozenset({"query"})
 MAX_STATE_OR_NONCE = 2048
+# None of the grammars of RFC 6749 Appendix A (VSCHAR, NQCHAR, UNICODECHARNOCRLF, URI) admits
+# these; PostgreSQL also refuses NUL in text, so a nonce carrying one would fail at code issue.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
 
 
 def check_client(
@@ -48,6 +52,22 @@ def check_no_repeated_parameters(request: OAuthRequest, redirect_uri: str) -> No
     repeated = request.payload.duplicated()
     if repeated:
         raise InvalidRequestError(f"Repeated parameter '{repeated[0]}'.", redirect_uri=redirect_uri)
+
+
+def check_no_control_characters(request: OAuthRequest, redirect_uri: str) -> None:
+    """RFC 6749 Appendix A: no parameter of the request may carry a control character."""
+    for name, value in request.payload_items:
+        if CONTROL_CHARACTERS.search(name) or CONTROL_CHARACTERS.search(value):
+            raise InvalidRequestError(
+                "A parameter contains control characters.", redirect_uri=redirect_uri
+            )
+
+
+def check_response_type_present(request: OAuthRequest, redirect_uri: str) -> None:
+    """RFC 6749 §4.1.2.1: a missing required parameter is invalid_request (Authlib would call a
+    missing response_type unsupported_response_type)."""
+    if not request.payload.data.get("response_type"):
+        raise InvalidRequestError("Missing 'response_type' parameter.", redirect_uri=redirect_uri)
 
 
 def check_request_object(request: OAuthRequest, redirect_uri: str) -> None:

@@ -7,6 +7,7 @@ hiding it in a context variable.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from authlib.common.urls import add_params_to_uri
@@ -17,6 +18,7 @@ from starlette.responses import Response
 from idp import clients, token_store
 from idp.claims import STANDARD_SCOPES
 from idp.models import Client, Grant, RefreshToken
+from idp.oauth.client_authentication import authenticate_client_secret_basic
 from idp.oauth.grants import (
     CodeGrant,
     IdTokenExtension,
@@ -29,6 +31,14 @@ from idp.oauth.http import HttpInput, OAuthRequest, to_starlette
 from idp.oauth.token_issuer import issue_access_token
 from idp.runtime import IdpRuntime
 
+# RFC 6749 Appendix A.1: client-id = *VSCHAR (%x20-7E); ours are at most 64 characters. Anything
+# else names no client, and is never sent to the database (PostgreSQL refuses NUL in text).
+CLIENT_ID = re.compile(r"[\x20-\x7e]{1,64}")
+
+
+def is_client_id(value: str) -> bool:
+    return CLIENT_ID.fullmatch(value) is not None
+
 
 class OAuthServer(AuthorizationServer):
     def __init__(self, runtime: IdpRuntime, session: Session, *, for_authorization: bool = False):
@@ -40,10 +50,11 @@ class OAuthServer(AuthorizationServer):
         self.register_grant(CodeGrant, [RequiredS256Challenge(required=True), IdTokenExtension()])
         self.register_grant(RotatingRefreshGrant, [IdTokenExtension()])
         self.register_grant(ServiceCredentialsGrant)
+        self.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
 
     def query_client(self, client_id: str) -> OAuthClient | None:
         if client_id not in self._clients:
-            row = clients.find_active(self.session, client_id) if len(client_id) <= 64 else None
+            row = clients.find_active(self.session, client_id) if is_client_id(client_id) else None
             self._clients[client_id] = OAuthClient(row) if row else None
         return self._clients[client_id]
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
+from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from sqlalchemy.orm import Session
 
 from idp import token_store
@@ -79,6 +81,24 @@ class PresentedRefreshToken:
 
 
 PresentedToken = PresentedAccessToken | PresentedRefreshToken
+TOKEN_TYPE_HINTS = ("access_token", "refresh_token")
+
+
+class UnsupportedTokenTypeError(OAuth2Error):
+    """RFC 7009 §2.2.1, presented as every RFC 6749 §5.2 error: a 400. (Authlib's own class
+    answers 401 without a WWW-Authenticate challenge, which RFC 9110 §15.5.2 forbids.)"""
+
+    error = "unsupported_token_type"
+    status_code = 400
+
+
+def check_token_parameters(form: Mapping[str, str]) -> None:
+    """RFC 7009 §2.1 / RFC 7662 §2.1: ``token`` is required, ``token_type_hint`` optional."""
+    if "token" not in form:
+        raise InvalidRequestError("Missing 'token' parameter.")
+    hint = form.get("token_type_hint")
+    if hint and hint not in TOKEN_TYPE_HINTS:
+        raise UnsupportedTokenTypeError("Unsupported 'token_type_hint'.")
 
 
 def find_presented_token(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 
 from authlib.common.urls import add_params_to_uri
@@ -23,6 +24,13 @@ from idp.request_scope import RequestScope, run_in_request_scope
 WRONG_CREDENTIALS = N_("Incorrect username or password.")
 LOCKED_OUT = N_("Too many failed attempts. Please wait a few minutes and try again.")
 MISSING_CREDENTIALS = N_("Please enter your username and password.")
+# No username holds a control character (accounts.USERNAME_PATTERN), and PostgreSQL refuses NUL
+# in text: replaced, the name matches no account and is safe to use as a throttle key.
+CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+def submitted_username(raw: str) -> str:
+    return CONTROL_CHARACTERS.sub("\ufffd", raw.strip())[:200]
 
 
 def _interaction_param(scope: RequestScope) -> str | None:
@@ -86,7 +94,7 @@ def submit_login(scope: RequestScope) -> Response:
     if interaction is None or handle is None:
         return expired_interaction_page(scope)
     form = dict(scope.http.form)
-    username = form.get("username", "").strip()[:200]
+    username = submitted_username(form.get("username", ""))
     password = form.get("password", "")
     if not username or not password:
         return _render_login(
@@ -284,7 +292,7 @@ async def login_submit(request: Request) -> Response:
         # Delay throttled attempts here, asynchronously: a sleeping thread would hold a
         # worker slot and a database connection.
         address = client_address(request, trust_forwarded_for=runtime.settings.trust_forwarded_for)
-        keys = login_throttle.keys_for(username, address)
+        keys = login_throttle.keys_for(submitted_username(username), address)
 
         def assess() -> float:
             with transaction(runtime.session_factory) as session:

@@ -101,7 +101,9 @@ def authorize(
         client = checks.check_client(server.query_client, oauth_request)
         redirect_uri = checks.check_redirect_uri(oauth_request, client)
         checks.check_no_repeated_parameters(oauth_request, redirect_uri)
+        checks.check_no_control_characters(oauth_request, redirect_uri)
         checks.check_request_object(oauth_request, redirect_uri)
+        checks.check_response_type_present(oauth_request, redirect_uri)
         grant = server.get_consent_grant(oauth_request, end_user=None)
         checks.check_response_mode(oauth_request, redirect_uri)
         checks.check_lengths(oauth_request, redirect_uri)
@@ -123,6 +125,8 @@ def authorize(
         not logged_in_here
         and (
             "login" in prompts
+            # OIDC Core §3.1.2.1: max_age=0 equals prompt=login, even within the same second.
+            or max_age == 0
             or (
                 max_age is not None and now - browser_session.auth_time > timedelta(seconds=max_age)
             )

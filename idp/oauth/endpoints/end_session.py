@@ -19,6 +19,7 @@ from core.web.i18n import N_
 from idp import clients, sessions, token_store
 from idp.models import BrowserSession, Client
 from idp.oauth.endpoints.authorization import current_session
+from idp.oauth.server import is_client_id
 from idp.request_scope import RequestScope, run_in_request_scope
 from keys.errors import InvalidToken
 
@@ -57,7 +58,11 @@ def _resolve(
         if client_id and client_id not in audiences:
             raise LogoutRequestError("client_id does not match the id_token_hint audience.")
         client_id = client_id or (audiences[0] if audiences else None)
-    client = clients.find_active(scope.session, client_id) if client_id else None
+    client = (
+        clients.find_active(scope.session, client_id)
+        if client_id and is_client_id(client_id)
+        else None
+    )
     if client_id and client is None:
         raise LogoutRequestError("Unknown client_id.")
     redirect = params.get("post_logout_redirect_uri")

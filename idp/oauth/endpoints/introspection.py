@@ -12,13 +12,16 @@ from starlette.responses import Response
 from idp.oauth.grants import CONFIDENTIAL_ONLY, OAuthClient
 from idp.oauth.http import OAuthRequest, json_error
 from idp.oauth.server import OAuthServer
-from idp.oauth.token_views import PresentedToken, find_presented_token
+from idp.oauth.token_views import PresentedToken, check_token_parameters, find_presented_token
 from idp.request_scope import RequestScope, run_in_request_scope
 
 
 class Introspection(IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = CONFIDENTIAL_ONLY
     server: OAuthServer
+
+    def check_params(self, request: Any, client: OAuthClient) -> None:
+        check_token_parameters(request.form)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> PresentedToken | None:
         return find_presented_token(

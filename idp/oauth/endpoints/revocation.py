@@ -11,16 +11,24 @@ from starlette.responses import Response
 
 from core import audit
 from idp import token_store
-from idp.oauth.grants import CONFIDENTIAL_OR_PUBLIC
+from idp.oauth.grants import CONFIDENTIAL_OR_PUBLIC, OAuthClient
 from idp.oauth.http import OAuthRequest, json_error
 from idp.oauth.server import OAuthServer
-from idp.oauth.token_views import PresentedAccessToken, PresentedToken, find_presented_token
+from idp.oauth.token_views import (
+    PresentedAccessToken,
+    PresentedToken,
+    check_token_parameters,
+    find_presented_token,
+)
 from idp.request_scope import RequestScope, run_in_request_scope
 
 
 class Revocation(RevocationEndpoint):
     CLIENT_AUTH_METHODS = CONFIDENTIAL_OR_PUBLIC
     server: OAuthServer
+
+    def check_params(self, request: Any, client: OAuthClient) -> None:
+        check_token_parameters(request.form)
 
     def query_token(self, token_string: str, token_type_hint: str | None) -> PresentedToken | None:
         return find_presented_token(
