@@ -208,3 +208,179 @@ class LoginThrottle(Base):
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_started_at: Mapped[datetime] = mapped_column(UTCDateTime())
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class Unit(Base):
+    """An administrative unit: one of the 34 provinces or 3,321 communes, wards, special zones.
+
+    Codes are the official ones (2-digit provinces, 5-digit wards). Units are never deleted:
+    a reform renames, merges or splits them, recorded as :class:`UnitEvent` rows.
+    """
+
+    __tablename__ = "idp_unit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(8), unique=True)
+    level: Mapped[str] = mapped_column(String(10))  # "province" | "ward"
+    name: Mapped[str] = mapped_column(String(200))
+    division_type: Mapped[str] = mapped_column(String(40))
+    province_code: Mapped[str] = mapped_column(String(2), index=True)
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active|merged|dissolved
+    merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("idp_unit.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class UnitEvent(Base):
+    __tablename__ = "idp_unit_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("idp_unit.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # created|renamed|merged|split|dissolved
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class Agency(Base):
+    """An agency inside a unit (People's Committee, Party Committee, ...)."""
+
+    __tablename__ = "idp_agency"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    unit_id: Mapped[int] = mapped_column(ForeignKey("idp_unit.id"))
+    kind: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str] = mapped_column(String(200))
+
+    __table_args__ = (
+        Index("uq_idp_agency_unit_kind_name", "unit_id", "kind", "name", unique=True),
+    )
+
+
+class AccountProfile(Base):
+    """An official's organisational data (one row per account, issue 3)."""
+
+    __tablename__ = "idp_account_profile"
+
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("idp_account.id", ondelete="CASCADE"), primary_key=True
+    )
+    citizen_id: Mapped[str | None] = mapped_column(String(12), unique=True)
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("idp_unit.id"), index=True)
+    agency_id: Mapped[int | None] = mapped_column(ForeignKey("idp_agency.id"))
+    position: Mapped[str | None] = mapped_column(String(200))
+    # Lowercase, without diacritics: "nguyen van an" finds "Nguyễn Văn An".
+    search_name: Mapped[str] = mapped_column(String(200), index=True)
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    # SCIM: a deleted account keeps its row and history but is invisible (RFC 7644 §3.6).
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(Integer, default=1)  # ETag source
+
+
+class AccountMove(Base):
+    __tablename__ = "idp_account_move"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("idp_account.id"), index=True)
+    from_unit_id: Mapped[int | None] = mapped_column(ForeignKey("idp_unit.id"))
+    to_unit_id: Mapped[int | None] = mapped_column(ForeignKey("idp_unit.id"))
+    reason: Mapped[str] = mapped_column(String(300))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    actor: Mapped[str] = mapped_column(String(200))
+
+
+class AdminRole(Base):
+    """Delegated administration: province admin (a province unit) or unit admin (a ward)."""
+
+    __tablename__ = "idp_admin_role"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("idp_account.id", ondelete="CASCADE"))
+    role: Mapped[str] = mapped_column(String(16))  # province_admin|unit_admin
+    unit_id: Mapped[int] = mapped_column(ForeignKey("idp_unit.id"))
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        Index("uq_idp_admin_role_account_role_unit", "account_id", "role", "unit_id", unique=True),
+    )
+
+
+class ClientUnitScope(Base):
+    """Units a provisioning (SCIM) client may manage."""
+
+    __tablename__ = "idp_client_unit_scope"
+
+    client_pk: Mapped[int] = mapped_column(
+        ForeignKey("idp_client.id", ondelete="CASCADE"), primary_key=True
+    )
+    unit_id: Mapped[int] = mapped_column(ForeignKey("idp_unit.id"), primary_key=True)
+
+
+class Group(Base):
+    __tablename__ = "idp_group"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    scim_id: Mapped[str] = mapped_column(String(36), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    unit_id: Mapped[int | None] = mapped_column(ForeignKey("idp_unit.id"))
+    external_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class GroupMember(Base):
+    __tablename__ = "idp_group_member"
+
+    group_id: Mapped[int] = mapped_column(
+        ForeignKey("idp_group.id", ondelete="CASCADE"), primary_key=True
+    )
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("idp_account.id", ondelete="CASCADE"), primary_key=True
+    )
+
+
+class ActivationCode(Base):
+    """One-time code that lets an imported official set a first password."""
+
+    __tablename__ = "idp_activation_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("idp_account.id", ondelete="CASCADE"))
+    code_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LifecycleEvent(Base):
+    """Outbox of account lifecycle events (disabled, deleted, moved) for other parts (the CA
+    module, shared apps' logout) to consume in order by id."""
+
+    __tablename__ = "idp_lifecycle_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(40))
+    account_subject: Mapped[str] = mapped_column(String(64), index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ImportJob(Base):
+    """A bulk import (CSV/XLSX): progress and per-row results, resumable after a crash."""
+
+    __tablename__ = "idp_import_job"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(43), unique=True)
+    file_name: Mapped[str] = mapped_column(String(300))
+    file_digest: Mapped[str] = mapped_column(String(64), index=True)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[str] = mapped_column(String(16))  # running|finished|failed
+    total_rows: Mapped[int] = mapped_column(Integer, default=0)
+    processed_rows: Mapped[int] = mapped_column(Integer, default=0)
+    summary: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    actor: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
