@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import re
 import secrets
+import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -40,6 +42,75 @@ def validate_redirect_uri(uri: str) -> str:
     return uri
 
 
+@dataclass(frozen=True)
+class ClientInfo:
+    """An immutable copy of a registration, safe to share between threads and requests."""
+
+    id: int
+    client_id: str
+    name: str
+    secret_digest: str | None
+    token_endpoint_auth_method: str
+    redirect_uris: tuple[str, ...]
+    post_logout_redirect_uris: tuple[str, ...]
+    grant_types: tuple[str, ...]
+    scope: str
+    id_token_signed_response_alg: str
+    access_token_signed_response_alg: str
+    first_party: bool
+
+    @classmethod
+    def of(cls, row: Client) -> ClientInfo:
+        return cls(
+            id=row.id,
+            client_id=row.client_id,
+            name=row.name,
+            secret_digest=row.secret_digest,
+            token_endpoint_auth_method=row.token_endpoint_auth_method,
+            redirect_uris=tuple(row.redirect_uris),
+            post_logout_redirect_uris=tuple(row.post_logout_redirect_uris),
+            grant_types=tuple(row.grant_types),
+            scope=row.scope,
+            id_token_signed_response_alg=row.id_token_signed_response_alg,
+            access_token_signed_response_alg=row.access_token_signed_response_alg,
+            first_party=row.first_party,
+        )
+
+    @property
+    def is_public(self) -> bool:
+        return self.token_endpoint_auth_method == "none"
+
+
+class ClientCache:
+    """Registrations cached per worker process for a few seconds.
+
+    Every token request authenticates its client; reading the row each time was most of the
+    cost of a client_credentials request on PostgreSQL. A change made elsewhere (secret
+    rotation, removal) reaches every worker within ``ttl`` seconds; removal also revokes the
+    client's grants in the database at once, so no refresh token survives it.
+    """
+
+    def __init__(self, ttl: float = 5.0) -> None:
+        self._ttl = ttl
+        self._entries: dict[str, tuple[float, ClientInfo]] = {}
+
+    def lookup(self, session: Session, client_id: str) -> ClientInfo | None:
+        now = time.monotonic()
+        cached = self._entries.get(client_id)
+        if cached is not None and now - cached[0] < self._ttl:
+            return cached[1]
+        row = find_active(session, client_id)
+        if row is None:
+            self._entries.pop(client_id, None)
+            return None
+        info = ClientInfo.of(row)
+        self._entries[client_id] = (now, info)
+        return info
+
+    def forget(self, client_id: str) -> None:
+        self._entries.pop(client_id, None)
+
+
 def find_active(session: Session, client_id: str) -> Client | None:
     return session.scalar(
         select(Client).where(Client.client_id == client_id, Client.removed_at.is_(None))
@@ -59,7 +130,7 @@ def list_active(session: Session) -> list[Client]:
     )
 
 
-def check_secret(client: Client, presented: str) -> bool:
+def check_secret(client: Client | ClientInfo, presented: str) -> bool:
     return client.secret_digest is not None and matches_digest(presented, client.secret_digest)
 
 

@@ -145,7 +145,8 @@ class Grant(Base):
     revoked_reason: Mapped[str | None] = mapped_column(String(32))
 
     account: Mapped[Account] = relationship(lazy="joined")
-    client: Mapped[Client] = relationship(lazy="joined")
+    # Not joined: token requests use the cached registration of the authenticated client.
+    client: Mapped[Client] = relationship(lazy="select")
 
     __table_args__ = (
         Index("ix_idp_grant_account_id", "account_id"),

@@ -12,6 +12,7 @@ from core.clock import Clock
 from core.settings import Settings
 from core.web.csrf import CsrfProtection
 from core.web.templating import PageRenderer
+from idp.clients import ClientCache
 from idp.passwords import PasswordHasher
 from keys.keyring import KeyRing
 
@@ -28,6 +29,7 @@ class IdpRuntime:
     passwords: PasswordHasher
     pages: PageRenderer
     csrf: CsrfProtection
+    client_cache: ClientCache = field(default_factory=ClientCache)
     _keyring_checked: float = field(default=0.0, init=False)
     _keyring_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 

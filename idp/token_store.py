@@ -35,7 +35,7 @@ def create_grant(
     session: Session,
     clock: Clock,
     account: Account,
-    client: Client,
+    client_pk: int,
     browser_session: BrowserSession | None,
     scope: str,
     auth_time: datetime,
@@ -46,7 +46,7 @@ def create_grant(
     grant = Grant(
         grant_id=secrets.token_urlsafe(24),
         account_id=account.id,
-        client_pk=client.id,
+        client_pk=client_pk,
         session_id=browser_session.id if browser_session else None,
         sid=browser_session.sid if browser_session else None,
         scope=scope,
@@ -57,7 +57,7 @@ def create_grant(
     )
     session.add(grant)
     session.flush()
-    grant.account, grant.client = account, client
+    grant.account = account
     return grant
 
 
@@ -147,12 +147,12 @@ class CodeRedemption:
     replayed: bool = False
 
 
-def redeem_code(*, session: Session, clock: Clock, code: str, client: Client) -> CodeRedemption:
+def redeem_code(*, session: Session, clock: Clock, code: str, client_pk: int) -> CodeRedemption:
     """RFC 6749 §4.1.2: single use. A second use revokes every token issued from the code."""
     stored = session.scalar(
         select(AuthorizationCode).where(AuthorizationCode.code_digest == digest(code))
     )
-    if stored is None or stored.grant.client_pk != client.id:
+    if stored is None or stored.grant.client_pk != client_pk:
         return CodeRedemption(code=None)
     now = clock.now()
     won = _rowcount(
@@ -200,11 +200,11 @@ def find_refresh_token(session: Session, token: str) -> RefreshToken | None:
 
 
 def usable_refresh_token(
-    *, session: Session, clock: Clock, token: str, client: Client
+    *, session: Session, clock: Clock, token: str, client_pk: int
 ) -> RefreshToken | None:
     """Look up a refresh token for the refresh grant; reuse of a rotated one kills the family."""
     stored = find_refresh_token(session, token)
-    if stored is None or stored.grant.client_pk != client.id:
+    if stored is None or stored.grant.client_pk != client_pk:
         return None
     now = clock.now()
     if stored.rotated_at is not None:

@@ -20,7 +20,8 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 
 from core import audit
 from idp import clients, token_store
-from idp.models import Account, AuthorizationCode, BrowserSession, Client, RefreshToken
+from idp.clients import ClientInfo
+from idp.models import Account, AuthorizationCode, BrowserSession, RefreshToken
 from idp.oauth.token_issuer import issue_id_token
 
 if TYPE_CHECKING:
@@ -35,12 +36,12 @@ CONFIDENTIAL_ONLY = ["client_secret_basic", "client_secret_post"]
 class OAuthClient(ClientMixin):
     """Authlib's view of a registered client."""
 
-    def __init__(self, row: Client) -> None:
-        self.row = row
-        self.client_id = row.client_id
+    def __init__(self, info: ClientInfo) -> None:
+        self.info = info
+        self.client_id = info.client_id
 
     def get_client_id(self) -> str:
-        return self.row.client_id
+        return self.info.client_id
 
     def get_default_redirect_uri(self) -> str | None:
         # OIDC Core §3.1.2.1: redirect_uri is required; never guess one.
@@ -49,27 +50,27 @@ class OAuthClient(ClientMixin):
     def get_allowed_scope(self, scope: str | None) -> str:
         if not scope:
             return ""
-        allowed = set(self.row.scope.split())
+        allowed = set(self.info.scope.split())
         return " ".join(s for s in dict.fromkeys(scope.split()) if s in allowed)
 
     def check_redirect_uri(self, redirect_uri: str) -> bool:
-        return redirect_uri in self.row.redirect_uris  # exact string match, RFC 9700 §4.1.3
+        return redirect_uri in self.info.redirect_uris  # exact string match, RFC 9700 §4.1.3
 
     def check_client_secret(self, client_secret: str) -> bool:
-        return clients.check_secret(self.row, client_secret)
+        return clients.check_secret(self.info, client_secret)
 
     def check_endpoint_auth_method(self, method: str, endpoint: str) -> bool:
-        return method == self.row.token_endpoint_auth_method
+        return method == self.info.token_endpoint_auth_method
 
     def check_response_type(self, response_type: str) -> bool:
-        return response_type == "code" and "authorization_code" in self.row.grant_types
+        return response_type == "code" and "authorization_code" in self.info.grant_types
 
     def check_grant_type(self, grant_type: str) -> bool:
-        return grant_type in self.row.grant_types
+        return grant_type in self.info.grant_types
 
     @property
     def id_token_signed_response_alg(self) -> str:
-        return self.row.id_token_signed_response_alg
+        return self.info.id_token_signed_response_alg
 
 
 @dataclass
@@ -104,7 +105,7 @@ class RefreshRecord:
         self.grant = row.grant
 
     def check_client(self, client: OAuthClient) -> bool:
-        return self.grant.client_pk == client.row.id
+        return self.grant.client_pk == client.info.id
 
     def get_scope(self) -> str:
         return self.row.scope
@@ -123,7 +124,7 @@ class CodeGrant(AuthorizationCodeGrant):
             session=session,
             clock=runtime.clock,
             account=user.account,
-            client=request.client.row,
+            client_pk=request.client.info.id,
             browser_session=user.browser_session,
             scope=request.scope,
             auth_time=user.auth_time,
@@ -147,7 +148,7 @@ class CodeGrant(AuthorizationCodeGrant):
     def query_authorization_code(self, code: str, client: OAuthClient) -> CodeRecord | None:
         runtime, session = self.server.runtime, self.server.session
         redemption = token_store.redeem_code(
-            session=session, clock=runtime.clock, code=code, client=client.row
+            session=session, clock=runtime.clock, code=code, client_pk=client.info.id
         )
         if redemption.replayed:
             audit.record(
@@ -177,7 +178,7 @@ class CodeGrant(AuthorizationCodeGrant):
     ) -> dict:
         code: CodeRecord = self.request.authorization_code
         return self.server.token_response(
-            client=self.request.client.row,
+            client=self.request.client.info,
             grant=code.grant,
             scope=code.get_scope(),
             include_refresh_token=include_refresh_token,
@@ -211,7 +212,7 @@ class IdTokenExtension:
             family, nonce = grant.request.refresh_token.grant, None  # §12.2: no nonce
         token["id_token"] = issue_id_token(
             grant.server.runtime,
-            client=family.client,
+            client=grant.request.client.info,  # the authenticated client: the family's own
             account=family.account,
             grant=family,
             scope=token["scope"],
@@ -234,7 +235,7 @@ class RotatingRefreshGrant(RefreshTokenGrant):
             session=session,
             clock=runtime.clock,
             token=refresh_token,
-            client=self.request.client.row,
+            client_pk=self.request.client.info.id,
         )
         return RefreshRecord(row) if row else None
 
@@ -245,7 +246,7 @@ class RotatingRefreshGrant(RefreshTokenGrant):
     def issue_token(self, user: Account, refresh_token: RefreshRecord) -> dict:
         scope = self.request.payload.scope or refresh_token.get_scope()
         return self.server.token_response(
-            client=self.request.client.row,
+            client=self.request.client.info,
             grant=refresh_token.grant,
             scope=scope,
             include_refresh_token=True,
@@ -276,12 +277,12 @@ class ServiceCredentialsGrant(ClientCredentialsGrant):
     ) -> dict:
         client: OAuthClient = self.request.client
         # User-facing scopes mean nothing without a user; by default grant the rest.
-        requested = scope or client.row.scope
+        requested = scope or client.info.scope
         granted = " ".join(
             s
             for s in client.get_allowed_scope(requested).split()
             if s not in ("openid", "offline_access")
         )
         return self.server.token_response(
-            client=client.row, grant=None, scope=granted, include_refresh_token=False, parent=None
+            client=client.info, grant=None, scope=granted, include_refresh_token=False, parent=None
         )

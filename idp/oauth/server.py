@@ -15,9 +15,10 @@ from authlib.oauth2 import AuthorizationServer
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from idp import clients, token_store
+from idp import token_store
 from idp.claims import STANDARD_SCOPES
-from idp.models import Client, Grant, RefreshToken
+from idp.clients import ClientInfo
+from idp.models import Grant, RefreshToken
 from idp.oauth.client_authentication import authenticate_client_secret_basic
 from idp.oauth.grants import (
     CodeGrant,
@@ -54,8 +55,12 @@ class OAuthServer(AuthorizationServer):
 
     def query_client(self, client_id: str) -> OAuthClient | None:
         if client_id not in self._clients:
-            row = clients.find_active(self.session, client_id) if is_client_id(client_id) else None
-            self._clients[client_id] = OAuthClient(row) if row else None
+            info = (
+                self.runtime.client_cache.lookup(self.session, client_id)
+                if is_client_id(client_id)
+                else None
+            )
+            self._clients[client_id] = OAuthClient(info) if info else None
         return self._clients[client_id]
 
     def save_token(self, token: dict, request: Any) -> None:
@@ -88,7 +93,7 @@ class OAuthServer(AuthorizationServer):
     def token_response(
         self,
         *,
-        client: Client,
+        client: ClientInfo,
         grant: Grant | None,
         scope: str,
         include_refresh_token: bool,

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from idp.claims import claims_for_scope
+from idp.clients import ClientInfo
 from idp.models import Account, Client, Grant
 from idp.runtime import IdpRuntime
 
@@ -34,7 +35,7 @@ class IssuedAccessToken:
 
 
 def issue_access_token(
-    runtime: IdpRuntime, *, client: Client, scope: str, grant: Grant | None
+    runtime: IdpRuntime, *, client: ClientInfo, scope: str, grant: Grant | None
 ) -> IssuedAccessToken:
     """RFC 9068 §2: typ "at+jwt", iss/exp/aud/sub/client_id/iat/jti, plus scope.
 
@@ -68,7 +69,7 @@ def issue_access_token(
 def issue_id_token(
     runtime: IdpRuntime,
     *,
-    client: Client,
+    client: Client | ClientInfo,
     account: Account,
     grant: Grant,
     scope: str,

@@ -53,7 +53,7 @@ class PresentedRefreshToken:
         self.runtime, self.row = runtime, row
 
     def check_client(self, client: OAuthClient) -> bool:
-        return self.row.grant.client_pk == client.row.id
+        return self.row.grant.client_pk == client.info.id
 
     def is_expired(self) -> bool:
         return self.runtime.clock.now() >= self.row.expires_at

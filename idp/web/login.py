@@ -7,19 +7,25 @@ import re
 from collections.abc import Callable
 
 from authlib.common.urls import add_params_to_uri
-from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from core import audit
-from core.db import transaction
 from core.web.i18n import N_
 from idp import accounts, login_throttle, sessions
 from idp.clients import find_active as find_client
 from idp.models import Consent, Interaction
 from idp.oauth.endpoints.authorization import expired_interaction_page
-from idp.oauth.http import client_address
 from idp.request_scope import RequestScope, run_in_request_scope
+
+
+class ThrottleDelay(Response):
+    """Not sent to the browser: tells the route to wait before checking the password."""
+
+    def __init__(self, delay_seconds: float) -> None:
+        super().__init__(status_code=429)
+        self.delay_seconds = delay_seconds
+
 
 WRONG_CREDENTIALS = N_("Incorrect username or password.")
 LOCKED_OUT = N_("Too many failed attempts. Please wait a few minutes and try again.")
@@ -122,6 +128,8 @@ def submit_login(scope: RequestScope) -> Response:
         return _render_login(
             scope, interaction, handle, username=username, error=LOCKED_OUT, status_code=429
         )
+    if state.delay_seconds > 0 and not getattr(scope.request.state, "throttle_delay_served", False):
+        return ThrottleDelay(state.delay_seconds)
     account = accounts.find_by_username(session, username)
     check = runtime.passwords.check(password, account.password_hash if account else None)
     if account is None or not check.ok or not account.is_active:
@@ -287,23 +295,14 @@ async def login_submit(request: Request) -> Response:
     form = await request.form()
     token = form.get("csrf_token")
     runtime.csrf.verify(request, token if isinstance(token, str) else None)
-    username = form.get("username")
-    if isinstance(username, str) and username.strip():
-        # Delay throttled attempts here, asynchronously: a sleeping thread would hold a
-        # worker slot and a database connection.
-        address = client_address(request, trust_forwarded_for=runtime.settings.trust_forwarded_for)
-        keys = login_throttle.keys_for(submitted_username(username), address)
-
-        def assess() -> float:
-            with transaction(runtime.session_factory) as session:
-                return login_throttle.assess(
-                    session=session, clock=runtime.clock, settings=runtime.settings, keys=keys
-                ).delay_seconds
-
-        delay = await run_in_threadpool(assess)
-        if delay > 0:
-            await asyncio.sleep(delay)
-    return await run_in_request_scope(request, submit_login)
+    response = await run_in_request_scope(request, submit_login)
+    if isinstance(response, ThrottleDelay):
+        # Awaited here, not slept in the worker thread, which would hold a database
+        # connection; then the attempt runs again, this time past the delay.
+        await asyncio.sleep(response.delay_seconds)
+        request.state.throttle_delay_served = True
+        response = await run_in_request_scope(request, submit_login)
+    return response
 
 
 async def consent_page(request: Request) -> Response:

@@ -7,6 +7,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -446,14 +447,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve_until_ready(var_dir: Path, log_path: Path) -> tuple[str, str]:
+def serve_until_ready(var_dir: Path, log_path: Path, *, workers: int = 1) -> tuple[str, str]:
     """Start `commune-sso serve`, wait for discovery, stop it. Returns what it had printed once
     ready, and everything it printed."""
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
         server = subprocess.Popen(
-            [commune_sso_executable(), "serve", "--port", str(port)],
+            [commune_sso_executable(), "serve", "--port", str(port), "--workers", str(workers)],
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=var_dir.parent,
@@ -474,6 +475,8 @@ def serve_until_ready(var_dir: Path, log_path: Path) -> tuple[str, str]:
                     pytest.fail(f"serve did not answer within 30 s:\n{log_path.read_text()}")
                 time.sleep(0.2)
             assert reply.json()["issuer"] == issuer
+            for _ in range(20):  # fresh connections, spread over the workers by the kernel
+                assert httpx.get(f"{issuer}/oauth2/jwks", timeout=5).status_code == 200
             printed_when_ready = log_path.read_text(encoding="utf-8")
         finally:
             server.terminate()
@@ -482,6 +485,7 @@ def serve_until_ready(var_dir: Path, log_path: Path) -> tuple[str, str]:
             except subprocess.TimeoutExpired:
                 server.kill()
                 server.wait()
+        assert server.returncode in (0, -signal.SIGTERM), log_path.read_text()
     return printed_when_ready, log_path.read_text(encoding="utf-8")
 
 
@@ -516,3 +520,15 @@ def test_serve_prints_first_start_credentials_once(tmp_path: Path) -> None:
     assert "client_secret" not in second
     assert password not in second
     assert secret not in second
+
+
+def test_serve_runs_several_workers_and_stops_them_all(tmp_path: Path) -> None:
+    var_dir = tmp_path / "var"
+    _, printed = serve_until_ready(var_dir, tmp_path / "workers.log", workers=2)
+    started = set(re.findall(r"Started server process \[(\d+)\]", printed))
+    assert len(started) == 2, printed
+    for pid in started:  # every worker has exited, none is left behind
+        assert (
+            not Path(f"/proc/{pid}").exists()
+            or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
+        )

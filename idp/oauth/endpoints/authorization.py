@@ -77,7 +77,7 @@ def has_consent(
 ) -> bool:
     stored = scope.session.scalar(
         select(Consent).where(
-            Consent.account_id == browser_session.account_id, Consent.client_pk == client.row.id
+            Consent.account_id == browser_session.account_id, Consent.client_pk == client.info.id
         )
     )
     return stored is not None and set(requested.split()) <= set(stored.scopes)
@@ -138,7 +138,7 @@ def authorize(
             raise LoginRequiredError(redirect_uri=redirect_uri)
         consent_given_here = interaction is not None and interaction.consented_at is not None
         needs_consent = (
-            not client.row.first_party
+            not client.info.first_party
             and not consent_given_here
             and (
                 "consent" in prompts
