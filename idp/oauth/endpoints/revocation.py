@@ -11,29 +11,17 @@ from starlette.responses import Response
 
 from core import audit
 from idp import token_store
-from idp.oauth.grants import CONFIDENTIAL_OR_PUBLIC, OAuthClient
-from idp.oauth.http import OAuthRequest, json_error
-from idp.oauth.server import OAuthServer
+from idp.oauth.endpoints.presented_token import PresentedTokenLookup, respond
+from idp.oauth.grants import CONFIDENTIAL_OR_PUBLIC
 from idp.oauth.token_views import (
     PresentedAccessToken,
     PresentedToken,
-    check_token_parameters,
-    find_presented_token,
 )
 from idp.request_scope import RequestScope, run_in_request_scope
 
 
-class Revocation(RevocationEndpoint):
+class Revocation(PresentedTokenLookup, RevocationEndpoint):
     CLIENT_AUTH_METHODS = CONFIDENTIAL_OR_PUBLIC
-    server: OAuthServer
-
-    def check_params(self, request: Any, client: OAuthClient) -> None:
-        check_token_parameters(request.form)
-
-    def query_token(self, token_string: str, token_type_hint: str | None) -> PresentedToken | None:
-        return find_presented_token(
-            self.server.runtime, self.server.session, token_string, token_type_hint
-        )
 
     def revoke_token(self, token: PresentedToken, request: Any) -> None:
         session, clock = self.server.session, self.server.runtime.clock
@@ -53,13 +41,7 @@ class Revocation(RevocationEndpoint):
 
 
 def revoke(scope: RequestScope) -> Response:
-    oauth_request = OAuthRequest(scope.http)
-    if scope.http.method != "POST" or oauth_request.payload.duplicated():
-        return json_error(400, "invalid_request", "POST the token once, form-encoded.")
-    server = OAuthServer(scope.runtime, scope.session)
-    server.register_endpoint(Revocation)
-    response: Response = server.create_endpoint_response("revocation", oauth_request)
-    return response
+    return respond(scope, Revocation)
 
 
 async def revocation_endpoint(request: Request) -> Response:
