@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,8 @@ from idp.models import LoginThrottle
 class ThrottleState:
     locked: bool
     delay_seconds: float
+    # Any counter row exists: only then is there something to clear after a success.
+    has_failures: bool = False
 
 
 def keys_for(username: str, client_address: str | None) -> list[str]:
@@ -41,16 +43,19 @@ def assess(*, session: Session, clock: Clock, settings: Settings, keys: list[str
     now = clock.now()
     window = timedelta(seconds=settings.login_failure_window)
     failures = 0
-    for row in _current_rows(session, keys):
+    rows = _current_rows(session, keys)
+    for row in rows:
         if row.locked_until is not None and row.locked_until > now:
-            return ThrottleState(locked=True, delay_seconds=0.0)
+            return ThrottleState(locked=True, delay_seconds=0.0, has_failures=True)
         if now - row.window_started_at < window:
             failures = max(failures, row.failures)
     excess = failures - settings.login_slowdown_after
     if excess < 0:
-        return ThrottleState(locked=False, delay_seconds=0.0)
+        return ThrottleState(locked=False, delay_seconds=0.0, has_failures=bool(rows))
     return ThrottleState(
-        locked=False, delay_seconds=min(settings.login_max_delay, 0.25 * 2**excess)
+        locked=False,
+        delay_seconds=min(settings.login_max_delay, 0.25 * 2**excess),
+        has_failures=True,
     )
 
 
@@ -90,6 +95,4 @@ def _insert_or_load(session: Session, key: str, now: datetime) -> LoginThrottle:
 
 
 def clear(*, session: Session, key: str) -> None:
-    row = session.get(LoginThrottle, key)
-    if row is not None:
-        session.delete(row)
+    session.execute(delete(LoginThrottle).where(LoginThrottle.key == key))

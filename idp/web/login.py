@@ -57,7 +57,7 @@ def _ui_locales(interaction: Interaction) -> str | None:
 
 
 def _client_name(scope: RequestScope, interaction: Interaction) -> str | None:
-    client = find_client(scope.session, interaction.client_id)
+    client = scope.runtime.client_cache.lookup(scope.session, interaction.client_id)
     return client.name if client else None
 
 
@@ -151,7 +151,8 @@ def submit_login(scope: RequestScope) -> Response:
 
     if check.new_hash:
         accounts.upgrade_password_hash(account=account, new_hash=check.new_hash, clock=clock)
-    login_throttle.clear(session=session, key=throttle_keys[0])
+    if state.has_failures:
+        login_throttle.clear(session=session, key=throttle_keys[0])
     previous = sessions.find_active(
         session=session,
         clock=clock,

@@ -322,3 +322,20 @@ def test_language_switch_still_works_after_a_failed_login(web, rp, official):
     english = web.get(switch.replace("&amp;", "&"))
     assert english.status_code == 200
     assert 'lang="en"' in english.text and 'name="password"' in english.text
+
+
+def test_a_successful_login_clears_the_name_counter(web, rp, official, runtime):
+    for _ in range(2):
+        submit_login(web, open_login_page(web, rp[0].client_id), "nguyen.van.an", "sai")
+    ok = submit_login(
+        web, open_login_page(web, rp[0].client_id), "nguyen.van.an", OFFICIAL_PASSWORD
+    )
+    assert ok.status_code == 303
+    with transaction(runtime.session_factory) as session:
+        state = login_throttle.assess(
+            session=session,
+            clock=runtime.clock,
+            settings=runtime.settings,
+            keys=login_throttle.keys_for("nguyen.van.an", None),
+        )
+    assert not state.has_failures
