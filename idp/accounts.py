@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.clock import Clock
 from core.errors import Conflict, DomainError, NotFound
-from idp import sessions, token_store
+from idp import lifecycle, sessions, token_store
 from idp.models import Account
 from idp.passwords import PasswordHasher
 
@@ -137,6 +137,13 @@ def disable(*, session: Session, clock: Clock, actor: str, account: Account) -> 
     ended = sessions.end_all_for_account(session=session, clock=clock, account=account)
     revoked = token_store.revoke_grants_of_account(
         session=session, clock=clock, account=account, reason="account_disabled"
+    )
+    lifecycle.publish(
+        session=session,
+        clock=clock,
+        kind=lifecycle.ACCOUNT_DISABLED,
+        account=account,
+        payload={"by": actor},
     )
     audit.record(
         session,
