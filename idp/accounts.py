@@ -142,7 +142,7 @@ def disable(*, session: Session, clock: Clock, actor: str, account: Account) -> 
         session=session,
         clock=clock,
         kind=lifecycle.ACCOUNT_DISABLED,
-        account=account,
+        subject=account.subject,
         payload={"by": actor},
     )
     audit.record(

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from idp.models import Account
 
 STANDARD_SCOPES = ("openid", "profile", "email", "phone", "offline_access")
+# Ours (DESIGN: claims beyond the standard ones): where the official works. The values come
+# from idp.units.unit_claims, which needs the database; callers pass them in.
+UNIT_SCOPE = "unit"
+UNIT_CLAIMS = ("province_code", "province_name", "unit_code", "unit_name", "agency", "position")
+SUPPORTED_SCOPES = (*STANDARD_SCOPES, UNIT_SCOPE)
 
 CLAIMS_BY_SCOPE: dict[str, tuple[str, ...]] = {
     "profile": ("name", "preferred_username", "updated_at", "locale"),
@@ -26,10 +32,18 @@ SUPPORTED_CLAIMS = (
     "sid",
     "amr",
     *(claim for claims in CLAIMS_BY_SCOPE.values() for claim in claims),
+    *UNIT_CLAIMS,
 )
 
 
-def claims_for_scope(account: Account, scope: str) -> dict[str, Any]:
+def wants_unit_claims(scope: str) -> bool:
+    return UNIT_SCOPE in scope.split()
+
+
+def claims_for_scope(
+    account: Account, scope: str, *, unit_claims: Mapping[str, Any] | None = None
+) -> dict[str, Any]:
+    """``unit_claims`` (from idp.units.unit_claims) are released only under the unit scope."""
     scopes = set(scope.split())
     claims: dict[str, Any] = {}
     if "profile" in scopes:
@@ -43,4 +57,6 @@ def claims_for_scope(account: Account, scope: str) -> dict[str, Any]:
     if "phone" in scopes and account.phone:
         claims["phone_number"] = account.phone
         claims["phone_number_verified"] = False
+    if UNIT_SCOPE in scopes and unit_claims:
+        claims.update({name: unit_claims[name] for name in UNIT_CLAIMS if name in unit_claims})
     return claims

@@ -19,7 +19,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core.clock import Clock
-from idp.models import Account, LifecycleEvent
+from idp.models import LifecycleEvent
 
 ACCOUNT_DISABLED = "account.disabled"
 ACCOUNT_ENABLED = "account.enabled"
@@ -52,7 +52,7 @@ def publish(
     session: Session,
     clock: Clock,
     kind: str,
-    account: Account,
+    subject: str,
     payload: Mapping[str, Any] | None = None,
 ) -> None:
     """Record an event in the caller's transaction (it becomes visible when that commits)."""
@@ -60,7 +60,7 @@ def publish(
         raise ValueError(f"unknown lifecycle event kind {kind!r}")
     session.add(
         LifecycleEvent(
-            kind=kind, account_subject=account.subject, at=clock.now(), payload=dict(payload or {})
+            kind=kind, account_subject=subject, at=clock.now(), payload=dict(payload or {})
         )
     )
 

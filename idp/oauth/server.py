@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from idp import token_store
-from idp.claims import STANDARD_SCOPES
+from idp.claims import SUPPORTED_SCOPES
 from idp.clients import ClientInfo
 from idp.models import Grant, RefreshToken
 from idp.oauth.client_authentication import authenticate_client_secret_basic
@@ -43,7 +43,7 @@ def is_client_id(value: str) -> bool:
 
 class OAuthServer(AuthorizationServer):
     def __init__(self, runtime: IdpRuntime, session: Session, *, for_authorization: bool = False):
-        super().__init__(scopes_supported=list(STANDARD_SCOPES))
+        super().__init__(scopes_supported=list(SUPPORTED_SCOPES))
         self.runtime = runtime
         self.session = session
         self.for_authorization = for_authorization

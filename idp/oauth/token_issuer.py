@@ -9,7 +9,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from idp.claims import claims_for_scope
+from sqlalchemy.orm import object_session
+
+from idp import units
+from idp.claims import claims_for_scope, wants_unit_claims
 from idp.clients import ClientInfo
 from idp.models import Account, Client, Grant
 from idp.runtime import IdpRuntime
@@ -95,5 +98,8 @@ def issue_id_token(
         claims["sid"] = grant.sid
     if grant.amr:
         claims["amr"] = list(grant.amr)
-    claims.update(claims_for_scope(account, scope))
+    # The family's account is loaded in the token request's session; the unit claims need it.
+    session = object_session(account)
+    extra = units.unit_claims(session, account) if session and wants_unit_claims(scope) else None
+    claims.update(claims_for_scope(account, scope, unit_claims=extra))
     return runtime.keyring.sign_jwt(claims, alg=alg, now=now)

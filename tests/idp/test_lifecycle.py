@@ -79,5 +79,5 @@ def test_unknown_kinds_are_refused(runtime):
             session=session,
             clock=runtime.clock,
             kind="account.renamed",
-            account=session.get(Account, official.id),
+            subject=official.subject,
         )

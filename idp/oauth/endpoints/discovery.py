@@ -12,7 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from core.settings import Settings
 from core.web.i18n import SUPPORTED_LOCALES
-from idp.claims import STANDARD_SCOPES, SUPPORTED_CLAIMS
+from idp.claims import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
 from idp.request_scope import runtime_of
 from keys.keyring import SUPPORTED_ALGORITHMS
 
@@ -32,7 +32,7 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
     metadata.update({name: settings.endpoint(path) for name, path in PATHS.items()})
     metadata.update(
         {
-            "scopes_supported": list(STANDARD_SCOPES),
+            "scopes_supported": list(SUPPORTED_SCOPES),
             "response_types_supported": ["code"],
             "response_modes_supported": ["query"],
             "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],

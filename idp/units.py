@@ -1,0 +1,473 @@
+"""Administrative units: the 34 provinces and 3,321 communes, wards and special zones.
+
+Codes and names come from the ``vietnam-provinces`` package (the official lists in force since
+1 July 2025). Units are never deleted: a reform renames, merges or dissolves them, each change is
+a :class:`~idp.models.UnitEvent`, and officials attached to a merged unit move with a recorded
+reason (:class:`~idp.models.AccountMove`).
+
+Service functions take keyword-only arguments (CONVENTIONS §7) and never commit; each change
+writes its audit entry into the same transaction.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session
+
+from core import audit
+from core.clock import Clock
+from core.errors import DomainError, NotFound
+from idp import lifecycle
+from idp.models import Account, AccountMove, AccountProfile, Agency, Unit, UnitEvent
+
+LEVELS = ("province", "ward")
+MAX_REASON_LENGTH = 300  # AccountMove.reason
+MAX_NAME_LENGTH = 200  # Unit.name
+
+_SPACES = re.compile(r"\s+")
+
+
+def fold_vietnamese(text: str) -> str:
+    """Lowercase ASCII-ish form for search: "Phường Hoàn Kiếm" -> "phuong hoan kiem".
+
+    NFD splits a letter from its tone and vowel marks, which are then dropped; "đ" is a letter
+    of its own (no decomposition) and is mapped to "d" by hand.
+    """
+    decomposed = unicodedata.normalize("NFD", text)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    lowered = stripped.lower().replace("đ", "d")
+    return _SPACES.sub(" ", lowered).strip()
+
+
+@dataclass(frozen=True)
+class PackageUnit:
+    code: str
+    level: str
+    name: str
+    division_type: str
+    province_code: str
+
+
+@dataclass(frozen=True)
+class SyncResult:
+    created: int
+    renamed: int
+    unchanged: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"created": self.created, "renamed": self.renamed, "unchanged": self.unchanged}
+
+
+def package_units() -> Iterator[PackageUnit]:
+    """Every unit of the ``vietnam-provinces`` package, provinces first."""
+    from vietnam_provinces import Province, Ward
+
+    for province in Province.iter_all():
+        code = f"{int(province.code):02d}"
+        yield PackageUnit(
+            code=code,
+            level="province",
+            name=province.name,
+            division_type=province.division_type.value,
+            province_code=code,
+        )
+    for ward in Ward.iter_all():
+        yield PackageUnit(
+            code=f"{int(ward.code):05d}",
+            level="ward",
+            name=ward.name,
+            division_type=ward.division_type.value,
+            province_code=f"{int(ward.province_code):02d}",
+        )
+
+
+def sync_from_package(
+    *,
+    session: Session,
+    clock: Clock,
+    actor: str,
+    source: Iterable[PackageUnit] | None = None,
+) -> SyncResult:
+    """Bring the unit table in line with the package: create missing units, restore names.
+
+    Idempotent. One SELECT of every unit and bulk inserts: no query per unit. Status and
+    merges made here are kept (a merged unit the package still lists stays merged).
+    """
+    now = clock.now()
+    existing = {unit.code: unit for unit in session.scalars(select(Unit))}
+    new_rows: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    renamed = unchanged = 0
+    for item in source if source is not None else package_units():
+        unit = existing.get(item.code)
+        if unit is None:
+            new_rows.append(
+                {
+                    "code": item.code,
+                    "level": item.level,
+                    "name": item.name,
+                    "division_type": item.division_type,
+                    "province_code": item.province_code,
+                    "status": "active",
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
+            continue
+        if unit.name == item.name and unit.division_type == item.division_type:
+            unchanged += 1
+            continue
+        details: dict[str, Any] = {"old_name": unit.name, "new_name": item.name, "source": "sync"}
+        if unit.division_type != item.division_type:
+            details["old_division_type"] = unit.division_type
+            details["new_division_type"] = item.division_type
+        unit.name = item.name
+        unit.division_type = item.division_type
+        unit.updated_at = now
+        events.append(_event_row(unit.id, "renamed", now, actor, details))
+        renamed += 1
+    if new_rows:
+        created_ids = session.execute(insert(Unit).returning(Unit.id, Unit.code), new_rows)
+        events.extend(
+            _event_row(unit_id, "created", now, actor, {"code": code, "source": "sync"})
+            for unit_id, code in created_ids
+        )
+    if events:
+        session.execute(insert(UnitEvent), events)
+    result = SyncResult(created=len(new_rows), renamed=renamed, unchanged=unchanged)
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action="unit.sync",
+        target="units:vietnam-provinces",
+        details=result.as_dict(),
+    )
+    return result
+
+
+def _event_row(
+    unit_id: int, kind: str, at: datetime, actor: str, details: dict[str, Any]
+) -> dict[str, Any]:
+    return {"unit_id": unit_id, "kind": kind, "at": at, "actor": actor, "details": details}
+
+
+def find_by_code(session: Session, code: str) -> Unit | None:
+    return session.scalar(select(Unit).where(Unit.code == code.strip()))
+
+
+def get_by_code(session: Session, code: str) -> Unit:
+    unit = find_by_code(session, code)
+    if unit is None:
+        raise NotFound(f"No unit with code {code}.", unit_code=code)
+    return unit
+
+
+def count(session: Session, *, level: str | None = None) -> int:
+    statement = select(func.count()).select_from(Unit)
+    if level is not None:
+        statement = statement.where(Unit.level == level)
+    return session.scalar(statement) or 0
+
+
+def list_units(
+    session: Session,
+    *,
+    province_code: str | None = None,
+    level: str | None = None,
+    query: str | None = None,
+    limit: int | None = 50,
+) -> list[Unit]:
+    """Units ordered by code; ``query`` matches names ignoring case and diacritics.
+
+    The folded match runs in Python: at most 3,355 short names, and Unit has no folded column.
+    """
+    if level is not None and level not in LEVELS:
+        raise DomainError(f"A unit level is one of: {', '.join(LEVELS)}.", field="level")
+    statement = select(Unit).order_by(Unit.code)
+    if province_code is not None:
+        statement = statement.where(Unit.province_code == province_code.strip())
+    if level is not None:
+        statement = statement.where(Unit.level == level)
+    folded = fold_vietnamese(query) if query else ""
+    if not folded:
+        if limit is not None:
+            statement = statement.limit(limit)
+        return list(session.scalars(statement))
+    found = [unit for unit in session.scalars(statement) if folded in fold_vietnamese(unit.name)]
+    return found if limit is None else found[:limit]
+
+
+def events_of(session: Session, unit: Unit) -> list[UnitEvent]:
+    return list(
+        session.scalars(
+            select(UnitEvent).where(UnitEvent.unit_id == unit.id).order_by(UnitEvent.id)
+        )
+    )
+
+
+def attached_account_count(session: Session, unit: Unit) -> int:
+    """Officials whose profile points at ``unit`` (SCIM-deleted ones excluded)."""
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(AccountProfile)
+            .where(AccountProfile.unit_id == unit.id, AccountProfile.deleted_at.is_(None))
+        )
+        or 0
+    )
+
+
+def _clean_reason(reason: str) -> str:
+    reason = reason.strip()
+    if not reason:
+        raise DomainError("A reason is required.", field="reason")
+    if len(reason) > MAX_REASON_LENGTH:
+        raise DomainError("A reason is at most 300 characters long.", field="reason")
+    return reason
+
+
+def _require_active(unit: Unit, what: str) -> None:
+    if unit.status != "active":
+        raise DomainError(f"Unit {unit.code} is {unit.status}; {what}.", unit_code=unit.code)
+
+
+def rename(
+    *, session: Session, clock: Clock, actor: str, unit: Unit, new_name: str, reason: str
+) -> None:
+    """Record a new official name (a reform decision); the old one stays in the history."""
+    reason = _clean_reason(reason)
+    new_name = _SPACES.sub(" ", unicodedata.normalize("NFC", new_name)).strip()
+    if not new_name:
+        raise DomainError("The new name is required.", field="name")
+    if len(new_name) > MAX_NAME_LENGTH:
+        raise DomainError("A unit name is at most 200 characters long.", field="name")
+    _require_active(unit, "only an active unit can be renamed")
+    if new_name == unit.name:
+        raise DomainError(f"Unit {unit.code} is already named {new_name}.", field="name")
+    now = clock.now()
+    old_name = unit.name
+    unit.name = new_name
+    unit.updated_at = now
+    details = {"old_name": old_name, "new_name": new_name, "reason": reason}
+    session.add(UnitEvent(unit_id=unit.id, kind="renamed", at=now, actor=actor, details=details))
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action="unit.rename",
+        target=f"unit:{unit.code}",
+        details=details,
+    )
+
+
+def merge(
+    *, session: Session, clock: Clock, actor: str, source: Unit, target: Unit, reason: str
+) -> int:
+    """Merge ``source`` into ``target``: every official of ``source`` moves to ``target``.
+
+    Each move is an AccountMove row with the reason and an audit entry; agencies of the
+    source unit join the target (or are folded into the target's agency of the same kind and
+    name). Merging a province also moves its wards under the target province. Returns the
+    number of accounts moved.
+    """
+    reason = _clean_reason(reason)
+    if source.id == target.id:
+        raise DomainError(f"Unit {source.code} cannot be merged into itself.")
+    if source.level != target.level:
+        raise DomainError(
+            f"Unit {source.code} is a {source.level} and unit {target.code} a {target.level}: "
+            "only units of the same level can be merged."
+        )
+    if source.status == "merged":
+        raise DomainError(f"Unit {source.code} is already merged into another unit.")
+    _require_active(source, "only an active unit can be merged")
+    _require_active(target, "a unit can only be merged into an active unit")
+    now = clock.now()
+
+    agency_map = _merge_agencies(session, source=source, target=target)
+    profiles = list(
+        session.scalars(
+            select(AccountProfile)
+            .where(AccountProfile.unit_id == source.id)
+            .order_by(AccountProfile.account_id)
+        )
+    )
+    names: dict[int, tuple[str, str]] = {
+        account_id: (username, subject)
+        for account_id, username, subject in session.execute(
+            select(Account.id, Account.username, Account.subject).where(
+                Account.id.in_([p.account_id for p in profiles])
+            )
+        )
+    }
+    for profile in profiles:
+        profile.unit_id = target.id
+        if profile.agency_id in agency_map:
+            profile.agency_id = agency_map[profile.agency_id]
+        profile.version += 1
+        session.add(
+            AccountMove(
+                account_id=profile.account_id,
+                from_unit_id=source.id,
+                to_unit_id=target.id,
+                reason=reason,
+                at=now,
+                actor=actor,
+            )
+        )
+        audit.record(
+            session,
+            clock=clock,
+            actor=actor,
+            action="account.move",
+            target=f"account:{names[profile.account_id][0]}",
+            details={"from_unit": source.code, "to_unit": target.code, "reason": reason},
+        )
+        lifecycle.publish(
+            session=session,
+            clock=clock,
+            kind=lifecycle.ACCOUNT_MOVED,
+            subject=names[profile.account_id][1],
+            payload={"from_unit": source.code, "to_unit": target.code, "reason": reason},
+        )
+
+    wards_moved = 0
+    if source.level == "province":
+        moved = session.execute(
+            update(Unit)
+            .where(Unit.level == "ward", Unit.province_code == source.code)
+            .values(province_code=target.code, updated_at=now)
+            .execution_options(synchronize_session="fetch")
+        )
+        wards_moved = moved.rowcount  # type: ignore[attr-defined]
+
+    source.status = "merged"
+    source.merged_into_id = target.id
+    source.updated_at = target.updated_at = now
+    details = {
+        "from_unit": source.code,
+        "to_unit": target.code,
+        "reason": reason,
+        "accounts_moved": len(profiles),
+        "wards_moved": wards_moved,
+    }
+    session.add_all(
+        [
+            UnitEvent(unit_id=source.id, kind="merged", at=now, actor=actor, details=details),
+            UnitEvent(
+                unit_id=target.id,
+                kind="merged",
+                at=now,
+                actor=actor,
+                details={**details, "absorbed": source.code},
+            ),
+        ]
+    )
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action="unit.merge",
+        target=f"unit:{source.code}",
+        details=details,
+    )
+    return len(profiles)
+
+
+def _merge_agencies(session: Session, *, source: Unit, target: Unit) -> dict[int, int]:
+    """Give the source's agencies to the target; where the target has one of the same kind and
+    name, map to it instead. Returns source agency id -> target agency id for the latter."""
+    target_agencies = {
+        (agency.kind, agency.name): agency.id
+        for agency in session.scalars(select(Agency).where(Agency.unit_id == target.id))
+    }
+    mapping: dict[int, int] = {}
+    for agency in session.scalars(select(Agency).where(Agency.unit_id == source.id)):
+        twin = target_agencies.get((agency.kind, agency.name))
+        if twin is None:
+            agency.unit_id = target.id
+        else:
+            mapping[agency.id] = twin
+    return mapping
+
+
+def dissolve(*, session: Session, clock: Clock, actor: str, unit: Unit, reason: str) -> None:
+    """Mark a unit dissolved. Refused while officials (or, for a province, wards) remain."""
+    reason = _clean_reason(reason)
+    _require_active(unit, "only an active unit can be dissolved")
+    attached = attached_account_count(session, unit)
+    if attached:
+        raise DomainError(
+            f"Unit {unit.code} still has {attached} account(s) attached: "
+            "move them or merge the unit instead.",
+            unit_code=unit.code,
+        )
+    if unit.level == "province":
+        wards = session.scalar(
+            select(func.count())
+            .select_from(Unit)
+            .where(Unit.province_code == unit.code, Unit.level == "ward", Unit.status == "active")
+        )
+        if wards:
+            raise DomainError(
+                f"Province {unit.code} still has {wards} active ward(s): "
+                "merge the province instead.",
+                unit_code=unit.code,
+            )
+    now = clock.now()
+    unit.status = "dissolved"
+    unit.updated_at = now
+    details = {"reason": reason}
+    session.add(UnitEvent(unit_id=unit.id, kind="dissolved", at=now, actor=actor, details=details))
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action="unit.dissolve",
+        target=f"unit:{unit.code}",
+        details=details,
+    )
+
+
+def unit_claims(session: Session, account: Account) -> dict[str, Any]:
+    """Claims of the ``unit`` scope: where the official works. Absent values are omitted
+    (OIDC Core §5.3.2: a claim without a value is left out, not sent as null)."""
+    profile = session.get(AccountProfile, account.id)
+    if profile is None:
+        return {}
+    claims: dict[str, Any] = {}
+    unit = session.get(Unit, profile.unit_id) if profile.unit_id is not None else None
+    if unit is not None:
+        province = unit if unit.level == "province" else find_by_code(session, unit.province_code)
+        claims["province_code"] = unit.province_code
+        if province is not None:
+            claims["province_name"] = province.name
+        claims["unit_code"] = unit.code
+        claims["unit_name"] = unit.name
+    agency = session.get(Agency, profile.agency_id) if profile.agency_id is not None else None
+    if agency is not None:
+        claims["agency"] = agency.name
+    if profile.position:
+        claims["position"] = profile.position
+    return claims
+
+
+def unit_as_dict(session: Session, unit: Unit) -> dict[str, Any]:
+    merged_into = session.get(Unit, unit.merged_into_id) if unit.merged_into_id else None
+    return {
+        "code": unit.code,
+        "level": unit.level,
+        "name": unit.name,
+        "division_type": unit.division_type,
+        "province_code": unit.province_code,
+        "status": unit.status,
+        "merged_into": merged_into.code if merged_into is not None else None,
+    }
