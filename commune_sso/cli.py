@@ -20,7 +20,7 @@ from core.clock import SystemClock
 from core.db import make_engine, make_session_factory, transaction
 from core.errors import ConfigurationError, DomainError
 from core.settings import Settings
-from idp import accounts, clients
+from idp import accounts, clients, units
 from idp.passwords import PasswordHasher
 from keys.errors import KeyRingError
 from keys.keyring import KeyRing
@@ -42,6 +42,11 @@ for name, group in [
     ("audit", audit_app),
 ]:
     app.add_typer(group, name=name)
+unit_app = typer.Typer(
+    help="Administrative units: provinces, communes, wards and special zones.",
+    no_args_is_help=True,
+)
+app.add_typer(unit_app, name="unit")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -429,6 +434,282 @@ def audit_tail(
             str(row.get("target") or ""),
         )
     console.print(table)
+
+
+# --------------------------------------------------------------------------------------------
+# unit
+
+
+ReasonOption = Annotated[
+    str, typer.Option("--reason", help="Why (the reform decision); kept in the history.")
+]
+
+
+@unit_app.command("sync")
+def unit_sync(as_json: JsonOption = False) -> None:
+    """Load or refresh the 34 provinces and 3,321 wards from the vietnam-provinces package.
+
+    Idempotent: creates missing units, restores changed names, reports the counts."""
+    current = settings()
+    with transaction(session_factory(current)) as session:
+        result = units.sync_from_package(session=session, clock=SystemClock(), actor=CLI_ACTOR)
+    data = result.as_dict()
+    if as_json:
+        emit(data)
+        return
+    console.print(
+        f"units: {data['created']} created, {data['renamed']} renamed, "
+        f"{data['unchanged']} unchanged"
+    )
+
+
+@unit_app.command("list")
+def unit_list(
+    province: Annotated[
+        str | None, typer.Option("--province", help="Only units of this province (code).")
+    ] = None,
+    level: Annotated[str | None, typer.Option("--level", help="province or ward.")] = None,
+    search: Annotated[
+        str | None,
+        typer.Option("--search", help="Name contains this (case and diacritics ignored)."),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", help="At most this many units.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List units by code."""
+    current = settings()
+    try:
+        with transaction(session_factory(current)) as session:
+            rows = [
+                units.unit_as_dict(session, unit)
+                for unit in units.list_units(
+                    session, province_code=province, level=level, query=search, limit=limit
+                )
+            ]
+    except DomainError as error:
+        fail(error.message)
+    if as_json:
+        emit(rows)
+        return
+    table = Table("code", "level", "name", "province", "status")
+    for row in rows:
+        table.add_row(row["code"], row["level"], row["name"], row["province_code"], row["status"])
+    console.print(table)
+
+
+@unit_app.command("show")
+def unit_show(code: str, as_json: JsonOption = False) -> None:
+    """One unit with its history and the number of officials attached."""
+    current = settings()
+    try:
+        with transaction(session_factory(current)) as session:
+            unit = units.get_by_code(session, code)
+            data = {
+                **units.unit_as_dict(session, unit),
+                "accounts": units.attached_account_count(session, unit),
+                "events": [
+                    {"kind": e.kind, "at": e.at, "actor": e.actor, "details": e.details}
+                    for e in units.events_of(session, unit)
+                ],
+            }
+    except DomainError as error:
+        fail(error.message)
+    if as_json:
+        emit(data)
+        return
+    console.print(f"{escape(data['code'])}  {escape(data['name'])}")
+    console.print(
+        f"level {data['level']}, {escape(data['division_type'])}, status {data['status']}"
+    )
+    console.print(f"province {data['province_code']}, {data['accounts']} account(s)")
+    if data["merged_into"]:
+        console.print(f"merged into {data['merged_into']}")
+    for event in data["events"]:
+        details = json.dumps(event["details"], ensure_ascii=False)
+        console.print(f"  {event['at']}  {event['kind']}  {escape(details)}")
+
+
+@unit_app.command("rename")
+def unit_rename(
+    code: str, new_name: str, reason: ReasonOption, as_json: JsonOption = False
+) -> None:
+    """Give a unit a new official name; the old one stays in its history."""
+    current = settings()
+    try:
+        with transaction(session_factory(current)) as session:
+            unit = units.get_by_code(session, code)
+            units.rename(
+                session=session,
+                clock=SystemClock(),
+                actor=CLI_ACTOR,
+                unit=unit,
+                new_name=new_name,
+                reason=reason,
+            )
+            data = units.unit_as_dict(session, unit)
+    except DomainError as error:
+        fail(error.message)
+    emit(data) if as_json else console.print(f"renamed {data['code']} to {escape(data['name'])}")
+
+
+@unit_app.command("merge")
+def unit_merge(source: str, target: str, reason: ReasonOption, as_json: JsonOption = False) -> None:
+    """Merge unit SOURCE into unit TARGET; SOURCE's officials move to TARGET with REASON."""
+    current = settings()
+    try:
+        with transaction(session_factory(current)) as session:
+            moved = units.merge(
+                session=session,
+                clock=SystemClock(),
+                actor=CLI_ACTOR,
+                source=units.get_by_code(session, source),
+                target=units.get_by_code(session, target),
+                reason=reason,
+            )
+    except DomainError as error:
+        fail(error.message)
+    data = {"source": source, "target": target, "accounts_moved": moved}
+    if as_json:
+        emit(data)
+        return
+    console.print(f"merged {source} into {target}: {moved} account(s) moved")
+
+
+@unit_app.command("dissolve")
+def unit_dissolve(code: str, reason: ReasonOption, as_json: JsonOption = False) -> None:
+    """Mark a unit dissolved; refused while officials are attached to it."""
+    current = settings()
+    try:
+        with transaction(session_factory(current)) as session:
+            unit = units.get_by_code(session, code)
+            units.dissolve(
+                session=session, clock=SystemClock(), actor=CLI_ACTOR, unit=unit, reason=reason
+            )
+            data = units.unit_as_dict(session, unit)
+    except DomainError as error:
+        fail(error.message)
+    emit(data) if as_json else console.print(f"dissolved {data['code']}")
+
+
+# import-users
+
+
+@app.command("import-users")
+def import_users(
+    file: Annotated[str, typer.Argument(help="CSV (UTF-8) or XLSX file, one official per line.")],
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Show what would change; change nothing.")
+    ] = False,
+    output_dir: Annotated[
+        str,
+        typer.Option(
+            "--output-dir", help="Where the activation codes go: one <unit_code>.csv per unit."
+        ),
+    ] = "activation-codes",
+    show: Annotated[
+        int, typer.Option("--show", help="How many refused rows (and changes) to list.")
+    ] = 20,
+    as_json: JsonOption = False,
+) -> None:
+    """Create and update officials from a file (keyed on citizen ID); see docs/import-template.csv.
+
+    Exit code 0: every row accepted; 1: some rows refused (the others applied); 2: the file
+    was refused and nothing was changed."""
+    from pathlib import Path
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+    from idp.bulk_import import apply as bulk_apply
+    from idp.bulk_import import plan as bulk_plan
+    from idp.bulk_import.reading import FileRefused, read_file
+
+    current = settings()
+    factory = session_factory(current)
+    clock = SystemClock()
+    path = Path(file)
+    if not path.is_file():
+        fail(f"no such file: {file}", 2)
+    try:
+        imported = read_file(path)
+    except FileRefused as error:
+        fail(error.message % error.params if error.params else error.message, 2)
+    progress = Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err_console,
+        transient=True,
+        disable=as_json,
+    )
+    with progress:
+        task = progress.add_task("dry run" if dry_run else "import", total=len(imported.rows))
+
+        def advance(done: int, total: int) -> None:
+            progress.update(task, completed=done, total=total)
+
+        job_id: str | None = None
+        code_files: list[Path] = []
+        if dry_run:
+            with transaction(factory) as session:
+                planned = bulk_plan.build_plan(
+                    session, imported, today=clock.now().date(), on_progress=advance
+                )
+            rows, summary = planned.rows, planned.summary
+        else:
+            result = bulk_apply.apply_file(
+                session_factory=factory,
+                clock=clock,
+                actor=CLI_ACTOR,
+                file=imported,
+                output_dir=Path(output_dir),
+                on_progress=advance,
+            )
+            rows, summary, job_id = result.rows, result.summary, result.job_id
+            code_files = result.code_files
+    errors = [refusal for row in rows for refusal in row.errors]
+    exit_code = 1 if errors else 0
+    if as_json:
+        emit(
+            {
+                "file": imported.name,
+                "format": imported.format,
+                "dry_run": dry_run,
+                "job_id": job_id,
+                "summary": summary.as_dict(),
+                "ignored_columns": imported.ignored_headers,
+                "errors": [refusal.as_dict() for refusal in errors],
+                "rows": [row.as_dict() for row in rows if row.action != bulk_plan.UNCHANGED],
+                "code_files": [str(p) for p in code_files],
+            }
+        )
+        raise typer.Exit(exit_code)
+    if imported.ignored_headers:
+        console.print(f"ignored columns: {escape(', '.join(imported.ignored_headers))}")
+    table = Table("", "rows")
+    labels = [("create", "to create" if dry_run else "created")]
+    labels.append(("update", "to update" if dry_run else "updated"))
+    labels += [("unchanged", "unchanged"), ("error", "refused")]
+    counts = summary.as_dict()
+    for key, label in labels:
+        table.add_row(label, str(counts[key]))
+    console.print(table)
+    if dry_run:
+        changed = [row for row in rows if row.action in (bulk_plan.CREATE, bulk_plan.UPDATE)]
+        for row in changed[:show]:
+            if row.action == bulk_plan.CREATE:
+                console.print(f"line {row.line}: create {escape(str(row.username))}")
+            else:
+                fields = ", ".join(row.changes)
+                console.print(f"line {row.line}: update {escape(str(row.username))}: {fields}")
+    for refusal in errors[:show]:
+        where = f" [{refusal.field}]" if refusal.field else ""
+        console.print(f"line {refusal.line}{escape(where)}: {escape(refusal.text())}")
+    if len(errors) > show:
+        console.print(f"... and {len(errors) - show} more refused row error(s)")
+    if code_files:
+        console.print(f"activation codes: {len(code_files)} file(s) in {escape(output_dir)}")
+    raise typer.Exit(exit_code)
 
 
 def main() -> None:
