@@ -167,7 +167,7 @@ def user_add(
             )
             data = {"username": account.username, "subject": account.subject}
     except DomainError as error:
-        fail(error.message)
+        fail(error.text())
     emit(data) if as_json else console.print(f"created {data['username']} (sub {data['subject']})")
 
 
@@ -187,7 +187,7 @@ def user_set_password(username: str) -> None:
                 password=password,
             )
     except DomainError as error:
-        fail(error.message)
+        fail(error.text())
     console.print(f"password set for {username}")
 
 
@@ -204,7 +204,7 @@ def user_disable(username: str) -> None:
                 account=accounts.get_by_username(session, username),
             )
     except DomainError as error:
-        fail(error.message)
+        fail(error.text())
     console.print(f"disabled {username}")
 
 
@@ -271,7 +271,7 @@ def client_add(
             )
             data = {**client_as_dict(client), "client_secret": secret}
     except DomainError as error:
-        fail(error.message)
+        fail(error.text())
     if as_json:
         emit(data)
         return
@@ -314,7 +314,7 @@ def client_remove(client_id: str) -> None:
                 client=clients.get_active(session, client_id),
             )
     except DomainError as error:
-        fail(error.message)
+        fail(error.text())
     console.print(f"removed {client_id}")
 
 
@@ -487,7 +487,7 @@ def unit_list(
                 )
             ]
     except DomainError as error:
-        fail(error.message)
+        fail(error.text())
     if as_json:
         emit(rows)
         return
@@ -513,7 +513,7 @@ def unit_show(code: str, as_json: JsonOption = False) -> None:
                 ],
             }
     except DomainError as error:
-        fail(error.message)
+        fail(error.text())
     if as_json:
         emit(data)
         return
@@ -548,7 +548,7 @@ def unit_rename(
             )
             data = units.unit_as_dict(session, unit)
     except DomainError as error:
-        fail(error.message)
+        fail(error.text())
     emit(data) if as_json else console.print(f"renamed {data['code']} to {escape(data['name'])}")
 
 
@@ -567,7 +567,7 @@ def unit_merge(source: str, target: str, reason: ReasonOption, as_json: JsonOpti
                 reason=reason,
             )
     except DomainError as error:
-        fail(error.message)
+        fail(error.text())
     data = {"source": source, "target": target, "accounts_moved": moved}
     if as_json:
         emit(data)
@@ -587,7 +587,7 @@ def unit_dissolve(code: str, reason: ReasonOption, as_json: JsonOption = False) 
             )
             data = units.unit_as_dict(session, unit)
     except DomainError as error:
-        fail(error.message)
+        fail(error.text())
     emit(data) if as_json else console.print(f"dissolved {data['code']}")
 
 
@@ -632,7 +632,7 @@ def import_users(
     try:
         imported = read_file(path)
     except FileRefused as error:
-        fail(error.message % error.params if error.params else error.message, 2)
+        fail(error.text(), 2)
     progress = Progress(
         "[progress.description]{task.description}",
         BarColumn(),

@@ -5,6 +5,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 
 class DomainError(Exception):
     """A refused request that is the caller's fault, never a 500."""
@@ -17,6 +19,17 @@ class DomainError(Exception):
         self.message = message
         self.field = field
         self.params = params
+
+    def text(self, translate: Callable[[str], str] = str) -> str:
+        """The message, translated, with its ``%(name)s`` parameters filled in.
+
+        Translate first, then fill: the catalogues hold the msgid with its placeholders.
+        """
+        translated = translate(self.message)
+        try:
+            return translated % self.params if self.params else translated
+        except (KeyError, ValueError, TypeError):
+            return translated
 
 
 class NotFound(DomainError):

@@ -478,4 +478,4 @@ def neutralise_formula(cell: str) -> str:
 
 def error_text(error: DomainError) -> str:
     """The English message of ``error`` with its parameters filled in (for logs and tests)."""
-    return error.message % error.params if error.params else error.message
+    return error.text()

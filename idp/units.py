@@ -26,24 +26,13 @@ from core.clock import Clock
 from core.errors import DomainError, NotFound
 from idp import lifecycle
 from idp.models import Account, AccountMove, AccountProfile, Agency, Unit, UnitEvent
+from idp.official_data import fold_for_search
 
 LEVELS = ("province", "ward")
 MAX_REASON_LENGTH = 300  # AccountMove.reason
 MAX_NAME_LENGTH = 200  # Unit.name
 
 _SPACES = re.compile(r"\s+")
-
-
-def fold_vietnamese(text: str) -> str:
-    """Lowercase ASCII-ish form for search: "Phường Hoàn Kiếm" -> "phuong hoan kiem".
-
-    NFD splits a letter from its tone and vowel marks, which are then dropped; "đ" is a letter
-    of its own (no decomposition) and is mapped to "d" by hand.
-    """
-    decomposed = unicodedata.normalize("NFD", text)
-    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    lowered = stripped.lower().replace("đ", "d")
-    return _SPACES.sub(" ", lowered).strip()
 
 
 @dataclass(frozen=True)
@@ -196,12 +185,12 @@ def list_units(
         statement = statement.where(Unit.province_code == province_code.strip())
     if level is not None:
         statement = statement.where(Unit.level == level)
-    folded = fold_vietnamese(query) if query else ""
+    folded = fold_for_search(query) if query else ""
     if not folded:
         if limit is not None:
             statement = statement.limit(limit)
         return list(session.scalars(statement))
-    found = [unit for unit in session.scalars(statement) if folded in fold_vietnamese(unit.name)]
+    found = [unit for unit in session.scalars(statement) if folded in fold_for_search(unit.name)]
     return found if limit is None else found[:limit]
 
 

@@ -15,6 +15,7 @@ from core.db import make_engine, make_session_factory, transaction
 from core.settings import Settings
 from idp import accounts, units
 from idp.models import AccountMove, AccountProfile
+from idp.official_data import fold_for_search
 from idp.passwords import PasswordHasher
 from tests.commune_sso.test_cli import (
     KEY_PASSPHRASE,
@@ -142,7 +143,7 @@ def test_merge_moves_accounts(
                 AccountProfile(
                     account_id=account.id,
                     unit_id=unit.id,
-                    search_name=units.fold_vietnamese(name),
+                    search_name=fold_for_search(name),
                 )
             )
 

@@ -16,6 +16,7 @@ from core.errors import DomainError
 from idp import accounts, lifecycle, units
 from idp.claims import UNIT_CLAIMS, claims_for_scope
 from idp.models import Account, AccountMove, AccountProfile, Agency, Unit, UnitEvent
+from idp.official_data import fold_for_search
 from idp.runtime import IdpRuntime
 from tests.conftest import ISSUER, OFFICIAL_PASSWORD, register_client
 from tests.idp.oidc_flow import authorize_params, exchange_code, log_in, pkce_pair, query_of
@@ -64,7 +65,7 @@ def add_official(
             unit_id=unit.id if unit else None,
             agency_id=agency.id if agency else None,
             position=position,
-            search_name=units.fold_vietnamese(full_name),
+            search_name=fold_for_search(full_name),
         )
     )
     session.flush()
@@ -155,10 +156,10 @@ def test_sync_creates_a_missing_unit(runtime: IdpRuntime) -> None:
 # search
 
 
-def test_fold_vietnamese() -> None:
-    assert units.fold_vietnamese("Phường Hoàn Kiếm") == "phuong hoan kiem"
-    assert units.fold_vietnamese("  Đặc  khu   CÔN ĐẢO ") == "dac khu con dao"
-    assert units.fold_vietnamese("Nguyễn Văn An") == "nguyen van an"
+def test_unit_search_folds_like_account_search() -> None:
+    assert fold_for_search("Phường Hoàn Kiếm") == "phuong hoan kiem"
+    assert fold_for_search("  Đặc  khu   CÔN ĐẢO ") == "dac khu con dao"
+    assert fold_for_search("Nguyễn Văn An") == "nguyen van an"
 
 
 def test_search_ignores_case_and_diacritics(runtime: IdpRuntime, synced: units.SyncResult) -> None:
