@@ -81,6 +81,14 @@ def scope_of(session: Session, account: Account) -> AdminScope:
     return AdminScope(system=False, province_codes=provinces, unit_ids=units)
 
 
+def _held_role(session: Session, account: Account, role: str, unit: Unit) -> AdminRole | None:
+    return session.scalar(
+        select(AdminRole).where(
+            AdminRole.account_id == account.id, AdminRole.role == role, AdminRole.unit_id == unit.id
+        )
+    )
+
+
 def grant(
     *,
     session: Session,
@@ -102,11 +110,7 @@ def grant(
     actor_scope.require(unit)
     if role == PROVINCE_ADMIN and not actor_scope.system:
         raise PermissionDenied(N_("Only a system administrator can appoint province admins."))
-    existing = session.scalar(
-        select(AdminRole).where(
-            AdminRole.account_id == account.id, AdminRole.role == role, AdminRole.unit_id == unit.id
-        )
-    )
+    existing = _held_role(session, account, role, unit)
     if existing is not None:
         return existing
     granted = AdminRole(account_id=account.id, role=role, unit_id=unit.id, granted_at=clock.now())
@@ -133,11 +137,7 @@ def revoke(
     unit: Unit,
 ) -> bool:
     actor_scope.require(unit)
-    existing = session.scalar(
-        select(AdminRole).where(
-            AdminRole.account_id == account.id, AdminRole.role == role, AdminRole.unit_id == unit.id
-        )
-    )
+    existing = _held_role(session, account, role, unit)
     if existing is None:
         return False
     session.delete(existing)

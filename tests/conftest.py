@@ -10,9 +10,11 @@ import shutil
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
+from sqlalchemy import Engine
 from sqlalchemy.engine import make_url
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
@@ -20,10 +22,13 @@ from starlette.testclient import TestClient
 from commune_sso.app import build_runtime, create_app
 from commune_sso.database import upgrade
 from core.clock import FixedClock
-from core.db import transaction
+from core.db import make_engine, transaction
 from core.settings import Settings
 from idp import accounts, clients
 from idp.runtime import IdpRuntime
+
+if TYPE_CHECKING:
+    from tests.cli_runner import Cli
 
 ISSUER = "http://127.0.0.1:8000"
 RP_REDIRECT = "http://127.0.0.1:9/cb"
@@ -156,3 +161,27 @@ def rp(runtime: IdpRuntime) -> tuple[clients.Client, str]:
     client, secret = register_client(runtime)
     assert secret is not None
     return client, secret
+
+
+@pytest.fixture
+def cli(database_url: str, tmp_path: Path) -> Cli:
+    """``commune-sso`` in-process on a fresh database at head, with a key ring of its own."""
+    # Imported here: tests.cli_runner itself imports ISSUER from this module.
+    from tests.cli_runner import KEY_PASSPHRASE, SECRET_KEY, Cli, cli_env
+
+    return Cli(
+        cli_env(
+            var_dir=tmp_path / "var",
+            database_url=database_url,
+            key_dir=tmp_path / "keys",
+            key_passphrase=KEY_PASSPHRASE,
+            secret_key=SECRET_KEY,
+        )
+    )
+
+
+@pytest.fixture
+def engine(database_url: str) -> Iterator[Engine]:
+    built = make_engine(database_url)
+    yield built
+    built.dispose()

@@ -24,7 +24,7 @@ import idp.models  # noqa: F401  (registers the idp_* tables on Base.metadata)
 from commune_sso.cli import app
 from commune_sso.database import alembic_config, upgrade
 from core.db import Base, make_engine
-from tests.commune_sso.test_cli import cli_env
+from tests.cli_runner import cli_env
 from tests.conftest import POSTGRES_URL, _admin_dsn
 
 _database_numbers = itertools.count()

@@ -23,7 +23,7 @@ from core.errors import ConfigurationError
 from core.settings import Settings
 from idp import accounts, clients
 from idp.passwords import PasswordHasher
-from tests.commune_sso.test_cli import Cli, assert_clean_failure, cli_env
+from tests.cli_runner import Cli, assert_clean_failure, cli_env
 
 KEY_ENV = "COMMUNE_SSO_KEY_PASSPHRASE"
 SECRET_ENV = "COMMUNE_SSO_SECRET_KEY"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,42 +10,19 @@ from sqlalchemy.orm import sessionmaker
 
 from core import audit
 from core.clock import SystemClock
-from core.db import make_engine, make_session_factory, transaction
+from core.db import make_session_factory, transaction
 from core.settings import Settings
 from idp import accounts, units
 from idp.models import AccountMove, AccountProfile
 from idp.official_data import fold_for_search
 from idp.passwords import PasswordHasher
-from tests.commune_sso.test_cli import (
-    KEY_PASSPHRASE,
-    SECRET_KEY,
+from tests.cli_runner import (
     Cli,
     assert_clean_failure,
-    cli_env,
 )
 
 HANOI = "01"
 HOAN_KIEM = "00070"
-
-
-@pytest.fixture
-def cli(database_url: str, tmp_path: Path) -> Cli:
-    return Cli(
-        cli_env(
-            var_dir=tmp_path / "var",
-            database_url=database_url,
-            key_dir=tmp_path / "keys",
-            key_passphrase=KEY_PASSPHRASE,
-            secret_key=SECRET_KEY,
-        )
-    )
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[Engine]:
-    built = make_engine(database_url)
-    yield built
-    built.dispose()
 
 
 @pytest.fixture

@@ -37,7 +37,7 @@ from idp.models import (
     Unit,
 )
 from idp.runtime import IdpRuntime
-from tests.commune_sso.test_cli import KEY_PASSPHRASE, SECRET_KEY, Cli, cli_env
+from tests.cli_runner import Cli
 
 HEADER = [
     "citizen_id",
@@ -443,19 +443,6 @@ def test_crash_in_second_batch_keeps_whole_batches_and_rerun_finishes(
 
 
 # --- CLI -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def cli(database_url: str, tmp_path: Path) -> Cli:
-    return Cli(
-        cli_env(
-            var_dir=tmp_path / "var",
-            database_url=database_url,
-            key_dir=tmp_path / "keys",
-            key_passphrase=KEY_PASSPHRASE,
-            secret_key=SECRET_KEY,
-        )
-    )
 
 
 def test_cli_import_users(cli: Cli, runtime: IdpRuntime, wards: list[str], tmp_path: Path) -> None:
