@@ -12,7 +12,9 @@ STANDARD_SCOPES = ("openid", "profile", "email", "phone", "offline_access")
 # from idp.units.unit_claims, which needs the database; callers pass them in.
 UNIT_SCOPE = "unit"
 UNIT_CLAIMS = ("province_code", "province_name", "unit_code", "unit_name", "agency", "position")
-SUPPORTED_SCOPES = (*STANDARD_SCOPES, UNIT_SCOPE)
+# Provisioning clients (client_credentials) use it for the SCIM 2.0 API at /scim/v2.
+SCIM_SCOPE = "scim"
+SUPPORTED_SCOPES = (*STANDARD_SCOPES, UNIT_SCOPE, SCIM_SCOPE)
 
 CLAIMS_BY_SCOPE: dict[str, tuple[str, ...]] = {
     "profile": ("name", "preferred_username", "updated_at", "locale"),

@@ -11,6 +11,7 @@ from idp.oauth.endpoints.introspection import introspection_endpoint
 from idp.oauth.endpoints.revocation import revocation_endpoint
 from idp.oauth.endpoints.token import token_endpoint
 from idp.oauth.endpoints.userinfo import userinfo_endpoint
+from idp.scim.endpoints import scim_routes
 from idp.web.login import consent_page, consent_submit, login_page, login_submit
 
 
@@ -30,4 +31,5 @@ def idp_routes() -> list[Route]:
         Route("/login", login_submit, methods=["POST"]),
         Route("/consent", consent_page, methods=["GET"]),
         Route("/consent", consent_submit, methods=["POST"]),
+        *scim_routes(),
     ]

@@ -1,0 +1,73 @@
+"""Who is calling: a provisioning client with a bearer token (RFC 7644 §2, RFC 6750).
+
+The token comes from our own token endpoint (client_credentials, scope "scim"). The client
+reaches the units listed for it in ``ClientUnitScope``; a province row covers all its wards.
+A client with no rows reaches nothing (secure by default).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from idp import clients
+from idp.admin_scope import AdminScope
+from idp.claims import SCIM_SCOPE
+from idp.models import Client, ClientUnitScope, Unit
+from idp.oauth.access_tokens import read_access_token
+from idp.request_scope import RequestScope
+from idp.scim.errors import Forbidden, Unauthorized
+
+
+@dataclass(frozen=True)
+class Provisioner:
+    client: Client
+    reach: AdminScope
+
+
+def _challenge(error: str | None = None) -> dict[str, str]:
+    value = 'Bearer realm="scim"'
+    if error == "insufficient_scope":
+        value += f', error="{error}", scope="{SCIM_SCOPE}"'
+    elif error:
+        value += f', error="{error}"'
+    return {"WWW-Authenticate": value}
+
+
+def reach_of(session: Session, client: Client) -> AdminScope:
+    rows = session.execute(
+        select(Unit.id, Unit.level, Unit.province_code, Unit.status)
+        .join(ClientUnitScope, ClientUnitScope.unit_id == Unit.id)
+        .where(ClientUnitScope.client_pk == client.id)
+    ).all()
+    return AdminScope(
+        system=False,
+        province_codes=frozenset(r.province_code for r in rows if r.level == "province"),
+        unit_ids=frozenset(r.id for r in rows if r.level != "province" and r.status == "active"),
+    )
+
+
+def authenticate(scope: RequestScope) -> Provisioner:
+    """401 without a valid token of ours, 403 when it lacks the scim scope (RFC 6750 §3.1)."""
+    header = scope.http.header("authorization") or ""
+    if header[:7].lower() != "bearer " or not header[7:].strip():
+        raise Unauthorized("A bearer access token is required.", headers=_challenge())
+    view = read_access_token(scope.runtime, scope.session, header[7:].strip())
+    if view is None:
+        raise Unauthorized(
+            "The access token is invalid or expired.", headers=_challenge("invalid_token")
+        )
+    if SCIM_SCOPE not in str(view.claims.get("scope", "")).split():
+        raise Forbidden(
+            "The access token lacks the scim scope.", headers=_challenge("insufficient_scope")
+        )
+    # Provisioning is done by clients on their own behalf, never with an official's token.
+    client = clients.find_active(scope.session, view.client_id) if view.grant is None else None
+    if client is None:
+        raise Forbidden(
+            "Only provisioning clients (client_credentials) may use SCIM.",
+            headers=_challenge("insufficient_scope"),
+        )
+    return Provisioner(client=client, reach=reach_of(scope.session, client))
