@@ -20,7 +20,7 @@ from core.clock import SystemClock
 from core.db import make_engine, make_session_factory, transaction
 from core.errors import ConfigurationError, DomainError
 from core.settings import Settings
-from idp import accounts, clients, units
+from idp import accounts, admin_scope, clients, units
 from idp.passwords import PasswordHasher
 from keys.errors import KeyRingError
 from keys.keyring import KeyRing
@@ -206,6 +206,55 @@ def user_disable(username: str) -> None:
     except DomainError as error:
         fail(error.text())
     console.print(f"disabled {username}")
+
+
+# The operator at the command line has the server's keys: full reach, like a system admin.
+OPERATOR_SCOPE = admin_scope.AdminScope(
+    system=True, province_codes=frozenset(), unit_ids=frozenset()
+)
+RoleOption = Annotated[
+    str, typer.Option("--role", help="province_admin (on a province) or unit_admin (on a ward).")
+]
+UnitOption = Annotated[str, typer.Option("--unit", help="Unit code (2 or 5 digits).")]
+
+
+def _role_change(username: str, role: str, unit_code: str, *, grant: bool) -> dict[str, Any]:
+    current = settings()
+    try:
+        with transaction(session_factory(current)) as session:
+            account = accounts.get_by_username(session, username)
+            unit = units.get_by_code(session, unit_code)
+            change = admin_scope.grant if grant else admin_scope.revoke
+            change(
+                session=session,
+                clock=SystemClock(),
+                actor_scope=OPERATOR_SCOPE,
+                actor=CLI_ACTOR,
+                account=account,
+                role=role,
+                unit=unit,
+            )
+    except DomainError as error:
+        fail(error.text())
+    return {"username": username.lower(), "role": role, "unit": unit_code, "granted": grant}
+
+
+@user_app.command("grant-admin")
+def user_grant_admin(
+    username: str, role: RoleOption, unit: UnitOption, as_json: JsonOption = False
+) -> None:
+    """Make an official a province or unit administrator (delegated administration)."""
+    data = _role_change(username, role, unit, grant=True)
+    emit(data) if as_json else console.print(f"{username}: {role} of unit {unit}")
+
+
+@user_app.command("revoke-admin")
+def user_revoke_admin(
+    username: str, role: RoleOption, unit: UnitOption, as_json: JsonOption = False
+) -> None:
+    """Take a province or unit administrator role away."""
+    data = _role_change(username, role, unit, grant=False)
+    emit(data) if as_json else console.print(f"{username}: no longer {role} of unit {unit}")
 
 
 def client_as_dict(client: clients.Client) -> dict[str, Any]:
@@ -609,6 +658,14 @@ def import_users(
     show: Annotated[
         int, typer.Option("--show", help="How many refused rows (and changes) to list.")
     ] = 20,
+    as_admin: Annotated[
+        str | None,
+        typer.Option(
+            "--as",
+            help="Import on behalf of this administrator: rows for units outside their "
+            "province or unit are refused. Default: the operator, with full reach.",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Create and update officials from a file (keyed on citizen ID); see docs/import-template.csv.
@@ -626,6 +683,14 @@ def import_users(
     current = settings()
     factory = session_factory(current)
     clock = SystemClock()
+    actor, reach = CLI_ACTOR, None
+    if as_admin is not None:
+        with transaction(factory) as session:
+            admin = accounts.find_by_username(session, as_admin)
+            reach = admin_scope.scope_of(session, admin) if admin else None
+        if reach is None or not reach.is_admin:
+            fail(f"{as_admin} is not an active administrator", 2)
+        actor = f"user:{as_admin.lower()}"
     path = Path(file)
     if not path.is_file():
         fail(f"no such file: {file}", 2)
@@ -653,16 +718,17 @@ def import_users(
         if dry_run:
             with transaction(factory) as session:
                 planned = bulk_plan.build_plan(
-                    session, imported, today=clock.now().date(), on_progress=advance
+                    session, imported, today=clock.now().date(), reach=reach, on_progress=advance
                 )
             rows, summary = planned.rows, planned.summary
         else:
             result = bulk_apply.apply_file(
                 session_factory=factory,
                 clock=clock,
-                actor=CLI_ACTOR,
+                actor=actor,
                 file=imported,
                 output_dir=Path(output_dir),
+                reach=reach,
                 on_progress=advance,
             )
             rows, summary, job_id = result.rows, result.summary, result.job_id

@@ -10,6 +10,7 @@ place where the rule lives.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 from sqlalchemy import ColumnElement, false, or_, select, true
 from sqlalchemy.orm import Session
@@ -26,6 +27,16 @@ ROLE_LEVEL = {PROVINCE_ADMIN: "province", UNIT_ADMIN: "ward"}
 OUT_OF_SCOPE = N_("You do not administer this unit.")
 
 
+class PlacedUnit(Protocol):
+    """What the rule needs of a unit: a Unit row, or a lighter copy of one."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def province_code(self) -> str: ...
+
+
 @dataclass(frozen=True)
 class AdminScope:
     system: bool
@@ -36,7 +47,7 @@ class AdminScope:
     def is_admin(self) -> bool:
         return self.system or bool(self.province_codes or self.unit_ids)
 
-    def covers(self, unit: Unit) -> bool:
+    def covers(self, unit: PlacedUnit) -> bool:
         return self.system or unit.province_code in self.province_codes or unit.id in self.unit_ids
 
     def require(self, unit: Unit | None) -> None:

@@ -22,6 +22,7 @@ from core.clock import Clock
 from core.db import transaction
 from core.opaque_tokens import new_opaque_token
 from idp import official_data
+from idp.admin_scope import AdminScope
 from idp.bulk_import import activation
 from idp.bulk_import.plan import (
     AGENCY_KINDS,
@@ -60,6 +61,7 @@ def apply_file(
     file: ImportFile,
     output_dir: Path,
     batch_size: int = BATCH_SIZE,
+    reach: AdminScope | None = None,
     on_progress: ProgressCallback | None = None,
     on_batch: BatchHook | None = None,
 ) -> ImportResult:
@@ -72,8 +74,8 @@ def apply_file(
     job_pk, job_id, resumed = _start_job(session_factory, clock=clock, actor=actor, file=file)
     today = clock.now().date()
     with transaction(session_factory) as session:
-        differ = Differ(session, reserved_usernames=explicit_usernames(file))
-    checked = validate_rows(file.rows, units=differ.units, today=today)
+        differ = Differ(session, reserved_usernames=explicit_usernames(file), reach=reach)
+    checked = validate_rows(file.rows, units=differ.units, today=today, reach=reach)
     writer = activation.CodeFileWriter(output_dir)
     summary = Summary()
     rows: list[RowPlan] = []

@@ -24,6 +24,7 @@ from core.errors import DomainError
 from core.web.i18n import N_
 from idp import official_data
 from idp.accounts import USERNAME_PATTERN
+from idp.admin_scope import OUT_OF_SCOPE, AdminScope
 from idp.bulk_import.reading import ImportFile, SourceRow
 from idp.models import Account, AccountProfile, Agency, Unit
 
@@ -167,27 +168,37 @@ class Plan:
         return [error for row in self.rows for error in row.errors]
 
 
+OFFICIAL_OUT_OF_SCOPE = N_(
+    "This citizen ID belongs to an official of a unit you do not administer."
+)
+
+
 @dataclass(frozen=True, slots=True)
 class UnitRef:
     id: int
     code: str
     status: str
     merged_into: str | None
+    province_code: str
 
 
 def validate_rows(
-    rows: Sequence[SourceRow], *, units: Mapping[str, UnitRef], today: date
+    rows: Sequence[SourceRow],
+    *,
+    units: Mapping[str, UnitRef],
+    today: date,
+    reach: AdminScope | None = None,
 ) -> list[Official | RowPlan]:
     """Validate every row alone, then refuse every row of a citizen ID (or username) that
     appears more than once in the file. Returns an :class:`Official` or an error plan per row."""
-    checked = [_validate_row(row, units=units, today=today) for row in rows]
+    checked = [_validate_row(row, units=units, today=today, reach=reach) for row in rows]
     _refuse_duplicates(checked, key="citizen_id")
     _refuse_duplicates(checked, key="username")
     return checked
 
 
 def _validate_row(
-    row: SourceRow, *, units: Mapping[str, UnitRef], today: date
+    row: SourceRow, *, units: Mapping[str, UnitRef], today: date, reach: AdminScope | None
 ) -> Official | RowPlan:
     errors: list[RowError] = []
     line = row.line
@@ -218,7 +229,7 @@ def _validate_row(
         if row.get("phone")
         else None
     )
-    unit_code = check("unit_code", _check_unit, row.get("unit_code"), units)
+    unit_code = check("unit_code", _check_unit, row.get("unit_code"), units, reach)
     agency = check("agency", _check_agency, row.get("agency")) if row.get("agency") else None
     position = (
         check("position", _check_position, row.get("position")) if row.get("position") else None
@@ -248,7 +259,7 @@ def _check_username(raw: str) -> str:
     return username
 
 
-def _check_unit(raw: str, units: Mapping[str, UnitRef]) -> str:
+def _check_unit(raw: str, units: Mapping[str, UnitRef], reach: AdminScope | None) -> str:
     if not raw:
         raise DomainError(N_("The unit code is required."), field="unit_code")
     if not _UNIT_CODE.fullmatch(raw):
@@ -274,6 +285,8 @@ def _check_unit(raw: str, units: Mapping[str, UnitRef]) -> str:
         raise DomainError(
             N_("Unit %(code)s is %(status)s."), field="unit_code", code=raw, status=unit.status
         )
+    if reach is not None and not reach.covers(unit):
+        raise DomainError(OUT_OF_SCOPE, field="unit_code", code=raw)
     return raw
 
 
@@ -324,7 +337,9 @@ def _refuse_duplicates(checked: list[Official | RowPlan], *, key: str) -> None:
 
 
 def load_units(session: Session) -> dict[str, UnitRef]:
-    rows = session.execute(select(Unit.id, Unit.code, Unit.status, Unit.merged_into_id)).all()
+    rows = session.execute(
+        select(Unit.id, Unit.code, Unit.status, Unit.merged_into_id, Unit.province_code)
+    ).all()
     codes = {row.id: row.code for row in rows}
     return {
         row.code: UnitRef(
@@ -332,6 +347,7 @@ def load_units(session: Session) -> dict[str, UnitRef]:
             row.code,
             row.status,
             codes.get(row.merged_into_id) if row.merged_into_id else None,
+            row.province_code,
         )
         for row in rows
     }
@@ -355,7 +371,14 @@ class Differ:
     """Compares validated rows with the database; keeps what it learnt between batches
     (units, agencies, usernames taken) so that each batch costs one query per chunk."""
 
-    def __init__(self, session: Session, *, reserved_usernames: Iterable[str] = ()) -> None:
+    def __init__(
+        self,
+        session: Session,
+        *,
+        reserved_usernames: Iterable[str] = (),
+        reach: AdminScope | None = None,
+    ) -> None:
+        self.reach = reach
         self.units = load_units(session)
         self.unit_codes = {unit.id: code for code, unit in self.units.items()}
         self.agencies: dict[tuple[int, str], int] = {}
@@ -370,6 +393,11 @@ class Differ:
         self.taken_usernames = set(session.scalars(select(Account.username)))
         # Usernames that rows of the file ask for: never generated for another row.
         self.reserved_usernames = set(reserved_usernames)
+
+    def _reaches(self, unit_id: int | None) -> bool:
+        assert self.reach is not None
+        unit = self.units.get(self.unit_codes.get(unit_id, "")) if unit_id is not None else None
+        return self.reach.system if unit is None else self.reach.covers(unit)
 
     def register_agency(self, unit_id: int, kind: str, agency_id: int) -> None:
         self.agencies[(unit_id, kind)] = agency_id
@@ -411,6 +439,15 @@ class Differ:
     def _diff_one(self, official: Official, stored: _Stored | None) -> RowPlan:
         if stored is None:
             return self._plan_create(official)
+        if self.reach is not None and not self._reaches(stored.unit_id):
+            # The same answer whether or not the official exists elsewhere would be ideal,
+            # but the row must be refused: the citizen ID is taken by an official out of reach.
+            return RowPlan(
+                line=official.line,
+                action=ERROR,
+                citizen_id=official.citizen_id,
+                errors=[RowError(official.line, "citizen_id", OFFICIAL_OUT_OF_SCOPE, {})],
+            )
         plan = RowPlan(
             line=official.line,
             action=UNCHANGED,
@@ -515,12 +552,13 @@ def build_plan(
     file: ImportFile,
     *,
     today: date,
+    reach: AdminScope | None = None,
     chunk: int = LOOKUP_CHUNK,
     on_progress: Callable[[int, int], None] | None = None,
 ) -> Plan:
     """The dry run: what importing ``file`` would do now, without changing anything."""
-    differ = Differ(session, reserved_usernames=explicit_usernames(file))
-    checked = validate_rows(file.rows, units=differ.units, today=today)
+    differ = Differ(session, reserved_usernames=explicit_usernames(file), reach=reach)
+    checked = validate_rows(file.rows, units=differ.units, today=today, reach=reach)
     rows: list[RowPlan] = []
     for start in range(0, len(checked), chunk):
         rows.extend(differ.diff(session, checked[start : start + chunk]))

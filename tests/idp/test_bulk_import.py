@@ -5,7 +5,6 @@ Files are generated in tmp_path; units come from the real ``vietnam-provinces`` 
 
 from __future__ import annotations
 
-import codecs
 import csv
 import io
 import json
@@ -38,17 +37,8 @@ from idp.models import (
 )
 from idp.runtime import IdpRuntime
 from tests.cli_runner import Cli
+from tests.idp.import_files import HEADER, cccd, csv_bytes, write
 
-HEADER = [
-    "citizen_id",
-    "full_name",
-    "username",
-    "email",
-    "phone",
-    "unit_code",
-    "agency",
-    "position",
-]
 HANOI = "01"
 
 
@@ -67,10 +57,6 @@ def wards(runtime: IdpRuntime) -> list[str]:
         )
 
 
-def cccd(serial: int, *, year: int = 85, female: bool = False) -> str:
-    return f"001{1 if female else 0}{year:02d}{serial:06d}"
-
-
 def officials(wards: list[str]) -> list[list[str]]:
     return [
         [cccd(1), "Nguyễn Văn An", "", "an.nv@hanoi.gov.vn", "0912 345 678", wards[0],
@@ -80,15 +66,6 @@ def officials(wards: list[str]) -> list[list[str]]:
         [cccd(3), "Nguyễn Văn An", "", "", "+84 24 3825 1234", wards[1], "Đảng ủy", ""],
         [cccd(4), "Lê Hoàng Minh", "minh.lh", "minh@hanoi.gov.vn", "", wards[1], "", "Công chức"],
     ]  # fmt: skip
-
-
-def csv_bytes(rows: list[list[str]], *, header: list[str] = HEADER, bom: bool = False) -> bytes:
-    buffer = io.StringIO(newline="")
-    writer = csv.writer(buffer)
-    writer.writerow(header)
-    writer.writerows(rows)
-    data = buffer.getvalue().encode("utf-8")
-    return codecs.BOM_UTF8 + data if bom else data
 
 
 def encode_cp1258(text: str) -> bytes:
@@ -107,12 +84,6 @@ def encode_cp1258(text: str) -> bytes:
         else:
             raise AssertionError(ch)
     return out
-
-
-def write(tmp_path: Path, name: str, data: bytes) -> Path:
-    path = tmp_path / name
-    path.write_bytes(data)
-    return path
 
 
 def xlsx_bytes(rows: list[list[str]], *, header: list[str] = HEADER) -> bytes:
