@@ -17,7 +17,7 @@ from core import audit
 from core.clock import Clock
 from core.errors import Conflict, DomainError, NotFound
 from idp import lifecycle, sessions, token_store
-from idp.models import Account
+from idp.models import Account, AccountProfile
 from idp.passwords import PasswordHasher
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -159,3 +159,53 @@ def upgrade_password_hash(*, account: Account, new_hash: str, clock: Clock) -> N
     """Store a rehash produced at login (legacy scheme or outdated argon2 parameters)."""
     account.password_hash = new_hash
     account.updated_at = clock.now()
+
+
+def enable(*, session: Session, clock: Clock, actor: str, account: Account) -> None:
+    """Let a disabled official log in again (sessions and grants ended earlier stay ended)."""
+    if account.status != "disabled":
+        return
+    account.status = "active"
+    account.updated_at = clock.now()
+    lifecycle.publish(
+        session=session,
+        clock=clock,
+        kind=lifecycle.ACCOUNT_ENABLED,
+        subject=account.subject,
+        payload={"by": actor},
+    )
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action="account.enable",
+        target=f"account:{account.username}",
+    )
+
+
+def mark_deleted(
+    *, session: Session, clock: Clock, actor: str, account: Account, profile: AccountProfile
+) -> None:
+    """Soft delete (RFC 7644 §3.6 as PITFALLS reads it): the row and its history stay, the
+    official cannot log in (disabled: sessions ended, grants revoked) and is marked deleted."""
+    if profile.deleted_at is not None:
+        return
+    disable(session=session, clock=clock, actor=actor, account=account)
+    now = clock.now()
+    profile.deleted_at = now
+    profile.version += 1
+    account.updated_at = now
+    lifecycle.publish(
+        session=session,
+        clock=clock,
+        kind=lifecycle.ACCOUNT_DELETED,
+        subject=account.subject,
+        payload={"by": actor},
+    )
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action="account.delete",
+        target=f"account:{account.username}",
+    )

@@ -23,9 +23,9 @@ from core.db import transaction
 from core.opaque_tokens import new_opaque_token
 from idp import official_data
 from idp.admin_scope import AdminScope
+from idp.agencies import AGENCY_KINDS
 from idp.bulk_import import activation
 from idp.bulk_import.plan import (
-    AGENCY_KINDS,
     CREATE,
     UPDATE,
     Differ,

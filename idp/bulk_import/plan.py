@@ -25,6 +25,7 @@ from core.web.i18n import N_
 from idp import official_data
 from idp.accounts import USERNAME_PATTERN
 from idp.admin_scope import OUT_OF_SCOPE, AdminScope
+from idp.agencies import AGENCY_KINDS, agency_kind
 from idp.bulk_import.reading import ImportFile, SourceRow
 from idp.models import Account, AccountProfile, Agency, Unit
 
@@ -32,35 +33,6 @@ LOOKUP_CHUNK = 1000
 MAX_POSITION_LENGTH = 200  # AccountProfile.position
 MAX_USERNAME_LENGTH = 64
 
-# Agency kinds and the name an agency of that kind gets when an import first uses it in a unit.
-AGENCY_KINDS: Mapping[str, str] = {
-    "peoples_committee": "Ủy ban nhân dân",
-    "party_committee": "Đảng ủy",
-    "peoples_council": "Hội đồng nhân dân",
-    "fatherland_front": "Ủy ban Mặt trận Tổ quốc Việt Nam",
-    "public_service_centre": "Trung tâm Phục vụ hành chính công",
-    "other": "Khác",
-}
-_AGENCY_ALIASES = {
-    **{kind.replace("_", " "): kind for kind in AGENCY_KINDS},
-    **{official_data.fold_for_search(name): kind for kind, name in AGENCY_KINDS.items()},
-    "ubnd": "peoples_committee",
-    "people's committee": "peoples_committee",
-    "peoples committee": "peoples_committee",
-    "dang uy": "party_committee",
-    "party committee": "party_committee",
-    "hdnd": "peoples_council",
-    "people's council": "peoples_council",
-    "peoples council": "peoples_council",
-    "mttq": "fatherland_front",
-    "mat tran to quoc": "fatherland_front",
-    "uy ban mttq": "fatherland_front",
-    "fatherland front": "fatherland_front",
-    "public service center": "public_service_centre",
-    "public service centre": "public_service_centre",
-    "trung tam phuc vu hanh chinh cong": "public_service_centre",
-    "khac": "other",
-}
 _UNIT_CODE = re.compile(r"[0-9]{2}|[0-9]{5}")
 _USERNAME_JUNK = re.compile(r"[^a-z0-9]+")
 
@@ -230,7 +202,7 @@ def _validate_row(
         else None
     )
     unit_code = check("unit_code", _check_unit, row.get("unit_code"), units, reach)
-    agency = check("agency", _check_agency, row.get("agency")) if row.get("agency") else None
+    agency = check("agency", agency_kind, row.get("agency")) if row.get("agency") else None
     position = (
         check("position", _check_position, row.get("position")) if row.get("position") else None
     )
@@ -288,18 +260,6 @@ def _check_unit(raw: str, units: Mapping[str, UnitRef], reach: AdminScope | None
     if reach is not None and not reach.covers(unit):
         raise DomainError(OUT_OF_SCOPE, field="unit_code", code=raw)
     return raw
-
-
-def _check_agency(raw: str) -> str:
-    kind = _AGENCY_ALIASES.get(official_data.fold_for_search(raw).replace("_", " "))
-    if kind is None:
-        raise DomainError(
-            N_("Unknown agency %(agency)s; use one of: %(kinds)s."),
-            field="agency",
-            agency=raw,
-            kinds=", ".join(AGENCY_KINDS),
-        )
-    return kind
 
 
 def _check_position(raw: str) -> str:

@@ -1,8 +1,10 @@
-"""SCIM 2.0 HTTP endpoints (RFC 7644): discovery (§4), search (§3.4.2) and retrieval (§3.4.1)
-of Users. Every body is ``application/scim+json``; errors are rendered by :func:`scim_view`.
+"""SCIM 2.0 HTTP endpoints (RFC 7644): discovery (§4), search (§3.4.2), retrieval (§3.4.1),
+creation (§3.3), replacement (§3.5.1), modification (§3.5.2) and deletion (§3.6) of Users.
+Every body is ``application/scim+json``; errors are rendered by :func:`scim_view`, which also
+rolls back whatever a refused request had written.
 
-Writes (POST, PUT, PATCH, DELETE, /.search, /Bulk) are not implemented in this slice and
-answer 501 with an Error body (§3.12), as the ServiceProviderConfig says.
+/.search and /Bulk are not implemented and answer 501 with an Error body (§3.12), as the
+ServiceProviderConfig says.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from idp.request_scope import RequestScope, run_in_request_scope
-from idp.scim import users
-from idp.scim.auth import authenticate
+from idp.scim import patching, users, writes
+from idp.scim.auth import Provisioner, authenticate
 from idp.scim.errors import (
     SCIM_MEDIA_TYPE,
+    InvalidSyntax,
     InvalidValue,
     NotFound,
+    PayloadTooLarge,
+    PreconditionFailed,
     ScimError,
     error_response,
 )
@@ -37,6 +42,7 @@ from idp.scim.schemas import (
 PREFIX = "/scim/v2"
 # Officials' personal data: shared caches must not keep it; the client revalidates by ETag.
 PRIVATE = {"Cache-Control": "private, no-cache"}
+MAX_BODY_BYTES = 1_000_000
 
 
 class NotImplementedYet(ScimError):
@@ -66,12 +72,31 @@ def scim_view(handler: Callable[[RequestScope], Response]) -> Callable[[Request]
         try:
             return handler(scope)
         except ScimError as error:
+            # Nothing a refused request wrote may stay (audit entries included).
+            scope.session.rollback()
             return error_response(error)
 
     async def endpoint(request: Request) -> Response:
+        if request.method in ("POST", "PUT", "PATCH"):
+            declared = request.headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+                return error_response(PayloadTooLarge("The request body is too large."))
+            body = await request.body()
+            if len(body) > MAX_BODY_BYTES:
+                return error_response(PayloadTooLarge("The request body is too large."))
+            request.state.scim_body = body
         return await run_in_request_scope(request, guarded)
 
     return endpoint
+
+
+def _json_body(scope: RequestScope) -> Any:
+    """The body :func:`scim_view` read before entering the worker thread."""
+    raw: bytes = getattr(scope.request.state, "scim_body", b"")
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidSyntax("The request body is not valid JSON.") from None
 
 
 def _query(scope: RequestScope, name: str) -> str | None:
@@ -214,13 +239,111 @@ def _user(scope: RequestScope) -> Response:
     return scim_response(body, headers={"ETag": etag, "Content-Location": location})
 
 
+def _actor(caller: Provisioner) -> str:
+    return f"client:{caller.client.client_id}"
+
+
+def _user_response(
+    scope: RequestScope, row: users.Row, *, status: int = 200, created: bool = False
+) -> Response:
+    resource = users.to_resource(row, base_url=base_url(scope))
+    body = resource.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+    location = f"{base_url(scope)}/Users/{row.account.subject}"
+    headers = {"ETag": users.etag(row), ("Location" if created else "Content-Location"): location}
+    return scim_response(body, status=status, headers=headers)
+
+
+def _check_if_match(scope: RequestScope, row: users.Row) -> None:
+    """If-Match (RFC 7644 §3.14, weak comparison as its examples use W/ tags)."""
+    header = scope.http.header("if-match")
+    if header is None:
+        return
+    tags = [tag.strip().removeprefix("W/") for tag in header.split(",")]
+    if "*" in tags or users.etag(row).removeprefix("W/") in tags:
+        return
+    raise PreconditionFailed(
+        f"The user has changed: its current version is {users.etag(row)} (If-Match failed)."
+    )
+
+
+def _existing(scope: RequestScope, caller: Provisioner) -> users.Row:
+    row = users.find(
+        scope.session,
+        reach=caller.reach,
+        subject=scope.request.path_params["id"],
+        for_update=True,
+    )
+    if row is None:
+        raise NotFound("No such user.")
+    return row
+
+
+def _create_user(scope: RequestScope) -> Response:
+    caller = authenticate(scope)
+    row = writes.create(
+        session=scope.session,
+        clock=scope.runtime.clock,
+        passwords=scope.runtime.passwords,
+        actor=_actor(caller),
+        reach=caller.reach,
+        body=_json_body(scope),
+    )
+    return _user_response(scope, row, status=201, created=True)
+
+
+def _replace_user(scope: RequestScope) -> Response:
+    caller = authenticate(scope)
+    row = _existing(scope, caller)
+    _check_if_match(scope, row)
+    row = writes.replace(
+        session=scope.session,
+        clock=scope.runtime.clock,
+        actor=_actor(caller),
+        reach=caller.reach,
+        row=row,
+        body=_json_body(scope),
+    )
+    return _user_response(scope, row)
+
+
+def _patch_user(scope: RequestScope) -> Response:
+    caller = authenticate(scope)
+    row = _existing(scope, caller)
+    _check_if_match(scope, row)
+    body = _json_body(scope)
+    document = users.to_resource(row, base_url=base_url(scope)).model_dump(
+        scim_ctx=Context.RESOURCE_QUERY_RESPONSE
+    )
+    patched = patching.apply_operations(document, body)
+    patching.keep_agency_kind_on_move(document, patched, row.agency.kind if row.agency else None)
+    desired = writes.parse(
+        scope.session, patched, reach=caller.reach, today=scope.runtime.clock.now().date()
+    )
+    row = writes.apply(
+        session=scope.session,
+        clock=scope.runtime.clock,
+        actor=_actor(caller),
+        row=row,
+        desired=desired,
+        operation="patch",
+    )
+    return _user_response(scope, row)
+
+
+def _delete_user(scope: RequestScope) -> Response:
+    caller = authenticate(scope)
+    row = _existing(scope, caller)
+    _check_if_match(scope, row)
+    writes.delete(session=scope.session, clock=scope.runtime.clock, actor=_actor(caller), row=row)
+    return Response(status_code=204, headers=PRIVATE)
+
+
 def _not_implemented(scope: RequestScope) -> Response:
     authenticate(scope)
     raise NotImplementedYet(f"{scope.http.method} is not supported by this server yet.")
 
 
 def scim_routes() -> list[Route]:
-    writes = ["PUT", "PATCH", "DELETE"]
     return [
         Route(
             f"{PREFIX}/ServiceProviderConfig", scim_view(_service_provider_config), methods=["GET"]
@@ -231,8 +354,10 @@ def scim_routes() -> list[Route]:
         Route(f"{PREFIX}/Schemas/{{id}}", scim_view(_schema), methods=["GET"]),
         Route(f"{PREFIX}/Users", scim_view(_users), methods=["GET"]),
         Route(f"{PREFIX}/Users/{{id}}", scim_view(_user), methods=["GET"]),
-        Route(f"{PREFIX}/Users", scim_view(_not_implemented), methods=["POST"]),
-        Route(f"{PREFIX}/Users/{{id}}", scim_view(_not_implemented), methods=writes),
+        Route(f"{PREFIX}/Users", scim_view(_create_user), methods=["POST"]),
         Route(f"{PREFIX}/Users/.search", scim_view(_not_implemented), methods=["POST"]),
+        Route(f"{PREFIX}/Users/{{id}}", scim_view(_replace_user), methods=["PUT"]),
+        Route(f"{PREFIX}/Users/{{id}}", scim_view(_patch_user), methods=["PATCH"]),
+        Route(f"{PREFIX}/Users/{{id}}", scim_view(_delete_user), methods=["DELETE"]),
         Route(f"{PREFIX}/Bulk", scim_view(_not_implemented), methods=["POST"]),
     ]

@@ -51,3 +51,34 @@ def error_response(error: ScimError) -> Response:
         media_type=SCIM_MEDIA_TYPE,
         headers=error.headers,
     )
+
+
+class InvalidSyntax(ScimError):
+    scim_type = "invalidSyntax"
+
+
+class NoTarget(ScimError):
+    scim_type = "noTarget"
+
+
+class InvalidPath(ScimError):
+    scim_type = "invalidPath"
+
+
+class Mutability(ScimError):
+    scim_type = "mutability"
+
+
+class Uniqueness(ScimError):
+    status = 409
+    scim_type = "uniqueness"
+
+
+class PreconditionFailed(ScimError):
+    """RFC 7644 §3.12 names no scimType for 412."""
+
+    status = 412
+
+
+class PayloadTooLarge(ScimError):
+    status = 413

@@ -60,10 +60,10 @@ UserListResponse = ListResponse[ScimUser]
 
 
 def service_provider_config() -> ServiceProviderConfig:
-    """RFC 7643 §5, truthful for this read-only slice: no PATCH, bulk or password change."""
+    """RFC 7643 §5, truthful: PATCH yes; no bulk, /.search or password change."""
     return ServiceProviderConfig(
         documentation_uri=None,
-        patch=Patch(supported=False),
+        patch=Patch(supported=True),
         bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
         filter=Filter(supported=True, max_results=MAX_COUNT),
         change_password=ChangePassword(supported=False),

@@ -61,8 +61,15 @@ def _rows(result: Any) -> list[Row]:
     return [Row(account=a, profile=p, unit=u, agency=g) for a, p, u, g in result]
 
 
-def find(session: Session, *, reach: AdminScope, subject: str) -> Row | None:
-    rows = _rows(session.execute(_visible(reach).where(Account.subject == subject)).all())
+def find(
+    session: Session, *, reach: AdminScope, subject: str, for_update: bool = False
+) -> Row | None:
+    """``for_update`` locks the official's rows (PostgreSQL) so that an If-Match check and
+    the write that follows it see the same version."""
+    query = _visible(reach).where(Account.subject == subject)
+    if for_update:
+        query = query.with_for_update(of=[Account, AccountProfile])
+    rows = _rows(session.execute(query).all())
     return rows[0] if rows else None
 
 

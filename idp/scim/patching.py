@@ -1,0 +1,270 @@
+"""PATCH operations (RFC 7644 §3.5.2) applied to a copy of the User's representation.
+
+The patched document is then validated in full by :func:`idp.scim.writes.parse` and written
+by :func:`idp.scim.writes.apply`, exactly as a PUT: a failing operation or an invalid result
+leaves the official unchanged (the operations are atomic).
+
+Supported paths: ``active``, ``userName``, ``name`` and its sub-attributes, ``displayName``
+(the full name, an alias of ``name.formatted``), ``emails``, ``phoneNumbers`` (with a value
+filter of one ``eq`` comparison, e.g. ``emails[type eq "work"].value``), ``externalId`` and our
+extension's ``unitCode``, ``citizenId``, ``agency``, ``position``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from typing import Any
+
+from idp.scim.errors import (
+    InvalidFilter,
+    InvalidPath,
+    InvalidSyntax,
+    InvalidValue,
+    Mutability,
+    NoTarget,
+)
+from idp.scim.schemas import CORE_USER_SCHEMA, ENTERPRISE_SCHEMA, OFFICIAL_SCHEMA
+
+PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+MAX_OPERATIONS = 100
+
+CORE_ATTRIBUTES = {
+    name.lower(): name
+    for name in ("active", "userName", "name", "emails", "phoneNumbers", "externalId")
+}
+MULTI_VALUED = {"emails", "phoneNumbers"}
+OFFICIAL_ATTRIBUTES = {
+    name.lower(): name for name in ("unitCode", "citizenId", "agency", "position")
+}
+READ_ONLY = {"id", "meta", "groups", "schemas", "provincecode"}
+
+_ATTRIBUTE = re.compile(
+    r"^(?P<attr>[A-Za-z][\w$-]*)(?:\[(?P<filter>[^\]]+)\])?(?:\.(?P<sub>[A-Za-z][\w$-]*))?$"
+)
+_COMPARISON = re.compile(
+    r'^\s*(?P<attr>[A-Za-z][\w$-]*)\s+eq\s+(?P<value>"(?:[^"\\]|\\.)*"|true|false|null)\s*$',
+    re.IGNORECASE,
+)
+
+
+def _key(mapping: dict[str, Any], name: str) -> str:
+    """The key ``mapping`` already uses for ``name`` (any case), else ``name``."""
+    for key in mapping:
+        if key.lower() == name.lower():
+            return key
+    return name
+
+
+class _Target:
+    def __init__(self, container: dict[str, Any], key: str, filter_: str | None, sub: str | None):
+        self.container = container
+        self.key = key
+        self.filter = filter_
+        self.sub = sub
+
+    @property
+    def multi_valued(self) -> bool:
+        return self.key in MULTI_VALUED
+
+
+def _resolve(document: dict[str, Any], path: str) -> _Target:
+    rest = path.strip()
+    container = document
+    allowed = CORE_ATTRIBUTES
+    lowered = rest.lower()
+    if lowered.startswith(OFFICIAL_SCHEMA.lower() + ":"):
+        rest = rest[len(OFFICIAL_SCHEMA) + 1 :]
+        container = document.setdefault(_key(document, OFFICIAL_SCHEMA), {})
+        allowed = OFFICIAL_ATTRIBUTES
+    elif lowered.startswith(CORE_USER_SCHEMA.lower() + ":"):
+        rest = rest[len(CORE_USER_SCHEMA) + 1 :]
+    elif lowered.startswith(ENTERPRISE_SCHEMA.lower()):
+        raise Mutability(f"{path}: the enterprise attributes follow the unit and the agency.")
+    match = _ATTRIBUTE.match(rest)
+    if match is None:
+        raise InvalidPath(f"'{path}' is not a valid attribute path.")
+    attr, filter_, sub = match["attr"], match["filter"], match["sub"]
+    if attr.lower() == "displayname" and allowed is CORE_ATTRIBUTES:
+        if filter_ or sub:
+            raise InvalidPath(f"'{path}': displayName has no sub-attributes.")
+        attr, sub = "name", "formatted"  # one full name, shown in both attributes
+    if attr.lower() in READ_ONLY:
+        raise Mutability(f"{path}: {attr} is read-only.")
+    canonical = allowed.get(attr.lower())
+    if canonical is None:
+        raise InvalidPath(f"'{path}': no such attribute (or it cannot be modified).")
+    if filter_ is not None and canonical not in MULTI_VALUED:
+        raise InvalidPath(f"'{path}': only multi-valued attributes take a value filter.")
+    if sub is not None and canonical not in MULTI_VALUED | {"name"}:
+        raise InvalidPath(f"'{path}': {canonical} has no sub-attributes.")
+    return _Target(container, _key(container, canonical), filter_, sub)
+
+
+def _matcher(filter_: str) -> Any:
+    match = _COMPARISON.match(filter_)
+    if match is None:
+        raise InvalidFilter(f"'{filter_}': only one 'attribute eq value' comparison is supported.")
+    attr = match["attr"]
+    expected = json.loads(match["value"].lower() if match["value"][0] != '"' else match["value"])
+
+    def matches(item: Any) -> bool:
+        if not isinstance(item, dict):
+            return False
+        actual = item.get(_key(item, attr))
+        if isinstance(expected, str) and isinstance(actual, str):
+            return actual.lower() == expected.lower()
+        return bool(actual == expected)
+
+    return matches
+
+
+def _as_items(value: Any, attribute: str) -> list[Any]:
+    items = value if isinstance(value, list) else [value]
+    if not all(isinstance(item, dict) for item in items):
+        raise InvalidValue(f"{attribute}: must be a list of objects with a 'value'.")
+    return copy.deepcopy(items)
+
+
+def _clear_primary(items: list[Any]) -> None:
+    for item in items:
+        if isinstance(item, dict):
+            item.pop(_key(item, "primary"), None)
+
+
+def _apply(document: dict[str, Any], op: str, path: str | None, value: Any) -> None:
+    if path is None:
+        if op == "remove":
+            raise NoTarget("A remove operation needs a path.")
+        if not isinstance(value, dict):
+            raise InvalidValue("An operation without a path takes an object of attributes.")
+        for name, item in value.items():
+            if name.lower() == "schemas":
+                continue
+            if name.lower() == OFFICIAL_SCHEMA.lower():
+                if not isinstance(item, dict):
+                    raise InvalidValue(f"{OFFICIAL_SCHEMA}: must be an object.")
+                for sub_name, sub_value in item.items():
+                    _apply(document, op, f"{OFFICIAL_SCHEMA}:{sub_name}", sub_value)
+            else:
+                _apply(document, op, name, item)
+        return
+    target = _resolve(document, path)
+    container, key = target.container, target.key
+    if target.filter is not None:
+        matches = _matcher(target.filter)
+        items = container.get(key) or []
+        matched = [item for item in items if matches(item)]
+        if not matched:
+            raise NoTarget(f"'{path}': the filter matches no value.")
+        if op == "remove":
+            if target.sub is None:
+                container[key] = [item for item in items if not matches(item)]
+            else:
+                for item in matched:
+                    item.pop(_key(item, target.sub), None)
+            return
+        if target.sub is not None:
+            if target.sub.lower() == "primary" and value is True:
+                _clear_primary(items)
+            for item in matched:
+                item[_key(item, target.sub)] = copy.deepcopy(value)
+            return
+        if not isinstance(value, dict):
+            raise InvalidValue(f"{path}: the value must be an object.")
+        if any(v is True for k, v in value.items() if k.lower() == "primary"):
+            _clear_primary(items)
+        for item in matched:
+            for name, item_value in value.items():
+                item[_key(item, name)] = copy.deepcopy(item_value)
+        return
+    if target.sub is not None:
+        if target.multi_valued:
+            items = container.get(key) or []
+            if op == "remove":
+                for item in items:
+                    item.pop(_key(item, target.sub), None)
+            else:
+                if not items:
+                    raise NoTarget(f"'{path}': {key} has no value to modify.")
+                for item in items:
+                    item[_key(item, target.sub)] = copy.deepcopy(value)
+            return
+        complex_value = container.get(key)
+        if op == "remove":
+            if isinstance(complex_value, dict):
+                complex_value.pop(_key(complex_value, target.sub), None)
+            return
+        if not isinstance(complex_value, dict):
+            complex_value = container[key] = {}
+        complex_value[_key(complex_value, target.sub)] = copy.deepcopy(value)
+        return
+    if op == "remove":
+        container.pop(key, None)
+        return
+    if target.multi_valued:
+        new_items = _as_items(value, key)
+        if op == "replace":
+            container[key] = new_items
+            return
+        existing = container.get(key) or []
+        if any(_key(i, "primary") in i and i[_key(i, "primary")] is True for i in new_items):
+            _clear_primary(existing)
+        container[key] = existing + [item for item in new_items if item not in existing]
+        return
+    if key == "name":
+        if not isinstance(value, dict):
+            raise InvalidValue("name: must be an object.")
+        current = container.get(key)
+        merged = dict(current) if isinstance(current, dict) else {}
+        for name, item_value in value.items():
+            merged[_key(merged, name)] = item_value
+        container[key] = merged
+        return
+    container[key] = copy.deepcopy(value)
+
+
+def apply_operations(document: dict[str, Any], body: Any) -> dict[str, Any]:
+    """Return a patched copy of ``document``; ``document`` itself is never changed."""
+    if not isinstance(body, dict):
+        raise InvalidSyntax("The request body must be a PatchOp message.")
+    schemas = body.get(_key(body, "schemas"))
+    if not isinstance(schemas, list) or PATCH_SCHEMA not in schemas:
+        raise InvalidSyntax(f"schemas: must list {PATCH_SCHEMA}.")
+    operations = body.get(_key(body, "Operations"))
+    if not isinstance(operations, list) or not operations:
+        raise InvalidSyntax("Operations: at least one operation is required.")
+    if len(operations) > MAX_OPERATIONS:
+        raise InvalidValue(f"Operations: at most {MAX_OPERATIONS} per request.")
+    patched = copy.deepcopy(document)
+    patched.pop(_key(patched, "displayName"), None)  # the full name lives in name.formatted
+    for operation in operations:
+        if not isinstance(operation, dict):
+            raise InvalidSyntax("Operations: each operation is an object.")
+        op = operation.get(_key(operation, "op"))
+        if not isinstance(op, str) or op.lower() not in ("add", "replace", "remove"):
+            raise InvalidSyntax("op: must be 'add', 'replace' or 'remove'.")
+        path = operation.get(_key(operation, "path"))
+        if path is not None and not isinstance(path, str):
+            raise InvalidPath("path: must be a string.")
+        has_value = any(k.lower() == "value" for k in operation)
+        if op.lower() != "remove" and not has_value:
+            raise InvalidValue(f"{op}: a value is required.")
+        _apply(patched, op.lower(), path, operation.get(_key(operation, "value")))
+    return patched
+
+
+def keep_agency_kind_on_move(
+    document: dict[str, Any], patched: dict[str, Any], kind: str | None
+) -> None:
+    """An official moved without a new agency keeps the same kind of agency in the new unit
+    (the old agency's name belongs to the old unit)."""
+    before = document.get(OFFICIAL_SCHEMA) or {}
+    after = patched.get(_key(patched, OFFICIAL_SCHEMA)) or {}
+    if not isinstance(after, dict) or kind is None:
+        return
+    unit_key, agency_key = _key(after, "unitCode"), _key(after, "agency")
+    moved = after.get(unit_key) != before.get("unitCode")
+    if moved and after.get(agency_key) == before.get("agency") and before.get("agency"):
+        after[agency_key] = kind
