@@ -296,6 +296,10 @@ def client_add(
     access_token_alg: Annotated[str, typer.Option(help="RS256, ES256 or EdDSA.")] = "RS256",
     first_party: Annotated[bool, typer.Option(help="Skip the consent page.")] = False,
     client_id: Annotated[str | None, typer.Option(help="Choose the client_id.")] = None,
+    unit: Annotated[
+        list[str] | None,
+        typer.Option(help="Unit code a provisioning (SCIM) client may manage (repeat)."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Register a client. The secret is printed once and stored only as a digest."""
@@ -317,6 +321,7 @@ def client_add(
                 access_token_alg=access_token_alg,
                 first_party=first_party,
                 client_id=client_id,
+                units=[units.get_by_code(session, code) for code in unit or []],
             )
             data = {**client_as_dict(client), "client_secret": secret}
     except DomainError as error:

@@ -17,7 +17,7 @@ from core.clock import Clock
 from core.errors import DomainError, NotFound
 from core.opaque_tokens import digest, matches_digest, new_opaque_token
 from idp import token_store
-from idp.models import Client
+from idp.models import Client, ClientUnitScope, Unit
 from keys.keyring import SUPPORTED_ALGORITHMS
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
@@ -150,6 +150,7 @@ def create(
     access_token_alg: str = "RS256",
     first_party: bool = False,
     client_id: str | None = None,
+    units: Sequence[Unit] = (),
 ) -> tuple[Client, str | None]:
     """Register a client; returns it with its secret, which is shown once and stored hashed."""
     if not name.strip():
@@ -198,6 +199,8 @@ def create(
     )
     session.add(client)
     session.flush()
+    # A provisioning (SCIM) client reaches only these units; with none it reaches nothing.
+    session.add_all(ClientUnitScope(client_pk=client.id, unit_id=unit.id) for unit in units)
     audit.record(
         session,
         clock=clock,
@@ -210,6 +213,7 @@ def create(
             "grant_types": list(grant_types),
             "redirect_uris": uris,
             "first_party": first_party,
+            "units": [unit.code for unit in units],
         },
     )
     return client, secret

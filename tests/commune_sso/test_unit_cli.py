@@ -13,7 +13,7 @@ from core.clock import SystemClock
 from core.db import make_session_factory, transaction
 from core.settings import Settings
 from idp import accounts, units
-from idp.models import AccountMove, AccountProfile
+from idp.models import AccountMove, AccountProfile, Client, ClientUnitScope, Unit
 from idp.official_data import fold_for_search
 from idp.passwords import PasswordHasher
 from tests.cli_runner import (
@@ -164,4 +164,27 @@ def test_dissolve(cli: Cli, synced: None) -> None:
     assert dissolved["status"] == "dissolved"
     assert_clean_failure(
         cli("unit", "dissolve", HANOI, "--reason", "x"), "active ward(s): merge the province"
+    )
+
+
+def test_provisioning_client_is_given_its_units(
+    cli: Cli, synced: None, factory: sessionmaker
+) -> None:
+    created = cli.json(
+        "client", "add", "--name", "Hệ thống nhân sự", "--grant-type", "client_credentials",
+        "--scope", "scim", "--unit", HOAN_KIEM, "--unit", HANOI,
+    )  # fmt: skip
+    with transaction(factory) as session:
+        reach = session.execute(
+            select(Unit.code)
+            .join(ClientUnitScope, ClientUnitScope.unit_id == Unit.id)
+            .join(Client, Client.id == ClientUnitScope.client_pk)
+            .where(Client.client_id == created["client_id"])
+        ).scalars()
+        assert set(reach) == {HOAN_KIEM, HANOI}
+    assert_clean_failure(
+        cli(
+            "client", "add", "--name", "x", "--grant-type", "client_credentials", "--unit", "99999"
+        ),
+        "No unit with code 99999.",
     )
