@@ -138,19 +138,13 @@ def disable(*, session: Session, clock: Clock, actor: str, account: Account) -> 
     revoked = token_store.revoke_grants_of_account(
         session=session, clock=clock, account=account, reason="account_disabled"
     )
-    lifecycle.publish(
+    _record_status_change(
         session=session,
         clock=clock,
-        kind=lifecycle.ACCOUNT_DISABLED,
-        subject=account.subject,
-        payload={"by": actor},
-    )
-    audit.record(
-        session,
-        clock=clock,
         actor=actor,
+        account=account,
+        kind=lifecycle.ACCOUNT_DISABLED,
         action="account.disable",
-        target=f"account:{account.username}",
         details={"sessions_ended": ended, "grants_revoked": revoked},
     )
 
@@ -167,19 +161,13 @@ def enable(*, session: Session, clock: Clock, actor: str, account: Account) -> N
         return
     account.status = "active"
     account.updated_at = clock.now()
-    lifecycle.publish(
+    _record_status_change(
         session=session,
         clock=clock,
-        kind=lifecycle.ACCOUNT_ENABLED,
-        subject=account.subject,
-        payload={"by": actor},
-    )
-    audit.record(
-        session,
-        clock=clock,
         actor=actor,
+        account=account,
+        kind=lifecycle.ACCOUNT_ENABLED,
         action="account.enable",
-        target=f"account:{account.username}",
     )
 
 
@@ -195,17 +183,35 @@ def mark_deleted(
     profile.deleted_at = now
     profile.version += 1
     account.updated_at = now
-    lifecycle.publish(
+    _record_status_change(
         session=session,
         clock=clock,
+        actor=actor,
+        account=account,
         kind=lifecycle.ACCOUNT_DELETED,
-        subject=account.subject,
-        payload={"by": actor},
+        action="account.delete",
+    )
+
+
+def _record_status_change(
+    *,
+    session: Session,
+    clock: Clock,
+    actor: str,
+    account: Account,
+    kind: str,
+    action: str,
+    details: dict[str, object] | None = None,
+) -> None:
+    """Tell the other parts (lifecycle event) and the audit log, in the caller's transaction."""
+    lifecycle.publish(
+        session=session, clock=clock, kind=kind, subject=account.subject, payload={"by": actor}
     )
     audit.record(
         session,
         clock=clock,
         actor=actor,
-        action="account.delete",
+        action=action,
         target=f"account:{account.username}",
+        details=details,
     )
