@@ -174,7 +174,8 @@ def create(
         raise DomainError("The authorization code flow needs a redirect URI.", field="redirect_uri")
     uris = [validate_redirect_uri(u) for u in redirect_uris]
     logout_uris = [validate_redirect_uri(u) for u in post_logout_redirect_uris]
-    client_id = client_id or secrets.token_urlsafe(18)
+    # Hex: never starts with "-" (a CLI would read it as an option) and reads aloud easily.
+    client_id = client_id or secrets.token_hex(12)
     if not CLIENT_ID_PATTERN.fullmatch(client_id):
         raise DomainError(
             "A client_id is 1 to 64 letters, digits or . _ ~ : / - characters.",

@@ -221,3 +221,11 @@ def test_audit_chain_records_the_login_and_stays_intact(web, rp, official, runti
         result = audit.verify(session)
     assert "login.success" in actions and "account.create" in actions
     assert result.ok, result.problems
+
+
+def test_generated_client_ids_are_safe_on_a_command_line(runtime):
+    # token_urlsafe ids sometimes began with "-", which `commune-sso client remove` took for
+    # an option (a flaky CLI test found it).
+    for _ in range(50):
+        client, _ = register_client(runtime, name="Ứng dụng")
+        assert client.client_id[0].isalnum()
