@@ -25,9 +25,15 @@ machine, at the same time):
 4. References: parsing the CSV alone, and a raw SQLAlchemy Core ``executemany`` INSERT of the
    same rows into a scratch table, 1,000 rows per transaction like the import's batches.
 
-Targets (issue 3): dry run and apply ≤ 30 s each, re-import ≤ 15 s, peak memory ≤ 500 MB.
-SCIM lookups are not measured: there is no SCIM endpoint yet. The exit status is 1 when a
-target is missed or a step does not do what it should.
+5. SCIM lookups on the imported officials, after the import steps on each backend, in a
+   fresh process: ``create_app`` behind ``httpx.ASGITransport`` (in-process, no socket), a
+   client_credentials client with scope ``scim`` reaching the province, its token from
+   /oauth2/token, then p50/p99 over 300 sequential requests each of ``filter=userName eq``,
+   ``startIndex`` paging (count=100) and ``GET /Users/<id>``.
+
+Targets (issue 3): dry run and apply ≤ 30 s each, re-import ≤ 15 s, peak memory ≤ 500 MB,
+SCIM lookups p50 ≤ 10 ms. The exit status is 1 when a target is missed or a step does not do
+what it should.
 """
 
 from __future__ import annotations
@@ -36,6 +42,7 @@ import argparse
 import contextlib
 import csv
 import json
+import math
 import os
 import platform
 import random
@@ -340,6 +347,8 @@ def run_step(step: str, *, database_url: str, file: Path, output_dir: Path) -> d
         return {"seconds": time.perf_counter() - started, "rows": len(imported.rows)}
     if step == "raw-insert":
         return raw_insert(database_url=database_url, file=file)
+    if step == "scim":
+        return scim_lookups(database_url=database_url, work=output_dir)
     engine = make_engine(database_url)
     factory = make_session_factory(engine)
     audit.install(factory)
@@ -410,6 +419,126 @@ def raw_insert(*, database_url: str, file: Path) -> dict[str, Any]:
     finally:
         engine.dispose()
     return {"seconds": seconds, "rows": len(rows)}
+
+
+# --------------------------------------------------------------------------------------------
+# SCIM lookups on the imported officials, through the real ASGI app.
+
+SCIM_REQUESTS = 300  # per kind of request
+SCIM_PAGE = 100
+SCIM_TARGET_P50_MS = 10.0
+SCIM_ISSUER = "http://127.0.0.1:8000"
+SCIM_KINDS = ("filter userName eq", "startIndex paging (count=100)", "GET /Users/<id>")
+
+
+def _percentile(values: list[float], fraction: float) -> float:
+    """Nearest rank: the smallest value with at least ``fraction`` of the values at or below."""
+    ordered = sorted(values)
+    rank = math.ceil(len(ordered) * fraction)  # 1-based
+    return ordered[max(0, min(len(ordered), rank) - 1)]
+
+
+def scim_lookups(*, database_url: str, work: Path) -> dict[str, Any]:
+    """Register a client_credentials client with scope ``scim`` reaching the province, get a
+    token from /oauth2/token, then time each request (in-process: ``create_app`` behind
+    httpx's ASGITransport, no socket)."""
+    import asyncio
+
+    import httpx
+    from sqlalchemy import select
+
+    from commune_sso.app import build_runtime, create_app
+    from core.db import transaction
+    from core.settings import Settings
+    from idp import clients
+    from idp.models import Account, AccountProfile, Unit
+
+    settings = Settings(
+        issuer=SCIM_ISSUER,
+        var_dir=work / "scim-var",
+        database_url=database_url,
+        key_dir=work / "scim-keys",
+        key_passphrase="bench-key-passphrase-0123456789",
+        secret_key="bench-server-secret-0123456789abcdef",
+    )
+    runtime = build_runtime(settings)
+    rng = random.Random(7)
+    with transaction(runtime.session_factory) as session:
+        province = session.scalars(
+            select(Unit).where(Unit.level == "province", Unit.code == PROVINCE)
+        ).one()
+        client, secret = clients.create(
+            session=session,
+            clock=runtime.clock,
+            actor=ACTOR,
+            name="Bench SCIM",
+            grant_types=["client_credentials"],
+            scope="scim",
+            units=[province],
+        )
+        client_id = client.client_id
+        officials = session.execute(
+            select(Account.username, Account.subject)
+            .join(AccountProfile, AccountProfile.account_id == Account.id)
+            .where(AccountProfile.deleted_at.is_(None))
+        ).all()
+    assert secret is not None
+    total = len(officials)
+    last_start = max(1, min(35_000, total - 2 * SCIM_PAGE))
+    picks = [rng.choice(officials) for _ in range(SCIM_REQUESTS)]
+    requests: dict[str, list[tuple[str, dict[str, str | int], Any]]] = {
+        SCIM_KINDS[0]: [
+            ("/scim/v2/Users", {"filter": f'userName eq "{username}"'}, 1) for username, _ in picks
+        ],
+        SCIM_KINDS[1]: [
+            (
+                "/scim/v2/Users",
+                {"startIndex": rng.randint(1, last_start), "count": SCIM_PAGE},
+                SCIM_PAGE,
+            )
+            for _ in range(SCIM_REQUESTS)
+        ],
+        SCIM_KINDS[2]: [(f"/scim/v2/Users/{subject}", {}, None) for _, subject in picks],
+    }
+
+    async def run() -> dict[str, Any]:
+        transport = httpx.ASGITransport(app=create_app(settings, runtime=runtime))
+        async with httpx.AsyncClient(transport=transport, base_url=SCIM_ISSUER) as web:
+            answer = await web.post(
+                "/oauth2/token",
+                data={"grant_type": "client_credentials", "scope": "scim"},
+                auth=(client_id, secret),
+            )
+            answer.raise_for_status()
+            web.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
+            measured: dict[str, Any] = {}
+            for kind, calls in requests.items():
+                for path, params, _ in calls[:10]:  # warm-up: caches, pool, first queries
+                    (await web.get(path, params=params)).raise_for_status()
+                latencies: list[float] = []
+                for path, params, expected in calls:
+                    started = time.perf_counter()
+                    response = await web.get(path, params=params)
+                    latencies.append((time.perf_counter() - started) * 1000)
+                    if response.status_code != 200:
+                        raise SystemExit(f"SCIM {path} {params}: {response.status_code}")
+                    if expected is not None and response.json()["itemsPerPage"] != expected:
+                        raise SystemExit(f"SCIM {path} {params}: {response.text[:300]}")
+                measured[kind] = {
+                    "requests": len(latencies),
+                    "p50_ms": _percentile(latencies, 0.50),
+                    "p99_ms": _percentile(latencies, 0.99),
+                    "mean_ms": sum(latencies) / len(latencies),
+                    "max_ms": max(latencies),
+                }
+            return measured
+
+    started = time.perf_counter()
+    try:
+        measured = asyncio.run(run())
+    finally:
+        runtime.session_factory.kw["bind"].dispose()
+    return {"seconds": time.perf_counter() - started, "rows": total, "scim": measured}
 
 
 def peak_rss_mb() -> float:
@@ -509,6 +638,22 @@ class StepResult:
         )
 
 
+@dataclass
+class ScimResult:
+    backend: str
+    request: str
+    requests: int
+    p50_ms: float
+    p99_ms: float
+    mean_ms: float
+    max_ms: float
+    officials: int  # in the database (every one in the client's reach)
+
+    @property
+    def passed(self) -> bool:
+        return self.p50_ms <= SCIM_TARGET_P50_MS
+
+
 def result_of(backend: str, step: str, measured: dict[str, Any], **extra: Any) -> StepResult:
     return StepResult(
         backend=backend,
@@ -535,6 +680,7 @@ def bench_backend(
     work: Path,
     read_seconds: float,
     read_xlsx_seconds: float,
+    scim: list[ScimResult],
 ) -> list[StepResult]:
     console.print(f"[bold]{backend}[/bold]: raw insert, dry run, apply, re-import …")
     codes = work / f"codes-{backend}"
@@ -564,6 +710,15 @@ def bench_backend(
             result.reference = f"{result.seconds / read_seconds:.1f}× read CSV"
         results.append(result)
         console.print(f"  {step}: {result.seconds:.2f} s, {result.peak_rss_mb:.0f} MB")
+    # SCIM lookups on the imported officials, in a fresh process of their own.
+    lookups = measure("scim", database_url=timed_url, file=csv_file, output_dir=work / backend)
+    for request, numbers in lookups["scim"].items():
+        scim.append(
+            ScimResult(backend=backend, request=request, officials=lookups["rows"], **numbers)
+        )
+        console.print(
+            f"  SCIM {request}: p50 {numbers['p50_ms']:.1f} ms, p99 {numbers['p99_ms']:.1f} ms"
+        )
     # The tracemalloc pass, on the twin database (same steps, same order).
     console.print(f"[bold]{backend}[/bold]: tracemalloc pass on the twin database …")
     traced_codes = work / f"codes-{backend}-traced"
@@ -636,14 +791,44 @@ def print_results(results: list[StepResult]) -> None:
         "peak RSS (VmHWM, not ru_maxrss, which Linux carries over from the parent; interpreter "
         "and imports included: see rss_before_mb in the JSON); py heap "
         "MB is the tracemalloc peak, from a second pass on a twin database because tracemalloc "
-        "slows the code down.\nSCIM lookups (filter=userName eq, startIndex paging) are not "
-        "measured: there is no SCIM endpoint yet."
+        "slows the code down."
     )
     for result in results:
         if result.first_errors:
             console.print(f"{result.backend} {result.step}: first refused rows:")
             for error in result.first_errors:
                 console.print(f"  {error}", markup=False)
+
+
+def print_scim(scim: list[ScimResult]) -> None:
+    if not scim:
+        return
+    table = Table(title="SCIM lookups after the import (in-process ASGI, httpx.ASGITransport)")
+    for column in ("backend", "request", "officials", "N", "p50 ms", "p99 ms", "mean ms"):
+        left = column in ("backend", "request")
+        table.add_column(column, justify="left" if left else "right", no_wrap=True)
+    table.add_column("target", no_wrap=True)
+    table.add_column("pass/fail", justify="right", no_wrap=True)
+    for result in scim:
+        table.add_row(
+            result.backend,
+            result.request,
+            format_number(result.officials),
+            format_number(result.requests),
+            format_number(result.p50_ms, 2),
+            format_number(result.p99_ms, 2),
+            format_number(result.mean_ms, 2),
+            f"p50 ≤ {SCIM_TARGET_P50_MS:.0f} ms",
+            "[green]pass[/green]" if result.passed else "[red]FAIL[/red]",
+        )
+    console.print(table)
+    console.print(
+        "One request at a time, after 10 warm-up requests per kind, by a client_credentials "
+        f"client with scope scim reaching province {PROVINCE}; latency is the whole ASGI "
+        "request (token check, queries, serialisation), without a socket. userName values and "
+        "ids are drawn at random from the imported officials; startIndex from 1 to 35,000 "
+        "(fewer rows: up to rows - 200)."
+    )
 
 
 def machine_info() -> dict[str, Any]:
@@ -705,6 +890,7 @@ def main(argv: list[str] | None = None) -> int:
         console.print("[yellow]warning:[/yellow] the machine is busy; the numbers will be low")
     backends = ["postgresql", "sqlite"] if args.database == "both" else [args.database]
     results: list[StepResult] = []
+    scim: list[ScimResult] = []
     databases: dict[str, str] = {}
     with contextlib.ExitStack() as cleanup:
         work = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="import-bench-")))
@@ -748,8 +934,10 @@ def main(argv: list[str] | None = None) -> int:
                 work=work,
                 read_seconds=read_csv.seconds,
                 read_xlsx_seconds=read_xlsx.seconds,
+                scim=scim,
             )
     print_results(results)
+    print_scim(scim)
     report = {
         "started_at": started_at.isoformat(),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
@@ -757,7 +945,11 @@ def main(argv: list[str] | None = None) -> int:
         "options": {"rows": args.rows, "database": args.database, "seed": args.seed},
         "databases": databases,
         "targets": {"seconds": TARGET_SECONDS, "peak_mb": TARGET_PEAK_MB},
-        "scim": "not measured: there is no SCIM endpoint yet",
+        "scim": {
+            "target_p50_ms": SCIM_TARGET_P50_MS,
+            "transport": "in-process: create_app behind httpx.ASGITransport",
+            "lookups": [asdict(result) | {"passed": result.passed} for result in scim],
+        },
         "steps": [
             asdict(result) | {"rows_per_second": result.rate, "passed": result.passed}
             for result in results
@@ -766,7 +958,8 @@ def main(argv: list[str] | None = None) -> int:
     json_out.parent.mkdir(parents=True, exist_ok=True)
     json_out.write_text(json.dumps(report, ensure_ascii=False, indent=2) + "\n")
     console.print(f"JSON: {json_out}")
-    return 1 if any(result.passed is False for result in results) else 0
+    failed = any(result.passed is False for result in [*results, *scim])
+    return 1 if failed else 0
 
 
 def measure_read(file: Path, work: Path) -> dict[str, Any]:
