@@ -55,12 +55,12 @@ import tempfile
 import time
 import tracemalloc
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+from postgres_cluster import throwaway_postgres
 from rich.console import Console
 from rich.table import Table
 
@@ -76,7 +76,6 @@ RESULT_PREFIX = "RESULT "
 
 TARGET_SECONDS = {"dry-run": 30.0, "dry-run xlsx": 30.0, "apply": 30.0, "re-import": 15.0}
 TARGET_PEAK_MB = 500.0
-INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 BUSY_LOAD_AVERAGE = 0.5  # per core, at the start: the numbers are suspect above it
 
 console = Console(width=max(160, shutil.get_terminal_size().columns))
@@ -257,37 +256,6 @@ def province_wards(database_url: str) -> list[str]:
 
 # --------------------------------------------------------------------------------------------
 # The databases.
-
-
-@contextlib.contextmanager
-def interrupts_ignored() -> Iterator[None]:
-    """Let a cleanup finish even if Ctrl-C or SIGTERM comes again while it runs."""
-    previous = {number: signal.signal(number, signal.SIG_IGN) for number in INTERRUPTS}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-
-@contextlib.contextmanager
-def throwaway_postgres() -> Iterator[str]:
-    """A durable (fsync on) PostgreSQL cluster; yields its URL, then stops and removes it."""
-    if not os.access(PG_THROWAWAY, os.X_OK):
-        raise SystemExit(f"{PG_THROWAWAY} is missing or not executable")
-    # Its own directory under /tmp: the postgres user must reach it, and socket paths are short.
-    directory = Path(tempfile.mkdtemp(prefix="import-bench-pg-"))
-    try:
-        started = subprocess.run(
-            [str(PG_THROWAWAY), "start", "--durable", str(directory)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        yield started.stdout.strip()
-    finally:
-        with interrupts_ignored():
-            subprocess.run([str(PG_THROWAWAY), "stop", str(directory)], check=False)
 
 
 def create_twin_postgres(database_url: str, name: str) -> tuple[str, str]:
@@ -896,7 +864,7 @@ def main(argv: list[str] | None = None) -> int:
         work = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="import-bench-")))
         urls: dict[str, tuple[str, str]] = {}
         if "postgresql" in backends:
-            timed = cleanup.enter_context(throwaway_postgres())
+            timed, _ = cleanup.enter_context(throwaway_postgres("import-bench-pg-"))
             traced, version = create_twin_postgres(timed, "commune_sso_traced")
             urls["postgresql"] = (timed, traced)
             databases["postgresql"] = f"PostgreSQL {version} (durable)"

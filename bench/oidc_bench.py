@@ -67,6 +67,7 @@ from loadgen import (
     UnexpectedResponse,
     run_closed_loop,
 )
+from postgres_cluster import interrupts_ignored, throwaway_postgres
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import create_engine, text
@@ -96,7 +97,6 @@ SERVER_STOP_TIMEOUT = 15.0
 # A JWS signing input of a typical access token's size (base64url header "." payload).
 SIGNING_INPUT = b"e" * 600
 
-INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
 # Other processes' CPU use (per cent of one core) above which a scenario's result is suspect.
 DISTURBED_CPU_PERCENT = 15
 
@@ -174,37 +174,6 @@ def measure_raw_rate(kind: str, *, processes: int, seconds: float) -> RawRate:
 
 # --------------------------------------------------------------------------------------------
 # The service: database, CLI set-up, server process.
-
-
-@contextlib.contextmanager
-def interrupts_ignored() -> Iterator[None]:
-    """Let a cleanup finish even if Ctrl-C or SIGTERM comes again while it runs."""
-    previous = {number: signal.signal(number, signal.SIG_IGN) for number in INTERRUPTS}
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
-
-
-@contextlib.contextmanager
-def throwaway_postgres() -> Iterator[tuple[str, Path]]:
-    """A durable (fsync on) PostgreSQL cluster; yields its URL and directory, then removes it."""
-    if not os.access(PG_THROWAWAY, os.X_OK):
-        raise SystemExit(f"{PG_THROWAWAY} is missing or not executable")
-    # Its own directory under /tmp: the postgres user must reach it, and socket paths are short.
-    directory = Path(tempfile.mkdtemp(prefix="oidc-bench-pg-"))
-    try:
-        started = subprocess.run(
-            [str(PG_THROWAWAY), "start", "--durable", str(directory)],
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        yield started.stdout.strip(), directory
-    finally:
-        with interrupts_ignored():
-            subprocess.run([str(PG_THROWAWAY), "stop", str(directory)], check=False)
 
 
 def postgres_version(database_url: str) -> str:
@@ -1011,7 +980,7 @@ def main(argv: list[str] | None = None) -> int:
     with contextlib.ExitStack() as cleanup:
         var_dir = Path(cleanup.enter_context(tempfile.TemporaryDirectory(prefix="oidc-bench-")))
         if options.database == "postgresql":
-            database_url, cluster = cleanup.enter_context(throwaway_postgres())
+            database_url, cluster = cleanup.enter_context(throwaway_postgres("oidc-bench-pg-"))
             database_pid: int | None = postmaster_pid(cluster)
             database_version = f"PostgreSQL {postgres_version(database_url)} (durable)"
         else:

@@ -27,20 +27,6 @@ def user_tokens(web, rp, official) -> dict[str, str]:
 
 
 @pytest.fixture
-def service(runtime) -> tuple[str, str]:
-    client, secret = register_client(
-        runtime,
-        name="Dịch vụ đồng bộ",
-        grant_types=["client_credentials"],
-        redirect_uris=[],
-        scope="profile email",
-        first_party=False,
-    )
-    assert secret is not None
-    return client.client_id, secret
-
-
-@pytest.fixture
 def public_client(runtime) -> str:
     client, _ = register_client(runtime, public=True, name="Ứng dụng di động")
     return client.client_id

@@ -67,20 +67,6 @@ def tokens(web, rp, new_code) -> dict[str, str]:
     return response.json()  # type: ignore[no-any-return]
 
 
-@pytest.fixture
-def service(runtime) -> tuple[str, str]:
-    client, secret = register_client(
-        runtime,
-        name="Dịch vụ đồng bộ",
-        grant_types=["client_credentials"],
-        redirect_uris=[],
-        scope="profile email",
-        first_party=False,
-    )
-    assert secret is not None
-    return client.client_id, secret
-
-
 # --- Request shape ----------------------------------------------------------------------------
 
 
