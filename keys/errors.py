@@ -28,3 +28,25 @@ class InvalidToken(KeyRingError):
 
 class WrongPassphrase(KeyRingError):
     """The private keys on disk cannot be decrypted with the configured passphrase."""
+
+
+class SigningKeyError(Exception):
+    """A CA signing key named by URI (``file:`` or ``pkcs11:``, RFC 7512) cannot be used.
+
+    Messages are safe to log: they never contain a PIN or a passphrase.
+    """
+
+
+class KeyUriError(SigningKeyError):
+    """The key URI, its secret or the key it names is wrong: a configuration error.
+
+    Examples: malformed URI, missing or wrong passphrase/PIN, no key at the URI (or one already
+    there when generating), a PKCS#11 key asked to export its private part.
+    """
+
+
+class KeyUnavailable(SigningKeyError):
+    """The key is configured correctly but cannot be reached now (HSM token absent, device gone).
+
+    Transient: the same key object signs again once the token is back, without a restart.
+    """

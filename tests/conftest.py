@@ -26,6 +26,7 @@ from core.db import make_engine, transaction
 from core.settings import Settings
 from idp import accounts, clients
 from idp.runtime import IdpRuntime
+from tests.softhsm import softhsm_token  # noqa: F401  (session-scoped SoftHSM2 token)
 
 if TYPE_CHECKING:
     from tests.cli_runner import Cli
