@@ -5,7 +5,9 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import engine_from_config, pool
 
-import core.audit  # noqa: F401  (registers audit_* tables)
+import ca_admin.models  # noqa: F401  (registers ca_* tables)
+import core.audit
+import core.audit_checkpoints  # noqa: F401  (registers audit_checkpoint)
 import idp.models  # noqa: F401  (registers idp_* tables)
 from core.db import Base
 

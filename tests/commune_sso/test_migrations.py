@@ -19,7 +19,9 @@ from sqlalchemy import Engine, inspect, select, text
 from sqlalchemy.engine import make_url
 from typer.testing import CliRunner
 
+import ca_admin.models  # noqa: F401  (registers the ca_* tables on Base.metadata)
 import core.audit
+import core.audit_checkpoints
 import idp.models  # noqa: F401  (registers the idp_* tables on Base.metadata)
 from commune_sso.cli import app
 from commune_sso.database import alembic_config, upgrade
