@@ -325,7 +325,13 @@ def merge(
             clock=clock,
             kind=lifecycle.ACCOUNT_MOVED,
             subject=names[profile.account_id][1],
-            payload={"from_unit": source.code, "to_unit": target.code, "reason": reason},
+            # The cause tells consumers (the CA) that the whole unit moved, not one official.
+            payload={
+                "from_unit": source.code,
+                "to_unit": target.code,
+                "reason": reason,
+                "cause": "unit.merge",
+            },
         )
 
     wards_moved = 0

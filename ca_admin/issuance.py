@@ -1,0 +1,156 @@
+"""Signing a certificate for a verified official under a profile (RFC 5280 §4.1).
+
+The subject and extensions come from the profile and the official's verified data; the CSR
+contributes only its public key (already checked by key_policy). Validity: the requested days,
+capped by the profile (5 years new, 3 years renewal) and by the issuing CA's own notAfter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import NameOID
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ca_admin.errors import BadCertificateRequest, PolicyViolation
+from ca_admin.hierarchy import BACKDATE, current_issuer
+from ca_admin.key_policy import SubjectPublicKey, check_public_key, spki_sha256
+from ca_admin.models import IssuedCertificate
+from ca_admin.officials import OfficialIdentity
+from ca_admin.profiles import IssuanceContext, Profile
+from ca_admin.runtime import CaRuntime
+from ca_admin.serials import new_serial, serial_hex
+from ca_admin.signing import signature_parameters
+from core import audit
+from core.text_search import fold_for_search
+from core.web.i18n import N_
+
+
+@dataclass(frozen=True)
+class IssueOrder:
+    profile: Profile
+    identity: OfficialIdentity
+    public_key: SubjectPublicKey
+    validity_days: int | None = None
+    renewal_of: IssuedCertificate | None = None
+    request_id: int | None = None
+    device_name: str | None = None
+
+
+def allowed_validity_days(profile: Profile, requested: int | None, *, renewal: bool) -> int:
+    limit = profile.max_renewal_validity_days if renewal else profile.max_validity_days
+    days = requested or min(profile.default_validity_days, limit)
+    if not 1 <= days <= limit:
+        raise PolicyViolation(
+            N_("The validity must be between 1 and %(limit)s days for this certificate."),
+            field="validity_days",
+            limit=limit,
+        )
+    return days
+
+
+def check_key_not_reused(
+    session: Session, public_key: SubjectPublicKey, renewal_of: IssuedCertificate | None
+) -> str:
+    """A key certified once may be certified again only by renewing that same certificate."""
+    fingerprint = spki_sha256(public_key)
+    if renewal_of is not None and renewal_of.spki_sha256 == fingerprint:
+        return fingerprint  # renewing with the same key: other users of it cannot matter
+    # Certificates issued earlier in this transaction are still pending: look at them too,
+    # without autoflushing (a flush per certificate would triple the cost of a batch).
+    pending = any(
+        isinstance(obj, IssuedCertificate) and obj.spki_sha256 == fingerprint for obj in session.new
+    )
+    with session.no_autoflush:
+        used = pending or (
+            session.scalar(
+                select(IssuedCertificate.id)
+                .where(IssuedCertificate.spki_sha256 == fingerprint)
+                .limit(1)
+            )
+            is not None
+        )
+    if used:
+        raise BadCertificateRequest(
+            N_("This public key is already used by another certificate: generate a new key."),
+            field="csr",
+        )
+    return fingerprint
+
+
+def issue(
+    *, session: Session, runtime: CaRuntime, actor: str, order: IssueOrder
+) -> IssuedCertificate:
+    """Sign, store and audit one certificate in the caller's transaction."""
+    check_public_key(order.public_key)
+    fingerprint = check_key_not_reused(session, order.public_key, order.renewal_of)
+    days = allowed_validity_days(
+        order.profile, order.validity_days, renewal=order.renewal_of is not None
+    )
+    issuer = current_issuer(session, runtime)
+    now = runtime.clock.now()
+    not_after = min(now + timedelta(days=days), issuer.certificate.not_valid_after_utc)
+    context = IssuanceContext(
+        identity=order.identity,
+        public_key=order.public_key,
+        issuer=issuer.certificate,
+        urls=runtime.status_urls(issuer.name),
+        not_before=now - BACKDATE,
+        not_after=not_after,
+        device_name=order.device_name,
+    )
+    serial = new_serial()
+    builder = (
+        x509.CertificateBuilder()
+        .issuer_name(issuer.certificate.subject)
+        .public_key(order.public_key)
+        .serial_number(serial)
+        .not_valid_before(context.not_before)
+        .not_valid_after(not_after)
+    )
+    builder = order.profile.apply(context, builder)
+    key = runtime.key_store.get(issuer.key_uri)
+    params = signature_parameters(key, issuer.signature_scheme)
+    certificate = builder.sign(key, params.algorithm, rsa_padding=params.rsa_padding)
+    common_name = str(certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value)
+    issued = IssuedCertificate(
+        serial=serial_hex(serial),
+        authority_id=issuer.id,
+        profile=order.profile.name,
+        subject_ref=order.identity.subject_ref,
+        subject=certificate.subject.rfc4514_string(),
+        common_name=common_name,
+        search_name=fold_for_search(common_name),
+        citizen_id=order.identity.citizen_id,
+        unit_code=order.identity.unit_code,
+        spki_sha256=fingerprint,
+        not_before=certificate.not_valid_before_utc,
+        not_after=certificate.not_valid_after_utc,
+        der=certificate.public_bytes(Encoding.DER),
+        status="good",
+        request_id=order.request_id,
+        renewal_of_id=order.renewal_of.id if order.renewal_of else None,
+        issued_at=now,
+    )
+    session.add(issued)
+    audit.record(
+        session,
+        clock=runtime.clock,
+        actor=actor,
+        action="ca.certificate.issued",
+        target=f"cert:{issued.serial}",
+        details={
+            "profile": order.profile.name,
+            "subject": issued.subject,
+            "subject_ref": order.identity.subject_ref,
+            "not_after": issued.not_after.isoformat(),
+            "renewal_of": order.renewal_of.serial if order.renewal_of else None,
+            "spki_sha256": fingerprint,
+            "key_used": issuer.name,
+        },
+    )
+    return issued

@@ -1,0 +1,216 @@
+"""Tables of the certificate authority (prefix ``ca_``)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from core.db import Base, UTCDateTime
+
+
+class Authority(Base):
+    """A CA of ours: the root (its key may live offline) or an issuing CA.
+
+    Several issuing CAs may be active at once during a rollover; new certificates come from
+    the newest active one. The OCSP-signing certificate and key of an issuing CA are kept here
+    because the responder needs them on every request.
+    """
+
+    __tablename__ = "ca_authority"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)  # URL-safe slug
+    role: Mapped[str] = mapped_column(String(16))  # "root" | "issuing"
+    parent_id: Mapped[int | None] = mapped_column(ForeignKey("ca_authority.id"))
+    key_uri: Mapped[str] = mapped_column(String(500))
+    key_algorithm: Mapped[str] = mapped_column(String(16))
+    signature_scheme: Mapped[str] = mapped_column(String(16), default="pkcs1v15")  # | "pss"
+    certificate_der: Mapped[bytes] = mapped_column(LargeBinary)
+    subject: Mapped[str] = mapped_column(String(500))
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime())
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime())
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    ocsp_key_uri: Mapped[str | None] = mapped_column(String(500))
+    ocsp_certificate_der: Mapped[bytes | None] = mapped_column(LargeBinary)
+    crl_number: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class CertificateRequest(Base):
+    """A request for a certificate, waiting for the RA step (approval) or already decided.
+
+    ``identity`` is the official's verified data at request time (from the IdP, never from
+    the CSR); the certificate subject is built from it.
+    """
+
+    __tablename__ = "ca_request"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[str] = mapped_column(String(32), unique=True)
+    profile: Mapped[str] = mapped_column(String(64))
+    subject_ref: Mapped[str] = mapped_column(String(64), index=True)  # the official's `sub`
+    unit_code: Mapped[str | None] = mapped_column(String(8), index=True)
+    identity: Mapped[dict[str, Any]] = mapped_column(JSON)
+    csr_der: Mapped[bytes | None] = mapped_column(LargeBinary)
+    server_keygen: Mapped[bool] = mapped_column(Boolean, default=False)
+    validity_days: Mapped[int] = mapped_column(Integer)
+    renewal_of_id: Mapped[int | None] = mapped_column(ForeignKey("ca_certificate.id"))
+    requested_by: Mapped[str] = mapped_column(String(200))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # A client-chosen key makes a double submit return the first request instead of a second.
+    idempotency_key: Mapped[str | None] = mapped_column(String(64), unique=True)
+    status: Mapped[str] = mapped_column(String(16), index=True)  # pending|approved|rejected|issued
+    approvals_required: Mapped[int] = mapped_column(Integer)
+    decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    decision_reason: Mapped[str | None] = mapped_column(String(500))
+    certificate_id: Mapped[int | None] = mapped_column(ForeignKey("ca_certificate.id"))
+
+
+class Approval(Base):
+    __tablename__ = "ca_approval"
+    __table_args__ = (UniqueConstraint("request_id", "approver", name="uq_ca_approval_approver"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("ca_request.id"), index=True)
+    approver: Mapped[str] = mapped_column(String(200))
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class IssuedCertificate(Base):
+    """Every certificate an issuing CA of ours signed. The one revocation table that both the
+    CRL and the OCSP responder read, so they can never disagree (PITFALLS)."""
+
+    __tablename__ = "ca_certificate"
+    __table_args__ = (Index("ix_ca_certificate_revoked", "authority_id", "status"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    serial: Mapped[str] = mapped_column(String(42), unique=True)  # lowercase hex, no leading 0s
+    authority_id: Mapped[int] = mapped_column(ForeignKey("ca_authority.id"))
+    profile: Mapped[str] = mapped_column(String(64))
+    subject_ref: Mapped[str | None] = mapped_column(String(64), index=True)
+    subject: Mapped[str] = mapped_column(Text)  # RFC 4514
+    common_name: Mapped[str] = mapped_column(String(200))
+    search_name: Mapped[str] = mapped_column(String(200), index=True)  # folded for search
+    citizen_id: Mapped[str | None] = mapped_column(String(12), index=True)
+    unit_code: Mapped[str | None] = mapped_column(String(8), index=True)
+    spki_sha256: Mapped[str] = mapped_column(String(64), index=True)
+    not_before: Mapped[datetime] = mapped_column(UTCDateTime())
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+    status: Mapped[str] = mapped_column(String(8), default="good")  # good|revoked|hold
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revocation_reason: Mapped[str | None] = mapped_column(String(32))
+    invalidity_date: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # No foreign key: ca_request already points here (certificate_id), and a cycle of foreign
+    # keys would make the tables impossible to create in one order.
+    request_id: Mapped[int | None] = mapped_column(Integer)
+    renewal_of_id: Mapped[int | None] = mapped_column(ForeignKey("ca_certificate.id"))
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class PublishedCrl(Base):
+    """The current full CRL of an issuing CA (older ones are not served, so not kept)."""
+
+    __tablename__ = "ca_crl"
+
+    authority_id: Mapped[int] = mapped_column(ForeignKey("ca_authority.id"), primary_key=True)
+    crl_number: Mapped[int] = mapped_column(Integer)
+    this_update: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_update: Mapped[datetime] = mapped_column(UTCDateTime())
+    entries: Mapped[int] = mapped_column(Integer)
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LifecycleCursor(Base):
+    """How far the CA has read the IdP's account lifecycle feed (id of the last event)."""
+
+    __tablename__ = "ca_lifecycle_cursor"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    last_event_id: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class LifecycleHold(Base):
+    """A certificate the lifecycle feed put on hold because its holder's account was disabled.
+
+    Re-enabling the account releases exactly these, never a hold an admin placed by hand.
+    """
+
+    __tablename__ = "ca_lifecycle_hold"
+
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("ca_certificate.id"), primary_key=True)
+    event_id: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class MergerJob(Base):
+    """Re-issue and revoke the certificates naming a unit merged into another (unit_merger.py)."""
+
+    __tablename__ = "ca_merger_job"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(32), unique=True)
+    old_unit_code: Mapped[str] = mapped_column(String(8), index=True)
+    new_unit_code: Mapped[str] = mapped_column(String(8))
+    status: Mapped[str] = mapped_column(String(24))  # pending_approval|approved|done
+    requested_by: Mapped[str] = mapped_column(String(200))
+    requested_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    approvals_required: Mapped[int] = mapped_column(Integer)
+    approvers: Mapped[list[str]] = mapped_column(JSON, default=list)
+    approved_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    items_total: Mapped[int] = mapped_column(Integer)
+
+
+class MergerItem(Base):
+    """One certificate of a merger job; ``status`` turns ``done`` in the batch that handled it."""
+
+    __tablename__ = "ca_merger_item"
+    __table_args__ = (
+        UniqueConstraint("job_id", "certificate_id", name="uq_ca_merger_item_certificate"),
+        Index("ix_ca_merger_item_pending", "job_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("ca_merger_job.id"))
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("ca_certificate.id"))
+    status: Mapped[str] = mapped_column(String(16))  # pending|done
+    outcome: Mapped[str | None] = mapped_column(String(16))  # reissued|revoked|skipped
+    new_certificate_id: Mapped[int | None] = mapped_column(ForeignKey("ca_certificate.id"))
+    note: Mapped[str | None] = mapped_column(String(500))
+    done_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class ReminderSent(Base):
+    """An expiry reminder handled for one certificate and one threshold (30, 7 or 1 days).
+
+    The unique pair is the claim: a worker inserts the row, then sends, then commits, so two
+    workers never send the same reminder and a failed send (rolled back) is tried again later.
+    """
+
+    __tablename__ = "ca_reminder_sent"
+    __table_args__ = (
+        UniqueConstraint("certificate_id", "threshold_days", name="uq_ca_reminder_sent_threshold"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    certificate_id: Mapped[int] = mapped_column(ForeignKey("ca_certificate.id"))
+    threshold_days: Mapped[int] = mapped_column(Integer)
+    at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # sent | no_address (the official has no e-mail) | covered (a nearer threshold's message
+    # went out in the same pass, e.g. after the service was down for weeks)
+    outcome: Mapped[str] = mapped_column(String(16))
+    recipient: Mapped[str | None] = mapped_column(String(320))

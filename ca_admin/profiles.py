@@ -1,0 +1,393 @@
+"""Certificate profiles as data (CONVENTIONS §10): limits plus an ordered list of steps.
+
+A step is a function ``(context, builder) -> builder``. Validators raise :class:`PolicyViolation`
+and return the builder unchanged; modifiers add the subject or an extension. A profile is the
+list of steps applied in order, so a new profile is a new list, not new code paths.
+
+Ground rules (Decree 68/2024/ND-CP, Circular 15/2025/TT-BKHCN): new certificates ≤ 5 years,
+renewals ≤ 3 years; validity is also capped by the issuer's own.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
+
+from ca_admin.errors import PolicyViolation
+from ca_admin.key_policy import SubjectPublicKey
+from ca_admin.officials import OfficialIdentity
+from core.web.i18n import N_
+
+# RFC 9336: id-kp-documentSigning.
+ID_KP_DOCUMENT_SIGNING = ObjectIdentifier("1.3.6.1.5.5.7.3.36")
+FIVE_YEARS_DAYS = 5 * 365 + 1
+THREE_YEARS_DAYS = 3 * 365 + 1
+COUNTRY = "VN"
+_DEVICE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,62}[a-z0-9])?")
+
+
+COMMON_NAME_MAX_BYTES = 64  # ub-common-name; cryptography counts it in UTF-8 bytes
+
+
+def fit_common_name(text: str) -> str:
+    """``text`` cut at a character boundary so that its UTF-8 form fits a common name, with
+    "…" marking the cut: "Nguyễn" costs 9 bytes for 6 letters, so long Vietnamese names and
+    agency names would otherwise be refused by the encoder. The full text stays elsewhere
+    (O=, the account)."""
+    if len(text.encode()) <= COMMON_NAME_MAX_BYTES:
+        return text
+    budget = COMMON_NAME_MAX_BYTES - len("…".encode())
+    cut = text
+    while len(cut.encode()) > budget:
+        cut = cut[:-1]
+    return cut.rstrip() + "…"
+
+
+@dataclass(frozen=True)
+class StatusUrls:
+    """Where relying parties fetch the issuer's certificate, CRL and OCSP answers."""
+
+    crl: str
+    ocsp: str
+    ca_issuers: str
+
+
+@dataclass(frozen=True)
+class IssuanceContext:
+    identity: OfficialIdentity
+    public_key: SubjectPublicKey
+    issuer: x509.Certificate
+    urls: StatusUrls
+    not_before: datetime
+    not_after: datetime
+    device_name: str | None = None
+
+
+Step = Callable[[IssuanceContext, x509.CertificateBuilder], x509.CertificateBuilder]
+
+
+@dataclass(frozen=True)
+class Profile:
+    name: str
+    title: str  # translatable msgid
+    steps: tuple[Step, ...]
+    max_validity_days: int = FIVE_YEARS_DAYS
+    max_renewal_validity_days: int = THREE_YEARS_DAYS
+    default_validity_days: int = 2 * 365
+    server_keygen_allowed: bool = False
+    approvals_required: int = 1  # 0: issued at once; 2: two different approvers
+    renewal_window_days: int = 30
+
+    def apply(
+        self, context: IssuanceContext, builder: x509.CertificateBuilder
+    ) -> x509.CertificateBuilder:
+        for step in self.steps:
+            builder = step(context, builder)
+        return builder
+
+
+# --- validators -------------------------------------------------------------------------------
+
+
+def require_active_official(
+    context: IssuanceContext, builder: x509.CertificateBuilder
+) -> x509.CertificateBuilder:
+    if not context.identity.active:
+        raise PolicyViolation(N_("The official's account is not active."))
+    return builder
+
+
+def require_citizen_id(
+    context: IssuanceContext, builder: x509.CertificateBuilder
+) -> x509.CertificateBuilder:
+    if not context.identity.citizen_id:
+        raise PolicyViolation(
+            N_("The official has no citizen ID (CCCD) on record; a signing certificate needs one.")
+        )
+    return builder
+
+
+def require_unit(
+    context: IssuanceContext, builder: x509.CertificateBuilder
+) -> x509.CertificateBuilder:
+    if not context.identity.unit_code or not context.identity.province_name:
+        raise PolicyViolation(N_("The official is not attached to an administrative unit."))
+    return builder
+
+
+def require_agency(
+    context: IssuanceContext, builder: x509.CertificateBuilder
+) -> x509.CertificateBuilder:
+    if not context.identity.agency:
+        raise PolicyViolation(N_("An organisation certificate needs the agency on record."))
+    return builder
+
+
+def require_device_name(
+    context: IssuanceContext, builder: x509.CertificateBuilder
+) -> x509.CertificateBuilder:
+    if not context.device_name or not _DEVICE_NAME.fullmatch(context.device_name):
+        raise PolicyViolation(
+            N_(
+                "A device certificate needs a device name: lowercase letters, digits, dots and "
+                "hyphens."
+            ),
+            field="device_name",
+        )
+    return builder
+
+
+# --- subjects ---------------------------------------------------------------------------------
+
+
+def _place(identity: OfficialIdentity) -> list[x509.NameAttribute]:
+    attributes = [x509.NameAttribute(NameOID.COUNTRY_NAME, COUNTRY)]
+    if identity.province_name:
+        attributes.append(
+            x509.NameAttribute(NameOID.STATE_OR_PROVINCE_NAME, identity.province_name)
+        )
+    if identity.unit_name:
+        attributes.append(x509.NameAttribute(NameOID.LOCALITY_NAME, identity.unit_name))
+    if identity.agency:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, identity.agency))
+    return attributes
+
+
+def official_subject(
+    context: IssuanceContext, builder: x509.CertificateBuilder
+) -> x509.CertificateBuilder:
+    """C=VN, ST=<province>, L=<unit>, O=<agency>, title=<position>, CN=<full name>,
+    UID=CCCD:<citizen id>."""
+    identity = context.identity
+    attributes = _place(identity)
+    if identity.position:
+        attributes.append(x509.NameAttribute(NameOID.TITLE, identity.position))
+    attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, fit_common_name(identity.full_name)))
+    attributes.append(x509.NameAttribute(NameOID.USER_ID, f"CCCD:{identity.citizen_id}"))
+    return builder.subject_name(x509.Name(attributes))
+
+
+def organisation_subject(
+    context: IssuanceContext, builder: x509.CertificateBuilder
+) -> x509.CertificateBuilder:
+    identity = context.identity
+    assert identity.agency is not None  # require_agency ran first
+    return builder.subject_name(
+        x509.Name(
+            [
+                *_place(identity),
+                x509.NameAttribute(NameOID.COMMON_NAME, fit_common_name(identity.agency)),
+            ]
+        )
+    )
+
+
+def device_subject(
+    context: IssuanceContext, builder: x509.CertificateBuilder
+) -> x509.CertificateBuilder:
+    assert context.device_name is not None  # require_device_name ran first
+    return builder.subject_name(
+        x509.Name(
+            [
+                *_place(context.identity),
+                x509.NameAttribute(NameOID.COMMON_NAME, context.device_name),
+            ]
+        )
+    ).add_extension(
+        x509.SubjectAlternativeName([x509.DNSName(context.device_name)]), critical=False
+    )
+
+
+def email_alternative_name(
+    context: IssuanceContext, builder: x509.CertificateBuilder
+) -> x509.CertificateBuilder:
+    # emailProtection without an address is legal but useless to mail clients: add it when known.
+    if context.identity.email:
+        return builder.add_extension(
+            x509.SubjectAlternativeName([x509.RFC822Name(context.identity.email)]), critical=False
+        )
+    return builder
+
+
+# --- extensions -------------------------------------------------------------------------------
+
+
+def end_entity(
+    context: IssuanceContext, builder: x509.CertificateBuilder
+) -> x509.CertificateBuilder:
+    issuer_ski = context.issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return (
+        builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(context.public_key), critical=False
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski),
+            critical=False,
+        )
+    )
+
+
+def _key_usage(
+    *, digital_signature: bool, content_commitment: bool, key_encipherment: bool
+) -> x509.KeyUsage:
+    return x509.KeyUsage(
+        digital_signature=digital_signature,
+        content_commitment=content_commitment,
+        key_encipherment=key_encipherment,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=False,
+        crl_sign=False,
+        encipher_only=False,
+        decipher_only=False,
+    )
+
+
+def signing_key_usage(
+    context: IssuanceContext, builder: x509.CertificateBuilder
+) -> x509.CertificateBuilder:
+    """digitalSignature + contentCommitment: PDF validators want non-repudiation (PITFALLS)."""
+    return builder.add_extension(
+        _key_usage(digital_signature=True, content_commitment=True, key_encipherment=False),
+        critical=True,
+    )
+
+
+def device_key_usage(
+    context: IssuanceContext, builder: x509.CertificateBuilder
+) -> x509.CertificateBuilder:
+    # keyEncipherment only makes sense for RSA (TLS RSA key transport); never for EC keys.
+    return builder.add_extension(
+        _key_usage(
+            digital_signature=True,
+            content_commitment=False,
+            key_encipherment=isinstance(context.public_key, rsa.RSAPublicKey),
+        ),
+        critical=True,
+    )
+
+
+def document_signing_eku(
+    context: IssuanceContext, builder: x509.CertificateBuilder
+) -> x509.CertificateBuilder:
+    return builder.add_extension(
+        x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION, ID_KP_DOCUMENT_SIGNING]),
+        critical=False,
+    )
+
+
+def client_auth_eku(
+    context: IssuanceContext, builder: x509.CertificateBuilder
+) -> x509.CertificateBuilder:
+    return builder.add_extension(
+        x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
+    )
+
+
+def status_locations(
+    context: IssuanceContext, builder: x509.CertificateBuilder
+) -> x509.CertificateBuilder:
+    """CRL distribution point and AIA (OCSP + caIssuers), RFC 5280 §4.2.1.13 and §4.2.2.1."""
+    urls = context.urls
+    return builder.add_extension(
+        x509.CRLDistributionPoints(
+            [
+                x509.DistributionPoint(
+                    full_name=[x509.UniformResourceIdentifier(urls.crl)],
+                    relative_name=None,
+                    reasons=None,
+                    crl_issuer=None,
+                )
+            ]
+        ),
+        critical=False,
+    ).add_extension(
+        x509.AuthorityInformationAccess(
+            [
+                x509.AccessDescription(
+                    x509.AuthorityInformationAccessOID.OCSP,
+                    x509.UniformResourceIdentifier(urls.ocsp),
+                ),
+                x509.AccessDescription(
+                    x509.AuthorityInformationAccessOID.CA_ISSUERS,
+                    x509.UniformResourceIdentifier(urls.ca_issuers),
+                ),
+            ]
+        ),
+        critical=False,
+    )
+
+
+OFFICIAL_DOCUMENT_SIGNING = Profile(
+    name="official-document-signing",
+    title=N_("Official's document signing (personal)"),
+    steps=(
+        require_active_official,
+        require_citizen_id,
+        require_unit,
+        official_subject,
+        email_alternative_name,
+        end_entity,
+        signing_key_usage,
+        document_signing_eku,
+        status_locations,
+    ),
+    server_keygen_allowed=True,
+    approvals_required=1,
+)
+
+ORGANISATION_SIGNING = Profile(
+    name="organisation-signing",
+    title=N_("Organisation signing (agency seal)"),
+    steps=(
+        require_active_official,
+        require_unit,
+        require_agency,
+        organisation_subject,
+        end_entity,
+        signing_key_usage,
+        document_signing_eku,
+        status_locations,
+    ),
+    # An agency's seal signs on behalf of the whole agency: two different admins must agree.
+    approvals_required=2,
+)
+
+DEVICE = Profile(
+    name="device",
+    title=N_("Device (client authentication)"),
+    steps=(
+        require_active_official,
+        require_unit,
+        require_device_name,
+        device_subject,
+        end_entity,
+        device_key_usage,
+        client_auth_eku,
+        status_locations,
+    ),
+    default_validity_days=365,
+    max_validity_days=2 * 365,
+    max_renewal_validity_days=2 * 365,
+    approvals_required=1,
+)
+
+BUILT_IN_PROFILES: dict[str, Profile] = {
+    profile.name: profile for profile in (OFFICIAL_DOCUMENT_SIGNING, ORGANISATION_SIGNING, DEVICE)
+}
+
+
+def get_profile(name: str) -> Profile:
+    try:
+        return BUILT_IN_PROFILES[name]
+    except KeyError:
+        raise PolicyViolation(
+            N_("Unknown certificate profile %(name)s."), field="profile", name=name
+        ) from None

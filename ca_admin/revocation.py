@@ -1,0 +1,198 @@
+"""Revocation (RFC 5280 §5.3.1 reason codes), certificate hold and release.
+
+Every revocation re-publishes the issuer's CRL in the same transaction, so the CRL, the OCSP
+answers (read live from the same table) and the audit record change together.
+Revoking an expired certificate is allowed (a signature made before expiry may still be judged).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from ca_admin import crl
+from ca_admin.errors import AlreadyRevoked, PolicyViolation, UnknownCertificate
+from ca_admin.models import Authority, IssuedCertificate
+from ca_admin.runtime import CaRuntime
+from ca_admin.serials import parse_serial, serial_hex
+from core import audit
+from core.errors import Conflict
+from core.web.i18n import N_
+
+# RFC 5280 §5.3.1 names; caCompromise and aACompromise concern CAs, removeFromCRL only delta CRLs.
+END_ENTITY_REASONS = (
+    "unspecified",
+    "keyCompromise",
+    "affiliationChanged",
+    "superseded",
+    "cessationOfOperation",
+    "certificateHold",
+    "privilegeWithdrawn",
+)
+
+
+def find_certificate(
+    session: Session, serial: str, *, for_update: bool = False
+) -> IssuedCertificate:
+    try:
+        key = serial_hex(parse_serial(serial))
+    except ValueError:
+        raise UnknownCertificate(
+            N_("%(serial)s is not a certificate serial number."), serial=serial[:64]
+        ) from None
+    query = select(IssuedCertificate).where(IssuedCertificate.serial == key)
+    if for_update:
+        query = query.with_for_update()
+    certificate = session.scalar(query)
+    if certificate is None:
+        raise UnknownCertificate(N_("No certificate has serial number %(serial)s."), serial=key)
+    return certificate
+
+
+def _check_reason(reason: str) -> None:
+    if reason not in END_ENTITY_REASONS:
+        raise PolicyViolation(
+            N_("Unknown revocation reason %(reason)s; use one of: %(reasons)s."),
+            field="reason",
+            reason=reason[:40],
+            reasons=", ".join(END_ENTITY_REASONS),
+        )
+
+
+def _mark_revoked(
+    *,
+    session: Session,
+    runtime: CaRuntime,
+    actor: str,
+    certificate: IssuedCertificate,
+    reason: str,
+    invalidity_date: datetime | None,
+    details: dict[str, object] | None = None,
+) -> None:
+    _check_reason(reason)
+    if certificate.status == "revoked" or (
+        certificate.status == "hold" and reason == "certificateHold"
+    ):
+        raise AlreadyRevoked(
+            N_("Certificate %(serial)s is already revoked."), serial=certificate.serial
+        )
+    now = runtime.clock.now()
+    if invalidity_date is not None and invalidity_date > now:
+        raise PolicyViolation(
+            N_("The invalidity date cannot be in the future."), field="invalidity_date"
+        )
+    was_on_hold = certificate.status == "hold"
+    certificate.status = "hold" if reason == "certificateHold" else "revoked"
+    certificate.revocation_reason = reason
+    # RFC 5280 §5.3.2: invalidityDate says when the key was (suspected) compromised; same second
+    # as the revocation carries no information and costs 25 bytes per CRL entry.
+    certificate.invalidity_date = (
+        invalidity_date.replace(microsecond=0) if invalidity_date else None
+    )
+    certificate.revoked_at = now.replace(microsecond=0)
+    audit.record(
+        session,
+        clock=runtime.clock,
+        actor=actor,
+        action="ca.certificate.held" if reason == "certificateHold" else "ca.certificate.revoked",
+        target=f"cert:{certificate.serial}",
+        details={
+            "reason": reason,
+            "invalidity_date": certificate.invalidity_date.isoformat()
+            if certificate.invalidity_date
+            else None,
+            "subject_ref": certificate.subject_ref,
+            "was_on_hold": was_on_hold,
+            **(details or {}),
+        },
+    )
+
+
+def revoke(
+    *,
+    session: Session,
+    runtime: CaRuntime,
+    actor: str,
+    serial: str,
+    reason: str,
+    invalidity_date: datetime | None = None,
+) -> IssuedCertificate:
+    certificate = find_certificate(session, serial, for_update=True)
+    _mark_revoked(
+        session=session,
+        runtime=runtime,
+        actor=actor,
+        certificate=certificate,
+        reason=reason,
+        invalidity_date=invalidity_date,
+    )
+    publish_crls(session, runtime, actor, {certificate.authority_id})
+    return certificate
+
+
+def release_hold(
+    *, session: Session, runtime: CaRuntime, actor: str, serial: str, republish: bool = True
+) -> IssuedCertificate:
+    """Take a certificate off hold (RFC 5280 §5.3.1: only certificateHold is reversible)."""
+    certificate = find_certificate(session, serial, for_update=True)
+    if certificate.status != "hold":
+        raise Conflict(N_("Certificate %(serial)s is not on hold."), serial=certificate.serial)
+    certificate.status = "good"
+    certificate.revoked_at = None
+    certificate.revocation_reason = None
+    certificate.invalidity_date = None
+    audit.record(
+        session,
+        clock=runtime.clock,
+        actor=actor,
+        action="ca.certificate.released",
+        target=f"cert:{certificate.serial}",
+        details={"subject_ref": certificate.subject_ref},
+    )
+    if republish:
+        publish_crls(session, runtime, actor, {certificate.authority_id})
+    return certificate
+
+
+def revoke_many(
+    *,
+    session: Session,
+    runtime: CaRuntime,
+    actor: str,
+    certificates: Sequence[IssuedCertificate],
+    reason: str,
+    details: dict[str, object] | None = None,
+    republish: bool = True,
+) -> list[IssuedCertificate]:
+    """Revoke every still-valid certificate given (skipping revoked ones); one CRL per issuer.
+
+    With ``republish=False`` the caller publishes the CRLs itself (:func:`publish_crls`) in the
+    same transaction: a batch of many revocations then signs each CRL once, not once per call.
+    """
+    revoked = []
+    for certificate in certificates:
+        if certificate.status == "revoked":
+            continue
+        _mark_revoked(
+            session=session,
+            runtime=runtime,
+            actor=actor,
+            certificate=certificate,
+            reason=reason,
+            invalidity_date=None,
+            details=details,
+        )
+        revoked.append(certificate)
+    if revoked and republish:
+        publish_crls(session, runtime, actor, {c.authority_id for c in revoked})
+    return revoked
+
+
+def publish_crls(session: Session, runtime: CaRuntime, actor: str, authority_ids: set[int]) -> None:
+    for authority_id in sorted(authority_ids):
+        authority = session.get(Authority, authority_id)
+        assert authority is not None
+        crl.publish(session=session, runtime=runtime, authority=authority, actor=actor)

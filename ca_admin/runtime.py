@@ -1,0 +1,148 @@
+"""Everything the CA needs at run time, built once by the composition root (CONVENTIONS §5)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from ca_admin.models import Authority
+from ca_admin.officials import ApproverScope, OfficialDirectory
+from ca_admin.profiles import StatusUrls
+from ca_admin.signing import CaKeyStore
+from core.clock import Clock
+
+if TYPE_CHECKING:  # ca_admin.web and ca_admin.reminders import this module
+    from ca_admin.reminders import Mailer
+    from ca_admin.web.bearer import AccessTokenVerifier
+    from ca_admin.web.pages.oidc_client import PagesClient
+    from core.web.csrf import CsrfProtection
+    from core.web.templating import PageRenderer
+
+# Another process (the CLI's `ca init`, another worker) may add an issuing CA.
+AUTHORITY_CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class LoadedAuthority:
+    """An authority row with its certificate parsed once (parsing per OCSP request costs)."""
+
+    id: int
+    name: str
+    role: str
+    key_uri: str
+    signature_scheme: str
+    certificate: x509.Certificate
+    active: bool
+    ocsp_key_uri: str | None
+    ocsp_certificate: x509.Certificate | None
+    name_hash_sha1: bytes
+    key_hash_sha1: bytes
+
+
+@dataclass
+class CaRuntime:
+    clock: Clock
+    session_factory: sessionmaker[Session]
+    key_store: CaKeyStore
+    base_url: str  # public URL of the service: CRL, OCSP and caIssuers URLs start with it
+    key_dir: Path  # where `ca init` puts file keys when no URI is given
+    directory: OfficialDirectory
+    approvers: ApproverScope
+    crl_lifetime: timedelta = timedelta(hours=24)
+    crl_refresh_before: timedelta = timedelta(hours=6)
+    ocsp_lifetime: timedelta = timedelta(hours=1)
+    # Verifies the IdP's access tokens for the REST API; None: the API answers 401 to everyone.
+    access_tokens: AccessTokenVerifier | None = None
+    # The CA pages (/ca/pages/): templates, CSRF, and the pages' own OIDC client of the IdP;
+    # None: the pages answer that they are not available (the CLI builds none of this).
+    pages: PageRenderer | None = None
+    csrf: CsrfProtection | None = None
+    pages_client: PagesClient | None = None
+    # Expiry reminders by e-mail (ca_admin/reminders.py); None: no reminders are sent.
+    mailer: Mailer | None = None
+    _authorities: dict[int, LoadedAuthority] = field(default_factory=dict, init=False)
+    _loaded_at: float = field(default=-1e9, init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def status_urls(self, authority_name: str) -> StatusUrls:
+        return StatusUrls(
+            crl=f"{self.base_url}/ca/crl/{authority_name}.crl",
+            ocsp=f"{self.base_url}/ca/ocsp",
+            ca_issuers=f"{self.base_url}/ca/certs/{authority_name}.cer",
+        )
+
+    def authorities(self, session: Session) -> dict[int, LoadedAuthority]:
+        if time.monotonic() - self._loaded_at < AUTHORITY_CACHE_SECONDS:
+            return self._authorities
+        rows = session.scalars(select(Authority).order_by(Authority.id)).all()
+        # A handful of rows: parsing them again every few seconds costs microseconds.
+        loaded = {row.id: load_authority(row) for row in rows}
+        with self._lock:
+            self._authorities = loaded
+            self._loaded_at = time.monotonic()
+        return loaded
+
+    def forget_authorities(self) -> None:
+        """After a change in this process: the next read goes to the database."""
+        self._loaded_at = -1e9
+
+
+def load_authority(row: Authority) -> LoadedAuthority:
+    certificate = x509.load_der_x509_certificate(row.certificate_der)
+    name_digest = hashes.Hash(hashes.SHA1())  # noqa: S303 — RFC 6960 CertID hashes; not security
+    name_digest.update(certificate.subject.public_bytes())
+    key_digest = hashes.Hash(hashes.SHA1())  # noqa: S303
+    key_digest.update(subject_public_key_bits(certificate))
+    return LoadedAuthority(
+        id=row.id,
+        name=row.name,
+        role=row.role,
+        key_uri=row.key_uri,
+        signature_scheme=row.signature_scheme,
+        certificate=certificate,
+        active=row.active,
+        ocsp_key_uri=row.ocsp_key_uri,
+        ocsp_certificate=(
+            x509.load_der_x509_certificate(row.ocsp_certificate_der)
+            if row.ocsp_certificate_der
+            else None
+        ),
+        name_hash_sha1=name_digest.finalize(),
+        key_hash_sha1=key_digest.finalize(),
+    )
+
+
+def subject_public_key_bits(certificate: x509.Certificate) -> bytes:
+    """The BIT STRING contents of subjectPublicKey (RFC 6960 §4.1.1 issuerKeyHash input)."""
+    spki = certificate.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    return _der_bit_string_payload(spki)
+
+
+def _der_bit_string_payload(spki: bytes) -> bytes:
+    # SubjectPublicKeyInfo ::= SEQUENCE { algorithm, subjectPublicKey BIT STRING }
+    def read_header(data: bytes, offset: int) -> tuple[int, int, int]:
+        tag = data[offset]
+        length = data[offset + 1]
+        offset += 2
+        if length & 0x80:
+            count = length & 0x7F
+            length = int.from_bytes(data[offset : offset + count], "big")
+            offset += count
+        return tag, length, offset
+
+    _, _, inner = read_header(spki, 0)
+    _, algorithm_length, algorithm_start = read_header(spki, inner)
+    tag, bit_string_length, start = read_header(spki, algorithm_start + algorithm_length)
+    assert tag == 0x03
+    return spki[start + 1 : start + bit_string_length]  # skip the unused-bits octet

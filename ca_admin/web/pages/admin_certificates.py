@@ -1,0 +1,220 @@
+"""``/ca/pages/admin/certificates``: search the certificates of the admin's units (name ignoring
+diacritics, citizen ID, unit, expiry before a date, status); one certificate's page with revoke
+(RFC 5280 §5.3.1 reason, optional invalidity date), hold and release. Every action goes through
+``ca_admin.revocation``, which audits and re-publishes the CRL in the same transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time
+
+from sqlalchemy import select
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from ca_admin import revocation
+from ca_admin.lifecycle import CA_PROFILES
+from ca_admin.models import IssuedCertificate
+from ca_admin.web.pages.admin_requests import reach_of
+from ca_admin.web.pages.my_certificates import STATUS_LABELS, view_of
+from ca_admin.web.pages.page_scope import PREFIX, PageScope, run_page
+from core.errors import DomainError, PermissionDenied
+from core.text_search import fold_for_search
+from core.web.i18n import N_
+
+PAGE_SIZE = 100
+# What an admin may choose on the page (certificateHold has its own button).
+REVOCATION_REASONS = {
+    "unspecified": N_("Unspecified"),
+    "keyCompromise": N_("Key compromise"),
+    "affiliationChanged": N_("Affiliation changed"),
+    "superseded": N_("Superseded"),
+    "cessationOfOperation": N_("Cessation of operation"),
+    "privilegeWithdrawn": N_("Privilege withdrawn"),
+}
+NOTICES = {
+    "revoked": N_("The certificate was revoked."),
+    "held": N_("The certificate was put on hold."),
+    "released": N_("The certificate was released from hold."),
+}
+BAD_DATE = N_("Enter a date as YYYY-MM-DD.")
+
+
+def _date(text: str) -> date | None:
+    text = text.strip()
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise DomainError(BAD_DATE) from None
+
+
+def _search(scope: PageScope) -> Response:
+    reach = reach_of(scope)
+    query = {
+        name: scope.query.get(name, "").strip()[:100]
+        for name in ("name", "citizen_id", "unit", "expiring_before", "status")
+    }
+    errors: dict[str, DomainError] = {}
+    statement = select(IssuedCertificate).where(IssuedCertificate.profile.not_in(CA_PROFILES))
+    if reach is not None:
+        statement = statement.where(IssuedCertificate.unit_code.in_(sorted(reach)))
+    if query["name"]:
+        statement = statement.where(
+            IssuedCertificate.search_name.contains(fold_for_search(query["name"]), autoescape=True)
+        )
+    if query["citizen_id"]:
+        if not (query["citizen_id"].isdigit() and len(query["citizen_id"]) == 12):
+            errors["citizen_id"] = DomainError(N_("A citizen ID is 12 digits."))
+        statement = statement.where(IssuedCertificate.citizen_id == query["citizen_id"])
+    if query["unit"]:
+        if reach is not None and query["unit"] not in reach:
+            errors["unit"] = DomainError(N_("You do not administer this unit."))
+        statement = statement.where(IssuedCertificate.unit_code == query["unit"])
+    try:
+        before = _date(query["expiring_before"])
+    except DomainError as error:
+        errors["expiring_before"], before = error, None
+    if before is not None:
+        statement = statement.where(
+            IssuedCertificate.not_after < datetime.combine(before, time(), tzinfo=UTC)
+        )
+    if query["status"] in ("good", "hold", "revoked"):
+        statement = statement.where(IssuedCertificate.status == query["status"])
+    now = scope.runtime.clock.now()
+    rows = (
+        []
+        if errors
+        else scope.session.scalars(
+            statement.order_by(IssuedCertificate.not_after).limit(PAGE_SIZE + 1)
+        ).all()
+    )
+    return scope.render(
+        "admin_certificates.html",
+        {
+            "query": query,
+            "errors": errors,
+            "rows": [view_of(row, now) for row in rows[:PAGE_SIZE]],
+            "more": len(rows) > PAGE_SIZE,
+            "status_labels": STATUS_LABELS,
+            "units": sorted(reach) if reach is not None else None,
+        },
+        status_code=400 if errors else 200,
+    )
+
+
+def _administered(scope: PageScope) -> IssuedCertificate:
+    certificate = revocation.find_certificate(scope.session, scope.request.path_params["serial"])
+    if not scope.runtime.approvers.may_administer(
+        scope.session, actor_ref=scope.signed_in.sub, unit_code=certificate.unit_code
+    ):
+        raise PermissionDenied(N_("You do not administer this official's unit."))
+    return certificate
+
+
+def _render_one(
+    scope: PageScope,
+    certificate: IssuedCertificate,
+    *,
+    errors: dict[str, DomainError] | None = None,
+    values: dict[str, str] | None = None,
+    status_code: int = 200,
+) -> Response:
+    return scope.render(
+        "admin_certificate.html",
+        {
+            "certificate": view_of(certificate, scope.runtime.clock.now()),
+            "row": certificate,
+            "reasons": REVOCATION_REASONS,
+            "status_labels": STATUS_LABELS,
+            "errors": errors or {},
+            "values": values or {},
+            "notice": NOTICES.get(scope.query.get("done", "")),
+        },
+        status_code=status_code,
+    )
+
+
+def _show(scope: PageScope) -> Response:
+    return _render_one(scope, _administered(scope))
+
+
+def _act(scope: PageScope, action: str) -> Response:
+    certificate = _administered(scope)
+    values = {
+        "reason": scope.form.get("reason", ""),
+        "invalidity_date": scope.form.get("invalidity_date", ""),
+    }
+    errors: dict[str, DomainError] = {}
+    invalidity = None
+    if action == "revoke":
+        if values["reason"] not in REVOCATION_REASONS:
+            errors["reason"] = DomainError(N_("Choose a revocation reason."))
+        try:
+            day = _date(values["invalidity_date"])
+            invalidity = datetime.combine(day, time(), tzinfo=UTC) if day else None
+        except DomainError as error:
+            errors["invalidity_date"] = error
+    if errors:
+        return _render_one(scope, certificate, errors=errors, values=values, status_code=400)
+    try:
+        with scope.session.begin_nested():
+            if action == "revoke":
+                revocation.revoke(
+                    session=scope.session,
+                    runtime=scope.runtime,
+                    actor=scope.signed_in.sub,
+                    serial=certificate.serial,
+                    reason=values["reason"],
+                    invalidity_date=invalidity,
+                )
+            elif action == "hold":
+                revocation.revoke(
+                    session=scope.session,
+                    runtime=scope.runtime,
+                    actor=scope.signed_in.sub,
+                    serial=certificate.serial,
+                    reason="certificateHold",
+                )
+            else:
+                revocation.release_hold(
+                    session=scope.session,
+                    runtime=scope.runtime,
+                    actor=scope.signed_in.sub,
+                    serial=certificate.serial,
+                )
+    except DomainError as error:
+        field = error.field if error.field in ("reason", "invalidity_date") else action
+        scope.session.refresh(certificate)
+        return _render_one(
+            scope,
+            certificate,
+            errors={field: error},
+            values=values,
+            status_code=error.status_code,
+        )
+    done = {"revoke": "revoked", "hold": "held", "release": "released"}[action]
+    return RedirectResponse(
+        f"{PREFIX}/admin/certificates/{certificate.serial}?done={done}", status_code=303
+    )
+
+
+async def search(request: Request) -> Response:
+    return await run_page(request, _search)
+
+
+async def show(request: Request) -> Response:
+    return await run_page(request, _show)
+
+
+async def revoke(request: Request) -> Response:
+    return await run_page(request, lambda scope: _act(scope, "revoke"))
+
+
+async def hold(request: Request) -> Response:
+    return await run_page(request, lambda scope: _act(scope, "hold"))
+
+
+async def release(request: Request) -> Response:
+    return await run_page(request, lambda scope: _act(scope, "release"))

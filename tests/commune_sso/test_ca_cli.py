@@ -1,0 +1,237 @@
+"""`commune-sso ca ...` in-process on both databases: the hierarchy, the RA step with two admins,
+revocation, CRL and chain files, the lifecycle sync and a unit merger, with --json output and
+clean failures."""
+
+from __future__ import annotations
+
+import stat
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from idp.runtime import IdpRuntime
+from tests.ca_admin.conftest import BA_DINH, HOAN_KIEM, People, make_csr, people  # noqa: F401
+from tests.cli_runner import Cli, assert_clean_failure, one_line
+from tests.commune_sso.test_cli import ACTION_ONLY_COMMANDS, all_commands
+
+ORGANISATION = "Sở KH&CN tỉnh Lào Cai"
+FAST = ("--root-algorithm", "ec-p256", "--issuing-algorithm", "ec-p256")
+FAST += ("--ocsp-algorithm", "ec-p256")
+
+
+@pytest.fixture
+def ca(cli: Cli, runtime: IdpRuntime, people: People) -> Cli:  # noqa: F811
+    """A CA set up through the CLI, on the database the `people` fixture filled."""
+    cli.ok("ca", "init", "--organisation", ORGANISATION, *FAST)
+    return cli
+
+
+def issue(ca: Cli, tmp_path: Path, username: str = "nguyen.van.an") -> str:
+    csr_file = tmp_path / f"{username}.csr"
+    csr_file.write_bytes(make_csr()[0])
+    request = ca.json("ca", "issue", username, "--csr", str(csr_file), "--as", "admin.hoankiem")
+    assert request["status"] == "pending" and request["serial"] is None
+    approved = ca.json("ca", "approve", request["request_id"], "--as", "admin2.hoankiem")
+    assert approved["status"] == "issued"
+    return str(approved["serial"])
+
+
+def test_every_ca_command_offers_json() -> None:
+    commands = dict(all_commands())
+    ca_commands = {name for name in commands if name.startswith("ca ")}
+    assert {"ca init", "ca issue", "ca revoke", "ca list", "ca merger apply"} <= ca_commands
+    for name in ca_commands - ACTION_ONLY_COMMANDS:
+        assert "--json" in {opt for p in commands[name].params for opt in p.opts}, name
+
+
+def test_init_exports_the_root_key_for_offline_keeping(cli: Cli, tmp_path: Path) -> None:
+    passphrase_file = tmp_path / "export-passphrase"
+    passphrase_file.write_text("một cụm mật khẩu rất dài\n", encoding="utf-8")
+    exported = tmp_path / "root-key.pem"
+    result = cli.ok(
+        "ca",
+        "init",
+        "--organisation",
+        ORGANISATION,
+        *FAST,
+        "--export-root-key",
+        str(exported),
+        "--export-passphrase-file",
+        str(passphrase_file),
+    )
+    assert "can now be moved offline" in one_line(result.stdout)
+    assert stat.S_IMODE(exported.stat().st_mode) == 0o600
+    key = load_pem_private_key(exported.read_bytes(), "một cụm mật khẩu rất dài".encode())
+    chain = cli.json("ca", "export-chain")["certificates"]
+    root = x509.load_pem_x509_certificate(chain[-1]["pem"].encode())
+    assert root.public_key() == key.public_key()
+    assert ORGANISATION in root.subject.rfc4514_string()
+
+    again = cli("ca", "init", "--organisation", ORGANISATION, *FAST)
+    assert_clean_failure(again, "The CA hierarchy already exists")
+
+
+def test_issue_approve_list_show_revoke_and_crl(ca: Cli, tmp_path: Path) -> None:
+    csr_file = tmp_path / "an.csr"
+    csr_file.write_bytes(make_csr()[0])
+    request = ca.json(
+        "ca", "issue", "nguyen.van.an", "--csr", str(csr_file), "--as", "admin.hoankiem"
+    )
+    assert [r["request_id"] for r in ca.json("ca", "requests")] == [request["request_id"]]
+    # The requester cannot approve; an admin of another ward cannot either.
+    own = ca("ca", "approve", request["request_id"], "--as", "admin.hoankiem")
+    assert_clean_failure(own, "You cannot approve your own request")
+    outside = ca("ca", "approve", request["request_id"], "--as", "admin.badinh")
+    assert_clean_failure(outside, "You do not administer this official's unit")
+    serial = ca.json("ca", "approve", request["request_id"], "--as", "admin2.hoankiem")["serial"]
+
+    # Diacritic- and case-insensitive name search, unit and status filters.
+    assert [c["serial"] for c in ca.json("ca", "list", "--name", "NGUYEN van")] == [serial]
+    assert [c["serial"] for c in ca.json("ca", "list", "--unit", HOAN_KIEM)] == [serial]
+    assert ca.json("ca", "list", "--unit", BA_DINH) == []
+    assert [c["serial"] for c in ca.json("ca", "list", "--expiring-within", "800")] == [serial]
+    assert ca.json("ca", "list", "--expiring-within", "30") == []
+
+    shown = ca.json("ca", "show", serial)
+    assert shown["status"] == "good"
+    assert "CN=Nguyễn Văn An" in shown["subject"]
+    assert "1.3.6.1.5.5.7.3.36" in shown["extended_key_usage"]
+    table = ca.ok("ca", "show", serial).stdout
+    assert serial in table and "Nguyễn Văn An" in table
+
+    revoked = ca.json(
+        "ca",
+        "revoke",
+        serial,
+        "--reason",
+        "keyCompromise",
+        "--invalidity-date",
+        "2026-01-01T08:00:00+07:00",
+        "--as",
+        "admin.hoankiem",
+    )
+    assert (revoked["status"], revoked["revocation_reason"]) == ("revoked", "keyCompromise")
+    assert_clean_failure(
+        ca("ca", "revoke", serial, "--reason", "keyCompromise"), "is already revoked"
+    )
+
+    crl_file = tmp_path / "issuing.crl"
+    published = ca.json("ca", "crl", "--out", str(crl_file))
+    crl = x509.load_der_x509_crl(crl_file.read_bytes())
+    assert (
+        published["crl_number"]
+        == crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    )
+    entry = crl.get_revoked_certificate_by_serial_number(int(serial, 16))
+    assert entry is not None
+    assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason == (
+        x509.ReasonFlags.key_compromise
+    )
+    audit = ca.json("audit", "tail", "--action", "ca.certificate.revoked")
+    assert audit[-1]["target"] == f"cert:{serial}" and audit[-1]["actor"] != "cli"
+
+
+def test_hold_and_release_as_the_operator(ca: Cli, tmp_path: Path) -> None:
+    serial = issue(ca, tmp_path)
+    assert ca.json("ca", "hold", serial)["status"] == "hold"
+    assert [c["serial"] for c in ca.json("ca", "list", "--status", "hold")] == [serial]
+    assert ca.json("ca", "release", serial)["status"] == "good"
+    actors = {e["actor"] for e in ca.json("audit", "tail", "--action", "ca.certificate.")}
+    assert "cli" in actors
+    assert_clean_failure(ca("ca", "release", serial), "is not on hold")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("ca", "show", "zz-not-hex"), "is not a certificate serial number"),
+        (("ca", "show", "0123abcd"), "No certificate has serial number 123abcd"),
+        (("ca", "revoke", "0123abcd", "--reason", "keyCompromise"), "No certificate"),
+        (("ca", "approve", "nope", "--as", "admin.hoankiem"), "There is no certificate request"),
+        (("ca", "approve", "nope", "--as", "nobody"), "nobody is not an active administrator"),
+        (("ca", "list", "--status", "weird"), "--status must be good, revoked or hold"),
+        (("ca", "crl", "--authority", "nope"), "There is no CA named nope"),
+        (("ca", "merger", "apply", "nope"), "There is no merger job nope"),
+    ],
+)
+def test_refusals_are_clean(ca: Cli, args: tuple[str, ...], message: str) -> None:
+    assert_clean_failure(ca(*args), message)
+
+
+def test_bad_reason_and_bad_csr_are_clean(ca: Cli, tmp_path: Path) -> None:
+    serial = issue(ca, tmp_path)
+    assert_clean_failure(
+        ca("ca", "revoke", serial, "--reason", "boredom"), "Unknown revocation reason boredom"
+    )
+    garbage = tmp_path / "garbage.csr"
+    garbage.write_bytes(b"-----BEGIN CERTIFICATE REQUEST-----\nAAAA\n")
+    result = ca("ca", "issue", "tran.thi.binh", "--csr", str(garbage), "--as", "admin.hoankiem")
+    assert_clean_failure(result, "not a valid PKCS#10")
+    missing = ca(
+        "ca", "issue", "tran.thi.binh", "--csr", str(tmp_path / "nope"), "--as", "admin.hoankiem"
+    )
+    assert_clean_failure(missing, "cannot read")
+
+
+def test_reject_and_export_chain(ca: Cli, tmp_path: Path) -> None:
+    csr_file = tmp_path / "binh.csr"
+    csr_file.write_bytes(make_csr()[0])
+    request = ca.json("ca", "issue", "tran.thi.binh", "--csr", str(csr_file), "--as", "admin.hanoi")
+    rejected = ca.json(
+        "ca", "reject", request["request_id"], "--reason", "Sai chức vụ", "--as", "admin.hoankiem"
+    )
+    assert rejected["status"] == "rejected" and rejected["decision_reason"] == "Sai chức vụ"
+    assert ca.json("ca", "requests") == []
+    assert [r["status"] for r in ca.json("ca", "requests", "--status", "rejected")] == ["rejected"]
+
+    chain_file = tmp_path / "chain.pem"
+    ca.ok("ca", "export-chain", "--out", str(chain_file))
+    issuing, root = x509.load_pem_x509_certificates(chain_file.read_bytes())
+    issuing.verify_directly_issued_by(root)
+    assert ca.ok("ca", "export-chain").stdout == chain_file.read_text()
+
+
+def test_sync_lifecycle_holds_a_disabled_officials_certificate(ca: Cli, tmp_path: Path) -> None:
+    serial = issue(ca, tmp_path)
+    ca.ok("user", "disable", "nguyen.van.an")
+    synced = ca.json("ca", "sync-lifecycle")
+    assert synced["changed_serials"] == [serial]
+    assert ca.json("ca", "show", serial)["revocation_reason"] == "certificateHold"
+    assert ca.json("ca", "sync-lifecycle")["events"] == 0
+
+
+def test_merger_preview_plan_approve_apply(ca: Cli, tmp_path: Path) -> None:
+    first, second = issue(ca, tmp_path), issue(ca, tmp_path, "tran.thi.binh")
+    preview = ca.json("ca", "merger", "preview", HOAN_KIEM, BA_DINH)
+    assert sorted(p["serial"] for p in preview) == sorted([first, second])
+    job = ca.json("ca", "merger", "plan", HOAN_KIEM, BA_DINH, "--as", "admin.hanoi")
+    assert (job["status"], job["total"]) == ("pending_approval", 2)
+    assert_clean_failure(
+        ca("ca", "merger", "approve", job["job_id"], "--as", "admin.hanoi"),
+        "You cannot approve a merger job you planned",
+    )
+    assert_clean_failure(ca("ca", "merger", "apply", job["job_id"]), "is not approved yet")
+    approved = ca.json("ca", "merger", "approve", job["job_id"], "--as", "root.admin")
+    assert approved["status"] == "approved"
+    ca.ok("unit", "merge", HOAN_KIEM, BA_DINH, "--reason", "Nghị quyết 1656/NQ-UBTVQH15")
+    applied = ca.json("ca", "merger", "apply", job["job_id"], "--batch-size", "1")
+    assert (applied["status"], applied["reissued"], applied["batches_run"]) == ("done", 2, 2)
+    assert ca.json("ca", "show", first)["revocation_reason"] == "superseded"
+    fresh = ca.json("ca", "list", "--unit", BA_DINH)
+    assert len(fresh) == 2 and {c["status"] for c in fresh} == {"good"}
+    assert ca.json("ca", "merger", "apply", job["job_id"])["batches_run"] == 0
+    assert ca.json("ca", "merger", "show", job["job_id"])["done"] == 2
+
+
+def test_renew_with_a_new_csr_needs_another_admin(ca: Cli, tmp_path: Path) -> None:
+    serial = issue(ca, tmp_path)
+    csr_file = tmp_path / "renewal.csr"
+    csr_file.write_bytes(make_csr()[0])
+    request = ca.json("ca", "renew", serial, "--csr", str(csr_file), "--as", "admin.hoankiem")
+    assert request["status"] == "pending"
+    renewed = ca.json("ca", "approve", request["request_id"], "--as", "admin2.hoankiem")
+    shown = ca.json("ca", "show", renewed["serial"])
+    assert shown["renewal_of"] == serial and shown["status"] == "good"
+    assert_clean_failure(ca("ca", "renew", serial, "--as", "admin.badinh"), "do not administer")
