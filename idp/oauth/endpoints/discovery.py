@@ -63,8 +63,11 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
             "ui_locales_supported": list(SUPPORTED_LOCALES),
             "claims_locales_supported": ["vi"],
             "authorization_response_iss_parameter_supported": True,
-            "backchannel_logout_supported": False,
-            "frontchannel_logout_supported": False,
+            # OpenID Back-Channel Logout 1.0 §2.1, Front-Channel Logout 1.0 §3 (idp/logout/).
+            "backchannel_logout_supported": True,
+            "backchannel_logout_session_supported": True,
+            "frontchannel_logout_supported": True,
+            "frontchannel_logout_session_supported": True,
         }
     )
     return metadata

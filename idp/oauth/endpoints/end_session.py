@@ -4,6 +4,11 @@ With a valid ``id_token_hint`` for the current session the official is logged ou
 without one we ask first (§2: protects against forged logout links). A
 ``post_logout_redirect_uri`` is followed only if it exactly matches one registered for the
 client named by the hint or by ``client_id`` (§3); otherwise an error page is shown.
+
+Ending the session tells the session's apps: back-channel notices are queued in the logout's
+transaction and the delivery worker is woken once it committed (the response never waits for
+an app); apps registered for front-channel logout get an iframe on the logged-out page, which
+then goes on to ``post_logout_redirect_uri``.
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ from starlette.responses import RedirectResponse, Response
 from core import audit
 from core.web.i18n import N_
 from idp import clients, sessions, token_store
+from idp.logout import backchannel, frontchannel
+from idp.logout import worker as logout_worker
 from idp.models import BrowserSession, Client
 from idp.oauth.endpoints.authorization import current_session
 from idp.oauth.server import is_client_id
@@ -73,8 +80,18 @@ def _resolve(
 
 def perform_logout(
     scope: RequestScope, browser_session: BrowserSession, client: Client | None
-) -> None:
+) -> list[str]:
+    """End the session, revoke its grants, queue the back-channel notices; returns the
+    front-channel iframe URLs for the logged-out page."""
     clock = scope.runtime.clock
+    frontchannel_urls = frontchannel.logout_urls(
+        scope.session, issuer=scope.runtime.settings.issuer, browser_session=browser_session
+    )
+    queued = backchannel.enqueue_for_sessions(
+        session=scope.session, clock=clock, browser_sessions=[browser_session], reason="logout"
+    )
+    # Read by the endpoint once the transaction committed: wake the delivery worker then.
+    scope.request.state.logout_deliveries_queued = queued
     sessions.end(session=scope.session, clock=clock, browser_session=browser_session)
     revoked = token_store.revoke_grants_of_session(
         session=scope.session, clock=clock, browser_session=browser_session, reason="logout"
@@ -86,21 +103,41 @@ def perform_logout(
         action="logout",
         target=f"client:{client.client_id}" if client else None,
         client_address=scope.http.client_address,
-        details={"sid": browser_session.sid, "grants_revoked": revoked},
+        details={
+            "sid": browser_session.sid,
+            "grants_revoked": revoked,
+            "backchannel_deliveries": queued,
+            "frontchannel_notified": len(frontchannel_urls),
+        },
     )
+    return frontchannel_urls
 
 
-def finish(scope: RequestScope, params: dict[str, str], client: Client | None) -> Response:
+def finish(
+    scope: RequestScope,
+    params: dict[str, str],
+    client: Client | None,
+    frontchannel_urls: list[str] | None = None,
+) -> Response:
     redirect = params.get("post_logout_redirect_uri")
+    continue_url = None
     if redirect:
         extra = [("state", params["state"])] if params.get("state") else []
-        response: Response = RedirectResponse(add_params_to_uri(redirect, extra), status_code=303)
+        continue_url = add_params_to_uri(redirect, extra)
+    if continue_url and not frontchannel_urls:
+        response: Response = RedirectResponse(continue_url, status_code=303)
     else:
+        # Front-Channel Logout 1.0 §4: the iframes load here, then the page moves on.
         response = scope.runtime.pages.render(
             scope.request,
             "logged_out.html",
-            {"client_name": client.name if client else None},
+            {
+                "client_name": client.name if client else None,
+                "frontchannel_urls": frontchannel_urls or [],
+                "continue_url": continue_url,
+            },
             locale=scope.locale(params.get("ui_locales")),
+            headers=frontchannel.page_headers(frontchannel_urls or [], continue_url),
         )
     response.delete_cookie(scope.runtime.session_cookie_name, path="/")
     return response
@@ -132,8 +169,8 @@ def end_session(scope: RequestScope) -> Response:
         or claims.get("sub") == browser_session.account.subject
     )
     if hint_matches:
-        perform_logout(scope, browser_session, client)
-        return finish(scope, params, client)
+        frontchannel_urls = perform_logout(scope, browser_session, client)
+        return finish(scope, params, client, frontchannel_urls)
     handle = sessions.start_interaction(
         session=scope.session,
         clock=scope.runtime.clock,
@@ -166,9 +203,10 @@ def confirm_logout(scope: RequestScope) -> Response:
     browser_session = current_session(scope)
     if form.get("decision") != "logout":
         return finish_cancelled(scope)
-    if browser_session is not None:
-        perform_logout(scope, browser_session, client)
-    return finish(scope, params, client)
+    frontchannel_urls = (
+        perform_logout(scope, browser_session, client) if browser_session is not None else []
+    )
+    return finish(scope, params, client, frontchannel_urls)
 
 
 def finish_cancelled(scope: RequestScope) -> Response:
@@ -180,12 +218,21 @@ def finish_cancelled(scope: RequestScope) -> Response:
     )
 
 
+def _wake_delivery_worker(request: Request) -> None:
+    if getattr(request.state, "logout_deliveries_queued", 0):
+        logout_worker.wake(request.app)
+
+
 async def end_session_endpoint(request: Request) -> Response:
-    return await run_in_request_scope(request, end_session)
+    response = await run_in_request_scope(request, end_session)
+    _wake_delivery_worker(request)
+    return response
 
 
 async def confirm_logout_endpoint(request: Request) -> Response:
     form = await request.form()
     token = form.get("csrf_token")
     request.app.state.idp.csrf.verify(request, token if isinstance(token, str) else None)
-    return await run_in_request_scope(request, confirm_logout)
+    response = await run_in_request_scope(request, confirm_logout)
+    _wake_delivery_worker(request)
+    return response

@@ -1,0 +1,1 @@
+"""Examples for the developers of shared apps (not part of the service)."""

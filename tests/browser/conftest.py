@@ -1,0 +1,169 @@
+"""End-to-end tests in headless Chromium (the Debian package, driven by Playwright; no
+browser download). The provider runs under uvicorn on a loopback port with its lifespan (so
+the back-channel logout delivery worker runs), on SQLite, with the real clock; demo shared
+apps (examples/shared_app) run on other ports. Every test saves screenshots at desktop and
+phone width under test-artifacts/screenshots/."""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, Page, Playwright, sync_playwright
+from starlette.applications import Starlette
+
+from core.clock import SystemClock
+from core.settings import Settings
+from tests.browser_support import SharedApp, bind_loopback, run_shared_app, serve
+from tests.conftest import register_client
+from tests.idp.live_server import issuer_for
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+DESKTOP = {"width": 1280, "height": 800}
+PHONE = {"width": 390, "height": 844}
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
+
+
+@pytest.fixture
+def database_url(tmp_path: Path, sqlite_template: Path) -> str:
+    """SQLite only: the browser tests are about pages and HTTP, the backends are covered by the
+    other tests."""
+    path = tmp_path / "commune-sso.db"
+    shutil.copyfile(sqlite_template, path)
+    return f"sqlite:///{path}"
+
+
+@pytest.fixture
+def clock() -> SystemClock:  # type: ignore[override]
+    return SystemClock()
+
+
+@pytest.fixture
+def idp_socket() -> Iterator[socket.socket]:
+    sock = bind_loopback()
+    yield sock
+    sock.close()
+
+
+@pytest.fixture
+def settings(settings: Settings, idp_socket: socket.socket) -> Settings:
+    return Settings(**{**settings.model_dump(), "issuer": issuer_for(idp_socket)})
+
+
+@pytest.fixture
+def provider(app: Starlette, settings: Settings, idp_socket: socket.socket) -> Iterator[str]:
+    """The issuer URL of the provider, running."""
+    with serve(app, idp_socket, name="idp"):
+        yield settings.issuer
+
+
+StartApps = Callable[..., tuple[SharedApp, SharedApp]]
+
+
+@pytest.fixture
+def shared_apps(runtime, provider: str, official) -> Iterator[StartApps]:
+    """Start two demo shared apps, A and B, registered at the provider (and the official who
+    signs in to them).
+
+    A uses back-channel logout. ``b_logout`` says how B hears of a logout: "backchannel",
+    "frontchannel", or "stuck" (a back-channel receiver that never answers)."""
+    with ExitStack() as stack:
+
+        def start(*, b_logout: str = "backchannel") -> tuple[SharedApp, SharedApp]:
+            started = []
+            for label, mode in (("A", "backchannel"), ("B", b_logout)):
+                sock = bind_loopback()
+                stack.callback(sock.close)
+                base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+                logout: dict[str, object] = {}
+                if mode == "backchannel":
+                    logout["backchannel_logout_uri"] = f"{base}/backchannel-logout"
+                elif mode == "frontchannel":
+                    logout["frontchannel_logout_uri"] = f"{base}/frontchannel-logout"
+                elif mode == "stuck":
+                    # Listens (the kernel accepts the connection) but never answers: the
+                    # provider's request waits for its full timeout.
+                    stuck = socket.socket()
+                    stuck.bind(("127.0.0.1", 0))
+                    stuck.listen(8)
+                    stack.callback(stuck.close)
+                    stuck_port = stuck.getsockname()[1]
+                    logout["backchannel_logout_uri"] = f"http://127.0.0.1:{stuck_port}/bcl"
+                name = f"Ứng dụng {label}"
+                client, secret = register_client(
+                    runtime,
+                    name=name,
+                    redirect_uris=[f"{base}/auth/callback"],
+                    post_logout_redirect_uris=[f"{base}/logged-out"],
+                    scope="openid profile email",
+                    **logout,
+                )
+                assert secret is not None
+                started.append(
+                    stack.enter_context(
+                        run_shared_app(
+                            issuer=provider,
+                            client_id=client.client_id,
+                            client_secret=secret,
+                            sock=sock,
+                            name=name,
+                        )
+                    )
+                )
+            return started[0], started[1]
+
+        yield start
+
+
+@pytest.fixture(scope="session")
+def playwright_driver() -> Iterator[Playwright]:
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="session")
+def chromium(playwright_driver: Playwright) -> Iterator[Browser]:
+    browser = playwright_driver.chromium.launch(
+        executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+    )
+    yield browser
+    browser.close()
+
+
+@pytest.fixture
+def page(chromium: Browser) -> Iterator[Page]:
+    context = chromium.new_context(viewport=DESKTOP, locale="vi-VN")
+    context.set_default_timeout(10_000)
+    yield context.new_page()
+    context.close()
+
+
+@pytest.fixture
+def shoot(page: Page, request: pytest.FixtureRequest) -> Callable[[str], None]:
+    """``shoot("step")``: screenshots of the current page at desktop and phone width."""
+    test_name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name).strip("-")
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    def take(step: str) -> None:
+        for size in (DESKTOP, PHONE):
+            page.set_viewport_size(size)
+            path = SCREENSHOTS / f"{test_name}-{step}-{size['width']}.png"
+            page.screenshot(path=str(path), full_page=True)
+            assert path.stat().st_size > 0
+        page.set_viewport_size(DESKTOP)
+
+    return take
