@@ -1,16 +1,18 @@
-"""SCIM 2.0 HTTP endpoints (RFC 7644): discovery (§4), search (§3.4.2), retrieval (§3.4.1),
-creation (§3.3), replacement (§3.5.1), modification (§3.5.2) and deletion (§3.6) of Users.
+"""SCIM 2.0 HTTP endpoints (RFC 7644): discovery (§4), search by GET (§3.4.2) and POST
+/.search (§3.4.3), retrieval (§3.4.1), creation (§3.3), replacement (§3.5.1), modification
+(§3.5.2) and deletion (§3.6) of Users and Groups, and /Bulk (§3.7, in :mod:`idp.scim.bulk`).
 Every body is ``application/scim+json``; errors are rendered by :func:`scim_view`, which also
 rolls back whatever a refused request had written.
 
-/.search and /Bulk are not implemented and answer 501 with an Error body (§3.12), as the
-ServiceProviderConfig says.
+Each write is an *operation* (:func:`perform`): the HTTP routes and the bulk operations run the
+same code and produce the same :class:`Outcome`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic import ValidationError
@@ -20,10 +22,12 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from idp.request_scope import RequestScope, run_in_request_scope
-from idp.scim import patching, users, writes
+from idp.runtime import IdpRuntime
+from idp.scim import group_writes, groups, patching, users, writes
 from idp.scim.auth import Provisioner, authenticate
 from idp.scim.errors import (
     SCIM_MEDIA_TYPE,
+    InvalidFilter,
     InvalidSyntax,
     InvalidValue,
     NotFound,
@@ -33,7 +37,10 @@ from idp.scim.errors import (
     error_response,
 )
 from idp.scim.schemas import (
-    UserListResponse,
+    BULK_MAX_PAYLOAD_BYTES,
+    ScimGroup,
+    ScimUser,
+    group_resource_type,
     schema_documents,
     service_provider_config,
     user_resource_type,
@@ -42,11 +49,9 @@ from idp.scim.schemas import (
 PREFIX = "/scim/v2"
 # Officials' personal data: shared caches must not keep it; the client revalidates by ETag.
 PRIVATE = {"Cache-Control": "private, no-cache"}
-MAX_BODY_BYTES = 1_000_000
-
-
-class NotImplementedYet(ScimError):
-    status = 501
+MAX_BODY_BYTES = BULK_MAX_PAYLOAD_BYTES
+SEARCH_REQUEST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+LIST_RESPONSE_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
 
 def scim_response(
@@ -109,14 +114,16 @@ def _query(scope: RequestScope, name: str) -> str | None:
 
 def _response_parameters(scope: RequestScope) -> ResponseParameters | None:
     """``attributes`` / ``excludedAttributes`` (RFC 7644 §3.9)."""
-    raw = {
-        key: value
-        for key, value in (
-            ("attributes", _query(scope, "attributes")),
-            ("excludedAttributes", _query(scope, "excludedAttributes")),
-        )
-        if value
-    }
+    return _parameters_of(
+        {
+            "attributes": _query(scope, "attributes"),
+            "excludedAttributes": _query(scope, "excludedAttributes"),
+        }
+    )
+
+
+def _parameters_of(given: dict[str, Any]) -> ResponseParameters | None:
+    raw = {key: value for key, value in given.items() if value}
     if not raw:
         return None
     try:
@@ -149,8 +156,14 @@ def _service_provider_config(scope: RequestScope) -> Response:
 
 
 def _resource_type_documents(scope: RequestScope) -> list[dict[str, Any]]:
-    document = user_resource_type().model_dump()
-    return [_with_meta(document, "ResourceType", f"{base_url(scope)}/ResourceTypes/User")]
+    return [
+        _with_meta(
+            resource_type.model_dump(),
+            "ResourceType",
+            f"{base_url(scope)}/ResourceTypes/{resource_type.id}",
+        )
+        for resource_type in (user_resource_type(), group_resource_type())
+    ]
 
 
 def _resource_types(scope: RequestScope) -> Response:
@@ -184,32 +197,188 @@ def _schema(scope: RequestScope) -> Response:
     raise NotFound("No such schema.")
 
 
-# --- Users ---------------------------------------------------------------------------------
+# --- Representations -------------------------------------------------------------------------
 
 
-def _users(scope: RequestScope) -> Response:
-    """RFC 7644 §3.4.2: filter, sortBy/sortOrder, startIndex/count, in the caller's reach."""
-    caller = authenticate(scope)
-    parameters = _response_parameters(scope)
-    page = users.search(
-        scope.session,
-        reach=caller.reach,
-        filter_text=_query(scope, "filter"),
+def _project(document: dict[str, Any], kind: str, parameters: ResponseParameters | None) -> Any:
+    """``attributes``/``excludedAttributes`` (RFC 7644 §3.9) are applied by scim2-models;
+    without them the plain document is the answer (the fast path of paging)."""
+    if parameters is None:
+        return document
+    model: Any = ScimUser if kind == "User" else ScimGroup
+    return model.model_validate(document).model_dump(
+        scim_ctx=Context.SEARCH_RESPONSE, response_parameters=parameters
+    )
+
+
+def _document(row: users.Row | groups.GroupRow, base: str) -> tuple[str, dict[str, Any]]:
+    if isinstance(row, users.Row):
+        return "User", users.to_document(row, base_url=base)
+    return "Group", groups.to_document(row, base_url=base)
+
+
+def _listing(
+    total: int, start: int, resources: list[Any], parameters: ResponseParameters | None
+) -> dict[str, Any]:
+    return {
+        "schemas": [LIST_RESPONSE_SCHEMA],
+        "totalResults": total,
+        "startIndex": start,
+        "itemsPerPage": len(resources),
+        "Resources": resources,
+    }
+
+
+# --- Search (RFC 7644 §3.4.2 by GET, §3.4.3 by POST /.search) --------------------------------
+
+
+@dataclass(frozen=True)
+class SearchParameters:
+    filter: str | None
+    sort_by: str | None
+    sort_order: str | None
+    start_index: str | int | None
+    count: str | int | None
+    response: ResponseParameters | None
+
+
+def _query_parameters(scope: RequestScope) -> SearchParameters:
+    return SearchParameters(
+        filter=_query(scope, "filter"),
         sort_by=_query(scope, "sortBy"),
         sort_order=_query(scope, "sortOrder"),
         start_index=_query(scope, "startIndex"),
         count=_query(scope, "count"),
+        response=_response_parameters(scope),
     )
-    resources = [users.to_resource(row, base_url=base_url(scope)) for row in page.rows]
-    listing = UserListResponse(
-        total_results=page.total,
-        start_index=page.start_index,
-        items_per_page=len(resources),
-        resources=resources or None,
+
+
+def _search_request(scope: RequestScope) -> SearchParameters:
+    """A SearchRequest body (§3.4.3): the query parameters of §3.4.2 as JSON."""
+    body = _json_body(scope)
+    if not isinstance(body, dict):
+        raise InvalidSyntax("The request body must be a SearchRequest message.")
+
+    def get(name: str) -> Any:
+        return next((v for k, v in body.items() if k.lower() == name.lower()), None)
+
+    schemas = get("schemas")
+    if not isinstance(schemas, list) or SEARCH_REQUEST_SCHEMA not in schemas:
+        raise InvalidSyntax(f"schemas: must list {SEARCH_REQUEST_SCHEMA}.")
+    for name in ("filter", "sortBy", "sortOrder"):
+        if get(name) is not None and not isinstance(get(name), str):
+            raise InvalidValue(f"'{name}' must be a string.")
+    for name in ("startIndex", "count"):
+        value = get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InvalidValue(f"'{name}' must be an integer.")
+    for name in ("attributes", "excludedAttributes"):
+        value = get(name)
+        if value is not None and (
+            not isinstance(value, list) or not all(isinstance(v, str) for v in value)
+        ):
+            raise InvalidValue(f"'{name}' must be a list of attribute paths.")
+    return SearchParameters(
+        filter=get("filter"),
+        sort_by=get("sortBy"),
+        sort_order=get("sortOrder"),
+        start_index=get("startIndex"),
+        count=get("count"),
+        response=_parameters_of(
+            {
+                "attributes": ",".join(get("attributes") or []),
+                "excludedAttributes": ",".join(get("excludedAttributes") or []),
+            }
+        ),
     )
-    body = listing.model_dump(scim_ctx=Context.SEARCH_RESPONSE, response_parameters=parameters)
-    body.setdefault("Resources", [])
-    return scim_response(body)
+
+
+def _search(scope: RequestScope, kind: str, parameters: SearchParameters) -> Response:
+    caller = authenticate(scope)
+    base = base_url(scope)
+    search = users.search if kind == "User" else groups.search
+    page: users.Page | groups.Page = search(
+        scope.session,
+        reach=caller.reach,
+        filter_text=parameters.filter,
+        sort_by=parameters.sort_by,
+        sort_order=parameters.sort_order,
+        start_index=parameters.start_index,
+        count=parameters.count,
+    )
+    resources = [_project(_document(row, base)[1], kind, parameters.response) for row in page.rows]
+    return scim_response(_listing(page.total, page.start_index, resources, parameters.response))
+
+
+def _root_search(scope: RequestScope) -> Response:
+    """POST /.search (§3.4.3) over Users and Groups: an attribute one type lacks makes its
+    comparisons false there (§3.4.2.1); one neither has is 400 invalidFilter. Results are the
+    matching Users, then the matching Groups, each in the order ``sortBy`` gives (sorting
+    attributes must exist on both types)."""
+    caller = authenticate(scope)
+    parameters = _search_request(scope)
+    base = base_url(scope)
+    size = users.integer_parameter(parameters.count, "count", users.DEFAULT_COUNT)
+    size = min(max(size, 0), users.MAX_COUNT)
+    start = max(users.integer_parameter(parameters.start_index, "startIndex", 1), 1)
+    if parameters.filter:
+        errors: list[InvalidFilter] = []
+        for check in (users.check_filter, groups.check_filter):
+            try:
+                check(scope.session, parameters.filter)
+            except InvalidFilter as error:
+                errors.append(error)
+        if len(errors) == 2:
+            raise errors[0]
+    # Users first: how many precede the page decides where the Groups part starts.
+    user_page = users.search(
+        scope.session,
+        reach=caller.reach,
+        filter_text=parameters.filter,
+        sort_by=parameters.sort_by,
+        sort_order=parameters.sort_order,
+        start_index=start,
+        count=size,
+        unknown_is_false=True,
+    )
+    taken = len(user_page.rows)
+    group_page = groups.search(
+        scope.session,
+        reach=caller.reach,
+        filter_text=parameters.filter,
+        sort_by=parameters.sort_by,
+        sort_order=parameters.sort_order,
+        start_index=max(start - user_page.total, 1),
+        count=size - taken,
+        unknown_is_false=True,
+    )
+    rows: list[Any] = [*user_page.rows, *group_page.rows]
+    resources = []
+    for row in rows:
+        kind, document = _document(row, base)
+        resources.append(_project(document, kind, parameters.response))
+    total = user_page.total + group_page.total
+    return scim_response(_listing(total, start, resources, parameters.response))
+
+
+def _users(scope: RequestScope) -> Response:
+    """RFC 7644 §3.4.2: filter, sortBy/sortOrder, startIndex/count, in the caller's reach."""
+    return _search(scope, "User", _query_parameters(scope))
+
+
+def _users_search(scope: RequestScope) -> Response:
+    return _search(scope, "User", _search_request(scope))
+
+
+def _groups(scope: RequestScope) -> Response:
+    return _search(scope, "Group", _query_parameters(scope))
+
+
+def _groups_search(scope: RequestScope) -> Response:
+    return _search(scope, "Group", _search_request(scope))
+
+
+# --- Retrieval -------------------------------------------------------------------------------
 
 
 def _none_match(header: str | None, current: str) -> bool:
@@ -221,130 +390,179 @@ def _none_match(header: str | None, current: str) -> bool:
     return "*" in tags or any(tag.removeprefix("W/") == bare for tag in tags)
 
 
-def _user(scope: RequestScope) -> Response:
-    """RFC 7644 §3.4.1. Missing, deleted and out-of-reach officials are the same 404."""
+def _retrieve(scope: RequestScope, kind: str) -> Response:
+    """RFC 7644 §3.4.1. Missing, deleted and out-of-reach resources are the same 404."""
     caller = authenticate(scope)
     parameters = _response_parameters(scope)
-    row = users.find(scope.session, reach=caller.reach, subject=scope.request.path_params["id"])
-    if row is None:
-        raise NotFound("No such user.")
-    etag = users.etag(row)
+    row = _find(scope.session, caller, kind, scope.request.path_params["id"], for_update=False)
+    etag = _etag(row)
     if _none_match(scope.http.header("if-none-match"), etag):
         return Response(status_code=304, headers={**PRIVATE, "ETag": etag})
-    resource = users.to_resource(row, base_url=base_url(scope))
-    body = resource.model_dump(
-        scim_ctx=Context.RESOURCE_QUERY_RESPONSE, response_parameters=parameters
-    )
-    location = f"{base_url(scope)}/Users/{row.account.subject}"
+    _, document = _document(row, base_url(scope))
+    body = _project(document, kind, parameters)
+    location = document["meta"]["location"]
     return scim_response(body, headers={"ETag": etag, "Content-Location": location})
 
 
-def _actor(caller: Provisioner) -> str:
-    return f"client:{caller.client.client_id}"
+def _user(scope: RequestScope) -> Response:
+    return _retrieve(scope, "User")
 
 
-def _user_response(
-    scope: RequestScope, row: users.Row, *, status: int = 200, created: bool = False
-) -> Response:
-    resource = users.to_resource(row, base_url=base_url(scope))
-    body = resource.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
-    location = f"{base_url(scope)}/Users/{row.account.subject}"
-    headers = {"ETag": users.etag(row), ("Location" if created else "Content-Location"): location}
-    return scim_response(body, status=status, headers=headers)
+def _group(scope: RequestScope) -> Response:
+    return _retrieve(scope, "Group")
 
 
-def _check_if_match(scope: RequestScope, row: users.Row) -> None:
-    """If-Match (RFC 7644 §3.14, weak comparison as its examples use W/ tags)."""
-    header = scope.http.header("if-match")
-    if header is None:
-        return
-    tags = [tag.strip().removeprefix("W/") for tag in header.split(",")]
-    if "*" in tags or users.etag(row).removeprefix("W/") in tags:
-        return
-    raise PreconditionFailed(
-        f"The user has changed: its current version is {users.etag(row)} (If-Match failed)."
-    )
+# --- Operations: one write, from an HTTP request or a bulk operation --------------------------
 
 
-def _existing(scope: RequestScope, caller: Provisioner) -> users.Row:
-    row = users.find(
-        scope.session,
-        reach=caller.reach,
-        subject=scope.request.path_params["id"],
-        for_update=True,
-    )
+@dataclass(frozen=True)
+class Call:
+    runtime: IdpRuntime
+    session: Any
+    caller: Provisioner
+    base: str
+    if_match: str | None = None
+
+    @property
+    def actor(self) -> str:
+        return f"client:{self.caller.client.client_id}"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    status: int
+    document: dict[str, Any] | None
+    location: str | None
+    etag: str | None
+
+
+def _etag(row: users.Row | groups.GroupRow) -> str:
+    return users.etag(row) if isinstance(row, users.Row) else groups.etag(row)
+
+
+def _find(
+    session: Any, caller: Provisioner, kind: str, resource_id: str, *, for_update: bool
+) -> Any:
+    """``for_update`` locks the rows (PostgreSQL) so that an If-Match check and the write
+    that follows it see the same version."""
+    row: users.Row | groups.GroupRow | None
+    if kind == "User":
+        row = users.find(session, reach=caller.reach, subject=resource_id, for_update=for_update)
+    else:
+        row = groups.find(session, reach=caller.reach, scim_id=resource_id, for_update=for_update)
     if row is None:
-        raise NotFound("No such user.")
+        raise NotFound(f"No such {kind.lower()}.")
     return row
 
 
-def _create_user(scope: RequestScope) -> Response:
-    caller = authenticate(scope)
-    row = writes.create(
-        session=scope.session,
-        clock=scope.runtime.clock,
-        passwords=scope.runtime.passwords,
-        actor=_actor(caller),
-        reach=caller.reach,
-        body=_json_body(scope),
+def _check_if_match(call: Call, row: users.Row | groups.GroupRow) -> None:
+    """If-Match (RFC 7644 §3.14, weak comparison as its examples use W/ tags)."""
+    if call.if_match is None:
+        return
+    current = _etag(row)
+    tags = [tag.strip().removeprefix("W/") for tag in call.if_match.split(",")]
+    if "*" in tags or current.removeprefix("W/") in tags:
+        return
+    kind = "user" if isinstance(row, users.Row) else "group"
+    raise PreconditionFailed(
+        f"The {kind} has changed: its current version is {current} (If-Match failed)."
     )
-    return _user_response(scope, row, status=201, created=True)
 
 
-def _replace_user(scope: RequestScope) -> Response:
-    caller = authenticate(scope)
-    row = _existing(scope, caller)
-    _check_if_match(scope, row)
-    row = writes.replace(
-        session=scope.session,
-        clock=scope.runtime.clock,
-        actor=_actor(caller),
-        reach=caller.reach,
-        row=row,
-        body=_json_body(scope),
-    )
-    return _user_response(scope, row)
+def _outcome(call: Call, row: users.Row | groups.GroupRow, status: int) -> Outcome:
+    _, document = _document(row, call.base)
+    return Outcome(status, document, document["meta"]["location"], _etag(row))
 
 
-def _patch_user(scope: RequestScope) -> Response:
-    caller = authenticate(scope)
-    row = _existing(scope, caller)
-    _check_if_match(scope, row)
-    body = _json_body(scope)
-    document = users.to_resource(row, base_url=base_url(scope)).model_dump(
-        scim_ctx=Context.RESOURCE_QUERY_RESPONSE
-    )
+def _write_user(call: Call, method: str, resource_id: str | None, body: Any) -> Outcome:
+    common = {"session": call.session, "clock": call.runtime.clock, "actor": call.actor}
+    if method == "POST":
+        row = writes.create(
+            passwords=call.runtime.passwords, reach=call.caller.reach, body=body, **common
+        )
+        return _outcome(call, row, 201)
+    assert resource_id is not None
+    row = _find(call.session, call.caller, "User", resource_id, for_update=True)
+    _check_if_match(call, row)
+    if method == "DELETE":
+        writes.delete(row=row, **common)
+        return Outcome(204, None, None, None)
+    if method == "PUT":
+        row = writes.replace(reach=call.caller.reach, row=row, body=body, **common)
+        return _outcome(call, row, 200)
+    document = users.to_document(row, base_url=call.base)
     patched = patching.apply_operations(document, body)
     patching.keep_agency_kind_on_move(document, patched, row.agency.kind if row.agency else None)
     desired = writes.parse(
-        scope.session, patched, reach=caller.reach, today=scope.runtime.clock.now().date()
+        call.session, patched, reach=call.caller.reach, today=call.runtime.clock.now().date()
     )
-    row = writes.apply(
+    row = writes.apply(row=row, desired=desired, operation="patch", **common)
+    row = users.with_groups(call.session, call.caller.reach, [row])[0]
+    return _outcome(call, row, 200)
+
+
+def _write_group(call: Call, method: str, resource_id: str | None, body: Any) -> Outcome:
+    common = {"session": call.session, "clock": call.runtime.clock, "actor": call.actor}
+    reach = call.caller.reach
+    if method == "POST":
+        return _outcome(call, group_writes.create(reach=reach, body=body, **common), 201)
+    assert resource_id is not None
+    row = _find(call.session, call.caller, "Group", resource_id, for_update=True)
+    _check_if_match(call, row)
+    if method == "DELETE":
+        group_writes.delete(row=row, **common)
+        return Outcome(204, None, None, None)
+    if method == "PUT":
+        row = group_writes.replace(reach=reach, row=row, body=body, **common)
+        return _outcome(call, row, 200)
+    patched = patching.apply_group_operations(groups.to_document(row, base_url=call.base), body)
+    desired = group_writes.parse(call.session, patched, reach=reach, current=row)
+    row = group_writes.apply(reach=reach, row=row, desired=desired, operation="patch", **common)
+    return _outcome(call, row, 200)
+
+
+def perform(call: Call, method: str, kind: str, resource_id: str | None, body: Any) -> Outcome:
+    """One write on a User or a Group (§3.3, §3.5.1, §3.5.2, §3.6)."""
+    if kind == "User":
+        return _write_user(call, method, resource_id, body)
+    return _write_group(call, method, resource_id, body)
+
+
+def _call(scope: RequestScope) -> Call:
+    return Call(
+        runtime=scope.runtime,
         session=scope.session,
-        clock=scope.runtime.clock,
-        actor=_actor(caller),
-        row=row,
-        desired=desired,
-        operation="patch",
+        caller=authenticate(scope),
+        base=base_url(scope),
+        if_match=scope.http.header("if-match"),
     )
-    return _user_response(scope, row)
 
 
-def _delete_user(scope: RequestScope) -> Response:
-    caller = authenticate(scope)
-    row = _existing(scope, caller)
-    _check_if_match(scope, row)
-    writes.delete(session=scope.session, clock=scope.runtime.clock, actor=_actor(caller), row=row)
-    return Response(status_code=204, headers=PRIVATE)
+def _writer(kind: str, method: str) -> Callable[[RequestScope], Response]:
+    def handler(scope: RequestScope) -> Response:
+        call = _call(scope)
+        body = _json_body(scope) if method in ("POST", "PUT", "PATCH") else None
+        outcome = perform(call, method, kind, scope.request.path_params.get("id"), body)
+        if outcome.document is None:
+            return Response(status_code=outcome.status, headers=PRIVATE)
+        assert outcome.location is not None and outcome.etag is not None
+        where = "Location" if outcome.status == 201 else "Content-Location"
+        headers = {"ETag": outcome.etag, where: outcome.location}
+        return scim_response(outcome.document, status=outcome.status, headers=headers)
+
+    return handler
 
 
-def _not_implemented(scope: RequestScope) -> Response:
-    authenticate(scope)
-    raise NotImplementedYet(f"{scope.http.method} is not supported by this server yet.")
+def _bulk(scope: RequestScope) -> Response:
+    from idp.scim import bulk  # bulk runs the operations of this module
+
+    call = _call(scope)
+    raw: bytes = getattr(scope.request.state, "scim_body", b"")
+    return scim_response(bulk.process(call, _json_body(scope), size=len(raw)))
 
 
 def scim_routes() -> list[Route]:
-    return [
+    routes = [
         Route(
             f"{PREFIX}/ServiceProviderConfig", scim_view(_service_provider_config), methods=["GET"]
         ),
@@ -352,12 +570,25 @@ def scim_routes() -> list[Route]:
         Route(f"{PREFIX}/ResourceTypes/{{id}}", scim_view(_resource_type), methods=["GET"]),
         Route(f"{PREFIX}/Schemas", scim_view(_schemas), methods=["GET"]),
         Route(f"{PREFIX}/Schemas/{{id}}", scim_view(_schema), methods=["GET"]),
+        Route(f"{PREFIX}/.search", scim_view(_root_search), methods=["POST"]),
+        Route(f"{PREFIX}/Bulk", scim_view(_bulk), methods=["POST"]),
         Route(f"{PREFIX}/Users", scim_view(_users), methods=["GET"]),
+        Route(f"{PREFIX}/Users/.search", scim_view(_users_search), methods=["POST"]),
+        Route(f"{PREFIX}/Groups", scim_view(_groups), methods=["GET"]),
+        Route(f"{PREFIX}/Groups/.search", scim_view(_groups_search), methods=["POST"]),
         Route(f"{PREFIX}/Users/{{id}}", scim_view(_user), methods=["GET"]),
-        Route(f"{PREFIX}/Users", scim_view(_create_user), methods=["POST"]),
-        Route(f"{PREFIX}/Users/.search", scim_view(_not_implemented), methods=["POST"]),
-        Route(f"{PREFIX}/Users/{{id}}", scim_view(_replace_user), methods=["PUT"]),
-        Route(f"{PREFIX}/Users/{{id}}", scim_view(_patch_user), methods=["PATCH"]),
-        Route(f"{PREFIX}/Users/{{id}}", scim_view(_delete_user), methods=["DELETE"]),
-        Route(f"{PREFIX}/Bulk", scim_view(_not_implemented), methods=["POST"]),
+        Route(f"{PREFIX}/Groups/{{id}}", scim_view(_group), methods=["GET"]),
     ]
+    for kind, plural in (("User", "Users"), ("Group", "Groups")):
+        routes.append(
+            Route(f"{PREFIX}/{plural}", scim_view(_writer(kind, "POST")), methods=["POST"])
+        )
+        for method in ("PUT", "PATCH", "DELETE"):
+            routes.append(
+                Route(
+                    f"{PREFIX}/{plural}/{{id}}",
+                    scim_view(_writer(kind, method)),
+                    methods=[method],
+                )
+            )
+    return routes

@@ -1,7 +1,17 @@
 """SCIM filters (RFC 7644 §3.4.2.2) translated to SQL, never evaluated over loaded rows.
 
 ``scim2-models`` parses the filter; :class:`SqlFilter` walks its syntax tree and builds one
-WHERE clause over ``Account`` joined with ``AccountProfile``, ``Unit`` and ``Agency``.
+WHERE clause. Users are filtered over ``Account`` joined with ``AccountProfile``, ``Unit`` and
+``Agency`` (:data:`USER_ATTRIBUTES`), Groups over ``Group`` joined with its ``Unit``
+(:data:`GROUP_ATTRIBUTES`).
+
+Supported: every operator on the attributes the tables name, ``pr``, ``and``/``or`` with the
+RFC's precedence and parentheses, ``not (...)``, ``gt/ge/lt/le`` on dateTimes, and value
+filters on multi-valued attributes (``emails[type eq "work" and value co "@laocai"]``,
+``members[value eq "..."]``; a dotted ``members.value eq "..."`` means the same). A value
+filter over values kept in other rows (group members) becomes ``EXISTS (...)``; one over the
+single work e-mail or phone of an official is a clause over its columns. An attribute we do
+not know is 400 ``invalidFilter`` naming it.
 
 Every clause it builds is TRUE or FALSE, never NULL: an absent attribute makes a comparison
 false rather than unknown, so that ``not (...)`` and ``ne`` include officials without the
@@ -29,12 +39,30 @@ from scim2_models.path import (
     Present,
     ValuePath,
 )
-from sqlalchemy import ColumnElement, and_, func, not_, or_, true
+from sqlalchemy import (
+    ColumnElement,
+    String,
+    and_,
+    exists,
+    false,
+    func,
+    literal,
+    not_,
+    or_,
+    select,
+    true,
+)
 
-from idp.models import Account, AccountProfile, Agency, Unit
+from idp.models import Account, AccountProfile, Agency, Group, GroupMember, Unit
 from idp.official_data import fold_for_search
 from idp.scim.errors import InvalidFilter
-from idp.scim.schemas import CORE_USER_SCHEMA, ENTERPRISE_SCHEMA, OFFICIAL_SCHEMA
+from idp.scim.schemas import (
+    CORE_GROUP_SCHEMA,
+    CORE_USER_SCHEMA,
+    ENTERPRISE_SCHEMA,
+    OFFICIAL_GROUP_SCHEMA,
+    OFFICIAL_SCHEMA,
+)
 
 # A filter is one query-string parameter; longer ones are abuse, not provisioning.
 MAX_FILTER_LENGTH = 2048
@@ -46,7 +74,7 @@ Value = Any
 class Attribute:
     """How one SCIM attribute maps to a column (RFC 7643 §2.2 ``caseExact``, type)."""
 
-    column: Any  # a mapped column of Account, AccountProfile, Unit or Agency
+    column: Any  # a mapped column (or a constant) of the tables the resource is read from
     kind: str = "string"  # string | boolean | dateTime
     case_exact: bool = False
     # Folded columns hold fold_for_search() of the value: compare with a folded operand.
@@ -54,7 +82,39 @@ class Attribute:
     # Usernames are stored lowercase: compare with a lowercased operand, keeping the index.
     stored_lowercase: bool = False
     nullable: bool = True
+    # Booleans: the clause that holds when the attribute is true.
+    truth: Any = None
 
+
+@dataclass(frozen=True)
+class MultiValued:
+    """A multi-valued attribute: its sub-attributes, and how a clause over one value becomes
+    a clause over the resource (``EXISTS`` over other rows, or "has a value and ...")."""
+
+    sub_attributes: dict[str, Attribute]
+    any_value: Callable[[ColumnElement[bool]], ColumnElement[bool]]
+
+
+@dataclass(frozen=True)
+class ResourceAttributes:
+    """What one resource type can be filtered on."""
+
+    resource: str
+    core_schema: str
+    attributes: dict[tuple[str, str], Attribute]
+    multi_valued: dict[tuple[str, str], MultiValued]
+
+    def schema(self, uri: str) -> str | None:
+        known = {schema for schema, _ in self.attributes} | {self.core_schema}
+        return next((schema for schema in known if schema.lower() == uri.lower()), None)
+
+
+def _constant(text: str) -> Attribute:
+    return Attribute(literal(text, String), nullable=False)
+
+
+_EMAIL_PRESENT = and_(Account.email.is_not(None), Account.email != "")
+_PHONE_PRESENT = and_(Account.phone.is_not(None), Account.phone != "")
 
 ATTRIBUTES: dict[tuple[str, str], Attribute] = {
     (CORE_USER_SCHEMA, "id"): Attribute(Account.subject, case_exact=True, nullable=False),
@@ -72,7 +132,9 @@ ATTRIBUTES: dict[tuple[str, str], Attribute] = {
     (CORE_USER_SCHEMA, "emails.value"): Attribute(Account.email),
     (CORE_USER_SCHEMA, "phonenumbers"): Attribute(Account.phone),
     (CORE_USER_SCHEMA, "phonenumbers.value"): Attribute(Account.phone),
-    (CORE_USER_SCHEMA, "active"): Attribute(Account.status, kind="boolean", nullable=False),
+    (CORE_USER_SCHEMA, "active"): Attribute(
+        Account.status, kind="boolean", nullable=False, truth=Account.status == "active"
+    ),
     (CORE_USER_SCHEMA, "meta.created"): Attribute(
         Account.created_at, kind="dateTime", nullable=False
     ),
@@ -87,25 +149,92 @@ ATTRIBUTES: dict[tuple[str, str], Attribute] = {
     (OFFICIAL_SCHEMA, "citizenid"): Attribute(AccountProfile.citizen_id, case_exact=True),
     (OFFICIAL_SCHEMA, "position"): Attribute(AccountProfile.position),
 }
-_SCHEMAS = {CORE_USER_SCHEMA.lower(): CORE_USER_SCHEMA}
-_SCHEMAS.update({ENTERPRISE_SCHEMA.lower(): ENTERPRISE_SCHEMA})
-_SCHEMAS.update({OFFICIAL_SCHEMA.lower(): OFFICIAL_SCHEMA})
+
+USER_ATTRIBUTES = ResourceAttributes(
+    resource="User",
+    core_schema=CORE_USER_SCHEMA,
+    attributes=ATTRIBUTES,
+    multi_valued={
+        # An official has at most one e-mail and one phone, both of type "work"; the e-mail
+        # is the primary one (as users.to_document shows them).
+        (CORE_USER_SCHEMA, "emails"): MultiValued(
+            sub_attributes={
+                "value": Attribute(Account.email),
+                "type": _constant("work"),
+                "primary": Attribute(true(), kind="boolean", nullable=False, truth=true()),
+            },
+            any_value=lambda clause: and_(_EMAIL_PRESENT, clause),
+        ),
+        (CORE_USER_SCHEMA, "phonenumbers"): MultiValued(
+            sub_attributes={"value": Attribute(Account.phone), "type": _constant("work")},
+            any_value=lambda clause: and_(_PHONE_PRESENT, clause),
+        ),
+    },
+)
+
+GROUP_ATTRIBUTES = ResourceAttributes(
+    resource="Group",
+    core_schema=CORE_GROUP_SCHEMA,
+    attributes={
+        (CORE_GROUP_SCHEMA, "id"): Attribute(Group.scim_id, case_exact=True, nullable=False),
+        (CORE_GROUP_SCHEMA, "externalid"): Attribute(Group.external_id, case_exact=True),
+        (CORE_GROUP_SCHEMA, "displayname"): Attribute(
+            Group.search_name, folded=True, nullable=False
+        ),
+        (CORE_GROUP_SCHEMA, "meta.created"): Attribute(
+            Group.created_at, kind="dateTime", nullable=False
+        ),
+        (CORE_GROUP_SCHEMA, "meta.lastmodified"): Attribute(
+            Group.updated_at, kind="dateTime", nullable=False
+        ),
+        (OFFICIAL_GROUP_SCHEMA, "unitcode"): Attribute(Unit.code, nullable=False),
+        (OFFICIAL_GROUP_SCHEMA, "provincecode"): Attribute(Unit.province_code, nullable=False),
+    },
+    multi_valued={
+        (CORE_GROUP_SCHEMA, "members"): MultiValued(
+            sub_attributes={
+                "value": Attribute(Account.subject, case_exact=True, nullable=False),
+                "display": Attribute(AccountProfile.search_name, folded=True, nullable=False),
+                "type": _constant("User"),
+            },
+            any_value=lambda clause: exists(
+                select(GroupMember.account_id)
+                .join(Account, Account.id == GroupMember.account_id)
+                .join(AccountProfile, AccountProfile.account_id == Account.id)
+                .where(
+                    GroupMember.group_id == Group.id,
+                    AccountProfile.deleted_at.is_(None),
+                    clause,
+                )
+            ),
+        ),
+    },
+)
 
 
-def resolve(path: AttrPath) -> Attribute:
+def _name(path: AttrPath) -> str:
+    return path.attr.lower() + (f".{path.sub_attr.lower()}" if path.sub_attr else "")
+
+
+def _lookup(
+    table: dict[tuple[str, str], Any], on: ResourceAttributes, path: AttrPath, name: str
+) -> Any:
     """Attribute names are case-insensitive (RFC 7643 §2.1). Unqualified names are core
     attributes, or, as a convenience, extension attributes whose name is not a core one."""
-    name = path.attr.lower() + (f".{path.sub_attr.lower()}" if path.sub_attr else "")
     if path.uri is not None:
-        schema = _SCHEMAS.get(path.uri.lower())
-        found = ATTRIBUTES.get((schema, name)) if schema else None
-    else:
-        found = ATTRIBUTES.get((CORE_USER_SCHEMA, name))
-        if found is None:
-            matches = [a for (s, n), a in ATTRIBUTES.items() if n == name]
-            found = matches[0] if len(matches) == 1 else None
+        schema = on.schema(path.uri)
+        return table.get((schema, name)) if schema else None
+    found = table.get((on.core_schema, name))
     if found is None:
-        raise InvalidFilter(f"The attribute '{path}' cannot be filtered on.")
+        matches = [a for (_, n), a in table.items() if n == name]
+        found = matches[0] if len(matches) == 1 else None
+    return found
+
+
+def resolve(path: AttrPath, on: ResourceAttributes = USER_ATTRIBUTES) -> Attribute:
+    found: Attribute | None = _lookup(on.attributes, on, path, _name(path))
+    if found is None:
+        raise InvalidFilter(f"The attribute '{path}' cannot be filtered on ({on.resource}s).")
     return found
 
 
@@ -121,9 +250,18 @@ def parse(text: str) -> FilterNode:
         raise InvalidFilter("The filter does not parse.") from None
 
 
-def to_clause(text: str, *, dialect: str) -> ColumnElement[bool]:
-    """The WHERE clause for a filter string, on the given SQL dialect ("sqlite", ...)."""
-    return SqlFilter(dialect).visit(parse(text))
+def to_clause(
+    text: str,
+    *,
+    dialect: str,
+    attributes: ResourceAttributes = USER_ATTRIBUTES,
+    unknown_is_false: bool = False,
+) -> ColumnElement[bool]:
+    """The WHERE clause for a filter string, on the given SQL dialect ("sqlite", ...).
+
+    ``unknown_is_false``: a search at the server root (§3.4.3) covers several resource types;
+    an attribute this one lacks makes its comparisons false instead of an error."""
+    return SqlFilter(dialect, attributes, unknown_is_false=unknown_is_false).visit(parse(text))
 
 
 def _parse_datetime(value: Value, path: AttrPath) -> datetime:
@@ -137,8 +275,55 @@ def _parse_datetime(value: Value, path: AttrPath) -> datetime:
 
 
 class SqlFilter(FilterVisitor[ColumnElement[bool]]):
-    def __init__(self, dialect: str) -> None:
+    def __init__(
+        self,
+        dialect: str,
+        attributes: ResourceAttributes = USER_ATTRIBUTES,
+        *,
+        unknown_is_false: bool = False,
+        inside: str | None = None,
+    ) -> None:
         self.dialect = dialect
+        self.on = attributes
+        self.unknown_is_false = unknown_is_false
+        self.inside = inside  # the multi-valued attribute whose value filter is visited
+
+    def _multi(self, path: AttrPath) -> MultiValued | None:
+        found: MultiValued | None = _lookup(self.on.multi_valued, self.on, path, path.attr.lower())
+        return found
+
+    def _attribute(self, path: AttrPath) -> Attribute | None:
+        """The attribute, or None for "a sub-attribute of a multi-valued one kept in other
+        rows" (``members.value``) and, at the root, for an attribute this type lacks."""
+        if self.inside is not None:
+            multi = self._multi(AttrPath(self.inside))
+            found = (
+                multi.sub_attributes.get(path.attr.lower())
+                if multi and path.uri is None and path.sub_attr is None
+                else None
+            )
+            if found is None:
+                raise InvalidFilter(
+                    f"The attribute '{self.inside}[{path}]' cannot be filtered on "
+                    f"({self.on.resource}s)."
+                )
+            return found
+        try:
+            return resolve(path, self.on)
+        except InvalidFilter:
+            if path.sub_attr is not None and self._multi(path) is not None:
+                return None
+            if self.unknown_is_false:
+                return None
+            raise
+
+    def _through_values(self, path: AttrPath, node: FilterNode) -> ColumnElement[bool]:
+        """``members.value eq "x"`` means ``members[value eq "x"]`` (RFC 7644 §3.4.2.2)."""
+        multi = self._multi(path)
+        if multi is None or path.sub_attr is None:
+            return false()  # an attribute this resource type lacks (root search)
+        inner = SqlFilter(self.dialect, self.on, inside=path.attr)
+        return multi.any_value(inner.visit(node))
 
     def visit_logical_expr(self, node: LogicalExpr) -> ColumnElement[bool]:
         terms = [self.visit(term) for term in node.terms]
@@ -148,10 +333,24 @@ class SqlFilter(FilterVisitor[ColumnElement[bool]]):
         return not_(self.visit(node.expr))
 
     def visit_value_path(self, node: ValuePath) -> ColumnElement[bool]:
-        raise InvalidFilter(f"Value filters such as '{node}' are not supported yet.")
+        if self.inside is not None:
+            raise InvalidFilter(f"Value filters cannot be nested: '{node}'.")
+        multi = self._multi(node.attr_path)
+        if multi is None or node.attr_path.sub_attr is not None:
+            if self.unknown_is_false and multi is None:
+                return false()
+            raise InvalidFilter(
+                f"'{node.attr_path}' is not a multi-valued attribute that takes a value "
+                f"filter ({self.on.resource}s)."
+            )
+        inner = SqlFilter(self.dialect, self.on, inside=node.attr_path.attr)
+        return multi.any_value(inner.visit(node.val_filter))
 
     def visit_present(self, node: Present) -> ColumnElement[bool]:
-        attribute = resolve(node.attr_path)
+        attribute = self._attribute(node.attr_path)
+        if attribute is None:
+            sub = node.attr_path.sub_attr
+            return self._through_values(node.attr_path, Present(AttrPath(sub or "value")))
         column = attribute.column
         if not attribute.nullable:
             return true()
@@ -160,7 +359,10 @@ class SqlFilter(FilterVisitor[ColumnElement[bool]]):
         return column.is_not(None)
 
     def visit_comparison(self, node: Comparison) -> ColumnElement[bool]:
-        attribute = resolve(node.attr_path)
+        attribute = self._attribute(node.attr_path)
+        if attribute is None:
+            bare = AttrPath(node.attr_path.sub_attr or "value")
+            return self._through_values(node.attr_path, Comparison(bare, node.op, node.value))
         op, value = node.op, node.value
         if value is None:  # "attr eq null" is "not present" (RFC 7644 §3.4.2.2 pr)
             if op not in (CompareOperator.eq, CompareOperator.ne):
@@ -176,7 +378,7 @@ class SqlFilter(FilterVisitor[ColumnElement[bool]]):
     ) -> ColumnElement[bool]:
         column = attribute.column
         if attribute.kind == "boolean":
-            clause = self._boolean(column, op, value, path)
+            clause = self._boolean(attribute.truth, op, value, path)
         elif attribute.kind == "dateTime":
             clause = self._ordered(column, op, _parse_datetime(value, path), path)
         else:
@@ -185,12 +387,13 @@ class SqlFilter(FilterVisitor[ColumnElement[bool]]):
 
     @staticmethod
     def _boolean(
-        column: Any, op: CompareOperator, value: Value, path: AttrPath
+        truth: Any, op: CompareOperator, value: Value, path: AttrPath
     ) -> ColumnElement[bool]:
         if op != CompareOperator.eq or not isinstance(value, bool):
             raise InvalidFilter(f"'{path}' is a boolean: use eq true or eq false.")
         # active = the account's status is "active"; disabled and locked are not.
-        return column == "active" if value else column != "active"
+        clause: ColumnElement[bool] = truth if value else not_(truth)
+        return clause
 
     @staticmethod
     def _ordered(

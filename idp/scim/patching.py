@@ -17,6 +17,8 @@ import json
 import re
 from typing import Any
 
+from scim2_models.path import Comparison, LogicalExpr, LogicalOperator, Not, Present
+
 from idp.scim.errors import (
     InvalidFilter,
     InvalidPath,
@@ -25,7 +27,14 @@ from idp.scim.errors import (
     Mutability,
     NoTarget,
 )
-from idp.scim.schemas import CORE_USER_SCHEMA, ENTERPRISE_SCHEMA, OFFICIAL_SCHEMA
+from idp.scim.filter import parse as parse_filter
+from idp.scim.schemas import (
+    CORE_GROUP_SCHEMA,
+    CORE_USER_SCHEMA,
+    ENTERPRISE_SCHEMA,
+    OFFICIAL_GROUP_SCHEMA,
+    OFFICIAL_SCHEMA,
+)
 
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 MAX_OPERATIONS = 100
@@ -225,8 +234,8 @@ def _apply(document: dict[str, Any], op: str, path: str | None, value: Any) -> N
     container[key] = copy.deepcopy(value)
 
 
-def apply_operations(document: dict[str, Any], body: Any) -> dict[str, Any]:
-    """Return a patched copy of ``document``; ``document`` itself is never changed."""
+def _operations(body: Any) -> list[tuple[str, str | None, Any]]:
+    """The PatchOp message's operations as (op, path, value), checked (RFC 7644 §3.5.2)."""
     if not isinstance(body, dict):
         raise InvalidSyntax("The request body must be a PatchOp message.")
     schemas = body.get(_key(body, "schemas"))
@@ -237,8 +246,7 @@ def apply_operations(document: dict[str, Any], body: Any) -> dict[str, Any]:
         raise InvalidSyntax("Operations: at least one operation is required.")
     if len(operations) > MAX_OPERATIONS:
         raise InvalidValue(f"Operations: at most {MAX_OPERATIONS} per request.")
-    patched = copy.deepcopy(document)
-    patched.pop(_key(patched, "displayName"), None)  # the full name lives in name.formatted
+    checked = []
     for operation in operations:
         if not isinstance(operation, dict):
             raise InvalidSyntax("Operations: each operation is an object.")
@@ -251,7 +259,18 @@ def apply_operations(document: dict[str, Any], body: Any) -> dict[str, Any]:
         has_value = any(k.lower() == "value" for k in operation)
         if op.lower() != "remove" and not has_value:
             raise InvalidValue(f"{op}: a value is required.")
-        _apply(patched, op.lower(), path, operation.get(_key(operation, "value")))
+        checked.append((op.lower(), path, operation.get(_key(operation, "value"))))
+    return checked
+
+
+def apply_operations(document: dict[str, Any], body: Any) -> dict[str, Any]:
+    """Return a patched copy of ``document``; ``document`` itself is never changed."""
+    operations = _operations(body)
+    patched = copy.deepcopy(document)
+    patched.pop(_key(patched, "displayName"), None)  # the full name lives in name.formatted
+    patched.pop(_key(patched, "groups"), None)  # readOnly: changed through /Groups
+    for op, path, value in operations:
+        _apply(patched, op, path, value)
     return patched
 
 
@@ -268,3 +287,140 @@ def keep_agency_kind_on_move(
     moved = after.get(unit_key) != before.get("unitCode")
     if moved and after.get(agency_key) == before.get("agency") and before.get("agency"):
         after[agency_key] = kind
+
+
+# --- Groups ----------------------------------------------------------------------------------
+
+GROUP_ATTRIBUTES = {name.lower(): name for name in ("displayName", "externalId", "members")}
+GROUP_READ_ONLY = {"id", "meta", "schemas"}
+
+
+def _member_matcher(filter_: str) -> Any:
+    """A value filter over members (``value``, ``display``, ``type``), evaluated in Python
+    over the group's document: the same grammar as search filters (RFC 7644 §3.4.2.2)."""
+    node = parse_filter(filter_)
+
+    def text(item: dict[str, Any], name: str) -> Any:
+        return item.get(_key(item, name))
+
+    def evaluate(expression: Any, item: dict[str, Any]) -> bool:
+        if isinstance(expression, LogicalExpr):
+            results = [evaluate(term, item) for term in expression.terms]
+            return all(results) if expression.op == LogicalOperator.and_ else any(results)
+        if isinstance(expression, Not):
+            return not evaluate(expression.expr, item)
+        if isinstance(expression, Present | Comparison):
+            path = expression.attr_path
+            if path.uri or path.sub_attr or path.attr.lower() not in ("value", "display", "type"):
+                raise InvalidFilter(f"'{filter_}': members are filtered on value, display, type.")
+            actual = text(item, path.attr)
+            if isinstance(expression, Present):
+                return actual not in (None, "")
+            expected, op = expression.value, expression.op.value
+            if not isinstance(actual, str) or not isinstance(expected, str):
+                return op == "ne" and actual != expected
+            if path.attr.lower() != "value":  # value is caseExact (RFC 7643 §4.2)
+                actual, expected = actual.lower(), expected.lower()
+            checks = {
+                "eq": actual == expected,
+                "ne": actual != expected,
+                "co": expected in actual,
+                "sw": actual.startswith(expected),
+                "ew": actual.endswith(expected),
+            }
+            if op not in checks:
+                raise InvalidFilter(f"'{filter_}': '{op}' does not apply to members.")
+            return checks[op]
+        raise InvalidFilter(f"'{filter_}': not a filter over members.")
+
+    return lambda item: isinstance(item, dict) and evaluate(node, item)
+
+
+def _group_apply(document: dict[str, Any], op: str, path: str | None, value: Any) -> None:
+    if path is None:
+        if op == "remove":
+            raise NoTarget("A remove operation needs a path.")
+        if not isinstance(value, dict):
+            raise InvalidValue("An operation without a path takes an object of attributes.")
+        for name, item in value.items():
+            if name.lower() == "schemas":
+                continue
+            if name.lower() == OFFICIAL_GROUP_SCHEMA.lower():
+                if not isinstance(item, dict):
+                    raise InvalidValue(f"{OFFICIAL_GROUP_SCHEMA}: must be an object.")
+                for sub_name, sub_value in item.items():
+                    _group_apply(document, op, f"{OFFICIAL_GROUP_SCHEMA}:{sub_name}", sub_value)
+            else:
+                _group_apply(document, op, name, item)
+        return
+    rest = path.strip()
+    if rest.lower().startswith(OFFICIAL_GROUP_SCHEMA.lower() + ":"):
+        name = rest[len(OFFICIAL_GROUP_SCHEMA) + 1 :]
+        if name.lower() not in ("unitcode", "provincecode"):
+            raise InvalidPath(f"'{path}': no such attribute.")
+        extension = document.get(OFFICIAL_GROUP_SCHEMA) or {}
+        if op == "remove" or value != extension.get(name[0].lower() + name[1:]):
+            raise Mutability(f"{path}: a group's unit cannot change.")
+        return
+    if rest.lower().startswith(CORE_GROUP_SCHEMA.lower() + ":"):
+        rest = rest[len(CORE_GROUP_SCHEMA) + 1 :]
+    match = _ATTRIBUTE.match(rest)
+    if match is None:
+        raise InvalidPath(f"'{path}' is not a valid attribute path.")
+    attr, filter_, sub = match["attr"], match["filter"], match["sub"]
+    if attr.lower() in GROUP_READ_ONLY:
+        raise Mutability(f"{path}: {attr} is read-only.")
+    canonical = GROUP_ATTRIBUTES.get(attr.lower())
+    if canonical is None:
+        raise InvalidPath(f"'{path}': no such attribute (or it cannot be modified).")
+    if canonical != "members":
+        if filter_ or sub:
+            raise InvalidPath(f"'{path}': {canonical} has no sub-attributes.")
+        if op == "remove":
+            if canonical == "displayName":
+                raise InvalidValue("displayName: is required and cannot be removed.")
+            document.pop(canonical, None)
+        else:
+            document[canonical] = copy.deepcopy(value)
+        return
+    if sub is not None:
+        raise Mutability(f"'{path}': a member's sub-attributes cannot be modified.")
+    members: list[Any] = document.get("members") or []
+    if filter_ is not None:
+        if op != "remove":
+            raise InvalidPath(f"'{path}': add or replace members without a value filter.")
+        matches = _member_matcher(filter_)
+        kept = [item for item in members if not matches(item)]
+        if len(kept) == len(members):
+            raise NoTarget(f"'{path}': the filter matches no member.")
+        document["members"] = kept
+        return
+    if op == "remove":
+        if value is None:
+            document["members"] = []
+            return
+        # Azure AD's form: remove the members listed in the value.
+        gone = {_key_value(item) for item in _as_items(value, "members")}
+        document["members"] = [item for item in members if _key_value(item) not in gone]
+        return
+    new_items = _as_items(value, "members")
+    if op == "replace":
+        document["members"] = new_items
+        return
+    known = {_key_value(item) for item in members}
+    document["members"] = members + [i for i in new_items if _key_value(i) not in known]
+
+
+def _key_value(item: dict[str, Any]) -> Any:
+    return item.get(_key(item, "value"))
+
+
+def apply_group_operations(document: dict[str, Any], body: Any) -> dict[str, Any]:
+    """Return a patched copy of a Group's ``document`` (members as ``{"value": id}``); the
+    result is then validated in full as a PUT body, so a failing operation changes nothing."""
+    operations = _operations(body)
+    patched = copy.deepcopy(document)
+    patched["members"] = [{"value": m["value"]} for m in patched.get("members") or []]
+    for op, path, value in operations:
+        _group_apply(patched, op, path, value)
+    return patched

@@ -17,6 +17,7 @@ from scim2_models import (
     ETag,
     Extension,
     Filter,
+    Group,
     ListResponse,
     Patch,
     Reference,
@@ -27,11 +28,16 @@ from scim2_models import (
 )
 
 OFFICIAL_SCHEMA = "urn:commune-sso:scim:schemas:extension:official:1.0:User"
+OFFICIAL_GROUP_SCHEMA = "urn:commune-sso:scim:schemas:extension:official:1.0:Group"
 CORE_USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+CORE_GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ENTERPRISE_SCHEMA = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 
 DEFAULT_COUNT = 100
 MAX_COUNT = 500
+# RFC 7644 §3.7.4: what /Bulk accepts; ServiceProviderConfig says the same.
+BULK_MAX_OPERATIONS = 1000
+BULK_MAX_PAYLOAD_BYTES = 1_048_576
 
 
 class OfficialUser(Extension):
@@ -55,16 +61,34 @@ class OfficialUser(Extension):
     """Position or title."""
 
 
+class OfficialGroup(Extension):
+    """The unit a group belongs to: who may see and manage it, and whom it may contain."""
+
+    __schema__ = URN(OFFICIAL_GROUP_SCHEMA)
+
+    unit_code: str | None = None
+    """Official code of the ward (5 digits) or province (2 digits) the group belongs to."""
+
+    province_code: str | None = None
+    """Official 2-digit code of the province."""
+
+
 ScimUser = User[EnterpriseUser | OfficialUser]
 UserListResponse = ListResponse[ScimUser]
+ScimGroup = Group[OfficialGroup]  # type: ignore[type-arg]
 
 
 def service_provider_config() -> ServiceProviderConfig:
-    """RFC 7643 §5, truthful: PATCH yes; no bulk, /.search or password change."""
+    """RFC 7643 §5, truthful: PATCH, bulk, filter (and /.search), sort and ETags; no
+    password change."""
     return ServiceProviderConfig(
         documentation_uri=None,
         patch=Patch(supported=True),
-        bulk=Bulk(supported=False, max_operations=0, max_payload_size=0),
+        bulk=Bulk(
+            supported=True,
+            max_operations=BULK_MAX_OPERATIONS,
+            max_payload_size=BULK_MAX_PAYLOAD_BYTES,
+        ),
         filter=Filter(supported=True, max_results=MAX_COUNT),
         change_password=ChangePassword(supported=False),
         sort=Sort(supported=True),
@@ -101,6 +125,21 @@ def user_resource_type() -> ResourceType:
     )
 
 
+def group_resource_type() -> ResourceType:
+    """RFC 7643 §6."""
+    return ResourceType.model_validate(
+        {
+            "id": "Group",
+            "name": "Group",
+            "description": "A group of commune officials, belonging to one unit",
+            "endpoint": "/Groups",
+            "schema": CORE_GROUP_SCHEMA,
+            "schemaExtensions": [{"schema": OFFICIAL_GROUP_SCHEMA, "required": False}],
+        }
+    )
+
+
 def schema_documents() -> list[dict[str, Any]]:
-    """RFC 7643 §7: the schemas a User is made of."""
-    return [model.to_schema().model_dump() for model in (User, EnterpriseUser, OfficialUser)]
+    """RFC 7643 §7: the schemas Users and Groups are made of."""
+    models = (User, EnterpriseUser, OfficialUser, Group, OfficialGroup)
+    return [model.to_schema().model_dump() for model in models]

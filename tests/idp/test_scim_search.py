@@ -1,0 +1,160 @@
+"""SCIM 2.0 POST /.search (RFC 7644 §3.4.3), value filters, not() and dateTime comparisons,
+and the plain-dict representation of Users (identical to scim2-models' dump), on SQLite and
+PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from scim2_models import Context
+
+from core.db import transaction
+from idp.scim import users
+from idp.scim.schemas import ScimUser, UserListResponse
+from tests.idp import test_scim as read_side
+from tests.idp.test_scim import get, search
+from tests.idp.test_scim_writes import error_of, send
+
+directory = read_side.directory
+province_token = read_side.province_token
+ward_token = read_side.ward_token
+
+SEARCH = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
+
+
+def post_search(web, token, path, **body):
+    return send(web, "POST", path, token, {"schemas": [SEARCH], **body})
+
+
+def test_users_search_by_post(web, province_token):
+    response = post_search(
+        web,
+        province_token,
+        "/Users/.search",
+        filter='userName co "thi"',
+        sortBy="userName",
+        sortOrder="descending",
+        startIndex=2,
+        count=1,
+        attributes=["userName"],
+    )
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["totalResults"] == 3 and body["startIndex"] == 2
+    assert body["Resources"] == [
+        {
+            "schemas": body["Resources"][0]["schemas"],
+            "id": body["Resources"][0]["id"],
+            "userName": "pham.thi.dung",
+        }
+    ]
+    error_of(post_search(web, province_token, "/Users/.search", count="many"), 400, "invalidValue")
+    bad = post_search(web, province_token, "/Users/.search", filter='nickName eq "x"')
+    assert "nickName" in error_of(bad, 400, "invalidFilter")
+    no_schema = send(web, "POST", "/Users/.search", province_token, {"filter": "userName pr"})
+    error_of(no_schema, 400, "invalidSyntax")
+
+
+def test_root_search_covers_users_and_groups(web, ward_token, directory):
+    created = send(
+        web,
+        "POST",
+        "/Groups",
+        ward_token,
+        {"schemas": [GROUP], "displayName": "Nguyễn team"},
+    )
+    assert created.status_code == 201
+    # displayName exists on both types; userName only on Users (false on Groups).
+    body = post_search(web, ward_token, "/.search", filter='displayName sw "nguyen"').json()
+    assert body["totalResults"] == 2
+    kinds = [r["meta"]["resourceType"] for r in body["Resources"]]
+    assert kinds == ["User", "Group"]
+    only_users = post_search(web, ward_token, "/.search", filter='userName sw "nguyen"').json()
+    assert only_users["totalResults"] == 1
+    page = post_search(web, ward_token, "/.search", startIndex=5, count=1).json()
+    assert page["totalResults"] == 5 and page["Resources"][0]["id"] == created.json()["id"]
+    error_of(
+        post_search(web, ward_token, "/.search", filter='nickName eq "x"'), 400, "invalidFilter"
+    )
+    groups = post_search(web, ward_token, "/Groups/.search", filter='displayName co "team"').json()
+    assert groups["totalResults"] == 1
+
+
+def test_value_filters_not_and_dates(web, province_token, clock):
+    t = province_token
+    assert search(web, t, 'emails[type eq "work" and value co "@laocai"]') == {
+        "nguyen.van.an",
+        "tran.thi.binh",
+        "pham.thi.dung",
+        "do.thi.xoa",
+    }
+    assert search(web, t, 'emails[type eq "home"]') == set()
+    assert search(web, t, 'emails[primary eq true and value sw "an."]') == {"nguyen.van.an"}
+    assert search(web, t, 'phoneNumbers[type eq "work"]') == {"nguyen.van.an"}
+    assert search(web, t, 'not (emails[value co "@laocai"])') == {"le.van.cuong"}
+    # and binds tighter than or; parentheses change it.
+    assert search(web, t, 'userName sw "le" or userName sw "do" and active eq false') == {
+        "le.van.cuong"
+    }
+    assert search(web, t, '(userName sw "le" or userName sw "do") and active eq true') == {
+        "do.thi.xoa"
+    }
+    later = (clock.now() + timedelta(days=1)).isoformat().replace("+00:00", "Z")
+    assert search(web, t, f'meta.created lt "{later}"') == set(read_side.names(web, t))
+    assert search(web, t, f'meta.created ge "{later}"') == set()
+    for expression, where in (
+        ('emails[type eq "work"', "does not parse"),
+        ('emails[display eq "x"]', "emails[display]"),
+        ('userName[value eq "x"]', "userName"),
+        ('meta.created gt "soon"', "soon"),
+    ):
+        response = get(web, f"/Users?filter={read_side.quote(expression)}", t)
+        assert where in error_of(response, 400, "invalidFilter"), expression
+
+
+def test_fast_documents_equal_the_scim2_models_dump(web, runtime, province_token, directory):
+    base = "http://127.0.0.1:8000/scim/v2"
+    send(
+        web,
+        "POST",
+        "/Groups",
+        province_token,
+        {
+            "schemas": [GROUP],
+            "displayName": "Nhóm",
+            "members": [{"value": directory["subjects"]["nguyen.van.an"]}],
+        },
+    )
+    with transaction(runtime.session_factory) as session:
+        reach = read_side_reach(session, runtime, province_token)
+        page = users.search(
+            session,
+            reach=reach,
+            filter_text=None,
+            sort_by=None,
+            sort_order=None,
+            start_index=1,
+            count=100,
+        )
+        assert len(page.rows) == 5
+        assert any(row.groups for row in page.rows)
+        for row in page.rows:
+            fast = users.to_document(row, base_url=base)
+            slow = users.to_resource(row, base_url=base).model_dump(
+                scim_ctx=Context.RESOURCE_QUERY_RESPONSE
+            )
+            assert fast == slow and list(fast) == list(slow)
+    listing = get(web, "/Users", province_token).json()
+    parsed = UserListResponse.model_validate(listing, scim_ctx=Context.SEARCH_RESPONSE)
+    assert parsed.total_results == 5
+    assert all(isinstance(r, ScimUser) for r in parsed.resources or [])
+
+
+def read_side_reach(session, runtime, token):
+    from idp import clients
+    from idp.oauth.access_tokens import read_access_token
+    from idp.scim.auth import reach_of
+
+    view = read_access_token(runtime, session, token)
+    return reach_of(session, clients.find_active(session, view.client_id))
