@@ -64,14 +64,18 @@ def apply_file(
     reach: AdminScope | None = None,
     on_progress: ProgressCallback | None = None,
     on_batch: BatchHook | None = None,
+    job_id: str | None = None,
 ) -> ImportResult:
     """Import ``file``: create and update officials, issue activation codes for new ones.
 
     Refused rows change nothing. New accounts get no password, only an activation code, written
     to ``output_dir/<unit_code>.csv``. An interrupted job of the same file (same SHA-256) is
-    resumed under its job id.
+    resumed under its job id; ``job_id`` names the job to run instead (the admin API creates
+    its job row before the work starts, to answer with its id at once).
     """
-    job_pk, job_id, resumed = _start_job(session_factory, clock=clock, actor=actor, file=file)
+    job_pk, job_id, resumed = _start_job(
+        session_factory, clock=clock, actor=actor, file=file, job_id=job_id
+    )
     today = clock.now().date()
     with transaction(session_factory) as session:
         differ = Differ(session, reserved_usernames=explicit_usernames(file), reach=reach)
@@ -134,20 +138,32 @@ def apply_file(
 
 
 def _start_job(
-    factory: sessionmaker[Session], *, clock: Clock, actor: str, file: ImportFile
+    factory: sessionmaker[Session],
+    *,
+    clock: Clock,
+    actor: str,
+    file: ImportFile,
+    job_id: str | None = None,
 ) -> tuple[int, str, bool]:
     with transaction(factory) as session:
-        job = session.scalar(
-            select(ImportJob)
-            .where(
-                ImportJob.file_digest == file.digest,
-                ImportJob.dry_run.is_(False),
-                ImportJob.status.in_(("running", "failed")),
+        if job_id is not None:
+            job = session.scalar(select(ImportJob).where(ImportJob.job_id == job_id))
+            if job is None:
+                raise LookupError(f"no import job {job_id}")
+            # A job that already processed rows was interrupted: this run resumes it.
+            resumed = job.processed_rows > 0 or job.status == "failed"
+        else:
+            job = session.scalar(
+                select(ImportJob)
+                .where(
+                    ImportJob.file_digest == file.digest,
+                    ImportJob.dry_run.is_(False),
+                    ImportJob.status.in_(("running", "failed")),
+                )
+                .order_by(ImportJob.id.desc())
+                .limit(1)
             )
-            .order_by(ImportJob.id.desc())
-            .limit(1)
-        )
-        resumed = job is not None
+            resumed = job is not None
         if job is None:
             job = ImportJob(
                 job_id=new_opaque_token(32),
@@ -183,8 +199,15 @@ def _finish_job(
         if job is None:
             return
         job.status = status
-        job.summary = summary.as_dict()
+        job.summary = {**_caller_keys(job.summary), **summary.as_dict()}
         job.finished_at = clock.now()
+
+
+def _caller_keys(stored: dict[str, Any] | None) -> dict[str, Any]:
+    # The counts are ours; any other key of the summary belongs to whoever drives the job
+    # (the admin API keeps its own state there) and is kept as it is.
+    counts = Summary().as_dict()
+    return {key: value for key, value in (stored or {}).items() if key not in counts}
 
 
 def _record_progress(
@@ -203,10 +226,11 @@ def _record_progress(
     running.total += batch_summary.total
     for name in ("create", "update", "unchanged", "error"):
         setattr(running, name, getattr(running, name) + getattr(batch_summary, name))
+    stored = session.scalar(select(ImportJob.summary).where(ImportJob.id == job_pk))
     session.execute(
         update(ImportJob)
         .where(ImportJob.id == job_pk)
-        .values(processed_rows=processed, summary=running.as_dict())
+        .values(processed_rows=processed, summary={**_caller_keys(stored), **running.as_dict()})
     )
     audit.record(
         session,
