@@ -1,0 +1,104 @@
+"""The IdP's admin pages under ``/admin`` (issue 5, "Admin pages"): one module per area.
+
+Every route is wrapped by :mod:`idp.web.admin_pages.guard`, which checks the IdP browser session
+and the delegated scope (:func:`idp.admin_scope.scope_of`) on every request; GETs only read,
+every change is a POST with a CSRF token, audited in the same transaction.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from starlette.responses import Response
+from starlette.routing import Route
+
+from idp.models import Client, LogoutDelivery, Unit
+from idp.request_scope import RequestScope
+from idp.web.admin_pages import audit, clients, deliveries, imports, officials, units
+from idp.web.admin_pages.guard import Admin, admin_action, admin_page, render
+
+
+def home(scope: RequestScope, admin: Admin) -> Response:
+    session = scope.session
+    count_officials = officials.officials_query(admin, text="", unit_code="", status="")
+    context = {
+        "officials": session.scalar(select(func.count()).select_from(count_officials.subquery())),
+        "units": session.scalar(
+            select(func.count()).select_from(Unit).where(admin.reach.units_clause())
+        ),
+        "scope_units": []
+        if admin.is_system
+        else list(
+            session.scalars(
+                select(Unit)
+                .where(admin.reach.units_clause(), Unit.level == "province")
+                .order_by(Unit.code)
+            )
+        )
+        + list(
+            session.scalars(
+                select(Unit).where(Unit.id.in_(sorted(admin.reach.unit_ids))).order_by(Unit.code)
+            )
+        ),
+    }
+    if admin.is_system:
+        context["clients"] = session.scalar(
+            select(func.count()).select_from(Client).where(Client.removed_at.is_(None))
+        )
+        context["failed_deliveries"] = session.scalar(
+            select(func.count())
+            .select_from(LogoutDelivery)
+            .where(LogoutDelivery.status == "failed")
+        )
+    return render(scope, admin, "admin/home.html", context)
+
+
+def admin_page_routes() -> list[Route]:
+    """The routes of one app (the import pages' background runner belongs to them)."""
+    import_pages = imports.ImportPages()
+    system = {"system_only": True}
+    return [
+        Route("/admin", admin_page(home), methods=["GET"]),
+        Route("/admin/officials", admin_page(officials.list_officials), methods=["GET"]),
+        Route("/admin/officials/{username}", admin_page(officials.show_official), methods=["GET"]),
+        Route(
+            "/admin/officials/{username}/{action}",
+            admin_page(officials.confirm_action),
+            methods=["GET"],
+        ),
+        Route(
+            "/admin/officials/{username}/{action}",
+            admin_action(officials.perform_action),
+            methods=["POST"],
+        ),
+        Route("/admin/units", admin_page(units.list_units), methods=["GET"]),
+        Route("/admin/units/{code}", admin_page(units.show_unit), methods=["GET"]),
+        Route("/admin/clients", admin_page(clients.list_clients, **system), methods=["GET"]),
+        Route("/admin/clients/new", admin_page(clients.new_client, **system), methods=["GET"]),
+        Route(
+            "/admin/clients/new", admin_action(clients.create_client, **system), methods=["POST"]
+        ),
+        Route(
+            "/admin/clients/{pk:int}", admin_page(clients.show_client, **system), methods=["GET"]
+        ),
+        Route(
+            "/admin/clients/{pk:int}", admin_action(clients.edit_client, **system), methods=["POST"]
+        ),
+        Route(
+            "/admin/clients/{pk:int}/{action}",
+            admin_page(clients.confirm_action, **system),
+            methods=["GET"],
+        ),
+        Route(
+            "/admin/clients/{pk:int}/{action}",
+            admin_action(clients.perform_action, **system),
+            methods=["POST"],
+        ),
+        Route("/admin/audit", admin_page(audit.show_log, **system), methods=["GET"]),
+        Route("/admin/audit/verify", admin_action(audit.run_verify, **system), methods=["POST"]),
+        Route(
+            "/admin/logout-deliveries",
+            admin_page(deliveries.list_deliveries, **system),
+            methods=["GET"],
+        ),
+        *import_pages.routes(),
+    ]

@@ -1,0 +1,416 @@
+"""Admin pages: officials — search, filter, detail and the actions on one official.
+
+Search ignores diacritics and case (``AccountProfile.search_name`` holds the folded name,
+:func:`idp.official_data.fold_for_search`); the list only ever holds officials of units in the
+admin's scope (:meth:`AdminScope.units_clause` in the query itself), and the detail page and
+every action check the official's unit again (:meth:`AdminScope.covers`).
+
+Actions are POST forms with a CSRF token, preceded by a confirmation page, each audited in the
+transaction that makes the change: disable / enable (:mod:`idp.accounts`), a new activation code
+(shown once to the admin, since nobody else can hand it over yet), reset MFA
+(:func:`idp.mfa.disable`: the TOTP credential and recovery codes) and sign out everywhere
+(:func:`idp.logout.sign_out.sign_out_everywhere`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
+from sqlalchemy.orm import Session
+from starlette.responses import RedirectResponse, Response
+
+from core import audit
+from core.web.i18n import N_
+from idp import accounts, mfa
+from idp.bulk_import import activation
+from idp.logout.sign_out import sign_out_everywhere
+from idp.models import (
+    Account,
+    AccountProfile,
+    ActivationCode,
+    Agency,
+    BrowserSession,
+    Unit,
+)
+from idp.official_data import fold_for_search
+from idp.request_scope import RequestScope
+from idp.web.admin_pages.guard import Admin, not_found, pager, query_of, render
+
+STATUSES = ("active", "disabled", "pending", "deleted")
+STATUS_LABELS = {
+    "active": N_("Active"),
+    "disabled": N_("Disabled"),
+    "pending": N_("Not yet activated"),
+    "deleted": N_("Deleted"),
+}
+ACTIONS = ("disable", "enable", "activation", "reset-mfa", "sign-out")
+ACTION_TITLES = {
+    "disable": N_("Disable the account"),
+    "enable": N_("Enable the account"),
+    "activation": N_("Issue a new activation code"),
+    "reset-mfa": N_("Reset two-step verification"),
+    "sign-out": N_("Sign out everywhere"),
+}
+ACTION_EXPLANATIONS = {
+    "disable": N_(
+        "The official can no longer sign in; every session ends and every app is told to sign "
+        "them out."
+    ),
+    "enable": N_("The official can sign in again. Sessions ended earlier stay ended."),
+    "activation": N_(
+        "A new one-time activation code replaces any earlier unused one. It is shown to you "
+        "once: hand it to the official."
+    ),
+    "reset-mfa": N_(
+        "The official's authenticator app and recovery codes stop working; they sign in with "
+        "the password alone and can enrol again."
+    ),
+    "sign-out": N_(
+        "Every session of the official ends and every app they use is told to sign them out."
+    ),
+}
+ACTION_DONE = {
+    "disable": N_("The account is disabled."),
+    "enable": N_("The account is enabled."),
+    "reset-mfa": N_("Two-step verification is reset."),
+    "sign-out": N_("The official is signed out everywhere (%(count)s sessions ended)."),
+}
+NOT_ACTIVATED_ONLY = N_(
+    "This official has already activated the account: an activation code is only for accounts "
+    "that have never had a password."
+)
+ACCOUNT_DISABLED_FIRST = N_("The account is disabled: enable it first.")
+DELETED_ACCOUNT = N_("This account is deleted; nothing can be done with it here.")
+NOT_YOURSELF = N_("You cannot disable your own account.")
+SYSTEM_ADMIN_ACCOUNT = N_(
+    "Only a system administrator can act on a system administrator's account."
+)
+MFA_NOT_ENROLLED = N_("This official has not set up two-step verification.")
+MAX_QUERY_LENGTH = 100
+
+
+# --------------------------------------------------------------------------------------------
+# The list
+
+
+def _status_clause(status: str) -> ColumnElement[bool] | None:
+    live = or_(AccountProfile.account_id.is_(None), AccountProfile.deleted_at.is_(None))
+    if status == "active":
+        return and_(live, Account.status == "active", Account.password_hash.is_not(None))
+    if status == "disabled":
+        return and_(live, Account.status == "disabled")
+    if status == "pending":
+        return and_(live, Account.status == "active", Account.password_hash.is_(None))
+    if status == "deleted":
+        return AccountProfile.deleted_at.is_not(None)
+    return live
+
+
+def officials_query(
+    admin: Admin, *, text: str, unit_code: str, status: str
+) -> Select[Account, AccountProfile, Unit]:
+    """Officials the admin may see, filtered; the scope is part of the query itself."""
+    statement = (
+        select(Account, AccountProfile, Unit)
+        .outerjoin(AccountProfile, AccountProfile.account_id == Account.id)
+        .outerjoin(Unit, Unit.id == AccountProfile.unit_id)
+    )
+    if not admin.reach.system:
+        # On the outer-joined unit: an official with no unit is never in a delegated scope.
+        statement = statement.where(admin.reach.units_clause())
+    clause = _status_clause(status)
+    if clause is not None:
+        statement = statement.where(clause)
+    if unit_code:
+        statement = statement.where(Unit.code == unit_code)
+    text = text.strip()
+    if text:
+        folded = fold_for_search(text)
+        matches: list[ColumnElement[bool]] = [
+            AccountProfile.search_name.contains(folded, autoescape=True),
+            Account.username.contains(text.lower(), autoescape=True),
+            # Accounts without a profile (administrators made by the CLI) have no folded name.
+            and_(
+                AccountProfile.account_id.is_(None),
+                func.lower(Account.full_name).contains(text.lower(), autoescape=True),
+            ),
+        ]
+        if text.isdigit():
+            matches.append(AccountProfile.citizen_id == text)
+        statement = statement.where(or_(*matches))
+    return statement
+
+
+def status_of(account: Account, profile: AccountProfile | None) -> str:
+    if profile is not None and profile.deleted_at is not None:
+        return "deleted"
+    if account.status == "disabled":
+        return "disabled"
+    return "active" if account.password_hash else "pending"
+
+
+def units_in_scope(session: Session, admin: Admin, *, limit: int = 300) -> list[Unit]:
+    """The units for the filter's suggestions (none for a system admin: 3,355 is too many)."""
+    if admin.reach.system:
+        return []
+    return list(
+        session.scalars(
+            select(Unit).where(admin.reach.units_clause()).order_by(Unit.code).limit(limit)
+        )
+    )
+
+
+def list_officials(scope: RequestScope, admin: Admin) -> Response:
+    query = query_of(scope)
+    text = query.get("q", "")[:MAX_QUERY_LENGTH]
+    unit_code = query.get("unit", "").strip()[:8]
+    status = query.get("status", "")
+    if status not in STATUSES:
+        status = ""
+    statement = officials_query(admin, text=text, unit_code=unit_code, status=status)
+    total = scope.session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+    pages = pager(scope, total)
+    rows = scope.session.execute(
+        statement.order_by(Account.username).offset(pages.offset).limit(pages.size)
+    ).all()
+    return render(
+        scope,
+        admin,
+        "admin/officials.html",
+        {
+            "rows": [
+                {
+                    "account": account,
+                    "profile": profile,
+                    "unit": unit,
+                    "status": status_of(account, profile),
+                }
+                for account, profile, unit in rows
+            ],
+            "q": text,
+            "unit": unit_code,
+            "status": status,
+            "statuses": STATUSES,
+            "status_labels": STATUS_LABELS,
+            "units": units_in_scope(scope.session, admin),
+            "pager": pages,
+        },
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# One official
+
+
+@dataclass(frozen=True)
+class Official:
+    account: Account
+    profile: AccountProfile | None
+    unit: Unit | None
+
+    @property
+    def status(self) -> str:
+        return status_of(self.account, self.profile)
+
+
+def find_official(scope: RequestScope, admin: Admin, username: str) -> Official:
+    """The official, if the admin covers their unit; otherwise exactly like a missing one."""
+    account = accounts.find_by_username(scope.session, username[:64])
+    if account is None:
+        raise not_found()
+    profile = scope.session.get(AccountProfile, account.id)
+    unit = scope.session.get(Unit, profile.unit_id) if profile and profile.unit_id else None
+    if not admin.reach.system and (unit is None or not admin.reach.covers(unit)):
+        raise not_found()
+    return Official(account=account, profile=profile, unit=unit)
+
+
+def _live_sessions(session: Session, scope: RequestScope, account: Account) -> int:
+    now = scope.runtime.clock.now()
+    return (
+        session.scalar(
+            select(func.count())
+            .select_from(BrowserSession)
+            .where(
+                BrowserSession.account_id == account.id,
+                BrowserSession.ended_at.is_(None),
+                BrowserSession.expires_at > now,
+            )
+        )
+        or 0
+    )
+
+
+def _pending_code(session: Session, scope: RequestScope, account: Account) -> ActivationCode | None:
+    return session.scalar(
+        select(ActivationCode)
+        .where(
+            ActivationCode.account_id == account.id,
+            ActivationCode.used_at.is_(None),
+            ActivationCode.expires_at > scope.runtime.clock.now(),
+        )
+        .order_by(ActivationCode.id.desc())
+        .limit(1)
+    )
+
+
+def show_official(scope: RequestScope, admin: Admin) -> Response:
+    official = find_official(scope, admin, scope.request.path_params["username"])
+    session = scope.session
+    agency = (
+        session.get(Agency, official.profile.agency_id)
+        if official.profile and official.profile.agency_id
+        else None
+    )
+    history = list(
+        session.scalars(
+            select(audit.AuditEntry)
+            .where(audit.AuditEntry.target == f"account:{official.account.username}")
+            .order_by(audit.AuditEntry.seq.desc())
+            .limit(20)
+        )
+    )
+    done = query_of(scope).get("done", "")
+    return render(
+        scope,
+        admin,
+        "admin/official.html",
+        {
+            "official": official,
+            "agency": agency,
+            "status_labels": STATUS_LABELS,
+            "live_sessions": _live_sessions(session, scope, official.account),
+            "pending_code": _pending_code(session, scope, official.account),
+            "mfa_enrolled": mfa.has_totp(session, official.account),
+            "history": history,
+            "done": ACTION_DONE.get(done) if done in ACTION_DONE else None,
+            "done_count": count if (count := query_of(scope).get("count", "")).isdigit() else "",
+            "actions": ACTION_TITLES,
+        },
+    )
+
+
+def _refusal(official: Official, admin: Admin, action: str, session: Session) -> str | None:
+    """Why ``action`` cannot be done to this official now (a msgid), or None."""
+    account = official.account
+    if official.status == "deleted":
+        return DELETED_ACCOUNT
+    if account.is_system_admin and not admin.reach.system:
+        return SYSTEM_ADMIN_ACCOUNT
+    if action == "disable" and account.id == admin.account.id:
+        return NOT_YOURSELF
+    if action == "activation":
+        if account.status == "disabled":
+            return ACCOUNT_DISABLED_FIRST
+        if account.password_hash is not None:
+            return NOT_ACTIVATED_ONLY
+    if action == "reset-mfa" and not mfa.has_totp(session, account):
+        return MFA_NOT_ENROLLED
+    return None
+
+
+def _action_of(scope: RequestScope) -> str:
+    action = str(scope.request.path_params["action"])
+    if action not in ACTIONS:
+        raise not_found()
+    return action
+
+
+def confirm_action(scope: RequestScope, admin: Admin) -> Response:
+    official = find_official(scope, admin, scope.request.path_params["username"])
+    action = _action_of(scope)
+    return render(
+        scope,
+        admin,
+        "admin/official_confirm.html",
+        {
+            "official": official,
+            "action": action,
+            "title": ACTION_TITLES[action],
+            "explanation": ACTION_EXPLANATIONS[action],
+            "refusal": _refusal(official, admin, action, scope.session),
+        },
+    )
+
+
+def reset_mfa(*, scope: RequestScope, actor: str, account: Account) -> bool:
+    """Remove the official's authenticator and recovery codes (:func:`idp.mfa.disable`, which
+    records ``account.totp_disabled`` with the admin as actor)."""
+    return mfa.disable(
+        session=scope.session, clock=scope.runtime.clock, actor=actor, account=account
+    )
+
+
+def issue_activation_code(
+    *, scope: RequestScope, actor: str, account: Account
+) -> tuple[str, datetime]:
+    """A new one-time code for an official who never activated; earlier unused codes stop
+    working (only the newest one is in anyone's hands). Returns the code and its expiry."""
+    session, now = scope.session, scope.runtime.clock.now()
+    session.execute(
+        update(ActivationCode)
+        .where(
+            ActivationCode.account_id == account.id,
+            ActivationCode.used_at.is_(None),
+            ActivationCode.expires_at > now,
+        )
+        .values(expires_at=now)
+    )
+    code, code_digest = activation.new_code()
+    row = activation.code_row(account_id=account.id, code_digest=code_digest, now=now)
+    session.add(ActivationCode(**row))
+    audit.record(
+        session,
+        clock=scope.runtime.clock,
+        actor=actor,
+        action="account.activation_code_issued",
+        target=f"account:{account.username}",
+        details={"expires_at": row["expires_at"].isoformat()},
+        client_address=scope.http.client_address,
+    )
+    return code, row["expires_at"]
+
+
+def perform_action(scope: RequestScope, admin: Admin) -> Response:
+    official = find_official(scope, admin, scope.request.path_params["username"])
+    action = _action_of(scope)
+    refusal = _refusal(official, admin, action, scope.session)
+    if refusal is not None:
+        return render(
+            scope,
+            admin,
+            "admin/official_confirm.html",
+            {
+                "official": official,
+                "action": action,
+                "title": ACTION_TITLES[action],
+                "explanation": ACTION_EXPLANATIONS[action],
+                "refusal": refusal,
+            },
+            status_code=409,
+        )
+    session, clock, account = scope.session, scope.runtime.clock, official.account
+    detail_url = f"/admin/officials/{account.username}"
+    if action == "disable":
+        accounts.disable(session=session, clock=clock, actor=admin.actor, account=account)
+    elif action == "enable":
+        accounts.enable(session=session, clock=clock, actor=admin.actor, account=account)
+    elif action == "reset-mfa":
+        reset_mfa(scope=scope, actor=admin.actor, account=account)
+    elif action == "sign-out":
+        ended = sign_out_everywhere(
+            session=session, clock=clock, actor=admin.actor, account=account
+        )
+        return RedirectResponse(f"{detail_url}?done=sign-out&count={ended}", status_code=303)
+    else:
+        code, expires_at = issue_activation_code(scope=scope, actor=admin.actor, account=account)
+        # Shown in this response only (no-store, not in any URL); a reload asks to resubmit.
+        return render(
+            scope,
+            admin,
+            "admin/activation_code.html",
+            {"official": official, "code": code, "expires_at": expires_at},
+        )
+    return RedirectResponse(f"{detail_url}?done={action}", status_code=303)

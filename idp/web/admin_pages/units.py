@@ -1,0 +1,94 @@
+"""Admin pages: units — the communes, wards and provinces in the admin's scope, and one unit's
+officials and history (renames, mergers, dissolutions: ``UnitEvent``)."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from starlette.responses import Response
+
+from core.web.i18n import N_
+from idp import units
+from idp.models import Account, AccountProfile, Unit
+from idp.official_data import fold_for_search
+from idp.request_scope import RequestScope
+from idp.web.admin_pages.guard import Admin, not_found, pager, query_of, render
+
+LEVELS = {"province": N_("Province"), "ward": N_("Commune / ward")}
+MAX_QUERY_LENGTH = 100
+
+
+def list_units(scope: RequestScope, admin: Admin) -> Response:
+    """Units ordered by code; the name search ignores case and diacritics. It runs in Python
+    over at most 3,355 short names, as :func:`idp.units.list_units` does."""
+    query = query_of(scope)
+    text = query.get("q", "")[:MAX_QUERY_LENGTH].strip()
+    level = query.get("level", "")
+    statement = select(Unit).where(admin.reach.units_clause()).order_by(Unit.code)
+    if level in LEVELS:
+        statement = statement.where(Unit.level == level)
+    else:
+        level = ""
+    found = list(scope.session.scalars(statement))
+    if text:
+        folded = fold_for_search(text)
+        found = [u for u in found if folded in fold_for_search(u.name) or u.code == text]
+    pages = pager(scope, len(found))
+    shown = found[pages.offset : pages.offset + pages.size]
+    counts = dict(
+        scope.session.execute(
+            select(AccountProfile.unit_id, func.count())
+            .where(
+                AccountProfile.unit_id.in_([u.id for u in shown]),
+                AccountProfile.deleted_at.is_(None),
+            )
+            .group_by(AccountProfile.unit_id)
+        ).all()
+    )
+    return render(
+        scope,
+        admin,
+        "admin/units.html",
+        {
+            "units": shown,
+            "counts": counts,
+            "q": text,
+            "level": level,
+            "levels": LEVELS,
+            "pager": pages,
+        },
+    )
+
+
+def show_unit(scope: RequestScope, admin: Admin) -> Response:
+    unit = units.find_by_code(scope.session, str(scope.request.path_params["code"])[:8])
+    # Out of scope answers like a unit that does not exist.
+    if unit is None or not admin.reach.covers(unit):
+        raise not_found()
+    by_status = dict(
+        scope.session.execute(
+            select(Account.status, func.count())
+            .join(AccountProfile, AccountProfile.account_id == Account.id)
+            .where(AccountProfile.unit_id == unit.id, AccountProfile.deleted_at.is_(None))
+            .group_by(Account.status)
+        ).all()
+    )
+    merged_into = scope.session.get(Unit, unit.merged_into_id) if unit.merged_into_id else None
+    merged_from = list(
+        scope.session.scalars(
+            select(Unit).where(Unit.merged_into_id == unit.id).order_by(Unit.code)
+        )
+    )
+    return render(
+        scope,
+        admin,
+        "admin/unit.html",
+        {
+            "unit": unit,
+            "levels": LEVELS,
+            "officials": units.attached_account_count(scope.session, unit),
+            "by_status": by_status,
+            "events": units.events_of(scope.session, unit),
+            "merged_into": merged_into if merged_into and admin.reach.covers(merged_into) else None,
+            "merged_from": [u for u in merged_from if admin.reach.covers(u)],
+        },
+    )

@@ -1,0 +1,733 @@
+"""The IdP admin pages (/admin) through the real ASGI app, on SQLite and PostgreSQL.
+
+The admin is signed in the way the pages see it: an IdP browser session (idp.sessions) and its
+cookie. Scope: a unit admin of A never sees B (lists and URLs), a province admin stays in the
+province, a non-admin gets a 403 page; every form has a CSRF token and a stale one gets the
+friendly "form expired" page; every action is audited.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import func, select
+from starlette.testclient import TestClient
+
+from core import audit
+from core.db import transaction
+from core.opaque_tokens import digest
+from idp import accounts, admin_scope, sessions
+from idp.models import (
+    AccountProfile,
+    ActivationCode,
+    BrowserSession,
+    Client,
+    ImportJob,
+    LogoutDelivery,
+    RecoveryCode,
+    TotpCredential,
+    Unit,
+    UnitEvent,
+)
+from idp.official_data import fold_for_search
+from idp.runtime import IdpRuntime
+from idp.web.admin_pages.guard import DISPLAY_TIMEZONE
+from tests.conftest import OFFICIAL_PASSWORD
+from tests.idp.import_files import cccd, csv_bytes
+
+SYSTEM = admin_scope.AdminScope(True, frozenset(), frozenset())
+# Real codes: Lào Cai (15) with two of its wards, Sơn La (14) with one.
+UNITS = [
+    ("15", "province", "Tỉnh Lào Cai", "15"),
+    ("14", "province", "Tỉnh Sơn La", "14"),
+    ("02656", "ward", "Phường Cam Đường", "15"),
+    ("02668", "ward", "Xã Bát Xát", "15"),
+    ("03862", "ward", "Xã Mường Bú", "14"),
+]
+WARD_A, WARD_B, WARD_C = "02656", "02668", "03862"
+CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+@dataclass
+class World:
+    system: str
+    unit_admin_a: str
+    province_admin_15: str
+    nobody: str
+    in_a: str
+    in_b: str
+    in_c: str
+
+
+def make_account(
+    runtime: IdpRuntime,
+    username: str,
+    full_name: str,
+    *,
+    unit: str | None = None,
+    system: bool = False,
+    password: bool = True,
+    citizen_serial: int | None = None,
+) -> None:
+    with transaction(runtime.session_factory) as session:
+        account = accounts.create(
+            session=session,
+            clock=runtime.clock,
+            passwords=runtime.passwords,
+            actor="test",
+            username=username,
+            full_name=full_name,
+            password=OFFICIAL_PASSWORD if password else None,
+            is_system_admin=system,
+        )
+        if unit is not None:
+            unit_row = session.scalar(select(Unit).where(Unit.code == unit))
+            assert unit_row is not None
+            session.add(
+                AccountProfile(
+                    account_id=account.id,
+                    citizen_id=cccd(citizen_serial) if citizen_serial else None,
+                    unit_id=unit_row.id,
+                    position="Chuyên viên",
+                    search_name=fold_for_search(full_name),
+                )
+            )
+
+
+def grant(runtime: IdpRuntime, username: str, role: str, unit: str) -> None:
+    with transaction(runtime.session_factory) as session:
+        admin_scope.grant(
+            session=session,
+            clock=runtime.clock,
+            actor_scope=SYSTEM,
+            actor="test",
+            account=accounts.get_by_username(session, username),
+            role=role,
+            unit=session.scalars(select(Unit).where(Unit.code == unit)).one(),
+        )
+
+
+@pytest.fixture
+def world(runtime: IdpRuntime) -> World:
+    now = runtime.clock.now()
+    with transaction(runtime.session_factory) as session:
+        session.add_all(
+            Unit(
+                code=code,
+                level=level,
+                name=name,
+                division_type="xã",
+                province_code=province,
+                status="active",
+                created_at=now,
+                updated_at=now,
+            )
+            for code, level, name, province in UNITS
+        )
+        session.flush()
+        ward_a = session.scalars(select(Unit).where(Unit.code == WARD_A)).one()
+        session.add(
+            UnitEvent(unit_id=ward_a.id, kind="renamed", at=now, actor="test", details={"x": "y"})
+        )
+    make_account(runtime, "quan.tri", "Quản trị hệ thống", system=True)
+    make_account(runtime, "admin.a", "Quản trị Cam Đường", unit=WARD_A)
+    make_account(runtime, "admin.tinh15", "Quản trị Lào Cai", unit=WARD_A)
+    make_account(runtime, "khong.phai", "Không Phải Quản Trị", unit=WARD_A)
+    make_account(runtime, "nguyen.van.an", "Nguyễn Văn An", unit=WARD_A, citizen_serial=1)
+    make_account(
+        runtime, "tran.thi.binh", "Trần Thị Bình", unit=WARD_B, citizen_serial=2, password=False
+    )
+    make_account(runtime, "lo.van.ca", "Lò Văn Cà", unit=WARD_C, citizen_serial=3)
+    grant(runtime, "admin.a", admin_scope.UNIT_ADMIN, WARD_A)
+    grant(runtime, "admin.tinh15", admin_scope.PROVINCE_ADMIN, "15")
+    return World(
+        system="quan.tri",
+        unit_admin_a="admin.a",
+        province_admin_15="admin.tinh15",
+        nobody="khong.phai",
+        in_a="nguyen.van.an",
+        in_b="tran.thi.binh",
+        in_c="lo.van.ca",
+    )
+
+
+def sign_in(web: TestClient, runtime: IdpRuntime, username: str) -> None:
+    """What the IdP's login leaves behind: a browser session and its cookie."""
+    with transaction(runtime.session_factory) as session:
+        account = accounts.get_by_username(session, username)
+        _, cookie = sessions.create(
+            session=session,
+            clock=runtime.clock,
+            settings=runtime.settings,
+            account=account,
+            amr=["pwd"],
+            client_address="127.0.0.1",
+            user_agent="test",
+        )
+    web.cookies.clear()
+    web.cookies.set(runtime.session_cookie_name, cookie)
+
+
+def csrf_of(web: TestClient, path: str) -> str:
+    page = web.get(path)
+    assert page.status_code == 200, page.text
+    match = CSRF_FIELD.search(page.text)
+    assert match, "the page has no CSRF field"
+    return match.group(1)
+
+
+def post(web: TestClient, path: str, data: dict[str, str] | None = None, *, form_page: str):
+    token = csrf_of(web, form_page)
+    return web.post(path, data={"csrf_token": token, **(data or {})})
+
+
+def listed(page: str) -> list[str]:
+    """The usernames in an officials list page."""
+    return re.findall(r'<a href="/admin/officials/([a-z0-9._-]+)">', page)
+
+
+def audit_actions(runtime: IdpRuntime, prefix: str) -> list[audit.AuditEntry]:
+    with transaction(runtime.session_factory) as session:
+        return list(
+            session.scalars(
+                select(audit.AuditEntry)
+                .where(audit.AuditEntry.action.startswith(prefix))
+                .order_by(audit.AuditEntry.seq)
+            )
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# Signing in, and who is refused
+
+
+def test_without_a_session_the_pages_send_to_login(web, world):
+    response = web.get("/admin/officials?q=an")
+    assert response.status_code == 303
+    # Back to this page once the login accepts /admin paths as ``next``; until then, the
+    # official's own account page.
+    assert response.headers["location"] in (
+        "/login?next=%2Fadmin%2Fofficials",
+        "/login?next=%2Faccount",
+    )
+    login = web.get(response.headers["location"])
+    assert login.status_code == 303 and "interaction=" in login.headers["location"]
+
+
+def test_a_non_admin_gets_a_friendly_403_page(web, runtime, world):
+    sign_in(web, runtime, world.nobody)
+    for path in ("/admin", "/admin/officials", f"/admin/officials/{world.in_a}", "/admin/units"):
+        response = web.get(path)
+        assert response.status_code == 403, path
+        assert "text/html" in response.headers["content-type"]
+        assert "Tài khoản của bạn không quản trị đơn vị nào" in response.text
+
+
+def test_a_unit_admin_is_refused_the_system_pages(web, runtime, world):
+    sign_in(web, runtime, world.unit_admin_a)
+    for path in (
+        "/admin/clients",
+        "/admin/clients/new",
+        "/admin/audit",
+        "/admin/logout-deliveries",
+    ):
+        response = web.get(path)
+        assert response.status_code == 403, path
+        assert "Chỉ quản trị viên hệ thống" in response.text
+
+
+def test_every_page_renders_for_a_system_admin(web, runtime, world, rp):
+    client, _ = rp
+    sign_in(web, runtime, world.system)
+    pages = [
+        "/admin",
+        "/admin/officials",
+        f"/admin/officials/{world.in_a}",
+        f"/admin/officials/{world.in_a}/disable",
+        "/admin/units",
+        f"/admin/units/{WARD_A}",
+        "/admin/clients",
+        "/admin/clients/new",
+        f"/admin/clients/{client.id}",
+        f"/admin/clients/{client.id}/rotate",
+        f"/admin/clients/{client.id}/remove",
+        "/admin/audit",
+        "/admin/logout-deliveries",
+        "/admin/imports",
+    ]
+    for path in pages:
+        response = web.get(path)
+        assert response.status_code == 200, (path, response.text[:500])
+        assert response.headers["cache-control"] == "no-store"
+        assert '<html lang="vi">' in response.text
+        assert "/static/admin.css" in response.text
+    english = web.get("/admin/officials?lang=en")
+    assert "Officials" in english.text and '<html lang="en">' in english.text
+
+
+# --------------------------------------------------------------------------------------------
+# Officials: search, filters, scope
+
+
+def test_search_ignores_diacritics_and_case(web, runtime, world):
+    sign_in(web, runtime, world.system)
+    page = web.get("/admin/officials", params={"q": "NGUYEN van AN"})
+    assert listed(page.text) == ["nguyen.van.an"]
+    assert listed(web.get("/admin/officials", params={"q": "Bình"}).text) == ["tran.thi.binh"]
+    by_citizen_id = web.get("/admin/officials", params={"q": cccd(2)})
+    assert listed(by_citizen_id.text) == ["tran.thi.binh"]
+
+
+def test_filters_by_unit_and_status(web, runtime, world):
+    sign_in(web, runtime, world.system)
+    in_b = web.get("/admin/officials", params={"unit": WARD_B})
+    assert listed(in_b.text) == ["tran.thi.binh"]
+    pending = web.get("/admin/officials", params={"status": "pending"})
+    assert listed(pending.text) == ["tran.thi.binh"]
+    assert "1 cán bộ" in pending.text
+    assert listed(web.get("/admin/officials", params={"status": "disabled"}).text) == []
+
+
+def test_pagination_keeps_the_filters(web, runtime, world):
+    for number in range(55):
+        make_account(runtime, f"can.bo.{number:02d}", f"Cán bộ số {number}", unit=WARD_A)
+    sign_in(web, runtime, world.system)
+    first = web.get("/admin/officials", params={"q": "can bo"})
+    assert "can.bo.00" in first.text and "can.bo.54" not in first.text
+    assert "page=2" in first.text and "q=can+bo" in first.text
+    second = web.get("/admin/officials", params={"q": "can bo", "page": "2"})
+    assert "can.bo.54" in second.text and "can.bo.00" not in second.text
+
+
+def test_unit_admin_sees_only_their_unit(web, runtime, world):
+    sign_in(web, runtime, world.unit_admin_a)
+    listing = web.get("/admin/officials")
+    assert listed(listing.text) == ["admin.a", "admin.tinh15", "khong.phai", "nguyen.van.an"]
+    # Asking for unit B by filter gives nothing, not B's officials.
+    assert listed(web.get("/admin/officials", params={"unit": WARD_B}).text) == []
+    # By URL: exactly the answer for an official who does not exist.
+    guessed = web.get(f"/admin/officials/{world.in_b}")
+    missing = web.get("/admin/officials/khong.ton.tai")
+    assert guessed.status_code == missing.status_code == 404
+    assert "Trần Thị Bình" not in guessed.text
+    assert guessed.text.replace(world.in_b, "") == missing.text.replace("khong.ton.tai", "")
+    units_page = web.get("/admin/units")
+    assert "Phường Cam Đường" in units_page.text and "Xã Bát Xát" not in units_page.text
+    assert web.get(f"/admin/units/{WARD_B}").status_code == 404
+
+
+def test_unit_admin_cannot_act_on_another_unit(web, runtime, world):
+    sign_in(web, runtime, world.unit_admin_a)
+    response = post(web, f"/admin/officials/{world.in_b}/disable", form_page="/admin/imports")
+    assert response.status_code == 404
+    with transaction(runtime.session_factory) as session:
+        assert accounts.get_by_username(session, world.in_b).status == "active"
+    assert web.get(f"/admin/officials/{world.in_b}/disable").status_code == 404
+
+
+def test_province_admin_stays_in_the_province(web, runtime, world):
+    sign_in(web, runtime, world.province_admin_15)
+    listing = web.get("/admin/officials")
+    assert "nguyen.van.an" in listed(listing.text) and "tran.thi.binh" in listed(listing.text)
+    assert "lo.van.ca" not in listed(listing.text)
+    assert web.get(f"/admin/officials/{world.in_c}").status_code == 404
+    assert web.get(f"/admin/units/{WARD_C}").status_code == 404
+    units_page = web.get("/admin/units")
+    assert "Xã Bát Xát" in units_page.text and "Xã Mường Bú" not in units_page.text
+
+
+def test_unit_page_shows_counts_and_history(web, runtime, world):
+    sign_in(web, runtime, world.unit_admin_a)
+    page = web.get(f"/admin/units/{WARD_A}")
+    assert page.status_code == 200
+    assert "renamed" in page.text
+    # admin.a, admin.tinh15, khong.phai and nguyen.van.an have their profile in A.
+    assert f'href="/admin/officials?unit={WARD_A}">4</a>' in page.text
+
+
+# --------------------------------------------------------------------------------------------
+# Officials: actions
+
+
+def test_disable_and_enable_are_audited(web, runtime, world):
+    sign_in(web, runtime, world.unit_admin_a)
+    detail = f"/admin/officials/{world.in_a}"
+    response = post(web, f"{detail}/disable", form_page=f"{detail}/disable")
+    assert response.status_code == 303 and response.headers["location"] == f"{detail}?done=disable"
+    assert "Tài khoản đã bị khoá" in web.get(response.headers["location"]).text
+    with transaction(runtime.session_factory) as session:
+        assert accounts.get_by_username(session, world.in_a).status == "disabled"
+    response = post(web, f"{detail}/enable", form_page=f"{detail}/enable")
+    assert response.status_code == 303
+    entries = audit_actions(runtime, "account.")
+    acted = [(e.actor, e.action, e.target) for e in entries if e.actor == "user:admin.a"]
+    assert acted == [
+        ("user:admin.a", "account.disable", f"account:{world.in_a}"),
+        ("user:admin.a", "account.enable", f"account:{world.in_a}"),
+    ]
+
+
+def test_an_admin_cannot_disable_themselves(web, runtime, world):
+    sign_in(web, runtime, world.unit_admin_a)
+    path = f"/admin/officials/{world.unit_admin_a}/disable"
+    response = post(web, path, form_page="/admin/imports")
+    assert response.status_code == 409
+    assert "Bạn không thể khoá tài khoản của chính mình" in response.text
+
+
+def test_missing_or_stale_csrf_gets_the_friendly_page(web, runtime, world):
+    sign_in(web, runtime, world.system)
+    path = f"/admin/officials/{world.in_a}/disable"
+    web.get(path)  # the CSRF cookie is set
+    for data in ({}, {"csrf_token": "stale-token-from-another-browser"}):
+        response = web.post(path, data=data)
+        assert response.status_code == 403
+        assert "text/html" in response.headers["content-type"]
+        assert "Biểu mẫu đã hết hạn" in response.text
+    with transaction(runtime.session_factory) as session:
+        assert accounts.get_by_username(session, world.in_a).status == "active"
+
+
+def test_new_activation_code_is_shown_once_and_replaces_the_old(web, runtime, world):
+    sign_in(web, runtime, world.province_admin_15)
+    path = f"/admin/officials/{world.in_b}/activation"
+    first = post(web, path, form_page=path)
+    assert first.status_code == 200
+    code = re.search(r'id="activation-code"><code>([^<]+)</code>', first.text).group(1)
+    with transaction(runtime.session_factory) as session:
+        row = session.scalar(
+            select(ActivationCode).where(ActivationCode.code_digest == digest(code))
+        )
+        assert row is not None and row.expires_at > runtime.clock.now()
+    detail = web.get(f"/admin/officials/{world.in_b}")
+    assert code not in detail.text
+    second = post(web, path, form_page=path)
+    new_code = re.search(r'id="activation-code"><code>([^<]+)</code>', second.text).group(1)
+    assert new_code != code
+    with transaction(runtime.session_factory) as session:
+        old = session.scalar(
+            select(ActivationCode).where(ActivationCode.code_digest == digest(code))
+        )
+        assert old is not None and old.expires_at <= runtime.clock.now()
+    issued = audit_actions(runtime, "account.activation_code_issued")
+    assert [e.actor for e in issued] == ["user:admin.tinh15", "user:admin.tinh15"]
+    # An official who already has a password gets no activation code.
+    refused = post(web, f"/admin/officials/{world.in_a}/activation", form_page="/admin/imports")
+    assert refused.status_code == 409
+
+
+def test_sign_out_everywhere_ends_sessions(web, runtime, world):
+    other = TestClient(web.app, base_url=str(web.base_url), follow_redirects=False)
+    sign_in(other, runtime, world.in_a)
+    sign_in(web, runtime, world.system)
+    path = f"/admin/officials/{world.in_a}/sign-out"
+    response = post(web, path, form_page=path)
+    assert response.status_code == 303
+    assert "count=1" in response.headers["location"]
+    with transaction(runtime.session_factory) as session:
+        account = accounts.get_by_username(session, world.in_a)
+        live = session.scalar(
+            select(func.count())
+            .select_from(BrowserSession)
+            .where(BrowserSession.account_id == account.id, BrowserSession.ended_at.is_(None))
+        )
+    assert live == 0
+    assert [e.target for e in audit_actions(runtime, "account.sign_out_everywhere")] == [
+        f"account:{world.in_a}"
+    ]
+
+
+def test_reset_mfa_without_enrolment_is_refused_gracefully(web, runtime, world):
+    sign_in(web, runtime, world.system)
+    path = f"/admin/officials/{world.in_a}/reset-mfa"
+    page = web.get(path)
+    assert page.status_code == 200
+    response = post(web, path, form_page="/admin/imports")
+    assert response.status_code == 409
+    assert "xác thực hai bước" in response.text.lower()
+
+
+def test_reset_mfa_removes_the_authenticator_and_recovery_codes(web, runtime, world):
+    now = runtime.clock.now()
+    with transaction(runtime.session_factory) as session:
+        account = accounts.get_by_username(session, world.in_a)
+        session.add(
+            TotpCredential(
+                account_id=account.id, sealed_secret="x", created_at=now, confirmed_at=now
+            )
+        )
+        session.add_all(
+            RecoveryCode(account_id=account.id, code_digest=f"{n:064d}", created_at=now)
+            for n in range(3)
+        )
+    sign_in(web, runtime, world.unit_admin_a)
+    detail = web.get(f"/admin/officials/{world.in_a}")
+    assert "Đã thiết lập" in detail.text and f"/officials/{world.in_a}/reset-mfa" in detail.text
+    path = f"/admin/officials/{world.in_a}/reset-mfa"
+    response = post(web, path, form_page=path)
+    assert response.status_code == 303
+    with transaction(runtime.session_factory) as session:
+        assert session.scalar(select(func.count()).select_from(TotpCredential)) == 0
+        assert session.scalar(select(func.count()).select_from(RecoveryCode)) == 0
+    [entry] = audit_actions(runtime, "account.totp_disabled")
+    assert (entry.actor, entry.target) == ("user:admin.a", f"account:{world.in_a}")
+
+
+# --------------------------------------------------------------------------------------------
+# Apps
+
+
+def test_register_app_shows_the_secret_once(web, runtime, world):
+    sign_in(web, runtime, world.system)
+    form_page = web.get("/admin/clients/new").text
+    form = {
+        "csrf_token": CSRF_FIELD.search(form_page).group(1),
+        "form_id": re.search(r'name="form_id" value="([^"]+)"', form_page).group(1),
+        "name": "Hệ thống một cửa",
+        "grant_types": "authorization_code",
+        "redirect_uris": "https://motcua.laocai.gov.vn/cb\nhttps://motcua.laocai.gov.vn/cb2",
+        "post_logout_redirect_uris": "https://motcua.laocai.gov.vn/bye",
+        "backchannel_logout_uri": "https://motcua.laocai.gov.vn/bcl",
+        "frontchannel_logout_uri": "",
+        "scope": "openid profile",
+        "first_party": "on",
+    }
+    response = web.post("/admin/clients/new", data=form)
+    assert response.status_code == 200, response.text
+    client_id = re.search(r'id="client-id">([^<]+)<', response.text).group(1)
+    secret = re.search(r'id="client-secret">([^<]+)<', response.text).group(1)
+    with transaction(runtime.session_factory) as session:
+        client = session.scalars(select(Client).where(Client.client_id == client_id)).one()
+        assert client.secret_digest == digest(secret)
+        assert client.redirect_uris == [
+            "https://motcua.laocai.gov.vn/cb",
+            "https://motcua.laocai.gov.vn/cb2",
+        ]
+        assert client.backchannel_logout_uri == "https://motcua.laocai.gov.vn/bcl"
+        assert client.first_party
+    detail = web.get(f"/admin/clients/{client.id}")
+    assert secret not in detail.text and client_id in detail.text
+    # The same form sent again (a double click) registers nothing more and shows no secret.
+    again = web.post("/admin/clients/new", data=form)
+    assert again.status_code == 303 and again.headers["location"] == f"/admin/clients/{client.id}"
+    with transaction(runtime.session_factory) as session:
+        assert session.scalar(select(func.count()).select_from(Client)) == 1
+    assert [e.actor for e in audit_actions(runtime, "client.create")] == ["user:quan.tri"]
+
+
+def test_register_form_errors_are_next_to_the_field_and_keep_the_values(web, runtime, world):
+    sign_in(web, runtime, world.system)
+    response = post(
+        web,
+        "/admin/clients/new",
+        {
+            "name": "Ứng dụng thử",
+            "grant_types": "authorization_code",
+            "redirect_uris": "https://ok.example.vn/cb\nhttp://insecure.example.vn/cb",
+            "backchannel_logout_uri": "https://ok.example.vn/bcl#frag",
+        },
+        form_page="/admin/clients/new",
+    )
+    assert response.status_code == 400
+    assert 'value="Ứng dụng thử"' in response.text
+    assert "http://insecure.example.vn/cb</textarea>" in response.text
+    assert 'id="redirect_uris-error">⚠' not in response.text  # the marker is CSS, not text
+    assert re.search(r'id="redirect_uris-error">Dòng 2:', response.text)
+    assert 'aria-describedby="backchannel_logout_uri-error"' in response.text
+    english = web.post(
+        "/admin/clients/new?lang=en",
+        data={"csrf_token": csrf_of(web, "/admin/clients/new"), "name": ""},
+    )
+    assert "Enter the app's name (at most 200 characters)." in english.text
+    with transaction(runtime.session_factory) as session:
+        assert session.scalar(select(func.count()).select_from(Client)) == 0
+
+
+def test_edit_uris_rotate_and_remove(web, runtime, world, rp):
+    client, old_secret = rp
+    sign_in(web, runtime, world.system)
+    detail = f"/admin/clients/{client.id}"
+    bad = post(web, detail, {"redirect_uris": "not a url"}, form_page=detail)
+    assert bad.status_code == 400 and "not a url</textarea>" in bad.text
+    saved = post(
+        web,
+        detail,
+        {
+            "redirect_uris": "http://127.0.0.1:9/cb\nhttp://127.0.0.1:9/cb-new",
+            "post_logout_redirect_uris": "",
+            "frontchannel_logout_uri": "http://127.0.0.1:9/fcl",
+        },
+        form_page=detail,
+    )
+    assert saved.status_code == 303
+    with transaction(runtime.session_factory) as session:
+        row = session.get(Client, client.id)
+        assert row.redirect_uris == ["http://127.0.0.1:9/cb", "http://127.0.0.1:9/cb-new"]
+        assert row.frontchannel_logout_uri == "http://127.0.0.1:9/fcl"
+    rotated = post(web, f"{detail}/rotate", form_page=f"{detail}/rotate")
+    new_secret = re.search(r'id="client-secret">([^<]+)<', rotated.text).group(1)
+    assert new_secret != old_secret
+    with transaction(runtime.session_factory) as session:
+        assert session.get(Client, client.id).secret_digest == digest(new_secret)
+    removed = post(web, f"{detail}/remove", form_page=f"{detail}/remove")
+    assert removed.status_code == 303
+    assert web.get(detail).status_code == 404
+    actions = [e.action for e in audit_actions(runtime, "client.") if e.actor == "user:quan.tri"]
+    assert actions == ["client.update_uris", "client.rotate_secret", "client.remove"]
+
+
+# --------------------------------------------------------------------------------------------
+# Audit log and deliveries
+
+
+def test_audit_viewer_filters_and_verifies_the_chain(web, runtime, world):
+    sign_in(web, runtime, world.system)
+    page = web.get("/admin/audit", params={"action": "admin."})
+    assert "admin.grant" in page.text and "account.create" not in page.text
+    assert "&#34;role&#34;: &#34;unit_admin&#34;" in page.text  # pretty-printed details
+    assert "chưa được kiểm tra" in page.text
+    response = post(web, "/admin/audit/verify", form_page="/admin/audit")
+    assert response.status_code == 303
+    checked = web.get("/admin/audit")
+    assert "Chuỗi băm nguyên vẹn" in checked.text
+    bad_date = web.get("/admin/audit", params={"from": "2026-13-01"})
+    assert bad_date.status_code == 400 and 'id="from-error"' in bad_date.text
+    today = runtime.clock.now().astimezone(DISPLAY_TIMEZONE).date().isoformat()
+    in_range = web.get("/admin/audit", params={"from": today, "to": today, "actor": "test"})
+    assert "admin.grant" in in_range.text
+    [verified] = audit_actions(runtime, "audit.verify")
+    assert verified.actor == "user:quan.tri"
+    assert json.loads(verified.details)["ok"] is True
+
+
+def test_audit_viewer_pages_newest_first(web, runtime, world):
+    sign_in(web, runtime, world.system)
+    first = web.get("/admin/audit")
+    seqs = [int(s) for s in re.findall(r"<code>#(\d+)</code>", first.text)]
+    assert seqs == sorted(seqs, reverse=True) and len(seqs) <= 50
+
+
+def test_delivery_log_lists_with_status_filter(web, runtime, world, rp):
+    client, _ = rp
+    now = runtime.clock.now()
+    with transaction(runtime.session_factory) as session:
+        for status, code in (("failed", 500), ("delivered", 200)):
+            session.add(
+                LogoutDelivery(
+                    client_pk=client.id,
+                    client_id=client.client_id,
+                    uri="http://127.0.0.1:9/bcl",
+                    subject="s",
+                    sid=None,
+                    reason="rp_logout",
+                    status=status,
+                    attempts=1,
+                    created_at=now,
+                    last_attempt_at=now,
+                    last_status_code=code,
+                    log=[{"at": now.isoformat(), "status_code": code}],
+                )
+            )
+    sign_in(web, runtime, world.system)
+    everything = web.get("/admin/logout-deliveries")
+    assert "HTTP 500" in everything.text and "HTTP 200" in everything.text
+    failed = web.get("/admin/logout-deliveries", params={"status": "failed"})
+    assert "HTTP 500" in failed.text and "HTTP 200" not in failed.text
+    assert "status_code" in failed.text  # per-attempt details
+
+
+# --------------------------------------------------------------------------------------------
+# Import
+
+
+def wait_done(web: TestClient, path: str) -> str:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        page = web.get(path)
+        assert page.status_code == 200, page.text
+        if 'id="job-status" class="badge badge--done"' in page.text:
+            return page.text
+        assert "badge--failed" not in page.text
+        assert '<meta http-equiv="refresh"' in page.text
+        time.sleep(0.1)
+    raise AssertionError("the import did not finish")
+
+
+def import_file() -> bytes:
+    return csv_bytes(
+        [
+            [cccd(101), "Phạm Văn Dũng", "pham.van.dung", "", "", WARD_A, "", "Chuyên viên"],
+            [cccd(102), "Hoàng Thị Em", "hoang.thi.em", "", "", WARD_B, "", "Văn thư"],
+            ["12345", "Sai Số", "sai.so", "", "", WARD_A, "", ""],
+        ]
+    )
+
+
+def test_import_dry_run_then_apply(web, runtime, world):
+    sign_in(web, runtime, world.unit_admin_a)
+    token = csrf_of(web, "/admin/imports")
+    uploaded = web.post(
+        "/admin/imports",
+        data={"csrf_token": token},
+        files={"file": ("can-bo.csv", import_file(), "text/csv")},
+    )
+    assert uploaded.status_code == 303, uploaded.text
+    job_page = uploaded.headers["location"]
+    text = wait_done(web, job_page)
+    # Line 3 is refused for scope (unit B), line 4 for the citizen ID; in Vietnamese.
+    assert re.search(r'<tr class="row--error">\s*<td data-label="Dòng">3</td>', text)
+    assert re.search(r'<tr class="row--error">\s*<td data-label="Dòng">4</td>', text)
+    assert "Bạn không có quyền quản trị đơn vị này" in text
+    with transaction(runtime.session_factory) as session:
+        assert accounts.find_by_username(session, "pham.van.dung") is None
+    applied = post(web, f"{job_page}/apply", form_page=job_page)
+    assert applied.status_code == 303
+    apply_page = applied.headers["location"]
+    assert apply_page != job_page
+    # A second submit of the same form starts nothing new.
+    again = web.post(f"{job_page}/apply", data={"csrf_token": csrf_of(web, "/admin/imports")})
+    assert again.status_code == 303 and again.headers["location"] == apply_page
+    text = wait_done(web, apply_page)
+    assert 'value="100"' in text
+    with transaction(runtime.session_factory) as session:
+        assert accounts.find_by_username(session, "pham.van.dung") is not None
+        assert accounts.find_by_username(session, "hoang.thi.em") is None
+        assert session.scalar(select(func.count()).select_from(ImportJob)) == 2
+    results = web.get(f"{apply_page}/results.csv")
+    assert results.status_code == 200 and "pham.van.dung" in results.text
+    codes = post(web, f"{apply_page}/activation-codes", form_page=apply_page)
+    assert codes.status_code == 200 and codes.headers["content-type"] == "application/zip"
+    twice = web.post(
+        f"{apply_page}/activation-codes", data={"csrf_token": csrf_of(web, "/admin/imports")}
+    )
+    assert twice.status_code == 409
+    # Another unit's admin does not see the job at all.
+    sign_in(web, runtime, world.province_admin_15)
+    assert web.get(apply_page).status_code == 404
+    actions = [(e.actor, e.action) for e in audit_actions(runtime, "import.")]
+    assert actions.count(("user:admin.a", "import.submit")) == 2  # the dry run, then apply
+    assert actions[-1] == ("user:admin.a", "import.activation_codes_downloaded")
+
+
+def test_import_refuses_a_bad_file_next_to_the_field(web, runtime, world):
+    sign_in(web, runtime, world.system)
+    token = csrf_of(web, "/admin/imports")
+    response = web.post(
+        "/admin/imports",
+        data={"csrf_token": token},
+        files={"file": ("can-bo.csv", b"khong,phai,cot\n1,2,3\n", "text/csv")},
+    )
+    assert response.status_code == 400
+    assert 'id="file-error"' in response.text
+    stale = web.post(
+        "/admin/imports",
+        data={"csrf_token": "stale"},
+        files={"file": ("can-bo.csv", import_file(), "text/csv")},
+    )
+    assert stale.status_code == 403 and "Biểu mẫu đã hết hạn" in stale.text
+    with transaction(runtime.session_factory) as session:
+        assert session.scalar(select(func.count()).select_from(ImportJob)) == 0
