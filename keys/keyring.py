@@ -21,6 +21,8 @@ a change through :meth:`KeyRing.refresh`, which costs one ``stat`` when nothing 
 
 from __future__ import annotations
 
+import base64
+import calendar
 import fcntl
 import json
 import os
@@ -34,8 +36,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from cryptography.hazmat.primitives import serialization
-from joserfc import jwt
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc.errors import JoseError, UnsupportedAlgorithmError
 from joserfc.jwk import ECKey, JWKRegistry, Key, KeyParameters, OKPKey, RSAKey
 from joserfc.jws import JWSAlgModel, JWSRegistry, extract_compact, validate_compact
@@ -158,6 +161,7 @@ class _LoadedKey:
     private: Key
     public: Key
     public_jwk: Mapping[str, Any]
+    signer: _Signer
 
 
 @dataclass(frozen=True)
@@ -377,7 +381,68 @@ def _decrypt(info: KeyInfo, pem: bytes, passphrase: bytes) -> _LoadedKey:
         "use": "sig",
     }
     public = JWKRegistry.import_key(public_jwk)
-    return _LoadedKey(info=info, private=private, public=public, public_jwk=public_jwk)
+    return _LoadedKey(
+        info=info,
+        private=private,
+        public=public,
+        public_jwk=public_jwk,
+        signer=_Signer.of(info, private),
+    )
+
+
+def _b64url(data: bytes) -> bytes:
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+_PKCS1V15 = padding.PKCS1v15()
+_SHA256 = hashes.SHA256()
+_ECDSA_SHA256 = ec.ECDSA(_SHA256)
+# Header segments per typ are cached; typ comes from our code (a handful of values), the bound
+# only keeps a caller passing arbitrary values from growing the cache.
+_MAX_CACHED_HEADERS = 16
+
+
+class _Signer:
+    """One key's native ``cryptography`` private key and its JWS header segments."""
+
+    def __init__(self, kid: str, alg: str, native: Any) -> None:
+        self.kid = kid
+        self.alg = alg
+        self.native = native
+        self._headers: dict[str | None, bytes] = {}
+
+    @classmethod
+    def of(cls, info: KeyInfo, private: Key) -> _Signer:
+        native = private.private_key
+        expected = {
+            "RS256": rsa.RSAPrivateKey,
+            "ES256": ec.EllipticCurvePrivateKey,
+            "EdDSA": ed25519.Ed25519PrivateKey,
+        }[info.alg]
+        if not isinstance(native, expected):  # pragma: no cover - _decrypt checked the type
+            raise KeyRingError(f"private key file of {info.kid} does not hold an {info.alg} key")
+        return cls(info.kid, info.alg, native)
+
+    def header_segment(self, typ: str | None) -> bytes:
+        segment = self._headers.get(typ)
+        if segment is None:
+            header: dict[str, str] = {"alg": self.alg, "kid": self.kid}
+            if typ is not None:
+                header["typ"] = typ
+            segment = _b64url(json.dumps(header, ensure_ascii=True, separators=(",", ":")).encode())
+            if len(self._headers) < _MAX_CACHED_HEADERS:
+                self._headers[typ] = segment
+        return segment
+
+    def sign(self, signing_input: bytes) -> bytes:
+        if self.alg == "RS256":
+            signature: bytes = self.native.sign(signing_input, _PKCS1V15, _SHA256)
+            return signature
+        if self.alg == "ES256":
+            r, s = decode_dss_signature(self.native.sign(signing_input, _ECDSA_SHA256))
+            return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        ed25519_signature: bytes = self.native.sign(signing_input)
+        return ed25519_signature
 
 
 class KeyRing:
@@ -462,17 +527,25 @@ class KeyRing:
         The protected header holds ``alg``, ``kid`` and, when given, ``typ`` (``at+jwt`` for
         RFC 9068 access tokens, ``logout+jwt`` for back-channel logout tokens). The newest key of
         ``alg`` that is active at ``now`` signs. Raises :class:`NoSigningKey` if there is none.
+
+        Every access token is signed here, so the JWS is built directly (the same bytes
+        joserfc's ``jwt.encode`` produces: compact JSON, the header ASCII-escaped, the payload
+        UTF-8) with the header segment computed once per key and ``typ``, and the signature
+        made with ``cryptography``: RS256 is RSASSA-PKCS1-v1_5 with SHA-256, ES256 the raw
+        32-byte ``r || s`` of RFC 7518 §3.4 (not DER), EdDSA Ed25519 (RFC 8037 §3.1).
         """
         _check_aware(now)
-        key = self._signing_key(alg, now)
-        header: dict[str, Any] = {"alg": alg, "kid": key.info.kid}
-        if typ is not None:
-            header["typ"] = typ
-        # joserfc rewrites datetime exp/iat/nbf in the dict it is given: pass a copy so the
-        # caller's claims stay as they were.
-        return jwt.encode(
-            header, dict(claims), key.private, registry=_REGISTRIES[alg], default_type=None
-        )
+        signer = self._signing_key(alg, now).signer
+        # A copy, with datetime exp/iat/nbf as NumericDate (RFC 7519 §2), as joserfc does:
+        # the caller's claims stay as they were.
+        payload = dict(claims)
+        for name in ("exp", "iat", "nbf"):
+            value = payload.get(name)
+            if isinstance(value, datetime):
+                payload[name] = calendar.timegm(value.utctimetuple())
+        encoded = _b64url(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
+        signing_input = signer.header_segment(typ) + b"." + encoded
+        return (signing_input + b"." + _b64url(signer.sign(signing_input))).decode("ascii")
 
     def public_jwks(self, *, now: datetime) -> dict[str, Any]:
         """The JWK Set (RFC 7517 §5) of keys published at ``now``: pending, active and retired.

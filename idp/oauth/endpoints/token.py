@@ -1,14 +1,20 @@
 """Token endpoint, RFC 6749 §3.2 and §5 (authorization_code, refresh_token,
-client_credentials); errors are RFC 6749 §5.2 JSON bodies."""
+client_credentials); errors are RFC 6749 §5.2 JSON bodies.
+
+A plain client_credentials request from a cached client is answered on the event loop by
+:mod:`idp.oauth.client_credentials`; every other request, and every error, goes through
+Authlib in a worker thread with its own transaction.
+"""
 
 from __future__ import annotations
 
 from starlette.requests import Request
 from starlette.responses import Response
 
+from idp.oauth.client_credentials import issue_without_database
 from idp.oauth.http import OAuthRequest, json_error
 from idp.oauth.server import OAuthServer
-from idp.request_scope import RequestScope, run_in_request_scope
+from idp.request_scope import RequestScope, run_in_request_scope, runtime_of
 
 
 def token_exchange(scope: RequestScope) -> Response:
@@ -28,4 +34,7 @@ def token_exchange(scope: RequestScope) -> Response:
 
 
 async def token_endpoint(request: Request) -> Response:
+    fast = await issue_without_database(request, runtime_of(request))
+    if fast is not None:
+        return fast
     return await run_in_request_scope(request, token_exchange)
