@@ -1,4 +1,5 @@
-"""First start on an empty database: a first system admin and a demo client.
+"""First start on an empty database: a first system admin, a demo client and the CA pages'
+client.
 
 Their secrets are printed once and stored only hashed; a second start finds the accounts and
 creates nothing.
@@ -12,6 +13,8 @@ from dataclasses import dataclass
 from rich.console import Console
 from sqlalchemy.orm import Session, sessionmaker
 
+from commune_sso import secrets_setup
+from commune_sso.ca_bridge import ensure_ca_pages_client
 from core.clock import Clock
 from core.db import transaction
 from core.settings import Settings
@@ -21,6 +24,9 @@ from idp.passwords import PasswordHasher
 FIRST_ADMIN = "admin"
 DEMO_REDIRECT_URI = "http://127.0.0.1:8001/auth/callback"
 DEMO_POST_LOGOUT_URI = "http://127.0.0.1:8001/"
+# examples/shared_app run on port 8001 (its README): its post-logout page and logout receiver.
+DEMO_LOGGED_OUT_URI = "http://127.0.0.1:8001/logged-out"
+DEMO_BACKCHANNEL_LOGOUT_URI = "http://127.0.0.1:8001/backchannel-logout"
 
 
 @dataclass(frozen=True)
@@ -54,11 +60,20 @@ def first_start(
             actor="system",
             name="Ứng dụng mẫu (demo)",
             redirect_uris=[DEMO_REDIRECT_URI],
-            post_logout_redirect_uris=[DEMO_POST_LOGOUT_URI],
+            post_logout_redirect_uris=[DEMO_POST_LOGOUT_URI, DEMO_LOGGED_OUT_URI],
             client_id="demo-shared-app",
             first_party=True,
+            backchannel_logout_uri=DEMO_BACKCHANNEL_LOGOUT_URI,
         )
         assert secret is not None
+        # The CA pages log officials in through this IdP: their client, secret derived from the
+        # server secret (nothing to print or store; the pages also register it on first use).
+        ensure_ca_pages_client(
+            session,
+            clock=clock,
+            settings=settings,
+            server_secret=secrets_setup.server_secret(settings),
+        )
         return FirstStartData(FIRST_ADMIN, password, client.client_id, secret)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from datetime import timedelta
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -15,15 +16,19 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from commune_sso import bootstrap, database, secrets_setup
 from commune_sso import workers as workers_module
-from core import audit
+from commune_sso.app import audit_key_uri, load_audit_key
+from commune_sso.ca_cli import ca_app
+from core import audit, audit_checkpoints
 from core.clock import SystemClock
 from core.db import make_engine, make_session_factory, transaction
 from core.errors import ConfigurationError, DomainError
 from core.settings import Settings
 from idp import accounts, admin_scope, clients, units
+from idp.logout import backchannel, sign_out
 from idp.passwords import PasswordHasher
-from keys.errors import KeyRingError
+from keys.errors import KeyRingError, SigningKeyError
 from keys.keyring import KeyRing
+from keys.signing_keys import load_signing_key
 
 app = typer.Typer(
     help="commune-sso: SSO and signing-certificate authority for commune officials.",
@@ -47,6 +52,7 @@ unit_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(unit_app, name="unit")
+app.add_typer(ca_app, name="ca")
 
 console = Console()
 err_console = Console(stderr=True)
@@ -208,6 +214,28 @@ def user_disable(username: str) -> None:
     console.print(f"disabled {username}")
 
 
+@user_app.command("sign-out-everywhere")
+def user_sign_out_everywhere(username: str, as_json: JsonOption = False) -> None:
+    """End every session of an account and revoke its tokens; shared apps get back-channel
+    logout notices (sent by the server within seconds)."""
+    current = settings()
+    try:
+        with transaction(session_factory(current)) as session:
+            ended = sign_out.sign_out_everywhere(
+                session=session,
+                clock=SystemClock(),
+                actor=CLI_ACTOR,
+                account=accounts.get_by_username(session, username),
+            )
+    except DomainError as error:
+        fail(error.text())
+        raise
+    if as_json:
+        emit({"username": username, "sessions_ended": ended})
+    else:
+        console.print(f"signed out {username} everywhere: {ended} session(s) ended")
+
+
 # The operator at the command line has the server's keys: full reach, like a system admin.
 OPERATOR_SCOPE = admin_scope.AdminScope(
     system=True, province_codes=frozenset(), unit_ids=frozenset()
@@ -269,6 +297,10 @@ def client_as_dict(client: clients.Client) -> dict[str, Any]:
         "id_token_signed_response_alg": client.id_token_signed_response_alg,
         "access_token_signed_response_alg": client.access_token_signed_response_alg,
         "first_party": client.first_party,
+        "backchannel_logout_uri": client.backchannel_logout_uri,
+        "backchannel_logout_session_required": client.backchannel_logout_session_required,
+        "frontchannel_logout_uri": client.frontchannel_logout_uri,
+        "frontchannel_logout_session_required": client.frontchannel_logout_session_required,
     }
 
 
@@ -300,6 +332,20 @@ def client_add(
         list[str] | None,
         typer.Option(help="Unit code a provisioning (SCIM) client may manage (repeat)."),
     ] = None,
+    backchannel_logout_uri: Annotated[
+        str | None,
+        typer.Option(help="OpenID Back-Channel Logout: where logout tokens are POSTed."),
+    ] = None,
+    backchannel_logout_session_required: Annotated[
+        bool, typer.Option(help="Put the session id (sid) into logout tokens.")
+    ] = True,
+    frontchannel_logout_uri: Annotated[
+        str | None,
+        typer.Option(help="OpenID Front-Channel Logout: page loaded in an iframe at logout."),
+    ] = None,
+    frontchannel_logout_session_required: Annotated[
+        bool, typer.Option(help="Add iss and sid to the front-channel logout URI.")
+    ] = True,
     as_json: JsonOption = False,
 ) -> None:
     """Register a client. The secret is printed once and stored only as a digest."""
@@ -322,6 +368,10 @@ def client_add(
                 first_party=first_party,
                 client_id=client_id,
                 units=[units.get_by_code(session, code) for code in unit or []],
+                backchannel_logout_uri=backchannel_logout_uri,
+                backchannel_logout_session_required=backchannel_logout_session_required,
+                frontchannel_logout_uri=frontchannel_logout_uri,
+                frontchannel_logout_session_required=frontchannel_logout_session_required,
             )
             data = {**client_as_dict(client), "client_secret": secret}
     except DomainError as error:
@@ -351,6 +401,46 @@ def client_list(as_json: JsonOption = False) -> None:
             row["token_endpoint_auth_method"],
             ", ".join(row["grant_types"]),
             "\n".join(row["redirect_uris"]),
+        )
+    console.print(table)
+
+
+@client_app.command("logout-deliveries")
+def client_logout_deliveries(
+    client_id: Annotated[
+        str | None, typer.Option("--client-id", help="Only this client's deliveries.")
+    ] = None,
+    status: Annotated[str | None, typer.Option(help="pending, delivered or failed.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 100,
+    as_json: JsonOption = False,
+) -> None:
+    """The back-channel logout delivery log: each notice, its attempts and the next one."""
+    if status is not None and status not in backchannel.STATUSES:
+        fail(f"--status must be one of {', '.join(backchannel.STATUSES)}")
+    current = settings()
+    with transaction(session_factory(current)) as session:
+        rows = [
+            view.as_dict()
+            for view in backchannel.list_deliveries(
+                session, client_id=client_id, status=status, limit=limit
+            )
+        ]
+    if as_json:
+        emit(rows)
+        return
+    table = Table("id", "client_id", "reason", "status", "attempts", "last result", "next attempt")
+    for row in rows:
+        result = row["last_error"] or (
+            str(row["last_status_code"]) if row["last_status_code"] else ""
+        )
+        table.add_row(
+            str(row["id"]),
+            row["client_id"],
+            row["reason"],
+            row["status"],
+            str(row["attempts"]),
+            escape(result),
+            row["next_attempt_at"] or "",
         )
     console.print(table)
 
@@ -442,25 +532,90 @@ def keys_rotate(
 
 
 @audit_app.command("verify")
-def audit_verify(as_json: JsonOption = False) -> None:
-    """Check the hash chain; names every edited, deleted, inserted or reordered entry."""
+def audit_verify(
+    trusted_key: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--trusted-key",
+            help="PEM public key (or certificate) of an audit key to trust (repeat). Given: "
+            "only these are trusted. Default: the configured audit key and "
+            "COMMUNE_SSO_AUDIT_TRUSTED_PUBLIC_KEYS.",
+        ),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check the hash chain and the signed checkpoints; names every edited, deleted, inserted
+    or reordered entry, every bad or untrusted checkpoint and every cut or rebuilt log."""
     current = settings()
+    trusted = _trusted_audit_keys(current, trusted_key)
+    clock = SystemClock()
     with transaction(session_factory(current)) as session:
         result = audit.verify(session)
+        checkpoints = audit_checkpoints.verify_checkpoints(
+            session=session, trusted_public_keys=trusted, clock=clock
+        )
+    ok = result.ok and checkpoints.ok
     data = {
-        "ok": result.ok,
+        "ok": ok,
         "checked": result.checked,
         "problems": [{"seq": p.seq, "kind": p.kind, "message": p.message} for p in result.problems],
+        "checkpoints": checkpoints.as_dict(),
     }
     if as_json:
         emit(data)
-    elif result.ok:
-        console.print(f"[green]audit chain intact[/green]: {result.checked} entries")
     else:
-        for problem in result.problems:
-            console.print(f"[red]entry {problem.seq}: {problem.kind}[/red] {problem.message}")
-    if not result.ok:
+        if result.ok:
+            console.print(f"[green]audit chain intact[/green]: {result.checked} entries")
+        else:
+            for problem in result.problems:
+                console.print(f"[red]entry {problem.seq}: {problem.kind}[/red] {problem.message}")
+        _print_checkpoint_section(checkpoints)
+    if not ok:
         raise typer.Exit(2)
+
+
+def _trusted_audit_keys(
+    current: Settings, given: list[Path] | None
+) -> list[audit_checkpoints.PublicKey]:
+    """The audit public keys this verification trusts: never one read from the database."""
+    files = list(given or current.audit_trusted_public_keys)
+    keys: list[audit_checkpoints.PublicKey] = []
+    for path in files:
+        try:
+            keys.append(audit_checkpoints.load_public_key_pem(path.read_bytes()))
+        except (OSError, ValueError) as error:
+            fail(f"cannot use trusted key {path}: {error}")
+    if not given:
+        try:
+            # Loaded, never generated: verifying must not create the key it then trusts.
+            key = load_signing_key(
+                audit_key_uri(current),
+                passphrase=secrets_setup.key_passphrase(current).decode("utf-8"),
+            )
+            keys.append(key.public_key())
+        except (ConfigurationError, SigningKeyError) as error:
+            warning = f"audit key not loaded: {error}"
+            err_console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+    return keys
+
+
+def _print_checkpoint_section(result: audit_checkpoints.CheckpointVerification) -> None:
+    last = result.last
+    if last is None:
+        console.print("checkpoints: none yet")
+    else:
+        status = "[green]verified[/green]" if result.ok else "[red]checked[/red]"
+        age = f"{int(result.last_age_seconds or 0)} s ago"
+        console.print(
+            f"checkpoints: {result.checked} {status}; the last, #{last.number}, covers entry "
+            f"{last.seq} (taken {last.at.isoformat(timespec='seconds')}, {age})"
+        )
+    if result.unprotected_entries:
+        oldest = result.oldest_unprotected_at
+        since = f", the oldest from {oldest.isoformat(timespec='seconds')}" if oldest else ""
+        console.print(f"not yet checkpointed: {result.unprotected_entries} entries{since}")
+    for problem in result.problems:
+        console.print(f"[red]checkpoint {problem.number}: {problem.kind}[/red] {problem.message}")
 
 
 @audit_app.command("tail")
@@ -488,6 +643,48 @@ def audit_tail(
             str(row.get("target") or ""),
         )
     console.print(table)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(as_json: JsonOption = False) -> None:
+    """Sign a checkpoint of the audit log now (the server also takes them periodically).
+
+    Prints it with the audit public key, which an auditor keeps to pass to
+    `audit verify --trusted-key`."""
+    current = settings()
+    try:
+        key = load_audit_key(current)
+    except (ConfigurationError, SigningKeyError) as error:
+        fail(f"audit key: {error}")
+        raise
+    clock = SystemClock()
+    try:
+        with transaction(session_factory(current)) as session:
+            taken = audit_checkpoints.take_checkpoint(session=session, clock=clock, key=key)
+            latest = taken or audit_checkpoints.latest_checkpoint(session)
+    except audit_checkpoints.CheckpointRefused as error:
+        fail(f"checkpoint refused: {error}", code=2)
+        raise
+    public_pem = audit_checkpoints.public_key_pem(key.public_key())
+    if as_json:
+        emit(
+            {
+                "taken": taken is not None,
+                "checkpoint": None if latest is None else latest.as_dict(),
+                "public_key_pem": public_pem,
+                "public_key_fingerprint": audit_checkpoints.key_fingerprint(key.public_key()),
+            }
+        )
+        return
+    if latest is None:
+        console.print("nothing to checkpoint: the audit log is empty")
+    elif taken is None:
+        console.print(f"nothing new since checkpoint #{latest.number} (entry {latest.seq})")
+    else:
+        console.print(
+            f"checkpoint #{taken.number} covers entry {taken.seq} ({taken.entry_hash}), "
+            f"signed {taken.algorithm} by key {taken.key_fingerprint}"
+        )
 
 
 # --------------------------------------------------------------------------------------------

@@ -37,6 +37,18 @@ class Settings(BaseSettings):
         default=None,
         description="Directory of the token-signing key ring. Unset: <var_dir>/keys.",
     )
+    ca_key_dir: Path | None = Field(
+        default=None,
+        description="Directory where `commune-sso ca init` creates CA keys that are not given a "
+        "key URI (encrypted PKCS#8 files). Unset: <var_dir>/ca-keys. HSM keys are named by "
+        "pkcs11: URIs instead.",
+    )
+    ca_crl_lifetime: int = Field(
+        default=24 * 3600,
+        ge=3600,
+        description="Seconds between a CRL's thisUpdate and nextUpdate. A new CRL is signed on "
+        "every revocation and, on schedule, a quarter of this before nextUpdate.",
+    )
     key_passphrase: str | None = Field(
         default=None,
         description="Passphrase that encrypts private keys at rest (PKCS#8, scrypt+AES). Unset on "
@@ -114,6 +126,53 @@ class Settings(BaseSettings):
         description="Take the client address from X-Forwarded-For (only behind a trusted proxy).",
     )
 
+    audit_key_uri: str | None = Field(
+        default=None,
+        description="Key that signs audit checkpoints: file:/path/key.pem (encrypted PKCS#8) or "
+        "a pkcs11: URI (RFC 7512). Unset: file:<var_dir>/keys/audit-key.pem, created on first "
+        "use and encrypted with the key passphrase.",
+    )
+    audit_key_algorithm: str = Field(
+        default="ec-p256",
+        description="Algorithm of the audit key (ec-p256, ec-p384, rsa-2048/3072/4096, ed25519), "
+        "used when it is generated; an existing key of another algorithm is refused.",
+    )
+    audit_checkpoint_interval: float = Field(
+        default=300,
+        ge=0,
+        description="Seconds between signed audit checkpoints taken by the serving process "
+        "(each worker tries; only one checkpoint is made per change of the log). 0: none.",
+    )
+    audit_trusted_public_keys: list[Path] = Field(
+        default_factory=list,
+        description="PEM files (public keys or certificates) of earlier audit keys whose "
+        "checkpoints `audit verify` also trusts, e.g. after the audit key was replaced. JSON "
+        'list in the environment: ["/etc/commune-sso/audit-2026.pem"].',
+    )
+
+    smtp_host: str | None = Field(
+        default=None,
+        description="SMTP server for e-mail to officials (certificate expiry reminders). Unset: "
+        "each message is written as an RFC 5322 .eml file to <var_dir>/mail/ instead, so it "
+        "can be read without a mail server.",
+    )
+    smtp_port: int = Field(
+        default=587, ge=1, le=65535, description="Port of the SMTP server (587: submission)."
+    )
+    smtp_from: str = Field(
+        default="commune-sso@localhost",
+        description="From address of the e-mail the service sends.",
+    )
+    smtp_username: str | None = Field(
+        default=None, description="SMTP login name; unset: no authentication."
+    )
+    smtp_password: str | None = Field(default=None, description="SMTP password (with the name).")
+    smtp_starttls: bool = Field(
+        default=True,
+        description="Upgrade the SMTP connection with STARTTLS before authenticating and "
+        "sending (RFC 3207); turn off only for a relay on the same host.",
+    )
+
     @model_validator(mode="after")
     def _normalise(self) -> Settings:
         self.issuer = self.issuer.rstrip("/")
@@ -143,6 +202,10 @@ class Settings(BaseSettings):
     @property
     def resolved_key_dir(self) -> Path:
         return self.key_dir or self.var_dir / "keys"
+
+    @property
+    def resolved_ca_key_dir(self) -> Path:
+        return self.ca_key_dir or self.var_dir / "ca-keys"
 
     def endpoint(self, path: str) -> str:
         return f"{self.issuer}{path}"

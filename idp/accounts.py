@@ -9,15 +9,19 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
+from collections.abc import Sequence
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from core import audit
 from core.clock import Clock
 from core.errors import Conflict, DomainError, NotFound
-from idp import lifecycle, sessions, token_store
-from idp.models import Account, AccountProfile
+from core.opaque_tokens import digest
+from core.web.i18n import N_
+from idp import common_passwords, lifecycle, sessions, token_store
+from idp.logout import backchannel
+from idp.models import Account, AccountProfile, ActivationCode, BrowserSession
 from idp.passwords import PasswordHasher
 
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
@@ -29,11 +33,32 @@ def normalise_username(raw: str) -> str:
     return raw.strip().lower()
 
 
-def validate_password(password: str) -> None:
+PASSWORD_TOO_SHORT = N_("The password must be at least 8 characters long.")
+PASSWORD_TOO_LONG = N_("The password must be at most 256 characters long.")
+PASSWORD_TOO_COMMON = N_(
+    "This password is too common and easy to guess. Please choose another one."
+)
+PASSWORD_HAS_USERNAME = N_("The password must not contain your username.")
+# A username this short turns up inside many good passwords by chance.
+USERNAME_IN_PASSWORD_MIN_LENGTH = 4
+
+
+def validate_password(password: str, *, username: str | None = None) -> None:
+    """NIST SP 800-63B §5.1.1.2: at least 8 characters, long passphrases allowed, no
+    composition rules, and refused when on the common-passwords list or context-specific
+    (the username)."""
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise DomainError("The password must be at least 8 characters long.", field="password")
+        raise DomainError(PASSWORD_TOO_SHORT, field="password")
     if len(password) > MAX_PASSWORD_LENGTH:
-        raise DomainError("The password must be at most 256 characters long.", field="password")
+        raise DomainError(PASSWORD_TOO_LONG, field="password")
+    if common_passwords.is_common(password):
+        raise DomainError(PASSWORD_TOO_COMMON, field="password")
+    if (
+        username
+        and len(username) >= USERNAME_IN_PASSWORD_MIN_LENGTH
+        and normalise_username(username) in password.lower()
+    ):
+        raise DomainError(PASSWORD_HAS_USERNAME, field="password")
 
 
 def find_by_username(session: Session, username: str) -> Account | None:
@@ -79,7 +104,7 @@ def create(
     if find_by_username(session, username) is not None:
         raise Conflict("That username is already taken.", field="username")
     if password is not None:
-        validate_password(password)
+        validate_password(password, username=username)
     now = clock.now()
     account = Account(
         subject=secrets.token_hex(16),
@@ -116,7 +141,7 @@ def set_password(
     account: Account,
     password: str,
 ) -> None:
-    validate_password(password)
+    validate_password(password, username=account.username)
     account.password_hash = passwords.hash(password)
     account.password_changed_at = account.updated_at = clock.now()
     audit.record(
@@ -134,6 +159,10 @@ def disable(*, session: Session, clock: Clock, actor: str, account: Account) -> 
         return
     account.status = "disabled"
     account.updated_at = clock.now()
+    # Back-channel logout tells the apps of the sessions about to end (queued, same transaction).
+    queued = backchannel.enqueue_for_account(
+        session=session, clock=clock, account=account, reason="account_disabled"
+    )
     ended = sessions.end_all_for_account(session=session, clock=clock, account=account)
     revoked = token_store.revoke_grants_of_account(
         session=session, clock=clock, account=account, reason="account_disabled"
@@ -145,7 +174,11 @@ def disable(*, session: Session, clock: Clock, actor: str, account: Account) -> 
         account=account,
         kind=lifecycle.ACCOUNT_DISABLED,
         action="account.disable",
-        details={"sessions_ended": ended, "grants_revoked": revoked},
+        details={
+            "sessions_ended": ended,
+            "grants_revoked": revoked,
+            "backchannel_deliveries": queued,
+        },
     )
 
 
@@ -215,3 +248,122 @@ def _record_status_change(
         target=f"account:{account.username}",
         details=details,
     )
+
+
+def change_password(
+    *,
+    session: Session,
+    clock: Clock,
+    passwords: PasswordHasher,
+    account: Account,
+    new_password: str,
+    current_session: BrowserSession | None,
+) -> tuple[int, int]:
+    """The official's own password change (the caller checked the current password).
+
+    Hashed with the current policy (argon2id). Every OTHER session of the account ends, with
+    its grants revoked and its apps told through back-channel logout (whoever knew the old
+    password is signed out); the session making the change stays. Returns how many ended.
+    """
+    validate_password(new_password, username=account.username)
+    now = clock.now()
+    account.password_hash = passwords.hash(new_password)
+    account.password_changed_at = account.updated_at = now
+    others = [
+        other
+        for other in backchannel.live_sessions_of(session, clock, account)
+        if current_session is None or other.id != current_session.id
+    ]
+    ended, queued = end_browser_sessions(
+        session=session, clock=clock, browser_sessions=others, reason="password_changed"
+    )
+    audit.record(
+        session,
+        clock=clock,
+        actor=f"user:{account.username}",
+        action="account.password_changed",
+        target=f"account:{account.username}",
+        details={"sessions_ended": ended, "backchannel_deliveries": queued},
+    )
+    return ended, queued
+
+
+def end_browser_sessions(
+    *, session: Session, clock: Clock, browser_sessions: Sequence[BrowserSession], reason: str
+) -> tuple[int, int]:
+    """End these sessions, revoke their grants and queue the back-channel logout notices of
+    their apps (OpenID Back-Channel Logout 1.0 §2.5), in the caller's transaction. Returns
+    (sessions ended, notices queued); wake the delivery worker after the commit."""
+    live = [each for each in browser_sessions if each.ended_at is None]
+    if not live:
+        return 0, 0
+    queued = backchannel.enqueue_for_sessions(
+        session=session, clock=clock, browser_sessions=live, reason=reason
+    )
+    for browser_session in live:
+        sessions.end(session=session, clock=clock, browser_session=browser_session)
+        token_store.revoke_grants_of_session(
+            session=session, clock=clock, browser_session=browser_session, reason=reason
+        )
+    return len(live), queued
+
+
+ACTIVATION_FAILED = N_(
+    "The username or activation code is not valid, or the code has expired or was already used."
+)
+
+
+def activate(
+    *,
+    session: Session,
+    clock: Clock,
+    passwords: PasswordHasher,
+    username: str,
+    code: str,
+    password: str,
+    client_address: str | None = None,
+) -> Account | None:
+    """Exchange a one-time activation code (idp.bulk_import.activation) for a first password.
+
+    None, whatever the reason (no such account, disabled, wrong, expired or used code), so the
+    answer never tells which. The code is consumed by a conditional UPDATE in the caller's
+    transaction: of two concurrent submissions only one succeeds. A successful activation also
+    retires the account's other outstanding codes (a re-sent code supersedes the old ones).
+    """
+    account = find_by_username(session, username)
+    code = code.strip()
+    if account is None or not account.is_active or not code or len(code) > 100:
+        return None
+    now = clock.now()
+    row = session.scalar(
+        select(ActivationCode).where(
+            ActivationCode.code_digest == digest(code),
+            ActivationCode.account_id == account.id,
+        )
+    )
+    if row is None or row.used_at is not None or now >= row.expires_at:
+        return None
+    validate_password(password, username=account.username)
+    consumed = session.execute(
+        update(ActivationCode)
+        .where(ActivationCode.id == row.id, ActivationCode.used_at.is_(None))
+        .values(used_at=now)
+    )
+    if int(getattr(consumed, "rowcount", 0) or 0) != 1:
+        return None
+    session.execute(
+        update(ActivationCode)
+        .where(ActivationCode.account_id == account.id, ActivationCode.used_at.is_(None))
+        .values(used_at=now)
+    )
+    account.password_hash = passwords.hash(password)
+    account.password_changed_at = account.updated_at = now
+    audit.record(
+        session,
+        clock=clock,
+        actor=f"user:{account.username}",
+        action="account.activated",
+        target=f"account:{account.username}",
+        client_address=client_address,
+    )
+    return account

@@ -14,7 +14,11 @@ UNIT_SCOPE = "unit"
 UNIT_CLAIMS = ("province_code", "province_name", "unit_code", "unit_name", "agency", "position")
 # Provisioning clients (client_credentials) use it for the SCIM 2.0 API at /scim/v2.
 SCIM_SCOPE = "scim"
-SUPPORTED_SCOPES = (*STANDARD_SCOPES, UNIT_SCOPE, SCIM_SCOPE)
+# The CA's REST API at /ca/api/v1 (ca_admin/web/api.py): read, request, approve, revoke.
+CA_SCOPES = ("ca:read", "ca:request", "ca:approve", "ca:revoke")
+# An administrator's own token for the admin API at /admin/api/v1 (idp/admin_api/).
+ADMIN_SCOPE = "admin"
+SUPPORTED_SCOPES = (*STANDARD_SCOPES, UNIT_SCOPE, SCIM_SCOPE, *CA_SCOPES, ADMIN_SCOPE)
 
 CLAIMS_BY_SCOPE: dict[str, tuple[str, ...]] = {
     "profile": ("name", "preferred_username", "updated_at", "locale"),

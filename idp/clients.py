@@ -42,6 +42,33 @@ def validate_redirect_uri(uri: str) -> str:
     return uri
 
 
+def validate_logout_uri(uri: str, *, field: str, redirect_uris: Sequence[str] = ()) -> str:
+    """Back-Channel Logout 1.0 §2.2 / Front-Channel Logout 1.0 §2: absolute, no fragment; like
+    redirect URIs, https except on the loopback address (a local demo app).
+
+    ``redirect_uris`` given (front-channel): Front-Channel Logout 1.0 §2 requires the scheme,
+    host and port to be those of a registered redirect URI.
+    """
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DomainError("A logout URI must be an absolute http(s) URL.", field=field)
+    if parts.fragment or "#" in uri:
+        raise DomainError("A logout URI must not contain a fragment.", field=field)
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        raise DomainError(
+            "A logout URI must use https (plain http only on the loopback address).", field=field
+        )
+    if redirect_uris:
+        origins = {urlsplit(u)[:2] for u in redirect_uris}
+        if parts[:2] not in origins:
+            raise DomainError(
+                "The front-channel logout URI must have the scheme, host and port of a "
+                "redirect URI.",
+                field=field,
+            )
+    return uri
+
+
 @dataclass(frozen=True)
 class ClientInfo:
     """An immutable copy of a registration, safe to share between threads and requests."""
@@ -93,6 +120,13 @@ class ClientCache:
     def __init__(self, ttl: float = 5.0) -> None:
         self._ttl = ttl
         self._entries: dict[str, tuple[float, ClientInfo]] = {}
+
+    def cached(self, client_id: str) -> ClientInfo | None:
+        """A fresh cached registration, without touching the database (None on a miss)."""
+        cached = self._entries.get(client_id)
+        if cached is not None and time.monotonic() - cached[0] < self._ttl:
+            return cached[1]
+        return None
 
     def lookup(self, session: Session, client_id: str) -> ClientInfo | None:
         now = time.monotonic()
@@ -151,8 +185,16 @@ def create(
     first_party: bool = False,
     client_id: str | None = None,
     units: Sequence[Unit] = (),
+    backchannel_logout_uri: str | None = None,
+    backchannel_logout_session_required: bool = True,
+    frontchannel_logout_uri: str | None = None,
+    frontchannel_logout_session_required: bool = True,
 ) -> tuple[Client, str | None]:
-    """Register a client; returns it with its secret, which is shown once and stored hashed."""
+    """Register a client; returns it with its secret, which is shown once and stored hashed.
+
+    The logout URIs are those of OpenID Back-Channel Logout 1.0 §2.2 and Front-Channel
+    Logout 1.0 §2; the session-required flags ask for a ``sid`` in what is sent there.
+    """
     if not name.strip():
         raise DomainError("A client needs a name.", field="name")
     unknown = set(grant_types) - set(GRANT_TYPES)
@@ -174,6 +216,16 @@ def create(
         raise DomainError("The authorization code flow needs a redirect URI.", field="redirect_uri")
     uris = [validate_redirect_uri(u) for u in redirect_uris]
     logout_uris = [validate_redirect_uri(u) for u in post_logout_redirect_uris]
+    if backchannel_logout_uri:
+        validate_logout_uri(backchannel_logout_uri, field="backchannel_logout_uri")
+    if frontchannel_logout_uri:
+        if not uris:
+            raise DomainError(
+                "Front-channel logout needs a redirect URI.", field="frontchannel_logout_uri"
+            )
+        validate_logout_uri(
+            frontchannel_logout_uri, field="frontchannel_logout_uri", redirect_uris=uris
+        )
     # Hex: never starts with "-" (a CLI would read it as an option) and reads aloud easily.
     client_id = client_id or secrets.token_hex(12)
     if not CLIENT_ID_PATTERN.fullmatch(client_id):
@@ -197,6 +249,10 @@ def create(
         access_token_signed_response_alg=access_token_alg,
         first_party=first_party,
         created_at=clock.now(),
+        backchannel_logout_uri=backchannel_logout_uri or None,
+        backchannel_logout_session_required=backchannel_logout_session_required,
+        frontchannel_logout_uri=frontchannel_logout_uri or None,
+        frontchannel_logout_session_required=frontchannel_logout_session_required,
     )
     session.add(client)
     session.flush()
@@ -215,6 +271,8 @@ def create(
             "redirect_uris": uris,
             "first_party": first_party,
             "units": [unit.code for unit in units],
+            "backchannel_logout_uri": backchannel_logout_uri or None,
+            "frontchannel_logout_uri": frontchannel_logout_uri or None,
         },
     )
     return client, secret

@@ -10,7 +10,18 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    text,
+    true,
+)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import Base, UTCDateTime
@@ -56,6 +67,16 @@ class Client(Base):
     first_party: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # OpenID Back-Channel Logout 1.0 §2.2 and Front-Channel Logout 1.0 §2 registration
+    # metadata; both "session required" flags default to true as the specs' RPs expect a sid.
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(Text)
+    backchannel_logout_session_required: Mapped[bool] = mapped_column(
+        Boolean, default=True, server_default=true()
+    )
+    frontchannel_logout_uri: Mapped[str | None] = mapped_column(Text)
+    frontchannel_logout_session_required: Mapped[bool] = mapped_column(
+        Boolean, default=True, server_default=true()
+    )
 
     @property
     def is_public(self) -> bool:
@@ -103,6 +124,11 @@ class Interaction(Base):
     )
     consented_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     completed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Password checked, second factor (TOTP or a recovery code) still due (0007): the account
+    # whose password was right. Cleared by the interaction's completion.
+    mfa_account_id: Mapped[int | None] = mapped_column(
+        ForeignKey("idp_account.id", ondelete="CASCADE")
+    )
 
 
 class Consent(Base):
@@ -329,6 +355,13 @@ class Group(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(Integer, default=1)
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # SCIM displayName filters ignore case and diacritics, like officials' names (0006).
+    search_name: Mapped[str] = mapped_column(String(200), default="", server_default=text("''"))
+
+    __table_args__ = (
+        Index("ix_idp_group_unit_id", "unit_id"),
+        Index("ix_idp_group_search_name", "search_name"),
+    )
 
 
 class GroupMember(Base):
@@ -340,6 +373,20 @@ class GroupMember(Base):
     account_id: Mapped[int] = mapped_column(
         ForeignKey("idp_account.id", ondelete="CASCADE"), primary_key=True
     )
+
+    # A User's readOnly ``groups`` attribute is looked up by account (0006).
+    __table_args__ = (Index("ix_idp_group_member_account_id", "account_id"),)
+
+
+# SCIM paging (0006): the live officials in account order, with their unit, read from the
+# index alone; OFFSET then skips index entries instead of joined rows.
+Index(
+    "ix_idp_account_profile_live",
+    AccountProfile.account_id,
+    AccountProfile.unit_id,
+    postgresql_where=AccountProfile.deleted_at.is_(None),
+    sqlite_where=AccountProfile.deleted_at.is_(None),
+)
 
 
 class ActivationCode(Base):
@@ -385,3 +432,71 @@ class ImportJob(Base):
     actor: Mapped[str] = mapped_column(String(200))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class LogoutDelivery(Base):
+    """Outbox of back-channel logout notifications (OpenID Back-Channel Logout 1.0 §2.5):
+    one row per client to tell, written in the transaction that ends the session, sent and
+    retried by the delivery worker. ``log`` keeps every attempt for the admins."""
+
+    __tablename__ = "idp_logout_delivery"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    client_pk: Mapped[int] = mapped_column(ForeignKey("idp_client.id", ondelete="CASCADE"))
+    client_id: Mapped[str] = mapped_column(String(64))
+    uri: Mapped[str] = mapped_column(Text)
+    subject: Mapped[str] = mapped_column(String(64))
+    sid: Mapped[str | None] = mapped_column(String(64))
+    reason: Mapped[str] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(16))  # pending|delivered|failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # A worker owns the row until claimed_until; another may take it over after that.
+    claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    claim_token: Mapped[str | None] = mapped_column(String(32))
+    last_attempt_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_status_code: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(300))
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    log: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+    __table_args__ = (
+        Index("ix_idp_logout_delivery_due", "status", "next_attempt_at"),
+        Index("ix_idp_logout_delivery_client_pk", "client_pk"),
+    )
+
+
+class TotpCredential(Base):
+    """An official's TOTP authenticator (RFC 6238), at most one per account (0007).
+
+    The shared secret must be readable to check codes, so it is sealed (AES-256-GCM under a key
+    derived from the server secret with HKDF), not hashed. ``confirmed_at`` is empty while the
+    official has not yet proven the app holds it; only a confirmed one is asked for at login.
+    ``last_used_step`` refuses a code whose time step was already accepted (RFC 6238 §5.2).
+    """
+
+    __tablename__ = "idp_totp_credential"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("idp_account.id", ondelete="CASCADE"), unique=True
+    )
+    sealed_secret: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    last_used_step: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class RecoveryCode(Base):
+    """Single-use recovery code for an account with TOTP; only its SHA-256 digest is kept."""
+
+    __tablename__ = "idp_recovery_code"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("idp_account.id", ondelete="CASCADE"))
+    code_digest: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_idp_recovery_code_account_id", "account_id"),)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
+from idp.admin_api import admin_api_routes
 from idp.oauth.endpoints.authorization import authorization_endpoint, resume_endpoint
 from idp.oauth.endpoints.discovery import PATHS, discovery_endpoint, jwks_endpoint
 from idp.oauth.endpoints.end_session import confirm_logout_endpoint, end_session_endpoint
@@ -12,7 +13,16 @@ from idp.oauth.endpoints.revocation import revocation_endpoint
 from idp.oauth.endpoints.token import token_endpoint
 from idp.oauth.endpoints.userinfo import userinfo_endpoint
 from idp.scim.endpoints import scim_routes
-from idp.web.login import consent_page, consent_submit, login_page, login_submit
+from idp.web.account.routes import account_routes
+from idp.web.admin_pages import admin_page_routes
+from idp.web.login import (
+    consent_page,
+    consent_submit,
+    login_page,
+    login_submit,
+    second_factor_page,
+    second_factor_submit,
+)
 
 
 def idp_routes() -> list[Route]:
@@ -29,7 +39,12 @@ def idp_routes() -> list[Route]:
         Route("/oauth2/logout/confirm", confirm_logout_endpoint, methods=["POST"]),
         Route("/login", login_page, methods=["GET"]),
         Route("/login", login_submit, methods=["POST"]),
+        Route("/login/otp", second_factor_page, methods=["GET"]),
+        Route("/login/otp", second_factor_submit, methods=["POST"]),
         Route("/consent", consent_page, methods=["GET"]),
         Route("/consent", consent_submit, methods=["POST"]),
         *scim_routes(),
+        *admin_api_routes(),
+        *account_routes(),
+        *admin_page_routes(),
     ]

@@ -29,6 +29,7 @@ class IdpRuntime:
     passwords: PasswordHasher
     pages: PageRenderer
     csrf: CsrfProtection
+    server_secret: bytes  # for HMACs and sealing (e.g. activation codes awaiting download)
     client_cache: ClientCache = field(default_factory=ClientCache)
     _keyring_checked: float = field(default=0.0, init=False)
     _keyring_lock: threading.Lock = field(default_factory=threading.Lock, init=False)

@@ -23,10 +23,11 @@ from sqlalchemy import Engine, text
 from typer.core import TyperGroup
 
 from commune_sso.cli import app
+from core.clock import SystemClock
 from core.db import make_engine, make_session_factory, transaction
 from core.opaque_tokens import digest
 from core.settings import Settings
-from idp import accounts, clients
+from idp import accounts, clients, sessions
 from idp.passwords import PasswordHasher
 from tests.cli_runner import (
     Cli,
@@ -117,6 +118,33 @@ def test_user_disable_is_in_the_audit_log(cli: Cli, engine: Engine) -> None:
     ]
     with transaction(make_session_factory(engine)) as session:
         assert accounts.get_by_username(session, "pham.thi.dung").status == "disabled"
+
+
+def test_user_sign_out_everywhere_ends_sessions_and_is_audited(cli: Cli, engine: Engine) -> None:
+    cli.ok("user", "add", "pham.thi.dung", "--name", "Phạm Thị Dung")
+    factory = make_session_factory(engine)
+    with transaction(factory) as session:
+        account = accounts.get_by_username(session, "pham.thi.dung")
+        for _ in range(2):
+            sessions.create(
+                session=session,
+                clock=SystemClock(),
+                settings=Settings(),
+                account=account,
+                amr=["pwd"],
+                client_address="127.0.0.1",
+                user_agent="test",
+            )
+    assert cli.json("user", "sign-out-everywhere", "pham.thi.dung") == {
+        "username": "pham.thi.dung",
+        "sessions_ended": 2,
+    }
+    assert cli.json("user", "sign-out-everywhere", "pham.thi.dung")["sessions_ended"] == 0
+    newest = cli.json("audit", "tail", "-n", "1")
+    assert newest[0]["action"] == "account.sign_out_everywhere"
+    assert_clean_failure(
+        cli("user", "sign-out-everywhere", "khong.ton.tai"), "No account with that username."
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,7 +294,13 @@ def test_audit_verify_on_a_fresh_chain(cli: Cli) -> None:
 
     add_users(cli, 3)
     assert "audit chain intact: 3 entries" in one_line(cli.ok("audit", "verify").stdout)
-    assert cli.json("audit", "verify") == {"ok": True, "checked": 3, "problems": []}
+    report = cli.json("audit", "verify")
+    assert {k: report[k] for k in ("ok", "checked", "problems")} == {
+        "ok": True,
+        "checked": 3,
+        "problems": [],
+    }
+    assert report["checkpoints"]["unprotected_entries"] == 3
 
 
 def test_audit_verify_names_an_edited_entry(cli: Cli, engine: Engine) -> None:
