@@ -260,24 +260,8 @@ def add_issuing_ca(
     session.add(authority)
     session.flush()
     # The root's own CRL covers issuing CAs: record the certificate in the revocation table.
-    session.add(
-        IssuedCertificate(
-            serial=serial_hex(certificate.serial_number),
-            authority_id=root.id,
-            profile="issuing-ca",
-            subject_ref=None,
-            subject=authority.subject,
-            common_name=subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value,
-            search_name=name,
-            citizen_id=None,
-            unit_code=None,
-            spki_sha256=spki_sha256(key.public_key()),  # type: ignore[arg-type]
-            not_before=authority.not_before,
-            not_after=authority.not_after,
-            der=authority.certificate_der,
-            status="good",
-            issued_at=now,
-        )
+    _record_ca_certificate(
+        session, certificate, authority_id=root.id, profile="issuing-ca", search_name=name, now=now
     )
     audit.record(
         session,
@@ -374,24 +358,13 @@ def issue_ocsp_signer(
     )
     authority.ocsp_key_uri = uri
     authority.ocsp_certificate_der = certificate.public_bytes(Encoding.DER)
-    session.add(
-        IssuedCertificate(
-            serial=serial_hex(certificate.serial_number),
-            authority_id=authority.id,
-            profile="ocsp-signing",
-            subject_ref=None,
-            subject=subject.rfc4514_string(),
-            common_name=fit_common_name(f"OCSP responder ({authority.name})"),
-            search_name=f"ocsp {authority.name}",
-            citizen_id=None,
-            unit_code=None,
-            spki_sha256=spki_sha256(key.public_key()),  # type: ignore[arg-type]
-            not_before=certificate.not_valid_before_utc,
-            not_after=certificate.not_valid_after_utc,
-            der=authority.ocsp_certificate_der,
-            status="good",
-            issued_at=now,
-        )
+    _record_ca_certificate(
+        session,
+        certificate,
+        authority_id=authority.id,
+        profile="ocsp-signing",
+        search_name=f"ocsp {authority.name}",
+        now=now,
     )
     audit.record(
         session,
@@ -408,6 +381,40 @@ def issue_ocsp_signer(
     )
     runtime.forget_authorities()
     return certificate
+
+
+def _record_ca_certificate(
+    session: Session,
+    certificate: x509.Certificate,
+    *,
+    authority_id: int,
+    profile: str,
+    search_name: str,
+    now: datetime,
+) -> None:
+    """A certificate of the hierarchy itself (issuing CA, OCSP signer) in the one revocation
+    table, so the issuer's CRL and OCSP can answer for it like for any other."""
+    session.add(
+        IssuedCertificate(
+            serial=serial_hex(certificate.serial_number),
+            authority_id=authority_id,
+            profile=profile,
+            subject_ref=None,
+            subject=certificate.subject.rfc4514_string(),
+            common_name=str(
+                certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+            ),
+            search_name=search_name,
+            citizen_id=None,
+            unit_code=None,
+            spki_sha256=spki_sha256(certificate.public_key()),  # type: ignore[arg-type]
+            not_before=certificate.not_valid_before_utc,
+            not_after=certificate.not_valid_after_utc,
+            der=certificate.public_bytes(Encoding.DER),
+            status="good",
+            issued_at=now,
+        )
+    )
 
 
 def current_issuer(session: Session, runtime: CaRuntime) -> LoadedAuthority:

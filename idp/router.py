@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from idp.admin_api import admin_api_routes
+from idp.admin_api.imports import ImportsApi
 from idp.oauth.endpoints.authorization import authorization_endpoint, resume_endpoint
 from idp.oauth.endpoints.discovery import PATHS, discovery_endpoint, jwks_endpoint
 from idp.oauth.endpoints.end_session import confirm_logout_endpoint, end_session_endpoint
@@ -26,6 +27,7 @@ from idp.web.login import (
 
 
 def idp_routes() -> list[Route]:
+    import_runner = ImportsApi()  # one background import runner per app (API and pages)
     return [
         Route("/.well-known/openid-configuration", discovery_endpoint, methods=["GET"]),
         Route(PATHS["jwks_uri"], jwks_endpoint, methods=["GET"]),
@@ -44,7 +46,7 @@ def idp_routes() -> list[Route]:
         Route("/consent", consent_page, methods=["GET"]),
         Route("/consent", consent_submit, methods=["POST"]),
         *scim_routes(),
-        *admin_api_routes(),
+        *admin_api_routes(import_runner),
         *account_routes(),
-        *admin_page_routes(),
+        *admin_page_routes(import_runner),
     ]

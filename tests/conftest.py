@@ -26,7 +26,9 @@ from core.db import make_engine, transaction
 from core.settings import Settings
 from idp import accounts, clients
 from idp.runtime import IdpRuntime
-from tests.softhsm import softhsm_token  # noqa: F401  (session-scoped SoftHSM2 token)
+# One SoftHSM2 token set-up per test session (SOFTHSM2_CONF is read once per process by the
+# PKCS#11 library): defined here only, never again in a sub-conftest.
+from tests.softhsm import softhsm_token  # noqa: F401
 
 if TYPE_CHECKING:
     from tests.cli_runner import Cli

@@ -9,9 +9,9 @@ from starlette.routing import Route
 from idp.admin_api.imports import PREFIX, ImportsApi
 
 
-def admin_api_routes() -> list[Route]:
-    """The routes of one app; the import runner (a background thread) belongs to them."""
-    imports = ImportsApi()
+def admin_api_routes(imports: ImportsApi) -> list[Route]:
+    """The routes of one app; ``imports`` owns the app's one import runner (a background
+    thread), shared with the admin pages so an API import and a page import queue together."""
     job = f"{PREFIX}/imports/{{job_id}}"
     return [
         Route(f"{PREFIX}/imports", imports.submit, methods=["POST"]),

@@ -197,7 +197,7 @@ class ImportsApi:
                 name = await receive_upload(request, directory / UPLOAD_NAME)
                 address = request.client.host if request.client else None
                 view = await run_in_threadpool(
-                    self._start, runtime, caller, job_id, name, dry_run, address
+                    self.start, runtime, caller, job_id, name, dry_run, address
                 )
             except BaseException:
                 shutil.rmtree(directory, ignore_errors=True)
@@ -207,7 +207,7 @@ class ImportsApi:
         headers = {**NO_STORE, "Location": job_url(view["job_id"]), "Content-Language": locale}
         return JSONResponse(view, status_code=202, headers=headers)
 
-    def _start(
+    def start(
         self,
         runtime: IdpRuntime,
         caller: AdminCaller,

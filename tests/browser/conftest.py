@@ -129,13 +129,16 @@ def shared_apps(runtime, provider: str, official) -> Iterator[StartApps]:
         yield start
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: Playwright's sync API runs an event loop in the main thread
+# while it is open, and every later test that calls asyncio.run() (pyHanko, the CLI's
+# servers) would fail with "cannot be called from a running event loop".
+@pytest.fixture(scope="module")
 def playwright_driver() -> Iterator[Playwright]:
     with sync_playwright() as driver:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def chromium(playwright_driver: Playwright) -> Iterator[Browser]:
     browser = playwright_driver.chromium.launch(
         executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS

@@ -26,11 +26,12 @@ NOT_SIGNED_IN = re.compile("Not signed in")
 
 
 def watch_login_pages(page: Page, issuer: str) -> list[str]:
-    """Every time the provider's login form is fetched (GET), its URL is appended."""
+    """Every time a password is sent to the provider (the login form posted), its URL is
+    appended. (The form itself may come from /login or straight from /oauth2/authorize.)"""
     seen: list[str] = []
 
     def note(request: Request) -> None:
-        if request.method == "GET" and request.url.startswith(f"{issuer}/login"):
+        if request.method == "POST" and request.url.startswith(f"{issuer}/login"):
             seen.append(request.url)
 
     page.on("request", note)

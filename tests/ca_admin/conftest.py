@@ -13,8 +13,10 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from sqlalchemy.orm import Session
 
+from ca_admin import certificate_requests
+from ca_admin.certificate_requests import Submission
 from ca_admin.hierarchy import CaSetup, init_hierarchy
-from ca_admin.models import Authority
+from ca_admin.models import Authority, IssuedCertificate
 from ca_admin.runtime import CaRuntime
 from commune_sso.ca_bridge import build_ca_runtime
 from core.db import transaction
@@ -204,3 +206,27 @@ def make_csr(
         .sign(key, hashes.SHA256())
     )
     return csr.public_bytes(Encoding.PEM), key
+
+
+def issue_one(ca_runtime: CaRuntime, people: People) -> IssuedCertificate:
+    with transaction(ca_runtime.session_factory) as session:
+        request = certificate_requests.submit(
+            session=session,
+            runtime=ca_runtime,
+            actor=people.official.subject,
+            submission=Submission(
+                subject_ref=people.official.subject,
+                profile="official-document-signing",
+                csr=make_csr()[0],
+            ),
+        )
+    with transaction(ca_runtime.session_factory) as session:
+        approved = certificate_requests.approve(
+            session=session,
+            runtime=ca_runtime,
+            actor=people.unit_admin.subject,
+            request_id=request.request_id,
+        )
+        issued = session.get(IssuedCertificate, approved.certificate_id)
+        assert issued is not None
+        return issued

@@ -11,47 +11,25 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 from cryptography.x509 import ocsp
 
-from ca_admin import certificate_requests, revocation
-from ca_admin.certificate_requests import Submission
+from ca_admin import revocation
 from ca_admin.hierarchy import CaSetup, add_issuing_ca, init_hierarchy
-from ca_admin.models import Authority, IssuedCertificate, PublishedCrl
+from ca_admin.models import Authority, PublishedCrl
 from ca_admin.runtime import CaRuntime
 from core.db import transaction
-from tests.ca_admin.conftest import ORGANISATION, People, make_csr
+from tests.ca_admin.conftest import ORGANISATION, People, issue_one
 from tests.ca_admin.test_revocation import ask_ocsp
 from tests.softhsm import SoftHsmToken
 
 _labels = itertools.count()
 
 
-def issue_one(ca_runtime: CaRuntime, people: People) -> IssuedCertificate:
-    with transaction(ca_runtime.session_factory) as session:
-        request = certificate_requests.submit(
-            session=session,
-            runtime=ca_runtime,
-            actor=people.official.subject,
-            submission=Submission(
-                subject_ref=people.official.subject,
-                profile="official-document-signing",
-                csr=make_csr()[0],
-            ),
-        )
-    with transaction(ca_runtime.session_factory) as session:
-        approved = certificate_requests.approve(
-            session=session,
-            runtime=ca_runtime,
-            actor=people.unit_admin.subject,
-            request_id=request.request_id,
-        )
-        issued = session.get(IssuedCertificate, approved.certificate_id)
-        assert issued is not None
-        return issued
-
-
 def test_hsm_keys_sign_certificates_crls_and_ocsp_like_file_keys(
     ca_runtime: CaRuntime, people: People, softhsm_token: SoftHsmToken
 ) -> None:
     run = f"{os.getpid()}-{next(_labels)}"
+    # A token of its own: the key tests count on what is on the session's main token.
+    token = f"ca-{run}"
+    softhsm_token.add_token(token)
     with transaction(ca_runtime.session_factory) as session:
         _root, issuing = init_hierarchy(
             session=session,
@@ -63,8 +41,8 @@ def test_hsm_keys_sign_certificates_crls_and_ocsp_like_file_keys(
                 issuing_algorithm="rsa-2048",
                 ocsp_algorithm="ec-p256",
                 signature_scheme="pss",
-                issuing_key_uri=softhsm_token.uri(f"issuing-{run}"),
-                ocsp_key_uri=softhsm_token.uri(f"ocsp-{run}"),
+                issuing_key_uri=softhsm_token.uri("issuing-ca", token=token),
+                ocsp_key_uri=softhsm_token.uri("ocsp-signer", token=token),
             ),
         )
     assert issuing.key_uri.startswith("pkcs11:")

@@ -10,8 +10,7 @@ from ca_admin.models import Authority
 from ca_admin.runtime import CaRuntime
 from core.clock import FixedClock
 from core.db import transaction
-from tests.ca_admin.conftest import People
-from tests.ca_admin.test_hsm_and_rollover import issue_one
+from tests.ca_admin.conftest import People, issue_one
 from tests.ca_admin.test_revocation import ask_ocsp
 
 

@@ -13,9 +13,8 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from sqlalchemy import select
 
-from ca_admin import certificate_requests, crl, revocation
+from ca_admin import crl, revocation
 from ca_admin import ocsp as ocsp_responder
-from ca_admin.certificate_requests import Submission
 from ca_admin.errors import AlreadyRevoked, PolicyViolation, UnknownCertificate
 from ca_admin.models import Authority, IssuedCertificate, PublishedCrl
 from ca_admin.runtime import CaRuntime
@@ -23,34 +22,14 @@ from core import audit
 from core.clock import FixedClock
 from core.db import transaction
 from core.errors import Conflict
-from tests.ca_admin.conftest import People, make_csr
+from tests.ca_admin.conftest import People, issue_one
 
 
 @pytest.fixture
 def certificate(
     ca_runtime: CaRuntime, hierarchy: tuple[Authority, Authority], people: People
 ) -> IssuedCertificate:
-    with transaction(ca_runtime.session_factory) as session:
-        request = certificate_requests.submit(
-            session=session,
-            runtime=ca_runtime,
-            actor=people.official.subject,
-            submission=Submission(
-                subject_ref=people.official.subject,
-                profile="official-document-signing",
-                csr=make_csr()[0],
-            ),
-        )
-    with transaction(ca_runtime.session_factory) as session:
-        approved = certificate_requests.approve(
-            session=session,
-            runtime=ca_runtime,
-            actor=people.unit_admin.subject,
-            request_id=request.request_id,
-        )
-        issued = session.get(IssuedCertificate, approved.certificate_id)
-        assert issued is not None
-        return issued
+    return issue_one(ca_runtime, people)
 
 
 def current_crl(ca_runtime: CaRuntime, authority: Authority) -> x509.CertificateRevocationList:

@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 from starlette.responses import Response
 from starlette.routing import Route
 
+from idp.admin_api.imports import ImportsApi
 from idp.models import Client, LogoutDelivery, Unit
 from idp.request_scope import RequestScope
 from idp.web.admin_pages import audit, clients, deliveries, imports, officials, units
@@ -52,9 +53,9 @@ def home(scope: RequestScope, admin: Admin) -> Response:
     return render(scope, admin, "admin/home.html", context)
 
 
-def admin_page_routes() -> list[Route]:
-    """The routes of one app (the import pages' background runner belongs to them)."""
-    import_pages = imports.ImportPages()
+def admin_page_routes(import_api: ImportsApi) -> list[Route]:
+    """The routes of one app; the import pages run jobs on the admin API's runner."""
+    import_pages = imports.ImportPages(import_api)
     system = {"system_only": True}
     return [
         Route("/admin", admin_page(home), methods=["GET"]),

@@ -135,8 +135,8 @@ class _Gate:
 class ImportPages:
     """The import pages of one app, with their own background runner (the admin API's code)."""
 
-    def __init__(self) -> None:
-        self.api = ImportsApi()
+    def __init__(self, api: ImportsApi) -> None:
+        self.api = api
 
     def routes(self) -> list[Route]:
         job = "/admin/imports/{job_id}"
@@ -275,7 +275,7 @@ class ImportPages:
             (kept / NAME_FILE).write_text(name, encoding="utf-8")
             address = request.client.host if request.client else None
             view = await run_in_threadpool(
-                self.api._start, runtime, gate.caller, job_id, name, True, address
+                self.api.start, runtime, gate.caller, job_id, name, True, address
             )
         except CsrfError as error:
             shutil.rmtree(spooled.parent, ignore_errors=True)
@@ -411,7 +411,7 @@ class ImportPages:
         address = request.client.host if request.client else None
         try:
             view = await run_in_threadpool(
-                self.api._start, runtime, caller, job_id, name, False, address
+                self.api.start, runtime, caller, job_id, name, False, address
             )
         except DomainError as error:
             # Put the file back: the admin may try again once the cause is gone.
