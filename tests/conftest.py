@@ -26,6 +26,7 @@ from core.db import make_engine, transaction
 from core.settings import Settings
 from idp import accounts, clients
 from idp.runtime import IdpRuntime
+
 # One SoftHSM2 token set-up per test session (SOFTHSM2_CONF is read once per process by the
 # PKCS#11 library): defined here only, never again in a sub-conftest.
 from tests.softhsm import softhsm_token  # noqa: F401
