@@ -7,15 +7,17 @@ from __future__ import annotations
 
 import secrets
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.clock import Clock
 from core.opaque_tokens import digest, new_opaque_token
 from core.settings import Settings
 from idp.models import Account, BrowserSession, Interaction
+
+SESSION_TABLE = cast(Table, BrowserSession.__table__)
 
 # Writing last_seen_at on every request would turn every page view into a write.
 LAST_SEEN_GRANULARITY = timedelta(seconds=60)
@@ -34,20 +36,25 @@ def create(
     """Start a new session (a fresh id at every login: no session fixation)."""
     now = clock.now()
     cookie_value = new_opaque_token()
-    browser_session = BrowserSession(
-        id_digest=digest(cookie_value),
-        sid=secrets.token_urlsafe(24),
-        account_id=account.id,
-        auth_time=now,
-        amr=amr,
-        created_at=now,
-        last_seen_at=now,
-        expires_at=now + timedelta(seconds=settings.session_ttl),
-        client_address=client_address,
-        user_agent=(user_agent or "")[:300] or None,
-    )
-    session.add(browser_session)
-    session.flush()
+    row: dict[str, Any] = {
+        "id_digest": digest(cookie_value),
+        "sid": secrets.token_urlsafe(24),
+        "account_id": account.id,
+        "auth_time": now,
+        "amr": amr,
+        "created_at": now,
+        "last_seen_at": now,
+        "expires_at": now + timedelta(seconds=settings.session_ttl),
+        "ended_at": None,
+        "client_address": client_address,
+        "user_agent": (user_agent or "")[:300] or None,
+    }
+    # A plain INSERT (it runs on every login): the ORM's unit of work would cost more than the
+    # statement. The object returned is not in the session; it only carries the new row.
+    new_id = session.execute(
+        insert(SESSION_TABLE).values(row).returning(SESSION_TABLE.c.id)
+    ).scalar_one()
+    browser_session = BrowserSession(id=new_id, **row)
     browser_session.account = account
     return browser_session, cookie_value
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
+from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
 from starlette.requests import Request
@@ -12,10 +13,10 @@ from starlette.responses import RedirectResponse, Response
 
 from core import audit
 from core.web.i18n import N_
-from idp import accounts, login_throttle, sessions
+from idp import accounts, login_throttle, mfa, sessions
 from idp.clients import find_active as find_client
-from idp.models import Consent, Interaction
-from idp.oauth.endpoints.authorization import expired_interaction_page
+from idp.models import Account, Consent, Interaction
+from idp.oauth.endpoints import authorization
 from idp.request_scope import RequestScope, run_in_request_scope
 
 
@@ -33,6 +34,11 @@ MISSING_CREDENTIALS = N_("Please enter your username and password.")
 # No username holds a control character (accounts.USERNAME_PATTERN), and PostgreSQL refuses NUL
 # in text: replaced, the name matches no account and is safe to use as a throttle key.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
+WRONG_SECOND_FACTOR = N_("The code is not valid. Please try again with a new code.")
+MISSING_SECOND_FACTOR = N_("Please enter the code from your authenticator app.")
+# Where a login that no application asked for may return to: our own account and admin pages
+# only (no open redirect: a fixed prefix, no "//", no scheme, no backslash, no dot segments).
+DIRECT_LOGIN_NEXT = re.compile(r"^/(?:account|admin)(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._-]+)*$")
 
 
 def submitted_username(raw: str) -> str:
@@ -52,13 +58,68 @@ def _load_interaction(scope: RequestScope) -> tuple[Interaction | None, str | No
     return interaction, handle
 
 
+def is_direct(interaction: Interaction) -> bool:
+    """A login for our own account pages (no application): started by ``/login?next=``."""
+    return "next" in interaction.params
+
+
+def direct_login_url(next_path: str) -> str:
+    return f"/login?{urlencode({'next': next_path})}"
+
+
+def _start_direct_login(scope: RequestScope) -> Response | None:
+    next_path = dict(scope.http.query).get("next", "")
+    if not DIRECT_LOGIN_NEXT.fullmatch(next_path):
+        return None
+    handle = sessions.start_interaction(
+        session=scope.session,
+        clock=scope.runtime.clock,
+        settings=scope.runtime.settings,
+        client_id="",
+        params={"items": [], "next": next_path},
+    )
+    query = {"interaction": handle}
+    if "lang" in scope.request.query_params:
+        query["lang"] = scope.request.query_params["lang"]
+    return RedirectResponse(f"/login?{urlencode(query)}", status_code=303)
+
+
 def _ui_locales(interaction: Interaction) -> str | None:
     return dict((str(k), str(v)) for k, v in interaction.params["items"]).get("ui_locales")
 
 
 def _client_name(scope: RequestScope, interaction: Interaction) -> str | None:
+    if is_direct(interaction):
+        return None
     client = scope.runtime.client_cache.lookup(scope.session, interaction.client_id)
     return client.name if client else None
+
+
+def render_login_form(
+    scope: RequestScope,
+    handle: str,
+    *,
+    client_name: str | None,
+    ui_locales: str | None,
+    username: str = "",
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    """The sign-in form for the interaction ``handle``; it always posts to ``/login``, also
+    when the authorization endpoint answers with it directly."""
+    return scope.runtime.pages.render(
+        scope.request,
+        "login.html",
+        {
+            "interaction": handle,
+            "username": username,
+            "error": error,
+            "client_name": client_name,
+        },
+        locale=scope.locale(ui_locales),
+        status_code=status_code,
+        remember_locale="lang" in scope.request.query_params,
+    )
 
 
 def _render_login(
@@ -70,25 +131,25 @@ def _render_login(
     error: str | None = None,
     status_code: int = 200,
 ) -> Response:
-    return scope.runtime.pages.render(
-        scope.request,
-        "login.html",
-        {
-            "interaction": handle,
-            "username": username,
-            "error": error,
-            "client_name": _client_name(scope, interaction),
-        },
-        locale=scope.locale(_ui_locales(interaction)),
+    return render_login_form(
+        scope,
+        handle,
+        client_name=_client_name(scope, interaction),
+        ui_locales=_ui_locales(interaction),
+        username=username,
+        error=error,
         status_code=status_code,
-        remember_locale="lang" in scope.request.query_params,
     )
 
 
 def show_login(scope: RequestScope) -> Response:
     interaction, handle = _load_interaction(scope)
+    if interaction is None and _interaction_param(scope) is None:
+        started = _start_direct_login(scope)
+        if started is not None:
+            return started
     if interaction is None or handle is None:
-        return expired_interaction_page(scope)
+        return authorization.expired_interaction_page(scope)
     hint = dict((str(k), str(v)) for k, v in interaction.params["items"]).get("login_hint", "")
     return _render_login(scope, interaction, handle, username=hint[:64])
 
@@ -98,7 +159,7 @@ def submit_login(scope: RequestScope) -> Response:
     runtime, session, clock = scope.runtime, scope.session, scope.runtime.clock
     interaction, handle = _load_interaction(scope)
     if interaction is None or handle is None:
-        return expired_interaction_page(scope)
+        return authorization.expired_interaction_page(scope)
     form = dict(scope.http.form)
     username = submitted_username(form.get("username", ""))
     password = form.get("password", "")
@@ -131,6 +192,9 @@ def submit_login(scope: RequestScope) -> Response:
     if state.delay_seconds > 0 and not getattr(scope.request.state, "throttle_delay_served", False):
         return ThrottleDelay(state.delay_seconds)
     account = accounts.find_by_username(session, username)
+    # Nothing is written yet: end the reading transaction, so the ~20 ms of argon2id below do
+    # not keep a pooled connection idle in a transaction; the writes start a new one.
+    session.commit()
     check = runtime.passwords.check(password, account.password_hash if account else None)
     if account is None or not check.ok or not account.is_active:
         locked_now = login_throttle.record_failure(
@@ -151,8 +215,56 @@ def submit_login(scope: RequestScope) -> Response:
 
     if check.new_hash:
         accounts.upgrade_password_hash(account=account, new_hash=check.new_hash, clock=clock)
-    if state.has_failures:
-        login_throttle.clear(session=session, key=throttle_keys[0])
+    if mfa.has_totp(session, account):
+        # The password was right; the login finishes only after the second factor.
+        interaction.mfa_account_id = account.id
+        audit.record(
+            session,
+            clock=clock,
+            actor=f"user:{account.username}",
+            action="login.second_factor_required",
+            target=_audit_target(interaction),
+            client_address=address,
+        )
+        return RedirectResponse(f"/login/otp?{urlencode({'interaction': handle})}", 303)
+    return _finish_login(
+        scope,
+        interaction,
+        handle,
+        account=account,
+        amr=["pwd"],
+        throttle_key=throttle_keys[0] if state.has_failures else None,
+        details={"rehashed": bool(check.new_hash)},
+        finish_authorization=True,
+    )
+
+
+def _audit_target(interaction: Interaction) -> str:
+    return "account_pages" if is_direct(interaction) else f"client:{interaction.client_id}"
+
+
+def _finish_login(
+    scope: RequestScope,
+    interaction: Interaction,
+    handle: str,
+    *,
+    account: Account,
+    amr: list[str],
+    throttle_key: str | None,
+    details: dict[str, object],
+    finish_authorization: bool = False,
+) -> Response:
+    """Start the SSO session (a new one: no fixation) and go back to the application's
+    authorization request, or to the account page a direct login came from.
+
+    ``finish_authorization``: answer the parked authorization request in this same request and
+    transaction (the code, or the consent page if the app needs one) instead of a redirect to
+    ``/oauth2/authorize/resume``, which would repeat the lookups of the interaction and the
+    session in a request of its own. The checks are the same: :func:`authorization.authorize`
+    runs on the parked parameters with the session just started."""
+    runtime, session, clock = scope.runtime, scope.session, scope.runtime.clock
+    if throttle_key is not None:
+        login_throttle.clear(session=session, key=throttle_key)
     previous = sessions.find_active(
         session=session,
         clock=clock,
@@ -166,21 +278,43 @@ def submit_login(scope: RequestScope) -> Response:
         clock=clock,
         settings=runtime.settings,
         account=account,
-        amr=["pwd"],
-        client_address=address,
+        amr=amr,
+        client_address=scope.http.client_address,
         user_agent=scope.http.header("user-agent"),
     )
     interaction.authenticated_session_id = browser_session.id
+    interaction.mfa_account_id = None
     audit.record(
         session,
         clock=clock,
         actor=f"user:{account.username}",
         action="login.success",
-        target=f"client:{interaction.client_id}",
-        client_address=address,
-        details={"sid": browser_session.sid, "rehashed": bool(check.new_hash)},
+        target=_audit_target(interaction),
+        client_address=scope.http.client_address,
+        details={"sid": browser_session.sid, "amr": amr, **details},
     )
-    response = RedirectResponse(f"/oauth2/authorize/resume?interaction={handle}", status_code=303)
+    response: Response
+    if is_direct(interaction):
+        interaction.completed_at = clock.now()
+        response = RedirectResponse(str(interaction.params["next"]), status_code=303)
+    elif finish_authorization:
+        items = [(str(k), str(v)) for k, v in interaction.params["items"]]
+        response = authorization.authorize(
+            scope, items=items, interaction=interaction, signed_in=browser_session
+        )
+        if response.status_code == 302:
+            # The answer to a POST that carried the password: 303, so the browser follows it
+            # with a GET and never re-posts the form (RFC 9700 §4.12).
+            response.status_code = 303
+    else:
+        location = f"/oauth2/authorize/resume?{urlencode({'interaction': handle})}"
+        response = RedirectResponse(location, status_code=303)
+    set_session_cookie(scope, response, cookie_value)
+    return response
+
+
+def set_session_cookie(scope: RequestScope, response: Response, cookie_value: str) -> None:
+    runtime = scope.runtime
     response.set_cookie(
         runtime.session_cookie_name,
         cookie_value,
@@ -190,13 +324,106 @@ def submit_login(scope: RequestScope) -> Response:
         samesite="lax",
         secure=runtime.settings.issuer_is_https,
     )
-    return response
+
+
+def _second_factor_account(
+    scope: RequestScope,
+) -> tuple[Interaction | None, str | None, Account | None]:
+    interaction, handle = _load_interaction(scope)
+    if interaction is None or interaction.mfa_account_id is None:
+        return interaction, handle, None
+    account = scope.session.get(Account, interaction.mfa_account_id)
+    return interaction, handle, account if account is not None and account.is_active else None
+
+
+def _render_second_factor(
+    scope: RequestScope,
+    interaction: Interaction,
+    handle: str,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    return scope.runtime.pages.render(
+        scope.request,
+        "account/login_otp.html",
+        {"interaction": handle, "error": error, "client_name": _client_name(scope, interaction)},
+        locale=scope.locale(_ui_locales(interaction)),
+        status_code=status_code,
+        remember_locale="lang" in scope.request.query_params,
+    )
+
+
+def show_second_factor(scope: RequestScope) -> Response:
+    interaction, handle, account = _second_factor_account(scope)
+    if interaction is None or handle is None or account is None:
+        return authorization.expired_interaction_page(scope)
+    return _render_second_factor(scope, interaction, handle)
+
+
+def submit_second_factor(scope: RequestScope) -> Response:
+    """The TOTP code (RFC 6238) or, once each, a recovery code; throttled like the password."""
+    runtime, session, clock = scope.runtime, scope.session, scope.runtime.clock
+    interaction, handle, account = _second_factor_account(scope)
+    if interaction is None or handle is None or account is None:
+        return authorization.expired_interaction_page(scope)
+    code = dict(scope.http.form).get("code", "").strip()[:64]
+    if not code:
+        return _render_second_factor(
+            scope, interaction, handle, error=MISSING_SECOND_FACTOR, status_code=400
+        )
+    address = scope.http.client_address
+    throttle_keys = login_throttle.keys_for(account.username, address)
+    state = login_throttle.assess(
+        session=session, clock=clock, settings=runtime.settings, keys=throttle_keys
+    )
+    if state.locked:
+        return _render_second_factor(scope, interaction, handle, error=LOCKED_OUT, status_code=429)
+    if state.delay_seconds > 0 and not getattr(scope.request.state, "throttle_delay_served", False):
+        return ThrottleDelay(state.delay_seconds)
+    method = "otp"
+    accepted = mfa.verify_totp(
+        session=session,
+        clock=clock,
+        server_secret=runtime.server_secret,
+        account=account,
+        code=code,
+    )
+    if not accepted and mfa.looks_like_recovery_code(code):
+        method = "recovery_code"
+        accepted = mfa.use_recovery_code(session=session, clock=clock, account=account, code=code)
+    if not accepted:
+        locked_now = login_throttle.record_failure(
+            session=session, clock=clock, settings=runtime.settings, keys=throttle_keys
+        )
+        audit.record(
+            session,
+            clock=clock,
+            actor=f"user:{account.username}",
+            action="login.second_factor_failure",
+            target=_audit_target(interaction),
+            client_address=address,
+            details={"locked": locked_now},
+        )
+        return _render_second_factor(
+            scope, interaction, handle, error=WRONG_SECOND_FACTOR, status_code=401
+        )
+    return _finish_login(
+        scope,
+        interaction,
+        handle,
+        account=account,
+        # RFC 8176: "otp" for a one-time password, which a recovery code also is.
+        amr=["pwd", "otp"],
+        throttle_key=throttle_keys[0] if state.has_failures else None,
+        details={"second_factor": method},
+    )
 
 
 def show_consent(scope: RequestScope) -> Response:
     interaction, handle = _load_interaction(scope)
     if interaction is None or handle is None:
-        return expired_interaction_page(scope)
+        return authorization.expired_interaction_page(scope)
     browser_session = sessions.find_active(
         session=scope.session,
         clock=scope.runtime.clock,
@@ -204,7 +431,7 @@ def show_consent(scope: RequestScope) -> Response:
         cookie_value=scope.http.cookies.get(scope.runtime.session_cookie_name),
     )
     if browser_session is None:
-        return expired_interaction_page(scope)
+        return authorization.expired_interaction_page(scope)
     params = dict((str(k), str(v)) for k, v in interaction.params["items"])
     return scope.runtime.pages.render(
         scope.request,
@@ -231,7 +458,7 @@ def submit_consent(scope: RequestScope) -> Response:
     )
     client = find_client(session, interaction.client_id) if interaction else None
     if interaction is None or handle is None or browser_session is None or client is None:
-        return expired_interaction_page(scope)
+        return authorization.expired_interaction_page(scope)
     params = dict((str(k), str(v)) for k, v in interaction.params["items"])
     requested = [s for s in params.get("scope", "").split() if s in client.scope.split()]
     decision = dict(scope.http.form).get("decision")
@@ -291,19 +518,35 @@ async def login_page(request: Request) -> Response:
     return await run_in_request_scope(request, show_login)
 
 
-async def login_submit(request: Request) -> Response:
-    runtime = request.app.state.idp
-    form = await request.form()
-    token = form.get("csrf_token")
-    runtime.csrf.verify(request, token if isinstance(token, str) else None)
-    response = await run_in_request_scope(request, submit_login)
+async def run_throttled(request: Request, handler: Callable[[RequestScope], Response]) -> Response:
+    """Run ``handler``; if it asks for a throttle delay, wait here and run it again."""
+    response = await run_in_request_scope(request, handler)
     if isinstance(response, ThrottleDelay):
         # Awaited here, not slept in the worker thread, which would hold a database
         # connection; then the attempt runs again, this time past the delay.
         await asyncio.sleep(response.delay_seconds)
         request.state.throttle_delay_served = True
-        response = await run_in_request_scope(request, submit_login)
+        response = await run_in_request_scope(request, handler)
     return response
+
+
+async def login_submit(request: Request) -> Response:
+    runtime = request.app.state.idp
+    form = await request.form()
+    token = form.get("csrf_token")
+    runtime.csrf.verify(request, token if isinstance(token, str) else None)
+    return await run_throttled(request, submit_login)
+
+
+async def second_factor_page(request: Request) -> Response:
+    return await run_in_request_scope(request, show_second_factor)
+
+
+async def second_factor_submit(request: Request) -> Response:
+    form = await request.form()
+    token = form.get("csrf_token")
+    request.app.state.idp.csrf.verify(request, token if isinstance(token, str) else None)
+    return await run_throttled(request, submit_second_factor)
 
 
 async def consent_page(request: Request) -> Response:

@@ -57,7 +57,7 @@ def sign_in(
     assert login_page.status_code == 200, login_page.text
     submitted = submit_login(web, login_page, account.username, OFFICIAL_PASSWORD)
     assert submitted.status_code == 303, submitted.text
-    callback = follow(web, web.get(submitted.headers["location"]), stop="/ca/pages/callback")
+    callback = follow(web, submitted, stop="/ca/pages/callback")
     landed = web.get(callback.headers["location"])
     assert landed.status_code == 303, landed.text
     assert "ca_session" in landed.headers.get("set-cookie", "")
@@ -72,7 +72,7 @@ def reauthenticate(web: TestClient, link: str, username: str) -> httpx.Response:
     page = web.get(page.headers["location"]) if page.is_redirect else page
     assert page.status_code == 200 and 'name="password"' in page.text, page.text
     submitted = submit_login(web, page, username, OFFICIAL_PASSWORD)
-    callback = follow(web, web.get(submitted.headers["location"]), stop="/ca/pages/callback")
+    callback = follow(web, submitted, stop="/ca/pages/callback")
     landed = web.get(callback.headers["location"])
     assert landed.status_code == 303, landed.text
     return web.get(landed.headers["location"])

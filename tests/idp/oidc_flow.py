@@ -66,15 +66,25 @@ def follow_to_client(web: TestClient, response: httpx.Response) -> httpx.Respons
     raise AssertionError("redirect loop")
 
 
-def log_in(web: TestClient, params: dict[str, str], username: str, password: str) -> httpx.Response:
-    """authorize → login page → POST credentials → back to authorize → redirect to the client."""
+def open_login_form(web: TestClient, params: dict[str, str]) -> httpx.Response:
+    """The authorization request without a session: the login form, which the authorization
+    endpoint shows itself (or, if it answers with a redirect, the page it leads to)."""
     started = web.get("/oauth2/authorize", params=params)
-    assert started.status_code == 303, started.text
-    login_page = web.get(started.headers["location"])
-    assert login_page.status_code == 200
+    if started.status_code == 303:
+        assert started.headers["location"].startswith("/login?interaction="), started.headers
+        started = web.get(started.headers["location"])
+    assert started.status_code == 200, started.text
+    assert 'name="password"' in started.text and 'name="interaction"' in started.text
+    return started
+
+
+def log_in(web: TestClient, params: dict[str, str], username: str, password: str) -> httpx.Response:
+    """authorize (login form) → POST credentials → redirect to the client, following whatever
+    steps the server puts in between (``/oauth2/authorize/resume``, for instance)."""
+    login_page = open_login_form(web, params)
     submitted = submit_login(web, login_page, username, password)
     assert submitted.status_code == 303, submitted.text
-    return follow_to_client(web, web.get(submitted.headers["location"]))
+    return follow_to_client(web, submitted)
 
 
 def exchange_code(

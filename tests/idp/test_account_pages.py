@@ -33,7 +33,13 @@ from idp.models import (
 )
 from idp.runtime import IdpRuntime
 from tests.conftest import ISSUER, OFFICIAL_PASSWORD, register_client
-from tests.idp.oidc_flow import authorize_params, exchange_code, pkce_pair, query_of
+from tests.idp.oidc_flow import (
+    authorize_params,
+    exchange_code,
+    open_login_form,
+    pkce_pair,
+    query_of,
+)
 
 NEW_PASSWORD = "một câu mật khẩu mới 2026"
 CSRF_INPUT = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -160,6 +166,9 @@ def test_account_pages_send_a_visitor_without_session_to_a_login_that_comes_back
         "//evil.example/account",
         "/accountx",
         "/account/../x",
+        "/admin/..",
+        "/admin/./x",
+        "/administrator",
         "/account\\evil",
         "/oauth2/authorize",
         "",
@@ -586,8 +595,7 @@ def test_oauth_login_with_totp_puts_otp_in_the_id_token_amr(
     client, secret = rp
     browser = new_browser()
     verifier, challenge = pkce_pair()
-    started = browser.get("/oauth2/authorize", params=authorize_params(client.client_id, challenge))
-    login_page = browser.get(started.headers["location"])
+    login_page = open_login_form(browser, authorize_params(client.client_id, challenge))
     fields = dict(HIDDEN_INPUT.findall(login_page.text))
     action = html.unescape(re.findall(r'<form[^>]* action="([^"]*)"', login_page.text)[0])
     to_otp = browser.post(

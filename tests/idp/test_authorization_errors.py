@@ -14,7 +14,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from tests.conftest import ISSUER, OFFICIAL_PASSWORD, RP_REDIRECT, register_client
-from tests.idp.oidc_flow import authorize_params, log_in, pkce_pair, submit_login
+from tests.idp.oidc_flow import authorize_params, log_in, open_login_form, pkce_pair, submit_login
 
 # RFC 6749 §4.1.2.1: error_description is restricted to %x20-21 / %x23-5B / %x5D-7E.
 ERROR_TEXT_CHARS = {chr(c) for c in range(0x20, 0x7F)} - {'"', "\\"}
@@ -340,8 +340,7 @@ def test_malformed_authorization_requests_never_fail_the_server(web, rp):
 )
 def test_login_with_a_nul_is_refused_not_a_server_error(web, rp, official, username, password):
     # The login step of the flow: PostgreSQL refuses NUL in text, so it must not reach a query.
-    started = web.get("/oauth2/authorize", params=valid_params(rp[0].client_id))
-    login_page = web.get(started.headers["location"])
+    login_page = open_login_form(web, valid_params(rp[0].client_id))
     response = submit_login(web, login_page, username, password)
     assert response.status_code == 401
     assert "Traceback" not in response.text

@@ -75,9 +75,10 @@ def follow(browser: httpx.Client, response: httpx.Response) -> httpx.Response:
 
 
 def is_login_page(response: httpx.Response) -> bool:
+    """The sign-in form: shown by the authorization endpoint itself, or at ``/login``."""
     return (
         response.status_code == 200
-        and response.url.path == "/login"
+        and response.url.path in ("/oauth2/authorize", "/login")
         and 'name="password"' in response.text
     )
 

@@ -10,6 +10,7 @@ from core.db import transaction
 from idp import accounts, login_throttle
 from idp.models import Account
 from tests.conftest import (
+    ISSUER,
     OFFICIAL_PASSWORD,
     RP_LOGOUT_REDIRECT,
     RP_REDIRECT,
@@ -21,6 +22,7 @@ from tests.idp.oidc_flow import (
     follow_to_client,
     hidden_inputs,
     log_in,
+    open_login_form,
     pkce_pair,
     query_of,
     submit_login,
@@ -31,9 +33,7 @@ WRONG_VI = "Tên đăng nhập hoặc mật khẩu không đúng."
 
 def open_login_page(web, client_id, **extra):
     _, challenge = pkce_pair()
-    started = web.get("/oauth2/authorize", params=authorize_params(client_id, challenge, **extra))
-    assert started.status_code == 303
-    return web.get(started.headers["location"])
+    return open_login_form(web, authorize_params(client_id, challenge, **extra))
 
 
 def test_login_page_is_vietnamese_with_the_expected_form(web, rp, official):
@@ -50,6 +50,55 @@ def test_login_page_is_vietnamese_with_the_expected_form(web, rp, official):
     ):
         assert field in page.text
     assert "Hệ thống quản lý văn bản" in page.text  # the app the official is signing into
+
+
+def test_authorize_shows_the_form_and_the_login_answers_with_the_code(web, rp, official, runtime):
+    client, secret = rp
+    verifier, challenge = pkce_pair()
+    params = authorize_params(client.client_id, challenge)
+    page = web.get("/oauth2/authorize", params=params)
+    # The form is the authorization endpoint's own answer, posting to /login.
+    assert page.status_code == 200 and 'name="password"' in page.text
+    assert page.headers["cache-control"] == "no-store"
+    handle = hidden_inputs(page.text)["interaction"]
+    assert f'action="/login?interaction={handle}"' in page.text
+    back = submit_login(web, page, "nguyen.van.an", OFFICIAL_PASSWORD)
+    # Straight back to the application: 303 after a POST with the password (RFC 9700 §4.12).
+    assert back.status_code == 303
+    assert back.headers["location"].startswith(RP_REDIRECT + "?")
+    reply = query_of(back.headers["location"])
+    assert reply["state"] == params["state"] and reply["iss"] == ISSUER  # RFC 9207
+    cookie = back.headers["set-cookie"]
+    assert "sso_session=" in cookie and "HttpOnly" in cookie
+    # The parked request is used up: it neither resumes nor takes the password again.
+    assert web.get(f"/oauth2/authorize/resume?interaction={handle}").status_code == 400
+    again = web.post("/login", data={**hidden_inputs(page.text), "username": "x", "password": "y"})
+    assert again.status_code == 400
+    with transaction(runtime.session_factory) as session:
+        entries = audit.tail(session, limit=10)
+    assert [e.action for e in entries].count("login.success") == 1
+    token = exchange_code(web, client.client_id, secret, reply["code"], verifier)
+    assert token.status_code == 200 and "id_token" in token.json()
+    # The new session works: the next authorization needs no login.
+    _, challenge = pkce_pair()
+    silent = web.get("/oauth2/authorize", params=authorize_params(client.client_id, challenge))
+    assert silent.status_code == 302 and "code=" in silent.headers["location"]
+
+
+def test_a_posted_authorization_request_still_goes_through_the_login_page(web, rp, official):
+    _, challenge = pkce_pair()
+    started = web.post("/oauth2/authorize", data=authorize_params(rp[0].client_id, challenge))
+    assert started.status_code == 303
+    assert started.headers["location"].startswith("/login?interaction=")
+    page = web.get(started.headers["location"])
+    assert page.status_code == 200 and "Hệ thống quản lý văn bản" in page.text
+    back = follow_to_client(web, submit_login(web, page, "nguyen.van.an", OFFICIAL_PASSWORD))
+    assert back.headers["location"].startswith(RP_REDIRECT) and "code=" in back.headers["location"]
+
+
+def test_login_hint_fills_the_form_shown_by_authorize(web, rp, official):
+    page = open_login_page(web, rp[0].client_id, login_hint="nguyen.van.an")
+    assert 'value="nguyen.van.an"' in page.text
 
 
 def test_ui_locales_en_gives_english(web, rp, official):
@@ -205,13 +254,10 @@ def test_disabled_account_cannot_log_in_and_loses_its_tokens(web, rp, official, 
         "/oauth2/userinfo", headers={"Authorization": f"Bearer {tokens['access_token']}"}
     )
     assert info.status_code == 401
-    # The session is gone too: authorize sends the official back to the login form.
+    # The session is gone too: authorize shows the login form again.
     _, challenge = pkce_pair()
-    again = web.get("/oauth2/authorize", params=authorize_params(client.client_id, challenge))
-    assert again.status_code == 303 and again.headers["location"].startswith("/login")
-    refused = submit_login(
-        web, web.get(again.headers["location"]), "nguyen.van.an", OFFICIAL_PASSWORD
-    )
+    again = open_login_form(web, authorize_params(client.client_id, challenge))
+    refused = submit_login(web, again, "nguyen.van.an", OFFICIAL_PASSWORD)
     assert refused.status_code == 401 and WRONG_VI in refused.text
 
 
@@ -219,8 +265,13 @@ def test_third_party_app_asks_consent_once(web, runtime, official):
     client, secret = register_client(runtime, name="Cổng dịch vụ công", first_party=False)
     verifier, challenge = pkce_pair()
     page = open_login_page(web, client.client_id)
-    logged_in = submit_login(web, page, "nguyen.van.an", OFFICIAL_PASSWORD)
-    consent_redirect = web.get(logged_in.headers["location"])
+    consent_redirect = submit_login(web, page, "nguyen.van.an", OFFICIAL_PASSWORD)
+    # Straight to the consent page, or there through /oauth2/authorize/resume.
+    for _ in range(2):
+        if consent_redirect.headers["location"].startswith("/consent"):
+            break
+        consent_redirect = web.get(consent_redirect.headers["location"])
+    assert consent_redirect.status_code == 303
     assert consent_redirect.headers["location"].startswith("/consent")
     consent = web.get(consent_redirect.headers["location"])
     assert consent.status_code == 200 and "Cổng dịch vụ công" in consent.text

@@ -56,7 +56,8 @@ def demo(live_server: LiveServer, runtime, official) -> Iterator[tuple[SharedApp
 
 def sign_in(browser: httpx.Client, app: SharedApp) -> None:
     login = browser.get(app.url("/login"))
-    assert login.url.path == "/login" and 'name="password"' in login.text
+    # The authorization endpoint shows the form itself (or redirects to /login).
+    assert login.url.path in ("/oauth2/authorize", "/login") and 'name="password"' in login.text
     action = html.unescape(FORM_ACTION.findall(login.text)[0])
     home = browser.post(
         str(login.url.join(action)),
@@ -68,7 +69,7 @@ def sign_in(browser: httpx.Client, app: SharedApp) -> None:
     )
     assert home.url == app.url("/") and "Signed in as" in home.text, home.text[:500]
     # PKCE S256 was used: the authorization request in the history carried the challenge.
-    authorize = next(r for r in login.history if r.url.path == "/oauth2/authorize")
+    authorize = next(r for r in [*login.history, login] if r.url.path == "/oauth2/authorize")
     assert parse_qs(urlsplit(str(authorize.url)).query)["code_challenge_method"] == ["S256"]
 
 

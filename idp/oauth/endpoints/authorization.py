@@ -1,8 +1,10 @@
 """Authorization endpoint, OIDC Core §3.1.2 / RFC 6749 §4.1 (GET and POST).
 
-The request is validated by Authlib and by our named checks; then the official is sent to the
-login or consent page through a server-side *interaction* (the parked request), and comes back
-to ``/oauth2/authorize/resume`` to receive the code.
+The request is validated by Authlib and by our named checks, then parked server-side as an
+*interaction*. Without a session the login form is the answer itself (as Keycloak does: no
+redirect to a login page), and a successful password login finishes the authorization in the
+same request (:mod:`idp.web.login`). The other paths (second factor, consent, a login page
+opened by its own URL) come back to ``/oauth2/authorize/resume`` to receive the code.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from idp.oauth.grants import AuthenticatedUser, OAuthClient
 from idp.oauth.http import OAuthRequest
 from idp.oauth.server import OAuthServer
 from idp.request_scope import RequestScope, run_in_request_scope
+from idp.web import login as login_pages
 
 INVALID_CLIENT_OR_REDIRECT = N_(
     "Unknown application or unregistered return address. For your safety you were not redirected."
@@ -91,7 +94,10 @@ def authorize(
     scope: RequestScope,
     items: list[tuple[str, str]] | None = None,
     interaction: Interaction | None = None,
+    signed_in: BrowserSession | None = None,
 ) -> Response:
+    """``signed_in``: the session the login form has just started in this same request (its
+    cookie is not in the request yet); otherwise the session comes from the cookie."""
     runtime = scope.runtime
     server = OAuthServer(runtime, scope.session, for_authorization=True)
     oauth_request = OAuthRequest(scope.http, items)
@@ -114,7 +120,7 @@ def authorize(
         return error_response(scope, server, error, state, ui_locales)
 
     now = runtime.clock.now()
-    browser_session = current_session(scope)
+    browser_session = signed_in if signed_in is not None else current_session(scope)
     logged_in_here = (
         interaction is not None
         and browser_session is not None
@@ -163,6 +169,16 @@ def authorize(
         )
         if interaction is not None:
             interaction.completed_at = now
+        if needs_login and interaction is None and scope.http.method == "GET":
+            # The form itself, one round trip less than a redirect to /login. Not for a POSTed
+            # request: its language links (GET, same URL) would lose the parameters.
+            return login_pages.render_login_form(
+                scope,
+                handle,
+                client_name=client.info.name,
+                ui_locales=ui_locales,
+                username=data.get("login_hint", "")[:64],
+            )
         return redirect_to_page("/login" if needs_login else "/consent", handle)
 
     assert browser_session is not None
