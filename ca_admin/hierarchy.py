@@ -23,7 +23,7 @@ from ca_admin import crl
 from ca_admin.errors import PolicyViolation, UnknownAuthority
 from ca_admin.key_policy import spki_sha256
 from ca_admin.models import Authority, IssuedCertificate
-from ca_admin.profiles import fit_common_name
+from ca_admin.profiles import crl_distribution_point, fit_common_name
 from ca_admin.runtime import CaRuntime, LoadedAuthority
 from ca_admin.serials import new_serial, serial_hex
 from ca_admin.signing import signature_parameters
@@ -166,7 +166,7 @@ def init_hierarchy(
         details={
             "subject": root.subject,
             "serial": serial_hex(root_certificate.serial_number),
-            "key": _describe(root_uri),
+            "key": describe_key_uri(root_uri),
             "algorithm": setup.root_algorithm,
         },
     )
@@ -227,7 +227,7 @@ def add_issuing_ca(
         .add_extension(_ca_key_usage(), critical=True)
         .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
         .add_extension(_authority_key_identifier(root_certificate), critical=False)
-        .add_extension(_crl_distribution_point(root_urls.crl), critical=False)
+        .add_extension(crl_distribution_point(root_urls.crl), critical=False)
         .add_extension(
             x509.AuthorityInformationAccess(
                 [
@@ -273,7 +273,7 @@ def add_issuing_ca(
             "subject": authority.subject,
             "serial": serial_hex(certificate.serial_number),
             "issuer": root.name,
-            "key": _describe(uri),
+            "key": describe_key_uri(uri),
             "algorithm": algorithm,
             "key_used": root.name,
         },
@@ -374,7 +374,7 @@ def issue_ocsp_signer(
         target=f"ca:{authority.name}",
         details={
             "serial": serial_hex(certificate.serial_number),
-            "key": _describe(uri),
+            "key": describe_key_uri(uri),
             "key_used": authority.name,
             "not_after": certificate.not_valid_after_utc.isoformat(),
         },
@@ -447,24 +447,3 @@ def chain_of(session: Session, runtime: CaRuntime, authority_id: int) -> list[x5
 def _authority_key_identifier(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
     ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
-
-
-def _crl_distribution_point(url: str) -> x509.CRLDistributionPoints:
-    return x509.CRLDistributionPoints(
-        [
-            x509.DistributionPoint(
-                full_name=[x509.UniformResourceIdentifier(url)],
-                relative_name=None,
-                reasons=None,
-                crl_issuer=None,
-            )
-        ]
-    )
-
-
-def _describe(uri: str) -> str:
-    return describe_key_uri(uri)
-
-
-def expires_soon(certificate: x509.Certificate, now: datetime, days: int = 30) -> bool:
-    return certificate.not_valid_after_utc - now < timedelta(days=days)

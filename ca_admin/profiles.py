@@ -291,22 +291,27 @@ def client_auth_eku(
     )
 
 
+def crl_distribution_point(url: str) -> x509.CRLDistributionPoints:
+    """One full-name distribution point (RFC 5280 §4.2.1.13), as every CA of ours publishes."""
+    return x509.CRLDistributionPoints(
+        [
+            x509.DistributionPoint(
+                full_name=[x509.UniformResourceIdentifier(url)],
+                relative_name=None,
+                reasons=None,
+                crl_issuer=None,
+            )
+        ]
+    )
+
+
 def status_locations(
     context: IssuanceContext, builder: x509.CertificateBuilder
 ) -> x509.CertificateBuilder:
     """CRL distribution point and AIA (OCSP + caIssuers), RFC 5280 §4.2.1.13 and §4.2.2.1."""
     urls = context.urls
     return builder.add_extension(
-        x509.CRLDistributionPoints(
-            [
-                x509.DistributionPoint(
-                    full_name=[x509.UniformResourceIdentifier(urls.crl)],
-                    relative_name=None,
-                    reasons=None,
-                    crl_issuer=None,
-                )
-            ]
-        ),
+        crl_distribution_point(urls.crl),
         critical=False,
     ).add_extension(
         x509.AuthorityInformationAccess(
