@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, create_engine, event
+from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
 NAMING_CONVENTION = {
@@ -49,10 +50,20 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+class _SQLiteCompilerWithTableHints(SQLiteCompiler):
+    """SQLAlchemy's SQLite compiler drops ``with_hint(..., "sqlite")`` silently; SQLite has
+    one table hint, ``INDEXED BY``, which the SCIM paging queries need while the planner has
+    no statistics (a fresh or just-imported database: 30 ms instead of 4 ms per page)."""
+
+    def get_from_hint_text(self, table: Any, text: str | None) -> str | None:
+        return text
+
+
 def make_engine(url: str, *, pool_size: int = 10) -> Engine:
     if url.startswith("sqlite"):
         # A busy timeout instead of immediate "database is locked" when two requests write.
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine.dialect.statement_compiler = _SQLiteCompilerWithTableHints
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

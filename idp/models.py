@@ -387,6 +387,13 @@ Index(
     postgresql_where=AccountProfile.deleted_at.is_(None),
     sqlite_where=AccountProfile.deleted_at.is_(None),
 )
+# ... and counted by unit (0009): the total of a page reads the caller's units only.
+Index(
+    "ix_idp_account_profile_live_unit",
+    AccountProfile.unit_id,
+    postgresql_where=AccountProfile.deleted_at.is_(None),
+    sqlite_where=AccountProfile.deleted_at.is_(None),
+)
 
 
 class ActivationCode(Base):

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from idp import clients
 from idp.admin_scope import AdminScope
 from idp.claims import SCIM_SCOPE
 from idp.models import Client, ClientUnitScope, Unit
@@ -23,7 +22,7 @@ from idp.scim.errors import Forbidden, Unauthorized
 
 @dataclass(frozen=True)
 class Provisioner:
-    client: Client
+    client_id: str
     reach: AdminScope
 
 
@@ -36,17 +35,27 @@ def _challenge(error: str | None = None) -> dict[str, str]:
     return {"WWW-Authenticate": value}
 
 
-def reach_of(session: Session, client: Client) -> AdminScope:
+def find_provisioner(session: Session, client_id: str) -> Provisioner | None:
+    """The active client and the units it reaches, in one query (it runs on every request)."""
     rows = session.execute(
         select(Unit.id, Unit.level, Unit.province_code, Unit.status)
-        .join(ClientUnitScope, ClientUnitScope.unit_id == Unit.id)
-        .where(ClientUnitScope.client_pk == client.id)
+        .select_from(Client)
+        .outerjoin(ClientUnitScope, ClientUnitScope.client_pk == Client.id)
+        .outerjoin(Unit, Unit.id == ClientUnitScope.unit_id)
+        .where(Client.client_id == client_id, Client.removed_at.is_(None))
     ).all()
-    return AdminScope(
+    if not rows:
+        return None
+    reach = AdminScope(
         system=False,
         province_codes=frozenset(r.province_code for r in rows if r.level == "province"),
-        unit_ids=frozenset(r.id for r in rows if r.level != "province" and r.status == "active"),
+        unit_ids=frozenset(
+            r.id
+            for r in rows
+            if r.id is not None and r.level != "province" and r.status == "active"
+        ),
     )
+    return Provisioner(client_id=client_id, reach=reach)
 
 
 def authenticate(scope: RequestScope) -> Provisioner:
@@ -64,10 +73,10 @@ def authenticate(scope: RequestScope) -> Provisioner:
             "The access token lacks the scim scope.", headers=_challenge("insufficient_scope")
         )
     # Provisioning is done by clients on their own behalf, never with an official's token.
-    client = clients.find_active(scope.session, view.client_id) if view.grant is None else None
-    if client is None:
+    caller = find_provisioner(scope.session, view.client_id) if view.grant is None else None
+    if caller is None:
         raise Forbidden(
             "Only provisioning clients (client_credentials) may use SCIM.",
             headers=_challenge("insufficient_scope"),
         )
-    return Provisioner(client=client, reach=reach_of(scope.session, client))
+    return caller
