@@ -23,7 +23,17 @@ from typing import Any
 
 from scim2_models import Email, EnterpriseUser, Meta, Name, PhoneNumber
 from scim2_models.resources.user import GroupMembership
-from sqlalchemy import ColumnElement, Integer, Select, any_, bindparam, func, literal_column, select
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    any_,
+    bindparam,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
@@ -200,6 +210,29 @@ def _one_of(column: Any, values: frozenset[int]) -> ColumnElement[bool]:
     return column.op("IN")(literal_column(f"({listed})"))
 
 
+def _within(column: Any, values: frozenset[int]) -> ColumnElement[bool]:
+    """:func:`_one_of` with runs of consecutive ids as ranges: a province's wards were loaded
+    together, so its reach is one or two ranges. The OFFSET of a page tests every skipped
+    entry; a range test is cheaper than a lookup in a hundred values (SQLite 1.9 -> 0.8 ms
+    at startIndex 17,500). Counting stays on :func:`_one_of`, which an index can search."""
+    ordered = sorted(values)
+    runs: list[list[int]] = []
+    for value in ordered:
+        if runs and value == runs[-1][-1] + 1:
+            runs[-1].append(value)
+        else:
+            runs.append([value])
+    singles = frozenset(value for run in runs if len(run) < 3 for value in run)
+    tests = [
+        column.between(literal_column(str(int(run[0]))), literal_column(str(int(run[-1]))))
+        for run in runs
+        if len(run) >= 3
+    ]
+    if singles or not tests:
+        tests.append(_one_of(column, singles))
+    return or_(*tests)
+
+
 def _page_ids(column: Any, dialect: str) -> ColumnElement[bool]:
     """``column`` is one of the page's ids (parameter ``ids``): on PostgreSQL one array
     parameter (these are primary-key lookups, any plan does), elsewhere an IN list."""
@@ -354,23 +387,23 @@ def search(
         # The common case (a client walking the directory): the profile table alone, read
         # through the partial "live" index (SQLite's planner, without statistics, would pick
         # the unit_id index and sort: 30 ms instead of 2 ms for 35,200 officials).
-        live: list[ColumnElement[bool]] = [AccountProfile.deleted_at.is_(None)]
-        if units is not None:
-            live.append(_one_of(AccountProfile.unit_id, units))
+        live = AccountProfile.deleted_at.is_(None)
         total = (
             connection.scalar(
                 select(func.count())
                 .select_from(AccountProfile)
                 # The live-by-unit index: the entries of the caller's units only.
                 .with_hint(AccountProfile, "INDEXED BY ix_idp_account_profile_live_unit", "sqlite")
-                .where(*live)
+                .where(live)
+                .where(*([] if units is None else [_one_of(AccountProfile.unit_id, units)]))
             )
             or 0
         )
         page_ids = (
             select(AccountProfile.account_id)
             .with_hint(AccountProfile, "INDEXED BY ix_idp_account_profile_live", "sqlite")
-            .where(*live)
+            .where(live)
+            .where(*([] if units is None else [_within(AccountProfile.unit_id, units)]))
             .order_by(AccountProfile.account_id)
         )
     rows: list[UserView] = []

@@ -203,3 +203,30 @@ def read_side_reach(session, runtime, token):
 
     view = read_access_token(runtime, session, token)
     return find_provisioner(session, view.client_id).reach
+
+
+def test_reach_as_ranges_keeps_exactly_the_units_given():
+    """The OFFSET filter writes runs of consecutive unit ids as ranges: whatever the set, the
+    rows it keeps are exactly the set's (a wrong range would page officials out of reach)."""
+    import random
+
+    from sqlalchemy import Column, Integer, MetaData, Table, create_engine, select
+
+    table = Table("numbers", MetaData(), Column("n", Integer))
+    engine = create_engine("sqlite://")
+    table.metadata.create_all(engine)
+    rng = random.Random(5)
+    with engine.begin() as connection:
+        connection.execute(table.insert(), [{"n": n} for n in range(60)])
+        for values in (
+            frozenset(),
+            frozenset({7}),
+            frozenset({7, 8}),
+            frozenset({7, 8, 9}),
+            frozenset({1, 2, 3, 5, 8, 9, 10, 11, 40}),
+            *(frozenset(rng.sample(range(60), rng.randint(1, 40))) for _ in range(50)),
+        ):
+            kept = set(
+                connection.scalars(select(table.c.n).where(users._within(table.c.n, values)))
+            )
+            assert kept == set(values), sorted(values)
