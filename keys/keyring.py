@@ -43,6 +43,7 @@ from joserfc.errors import JoseError, UnsupportedAlgorithmError
 from joserfc.jwk import ECKey, JWKRegistry, Key, KeyParameters, OKPKey, RSAKey
 from joserfc.jws import JWSAlgModel, JWSRegistry, extract_compact, validate_compact
 from joserfc.jwt import Token
+from pydantic_core import to_json
 
 from keys.errors import InvalidToken, KeyRingError, NoSigningKey, WrongPassphrase
 
@@ -543,7 +544,8 @@ class KeyRing:
             value = payload.get(name)
             if isinstance(value, datetime):
                 payload[name] = calendar.timegm(value.utctimetuple())
-        encoded = _b64url(json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode())
+        # pydantic-core writes the same bytes as json.dumps(ensure_ascii=False, compact), faster.
+        encoded = _b64url(to_json(payload))
         signing_input = signer.header_segment(typ) + b"." + encoded
         return (signing_input + b"." + _b64url(signer.sign(signing_input))).decode("ascii")
 

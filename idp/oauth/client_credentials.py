@@ -19,10 +19,10 @@ below mirror it step by step (see the tests in
 
 from __future__ import annotations
 
-import json
 from typing import Any
 from urllib.parse import unquote_plus
 
+from pydantic_core import to_json
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -153,9 +153,10 @@ async def issue_without_database(request: Request, runtime: IdpRuntime) -> Respo
         "expires_in": access.expires_in,
         "scope": granted,
     }
-    # The bytes and headers of the general path's JSONResponse (RFC 6749 §5.1: no-store).
+    # The bytes and headers of the general path's JSONResponse (RFC 6749 §5.1: no-store);
+    # pydantic-core writes the same compact UTF-8 JSON as json.dumps, faster.
     return Response(
-        json.dumps(body, ensure_ascii=False, separators=(",", ":")).encode("utf-8"),
+        to_json(body),
         status_code=200,
         headers=NO_STORE,
         media_type="application/json",
