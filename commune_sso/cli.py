@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from datetime import timedelta
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -14,6 +16,8 @@ from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
 
+import core
+import idp
 from commune_sso import bootstrap, database, secrets_setup
 from commune_sso import workers as workers_module
 from commune_sso.app import audit_key_uri, load_audit_key
@@ -845,6 +849,24 @@ def unit_dissolve(code: str, reason: ReasonOption, as_json: JsonOption = False) 
 # import-users
 
 
+class MessageLanguage(StrEnum):
+    vi = "vi"
+    en = "en"
+
+
+def import_messages(lang: str) -> Callable[[str], str]:
+    """Translate the import's messages (English msgids) into ``lang`` with the catalogues the
+    pages and the admin API use."""
+    from core.web.i18n import load_translations
+
+    if lang == "en":
+        return str
+    catalogue = load_translations(
+        [Path(core.__file__).parent / "web" / "locale", Path(idp.__file__).parent / "locale"]
+    ).get(lang)
+    return catalogue.gettext if catalogue is not None else str
+
+
 @app.command("import-users")
 def import_users(
     file: Annotated[str, typer.Argument(help="CSV (UTF-8) or XLSX file, one official per line.")],
@@ -868,6 +890,10 @@ def import_users(
             "province or unit are refused. Default: the operator, with full reach.",
         ),
     ] = None,
+    lang: Annotated[
+        MessageLanguage,
+        typer.Option("--lang", help="Language of the reasons a row or the file is refused."),
+    ] = MessageLanguage.en,
     as_json: JsonOption = False,
 ) -> None:
     """Create and update officials from a file (keyed on citizen ID); see docs/import-template.csv.
@@ -885,6 +911,7 @@ def import_users(
     current = settings()
     factory = session_factory(current)
     clock = SystemClock()
+    translate = import_messages(lang.value)
     actor, reach = CLI_ACTOR, None
     if as_admin is not None:
         with transaction(factory) as session:
@@ -899,7 +926,7 @@ def import_users(
     try:
         imported = read_file(path)
     except FileRefused as error:
-        fail(error.text(), 2)
+        fail(error.text(translate), 2)
     progress = Progress(
         "[progress.description]{task.description}",
         BarColumn(),
@@ -946,7 +973,7 @@ def import_users(
                 "job_id": job_id,
                 "summary": summary.as_dict(),
                 "ignored_columns": imported.ignored_headers,
-                "errors": [refusal.as_dict() for refusal in errors],
+                "errors": [refusal.as_dict(translate) for refusal in errors],
                 "rows": [row.as_dict() for row in rows if row.action != bulk_plan.UNCHANGED],
                 "code_files": [str(p) for p in code_files],
             }
@@ -972,7 +999,7 @@ def import_users(
                 console.print(f"line {row.line}: update {escape(str(row.username))}: {fields}")
     for refusal in errors[:show]:
         where = f" [{refusal.field}]" if refusal.field else ""
-        console.print(f"line {refusal.line}{escape(where)}: {escape(refusal.text())}")
+        console.print(f"line {refusal.line}{escape(where)}: {escape(refusal.text(translate))}")
     if len(errors) > show:
         console.print(f"... and {len(errors) - show} more refused row error(s)")
     if code_files:

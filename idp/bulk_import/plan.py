@@ -51,11 +51,12 @@ class RowError:
     message: str
     params: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
-    def text(self) -> str:
-        return self.message % self.params if self.params else self.message
+    def text(self, translate: Callable[[str], str] = str) -> str:
+        translated = translate(self.message)
+        return translated % self.params if self.params else translated
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"line": self.line, "field": self.field, "message": self.text()}
+    def as_dict(self, translate: Callable[[str], str] = str) -> dict[str, Any]:
+        return {"line": self.line, "field": self.field, "message": self.text(translate)}
 
 
 @dataclass(slots=True)

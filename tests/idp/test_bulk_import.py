@@ -436,10 +436,17 @@ def test_cli_import_users(cli: Cli, runtime: IdpRuntime, wards: list[str], tmp_p
     assert data["errors"] == [
         {"line": 6, "field": "unit_code", "message": "Unknown unit code 99999."}
     ]
+    in_vietnamese = cli("import-users", str(tmp_path / "p.csv"), "--dry-run", "--lang", "vi")
+    assert in_vietnamese.exit_code == 1
+    assert "line 6 [unit_code]: Mã đơn vị hành chính 99999 không tồn tại." in in_vietnamese.stdout
     ansi = encode_cp1258("citizen_id,full_name,unit_code\n001085000001,Nguyễn,00004\n")
     refused = cli("import-users", str(write(tmp_path, "w.csv", ansi)))
     assert refused.exit_code == 2
     assert "Windows-1258" in refused.stderr
+    refused_vi = cli("import-users", str(tmp_path / "w.csv"), "--lang", "vi")
+    assert refused_vi.exit_code == 2
+    assert "Windows-1258" in refused_vi.stderr and "UTF-8" in refused_vi.stderr
+    assert "The file is not UTF-8" not in refused_vi.stderr
 
 
 # --- Volume --------------------------------------------------------------------------------
