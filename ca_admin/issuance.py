@@ -61,19 +61,19 @@ def check_key_not_reused(
     if renewal_of is not None and renewal_of.spki_sha256 == fingerprint:
         return fingerprint  # renewing with the same key: other users of it cannot matter
     # Certificates issued earlier in this transaction are still pending: look at them too,
-    # without autoflushing (a flush per certificate would triple the cost of a batch).
+    # without flushing them (a flush per certificate would triple the cost of a batch).
     pending = any(
         isinstance(obj, IssuedCertificate) and obj.spki_sha256 == fingerprint for obj in session.new
     )
-    with session.no_autoflush:
-        used = pending or (
-            session.scalar(
-                select(IssuedCertificate.id)
-                .where(IssuedCertificate.spki_sha256 == fingerprint)
-                .limit(1)
-            )
-            is not None
+    # On the session's connection: a Core read, without the ORM's execution layer or autoflush.
+    used = pending or (
+        session.connection().scalar(
+            select(IssuedCertificate.id)
+            .where(IssuedCertificate.spki_sha256 == fingerprint)
+            .limit(1)
         )
+        is not None
+    )
     if used:
         raise BadCertificateRequest(
             N_("This public key is already used by another certificate: generate a new key."),
