@@ -257,3 +257,21 @@ def test_delete_really_deletes_and_is_audited(web, runtime, ward_token, director
     assert [e.action for e in entries] == ["scim.group.create", "scim.group.delete"]
     assert entries[1].actor.startswith("client:")
     assert '"members":2' in entries[1].details and '"unit":"02656"' in entries[1].details
+
+
+def test_groups_out_of_reach_are_not_shown_on_members(web, province_token, ward_token, directory):
+    """An official of the ward is in a province-wide group: the province client sees it in the
+    official's groups (listing and retrieval), the ward client in neither."""
+    group = create(
+        web, province_token, new_group(directory, "Ban chỉ đạo tỉnh", "nguyen.van.an", unit="15")
+    )
+    an = directory["subjects"]["nguyen.van.an"]
+
+    def groups_seen(token):
+        listed = get(web, "/Users?count=100", token).json()["Resources"]
+        in_listing = next(user for user in listed if user["id"] == an).get("groups", [])
+        retrieved = get(web, f"/Users/{an}", token).json().get("groups", [])
+        return [g["value"] for g in in_listing], [g["value"] for g in retrieved]
+
+    assert groups_seen(province_token) == ([group["id"]], [group["id"]])
+    assert groups_seen(ward_token) == ([], [])
