@@ -50,7 +50,6 @@ from typing import Any, Literal, cast
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
-    CursorResult,
     Integer,
     String,
     Table,
@@ -64,11 +63,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Mapped, Session, SessionTransaction, mapped_column, sessionmaker
 from sqlalchemy.types import TypeEngine
 
 from core.clock import Clock
-from core.db import Base, UTCDateTime, is_postgresql
+from core.db import Base, UTCDateTime
 
 __all__ = [
     "GENESIS_HASH",
@@ -327,7 +327,10 @@ def _write_queued(session: Session) -> None:
     session.info[_WRITING_KEY] = True
     # The request's own changes first, so the chain lock is the last lock this transaction takes.
     session.flush()
-    last_seq, last_hash = _lock_head(session)
+    # Core statements on the session's connection from here: nothing left for the ORM to do,
+    # and its execution layer costs more than these statements while the head is locked.
+    connection = session.connection()
+    last_seq, last_hash = _lock_head(session, connection)
     rows = []
     for item in queue:
         last_seq += 1
@@ -357,36 +360,33 @@ def _write_queued(session: Session) -> None:
     advance = (
         update(_HEAD).where(_HEAD.c.id == _HEAD_ID).values(last_seq=last_seq, last_hash=last_hash)
     )
-    if is_postgresql(session) and len(rows) == 1:
+    if connection.dialect.name == "postgresql" and len(rows) == 1:
         # One round trip instead of two while the chain head is locked (the lock serialises
         # every audited transaction): the entry is inserted by a CTE of the head's update.
-        session.execute(advance.add_cte(insert(_LOG).values(rows[0]).cte("appended")))
+        connection.execute(advance.add_cte(insert(_LOG).values(rows[0]).cte("appended")))
         return
-    session.execute(insert(_LOG), rows)
-    session.execute(advance)
+    connection.execute(insert(_LOG), rows)
+    connection.execute(advance)
 
 
-def _lock_head(session: Session) -> tuple[int, str]:
+def _lock_head(session: Session, connection: Connection) -> tuple[int, str]:
     """Lock the head row for the rest of the transaction and return (last_seq, last_hash)."""
     read = select(_HEAD.c.last_seq, _HEAD.c.last_hash).where(_HEAD.c.id == _HEAD_ID)
-    if is_postgresql(session):
-        row = session.execute(read.with_for_update()).one_or_none()
+    if connection.dialect.name == "postgresql":
+        row = connection.execute(read.with_for_update()).one_or_none()
         if row is None:
             _create_missing_head(session)
-            row = session.execute(read.with_for_update()).one()
+            row = connection.execute(read.with_for_update()).one()
         return int(row.last_seq), str(row.last_hash)
     # SQLite locks the whole database for writers. Writing first takes that lock before we read,
     # so two writers never read the same last_seq, and a WAL reader never has to upgrade to a
     # writer (which fails with SQLITE_BUSY_SNAPSHOT instead of waiting).
-    touched = cast(
-        "CursorResult[Any]",
-        session.execute(
-            update(_HEAD).where(_HEAD.c.id == _HEAD_ID).values(last_seq=_HEAD.c.last_seq)
-        ),
+    touched = connection.execute(
+        update(_HEAD).where(_HEAD.c.id == _HEAD_ID).values(last_seq=_HEAD.c.last_seq)
     ).rowcount
     if touched == 0:
         _create_missing_head(session)
-    row = session.execute(read).one()
+    row = connection.execute(read).one()
     return int(row.last_seq), str(row.last_hash)
 
 
