@@ -241,9 +241,9 @@ def _page_ids(column: Any, dialect: str) -> ColumnElement[bool]:
     return column.in_(bindparam("ids", expanding=True, literal_execute=True))
 
 
-def _unit_ids_in_reach(session: Connection, reach: AdminScope) -> frozenset[int] | None:
+def _unit_ids_in_reach(connection: Connection, reach: AdminScope) -> frozenset[int] | None:
     """The ids of the units in reach, None for every unit (a system-wide reach)."""
-    return None if reach.system else frozenset(session.scalars(_units_in_reach(reach)))
+    return None if reach.system else frozenset(connection.scalars(_units_in_reach(reach)))
 
 
 def _groups_of(
