@@ -15,6 +15,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from core import audit
 from core.clock import Clock
 from core.settings import Settings
 from idp.models import LoginThrottle
@@ -79,6 +80,31 @@ def record_failure(*, session: Session, clock: Clock, settings: Settings, keys: 
             newly_locked = True
     session.flush()
     return newly_locked
+
+
+def record_audited_failure(
+    *,
+    session: Session,
+    clock: Clock,
+    settings: Settings,
+    keys: list[str],
+    actor: str,
+    action: str,
+    target: str,
+    client_address: str | None,
+) -> None:
+    """Count one failed attempt (password, activation code, second factor) and audit it in
+    the same transaction, noting whether it locked the account name or the address."""
+    locked_now = record_failure(session=session, clock=clock, settings=settings, keys=keys)
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action=action,
+        target=target,
+        client_address=client_address,
+        details={"locked": locked_now},
+    )
 
 
 def _insert_or_load(session: Session, key: str, now: datetime) -> LoginThrottle:

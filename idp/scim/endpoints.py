@@ -325,9 +325,7 @@ def _root_search(scope: RequestScope) -> Response:
     caller = authenticate(scope)
     parameters = _search_request(scope)
     base = base_url(scope)
-    size = users.integer_parameter(parameters.count, "count", users.DEFAULT_COUNT)
-    size = min(max(size, 0), users.MAX_COUNT)
-    start = max(users.integer_parameter(parameters.start_index, "startIndex", 1), 1)
+    start, size = users.page_window(parameters.start_index, parameters.count)
     if parameters.filter:
         errors: list[InvalidFilter] = []
         for check in (users.check_filter, groups.check_filter):

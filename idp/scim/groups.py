@@ -18,15 +18,12 @@ from sqlalchemy.orm import Session
 
 from idp.admin_scope import AdminScope
 from idp.models import Account, AccountProfile, Group, GroupMember, Unit
-from idp.scim.errors import InvalidValue
 from idp.scim.filter import GROUP_ATTRIBUTES, to_clause
 from idp.scim.schemas import (
     CORE_GROUP_SCHEMA,
-    DEFAULT_COUNT,
-    MAX_COUNT,
     OFFICIAL_GROUP_SCHEMA,
 )
-from idp.scim.users import instant, integer_parameter
+from idp.scim.users import instant, ordering, page_window
 
 SORT_COLUMNS: dict[str, Any] = {
     "id": Group.scim_id,
@@ -109,21 +106,6 @@ def find(
     return _rows(session, reach, list(pairs))[0] if pairs else None
 
 
-def _order(sort_by: str | None, sort_order: str | None) -> list[Any]:
-    order = (sort_order or "ascending").lower()
-    if order not in ("ascending", "descending"):
-        raise InvalidValue("'sortOrder' is 'ascending' or 'descending'.")
-    if not sort_by:
-        return [Group.id]
-    key = sort_by.lower().removeprefix(_CORE_PREFIX)
-    column = SORT_COLUMNS.get(key)
-    if column is None:
-        raise InvalidValue(f"Cannot sort Groups by '{sort_by}'.")
-    if order == "descending":
-        return [column.desc(), Group.id.desc()]
-    return [column.asc(), Group.id.asc()]
-
-
 def search(
     session: Session,
     *,
@@ -136,8 +118,7 @@ def search(
     unknown_is_false: bool = False,
 ) -> Page:
     """RFC 7644 §3.4.2, as for Users."""
-    start = max(integer_parameter(start_index, "startIndex", 1), 1)
-    size = min(max(integer_parameter(count, "count", DEFAULT_COUNT), 0), MAX_COUNT)
+    start, size = page_window(start_index, count)
     where: list[ColumnElement[bool]] = []
     if filter_text is not None and filter_text.strip():
         dialect = session.get_bind().dialect.name
@@ -149,7 +130,14 @@ def search(
                 unknown_is_false=unknown_is_false,
             )
         )
-    order = _order(sort_by, sort_order)
+    order = ordering(
+        sort_by,
+        sort_order,
+        columns=SORT_COLUMNS,
+        row_id=Group.id,
+        core_prefix=_CORE_PREFIX,
+        refusal="Cannot sort Groups by '{sort_by}'.",
+    )
     query = _visible(reach).where(*where)
     total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
     rows: list[GroupRow] = []

@@ -15,6 +15,7 @@ from __future__ import annotations
 import copy
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from scim2_models.path import Comparison, LogicalExpr, LogicalOperator, Not, Present
@@ -142,22 +143,36 @@ def _clear_primary(items: list[Any]) -> None:
             item.pop(_key(item, "primary"), None)
 
 
+def _apply_each_attribute(
+    document: dict[str, Any],
+    op: str,
+    value: Any,
+    *,
+    extension: str,
+    apply: Callable[[dict[str, Any], str, str | None, Any], None],
+) -> None:
+    """An operation without a path (RFC 7644 §3.5.2.1, .3): ``value`` is an object of
+    attributes, each applied as if it were the path; ``extension``'s object is unfolded into
+    ``extension:attribute`` paths."""
+    if op == "remove":
+        raise NoTarget("A remove operation needs a path.")
+    if not isinstance(value, dict):
+        raise InvalidValue("An operation without a path takes an object of attributes.")
+    for name, item in value.items():
+        if name.lower() == "schemas":
+            continue
+        if name.lower() == extension.lower():
+            if not isinstance(item, dict):
+                raise InvalidValue(f"{extension}: must be an object.")
+            for sub_name, sub_value in item.items():
+                apply(document, op, f"{extension}:{sub_name}", sub_value)
+        else:
+            apply(document, op, name, item)
+
+
 def _apply(document: dict[str, Any], op: str, path: str | None, value: Any) -> None:
     if path is None:
-        if op == "remove":
-            raise NoTarget("A remove operation needs a path.")
-        if not isinstance(value, dict):
-            raise InvalidValue("An operation without a path takes an object of attributes.")
-        for name, item in value.items():
-            if name.lower() == "schemas":
-                continue
-            if name.lower() == OFFICIAL_SCHEMA.lower():
-                if not isinstance(item, dict):
-                    raise InvalidValue(f"{OFFICIAL_SCHEMA}: must be an object.")
-                for sub_name, sub_value in item.items():
-                    _apply(document, op, f"{OFFICIAL_SCHEMA}:{sub_name}", sub_value)
-            else:
-                _apply(document, op, name, item)
+        _apply_each_attribute(document, op, value, extension=OFFICIAL_SCHEMA, apply=_apply)
         return
     target = _resolve(document, path)
     container, key = target.container, target.key
@@ -338,20 +353,9 @@ def _member_matcher(filter_: str) -> Any:
 
 def _group_apply(document: dict[str, Any], op: str, path: str | None, value: Any) -> None:
     if path is None:
-        if op == "remove":
-            raise NoTarget("A remove operation needs a path.")
-        if not isinstance(value, dict):
-            raise InvalidValue("An operation without a path takes an object of attributes.")
-        for name, item in value.items():
-            if name.lower() == "schemas":
-                continue
-            if name.lower() == OFFICIAL_GROUP_SCHEMA.lower():
-                if not isinstance(item, dict):
-                    raise InvalidValue(f"{OFFICIAL_GROUP_SCHEMA}: must be an object.")
-                for sub_name, sub_value in item.items():
-                    _group_apply(document, op, f"{OFFICIAL_GROUP_SCHEMA}:{sub_name}", sub_value)
-            else:
-                _group_apply(document, op, name, item)
+        _apply_each_attribute(
+            document, op, value, extension=OFFICIAL_GROUP_SCHEMA, apply=_group_apply
+        )
         return
     rest = path.strip()
     if rest.lower().startswith(OFFICIAL_GROUP_SCHEMA.lower() + ":"):

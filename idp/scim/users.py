@@ -179,22 +179,37 @@ def integer_parameter(raw: str | int | None, name: str, default: int) -> int:
         raise InvalidValue(f"'{name}' must be an integer.") from None
 
 
-def _order(sort_by: str | None, sort_order: str | None) -> list[Any]:
+def page_window(start_index: str | int | None, count: str | int | None) -> tuple[int, int]:
+    """RFC 7644 §3.4.2: startIndex is 1-based (below 1 means 1), a negative count means 0,
+    a count above the maximum is lowered to it. Returns (start, size)."""
+    start = max(integer_parameter(start_index, "startIndex", 1), 1)
+    size = min(max(integer_parameter(count, "count", DEFAULT_COUNT), 0), MAX_COUNT)
+    return start, size
+
+
+def ordering(
+    sort_by: str | None,
+    sort_order: str | None,
+    *,
+    columns: dict[str, Any],
+    row_id: Any,
+    core_prefix: str,
+    refusal: str,
+) -> list[Any]:
+    """ORDER BY for ``sortBy``/``sortOrder`` (names case-insensitive, with or without the core
+    schema's URN); the row id breaks ties, so that pages do not overlap or skip resources.
+    ``refusal`` is the message for an unknown attribute, with ``{sort_by}`` in it."""
     order = (sort_order or "ascending").lower()
     if order not in ("ascending", "descending"):
         raise InvalidValue("'sortOrder' is 'ascending' or 'descending'.")
     if not sort_by:
-        return [Account.id]
-    key = sort_by.lower()
-    if key.startswith(_CORE_PREFIX):
-        key = key[len(_CORE_PREFIX) :]
-    column = SORT_COLUMNS.get(key)
+        return [row_id]
+    column = columns.get(sort_by.lower().removeprefix(core_prefix))
     if column is None:
-        raise InvalidValue(f"Cannot sort by '{sort_by}'.")
-    # The row id breaks ties, so that pages do not overlap or skip officials.
+        raise InvalidValue(refusal.format(sort_by=sort_by))
     if order == "descending":
-        return [column.desc(), Account.id.desc()]
-    return [column.asc(), Account.id.asc()]
+        return [column.desc(), row_id.desc()]
+    return [column.asc(), row_id.asc()]
 
 
 def _units_in_reach(reach: AdminScope) -> Select[int]:
@@ -357,17 +372,22 @@ def search(
     count: str | int | None,
     unknown_is_false: bool = False,
 ) -> Page:
-    """RFC 7644 §3.4.2: startIndex is 1-based (below 1 means 1), a negative count means 0,
-    a count above the maximum is lowered to it."""
-    start = max(integer_parameter(start_index, "startIndex", 1), 1)
-    size = min(max(integer_parameter(count, "count", DEFAULT_COUNT), 0), MAX_COUNT)
+    """RFC 7644 §3.4.2 (see :func:`page_window`)."""
+    start, size = page_window(start_index, count)
     # Core statements on the session's connection: the ORM's execution layer costs ~0.05 ms a
     # statement and nothing here needs it (no entities); pending changes are flushed first.
     session.flush()
     connection = session.connection()
     dialect = connection.dialect.name
     filtered = filter_text is not None and bool(filter_text.strip())
-    order = _order(sort_by, sort_order)
+    order = ordering(
+        sort_by,
+        sort_order,
+        columns=SORT_COLUMNS,
+        row_id=Account.id,
+        core_prefix=_CORE_PREFIX,
+        refusal="Cannot sort by '{sort_by}'.",
+    )
     # The units as a list of ids rather than a subquery, so that PostgreSQL's planner sees how
     # many officials they hold: a province's officials are all in its own units, and from a
     # subquery it guessed 1/33 of them and chose to sort (5× slower).

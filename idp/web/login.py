@@ -197,17 +197,15 @@ def submit_login(scope: RequestScope) -> Response:
     session.commit()
     check = runtime.passwords.check(password, account.password_hash if account else None)
     if account is None or not check.ok or not account.is_active:
-        locked_now = login_throttle.record_failure(
-            session=session, clock=clock, settings=runtime.settings, keys=throttle_keys
-        )
-        audit.record(
-            session,
+        login_throttle.record_audited_failure(
+            session=session,
             clock=clock,
+            settings=runtime.settings,
+            keys=throttle_keys,
             actor="anonymous",
             action="login.failure",
             target=f"account:{username.lower()}",
             client_address=address,
-            details={"locked": locked_now},
         )
         return _render_login(
             scope, interaction, handle, username=username, error=WRONG_CREDENTIALS, status_code=401
@@ -393,17 +391,15 @@ def submit_second_factor(scope: RequestScope) -> Response:
         method = "recovery_code"
         accepted = mfa.use_recovery_code(session=session, clock=clock, account=account, code=code)
     if not accepted:
-        locked_now = login_throttle.record_failure(
-            session=session, clock=clock, settings=runtime.settings, keys=throttle_keys
-        )
-        audit.record(
-            session,
+        login_throttle.record_audited_failure(
+            session=session,
             clock=clock,
+            settings=runtime.settings,
+            keys=throttle_keys,
             actor=f"user:{account.username}",
             action="login.second_factor_failure",
             target=_audit_target(interaction),
             client_address=address,
-            details={"locked": locked_now},
         )
         return _render_second_factor(
             scope, interaction, handle, error=WRONG_SECOND_FACTOR, status_code=401

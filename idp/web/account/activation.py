@@ -100,17 +100,15 @@ def submit_activation(scope: RequestScope) -> Response:
         if signed_in is not None and signed_in.account.username == username.lower():
             # The same form sent twice: the first one activated the account and signed in.
             return redirect("/account")
-        locked_now = login_throttle.record_failure(
-            session=session, clock=clock, settings=runtime.settings, keys=throttle_keys
-        )
-        audit.record(
-            session,
+        login_throttle.record_audited_failure(
+            session=session,
             clock=clock,
+            settings=runtime.settings,
+            keys=throttle_keys,
             actor="anonymous",
             action="account.activation_failed",
             target=f"account:{username.lower()}",
             client_address=address,
-            details={"locked": locked_now},
         )
         return _render(
             scope,
