@@ -13,22 +13,18 @@ it has its own small ``fail``/``emit`` like the ones there.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any
 
 import typer
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from sqlalchemy import select
@@ -44,14 +40,21 @@ from ca_admin.runtime import CaRuntime
 from ca_admin.signing import CA_KEY_ALGORITHMS
 from commune_sso import ca_lifecycle_feed, secrets_setup
 from commune_sso.ca_bridge import build_ca_runtime
+from commune_sso.cli_output import (
+    CLI_ACTOR,
+    JsonOption,
+    clean_errors,
+    console,
+    emit,
+    fail,
+)
 from core import audit
 from core.clock import Clock, SystemClock
 from core.db import make_engine, make_session_factory, transaction
-from core.errors import ConfigurationError, DomainError, NotFound, PermissionDenied
+from core.errors import NotFound, PermissionDenied
 from core.settings import Settings
 from core.text_search import fold_for_search
 from core.web.i18n import N_
-from keys.errors import KeyRingError, SigningKeyError
 from keys.signing_keys import describe_key_uri, export_private_key_pem
 
 ca_app = typer.Typer(
@@ -64,9 +67,6 @@ merger_app = typer.Typer(
 )
 ca_app.add_typer(merger_app, name="merger")
 
-console = Console()
-err_console = Console(stderr=True)
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
 AdminOption = Annotated[
     str, typer.Option("--as", help="Act as this administrator (username); required.")
 ]
@@ -74,29 +74,8 @@ OptionalAdminOption = Annotated[
     str | None,
     typer.Option("--as", help="Act as this administrator (username). Default: the operator."),
 ]
-CLI_ACTOR = "cli"
 CA_PROFILES = ("issuing-ca", "ocsp-signing")
 SIGNATURE_SCHEMES = ("pkcs1v15", "pss")
-
-
-def fail(message: str, code: int = 1) -> NoReturn:
-    err_console.print(f"[red]error:[/red] {escape(message)}")
-    raise typer.Exit(code)
-
-
-def emit(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
-
-
-@contextmanager
-def clean_errors() -> Iterator[None]:
-    """Refusals and key problems become a message and exit code 1, never a traceback."""
-    try:
-        yield
-    except DomainError as error:
-        fail(error.text())
-    except (ConfigurationError, SigningKeyError, KeyRingError) as error:
-        fail(str(error))
 
 
 @dataclass

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,6 +21,7 @@ from commune_sso import bootstrap, database, secrets_setup
 from commune_sso import workers as workers_module
 from commune_sso.app import audit_key_uri, load_audit_key
 from commune_sso.ca_cli import ca_app
+from commune_sso.cli_output import CLI_ACTOR, JsonOption, console, emit, err_console, fail
 from core import audit, audit_checkpoints
 from core.clock import SystemClock
 from core.db import make_engine, make_session_factory, transaction
@@ -57,21 +57,6 @@ unit_app = typer.Typer(
 )
 app.add_typer(unit_app, name="unit")
 app.add_typer(ca_app, name="ca")
-
-console = Console()
-err_console = Console(stderr=True)
-JsonOption = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
-CLI_ACTOR = "cli"
-
-
-def fail(message: str, code: int = 1) -> None:
-    # Messages can quote settings values; "[...]" in them is text, not rich markup.
-    err_console.print(f"[red]error:[/red] {escape(message)}")
-    raise typer.Exit(code)
-
-
-def emit(data: Any) -> None:
-    sys.stdout.write(json.dumps(data, ensure_ascii=False, indent=2, default=str) + "\n")
 
 
 def settings() -> Settings:
@@ -233,7 +218,6 @@ def user_sign_out_everywhere(username: str, as_json: JsonOption = False) -> None
             )
     except DomainError as error:
         fail(error.text())
-        raise
     if as_json:
         emit({"username": username, "sessions_ended": ended})
     else:
