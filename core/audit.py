@@ -24,6 +24,9 @@ chains and inserts the queued entries and moves the head, all inside the caller'
 (CONVENTIONS §6: no change without its record, no record without its change). The chain lock is
 therefore the last lock a transaction takes and is held only for the commit itself: no lock
 while the request does slow work, and no lock-order deadlock with the request's own rows.
+On PostgreSQL a transaction with one entry (most of them) does all of it in one statement that
+computes the hash in the database (``_APPEND_ONE``). The head also keeps the last entry's
+``prev_hash`` (``last_prev_hash``) for that statement to read back.
 A rollback (of the transaction, or of the SAVEPOINT an entry was recorded in) drops the entries
 queued inside it.
 
@@ -45,19 +48,22 @@ from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal, Protocol, cast
 
 from sqlalchemy import (
     BigInteger,
     CheckConstraint,
     Integer,
+    LargeBinary,
     String,
     Table,
     Text,
+    bindparam,
     event,
     exists,
     insert,
     select,
+    text,
     type_coerce,
     update,
 )
@@ -128,6 +134,9 @@ class AuditChainHead(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     last_seq: Mapped[int] = mapped_column(_SEQ_TYPE)
     last_hash: Mapped[str] = mapped_column(String(64))
+    # The last entry's prev_hash: PostgreSQL's one-statement append sets it from the old
+    # last_hash and reads it back in RETURNING, which only sees new values.
+    last_prev_hash: Mapped[str] = mapped_column(String(64))
 
 
 # Core views of the tables: the writer and the verifier work on plain rows, not ORM objects.
@@ -150,40 +159,67 @@ def _format_at(at: datetime) -> str:
     return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
-class _HashInput:
-    """An entry's canonical JSON split around ``seq``, so several seqs can be tried cheaply.
+class _EntryFields(Protocol):
+    @property
+    def actor(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def target(self) -> str | None: ...
+    @property
+    def client_address(self) -> str | None: ...
+    @property
+    def details(self) -> str: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _CanonicalPieces:
+    """An entry's canonical JSON as the bytes around the two values the chain supplies.
 
     Keys sort as action, actor, at, client_address, details, prev_hash, seq, target, so the bytes
-    are ``{...before seq...,"seq":<n>,"target":...}``; the SHA-256 state of the part before the
-    number is kept and copied for each candidate seq.
+    are ``before_prev_hash + <prev_hash as a JSON string> + ,"seq": + <seq> + after_seq``. The
+    Python writer and PostgreSQL's one-statement append hash exactly these bytes.
     """
+
+    before_prev_hash: bytes
+    after_seq: bytes
+
+    @classmethod
+    def of(cls, fields: _EntryFields, *, at: datetime) -> _CanonicalPieces:
+        """From an entry, a queued entry or a stored row (``details`` as stored: JSON text).
+
+        Raises ``ValueError`` if ``details`` is not JSON (a damaged row).
+        """
+        leading = _canonical_json(
+            {
+                "action": fields.action,
+                "actor": fields.actor,
+                "at": _format_at(at),
+                "client_address": fields.client_address,
+                "details": json.loads(fields.details),
+            }
+        )
+        trailing = _canonical_json({"target": fields.target})
+        return cls(
+            before_prev_hash=(leading[:-1] + ',"prev_hash":').encode(),
+            after_seq=("," + trailing[1:]).encode(),
+        )
+
+
+_BEFORE_SEQ = b',"seq":'
+
+
+class _HashInput:
+    """An entry's canonical bytes with the SHA-256 state up to ``seq`` kept, so several seqs can
+    be tried cheaply (the verifier looks for shifted seqs after a break)."""
 
     __slots__ = ("_after", "_before")
 
-    def __init__(
-        self,
-        *,
-        at: datetime,
-        actor: str,
-        action: str,
-        target: str | None,
-        client_address: str | None,
-        details: Any,
-        prev_hash: str,
-    ) -> None:
-        before = _canonical_json(
-            {
-                "action": action,
-                "actor": actor,
-                "at": _format_at(at),
-                "client_address": client_address,
-                "details": details,
-                "prev_hash": prev_hash,
-            }
+    def __init__(self, pieces: _CanonicalPieces, prev_hash: str) -> None:
+        self._before = hashlib.sha256(
+            pieces.before_prev_hash + _canonical_json(prev_hash).encode() + _BEFORE_SEQ
         )
-        after = _canonical_json({"target": target})
-        self._before = hashlib.sha256((before[:-1] + ',"seq":').encode())
-        self._after = ("," + after[1:]).encode()
+        self._after = pieces.after_seq
 
     def hash_for(self, seq: int) -> str:
         digest = self._before.copy()
@@ -194,15 +230,7 @@ class _HashInput:
 
 def compute_entry_hash(entry: AuditEntry) -> str:
     """The hash ``entry`` should carry, from its fields (the chain rule in the module docstring)."""
-    return _HashInput(
-        at=entry.at,
-        actor=entry.actor,
-        action=entry.action,
-        target=entry.target,
-        client_address=entry.client_address,
-        details=json.loads(entry.details),
-        prev_hash=entry.prev_hash,
-    ).hash_for(entry.seq)
+    return _HashInput(_CanonicalPieces.of(entry, at=entry.at), entry.prev_hash).hash_for(entry.seq)
 
 
 # --------------------------------------------------------------------------------------------
@@ -220,6 +248,17 @@ class _Queued:
     target: str | None
     client_address: str | None
     details: str
+
+    def stored_fields(self) -> dict[str, Any]:
+        """The columns of its row that the entry itself gives (the chain gives seq and hashes)."""
+        return {
+            "at": self.at,
+            "actor": self.actor,
+            "action": self.action,
+            "target": self.target,
+            "client_address": self.client_address,
+            "details": self.details,
+        }
 
 
 def install(session_factory: sessionmaker[Session]) -> None:
@@ -303,7 +342,12 @@ def ensure_chain_head(session: Session) -> None:
     The Alembic migration seeds the same row; tests and first use call this. ``ON CONFLICT DO
     NOTHING`` lets two processes race here without either failing.
     """
-    values = {"id": _HEAD_ID, "last_seq": 0, "last_hash": GENESIS_HASH}
+    values = {
+        "id": _HEAD_ID,
+        "last_seq": 0,
+        "last_hash": GENESIS_HASH,
+        "last_prev_hash": GENESIS_HASH,
+    }
     dialect = session.get_bind().dialect.name
     if dialect == "postgresql":
         session.execute(
@@ -330,43 +374,82 @@ def _write_queued(session: Session) -> None:
     # Core statements on the session's connection from here: nothing left for the ORM to do,
     # and its execution layer costs more than these statements while the head is locked.
     connection = session.connection()
+    appended_alone = (
+        connection.dialect.name == "postgresql"
+        and len(queue) == 1
+        and _append_in_one_statement(connection, queue[0])
+    )
+    if appended_alone:
+        return
     last_seq, last_hash = _lock_head(session, connection)
     rows = []
     for item in queue:
         last_seq += 1
-        entry_hash = _HashInput(
-            at=item.at,
-            actor=item.actor,
-            action=item.action,
-            target=item.target,
-            client_address=item.client_address,
-            details=json.loads(item.details),
-            prev_hash=last_hash,
-        ).hash_for(last_seq)
+        entry_hash = _HashInput(_CanonicalPieces.of(item, at=item.at), last_hash).hash_for(last_seq)
         rows.append(
             {
                 "seq": last_seq,
-                "at": item.at,
-                "actor": item.actor,
-                "action": item.action,
-                "target": item.target,
-                "client_address": item.client_address,
-                "details": item.details,
+                **item.stored_fields(),
                 "prev_hash": last_hash,
                 "entry_hash": entry_hash,
             }
         )
         last_hash = entry_hash
-    advance = (
-        update(_HEAD).where(_HEAD.c.id == _HEAD_ID).values(last_seq=last_seq, last_hash=last_hash)
-    )
-    if connection.dialect.name == "postgresql" and len(rows) == 1:
-        # One round trip instead of two while the chain head is locked (the lock serialises
-        # every audited transaction): the entry is inserted by a CTE of the head's update.
-        connection.execute(advance.add_cte(insert(_LOG).values(rows[0]).cte("appended")))
-        return
     connection.execute(insert(_LOG), rows)
-    connection.execute(advance)
+    connection.execute(
+        update(_HEAD)
+        .where(_HEAD.c.id == _HEAD_ID)
+        .values(last_seq=last_seq, last_hash=last_hash, last_prev_hash=rows[-1]["prev_hash"])
+    )
+
+
+# PostgreSQL computes the entry's hash itself from the head row it locks and updates, so a
+# one-entry transaction appends in a single statement: no round trip to read the head first, and
+# the lock that serialises every audited commit is held for this statement and the commit only.
+# The bytes hashed are those _HashInput hashes (sha256 is built in since PostgreSQL 11); a head
+# hash is hex, so its JSON string is the hash between quotes.
+_APPEND_ONE = text(
+    """
+    WITH advanced AS (
+        UPDATE audit_chain_head
+        SET last_seq = last_seq + 1,
+            last_prev_hash = last_hash,
+            last_hash = encode(sha256(
+                :before_prev_hash || convert_to('"' || last_hash || '"', 'UTF8')
+                || :before_seq || convert_to((last_seq + 1)::text, 'UTF8') || :after_seq
+            ), 'hex')
+        WHERE id = :head_id
+        RETURNING last_seq, last_prev_hash, last_hash
+    )
+    INSERT INTO audit_log
+        (seq, at, actor, action, target, client_address, details, prev_hash, entry_hash)
+    SELECT last_seq, :at, :actor, :action, :target, :client_address, :details,
+           last_prev_hash, last_hash
+    FROM advanced
+    RETURNING seq
+    """
+).bindparams(
+    bindparam("at", type_=UTCDateTime()),
+    bindparam("before_prev_hash", type_=LargeBinary()),
+    bindparam("before_seq", type_=LargeBinary()),
+    bindparam("after_seq", type_=LargeBinary()),
+)
+
+
+def _append_in_one_statement(connection: Connection, item: _Queued) -> bool:
+    """Append ``item`` on PostgreSQL in one statement; False if the head row is missing."""
+    pieces = _CanonicalPieces.of(item, at=item.at)
+    appended = connection.execute(
+        _APPEND_ONE,
+        {
+            "head_id": _HEAD_ID,
+            "before_prev_hash": pieces.before_prev_hash,
+            "before_seq": _BEFORE_SEQ,
+            "after_seq": pieces.after_seq,
+            **item.stored_fields(),
+        },
+    ).first()
+    return appended is not None
 
 
 def _lock_head(session: Session, connection: Connection) -> tuple[int, str]:
@@ -857,13 +940,7 @@ def _hash_input_from_stored(stored: Any) -> _HashInput | None:
     """The hash input of a stored row, or None if the row is too damaged to hash at all."""
     try:
         return _HashInput(
-            at=_parse_stored_at(stored.at),
-            actor=stored.actor,
-            action=stored.action,
-            target=stored.target,
-            client_address=stored.client_address,
-            details=json.loads(stored.details),
-            prev_hash=stored.prev_hash,
+            _CanonicalPieces.of(stored, at=_parse_stored_at(stored.at)), stored.prev_hash
         )
     except (TypeError, ValueError):
         return None

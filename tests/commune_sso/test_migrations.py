@@ -103,8 +103,11 @@ def test_upgrade_seeds_the_audit_chain_head(empty_database_url: str, engine: Eng
     upgrade(empty_database_url)
     head = core.audit.AuditChainHead.__table__
     with engine.connect() as connection:
-        rows = connection.execute(select(head.c.id, head.c.last_seq, head.c.last_hash)).all()
-    assert [tuple(row) for row in rows] == [(1, 0, core.audit.GENESIS_HASH)]
+        rows = connection.execute(
+            select(head.c.id, head.c.last_seq, head.c.last_hash, head.c.last_prev_hash)
+        ).all()
+    genesis = core.audit.GENESIS_HASH
+    assert [tuple(row) for row in rows] == [(1, 0, genesis, genesis)]
 
 
 def test_db_upgrade_command_twice_is_a_no_op(

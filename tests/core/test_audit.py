@@ -34,6 +34,7 @@ from core.audit import (
 )
 from core.clock import FixedClock
 from core.db import make_session_factory, transaction
+from tests.sql_statements import statements_sent
 
 LOG = AuditEntry.__table__
 HEAD = AuditChainHead.__table__
@@ -167,6 +168,51 @@ def test_hash_follows_the_published_rule(audit_sessions: sessionmaker[Session], 
         assert (head.last_seq, head.last_hash) == (2, second.entry_hash)
 
 
+def test_a_one_entry_transaction_hashes_by_the_same_rule(audit_sessions, audit_clock, audit_engine):
+    """PostgreSQL hashes a lone entry in SQL: the bytes must be exactly the published ones,
+    Vietnamese text included, and the head must remember the entry's prev_hash."""
+    record_many(audit_sessions, audit_clock, 1)
+    audit_clock.set(datetime(2026, 7, 1, 8, 0, 0, 1, tzinfo=UTC))
+    with statements_sent(audit_engine) as statements, transaction(audit_sessions) as session:
+        record(
+            session,
+            clock=audit_clock,
+            actor="admin:trần.thị.bình",
+            action="user.create",
+            target='user:"nguyễn"',
+            details={"chức_vụ": "Chủ tịch", "n": [1, 2.5, None]},
+            client_address="2001:db8::1",
+        )
+
+    with audit_sessions() as session:
+        first, second = session.scalars(select(AuditEntry).order_by(AuditEntry.seq)).all()
+        head = session.get(AuditChainHead, 1)
+    payload = {
+        "seq": 2,
+        "at": "2026-07-01T08:00:00.000001+00:00",
+        "actor": "admin:trần.thị.bình",
+        "action": "user.create",
+        "target": 'user:"nguyễn"',
+        "client_address": "2001:db8::1",
+        "details": {"chức_vụ": "Chủ tịch", "n": [1, 2.5, None]},
+        "prev_hash": first.entry_hash,
+    }
+    canonical = json.dumps(payload, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    assert second.entry_hash == hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+    assert second.prev_hash == first.entry_hash
+    assert head is not None
+    assert (head.last_seq, head.last_hash, head.last_prev_hash) == (
+        2,
+        second.entry_hash,
+        first.entry_hash,
+    )
+    audit_writes = [s for s in statements if "audit_" in s]
+    if audit_engine.dialect.name == "postgresql":
+        # Read, chain, insert and advance in one statement (the head lock is held shortest).
+        assert len(audit_writes) == 1, audit_writes
+    assert run_verify(audit_sessions).ok
+
+
 def test_sequential_transactions_chain_on(audit_sessions, audit_clock):
     record_many(audit_sessions, audit_clock, 2, per_transaction=2)
     record_many(audit_sessions, audit_clock, 3, per_transaction=3)
@@ -247,7 +293,9 @@ def test_failed_commit_writes_no_entry(audit_sessions, audit_clock, audit_engine
     with pytest.raises(IntegrityError), transaction(audit_sessions) as session:
         record(session, clock=audit_clock, actor="cli", action="client.create")
         # The change this entry records violates a constraint at flush.
-        session.add(AuditChainHead(id=1, last_seq=0, last_hash=GENESIS_HASH))
+        session.add(
+            AuditChainHead(id=1, last_seq=0, last_hash=GENESIS_HASH, last_prev_hash=GENESIS_HASH)
+        )
 
     assert hashes(audit_engine) == {}
     assert run_verify(audit_sessions).ok

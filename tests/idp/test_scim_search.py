@@ -7,7 +7,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 from scim2_models import Context
-from sqlalchemy import event
 
 from core.db import transaction
 from idp.scim import users
@@ -15,6 +14,7 @@ from idp.scim.schemas import ScimUser, UserListResponse
 from tests.idp import test_scim as read_side
 from tests.idp.test_scim import get, search
 from tests.idp.test_scim_writes import error_of, send
+from tests.sql_statements import statements_sent
 
 directory = read_side.directory
 province_token = read_side.province_token
@@ -148,18 +148,10 @@ def test_paging_reads_the_live_indexes_with_the_units_as_a_list(runtime, provinc
     core.db taught it), PostgreSQL is given the units of the reach as values it can plan
     with. The page is still the right one (every official of the directory is in reach)."""
     engine = runtime.session_factory.kw["bind"]
-    statements: list[str] = []
-
-    def record(conn, cursor, statement, parameters, context, executemany):
-        statements.append(statement)
-
     with transaction(runtime.session_factory) as session:
         reach = read_side_reach(session, runtime, province_token)
-        event.listen(engine, "before_cursor_execute", record)
-        try:
+        with statements_sent(engine) as statements:
             page = whole_directory_page(session, reach, start_index=2, count=2)
-        finally:
-            event.remove(engine, "before_cursor_execute", record)
     assert (page.total, [row.username for row in page.rows]) == (5, page_names(runtime, 2, 2))
     counting = next(s for s in statements if "count(*)" in s)
     paging = next(s for s in statements if "OFFSET" in s)
