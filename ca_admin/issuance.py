@@ -9,12 +9,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import Table, bindparam, insert, select
+from sqlalchemy.orm import Session, make_transient_to_detached
 
 from ca_admin.errors import BadCertificateRequest, PolicyViolation
 from ca_admin.hierarchy import BACKDATE, current_issuer
@@ -53,33 +54,68 @@ def allowed_validity_days(profile: Profile, requested: int | None, *, renewal: b
     return days
 
 
+_KEY_IN_USE_MESSAGE = N_(
+    "This public key is already used by another certificate: generate a new key."
+)
+
+
 def check_key_not_reused(
     session: Session, public_key: SubjectPublicKey, renewal_of: IssuedCertificate | None
 ) -> str:
-    """A key certified once may be certified again only by renewing that same certificate."""
+    """A key certified once may be certified again only by renewing that same certificate.
+
+    Asked when a request is submitted, so the official hears it at once; :func:`issue` enforces
+    it again in the insert itself.
+    """
     fingerprint = spki_sha256(public_key)
     if renewal_of is not None and renewal_of.spki_sha256 == fingerprint:
         return fingerprint  # renewing with the same key: other users of it cannot matter
-    # Certificates issued earlier in this transaction are still pending: look at them too,
-    # without flushing them (a flush per certificate would triple the cost of a batch).
-    pending = any(
-        isinstance(obj, IssuedCertificate) and obj.spki_sha256 == fingerprint for obj in session.new
-    )
-    # On the session's connection: a Core read, without the ORM's execution layer or autoflush.
-    used = pending or (
-        session.connection().scalar(
-            select(IssuedCertificate.id)
-            .where(IssuedCertificate.spki_sha256 == fingerprint)
-            .limit(1)
-        )
-        is not None
-    )
-    if used:
-        raise BadCertificateRequest(
-            N_("This public key is already used by another certificate: generate a new key."),
-            field="csr",
-        )
+    if session.connection().scalar(_KEY_IN_USE, {"spki_sha256": fingerprint}) is not None:
+        raise BadCertificateRequest(_KEY_IN_USE_MESSAGE, field="csr")
     return fingerprint
+
+
+_CERTIFICATES = cast(Table, IssuedCertificate.__table__)
+_STORED_COLUMNS = [column for column in _CERTIFICATES.c if column.name != "id"]
+_KEY_IN_USE = (
+    select(_CERTIFICATES.c.id)
+    .where(_CERTIFICATES.c.spki_sha256 == bindparam("spki_sha256"))
+    .limit(1)
+)
+# The key-reuse check and the insert in one statement: the row goes in only if no certificate
+# has the key yet (RETURNING gives nothing otherwise). Certificates issued earlier in the same
+# transaction are already rows, so a batch is checked against itself too.
+_INSERT_UNLESS_KEY_USED = (
+    insert(_CERTIFICATES)
+    .from_select(
+        [column.name for column in _STORED_COLUMNS],
+        select(*(bindparam(column.name, type_=column.type) for column in _STORED_COLUMNS)).where(
+            ~_KEY_IN_USE.exists()
+        ),
+    )
+    .returning(_CERTIFICATES.c.id)
+)
+
+
+def _store(session: Session, issued: IssuedCertificate, *, key_kept_by_renewal: bool) -> None:
+    """Store ``issued`` in the caller's transaction, refusing a key another certificate has.
+
+    A fresh key is inserted at once with the check (one round trip, no unit-of-work flush); a
+    renewal that keeps its key needs no check and is left to the session's flush, which inserts
+    a batch of them (a unit merger's re-issue) in one statement. A certificate refused here was
+    signed but never leaves this process: it is not stored, returned or published.
+    """
+    if key_kept_by_renewal:
+        session.add(issued)
+        return
+    values = {column.name: getattr(issued, column.key) for column in _STORED_COLUMNS}
+    stored_id = session.connection().scalar(_INSERT_UNLESS_KEY_USED, values)
+    if stored_id is None:
+        raise BadCertificateRequest(_KEY_IN_USE_MESSAGE, field="csr")
+    issued.id = stored_id
+    # The row exists: the object joins the session as if it had been loaded from it.
+    make_transient_to_detached(issued)
+    session.add(issued)
 
 
 def issue(
@@ -87,7 +123,8 @@ def issue(
 ) -> IssuedCertificate:
     """Sign, store and audit one certificate in the caller's transaction."""
     check_public_key(order.public_key)
-    fingerprint = check_key_not_reused(session, order.public_key, order.renewal_of)
+    fingerprint = spki_sha256(order.public_key)
+    key_kept = order.renewal_of is not None and order.renewal_of.spki_sha256 == fingerprint
     days = allowed_validity_days(
         order.profile, order.validity_days, renewal=order.renewal_of is not None
     )
@@ -136,7 +173,7 @@ def issue(
         renewal_of_id=order.renewal_of.id if order.renewal_of else None,
         issued_at=now,
     )
-    session.add(issued)
+    _store(session, issued, key_kept_by_renewal=key_kept)
     audit.record(
         session,
         clock=runtime.clock,

@@ -241,6 +241,35 @@ def test_a_key_already_certified_is_refused(
     assert "already used" in refused.value.text()
 
 
+def test_a_key_certified_after_the_request_was_made_is_refused_at_issuance(
+    ca_runtime: CaRuntime, hierarchy: object, people: People
+) -> None:
+    """Two requests for one key pass the early check; the insert refuses the second, and the
+    refused approval leaves no certificate, no audit entry and the request still waiting."""
+    csr, key = make_csr()
+    first = submit(ca_runtime, people, csr=csr)
+    again, _ = make_csr(key)  # type: ignore[arg-type]
+    second = submit(ca_runtime, people, csr=again, subject_ref=people.colleague.subject)
+    issued = approve(ca_runtime, people.unit_admin, first)
+    assert issued is not None
+
+    with pytest.raises(BadCertificateRequest) as refused:
+        approve(ca_runtime, people.unit_admin, second)
+
+    assert "already used" in refused.value.text()
+    with ca_runtime.session_factory() as session:
+        holders = session.scalars(
+            select(IssuedCertificate.serial).where(
+                IssuedCertificate.spki_sha256 == issued.spki_sha256
+            )
+        ).all()
+        issued_entries = audit.tail(session, limit=10, action_prefix="ca.certificate.issued")
+        request = certificate_requests.find_request(session, second)
+    assert holders == [issued.serial]
+    assert [entry.target for entry in issued_entries] == [f"cert:{issued.serial}"]
+    assert (request.status, request.certificate_id) == ("pending", None)
+
+
 def test_approval_is_scoped_and_never_by_the_requester(
     ca_runtime: CaRuntime, hierarchy: object, people: People
 ) -> None:
