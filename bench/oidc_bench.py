@@ -1,14 +1,16 @@
 """Throughput and latency of the OpenID Connect provider under its production set-up.
 
 Run: ``.venv/bin/python bench/oidc_bench.py [--quick] [--duration S] [--concurrency N]
-[--workers N] [--database postgresql|sqlite] [--json-out PATH]``
+[--workers N] [--database postgresql|sqlite] [--json-out PATH] [--argon2-memory-kib KIB
+--argon2-time-cost T --argon2-parallelism P]``
 
 What it measures, in one invocation (CONVENTIONS §16: the reference run is on the same
 machine, at the same time):
 
 1. Raw limits, each in ``--workers`` processes running at the same time: RSA-2048 (RS256) and
    P-256 (ES256) signatures per second with ``cryptography``, and argon2id verifications per
-   second at the service's default parameters (``core.settings.Settings``) with argon2-cffi.
+   second at the service's default parameters (``core.settings.Settings``) with argon2-cffi,
+   or at those given with ``--argon2-*``, which the service then uses too.
 2. The service as deployed: a throwaway PostgreSQL (``scripts/pg-throwaway --durable``, real
    fsync) or SQLite, ``commune-sso db upgrade``, a user and clients made with the CLI, and
    ``commune-sso serve --workers N`` on a loopback port.
@@ -124,7 +126,31 @@ class RawRate:
         return sum(self.per_process)
 
 
-def _raw_operation(kind: str) -> Callable[[], object]:
+@dataclass(frozen=True)
+class Argon2Parameters:
+    memory_kib: int
+    time_cost: int
+    parallelism: int
+
+    @classmethod
+    def service_defaults(cls) -> Argon2Parameters:
+        defaults = Settings.model_fields
+        return cls(
+            memory_kib=defaults["argon2_memory_kib"].default,
+            time_cost=defaults["argon2_time_cost"].default,
+            parallelism=defaults["argon2_parallelism"].default,
+        )
+
+    def environment(self) -> dict[str, str]:
+        """The service's settings for these parameters (its password hashes use them)."""
+        return {
+            "COMMUNE_SSO_ARGON2_MEMORY_KIB": str(self.memory_kib),
+            "COMMUNE_SSO_ARGON2_TIME_COST": str(self.time_cost),
+            "COMMUNE_SSO_ARGON2_PARALLELISM": str(self.parallelism),
+        }
+
+
+def _raw_operation(kind: str, argon2: Argon2Parameters) -> Callable[[], object]:
     if kind == "rs256_sign":
         rsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
         return lambda: rsa_key.sign(SIGNING_INPUT, padding.PKCS1v15(), hashes.SHA256())
@@ -132,11 +158,10 @@ def _raw_operation(kind: str) -> Callable[[], object]:
         ec_key = ec.generate_private_key(ec.SECP256R1())
         return lambda: ec_key.sign(SIGNING_INPUT, ec.ECDSA(hashes.SHA256()))
     if kind == "argon2id_verify":
-        defaults = Settings.model_fields
         hasher = PasswordHasher(
-            time_cost=defaults["argon2_time_cost"].default,
-            memory_cost=defaults["argon2_memory_kib"].default,
-            parallelism=defaults["argon2_parallelism"].default,
+            time_cost=argon2.time_cost,
+            memory_cost=argon2.memory_kib,
+            parallelism=argon2.parallelism,
             type=Type.ID,
         )
         stored = hasher.hash("correct horse battery staple")
@@ -144,9 +169,11 @@ def _raw_operation(kind: str) -> Callable[[], object]:
     raise ValueError(kind)
 
 
-def _raw_worker(kind: str, seconds: float, ready: Any, results: Any) -> None:
+def _raw_worker(
+    kind: str, argon2: Argon2Parameters, seconds: float, ready: Any, results: Any
+) -> None:
     """Child process: prepare, wait for the siblings, then count operations for ``seconds``."""
-    operation = _raw_operation(kind)
+    operation = _raw_operation(kind, argon2)
     operation()
     ready.wait()
     count = 0
@@ -157,12 +184,17 @@ def _raw_worker(kind: str, seconds: float, ready: Any, results: Any) -> None:
     results.put(count / elapsed)
 
 
-def measure_raw_rate(kind: str, *, processes: int, seconds: float) -> RawRate:
+def measure_raw_rate(
+    kind: str, *, processes: int, seconds: float, argon2: Argon2Parameters | None = None
+) -> RawRate:
     context = multiprocessing.get_context("spawn")
     ready = context.Barrier(processes)
     results = context.Queue()
     children = [
-        context.Process(target=_raw_worker, args=(kind, seconds, ready, results))
+        context.Process(
+            target=_raw_worker,
+            args=(kind, argon2 or Argon2Parameters.service_defaults(), seconds, ready, results),
+        )
         for _ in range(processes)
     ]
     for child in children:
@@ -945,6 +977,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--quick", action="store_true", help=f"smoke run: {QUICK_DURATION:.0f} s per scenario"
     )
+    defaults = Argon2Parameters.service_defaults()
+    parser.add_argument(
+        "--argon2-memory-kib",
+        type=int,
+        default=defaults.memory_kib,
+        help="the service's argon2id memory cost for this run (default: the service default)",
+    )
+    parser.add_argument("--argon2-time-cost", type=int, default=defaults.time_cost)
+    parser.add_argument("--argon2-parallelism", type=int, default=defaults.parallelism)
     args = parser.parse_args(argv)
     if args.duration <= 0 or args.workers < 1 or (args.concurrency or 1) < 1:
         parser.error("duration, workers and concurrency must be positive")
@@ -978,8 +1019,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     console.print(f"options: {asdict(options)}")
 
+    argon2 = Argon2Parameters(
+        memory_kib=args.argon2_memory_kib,
+        time_cost=args.argon2_time_cost,
+        parallelism=args.argon2_parallelism,
+    )
     raw = {
-        kind: measure_raw_rate(kind, processes=options.workers, seconds=options.raw_seconds)
+        kind: measure_raw_rate(
+            kind, processes=options.workers, seconds=options.raw_seconds, argon2=argon2
+        )
         for kind in ("rs256_sign", "es256_sign", "argon2id_verify")
     }
     print_raw_limits(raw, options.workers)
@@ -995,11 +1043,15 @@ def main(argv: list[str] | None = None) -> int:
             database_pid, database_version = None, "SQLite (WAL)"
         port = free_port()
         env = service_environment(database_url=database_url, var_dir=var_dir, port=port)
+        env.update(argon2.environment())
         service_settings = Settings(
             issuer=env["COMMUNE_SSO_ISSUER"],
             var_dir=var_dir,
             database_url=database_url,
             environment="production",
+            argon2_memory_kib=argon2.memory_kib,
+            argon2_time_cost=argon2.time_cost,
+            argon2_parallelism=argon2.parallelism,
         )
         console.print(
             f"service: {database_version}, {options.workers} workers, argon2id "
