@@ -68,11 +68,15 @@ def check_key_not_reused(
     it again in the insert itself.
     """
     fingerprint = spki_sha256(public_key)
-    if renewal_of is not None and renewal_of.spki_sha256 == fingerprint:
-        return fingerprint  # renewing with the same key: other users of it cannot matter
+    if _renews_with_its_key(renewal_of, fingerprint):
+        return fingerprint  # other users of the key cannot matter
     if session.connection().scalar(_KEY_IN_USE, {"spki_sha256": fingerprint}) is not None:
         raise BadCertificateRequest(_KEY_IN_USE_MESSAGE, field="csr")
     return fingerprint
+
+
+def _renews_with_its_key(renewal_of: IssuedCertificate | None, fingerprint: str) -> bool:
+    return renewal_of is not None and renewal_of.spki_sha256 == fingerprint
 
 
 _CERTIFICATES = cast(Table, IssuedCertificate.__table__)
@@ -124,7 +128,6 @@ def issue(
     """Sign, store and audit one certificate in the caller's transaction."""
     check_public_key(order.public_key)
     fingerprint = spki_sha256(order.public_key)
-    key_kept = order.renewal_of is not None and order.renewal_of.spki_sha256 == fingerprint
     days = allowed_validity_days(
         order.profile, order.validity_days, renewal=order.renewal_of is not None
     )
@@ -173,7 +176,7 @@ def issue(
         renewal_of_id=order.renewal_of.id if order.renewal_of else None,
         issued_at=now,
     )
-    _store(session, issued, key_kept_by_renewal=key_kept)
+    _store(session, issued, key_kept_by_renewal=_renews_with_its_key(order.renewal_of, fingerprint))
     audit.record(
         session,
         clock=runtime.clock,

@@ -217,11 +217,9 @@ def _project(document: dict[str, Any], kind: str, parameters: ResponseParameters
 def _document(
     row: users.Row | users.UserView | groups.GroupRow, base: str
 ) -> tuple[str, dict[str, Any]]:
-    if isinstance(row, users.Row):
-        return "User", users.to_document(row.view, base_url=base)
-    if isinstance(row, users.UserView):
-        return "User", users.to_document(row, base_url=base)
-    return "Group", groups.to_document(row, base_url=base)
+    if isinstance(row, groups.GroupRow):
+        return "Group", groups.to_document(row, base_url=base)
+    return "User", users.to_document(row.view if isinstance(row, users.Row) else row, base_url=base)
 
 
 def _listing(
