@@ -165,7 +165,9 @@ def test_certificate_crl_and_ocsp_signed_in_the_hsm_verify(
 
 
 @pytest.mark.parametrize(
-    "salt_length", [padding.PSS.DIGEST_LENGTH, padding.PSS.MAX_LENGTH, 20], ids=str
+    "salt_length",
+    [padding.PSS.DIGEST_LENGTH, padding.PSS.MAX_LENGTH, 20],
+    ids=["digest-length", "max-length", "20"],
 )
 @pytest.mark.parametrize("algorithm", ["rsa-2048", "rsa-3072"])
 def test_rsassa_pss_certificate_verifies(
