@@ -12,7 +12,9 @@ The row's ``summary`` JSON holds the counts (written by ``apply_file``) and, und
 once the run ends, and the sealed activation codes (:mod:`idp.admin_api.code_vault`). The
 uploaded file is spooled under ``<var_dir>/admin-imports/<job_id>/`` until the job is done, so
 that ``POST .../resume`` can finish an interrupted job on the same host; re-uploading the same
-file anywhere also resumes it.
+file anywhere also resumes it. It is removed only after the job's last commit (a crash in
+between leaves it behind rather than losing what a resume needs), and the next upload on the
+host removes what such a crash left (:func:`remove_leftover_spools`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import json
 import logging
 import shutil
 import threading
+import time
 import zlib
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +59,9 @@ UPLOAD_NAME = "upload"
 CODES_DIR_NAME = "codes"
 # Jobs ended longer ago than this are not swept for forgotten codes (they were, when younger).
 SWEEP_HORIZON_DAYS = 30
+# A spool directory without a job row is an upload whose process died before the row was
+# stored; a younger one may be an upload that another process on this host is receiving now.
+ORPHAN_UPLOAD_SECONDS = 3600
 
 
 def spool_dir(runtime: IdpRuntime, job_id: str) -> Path:
@@ -233,6 +239,40 @@ def sweep_expired_codes(session: Session, *, now: datetime) -> int:
             set_api_state(job, state)
             wiped += 1
     return wiped
+
+
+def remove_leftover_spools(runtime: IdpRuntime, session: Session) -> list[str]:
+    """Remove the spool directories a crash left on this host, and return their names: those
+    of jobs already done (the process died between the job's last commit and the removal,
+    leaving the uploaded file and perhaps plaintext codes) and uploads that never became a job.
+    A failed, interrupted or running job keeps its file for ``resume``."""
+    root = runtime.settings.var_dir / SPOOL_DIR_NAME
+    try:
+        directories = {entry.name: entry for entry in root.iterdir() if entry.is_dir()}
+    except FileNotFoundError:
+        return []
+    if not directories:
+        return []
+    jobs = {
+        job.job_id: job
+        for job in session.scalars(select(ImportJob).where(ImportJob.job_id.in_(directories)))
+    }
+    removed = []
+    for name, directory in directories.items():
+        job = jobs.get(name)
+        if job is None:
+            # A file's age is wall-clock time, whatever clock the service runs on.
+            leftover = time.time() - directory.stat().st_mtime > ORPHAN_UPLOAD_SECONDS
+        else:
+            leftover = public_status(job) == "done"
+        if leftover:
+            shutil.rmtree(directory, ignore_errors=True)
+            removed.append(name)
+    if removed:
+        log.warning(
+            "removed %d import spool directories left by an interrupted process", len(removed)
+        )
+    return removed
 
 
 # --------------------------------------------------------------------------------------------

@@ -51,6 +51,7 @@ from idp.admin_api.import_jobs import (
     codes_available_until,
     counts_of,
     public_status,
+    remove_leftover_spools,
     results_csv,
     server_secret,
     set_api_state,
@@ -221,6 +222,7 @@ class ImportsApi:
         now = runtime.clock.now()
         with transaction(runtime.session_factory) as session:
             sweep_expired_codes(session, now=now)
+            remove_leftover_spools(runtime, session)
             job = None if dry_run else self._interrupted(session, caller, imported)
             resumed = job is not None
             if job is None:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import os
 import time
 import zipfile
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -130,6 +132,39 @@ def wait_for(web: TestClient, token: str, job_id: str, timeout: float = 30.0) ->
             return job
         assert time.monotonic() < deadline, f"job still {job['status']}"
         time.sleep(0.05)
+
+
+def removed_soon(path: Path, timeout: float = 10.0) -> bool:
+    """Whether ``path`` is gone within ``timeout``. The job thread removes its spool just after
+    the commit that makes the job "done" (never before: a crash in between would lose the file
+    a resume needs), so a poll that saw "done" can come a moment before the removal."""
+    deadline = time.monotonic() + timeout
+    while path.exists():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def store_unfinished_job(
+    runtime: IdpRuntime, job_id: str, name: str, digest: str, status: str, *, total_rows: int = 3
+) -> None:
+    """A job row as a killed process (or a failed run) leaves it: nothing processed yet."""
+    with transaction(runtime.session_factory) as session:
+        session.add(
+            ImportJob(
+                job_id=job_id,
+                file_name=name,
+                file_digest=digest,
+                dry_run=False,
+                status=status,
+                total_rows=total_rows,
+                processed_rows=0,
+                summary={},
+                actor="user:qt.tinh",
+                created_at=runtime.clock.now(),
+            )
+        )
 
 
 def run(web: TestClient, token: str, data: bytes, **options: Any) -> dict[str, Any]:
@@ -289,7 +324,7 @@ def test_apply_creates_accounts_and_a_second_upload_changes_nothing(
     assert set(created) == {"nguyen.van.an", "tran.thi.binh", "minh.lh"}
     assert set(created.values()) == {None}  # no passwords: activation codes only
     # The uploaded file is not kept once the job is done.
-    assert not spool_dir(runtime, job["job_id"]).exists()
+    assert removed_soon(spool_dir(runtime, job["job_id"]))
 
     # The codes: one CSV per unit, the same columns as the CLI's files, once.
     fetched = web.get(
@@ -498,21 +533,7 @@ def test_an_interrupted_job_is_resumed_and_hands_out_every_code(
     directory = spool_dir(runtime, job_id)
     directory.mkdir(parents=True)
     (directory / UPLOAD_NAME).write_bytes(data)
-    with transaction(runtime.session_factory) as session:
-        session.add(
-            ImportJob(
-                job_id=job_id,
-                file_name="lon.csv",
-                file_digest=imported.digest,
-                dry_run=False,
-                status="queued",
-                total_rows=5,
-                processed_rows=0,
-                summary={},
-                actor="user:qt.tinh",
-                created_at=runtime.clock.now(),
-            )
-        )
+    store_unfinished_job(runtime, job_id, "lon.csv", imported.digest, "queued", total_rows=5)
 
     class Killed(BaseException):
         pass
@@ -561,33 +582,51 @@ def test_an_interrupted_job_is_resumed_and_hands_out_every_code(
         stored_digests = set(session.scalars(select(ActivationCode.code_digest)))
     assert len(codes) == 5
     assert {digest(c["activation_code"]) for c in codes} == stored_digests
-    assert not directory.exists()  # no plaintext codes left on disk
+    assert removed_soon(directory)  # no plaintext codes left on disk
 
 
 def test_reuploading_the_file_of_an_interrupted_job_resumes_it(web, runtime, system_token, wards):
     data = csv_bytes(officials(wards))
     imported = read_bytes(data, name="f.csv")
-    with transaction(runtime.session_factory) as session:
-        session.add(
-            ImportJob(
-                job_id="killed-0000000000000000000000000000000000",
-                file_name="f.csv",
-                file_digest=imported.digest,
-                dry_run=False,
-                status="running",
-                total_rows=3,
-                processed_rows=0,
-                summary={},
-                actor="user:qt.tinh",
-                created_at=runtime.clock.now(),
-            )
-        )
+    store_unfinished_job(
+        runtime, "killed-0000000000000000000000000000000000", "f.csv", imported.digest, "running"
+    )
     started = upload(web, system_token, data)
     assert started.status_code == 202
     assert started.json()["job_id"] == "killed-0000000000000000000000000000000000"
     done = wait_for(web, system_token, started.json()["job_id"])
     assert done["status"] == "done" and done["counts"]["create"] == 3
     assert count(runtime, ImportJob) == 1
+
+
+def test_a_new_upload_removes_spools_a_crash_left_behind(web, runtime, system_token, wards):
+    """A process that died after a job's last commit leaves the uploaded file (and perhaps
+    plaintext codes) on disk; one that died mid-upload leaves a file without a job. The next
+    upload removes both, and keeps what a resume still needs."""
+    done = run(web, system_token, csv_bytes(officials(wards)[:1]))
+    assert done["status"] == "done"
+    after_commit = spool_dir(runtime, done["job_id"])  # as if the removal never ran
+    (after_commit / CODES_DIR_NAME).mkdir(parents=True)
+    (after_commit / CODES_DIR_NAME / "codes.csv").write_text("plaintext codes")
+
+    failed_job = "failed-00000000000000000000000000000000000"
+    store_unfinished_job(runtime, failed_job, "f.csv", "0" * 64, "failed")
+    kept_for_resume = spool_dir(runtime, failed_job)
+    kept_for_resume.mkdir()
+    (kept_for_resume / UPLOAD_NAME).write_bytes(b"rows")
+    stale_upload = spool_dir(runtime, "stale-upload")
+    stale_upload.mkdir()
+    two_hours_ago = time.time() - 2 * 3600
+    os.utime(stale_upload, (two_hours_ago, two_hours_ago))
+    upload_in_progress = spool_dir(runtime, "upload-in-progress")
+    upload_in_progress.mkdir()
+
+    later = run(web, system_token, csv_bytes(officials(wards)[1:]))
+    assert later["status"] == "done"
+    assert not after_commit.exists()
+    assert not stale_upload.exists()
+    assert (kept_for_resume / UPLOAD_NAME).read_bytes() == b"rows"
+    assert upload_in_progress.exists()
 
 
 def test_codes_expire_unfetched(web, runtime, system_token, wards, clock):
