@@ -261,8 +261,12 @@ def remove_leftover_spools(runtime: IdpRuntime, session: Session) -> list[str]:
     for name, directory in directories.items():
         job = jobs.get(name)
         if job is None:
+            try:
+                modified = directory.stat().st_mtime
+            except FileNotFoundError:
+                continue  # its own process removed it meanwhile (a refused upload)
             # A file's age is wall-clock time, whatever clock the service runs on.
-            leftover = time.time() - directory.stat().st_mtime > ORPHAN_UPLOAD_SECONDS
+            leftover = time.time() - modified > ORPHAN_UPLOAD_SECONDS
         else:
             leftover = public_status(job) == "done"
         if leftover:
