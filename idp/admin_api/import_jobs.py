@@ -241,8 +241,8 @@ def sweep_expired_codes(session: Session, *, now: datetime) -> int:
     return wiped
 
 
-def remove_leftover_spools(runtime: IdpRuntime, session: Session) -> list[str]:
-    """Remove the spool directories a crash left on this host, and return their names: those
+def remove_leftover_spools(runtime: IdpRuntime, session: Session) -> int:
+    """Remove the spool directories a crash left on this host, and count them: those
     of jobs already done (the process died between the job's last commit and the removal,
     leaving the uploaded file and perhaps plaintext codes) and uploads that never became a job.
     A failed, interrupted or running job keeps its file for ``resume``."""
@@ -250,14 +250,14 @@ def remove_leftover_spools(runtime: IdpRuntime, session: Session) -> list[str]:
     try:
         directories = {entry.name: entry for entry in root.iterdir() if entry.is_dir()}
     except FileNotFoundError:
-        return []
+        return 0
     if not directories:
-        return []
+        return 0
     jobs = {
         job.job_id: job
         for job in session.scalars(select(ImportJob).where(ImportJob.job_id.in_(directories)))
     }
-    removed = []
+    removed = 0
     for name, directory in directories.items():
         job = jobs.get(name)
         if job is None:
@@ -271,11 +271,9 @@ def remove_leftover_spools(runtime: IdpRuntime, session: Session) -> list[str]:
             leftover = public_status(job) == "done"
         if leftover:
             shutil.rmtree(directory, ignore_errors=True)
-            removed.append(name)
+            removed += 1
     if removed:
-        log.warning(
-            "removed %d import spool directories left by an interrupted process", len(removed)
-        )
+        log.warning("removed %d import spool directories left by an interrupted process", removed)
     return removed
 
 

@@ -26,7 +26,12 @@ from core.audit import AuditEntry
 from core.db import transaction
 from core.opaque_tokens import digest
 from idp import accounts, admin_scope, units
-from idp.admin_api.import_jobs import CODES_DIR_NAME, UPLOAD_NAME, spool_dir
+from idp.admin_api.import_jobs import (
+    CODES_DIR_NAME,
+    ORPHAN_UPLOAD_SECONDS,
+    UPLOAD_NAME,
+    spool_dir,
+)
 from idp.admin_api.uploads import XLSX_MEDIA_TYPE
 from idp.bulk_import.apply import apply_file
 from idp.bulk_import.reading import read_bytes
@@ -605,7 +610,8 @@ def test_a_new_upload_removes_spools_a_crash_left_behind(web, runtime, system_to
     upload removes both, and keeps what a resume still needs."""
     done = run(web, system_token, csv_bytes(officials(wards)[:1]))
     assert done["status"] == "done"
-    after_commit = spool_dir(runtime, done["job_id"])  # as if the removal never ran
+    after_commit = spool_dir(runtime, done["job_id"])
+    assert removed_soon(after_commit)  # the job thread's own removal, then as if it never ran
     (after_commit / CODES_DIR_NAME).mkdir(parents=True)
     (after_commit / CODES_DIR_NAME / "codes.csv").write_text("plaintext codes")
 
@@ -616,8 +622,8 @@ def test_a_new_upload_removes_spools_a_crash_left_behind(web, runtime, system_to
     (kept_for_resume / UPLOAD_NAME).write_bytes(b"rows")
     stale_upload = spool_dir(runtime, "stale-upload")
     stale_upload.mkdir()
-    two_hours_ago = time.time() - 2 * 3600
-    os.utime(stale_upload, (two_hours_ago, two_hours_ago))
+    long_ago = time.time() - 2 * ORPHAN_UPLOAD_SECONDS
+    os.utime(stale_upload, (long_ago, long_ago))
     upload_in_progress = spool_dir(runtime, "upload-in-progress")
     upload_in_progress.mkdir()
 
