@@ -98,6 +98,13 @@ class Settings(BaseSettings):
     )
     argon2_time_cost: int = Field(default=2, ge=2, description="argon2id iterations (OWASP ≥ 2).")
     argon2_parallelism: int = Field(default=1, ge=1, description="argon2id lanes.")
+    password_hashing_concurrency: int | None = Field(
+        default=None,
+        ge=1,
+        description="Password hashes one worker process computes at the same time; further "
+        "logins wait for a turn, so hashing memory stays under this × the argon2id memory cost. "
+        "Unset: the CPU cores the process may run on.",
+    )
 
     login_slowdown_after: int = Field(
         default=3,

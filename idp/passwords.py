@@ -3,15 +3,31 @@
 argon2id is the only scheme we write. bcrypt, pbkdf2_sha256 and sha512_crypt exist only to
 verify hashes imported from older systems; a successful login rehashes them (and argon2 hashes
 with weaker parameters) to the current policy.
+
+Hashing is CPU- and memory-bound, so a worker process computes password hashes on at most as
+many threads as it has cores (``password_hashing_concurrency``; Keycloak limits its argon2
+hashing the same way, keycloak/keycloak#28477). A burst of logins then waits its turn instead of
+hashing on every request thread at once (up to the thread pool's 40): that would slow every other
+request of the worker down and leave an argon2id buffer (19 MiB by default) in the allocator of
+each of those threads. Dedicated threads, not just a semaphore, because glibc keeps a freed
+buffer in the arena of the thread that used it: only a bounded set of hashing threads bounds the
+memory.
 """
 
 from __future__ import annotations
 
+import os
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from typing import TypeVar
 
 from passlib.context import CryptContext
 
 from core.settings import Settings
+
+Result = TypeVar("Result")
 
 LEGACY_SCHEMES = ("bcrypt", "pbkdf2_sha256", "sha512_crypt")
 
@@ -22,8 +38,34 @@ class PasswordCheck:
     new_hash: str | None = None
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity, e.g. under taskset or a cpuset)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+HASHING_THREAD_PREFIX = "password-hashing"
+
+# One set of hashing threads per process and limit, shared by every PasswordHasher in it (the
+# limit is per process; tests build many). A forked child starts without the parent's threads.
+_hashing_threads: dict[int, ThreadPoolExecutor] = {}
+_hashing_threads_lock = threading.Lock()
+os.register_at_fork(after_in_child=_hashing_threads.clear)
+
+
+def hashing_threads(limit: int) -> ThreadPoolExecutor:
+    with _hashing_threads_lock:
+        if limit not in _hashing_threads:
+            _hashing_threads[limit] = ThreadPoolExecutor(
+                max_workers=limit, thread_name_prefix=f"{HASHING_THREAD_PREFIX}-{limit}"
+            )
+        return _hashing_threads[limit]
+
+
 class PasswordHasher:
     def __init__(self, settings: Settings) -> None:
+        self._threads = hashing_threads(settings.password_hashing_concurrency or usable_cores())
         self._context = CryptContext(
             schemes=["argon2", *LEGACY_SCHEMES],
             default="argon2",
@@ -35,12 +77,19 @@ class PasswordHasher:
         )
         # Verified against when the account does not exist or has no password, so that
         # "unknown user" costs the same time as "wrong password".
-        self._dummy_hash = self._context.hash("not-a-real-password")
+        self._dummy_hash = self._on_hashing_thread(self._context.hash, "not-a-real-password")
+
+    def _on_hashing_thread(self, work: Callable[..., Result], *args: object) -> Result:
+        """Run ``work`` on one of the process's hashing threads; wait for a free one."""
+        return self._threads.submit(work, *args).result()
 
     def hash(self, password: str) -> str:
-        return self._context.hash(password)
+        return self._on_hashing_thread(self._context.hash, password)
 
     def check(self, password: str, stored_hash: str | None) -> PasswordCheck:
+        return self._on_hashing_thread(self._check, password, stored_hash)
+
+    def _check(self, password: str, stored_hash: str | None) -> PasswordCheck:
         if not stored_hash:
             self._context.verify(password, self._dummy_hash)
             return PasswordCheck(ok=False)
