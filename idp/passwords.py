@@ -48,10 +48,19 @@ def usable_cores() -> int:
 HASHING_THREAD_PREFIX = "password-hashing"
 
 # One set of hashing threads per process and limit, shared by every PasswordHasher in it (the
-# limit is per process; tests build many). A forked child starts without the parent's threads.
+# limit is per process; tests build many).
 _hashing_threads: dict[int, ThreadPoolExecutor] = {}
 _hashing_threads_lock = threading.Lock()
-os.register_at_fork(after_in_child=_hashing_threads.clear)
+
+
+def _forget_the_parents_hashing_threads() -> None:
+    """A forked child has none of its parent's threads, and the lock may have been held."""
+    global _hashing_threads_lock
+    _hashing_threads.clear()
+    _hashing_threads_lock = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_the_parents_hashing_threads)
 
 
 def hashing_threads(limit: int) -> ThreadPoolExecutor:
@@ -65,7 +74,7 @@ def hashing_threads(limit: int) -> ThreadPoolExecutor:
 
 class PasswordHasher:
     def __init__(self, settings: Settings) -> None:
-        self._threads = hashing_threads(settings.password_hashing_concurrency or usable_cores())
+        self._concurrency = settings.password_hashing_concurrency or usable_cores()
         self._context = CryptContext(
             schemes=["argon2", *LEGACY_SCHEMES],
             default="argon2",
@@ -80,8 +89,9 @@ class PasswordHasher:
         self._dummy_hash = self._on_hashing_thread(self._context.hash, "not-a-real-password")
 
     def _on_hashing_thread(self, work: Callable[..., Result], *args: object) -> Result:
-        """Run ``work`` on one of the process's hashing threads; wait for a free one."""
-        return self._threads.submit(work, *args).result()
+        """Run ``work`` on one of the process's hashing threads; wait for a free one. Looked up
+        on each call: after a fork, the parent's threads are not in this process."""
+        return hashing_threads(self._concurrency).submit(work, *args).result()
 
     def hash(self, password: str) -> str:
         return self._on_hashing_thread(self._context.hash, password)

@@ -6,7 +6,10 @@ Waits are one-sided: a check that must wait is only required to be still waiting
 
 from __future__ import annotations
 
+import os
+import signal
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -100,6 +103,24 @@ def test_the_limit_defaults_to_the_cores_the_process_may_use(tmp_path: Path) -> 
     assert all(check.finished_within(FINISHES_WITHIN) for check in checks)
     assert all(check.result == PasswordCheck(ok=True) for check in checks)
     assert 1 <= len(hashing_thread_names(usable_cores())) <= usable_cores()
+
+
+def test_a_forked_child_hashes_on_threads_of_its_own(tmp_path: Path) -> None:
+    hasher = hasher_with(tmp_path, password_hashing_concurrency=2)
+    stored = hasher.hash("đúng mật khẩu")  # the parent's hashing threads exist now
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through its exit code only
+        os._exit(0 if hasher.check("đúng mật khẩu", stored).ok else 1)
+    deadline = time.monotonic() + FINISHES_WITHIN
+    while time.monotonic() < deadline:
+        finished, status = os.waitpid(child, os.WNOHANG)
+        if finished:
+            assert os.waitstatus_to_exitcode(status) == 0
+            return
+        time.sleep(0.05)
+    os.kill(child, signal.SIGKILL)
+    os.waitpid(child, 0)
+    pytest.fail("the forked child's password check never finished (the parent's threads?)")
 
 
 def test_a_limit_below_one_is_refused(tmp_path: Path) -> None:
