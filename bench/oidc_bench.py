@@ -10,7 +10,11 @@ machine, at the same time):
 1. Raw limits, each in ``--workers`` processes running at the same time: RSA-2048 (RS256) and
    P-256 (ES256) signatures per second with ``cryptography``, and argon2id verifications per
    second at the service's default parameters (``core.settings.Settings``) with argon2-cffi,
-   or at those given with ``--argon2-*``, which the service then uses too.
+   or at those given with ``--argon2-*``, which the service then uses too. A scenario whose
+   target is a share of a raw limit (logins, client_credentials RS256) measures that limit
+   again right before and right after itself and compares with their mean: this machine's
+   speed drifts from minute to minute, and the ratio should compare figures of the same
+   minutes. Before and after more than ``RAW_DRIFT_WARNING`` apart is flagged.
 2. The service as deployed: a throwaway PostgreSQL (``scripts/pg-throwaway --durable``, real
    fsync) or SQLite, ``commune-sso db upgrade``, a user and clients made with the CLI, and
    ``commune-sso serve --workers N`` on a loopback port.
@@ -106,6 +110,9 @@ SIGNING_INPUT = b"e" * 600
 
 # Other processes' CPU use (per cent of one core) above which a scenario's result is suspect.
 DISTURBED_CPU_PERCENT = 15
+# A raw limit measured before and after a scenario differing by more than this share: the
+# machine's speed changed during the scenario, and its ratio is less certain.
+RAW_DRIFT_WARNING = 0.15
 
 # Wide enough for the result table when the output goes to a file or a pipe.
 console = Console(width=max(200, shutil.get_terminal_size().columns))
@@ -649,8 +656,33 @@ def introspection_operation(resource_server: ClientCredentials, access_token: st
 
 @dataclass(frozen=True)
 class Target:
+    """A minimum rate: absolute, or a share of the scenario's raw limit."""
+
     description: str
-    minimum_rate: float
+    minimum_rate: float | None = None
+    share_of_raw: float | None = None
+
+    def minimum(self, raw_limit: float | None) -> float:
+        if self.share_of_raw is not None:
+            if raw_limit is None:
+                raise ValueError(f"{self.description}: no raw limit to take a share of")
+            return self.share_of_raw * raw_limit
+        if self.minimum_rate is None:
+            raise ValueError(f"{self.description}: neither a rate nor a share")
+        return self.minimum_rate
+
+
+@dataclass(frozen=True)
+class RawReference:
+    """The raw limit beside a scenario: a primitive's rate for all workers, times ``scale``.
+
+    ``bracketed``: measured again right before and after the scenario (their mean is the
+    limit), for targets that are a share of it; otherwise the run's first measurement."""
+
+    kind: str
+    description: str
+    scale: float = 1.0
+    bracketed: bool = False
 
 
 @dataclass
@@ -666,6 +698,9 @@ class ScenarioResult:
     first_error: str | None
     raw_limit: float | None
     raw_limit_description: str | None
+    # A bracketed raw limit's two measurements (all workers, before scaling).
+    raw_before: float | None
+    raw_after: float | None
     ratio: float | None
     target: str | None
     passed: bool | None
@@ -723,13 +758,26 @@ class ScenarioRunner:
         server_pid: int,
         database_pid: int | None,
         raw: dict[str, RawRate],
+        argon2: Argon2Parameters,
     ) -> None:
         self.options = options
         self.port = port
         self.server_pid = server_pid
         self.database_pid = database_pid
         self.raw = raw
+        self.argon2 = argon2
         self.results: list[ScenarioResult] = []
+
+    async def measure_raw(self, kind: str) -> float:
+        """A raw limit measured now (the server is idle between scenarios)."""
+        rate = await asyncio.to_thread(
+            measure_raw_rate,
+            kind,
+            processes=self.options.workers,
+            seconds=self.options.raw_seconds,
+            argon2=self.argon2,
+        )
+        return rate.total
 
     def cpu_sample(self) -> CpuSample:
         return CpuSample(
@@ -744,10 +792,13 @@ class ScenarioRunner:
         operations: list[Operation],
         *,
         requests_per_operation: int = 1,
-        raw_limit: tuple[float, str] | None = None,
+        raw_reference: RawReference | None = None,
         target: Target | None = None,
         stop_worker_on_error: bool = False,
     ) -> None:
+        raw_before = raw_after = None
+        if raw_reference is not None and raw_reference.bracketed:
+            raw_before = await self.measure_raw(raw_reference.kind)
         console.print(f"[bold]{name}[/bold]: {len(operations)} connections …", end=" ")
         cpu_before = self.cpu_sample()
         load: LoadResult = await run_closed_loop(
@@ -760,12 +811,20 @@ class ScenarioRunner:
             stop_worker_on_error=stop_worker_on_error,
         )
         cpu = self.cpu_sample().minus(cpu_before)
-        raw_rate, raw_description = raw_limit if raw_limit else (None, None)
+        raw_rate = raw_description = None
+        if raw_reference is not None:
+            raw_description = raw_reference.description
+            if raw_before is not None:
+                raw_after = await self.measure_raw(raw_reference.kind)
+                unscaled = (raw_before + raw_after) / 2
+            else:
+                unscaled = self.raw[raw_reference.kind].total
+            raw_rate = raw_reference.scale * unscaled
         own_cpu = cpu.server + cpu.database + load.client_cpu_seconds
         cpu_per_operation = own_cpu / load.all_operations if load.all_operations else None
         passed = None
         if target is not None:
-            passed = load.errors == 0 and load.rate >= target.minimum_rate
+            passed = load.errors == 0 and load.rate >= target.minimum(raw_rate)
         result = ScenarioResult(
             name=name,
             concurrency=load.concurrency,
@@ -778,6 +837,8 @@ class ScenarioRunner:
             first_error=load.first_error,
             raw_limit=raw_rate,
             raw_limit_description=raw_description,
+            raw_before=raw_before,
+            raw_after=raw_after,
             ratio=load.rate / raw_rate if raw_rate else None,
             target=target.description if target else None,
             passed=passed,
@@ -799,31 +860,30 @@ class ScenarioRunner:
 
 
 async def run_scenarios(runner: ScenarioRunner, accounts: BenchAccounts) -> None:
-    options, raw, workers = runner.options, runner.raw, runner.options.workers
+    options, workers = runner.options, runner.options.workers
     cheap = options.concurrency_for(CHEAP_CONCURRENCY)
     heavy = options.concurrency_for(HEAVY_CONCURRENCY)
-    rs256, es256, argon2 = raw["rs256_sign"], raw["es256_sign"], raw["argon2id_verify"]
 
     await runner.run("discovery", [get_operation("/.well-known/openid-configuration")] * cheap)
     await runner.run("jwks", [get_operation("/oauth2/jwks")] * cheap)
     await runner.run(
         "client_credentials RS256",
         [client_credentials_operation(accounts.service_rs256)] * cheap,
-        raw_limit=(rs256.total, f"RS256 sign ×{workers}"),
-        target=Target("≥ 60 % raw", 0.6 * rs256.total),
+        raw_reference=RawReference("rs256_sign", f"RS256 sign ×{workers}", bracketed=True),
+        target=Target("≥ 60 % raw", share_of_raw=0.6),
     )
     await runner.run(
         "client_credentials ES256",
         [client_credentials_operation(accounts.service_es256)] * cheap,
-        raw_limit=(es256.total, f"ES256 sign ×{workers}"),
-        target=Target("≥ 1,000/s", 1000.0),
+        raw_reference=RawReference("es256_sign", f"ES256 sign ×{workers}"),
+        target=Target("≥ 1,000/s", minimum_rate=1000.0),
     )
     await runner.run(
         "password login",
         [login_operation(accounts)] * heavy,
         requests_per_operation=LOGIN_REQUESTS,
-        raw_limit=(argon2.total, f"argon2id ×{workers}"),
-        target=Target("≥ 80 % raw", 0.8 * argon2.total),
+        raw_reference=RawReference("argon2id_verify", f"argon2id ×{workers}", bracketed=True),
+        target=Target("≥ 80 % raw", share_of_raw=0.8),
     )
 
     # Refresh chains and the bearer token come from logins made outside any measurement.
@@ -832,8 +892,10 @@ async def run_scenarios(runner: ScenarioRunner, accounts: BenchAccounts) -> None
     await runner.run(
         "refresh (rotation)",
         [refresh_chain_operation(accounts.web_app, tokens.refresh_token) for tokens in chains],
-        raw_limit=(es256.total / 2, f"ES256 sign ×{workers} ÷2"),
-        target=(Target("≥ 400/s", 400.0) if options.database == "postgresql" else None),
+        raw_reference=RawReference("es256_sign", f"ES256 sign ×{workers} ÷2", scale=0.5),
+        target=(
+            Target("≥ 400/s", minimum_rate=400.0) if options.database == "postgresql" else None
+        ),
         stop_worker_on_error=True,
     )
     await runner.run(
@@ -899,6 +961,13 @@ def print_raw_limits(raw: dict[str, RawRate], workers: int) -> None:
     console.print(table)
 
 
+def raw_drift(result: ScenarioResult) -> float:
+    """How far apart the raw limit measured before and after the scenario is, as a share."""
+    if result.raw_before is None or result.raw_after is None:
+        return 0.0
+    return abs(result.raw_after - result.raw_before) / max(result.raw_before, result.raw_after)
+
+
 def print_results(results: list[ScenarioResult]) -> None:
     table = Table(title="HTTP scenarios (client-side measurement)")
     columns = [
@@ -928,6 +997,8 @@ def print_results(results: list[ScenarioResult]) -> None:
             if result.raw_limit is not None
             else "-"
         )
+        if result.raw_before is not None and result.raw_after is not None:
+            raw += f" [{format_number(result.raw_before)} → {format_number(result.raw_after)}]"
         table.add_row(
             result.name,
             format_number(result.rate),
@@ -946,6 +1017,13 @@ def print_results(results: list[ScenarioResult]) -> None:
             format_number(result.cpu_bound_ceiling),
         )
     console.print(table)
+    drifted = [r.name for r in results if raw_drift(r) > RAW_DRIFT_WARNING]
+    if drifted:
+        console.print(
+            f"[yellow]warning:[/yellow] the raw limit measured before and after differs by more "
+            f"than {RAW_DRIFT_WARNING:.0%} around: {', '.join(drifted)}. The machine's speed "
+            "changed meanwhile; those ratios are less certain."
+        )
     disturbed = [r.name for r in results if r.other_cpu_percent > DISTURBED_CPU_PERCENT]
     if disturbed:
         console.print(
@@ -955,6 +1033,8 @@ def print_results(results: list[ScenarioResult]) -> None:
         )
     console.print(
         f"req/s counts completed operations (a password login is {LOGIN_REQUESTS} requests). "
+        "A raw limit with [before → after] was measured right around its scenario; the "
+        "limit is their mean. "
         "The cpu columns are per cent of one core over the scenario, warm-up included; other "
         "is everything else running on the machine (noise).\ncpu ms/op is the CPU of server + "
         f"database + client per operation; ceiling/s = {CORES} cores ÷ cpu ms/op, the rate this "
@@ -1070,6 +1150,7 @@ def main(argv: list[str] | None = None) -> int:
             server_pid=server.pid,
             database_pid=database_pid,
             raw=raw,
+            argon2=argon2,
         )
         uvloop.run(run_scenarios(runner, accounts))
         server_errors = [
