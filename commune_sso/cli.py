@@ -122,7 +122,6 @@ def serve(
         port=port,
         workers=workers,
         access_log=access_log,
-        proxy_headers=current.trust_forwarded_for,
     )
 
 

@@ -19,12 +19,15 @@ import uvicorn
 APP = "commune_sso.asgi:app_from_environment"
 
 
-def uvicorn_config(*, access_log: bool, proxy_headers: bool) -> dict[str, Any]:
+def uvicorn_config(*, access_log: bool) -> dict[str, Any]:
     return {
         "factory": True,
         "server_header": False,
         "access_log": access_log,
-        "proxy_headers": proxy_headers,
+        # Off: uvicorn would rewrite the peer address from X-Forwarded-For on its own terms.
+        # The client address is computed in one place (core/web/client_address.py), from the
+        # TCP peer and COMMUNE_SSO_TRUSTED_PROXIES.
+        "proxy_headers": False,
         "log_level": "info",
     }
 
@@ -44,8 +47,8 @@ def _worker(host: str, port: int, options: dict[str, Any]) -> None:
     server.run(sockets=[_listening_socket(host, port)])
 
 
-def serve(*, host: str, port: int, workers: int, access_log: bool, proxy_headers: bool) -> None:
-    options = uvicorn_config(access_log=access_log, proxy_headers=proxy_headers)
+def serve(*, host: str, port: int, workers: int, access_log: bool) -> None:
+    options = uvicorn_config(access_log=access_log)
     if workers <= 1 or not hasattr(socket, "SO_REUSEPORT"):
         uvicorn.run(APP, host=host, port=port, workers=max(workers, 1), **options)
         return

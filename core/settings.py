@@ -7,10 +7,13 @@ import time: ``Settings()`` is built by the app factory or the CLI and passed do
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from core.web.client_address import ForwardedHeader, IPNetwork, parse_networks
 
 DEFAULT_ISSUER = "http://127.0.0.1:8000"
 
@@ -128,9 +131,23 @@ class Settings(BaseSettings):
     )
 
     db_pool_size: int = Field(default=10, ge=1, description="Connections per worker (PostgreSQL).")
-    trust_forwarded_for: bool = Field(
-        default=False,
-        description="Take the client address from X-Forwarded-For (only behind a trusted proxy).",
+    trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = Field(
+        default=(),
+        description="Addresses or CIDR blocks of our own reverse proxies, comma-separated "
+        "(10.0.0.5,172.18.0.0/16). A request whose TCP peer is one of them has its client "
+        "address taken from the rightmost forwarded entry that is not one of them. Empty: "
+        "forwarding headers are ignored and the TCP peer is the client.",
+    )
+    forwarded_header: ForwardedHeader = Field(
+        default="x-forwarded-for",
+        description="Header the trusted proxies append the client's address to: "
+        "'x-forwarded-for' (nginx $proxy_add_x_forwarded_for, Caddy, HAProxy) or 'forwarded' "
+        "(RFC 7239). Only that one is read, so a client cannot add the other.",
+    )
+    trust_forwarded_for: bool | None = Field(
+        default=None,
+        description="Replaced by COMMUNE_SSO_TRUSTED_PROXIES; start-up is refused while it is "
+        "set, because it trusted whatever a client wrote.",
     )
 
     audit_key_uri: str | None = Field(
@@ -180,8 +197,23 @@ class Settings(BaseSettings):
         "sending (RFC 3207); turn off only for a relay on the same host.",
     )
 
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _parse_trusted_proxies(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            return parse_networks(value.split(","))
+        if isinstance(value, list | tuple) and all(isinstance(each, str) for each in value):
+            return parse_networks(value)
+        return value
+
     @model_validator(mode="after")
     def _normalise(self) -> Settings:
+        if self.trust_forwarded_for is not None:
+            raise ValueError(
+                "COMMUNE_SSO_TRUST_FORWARDED_FOR is no longer read: it took the client address "
+                "from whatever the client wrote. Remove it and set COMMUNE_SSO_TRUSTED_PROXIES "
+                "to the addresses of your reverse proxies (e.g. 127.0.0.1 or 10.0.0.0/24)."
+            )
         self.issuer = self.issuer.rstrip("/")
         parts = urlsplit(self.issuer)
         if parts.scheme not in ("http", "https") or not parts.netloc:

@@ -45,9 +45,7 @@ async def run_in_request_scope(
 ) -> Response:
     runtime = runtime_of(request)
     try:
-        http = await read_http_input(
-            request, trust_forwarded_for=runtime.settings.trust_forwarded_for
-        )
+        http = await read_http_input(request, settings=runtime.settings)
     except FormTooLarge:
         return json_error(400, "invalid_request", "A parameter is too long.")
 

@@ -62,7 +62,7 @@ from idp.admin_api.import_jobs import (
 from idp.admin_api.uploads import BadUpload, receive_upload
 from idp.bulk_import.reading import ImportFile, read_bytes
 from idp.models import ImportJob
-from idp.oauth.http import NO_STORE
+from idp.oauth.http import NO_STORE, request_client_address
 from idp.runtime import IdpRuntime
 
 PREFIX = "/admin/api/v1"
@@ -196,7 +196,7 @@ class ImportsApi:
             dry_run = _flag(request.query_params.get("dry_run"))
             try:
                 name = await receive_upload(request, directory / UPLOAD_NAME)
-                address = request.client.host if request.client else None
+                address = request_client_address(request, runtime.settings)
                 view = await run_in_threadpool(
                     self.start, runtime, caller, job_id, name, dry_run, address
                 )

@@ -18,6 +18,9 @@ from starlette.datastructures import FormData, Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
+from core.settings import Settings
+from core.web.client_address import client_address
+
 MAX_FORM_FIELDS = 64
 MAX_FIELD_LENGTH = 8192
 
@@ -42,15 +45,16 @@ class FormTooLarge(Exception):
     pass
 
 
-def client_address(request: Request, *, trust_forwarded_for: bool) -> str | None:
-    """The caller's address; X-Forwarded-For only when a trusted proxy sets it."""
-    forwarded = request.headers.get("x-forwarded-for")
-    if trust_forwarded_for and forwarded:
-        return forwarded.split(",")[0].strip()[:64]
-    return request.client.host if request.client else None
+def request_client_address(request: Request, settings: Settings) -> str | None:
+    """The client's address as every IdP caller records it (throttle, audit, sessions)."""
+    return client_address(
+        request.scope,
+        trusted_proxies=settings.trusted_proxies,
+        header=settings.forwarded_header,
+    )
 
 
-async def read_http_input(request: Request, *, trust_forwarded_for: bool) -> HttpInput:
+async def read_http_input(request: Request, *, settings: Settings) -> HttpInput:
     form_items: list[tuple[str, str]] = []
     content_type = request.headers.get("content-type", "")
     if request.method == "POST" and content_type.startswith("application/x-www-form-urlencoded"):
@@ -66,7 +70,7 @@ async def read_http_input(request: Request, *, trust_forwarded_for: bool) -> Htt
         headers=request.headers,
         query=list(request.query_params.multi_items()),
         form=form_items,
-        client_address=client_address(request, trust_forwarded_for=trust_forwarded_for),
+        client_address=request_client_address(request, settings),
         cookies=dict(request.cookies),
     )
 

@@ -62,6 +62,7 @@ from idp.admin_api.imports import ImportsApi
 from idp.admin_api.uploads import MULTIPART_OVERHEAD
 from idp.bulk_import.reading import MAX_FILE_BYTES
 from idp.models import ImportJob
+from idp.oauth.http import request_client_address
 from idp.request_scope import RequestScope
 from idp.runtime import IdpRuntime
 from idp.web.admin_pages import guard
@@ -273,7 +274,7 @@ class ImportPages:
             kept.mkdir(mode=0o700, parents=True, exist_ok=True)
             await run_in_threadpool(shutil.copyfile, spooled, kept / UPLOAD_NAME)
             (kept / NAME_FILE).write_text(name, encoding="utf-8")
-            address = request.client.host if request.client else None
+            address = request_client_address(request, runtime.settings)
             view = await run_in_threadpool(
                 self.api.start, runtime, gate.caller, job_id, name, True, address
             )
@@ -408,7 +409,7 @@ class ImportPages:
             shutil.rmtree(target, ignore_errors=True)
             return await self._refused_apply(request, dry_run_id)
         name = (kept / NAME_FILE).read_text(encoding="utf-8").strip() or checked[0].file_name
-        address = request.client.host if request.client else None
+        address = request_client_address(request, runtime.settings)
         try:
             view = await run_in_threadpool(
                 self.api.start, runtime, caller, job_id, name, False, address
