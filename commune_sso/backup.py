@@ -625,8 +625,13 @@ def _has_files(directory: Path) -> bool:
     return directory.is_dir() and any(p.name != _KEYRING_LOCK for p in directory.iterdir())
 
 
+# Rows the migrations themselves write: the schema version and the audit chain's genesis head
+# (once the head moves, the audit log has rows too).
+_SCHEMA_ROWS = frozenset({"alembic_version", "audit_chain_head"})
+
+
 def _user_tables(engine: Engine) -> list[str]:
-    return [name for name in inspect(engine).get_table_names() if name != "alembic_version"]
+    return [name for name in inspect(engine).get_table_names() if name not in _SCHEMA_ROWS]
 
 
 def _database_is_empty(database_url: str) -> bool:

@@ -231,6 +231,17 @@ def test_an_occupied_target_is_refused_without_force(
     cli.ok("audit", "verify")
 
 
+def test_a_new_host_after_db_upgrade_counts_as_empty(
+    small_backup: Path, fresh_database_url: str, tmp_path: Path
+) -> None:
+    fresh = Cli(instance_env(tmp_path / "fresh", fresh_database_url))
+    fresh.ok("db", "upgrade")
+    restored = fresh.json("restore", str(small_backup))
+    assert restored["audit_verified"] is True and restored["moved_aside"] == []
+    fresh.ok("user", "disable", OFFICIAL)
+    fresh.ok("audit", "verify")
+
+
 def test_a_wrong_passphrase_is_refused_naming_the_setting(
     small_backup: Path, fresh_database_url: str, tmp_path: Path
 ) -> None:
