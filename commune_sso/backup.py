@@ -51,6 +51,7 @@ from alembic.script.revision import RevisionError
 from alembic.util.exc import CommandError
 from sqlalchemy import Engine, exists, inspect, select, table, update
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from ca_admin.models import Authority
@@ -140,8 +141,25 @@ class RestoreResult:
 # Backup
 
 
+@contextmanager
+def _database_reachable() -> Iterator[None]:
+    """An unreachable database is a one-line refusal, not a traceback."""
+    try:
+        yield
+    except OperationalError as error:
+        cause = str(error.orig or error).strip().splitlines()
+        raise BackupRefused(
+            f"cannot use the database (COMMUNE_SSO_DATABASE_URL): {cause[0] if cause else error}"
+        ) from None
+
+
 def create_backup(*, settings: Settings, directory: Path, clock: Clock) -> BackupResult:
     """Write a backup of the configured deployment into ``directory`` (new or empty)."""
+    with _database_reachable():
+        return _create_backup(settings=settings, directory=directory, clock=clock)
+
+
+def _create_backup(*, settings: Settings, directory: Path, clock: Clock) -> BackupResult:
     if directory.exists() and (not directory.is_dir() or any(directory.iterdir())):
         raise BackupRefused(f"{directory} is not an empty directory; choose a new one")
     url = make_url(settings.resolved_database_url)
@@ -436,6 +454,15 @@ def restore_backup(
     *, settings: Settings, directory: Path, clock: Clock, force: bool = False, actor: str
 ) -> RestoreResult:
     """Restore the backup in ``directory`` into the deployment the current settings name."""
+    with _database_reachable():
+        return _restore_backup(
+            settings=settings, directory=directory, clock=clock, force=force, actor=actor
+        )
+
+
+def _restore_backup(
+    *, settings: Settings, directory: Path, clock: Clock, force: bool, actor: str
+) -> RestoreResult:
     manifest = read_verified_manifest(directory)
     backend = manifest["backend"]
     url = make_url(settings.resolved_database_url)

@@ -256,6 +256,35 @@ def test_a_wrong_passphrase_is_refused_naming_the_setting(
     assert not (fresh_root / "var" / "commune-sso.db").exists()
 
 
+def test_an_older_backup_is_upgraded_on_restore(
+    database_url: str, fresh_database_url: str, tmp_path: Path
+) -> None:
+    # The source is made at 0009; the target, made by `db upgrade` at head and still empty,
+    # is replaced by the older schema, which is then upgraded.
+    older = Cli(instance_env(tmp_path / "fresh", fresh_database_url))
+    older.ok("db", "upgrade", "0009")
+    older.ok("keys", "list")  # the key ring
+    older.ok("backup", str(tmp_path / "backup"))
+    target = Cli(instance_env(tmp_path / "target", database_url))
+    restored = target.json("restore", str(tmp_path / "backup"))
+    assert (restored["backup_revision"], restored["revision"]) == ("0009", "0010")
+    assert restored["audit_verified"] is True
+
+
+def test_an_unreachable_database_is_one_line(
+    small_backup: Path, database_url: str, tmp_path: Path
+) -> None:
+    if database_url.startswith("sqlite"):
+        (tmp_path / "a-directory.db").mkdir()  # SQLite cannot open it
+        missing = f"sqlite:///{tmp_path / 'a-directory.db'}"
+    else:
+        missing = make_url(database_url).set(port=1).render_as_string(hide_password=False)
+    unreachable = Cli(instance_env(tmp_path / "other", missing))
+    result = unreachable("restore", str(small_backup))
+    assert result.exit_code == 2, (result.stderr, result.exception)
+    assert_clean_failure(result, "cannot use the database (COMMUNE_SSO_DATABASE_URL)")
+
+
 def test_backup_refuses_a_directory_in_use(small_backup: Path, cli: Cli) -> None:
     result = cli("backup", str(small_backup))
     assert result.exit_code == 2
