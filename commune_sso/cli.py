@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import core
 import idp
+from commune_sso import backup as backup_module
 from commune_sso import bootstrap, database, secrets_setup
 from commune_sso import workers as workers_module
 from commune_sso.app import audit_key_uri, load_audit_key
@@ -672,6 +673,98 @@ def audit_checkpoint(as_json: JsonOption = False) -> None:
             f"checkpoint #{taken.number} covers entry {taken.seq} ({taken.entry_hash}), "
             f"signed {taken.algorithm} by key {taken.key_fingerprint}"
         )
+
+
+# --------------------------------------------------------------------------------------------
+# backup and restore
+
+
+@app.command("backup")
+def backup(
+    directory: Annotated[Path, typer.Argument(help="New or empty directory to write into.")],
+    as_json: JsonOption = False,
+) -> None:
+    """Back up the database (pg_dump custom format, or SQLite's online backup), the encrypted
+    key ring, the CA keys and the audit key, with a manifest of SHA-256 digests.
+
+    Safe while the server runs. The key passphrase, the server secret and the database
+    password are NOT in the backup: keep the passphrase apart, the keys are encrypted with it."""
+    current = settings()
+    try:
+        done = backup_module.create_backup(
+            settings=current, directory=directory, clock=SystemClock()
+        )
+    except backup_module.BackupRefused as error:
+        fail(str(error), code=2)
+        raise
+    manifest = done.manifest
+    if as_json:
+        emit(done.as_dict())
+        return
+    console.print(f"backup written to {escape(str(directory))}")
+    console.print(
+        f"database: {manifest['backend']}, revision {manifest['alembic_revision']}; "
+        f"{len(manifest['files'])} file(s) with SHA-256 digests in manifest.json"
+    )
+    head = manifest["audit_head"]
+    if head is not None:
+        console.print(f"audit log head: entry {head['seq']} ({head['hash']})")
+    for line in manifest["not_included"]:
+        console.print(f"[yellow]not included:[/yellow] {escape(line)}")
+    for warning in manifest["warnings"]:
+        err_console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+
+
+@app.command("restore")
+def restore(
+    directory: Annotated[Path, typer.Argument(help="A directory written by `backup`.")],
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force",
+            help="Replace a database that holds data and existing key directories (the old "
+            "key directories are kept beside them, renamed *.before-restore-<time>).",
+        ),
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Restore a backup into the database and key directories the current settings name.
+
+    Checks the digests, that COMMUNE_SSO_KEY_PASSPHRASE opens every backed-up key and that
+    the targets are empty before changing anything; then upgrades the schema if the backup is
+    older and runs `audit verify`. Stop the servers first. Exit code 2: refused, or the
+    restored audit log does not verify."""
+    current = settings()
+    try:
+        done = backup_module.restore_backup(
+            settings=current, directory=directory, clock=SystemClock(), force=force, actor=CLI_ACTOR
+        )
+    except backup_module.BackupRefused as error:
+        fail(str(error), code=2)
+        raise
+    data = done.as_dict()
+    if as_json:
+        emit(data)
+    else:
+        for line in done.restored:
+            console.print(f"restored {escape(line)}")
+        for path in done.moved_aside:
+            console.print(f"kept the replaced files at {escape(path)}")
+        if done.ca_key_uris_rewritten:
+            console.print(f"CA key paths moved to this host's: {done.ca_key_uris_rewritten}")
+        console.print(f"schema at revision {done.revision}")
+        head = done.audit_head
+        if head is not None:
+            console.print(f"audit log head in the backup: entry {head['seq']} ({head['hash']})")
+        if done.audit_ok:
+            console.print(
+                f"[green]audit verify passed[/green]: {done.audit_checked} entries, "
+                f"{done.audit_checkpoints} checkpoint(s)"
+            )
+    for warning in done.warnings:
+        err_console.print(f"[yellow]warning:[/yellow] {escape(warning)}")
+    if not done.audit_ok:
+        raise typer.Exit(2)
 
 
 # --------------------------------------------------------------------------------------------
