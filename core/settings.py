@@ -91,7 +91,8 @@ class Settings(BaseSettings):
     issuer: str = Field(
         default=DEFAULT_ISSUER,
         description="OIDC issuer identifier: scheme, host, optional port and path, no trailing "
-        "slash. Every endpoint URL is built from it. https is required in production.",
+        "slash. Every endpoint URL is built from it. https is required in production. Unset: "
+        "`serve` uses its own listener, http://HOST:PORT.",
     )
     var_dir: Path = Field(
         default=Path("var"),
