@@ -1,14 +1,17 @@
-"""First start on an empty database: a first system admin, a demo client and the CA pages'
-client.
+"""First start on an empty database: a first system admin, the CA pages' client and, for the
+local quick start only, a demo client.
 
-Their secrets are printed once and stored only hashed; a second start finds the accounts and
-creates nothing.
+No password ever reaches the log (``docker logs``, journald keep it): the first admin gets the
+password from a file the operator wrote (``serve --admin-password-file``), or no password and a
+one-time activation code that expires, exchanged on the activation page like an imported
+official's. Everything is stored only hashed; a second start finds the accounts and creates
+nothing.
 """
 
 from __future__ import annotations
 
-import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from rich.console import Console
 from sqlalchemy.orm import Session, sessionmaker
@@ -22,50 +25,98 @@ from idp import accounts, clients
 from idp.passwords import PasswordHasher
 
 FIRST_ADMIN = "admin"
+DEMO_CLIENT_ID = "demo-shared-app"
 DEMO_REDIRECT_URI = "http://127.0.0.1:8001/auth/callback"
 DEMO_POST_LOGOUT_URI = "http://127.0.0.1:8001/"
 # examples/shared_app run on port 8001 (its README): its post-logout page and logout receiver.
 DEMO_LOGGED_OUT_URI = "http://127.0.0.1:8001/logged-out"
 DEMO_BACKCHANNEL_LOGOUT_URI = "http://127.0.0.1:8001/backchannel-logout"
+# Long enough to finish an installation the next morning, short enough that a forgotten log
+# line is soon worthless.
+ADMIN_SETUP_LIFETIME = timedelta(hours=24)
+ACTIVATION_PATH = "/activate"
+
+
+@dataclass(frozen=True)
+class AdminSetup:
+    """The one-time code that sets the first admin's password, and until when it works."""
+
+    code: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class DemoClient:
+    client_id: str
+    client_secret: str
 
 
 @dataclass(frozen=True)
 class FirstStartData:
     admin_username: str
-    admin_password: str
-    demo_client_id: str
-    demo_client_secret: str
+    # None when the password came from --admin-password-file.
+    admin_setup: AdminSetup | None
+    demo: DemoClient | None
+
+
+def demo_by_default(settings: Settings) -> bool:
+    """The demo client belongs to the embedded quick start only (SQLite, development): on
+    PostgreSQL or in production a client nobody registered is an open door."""
+    return settings.database_url is None and settings.environment == "development"
 
 
 def first_start(
-    settings: Settings, factory: sessionmaker[Session], *, clock: Clock
+    settings: Settings,
+    factory: sessionmaker[Session],
+    *,
+    clock: Clock,
+    demo: bool,
+    admin_password: str | None = None,
 ) -> FirstStartData | None:
+    """Create the first-start data if the database has no account yet; None otherwise.
+
+    ``admin_password`` is checked by the password policy (``accounts.validate_password``): a
+    refusal raises ``DomainError`` and nothing is created.
+    """
     with transaction(factory) as session:
         if accounts.count(session) > 0:
             return None
-        password = secrets.token_urlsafe(12)
-        accounts.create(
+        admin = accounts.create(
             session=session,
             clock=clock,
             passwords=PasswordHasher(settings),
             actor="system",
             username=FIRST_ADMIN,
             full_name="Quản trị hệ thống",
-            password=password,
+            password=admin_password,
             is_system_admin=True,
         )
-        client, secret = clients.create(
-            session=session,
-            clock=clock,
-            actor="system",
-            name="Ứng dụng mẫu (demo)",
-            redirect_uris=[DEMO_REDIRECT_URI],
-            post_logout_redirect_uris=[DEMO_POST_LOGOUT_URI, DEMO_LOGGED_OUT_URI],
-            client_id="demo-shared-app",
-            first_party=True,
-            backchannel_logout_uri=DEMO_BACKCHANNEL_LOGOUT_URI,
-        )
-        assert secret is not None
+        setup = None
+        if admin_password is None:
+            session.flush()  # the code row refers to the account's id
+            code, expires_at = accounts.issue_activation_code(
+                session=session,
+                clock=clock,
+                actor="system",
+                account=admin,
+                lifetime=ADMIN_SETUP_LIFETIME,
+            )
+            setup = AdminSetup(code, expires_at)
+        demo_client = None
+        if demo:
+            client, secret = clients.create(
+                session=session,
+                clock=clock,
+                actor="system",
+                name="Ứng dụng mẫu (demo)",
+                redirect_uris=[DEMO_REDIRECT_URI],
+                post_logout_redirect_uris=[DEMO_POST_LOGOUT_URI, DEMO_LOGGED_OUT_URI],
+                client_id=DEMO_CLIENT_ID,
+                first_party=True,
+                backchannel_logout_uri=DEMO_BACKCHANNEL_LOGOUT_URI,
+            )
+            assert secret is not None
+            demo_client = DemoClient(client.client_id, secret)
         # The CA pages log officials in through this IdP: their client, secret derived from the
         # server secret (nothing to print or store; the pages also register it on first use).
         ensure_ca_pages_client(
@@ -74,7 +125,7 @@ def first_start(
             settings=settings,
             server_secret=secrets_setup.server_secret(settings),
         )
-        return FirstStartData(FIRST_ADMIN, password, client.client_id, secret)
+        return FirstStartData(FIRST_ADMIN, setup, demo_client)
 
 
 def print_first_start(console: Console, settings: Settings, data: FirstStartData) -> None:
@@ -82,11 +133,25 @@ def print_first_start(console: Console, settings: Settings, data: FirstStartData
     console.print(f"issuer:              {settings.issuer}")
     console.print(f"discovery:           {settings.issuer}/.well-known/openid-configuration")
     console.print(f"admin username:      {data.admin_username}")
-    console.print(f"admin password:      {data.admin_password}")
-    console.print(f"demo client_id:      {data.demo_client_id}")
-    console.print(f"demo client_secret:  {data.demo_client_secret}")
-    console.print(f"demo redirect_uri:   {DEMO_REDIRECT_URI}")
-    console.print(
-        "[yellow]These secrets are shown once and stored only hashed. Save them now.[/yellow]"
-    )
+    if data.admin_setup is None:
+        console.print("admin password:      the one in --admin-password-file")
+    else:
+        expires = data.admin_setup.expires_at.strftime("%Y-%m-%d %H:%M UTC")
+        # The code stays out of the URL: proxies log URLs, and a code sits there until used.
+        console.print(
+            f"admin setup page:    {settings.issuer}{ACTIVATION_PATH}?username={FIRST_ADMIN}"
+        )
+        console.print(f"activation code:     {data.admin_setup.code}")
+        console.print(
+            f"[yellow]The activation code works once, until {expires}: open the page, enter it "
+            "and choose the admin password. Later: commune-sso user set-password admin.[/yellow]"
+        )
+    if data.demo is not None:
+        console.print(f"demo client_id:      {data.demo.client_id}")
+        console.print(f"demo client_secret:  {data.demo.client_secret}")
+        console.print(f"demo redirect_uri:   {DEMO_REDIRECT_URI}")
+        console.print(
+            "[yellow]The demo client is for the local quick start (serve --demo); its secret is "
+            "shown once and stored only hashed.[/yellow]"
+        )
     console.rule()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Callable
 from datetime import timedelta
@@ -18,7 +19,7 @@ from sqlalchemy.orm import Session, sessionmaker
 import core
 import idp
 from commune_sso import backup as backup_module
-from commune_sso import bootstrap, database, secrets_setup
+from commune_sso import bootstrap, database, listener, secrets_setup
 from commune_sso import workers as workers_module
 from commune_sso.app import audit_key_uri, load_audit_key
 from commune_sso.ca_cli import ca_app
@@ -97,9 +98,44 @@ def serve(
             "and per-request logging costs about a tenth of a token request's CPU)."
         ),
     ] = False,
+    demo: Annotated[
+        bool | None,
+        typer.Option(
+            "--demo/--no-demo",
+            help="On the first start, register the demo client of examples/shared_app. "
+            "Default: only for the embedded quick start (SQLite, development).",
+            show_default=False,
+        ),
+    ] = None,
+    admin_password_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="On the first start, the admin password is this file's first line. Without "
+            "it the admin gets a one-time activation code (24 h) instead; no password is "
+            "ever printed.",
+        ),
+    ] = None,
 ) -> None:
-    """Upgrade the database, create first-start data if the database is empty, and serve."""
+    """Upgrade the database, create first-start data if the database is empty, and serve.
+
+    Without COMMUNE_SSO_ISSUER the issuer is this listener's URL (http://HOST:PORT).
+    """
     current = settings()
+    if not current.issuer_configured:
+        issuer = listener.issuer_for_listener(host, port)
+        if listener.is_wildcard(host):
+            console.print(
+                f"note: listening on all interfaces, issuer {issuer}; set COMMUNE_SSO_ISSUER "
+                "to the public URL"
+            )
+        # The workers build Settings() from the environment (commune_sso.asgi), also when
+        # spawned: the derived issuer must reach them the same way.
+        os.environ["COMMUNE_SSO_ISSUER"] = issuer
+        current = settings()
+    # Before anything is written: a refused start leaves no trace.
+    mismatch = listener.listener_mismatch(current, port=port)
+    if mismatch is not None:
+        fail(mismatch, code=2)
     try:
         # Both secrets are checked before the database is touched: the app factory in each
         # uvicorn worker needs them, and failing there would only show after start-up.
@@ -107,17 +143,33 @@ def serve(
         secrets_setup.server_secret(current)
     except ConfigurationError as error:
         fail(str(error))
+    admin_password = None
+    if admin_password_file is not None:
+        try:
+            admin_password = admin_password_file.read_text(encoding="utf-8").removesuffix("\n")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            fail(f"--admin-password-file: cannot read {admin_password_file}: {reason}", code=2)
     current.var_dir.mkdir(parents=True, exist_ok=True)
     if upgrade:
         database.upgrade(current.resolved_database_url)
     try:
         keyring(current)
-        created = bootstrap.first_start(current, session_factory(current), clock=SystemClock())
-    except (ConfigurationError, DomainError) as error:
+        created = bootstrap.first_start(
+            current,
+            session_factory(current),
+            clock=SystemClock(),
+            demo=bootstrap.demo_by_default(current) if demo is None else demo,
+            admin_password=admin_password,
+        )
+    except DomainError as error:
+        fail(f"first administrator: {error.text()}" if admin_password else error.text())
+    except ConfigurationError as error:
         fail(str(error))
-        return
     if created is not None:
         bootstrap.print_first_start(console, current, created)
+    elif admin_password_file is not None:
+        console.print("note: accounts exist already; --admin-password-file was not used")
     workers_module.serve(
         host=host,
         port=port,

@@ -2,29 +2,100 @@
 
 Every default is documented where it is defined (CONVENTIONS §9). Nothing reads settings at
 import time: ``Settings()`` is built by the app factory or the CLI and passed down.
+
+Every setting can also be read from a file named by ``COMMUNE_SSO_<NAME>_FILE`` (Docker and
+Kubernetes secrets are files, and a secret in a file stays out of ``docker inspect`` and the
+process environment of every child).
 """
 
 from __future__ import annotations
 
+import json
+import os
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
-from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from core.web.client_address import ForwardedHeader, IPNetwork, parse_networks
 
+ENV_PREFIX = "COMMUNE_SSO_"
 DEFAULT_ISSUER = "http://127.0.0.1:8000"
 
 
+class SecretFileSource(PydanticBaseSettingsSource):
+    """``COMMUNE_SSO_<NAME>_FILE=/run/secrets/x``: the setting is the file's content, without its
+    final newline (what ``echo`` and most editors add). Setting both the variable and its
+    ``_FILE`` is refused, so no one wonders which of the two is in force."""
+
+    def __init__(self, settings_cls: type[BaseSettings]) -> None:
+        super().__init__(settings_cls)
+        # Environment names are case-insensitive here, as for the plain variables.
+        self.environ = {name.upper(): value for name, value in os.environ.items()}
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        variable = f"{ENV_PREFIX}{field_name.upper()}"
+        path = self.environ.get(f"{variable}_FILE")
+        if path is None:
+            return None, field_name, False
+        if variable in self.environ:
+            raise SettingsError(f"both {variable} and {variable}_FILE are set; set only one")
+        try:
+            content = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            reason = getattr(error, "strerror", None) or str(error)
+            raise SettingsError(f"{variable}_FILE: cannot read {path}: {reason}") from None
+        content = content.removesuffix("\n").removesuffix("\r")
+        if self.field_is_complex(field):
+            try:
+                return json.loads(content), field_name, True
+            except ValueError:
+                raise SettingsError(f"{variable}_FILE: {path} does not hold JSON") from None
+        return content, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        values: dict[str, Any] = {}
+        for field_name, field in self.settings_cls.model_fields.items():
+            value, _, _ = self.get_field_value(field, field_name)
+            if value is not None:
+                values[field_name] = value
+        return values
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="COMMUNE_SSO_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (
+            init_settings,
+            env_settings,
+            SecretFileSource(settings_cls),
+            dotenv_settings,
+            file_secret_settings,
+        )
 
     issuer: str = Field(
         default=DEFAULT_ISSUER,
         description="OIDC issuer identifier: scheme, host, optional port and path, no trailing "
-        "slash. Every endpoint URL is built from it. https is required in production.",
+        "slash. Every endpoint URL is built from it. https is required in production. Unset: "
+        "`serve` uses its own listener, http://HOST:PORT.",
     )
     var_dir: Path = Field(
         default=Path("var"),
@@ -62,6 +133,12 @@ class Settings(BaseSettings):
         default=None,
         description="Server secret for CSRF tokens and other HMACs (32+ characters). Unset on an "
         "http issuer: generated into <var_dir>/dev-secret-key. Required on an https issuer.",
+    )
+    behind_proxy: bool = Field(
+        default=False,
+        description="A reverse proxy in front serves the issuer URL; the listener's host/port "
+        "may differ. Unset: `serve` refuses an https issuer, or an http issuer on a loopback "
+        "host whose port is not the one it listens on.",
     )
     environment: str = Field(
         default="development",
@@ -214,7 +291,9 @@ class Settings(BaseSettings):
                 "from whatever the client wrote. Remove it and set COMMUNE_SSO_TRUSTED_PROXIES "
                 "to the addresses of your reverse proxies (e.g. 127.0.0.1 or 10.0.0.0/24)."
             )
-        self.issuer = self.issuer.rstrip("/")
+        if self.issuer.endswith("/"):
+            # Only when it changes: an assignment marks the field as given (issuer_configured).
+            self.issuer = self.issuer.rstrip("/")
         parts = urlsplit(self.issuer)
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise ValueError(f"issuer must be an http(s) URL, got {self.issuer!r}")
@@ -224,6 +303,11 @@ class Settings(BaseSettings):
         if self.environment not in ("development", "production"):
             raise ValueError("environment must be 'development' or 'production'")
         return self
+
+    @property
+    def issuer_configured(self) -> bool:
+        """Whether the issuer was given (environment, ``_FILE`` or argument), not defaulted."""
+        return "issuer" in self.model_fields_set
 
     @property
     def issuer_is_https(self) -> bool:

@@ -10,6 +10,7 @@ import re
 import secrets
 import unicodedata
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
@@ -20,6 +21,7 @@ from core.errors import Conflict, DomainError, NotFound
 from core.opaque_tokens import digest
 from core.web.i18n import N_
 from idp import common_passwords, lifecycle, sessions, token_store
+from idp.bulk_import import activation
 from idp.logout import backchannel
 from idp.models import Account, AccountProfile, ActivationCode, BrowserSession
 from idp.passwords import PasswordHasher
@@ -306,6 +308,44 @@ def end_browser_sessions(
             session=session, clock=clock, browser_session=browser_session, reason=reason
         )
     return len(live), queued
+
+
+def issue_activation_code(
+    *,
+    session: Session,
+    clock: Clock,
+    actor: str,
+    account: Account,
+    lifetime: timedelta = activation.ACTIVATION_CODE_LIFETIME,
+    client_address: str | None = None,
+) -> tuple[str, datetime]:
+    """A new one-time code for an account that never activated; earlier unused codes stop
+    working (only the newest one is in anyone's hands). Returns the code and its expiry; only
+    its digest is stored."""
+    now = clock.now()
+    session.execute(
+        update(ActivationCode)
+        .where(
+            ActivationCode.account_id == account.id,
+            ActivationCode.used_at.is_(None),
+            ActivationCode.expires_at > now,
+        )
+        .values(expires_at=now)
+    )
+    code, code_digest = activation.new_code()
+    row = activation.code_row(account_id=account.id, code_digest=code_digest, now=now)
+    row["expires_at"] = now + lifetime
+    session.add(ActivationCode(**row))
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action="account.activation_code_issued",
+        target=f"account:{account.username}",
+        details={"expires_at": row["expires_at"].isoformat()},
+        client_address=client_address,
+    )
+    return code, row["expires_at"]
 
 
 ACTIVATION_FAILED = N_(

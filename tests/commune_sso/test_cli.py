@@ -23,6 +23,7 @@ from sqlalchemy import Engine, text
 from typer.core import TyperGroup
 
 from commune_sso.cli import app
+from core import audit
 from core.clock import SystemClock
 from core.db import make_engine, make_session_factory, transaction
 from core.opaque_tokens import digest
@@ -413,9 +414,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def serve_until_ready(var_dir: Path, log_path: Path, *, workers: int = 1) -> tuple[str, str]:
-    """Start `commune-sso serve`, wait for discovery, stop it. Returns what it had printed once
-    ready, and everything it printed."""
+def serve_until_ready(
+    var_dir: Path, log_path: Path, *, workers: int = 1, **settings: str
+) -> tuple[str, str]:
+    """Start `commune-sso serve --port N` with no issuer configured, wait for discovery, stop
+    it. The issuer follows the port: discovery must advertise N. Returns what it had printed
+    once ready, and everything it printed."""
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
     with log_path.open("wb") as log:
@@ -424,7 +428,7 @@ def serve_until_ready(var_dir: Path, log_path: Path, *, workers: int = 1) -> tup
             stdout=log,
             stderr=subprocess.STDOUT,
             cwd=var_dir.parent,
-            env=subprocess_env(var_dir=str(var_dir), issuer=issuer),
+            env=subprocess_env(var_dir=str(var_dir), **settings),
         )
         try:
             deadline = time.monotonic() + 30
@@ -441,6 +445,7 @@ def serve_until_ready(var_dir: Path, log_path: Path, *, workers: int = 1) -> tup
                     pytest.fail(f"serve did not answer within 30 s:\n{log_path.read_text()}")
                 time.sleep(0.2)
             assert reply.json()["issuer"] == issuer
+            assert reply.json()["token_endpoint"] == f"{issuer}/oauth2/token"
             for _ in range(20):  # fresh connections, spread over the workers by the kernel
                 assert httpx.get(f"{issuer}/oauth2/jwks", timeout=5).status_code == 200
             printed_when_ready = log_path.read_text(encoding="utf-8")
@@ -455,36 +460,52 @@ def serve_until_ready(var_dir: Path, log_path: Path, *, workers: int = 1) -> tup
     return printed_when_ready, log_path.read_text(encoding="utf-8")
 
 
-def test_serve_prints_first_start_credentials_once(tmp_path: Path) -> None:
+def test_serve_first_start_prints_a_setup_code_never_a_password(tmp_path: Path) -> None:
     var_dir = tmp_path / "var"
 
     when_ready, first = serve_until_ready(var_dir, tmp_path / "first.log")
     # Printed before serving, not only when the process ends (docker logs, journald).
-    password_line = re.search(r"admin password:\s+(\S+)", when_ready)
+    page = re.search(r"admin setup page:\s+(\S+)", when_ready)
+    code_line = re.search(r"activation code:\s+(\S+)", when_ready)
     secret_line = re.search(r"demo client_secret:\s+(\S+)", when_ready)
-    assert password_line and secret_line, when_ready
-    password, secret = password_line.group(1), secret_line.group(1)
-    assert first.count("admin password:") == 1
-    assert first.count(password) == 1
+    assert page and code_line and secret_line, when_ready
+    assert page.group(1).endswith("/activate?username=admin")
+    assert (
+        httpx.URL(page.group(1)).port
+        == httpx.URL(
+            re.search(r"issuer:\s+(\S+)", when_ready).group(1)  # type: ignore[union-attr]
+        ).port
+    )
+    assert "admin password:" not in first
+    code, secret = code_line.group(1), secret_line.group(1)
+    assert first.count(code) == 1
     assert first.count(secret) == 1
 
-    # What was printed is what works.
+    # What was printed is what works: the code sets the admin password, once.
     settings = Settings(var_dir=var_dir)
     engine = make_engine(settings.resolved_database_url)
+    factory = make_session_factory(engine)
+    audit.install(factory)
     try:
-        with transaction(make_session_factory(engine)) as session:
+        with transaction(factory) as session:
             admin = accounts.get_by_username(session, "admin")
-            assert admin.is_system_admin
-            password_hash = admin.password_hash
+            assert admin.is_system_admin and admin.password_hash is None
             assert clients.check_secret(clients.get_active(session, "demo-shared-app"), secret)
+            assert accounts.activate(
+                session=session,
+                clock=SystemClock(),
+                passwords=PasswordHasher(settings),
+                username="admin",
+                code=code,
+                password=OFFICIAL_PASSWORD,
+            )
     finally:
         engine.dispose()
-    assert PasswordHasher(settings).check(password, password_hash).ok
 
     _, second = serve_until_ready(var_dir, tmp_path / "second.log")
-    assert "admin password" not in second
+    assert "activation code" not in second
     assert "client_secret" not in second
-    assert password not in second
+    assert code not in second
     assert secret not in second
 
 
@@ -498,3 +519,132 @@ def test_serve_runs_several_workers_and_stops_them_all(tmp_path: Path) -> None:
             not Path(f"/proc/{pid}").exists()
             or "zombie" in Path(f"/proc/{pid}/status").read_text().lower()
         )
+
+
+# --------------------------------------------------------------------------------------------
+# serve: the issuer and the listener agree; the first administrator
+
+
+@pytest.fixture
+def served(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """What `serve` would have started uvicorn with, and the issuer its workers would read
+    from the environment; uvicorn itself does not run."""
+    calls: list[dict[str, Any]] = []
+
+    def record(**options: Any) -> None:
+        calls.append({**options, "issuer": os.environ.get("COMMUNE_SSO_ISSUER")})
+
+    monkeypatch.setattr("commune_sso.workers.serve", record)
+    return calls
+
+
+def test_serve_without_issuer_follows_the_port(cli: Cli, served: list[dict[str, Any]]) -> None:
+    cli.env["COMMUNE_SSO_ISSUER"] = None
+    result = cli.ok("serve", "--port", "18400")
+    assert served[0]["port"] == 18400
+    assert served[0]["issuer"] == "http://127.0.0.1:18400"
+    assert "http://127.0.0.1:18400/.well-known/openid-configuration" in result.stdout
+    assert "COMMUNE_SSO_ISSUER" not in result.stdout  # no note on a loopback host
+
+
+@pytest.mark.parametrize(("host", "issuer"), [("0.0.0.0", "127.0.0.1"), ("::", "127.0.0.1")])
+def test_serve_on_every_interface_says_to_set_the_issuer(
+    cli: Cli, served: list[dict[str, Any]], host: str, issuer: str
+) -> None:
+    cli.env["COMMUNE_SSO_ISSUER"] = None
+    result = cli.ok("serve", "--host", host, "--port", "18401")
+    assert served[0]["issuer"] == f"http://{issuer}:18401"
+    notes = [line for line in result.stdout.splitlines() if "COMMUNE_SSO_ISSUER" in line]
+    assert len(notes) == 1 and "public URL" in notes[0]
+
+
+@pytest.mark.parametrize(
+    ("issuer", "port", "message"),
+    [
+        ("http://127.0.0.1:8000", "18400", "names port 8000 but serve listens on port 18400"),
+        ("http://localhost", "8000", "names port 80 but serve listens on port 8000"),
+        ("http://[::1]:8443/sso", "8000", "names port 8443"),
+        ("https://sso.laocai.gov.vn", "8000", "COMMUNE_SSO_BEHIND_PROXY=true"),
+        ("https://127.0.0.1:8000", "8000", "is https but serve listens with plain http"),
+    ],
+)
+def test_serve_refuses_an_issuer_it_cannot_be(
+    cli: Cli, served: list[dict[str, Any]], tmp_path: Path, issuer: str, port: str, message: str
+) -> None:
+    cli.env["COMMUNE_SSO_ISSUER"] = issuer
+    result = cli("serve", "--port", port)
+    assert result.exit_code == 2
+    assert_clean_failure(result, message)
+    assert served == []
+    assert not (tmp_path / "var").exists()  # refused before anything was written
+
+
+@pytest.mark.parametrize(
+    ("issuer", "port", "behind_proxy"),
+    [
+        ("http://127.0.0.1:18402", "18402", "false"),
+        ("http://localhost:18402/sso", "18402", "false"),
+        ("http://127.0.0.1:8000", "18402", "true"),  # a proxy serves the issuer URL
+        ("https://sso.laocai.gov.vn", "18402", "true"),
+    ],
+)
+def test_serve_accepts_an_issuer_it_can_be(
+    cli: Cli, served: list[dict[str, Any]], issuer: str, port: str, behind_proxy: str
+) -> None:
+    cli.env["COMMUNE_SSO_ISSUER"] = issuer
+    cli.env["COMMUNE_SSO_BEHIND_PROXY"] = behind_proxy
+    cli.ok("serve", "--port", port)
+    assert served[0]["issuer"] == issuer
+    assert served[0]["port"] == int(port)
+
+
+def test_serve_sets_the_first_admin_password_from_a_file(
+    cli: Cli, served: list[dict[str, Any]], engine: Engine, tmp_path: Path, database_url: str
+) -> None:
+    password_file = tmp_path / "admin-password"
+    password_file.write_text(OFFICIAL_PASSWORD + "\n")
+    result = cli.ok("serve", "--admin-password-file", str(password_file))
+
+    assert OFFICIAL_PASSWORD not in result.output
+    assert "activation code" not in result.stdout
+    with transaction(make_session_factory(engine)) as session:
+        admin = accounts.get_by_username(session, "admin")
+        password_hash = admin.password_hash
+        # The cli fixture names its database: not the embedded quick start, so no demo client.
+        assert clients.find_active(session, "demo-shared-app") is None
+    assert PasswordHasher(Settings()).check(OFFICIAL_PASSWORD, password_hash).ok
+    assert "demo client" not in result.stdout
+
+
+def test_serve_demo_client_on_request(
+    cli: Cli, served: list[dict[str, Any]], engine: Engine
+) -> None:
+    result = cli.ok("serve", "--demo")
+    assert "demo client_secret:" in result.stdout
+    with transaction(make_session_factory(engine)) as session:
+        assert clients.find_active(session, "demo-shared-app") is not None
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("short\n", "first administrator: The password must be at least 8 characters long."),
+        (None, "--admin-password-file: cannot read"),
+    ],
+)
+def test_serve_refuses_an_unusable_admin_password_file(
+    cli: Cli,
+    served: list[dict[str, Any]],
+    engine: Engine,
+    tmp_path: Path,
+    content: str | None,
+    message: str,
+) -> None:
+    password_file = tmp_path / "admin-password"
+    if content is not None:
+        password_file.write_text(content)
+    result = cli("serve", "--admin-password-file", str(password_file))
+    assert_clean_failure(result, message)
+    assert served == []
+    with transaction(make_session_factory(engine)) as session:
+        assert accounts.count(session) == 0

@@ -19,11 +19,12 @@ from commune_sso import bootstrap, secrets_setup
 from core import audit
 from core.clock import FixedClock
 from core.db import make_engine, make_session_factory, transaction
-from core.errors import ConfigurationError
+from core.errors import ConfigurationError, DomainError
 from core.settings import Settings
 from idp import accounts, clients
 from idp.passwords import PasswordHasher
 from tests.cli_runner import Cli, assert_clean_failure, cli_env
+from tests.conftest import OFFICIAL_PASSWORD
 
 KEY_ENV = "COMMUNE_SSO_KEY_PASSPHRASE"
 SECRET_ENV = "COMMUNE_SSO_SECRET_KEY"
@@ -179,7 +180,7 @@ def test_serve_on_https_without_secrets_fails_fast(
     tmp_path: Path, uvicorn_never_runs: list[Any], given: dict[str, str], missing: str
 ) -> None:
     var_dir = tmp_path / "var"
-    env = cli_env(var_dir=var_dir, **given)
+    env = cli_env(var_dir=var_dir, behind_proxy="true", **given)
     env["COMMUNE_SSO_ISSUER"] = "https://sso.laocai.gov.vn"
 
     result = Cli(env)("serve", "--port", "1")
@@ -227,42 +228,201 @@ def dump(engine: Engine) -> dict[str, list[tuple[str, ...]]]:
 def test_first_start_creates_admin_and_demo_client(
     settings: Settings, factory: sessionmaker[Session], clock: FixedClock
 ) -> None:
-    created = bootstrap.first_start(settings, factory, clock=clock)
+    created = bootstrap.first_start(settings, factory, clock=clock, demo=True)
 
-    assert created is not None
+    assert created is not None and created.demo is not None and created.admin_setup is not None
     assert created.admin_username == "admin"
-    assert created.demo_client_id == "demo-shared-app"
+    assert created.demo.client_id == "demo-shared-app"
     with transaction(factory) as session:
         admin = accounts.get_by_username(session, "admin")
         assert admin.is_system_admin and admin.is_active
-        assert PasswordHasher(settings).check(created.admin_password, admin.password_hash).ok
+        assert admin.password_hash is None  # no password exists to leak
         demo = clients.get_active(session, "demo-shared-app")
-        assert clients.check_secret(demo, created.demo_client_secret)
+        assert clients.check_secret(demo, created.demo.client_secret)
         assert demo.redirect_uris == [bootstrap.DEMO_REDIRECT_URI]
         assert audit.verify(session).ok
+
+
+def test_first_admin_sets_the_password_with_the_one_time_code(
+    settings: Settings, factory: sessionmaker[Session], clock: FixedClock
+) -> None:
+    created = bootstrap.first_start(settings, factory, clock=clock, demo=False)
+    assert created is not None and created.admin_setup is not None
+    assert created.admin_setup.expires_at == clock.now() + bootstrap.ADMIN_SETUP_LIFETIME
+    passwords = PasswordHasher(settings)
+
+    def activate(code: str) -> bool:
+        with transaction(factory) as session:
+            return None is not accounts.activate(
+                session=session,
+                clock=clock,
+                passwords=passwords,
+                username="admin",
+                code=code,
+                password=OFFICIAL_PASSWORD,
+            )
+
+    assert not activate("not-the-code")
+    assert activate(created.admin_setup.code)
+    assert not activate(created.admin_setup.code)  # once only
+    with transaction(factory) as session:
+        admin = accounts.get_by_username(session, "admin")
+        assert passwords.check(OFFICIAL_PASSWORD, admin.password_hash).ok
+
+
+def test_first_admin_setup_code_expires(
+    settings: Settings, factory: sessionmaker[Session], clock: FixedClock
+) -> None:
+    created = bootstrap.first_start(settings, factory, clock=clock, demo=False)
+    assert created is not None and created.admin_setup is not None
+    clock.advance(bootstrap.ADMIN_SETUP_LIFETIME.total_seconds())
+    with transaction(factory) as session:
+        assert (
+            accounts.activate(
+                session=session,
+                clock=clock,
+                passwords=PasswordHasher(settings),
+                username="admin",
+                code=created.admin_setup.code,
+                password=OFFICIAL_PASSWORD,
+            )
+            is None
+        )
+
+
+def test_first_start_with_a_given_admin_password_and_no_demo(
+    settings: Settings, factory: sessionmaker[Session], clock: FixedClock
+) -> None:
+    created = bootstrap.first_start(
+        settings, factory, clock=clock, demo=False, admin_password=OFFICIAL_PASSWORD
+    )
+
+    assert created is not None
+    assert created.admin_setup is None and created.demo is None
+    with transaction(factory) as session:
+        admin = accounts.get_by_username(session, "admin")
+        assert PasswordHasher(settings).check(OFFICIAL_PASSWORD, admin.password_hash).ok
+        assert clients.find_active(session, "demo-shared-app") is None
+
+
+@pytest.mark.parametrize("password", ["short", "password123", "admin-is-my-name"])
+def test_first_start_refuses_a_weak_admin_password_and_creates_nothing(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    clock: FixedClock,
+    engine: Engine,
+    password: str,
+) -> None:
+    before = dump(engine)
+    with pytest.raises(DomainError):
+        bootstrap.first_start(settings, factory, clock=clock, demo=True, admin_password=password)
+    assert dump(engine) == before
 
 
 def test_first_start_runs_only_on_an_empty_database(
     settings: Settings, factory: sessionmaker[Session], clock: FixedClock, engine: Engine
 ) -> None:
-    assert bootstrap.first_start(settings, factory, clock=clock) is not None
+    assert bootstrap.first_start(settings, factory, clock=clock, demo=True) is not None
     before = dump(engine)
 
-    assert bootstrap.first_start(settings, factory, clock=clock) is None
+    assert bootstrap.first_start(settings, factory, clock=clock, demo=True) is None
     assert dump(engine) == before
 
 
 def test_first_start_stores_secrets_only_hashed(
     settings: Settings, factory: sessionmaker[Session], clock: FixedClock, engine: Engine
 ) -> None:
-    created = bootstrap.first_start(settings, factory, clock=clock)
-    assert created is not None
+    created = bootstrap.first_start(settings, factory, clock=clock, demo=True)
+    assert created is not None and created.demo is not None and created.admin_setup is not None
 
     tables = dump(engine)
-    assert {"idp_account", "idp_client", "audit_log"} <= set(tables)
-    assert tables["idp_account"] and tables["idp_client"]
+    assert {"idp_account", "idp_client", "idp_activation_code", "audit_log"} <= set(tables)
+    assert tables["idp_account"] and tables["idp_client"] and tables["idp_activation_code"]
     for table, rows in tables.items():
         for row in rows:
             for value in row:
-                assert created.admin_password not in value, f"admin password in {table}"
-                assert created.demo_client_secret not in value, f"client secret in {table}"
+                assert created.admin_setup.code not in value, f"activation code in {table}"
+                assert created.demo.client_secret not in value, f"client secret in {table}"
+
+
+@pytest.mark.parametrize(
+    ("settings_given", "demo"),
+    [
+        ({}, True),  # the embedded quick start
+        ({"database_url": "postgresql+psycopg://sso@db/sso"}, False),
+        ({"environment": "production"}, False),
+    ],
+)
+def test_demo_client_only_for_the_embedded_quick_start(
+    settings_given: dict[str, str], demo: bool
+) -> None:
+    assert bootstrap.demo_by_default(Settings(**settings_given)) is demo
+
+
+# --------------------------------------------------------------------------------------------
+# every setting also from a file (COMMUNE_SSO_<NAME>_FILE: Docker and Kubernetes secrets)
+
+
+@pytest.mark.parametrize(
+    ("field", "content", "expected"),
+    [
+        ("key_passphrase", "passphrase from a secret\n", "passphrase from a secret"),
+        ("secret_key", "no final newline", "no final newline"),
+        ("database_url", "postgresql+psycopg://sso:p%40ss@db/sso\r\n", None),
+        ("smtp_password", "  spaces kept  \n", "  spaces kept  "),
+        ("issuer", "https://sso.laocai.gov.vn/\n", "https://sso.laocai.gov.vn"),
+        ("smtp_port", "2525\n", 2525),
+        ("smtp_starttls", "false\n", False),
+    ],
+)
+def test_a_setting_is_read_from_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, field: str, content: str, expected: object
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_bytes(content.encode())
+    monkeypatch.setenv(f"COMMUNE_SSO_{field.upper()}_FILE", str(secret))
+    value = getattr(Settings(), field)
+    assert value == (expected if expected is not None else content.rstrip("\r\n"))
+
+
+def test_a_list_setting_is_read_as_json_from_its_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "keys.json"
+    secret.write_text('["/etc/commune-sso/audit-2026.pem"]\n')
+    monkeypatch.setenv("COMMUNE_SSO_AUDIT_TRUSTED_PUBLIC_KEYS_FILE", str(secret))
+    assert Settings().audit_trusted_public_keys == [Path("/etc/commune-sso/audit-2026.pem")]
+
+
+def test_a_variable_and_its_file_together_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = tmp_path / "secret"
+    secret.write_text(GOOD_VALUE)
+    monkeypatch.setenv("COMMUNE_SSO_SECRET_KEY", GOOD_VALUE)
+    monkeypatch.setenv("COMMUNE_SSO_SECRET_KEY_FILE", str(secret))
+    with pytest.raises(ValueError, match="COMMUNE_SSO_SECRET_KEY and COMMUNE_SSO_SECRET_KEY_FILE"):
+        Settings()
+
+
+def test_a_missing_secret_file_is_refused_by_name_and_path(tmp_path: Path) -> None:
+    missing = tmp_path / "run" / "secrets" / "key_passphrase"
+    env = cli_env(var_dir=tmp_path / "var", key_passphrase_file=str(missing))
+
+    result = Cli(env)("serve", "--port", "1")
+
+    assert_clean_failure(result, "COMMUNE_SSO_KEY_PASSPHRASE_FILE: cannot read")
+    # rich folds a long path anywhere: compare without the whitespace it added.
+    assert f"{missing}:Nosuchfileordirectory" in "".join(result.stderr.split())
+    assert not (tmp_path / "var").exists()
+
+
+def test_serve_takes_its_secrets_from_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("key_passphrase", "secret_key"):
+        (tmp_path / name).write_text(GOOD_VALUE + name + "\n")
+        monkeypatch.setenv(f"COMMUNE_SSO_{name.upper()}_FILE", str(tmp_path / name))
+    settings = Settings(issuer="https://sso.laocai.gov.vn", environment="production")
+    assert secrets_setup.key_passphrase(settings) == (GOOD_VALUE + "key_passphrase").encode()
+    assert secrets_setup.server_secret(settings) == (GOOD_VALUE + "secret_key").encode()

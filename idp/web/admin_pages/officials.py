@@ -15,16 +15,14 @@ transaction that makes the change: disable / enable (:mod:`idp.accounts`), a new
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
 from core import audit
 from core.web.i18n import N_
 from idp import accounts, mfa
-from idp.bulk_import import activation
 from idp.logout.sign_out import sign_out_everywhere
 from idp.models import (
     Account,
@@ -343,36 +341,6 @@ def reset_mfa(*, scope: RequestScope, actor: str, account: Account) -> bool:
     )
 
 
-def issue_activation_code(
-    *, scope: RequestScope, actor: str, account: Account
-) -> tuple[str, datetime]:
-    """A new one-time code for an official who never activated; earlier unused codes stop
-    working (only the newest one is in anyone's hands). Returns the code and its expiry."""
-    session, now = scope.session, scope.runtime.clock.now()
-    session.execute(
-        update(ActivationCode)
-        .where(
-            ActivationCode.account_id == account.id,
-            ActivationCode.used_at.is_(None),
-            ActivationCode.expires_at > now,
-        )
-        .values(expires_at=now)
-    )
-    code, code_digest = activation.new_code()
-    row = activation.code_row(account_id=account.id, code_digest=code_digest, now=now)
-    session.add(ActivationCode(**row))
-    audit.record(
-        session,
-        clock=scope.runtime.clock,
-        actor=actor,
-        action="account.activation_code_issued",
-        target=f"account:{account.username}",
-        details={"expires_at": row["expires_at"].isoformat()},
-        client_address=scope.http.client_address,
-    )
-    return code, row["expires_at"]
-
-
 def perform_action(scope: RequestScope, admin: Admin) -> Response:
     official = find_official(scope, admin, scope.request.path_params["username"])
     action = _action_of(scope)
@@ -405,7 +373,13 @@ def perform_action(scope: RequestScope, admin: Admin) -> Response:
         )
         return RedirectResponse(f"{detail_url}?done=sign-out&count={ended}", status_code=303)
     else:
-        code, expires_at = issue_activation_code(scope=scope, actor=admin.actor, account=account)
+        code, expires_at = accounts.issue_activation_code(
+            session=session,
+            clock=clock,
+            actor=admin.actor,
+            account=account,
+            client_address=scope.http.client_address,
+        )
         # Shown in this response only (no-store, not in any URL); a reload asks to resubmit.
         return render(
             scope,
