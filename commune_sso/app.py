@@ -10,6 +10,7 @@ from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
@@ -23,6 +24,7 @@ from ca_admin.runtime import CaRuntime
 from ca_admin.web import ca_routes
 from commune_sso import ca_lifecycle_feed, secrets_setup
 from commune_sso.ca_bridge import build_ca_runtime
+from commune_sso.server_errors import ServerErrorBoundary, wants_html
 from core import audit, audit_checkpoints
 from core.clock import Clock, SystemClock
 from core.db import make_engine, make_session_factory
@@ -82,10 +84,6 @@ def _locale(request: Request) -> str:
     )
 
 
-def _wants_html(request: Request) -> bool:
-    return "text/html" in request.headers.get("accept", "")
-
-
 def create_app(
     settings: Settings | None = None,
     *,
@@ -99,7 +97,7 @@ def create_app(
 
     async def domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DomainError)
-        if isinstance(exc, CsrfError) or _wants_html(request):
+        if isinstance(exc, CsrfError) or wants_html(request):
             title = N_("Form expired") if isinstance(exc, CsrfError) else N_("Access denied")
             return runtime.pages.render(
                 request,
@@ -114,7 +112,7 @@ def create_app(
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        if exc.status_code == 404 and _wants_html(request):
+        if exc.status_code == 404 and wants_html(request):
             return runtime.pages.render(
                 request,
                 "error.html",
@@ -133,22 +131,14 @@ def create_app(
             headers=getattr(exc, "headers", None),
         )
 
-    async def unexpected_error(request: Request, exc: Exception) -> Response:
-        # The cause goes to the log; the caller sees no stack trace (CONVENTIONS §3).
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        if _wants_html(request):
-            return runtime.pages.render(
-                request,
-                "error.html",
-                {
-                    "title": N_("Something went wrong"),
-                    "message": N_("Please try again later."),
-                    "status_code": 500,
-                },
-                locale=_locale(request),
-                status_code=500,
-            )
-        return JSONResponse({"error": "server_error"}, status_code=500)
+    def error_page(request: Request, title: str, message: str, status_code: int) -> Response:
+        return runtime.pages.render(
+            request,
+            "error.html",
+            {"title": title, "message": message, "status_code": status_code},
+            locale=_locale(request),
+            status_code=status_code,
+        )
 
     app = Starlette(
         routes=[
@@ -159,8 +149,16 @@ def create_app(
         exception_handlers={
             DomainError: domain_error,
             HTTPException: http_error,
-            Exception: unexpected_error,
         },
+        # Not an ``Exception`` handler: Starlette re-raises after it, and uvicorn then resets
+        # the connection (commune_sso/server_errors.py).
+        middleware=[
+            Middleware(
+                ServerErrorBoundary,
+                render_page=error_page,
+                retry_after=lambda: settings.unavailable_retry_after,
+            )
+        ],
         lifespan=background_tasks(settings, runtime, ca_runtime),
     )
     app.state.idp = runtime

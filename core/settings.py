@@ -128,6 +128,12 @@ class Settings(BaseSettings):
     )
 
     db_pool_size: int = Field(default=10, ge=1, description="Connections per worker (PostgreSQL).")
+    unavailable_retry_after: int = Field(
+        default=5,
+        ge=1,
+        description="Seconds in the Retry-After header of the 503 answered while the database "
+        "cannot be reached.",
+    )
     trust_forwarded_for: bool = Field(
         default=False,
         description="Take the client address from X-Forwarded-For (only behind a trusted proxy).",
