@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
@@ -19,12 +20,14 @@ import core
 import idp
 from commune_sso import bootstrap, database, secrets_setup
 from commune_sso import workers as workers_module
-from commune_sso.app import audit_key_uri, load_audit_key
+from commune_sso.app import audit_key_uri, check_audit_key, load_audit_key
 from commune_sso.ca_cli import ca_app
 from commune_sso.cli_output import CLI_ACTOR, JsonOption, console, emit, err_console, fail
+from commune_sso.server_errors import database_cause
+from commune_sso.startup_errors import STARTUP_FAILURE, settings_error_line, startup_errors
 from core import audit, audit_checkpoints
 from core.clock import SystemClock
-from core.db import make_engine, make_session_factory, transaction
+from core.db import is_database_unavailable, make_engine, make_session_factory, transaction
 from core.errors import ConfigurationError, DomainError
 from core.settings import Settings
 from idp import accounts, admin_scope, clients, units
@@ -62,8 +65,8 @@ app.add_typer(ca_app, name="ca")
 def settings() -> Settings:
     try:
         return Settings()
-    except ValueError as error:
-        fail(f"invalid settings: {error}")
+    except ValidationError as error:
+        fail(settings_error_line(error), STARTUP_FAILURE)
         raise
 
 
@@ -99,22 +102,23 @@ def serve(
 ) -> None:
     """Upgrade the database, create first-start data if the database is empty, and serve."""
     current = settings()
-    try:
+    with startup_errors(current):
         # Both secrets are checked before the database is touched: the app factory in each
         # uvicorn worker needs them, and failing there would only show after start-up.
         secrets_setup.key_passphrase(current)
         secrets_setup.server_secret(current)
-    except ConfigurationError as error:
-        fail(str(error))
-    current.var_dir.mkdir(parents=True, exist_ok=True)
-    if upgrade:
-        database.upgrade(current.resolved_database_url)
-    try:
-        keyring(current)
-        created = bootstrap.first_start(current, session_factory(current), clock=SystemClock())
-    except (ConfigurationError, DomainError) as error:
-        fail(str(error))
-        return
+        current.var_dir.mkdir(parents=True, exist_ok=True)
+        if upgrade:
+            database.upgrade(current.resolved_database_url)
+        KeyRing.load_or_create(
+            current.resolved_key_dir,
+            secrets_setup.key_passphrase(current),
+            now=SystemClock().now(),
+        )
+        factory = session_factory(current)
+        created = bootstrap.first_start(current, factory, clock=SystemClock())
+        if current.audit_checkpoint_interval > 0:
+            check_audit_key(current, factory)
     if created is not None:
         bootstrap.print_first_start(console, current, created)
     workers_module.serve(
@@ -992,4 +996,16 @@ def import_users(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as error:
+        # A database that cannot be reached is the operator's to fix, not a bug: one line
+        # naming the setting, exit code 2, for every command (serve maps it the same way).
+        if not is_database_unavailable(error):
+            raise
+        err_console.print(
+            "[red]error:[/red] cannot reach the database (COMMUNE_SSO_DATABASE_URL): "
+            + escape(database_cause(error)),
+            soft_wrap=True,
+        )
+        sys.exit(STARTUP_FAILURE)

@@ -142,8 +142,10 @@ class Settings(BaseSettings):
     audit_key_uri: str | None = Field(
         default=None,
         description="Key that signs audit checkpoints: file:/path/key.pem (encrypted PKCS#8) or "
-        "a pkcs11: URI (RFC 7512). Unset: file:<var_dir>/keys/audit-key.pem, created on first "
-        "use and encrypted with the key passphrase.",
+        "a pkcs11: URI (RFC 7512). Unset: file:<key_dir>/audit-key.pem (with the key ring "
+        "every host shares; an existing <var_dir>/keys/audit-key.pem is still used), created on "
+        "first use and encrypted with the key passphrase. Every host must have the same key: "
+        "one whose key did not sign the audit log's latest checkpoint refuses to start.",
     )
     audit_key_algorithm: str = Field(
         default="ec-p256",
