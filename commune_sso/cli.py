@@ -127,6 +127,7 @@ def serve(
         workers=workers,
         access_log=access_log,
         proxy_headers=current.trust_forwarded_for,
+        graceful_shutdown=current.graceful_shutdown_seconds,
     )
 
 

@@ -128,6 +128,12 @@ class Settings(BaseSettings):
     )
 
     db_pool_size: int = Field(default=10, ge=1, description="Connections per worker (PostgreSQL).")
+    graceful_shutdown_seconds: float = Field(
+        default=20,
+        ge=0,
+        description="On SIGTERM, seconds the server waits for requests in flight to finish "
+        "(new connections are no longer accepted) before it closes the rest.",
+    )
     unavailable_retry_after: int = Field(
         default=5,
         ge=1,
