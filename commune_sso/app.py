@@ -8,8 +8,10 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 
+from sqlalchemy.orm import Session, sessionmaker
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount
@@ -23,10 +25,11 @@ from ca_admin.runtime import CaRuntime
 from ca_admin.web import ca_routes
 from commune_sso import ca_lifecycle_feed, secrets_setup
 from commune_sso.ca_bridge import build_ca_runtime
+from commune_sso.server_errors import ServerErrorBoundary, wants_html
 from core import audit, audit_checkpoints
 from core.clock import Clock, SystemClock
-from core.db import make_engine, make_session_factory
-from core.errors import DomainError
+from core.db import make_engine, make_session_factory, transaction
+from core.errors import ConfigurationError, DomainError
 from core.settings import Settings
 from core.web.csrf import CsrfError, CsrfProtection
 from core.web.i18n import N_, load_translations, negotiate_locale
@@ -35,6 +38,7 @@ from idp.logout import worker as logout_worker
 from idp.passwords import PasswordHasher
 from idp.router import idp_routes
 from idp.runtime import IdpRuntime
+from keys.errors import SigningKeyError
 from keys.keyring import KeyRing
 from keys.signing_keys import SigningKey, load_or_generate_signing_key
 
@@ -82,10 +86,6 @@ def _locale(request: Request) -> str:
     )
 
 
-def _wants_html(request: Request) -> bool:
-    return "text/html" in request.headers.get("accept", "")
-
-
 def create_app(
     settings: Settings | None = None,
     *,
@@ -99,7 +99,7 @@ def create_app(
 
     async def domain_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, DomainError)
-        if isinstance(exc, CsrfError) or _wants_html(request):
+        if isinstance(exc, CsrfError) or wants_html(request):
             title = N_("Form expired") if isinstance(exc, CsrfError) else N_("Access denied")
             return runtime.pages.render(
                 request,
@@ -114,7 +114,7 @@ def create_app(
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        if exc.status_code == 404 and _wants_html(request):
+        if exc.status_code == 404 and wants_html(request):
             return runtime.pages.render(
                 request,
                 "error.html",
@@ -133,22 +133,14 @@ def create_app(
             headers=getattr(exc, "headers", None),
         )
 
-    async def unexpected_error(request: Request, exc: Exception) -> Response:
-        # The cause goes to the log; the caller sees no stack trace (CONVENTIONS §3).
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        if _wants_html(request):
-            return runtime.pages.render(
-                request,
-                "error.html",
-                {
-                    "title": N_("Something went wrong"),
-                    "message": N_("Please try again later."),
-                    "status_code": 500,
-                },
-                locale=_locale(request),
-                status_code=500,
-            )
-        return JSONResponse({"error": "server_error"}, status_code=500)
+    def error_page(request: Request, title: str, message: str, status_code: int) -> Response:
+        return runtime.pages.render(
+            request,
+            "error.html",
+            {"title": title, "message": message, "status_code": status_code},
+            locale=_locale(request),
+            status_code=status_code,
+        )
 
     app = Starlette(
         routes=[
@@ -159,8 +151,16 @@ def create_app(
         exception_handlers={
             DomainError: domain_error,
             HTTPException: http_error,
-            Exception: unexpected_error,
         },
+        # Not an ``Exception`` handler: Starlette re-raises after it, and uvicorn then resets
+        # the connection (commune_sso/server_errors.py).
+        middleware=[
+            Middleware(
+                ServerErrorBoundary,
+                render_page=error_page,
+                retry_after=lambda: settings.unavailable_retry_after,
+            )
+        ],
         lifespan=background_tasks(settings, runtime, ca_runtime),
     )
     app.state.idp = runtime
@@ -174,20 +174,82 @@ def create_app(
 
 
 def audit_key_uri(settings: Settings) -> str:
-    """The audit checkpoint key's URI; unset: ``file:<var_dir>/keys/audit-key.pem``."""
-    default = (settings.var_dir / "keys" / "audit-key.pem").absolute()
-    return settings.audit_key_uri or f"file:{default}"
+    """The audit checkpoint key's URI; unset: ``file:<key dir>/audit-key.pem``.
+
+    In the key ring directory, so that it travels with the ring every host shares: hosts with
+    audit keys of their own would sign one chain with several keys. A key at the earlier
+    default, ``<var_dir>/keys/audit-key.pem``, is still used where it exists (the same path
+    unless COMMUNE_SSO_KEY_DIR is set).
+    """
+    if settings.audit_key_uri:
+        return settings.audit_key_uri
+    default = (settings.resolved_key_dir / AUDIT_KEY_FILE).absolute()
+    earlier = (settings.var_dir / "keys" / AUDIT_KEY_FILE).absolute()
+    return f"file:{earlier if not default.exists() and earlier.exists() else default}"
+
+
+AUDIT_KEY_FILE = "audit-key.pem"
 
 
 def load_audit_key(settings: Settings) -> SigningKey:
     """The key that signs audit checkpoints, generated on first use (encrypted PKCS#8 file)."""
     uri = audit_key_uri(settings)
+    passphrase = secrets_setup.key_passphrase(settings).decode("utf-8")
     if settings.audit_key_uri is None:
-        (settings.var_dir / "keys").mkdir(mode=0o700, parents=True, exist_ok=True)
+        path = Path(uri.removeprefix("file:"))
+        existed = path.exists()
+        try:
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            return load_or_generate_signing_key(
+                uri, algorithm=settings.audit_key_algorithm, passphrase=passphrase
+            )
+        except (OSError, SigningKeyError) as error:
+            if existed:
+                raise
+            # A read-only key ring directory (a host that does not rotate keys) on which the
+            # writing host has not made the audit key yet.
+            cause = error.strerror if isinstance(error, OSError) else str(error)
+            raise ConfigurationError(
+                f"cannot create the audit key {path} ({cause}): start the host that writes "
+                "the key ring first, or set COMMUNE_SSO_AUDIT_KEY_URI"
+            ) from error
     return load_or_generate_signing_key(
-        uri,
-        algorithm=settings.audit_key_algorithm,
-        passphrase=secrets_setup.key_passphrase(settings).decode("utf-8"),
+        uri, algorithm=settings.audit_key_algorithm, passphrase=passphrase
+    )
+
+
+def check_audit_key(settings: Settings, session_factory: sessionmaker[Session]) -> None:
+    """Refuse to serve with an audit key other than the one that signed the chain's latest
+    checkpoint (or one of COMMUNE_SSO_AUDIT_TRUSTED_PUBLIC_KEYS): several hosts with keys of
+    their own would sign one chain with several keys, and `audit verify` would fail.
+
+    Raises :class:`ConfigurationError` naming the setting to change.
+    """
+    key = load_audit_key(settings)
+    with transaction(session_factory) as session:
+        latest = audit_checkpoints.latest_checkpoint(session)
+    if latest is None:
+        return
+    mine = audit_checkpoints.key_fingerprint(key.public_key())
+    if latest.key_fingerprint == mine:
+        return
+    trusted: set[str] = set()
+    for pem in settings.audit_trusted_public_keys:
+        try:
+            public = audit_checkpoints.load_public_key_pem(pem.read_bytes())
+        except (OSError, ValueError) as error:
+            raise ConfigurationError(
+                f"cannot use trusted audit key {pem} (COMMUNE_SSO_AUDIT_TRUSTED_PUBLIC_KEYS): "
+                f"{error}"
+            ) from error
+        trusted.add(audit_checkpoints.key_fingerprint(public))
+    if latest.key_fingerprint in trusted:
+        return
+    raise ConfigurationError(
+        f"audit key {audit_key_uri(settings)} (SHA-256 {mine[:16]}) did not sign the audit "
+        f"log's latest checkpoint #{latest.number} (key {latest.key_fingerprint[:16]}): give "
+        "every host the same audit key (COMMUNE_SSO_AUDIT_KEY_URI), or list the earlier key "
+        "in COMMUNE_SSO_AUDIT_TRUSTED_PUBLIC_KEYS after replacing it"
     )
 
 

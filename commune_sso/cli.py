@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
 from sqlalchemy.orm import Session, sessionmaker
@@ -21,12 +22,14 @@ import idp
 from commune_sso import backup as backup_module
 from commune_sso import bootstrap, database, listener, secrets_setup
 from commune_sso import workers as workers_module
-from commune_sso.app import audit_key_uri, load_audit_key
+from commune_sso.app import audit_key_uri, check_audit_key, load_audit_key
 from commune_sso.ca_cli import ca_app
 from commune_sso.cli_output import CLI_ACTOR, JsonOption, console, emit, err_console, fail
+from commune_sso.server_errors import database_cause
+from commune_sso.startup_errors import STARTUP_FAILURE, settings_error_line, startup_errors
 from core import audit, audit_checkpoints
 from core.clock import SystemClock
-from core.db import make_engine, make_session_factory, transaction
+from core.db import is_database_unavailable, make_engine, make_session_factory, transaction
 from core.errors import ConfigurationError, DomainError
 from core.settings import Settings
 from idp import accounts, admin_scope, clients, units
@@ -64,9 +67,10 @@ app.add_typer(ca_app, name="ca")
 def settings() -> Settings:
     try:
         return Settings()
-    except ValueError as error:
-        fail(f"invalid settings: {error}")
-        raise
+    except ValidationError as error:
+        fail(settings_error_line(error), STARTUP_FAILURE)
+    except ValueError as error:  # a *_FILE secret that cannot be read (SettingsError)
+        fail(f"invalid settings: {error}", STARTUP_FAILURE)
 
 
 def session_factory(current: Settings) -> sessionmaker[Session]:
@@ -135,37 +139,46 @@ def serve(
     # Before anything is written: a refused start leaves no trace.
     mismatch = listener.listener_mismatch(current, port=port)
     if mismatch is not None:
-        fail(mismatch, code=2)
-    try:
-        # Both secrets are checked before the database is touched: the app factory in each
-        # uvicorn worker needs them, and failing there would only show after start-up.
-        secrets_setup.key_passphrase(current)
-        secrets_setup.server_secret(current)
-    except ConfigurationError as error:
-        fail(str(error))
+        fail(mismatch, code=STARTUP_FAILURE)
     admin_password = None
     if admin_password_file is not None:
         try:
             admin_password = admin_password_file.read_text(encoding="utf-8").removesuffix("\n")
         except (OSError, UnicodeDecodeError) as error:
             reason = getattr(error, "strerror", None) or str(error)
-            fail(f"--admin-password-file: cannot read {admin_password_file}: {reason}", code=2)
-    current.var_dir.mkdir(parents=True, exist_ok=True)
-    if upgrade:
-        database.upgrade(current.resolved_database_url)
-    try:
-        keyring(current)
-        created = bootstrap.first_start(
-            current,
-            session_factory(current),
-            clock=SystemClock(),
-            demo=bootstrap.demo_by_default(current) if demo is None else demo,
-            admin_password=admin_password,
+            fail(
+                f"--admin-password-file: cannot read {admin_password_file}: {reason}",
+                code=STARTUP_FAILURE,
+            )
+    with startup_errors(current):
+        # Both secrets are checked before the database is touched: the app factory in each
+        # uvicorn worker needs them, and failing there would only show after start-up.
+        secrets_setup.key_passphrase(current)
+        secrets_setup.server_secret(current)
+        current.var_dir.mkdir(parents=True, exist_ok=True)
+        if upgrade:
+            database.upgrade(current.resolved_database_url)
+        KeyRing.load_or_create(
+            current.resolved_key_dir,
+            secrets_setup.key_passphrase(current),
+            now=SystemClock().now(),
         )
-    except DomainError as error:
-        fail(f"first administrator: {error.text()}" if admin_password else error.text())
-    except ConfigurationError as error:
-        fail(str(error))
+        factory = session_factory(current)
+        try:
+            created = bootstrap.first_start(
+                current,
+                factory,
+                clock=SystemClock(),
+                demo=bootstrap.demo_by_default(current) if demo is None else demo,
+                admin_password=admin_password,
+            )
+        except DomainError as error:
+            # The password file's content broke the policy: name where it came from.
+            if admin_password:
+                fail(f"first administrator: {error.text()}", code=STARTUP_FAILURE)
+            raise
+        if current.audit_checkpoint_interval > 0:
+            check_audit_key(current, factory)
     if created is not None:
         bootstrap.print_first_start(console, current, created)
     elif admin_password_file is not None:
@@ -175,6 +188,7 @@ def serve(
         port=port,
         workers=workers,
         access_log=access_log,
+        graceful_shutdown=current.graceful_shutdown_seconds,
     )
 
 
@@ -1136,4 +1150,16 @@ def import_users(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as error:
+        # A database that cannot be reached is the operator's to fix, not a bug: one line
+        # naming the setting, exit code 2, for every command (serve maps it the same way).
+        if not is_database_unavailable(error):
+            raise
+        err_console.print(
+            "[red]error:[/red] cannot reach the database (COMMUNE_SSO_DATABASE_URL): "
+            + escape(database_cause(error)),
+            soft_wrap=True,
+        )
+        sys.exit(STARTUP_FAILURE)

@@ -28,7 +28,8 @@ CLI_ACTOR = "cli"
 
 def fail(message: str, code: int = 1) -> NoReturn:
     # Messages can quote settings values; "[...]" in them is text, not rich markup.
-    err_console.print(f"[red]error:[/red] {escape(message)}")
+    # soft_wrap: one line whatever the width, as a log collector shows it.
+    err_console.print(f"[red]error:[/red] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code)
 
 

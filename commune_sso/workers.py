@@ -19,7 +19,7 @@ import uvicorn
 APP = "commune_sso.asgi:app_from_environment"
 
 
-def uvicorn_config(*, access_log: bool) -> dict[str, Any]:
+def uvicorn_config(*, access_log: bool, graceful_shutdown: float) -> dict[str, Any]:
     return {
         "factory": True,
         "server_header": False,
@@ -29,6 +29,9 @@ def uvicorn_config(*, access_log: bool) -> dict[str, Any]:
         # TCP peer and COMMUNE_SSO_TRUSTED_PROXIES.
         "proxy_headers": False,
         "log_level": "info",
+        # SIGTERM (docker stop, systemd, Kubernetes): stop accepting, let requests in flight
+        # finish for at most this long, then close.
+        "timeout_graceful_shutdown": graceful_shutdown,
     }
 
 
@@ -47,8 +50,12 @@ def _worker(host: str, port: int, options: dict[str, Any]) -> None:
     server.run(sockets=[_listening_socket(host, port)])
 
 
-def serve(*, host: str, port: int, workers: int, access_log: bool) -> None:
-    options = uvicorn_config(access_log=access_log)
+def serve(
+    *, host: str, port: int, workers: int, access_log: bool, graceful_shutdown: float
+) -> None:
+    """Serve until SIGTERM or SIGINT; then every worker drains its requests in flight (at most
+    ``graceful_shutdown`` seconds) and the call returns."""
+    options = uvicorn_config(access_log=access_log, graceful_shutdown=graceful_shutdown)
     if workers <= 1 or not hasattr(socket, "SO_REUSEPORT"):
         uvicorn.run(APP, host=host, port=port, workers=max(workers, 1), **options)
         return
@@ -63,6 +70,7 @@ def serve(*, host: str, port: int, workers: int, access_log: bool) -> None:
         child.start()
 
     def stop(signum: int, _frame: object) -> None:
+        # Passed on as SIGTERM: each worker's uvicorn drains its own connections.
         for child in children:
             if child.is_alive() and child.pid is not None:
                 child.terminate()
@@ -70,7 +78,7 @@ def serve(*, host: str, port: int, workers: int, access_log: bool) -> None:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     for child in children:
-        child.join()
+        child.join()  # a worker exits after its drain; the parent waits for all of them
     failed = [child for child in children if child.exitcode not in (0, -signal.SIGTERM)]
     if failed:
         sys.exit(1)

@@ -6,12 +6,15 @@ PostgreSQL. Stores never commit: :func:`transaction` is the one place that does 
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
+import psycopg
 from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, create_engine, event
+from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 
@@ -75,9 +78,59 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
         return engine
     # No pre-ping: it costs a round trip on every checkout, the largest single cost of a
-    # token request. A connection broken by a server restart fails one request, is
-    # invalidated with the rest of the pool, and the next request reconnects.
-    return create_engine(url, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    # token request. SQLAlchemy does the equivalent after the fact: the first statement on a
+    # connection broken by a server restart raises a disconnect error (answered 503, see
+    # is_database_unavailable), which invalidates every connection the pool then held, so
+    # the next request reconnects (tests/commune_sso/test_database_outage.py).
+    # connect_timeout: a database host that drops packets must give a 503 in seconds, not
+    # hang each request for the kernel's TCP timeout (libpq waits forever by default).
+    return create_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_recycle=1800,
+        connect_args={"connect_timeout": CONNECT_TIMEOUT_SECONDS},
+    )
+
+
+CONNECT_TIMEOUT_SECONDS = 5
+# SQLite reports missing tables and syntax errors as OperationalError too; only these mean
+# the database cannot be used right now (sqlite3 error messages, stable across versions).
+_SQLITE_UNAVAILABLE = (
+    "database is locked",
+    "unable to open database file",
+    "disk i/o error",
+    "database or disk is full",
+    "attempt to write a readonly database",
+)
+
+
+def is_database_unavailable(error: BaseException) -> bool:
+    """True when ``error`` (or what caused it) says the database cannot be reached or used
+    right now: connection refused or lost, pool exhausted, server shutting down. The caller
+    answers 503 with Retry-After; integrity and programming errors are bugs or bad input and
+    stay what they are.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, sa_exc.DBAPIError):
+            if current.connection_invalidated:
+                return True
+            if isinstance(current.orig, sqlite3.Error):
+                text = str(current.orig).lower()
+                return isinstance(current.orig, sqlite3.OperationalError) and any(
+                    text.startswith(message) for message in _SQLITE_UNAVAILABLE
+                )
+            if isinstance(current, sa_exc.OperationalError | sa_exc.InterfaceError):
+                return True
+        if isinstance(current, sa_exc.DisconnectionError | sa_exc.TimeoutError):
+            return True  # TimeoutError: no pooled connection free within pool_timeout
+        if isinstance(current, psycopg.OperationalError | psycopg.InterfaceError):
+            return True  # raised by psycopg directly, outside a SQLAlchemy call
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def make_session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -208,6 +208,18 @@ class Settings(BaseSettings):
     )
 
     db_pool_size: int = Field(default=10, ge=1, description="Connections per worker (PostgreSQL).")
+    graceful_shutdown_seconds: float = Field(
+        default=20,
+        ge=0,
+        description="On SIGTERM, seconds the server waits for requests in flight to finish "
+        "(new connections are no longer accepted) before it closes the rest.",
+    )
+    unavailable_retry_after: int = Field(
+        default=5,
+        ge=1,
+        description="Seconds in the Retry-After header of the 503 answered while the database "
+        "cannot be reached.",
+    )
     trusted_proxies: Annotated[tuple[IPNetwork, ...], NoDecode] = Field(
         default=(),
         description="Addresses or CIDR blocks of our own reverse proxies, comma-separated "
@@ -230,8 +242,10 @@ class Settings(BaseSettings):
     audit_key_uri: str | None = Field(
         default=None,
         description="Key that signs audit checkpoints: file:/path/key.pem (encrypted PKCS#8) or "
-        "a pkcs11: URI (RFC 7512). Unset: file:<var_dir>/keys/audit-key.pem, created on first "
-        "use and encrypted with the key passphrase.",
+        "a pkcs11: URI (RFC 7512). Unset: file:<key_dir>/audit-key.pem (with the key ring "
+        "every host shares; an existing <var_dir>/keys/audit-key.pem is still used), created on "
+        "first use and encrypted with the key passphrase. Every host must have the same key: "
+        "one whose key did not sign the audit log's latest checkpoint refuses to start.",
     )
     audit_key_algorithm: str = Field(
         default="ec-p256",

@@ -23,11 +23,13 @@ from __future__ import annotations
 
 import base64
 import calendar
+import errno
 import fcntl
 import json
 import os
 import re
 import secrets
+import stat
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -249,6 +251,11 @@ def _info_from_json(data: object) -> KeyInfo:
     )
 
 
+def _missing_algorithms(infos: Sequence[KeyInfo]) -> list[str]:
+    have = {info.alg for info in infos}
+    return [alg for alg in SUPPORTED_ALGORITHMS if alg not in have]
+
+
 class _Directory:
     """File-level operations on the key ring directory. Callers hold the lock."""
 
@@ -260,7 +267,18 @@ class _Directory:
         self.path.mkdir(mode=0o700, parents=True, exist_ok=True)
         # A key directory that others can list or enter leaks which keys exist and lets them
         # race our renames; tighten it even if someone created it with the umask's mode.
-        os.chmod(self.path, 0o700)
+        # Only when needed: on a read-only mount (every host but the one that rotates keys)
+        # chmod fails even when the mode is already right (PITFALLS).
+        mode = stat.S_IMODE(os.stat(self.path).st_mode)
+        if mode == 0o700:
+            return
+        try:
+            os.chmod(self.path, 0o700)
+        except OSError as error:
+            raise KeyRingError(
+                f"key ring directory {self.path} has mode {mode:04o} and cannot be changed to "
+                f"0700 ({error.strerror}): set it to 0700 where it is writable"
+            ) from error
 
     def pem_path(self, kid: str) -> Path:
         return self.path / f"{kid}.pem"
@@ -270,12 +288,28 @@ class _Directory:
         # flock, not lockf: flock locks belong to the open file description, so two threads of
         # one process exclude each other too, and closing an unrelated descriptor of the same
         # file cannot drop the lock.
-        fd = os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        fd = self._open_lock(exclusive=exclusive)
+        if fd is None:
+            yield
+            return
         try:
             fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
             yield
         finally:
             os.close(fd)  # releases the lock
+
+    def _open_lock(self, *, exclusive: bool) -> int | None:
+        try:
+            return os.open(self.path / LOCK_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as error:
+            if exclusive or error.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+                raise
+        # A read-only directory: nobody can write this ring through it, so a reader needs no
+        # lock; one the writing host made is still honoured.
+        try:
+            return os.open(self.path / LOCK_NAME, os.O_RDONLY)
+        except FileNotFoundError:
+            return None
 
     def write_atomic(self, target: Path, data: bytes) -> tuple[int, int, int, int]:
         """Replace ``target`` with ``data`` (mode 0600) so readers see old or new, never half."""
@@ -475,11 +509,22 @@ class KeyRing:
         now = now.astimezone(UTC)
         d = _Directory(Path(directory))
         d.ensure()
+        # A complete ring is only read, under a shared lock: hosts that mount it read-only
+        # load it too.
+        with d.locked(exclusive=False):
+            current = d.read_manifest()
+            complete = current is not None and not _missing_algorithms(current[0])
+            if complete:
+                assert current is not None
+                pems = d.read_pems(current[0], skip={})
+        if complete:
+            assert current is not None
+            loaded = [_decrypt(info, pems[info.kid], passphrase) for info in current[0]]
+            return cls(d.path, passphrase, _Snapshot.build(loaded, current[1]))
         with d.locked(exclusive=True):
             current = d.read_manifest()
             infos = current[0] if current is not None else []
-            have = {info.alg for info in infos}
-            missing = [alg for alg in SUPPORTED_ALGORITHMS if alg not in have]
+            missing = _missing_algorithms(infos)
             if not missing and current is not None:
                 manifest_id = current[1]
             else:

@@ -61,6 +61,6 @@ def assert_clean_failure(result: Result, message: str) -> None:
     """A non-zero exit, a readable message on stderr, no traceback, nothing on stdout."""
     assert result.exit_code != 0
     assert isinstance(result.exception, SystemExit), result.exception
-    assert message in one_line(result.stderr)
+    assert message in one_line(result.stderr), result.stderr
     assert "Traceback" not in result.output
     assert result.stdout == ""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from datetime import datetime
 from email.utils import format_datetime
 
@@ -25,7 +26,9 @@ from starlette.routing import Route
 from ca_admin import ocsp
 from ca_admin.models import PublishedCrl
 from ca_admin.runtime import CaRuntime
-from core.db import transaction
+from core.db import is_database_unavailable, transaction
+
+log = logging.getLogger("ca_admin")
 
 CRL_MEDIA_TYPE = "application/pkix-crl"  # RFC 2585 §4.2
 CERT_MEDIA_TYPE = "application/pkix-cert"  # RFC 2585 §4.1
@@ -127,9 +130,19 @@ async def certificate_endpoint(request: Request) -> Response:
 def _answer(runtime: CaRuntime, request_der: bytes) -> bytes:
     # One read of one row: autocommit makes the SELECT its own transaction and saves the
     # BEGIN/COMMIT round trip, a third of the database time of a response.
-    with runtime.session_factory() as session:
-        session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-        return ocsp.respond(session=session, runtime=runtime, request_der=request_der)
+    try:
+        with runtime.session_factory() as session:
+            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+            return ocsp.respond(session=session, runtime=runtime, request_der=request_der)
+    except Exception as error:
+        if not is_database_unavailable(error):
+            raise
+        # RFC 6960 §2.3: tryLater, "the responder is currently unable to give a response":
+        # an OCSP client understands it, while an HTTP 503 may read as "responder broken".
+        log.warning("OCSP answered tryLater: the database is unavailable")
+        return x509_ocsp.OCSPResponseBuilder.build_unsuccessful(
+            x509_ocsp.OCSPResponseStatus.TRY_LATER
+        ).public_bytes(Encoding.DER)
 
 
 def _malformed() -> bytes:

@@ -61,7 +61,7 @@ def test_checkpoint_command_signs_the_head_once(cli: Cli, tmp_path: Path) -> Non
     assert first["public_key_fingerprint"] == checkpoint["key_fingerprint"]
     assert first["public_key_pem"].startswith("-----BEGIN PUBLIC KEY-----")
     # The default audit key: created on first use, encrypted at rest, private to its owner.
-    key_file = tmp_path / "var" / "keys" / "audit-key.pem"
+    key_file = tmp_path / "keys" / "audit-key.pem"  # beside the key ring the hosts share
     assert b"BEGIN ENCRYPTED PRIVATE KEY" in key_file.read_bytes()
     assert key_file.stat().st_mode & 0o077 == 0
 
@@ -201,8 +201,11 @@ def test_the_app_loads_the_audit_key_only_when_it_checkpoints(
     settings: Settings, runtime: IdpRuntime
 ) -> None:
     """Default interval (300 s): starting and stopping the app creates no key and no row."""
+    # The session's key ring directory is shared with tests that did make the key there.
+    made_before = (settings.resolved_key_dir / "audit-key.pem").exists()
     with TestClient(create_app(settings, runtime=runtime), base_url=ISSUER) as client:
         assert client.get("/.well-known/openid-configuration").status_code == 200
     assert not (settings.var_dir / "keys" / "audit-key.pem").exists()
+    assert (settings.resolved_key_dir / "audit-key.pem").exists() == made_before
     with runtime.session_factory() as session:
         assert session.scalars(select(AuditCheckpoint)).all() == []
