@@ -123,6 +123,7 @@ def serve(
         workers=workers,
         access_log=access_log,
         proxy_headers=current.trust_forwarded_for,
+        log_format=current.log_format,
     )
 
 

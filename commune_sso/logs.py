@@ -57,6 +57,19 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, ensure_ascii=False, default=str)
 
 
+# Loggers that write secrets below INFO: Authlib's grants log every issued token at DEBUG
+# ("Issue token %r to %r", authlib/oauth2/rfc6749/grants/*.py). Held at INFO whatever level
+# the operator sets, so turning on DEBUG never puts bearer tokens in the log.
+SECRET_BEARING_LOGGERS = ("authlib",)
+
+
+def hold_secret_bearing_loggers() -> None:
+    for name in SECRET_BEARING_LOGGERS:
+        logger = logging.getLogger(name)
+        if logger.level < logging.INFO:  # NOTSET (0) too: it would inherit DEBUG from root
+            logger.setLevel(logging.INFO)
+
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
@@ -91,5 +104,10 @@ def logging_config(log_format: str, *, level: str = "INFO") -> dict[str, Any]:
             "uvicorn": {"handlers": [], "level": level, "propagate": True},
             "uvicorn.error": {"handlers": [], "level": level, "propagate": True},
             "uvicorn.access": {"handlers": [], "level": "WARNING", "propagate": False},
+            # httpx logs every outgoing request's full URL at INFO (back-channel logout, the CA
+            # pages' OIDC client): URLs are no place for secrets, but no line is cheaper.
+            "httpx": {"handlers": [], "level": "WARNING", "propagate": True},
+            "httpcore": {"handlers": [], "level": "WARNING", "propagate": True},
+            **{name: {"level": "INFO"} for name in SECRET_BEARING_LOGGERS},
         },
     }

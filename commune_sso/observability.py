@@ -43,7 +43,7 @@ from starlette.routing import Mount, Route
 from ca_admin.models import Authority, PublishedCrl
 from ca_admin.runtime import CaRuntime
 from commune_sso import database
-from commune_sso.logs import ACCESS_LOGGER, request_id
+from commune_sso.logs import ACCESS_LOGGER, hold_secret_bearing_loggers, request_id
 from core.audit_checkpoints import AuditCheckpoint
 from core.db import transaction
 from core.metrics import HTTP_REQUEST_DURATION, HTTP_REQUESTS, PREFIX
@@ -469,6 +469,7 @@ def install_observability(
     app: Starlette, *, settings: Settings, runtime: IdpRuntime, ca_runtime: CaRuntime | None
 ) -> None:
     """Add /healthz, /readyz, /metrics and the request middleware to the app."""
+    hold_secret_bearing_loggers()
     readiness = Readiness(runtime=runtime, ca_runtime=ca_runtime)
     scrape_registry = CollectorRegistry(auto_describe=False)
     scrape_registry.register(ScrapeTimeGauges(readiness))

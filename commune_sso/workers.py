@@ -8,25 +8,56 @@ SO_REUSEPORT, the kernel spreads new connections evenly across the workers.
 
 from __future__ import annotations
 
+import logging.config
 import multiprocessing
+import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import uvicorn
 
+from commune_sso.logs import logging_config
+from commune_sso.observability import MULTIPROC_ENV
+
 APP = "commune_sso.asgi:app_from_environment"
+# Read by each worker's Settings(): our middleware writes the access line (uvicorn's own has
+# the query string, where codes and tokens travel, and ignores the log format).
+ACCESS_LOG_ENV = "COMMUNE_SSO_ACCESS_LOG"
 
 
-def uvicorn_config(*, access_log: bool, proxy_headers: bool) -> dict[str, Any]:
+def uvicorn_config(*, proxy_headers: bool, log_format: str = "text") -> dict[str, Any]:
     return {
         "factory": True,
         "server_header": False,
-        "access_log": access_log,
+        "access_log": False,
         "proxy_headers": proxy_headers,
         "log_level": "info",
+        "log_config": logging_config(log_format),
     }
+
+
+def prepare_metrics_directory() -> tuple[Path, bool]:
+    """The directory where every worker writes its Prometheus samples (prometheus-client's
+    multiprocess mode), empty, and set in the environment before any worker starts (the
+    library picks its storage when first imported). An operator's PROMETHEUS_MULTIPROC_DIR is
+    used and emptied; otherwise a fresh temporary directory, removed at the end. Returns the
+    directory and whether it is ours to remove."""
+    given = os.environ.get(MULTIPROC_ENV)
+    if given:
+        directory = Path(given)
+        directory.mkdir(parents=True, exist_ok=True)
+        # Samples of an earlier run would be added to this run's counters.
+        for stale in directory.glob("*.db"):
+            stale.unlink()
+        return directory, False
+    directory = Path(tempfile.mkdtemp(prefix="commune-sso-metrics-"))
+    os.environ[MULTIPROC_ENV] = str(directory)
+    return directory, True
 
 
 def _listening_socket(host: str, port: int) -> socket.socket:
@@ -44,11 +75,37 @@ def _worker(host: str, port: int, options: dict[str, Any]) -> None:
     server.run(sockets=[_listening_socket(host, port)])
 
 
-def serve(*, host: str, port: int, workers: int, access_log: bool, proxy_headers: bool) -> None:
-    options = uvicorn_config(access_log=access_log, proxy_headers=proxy_headers)
-    if workers <= 1 or not hasattr(socket, "SO_REUSEPORT"):
-        uvicorn.run(APP, host=host, port=port, workers=max(workers, 1), **options)
+def serve(
+    *,
+    host: str,
+    port: int,
+    workers: int,
+    access_log: bool,
+    proxy_headers: bool,
+    log_format: str = "text",
+) -> None:
+    if access_log:
+        os.environ[ACCESS_LOG_ENV] = "true"
+    options = uvicorn_config(proxy_headers=proxy_headers, log_format=log_format)
+    logging.config.dictConfig(options["log_config"])  # this process's own lines too
+    if workers <= 1:
+        # One process: prometheus-client's in-process registry is the whole picture.
+        uvicorn.run(APP, host=host, port=port, **options)
         return
+    metrics_dir, ours = prepare_metrics_directory()
+    try:
+        if not hasattr(socket, "SO_REUSEPORT"):
+            uvicorn.run(APP, host=host, port=port, workers=workers, **options)
+        else:
+            _serve_workers(host=host, port=port, workers=workers, options=options)
+    finally:
+        if ours:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve_workers(*, host: str, port: int, workers: int, options: dict[str, Any]) -> None:
+    from prometheus_client import multiprocess
+
     # Fail here, in the parent, if the address is taken, rather than in every child.
     _listening_socket(host, port).close()
     context = multiprocessing.get_context("spawn")
@@ -68,6 +125,9 @@ def serve(*, host: str, port: int, workers: int, access_log: bool, proxy_headers
     signal.signal(signal.SIGINT, stop)
     for child in children:
         child.join()
+        if child.pid is not None:
+            # Drops the dead worker's live gauges; its counters stay in the totals.
+            multiprocess.mark_process_dead(child.pid)
     failed = [child for child in children if child.exitcode not in (0, -signal.SIGTERM)]
     if failed:
         sys.exit(1)
