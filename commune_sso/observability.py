@@ -83,6 +83,23 @@ def route_template(scope: MutableMapping[str, Any]) -> str:
     return path if isinstance(path, str) else "other"
 
 
+_SERIES: dict[tuple[str, str, int], tuple[Any, Any]] = {}
+
+
+def _series(method: str, route: str, status_class: int) -> tuple[Any, Any]:
+    """The counter and histogram children of one label set, looked up once: ``labels()``
+    takes a lock and builds the key on every call, a few microseconds per request. Bounded
+    like the labels themselves (methods × route templates × status classes)."""
+    key = (method, route, status_class)
+    found = _SERIES.get(key)
+    if found is None:
+        found = _SERIES[key] = (
+            HTTP_REQUESTS.labels(method, route, f"{status_class}xx"),
+            HTTP_REQUEST_DURATION.labels(method, route),
+        )
+    return found
+
+
 class RequestObservability:
     """Pure ASGI middleware (no BaseHTTPMiddleware: it would copy every response through a
     task and a stream, on endpoints answering ~1,000 requests/s): request id in and out,
@@ -124,8 +141,9 @@ class RequestObservability:
             elapsed = time.perf_counter() - started
             method = scope["method"] if scope["method"] in METHODS else "other"
             route = route_template(scope)
-            HTTP_REQUESTS.labels(method, route, f"{status // 100}xx").inc()
-            HTTP_REQUEST_DURATION.labels(method, route).observe(elapsed)
+            series = _series(method, route, status // 100)
+            series[0].inc()
+            series[1].observe(elapsed)
             if self.access_log_enabled:
                 client = scope.get("client")
                 duration_ms = round(elapsed * 1000, 2)
