@@ -27,6 +27,7 @@ from ca_admin.runtime import CaRuntime
 from ca_admin.serials import new_serial, serial_hex
 from ca_admin.signing import signature_parameters
 from core import audit
+from core.metrics import CERTIFICATES_ISSUED
 from core.text_search import fold_for_search
 from core.web.i18n import N_
 
@@ -177,6 +178,7 @@ def issue(
         issued_at=now,
     )
     _store(session, issued, key_kept_by_renewal=_renews_with_its_key(order.renewal_of, fingerprint))
+    CERTIFICATES_ISSUED.inc()
     audit.record(
         session,
         clock=runtime.clock,

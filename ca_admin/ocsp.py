@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from ca_admin.models import IssuedCertificate
 from ca_admin.runtime import CaRuntime, LoadedAuthority, subject_public_key_bits
 from ca_admin.serials import serial_hex
+from core.metrics import OCSP_RESPONSES
 
 MAX_NONCE_BYTES = 32  # RFC 8954 §2.1
 MAX_REQUEST_BYTES = 4096  # a single-certificate request with a nonce is about 100 bytes
@@ -54,21 +55,31 @@ def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
 
 def respond(*, session: Session, runtime: CaRuntime, request_der: bytes) -> bytes:
     """The DER OCSPResponse for a DER OCSPRequest (§4.2.1). Never raises on bad input."""
+    answer, status = _respond(session=session, runtime=runtime, request_der=request_der)
+    OCSP_RESPONSES.labels(status).inc()
+    return answer
+
+
+_MALFORMED = ocsp.OCSPResponseStatus.MALFORMED_REQUEST
+
+
+def _respond(*, session: Session, runtime: CaRuntime, request_der: bytes) -> tuple[bytes, str]:
+    """The answer and what it said (the metric's label)."""
     if len(request_der) > MAX_REQUEST_BYTES:
-        return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        return _unsuccessful(_MALFORMED), "malformed_request"
     try:
         request = ocsp.load_der_ocsp_request(request_der)
         nonce_extension = _nonce(request)
         algorithm = request.hash_algorithm
     except (ValueError, TypeError, x509.UnsupportedGeneralNameType):
-        return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        return _unsuccessful(_MALFORMED), "malformed_request"
     except Exception:  # unsupported hash algorithm and similar: still the client's request
-        return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        return _unsuccessful(_MALFORMED), "malformed_request"
     if nonce_extension is not None and not 1 <= len(nonce_extension.nonce) <= MAX_NONCE_BYTES:
-        return _unsuccessful(ocsp.OCSPResponseStatus.MALFORMED_REQUEST)
+        return _unsuccessful(_MALFORMED), "malformed_request"
     authority = _issuer_of(request, runtime.authorities(session))
     if authority is None or authority.ocsp_key_uri is None:
-        return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED)
+        return _unsuccessful(ocsp.OCSPResponseStatus.UNAUTHORIZED), "unauthorized"
     assert authority.ocsp_certificate is not None
     row = session.execute(
         select(
@@ -102,7 +113,7 @@ def respond(*, session: Session, runtime: CaRuntime, request_der: bytes) -> byte
         builder = builder.add_extension(nonce_extension, critical=False)
     key = runtime.key_store.get(authority.ocsp_key_uri)
     response = builder.sign(key, hashes.SHA256())
-    return response.public_bytes(Encoding.DER)
+    return response.public_bytes(Encoding.DER), status.name.lower()
 
 
 def _nonce(request: ocsp.OCSPRequest) -> x509.OCSPNonce | None:

@@ -20,6 +20,7 @@ from ca_admin.runtime import CaRuntime
 from ca_admin.serials import parse_serial, serial_hex
 from core import audit
 from core.errors import Conflict
+from core.metrics import CERTIFICATES_REVOKED
 from core.web.i18n import N_
 
 # RFC 5280 §5.3.1 names; caCompromise and aACompromise concern CAs, removeFromCRL only delta CRLs.
@@ -93,6 +94,7 @@ def _mark_revoked(
         invalidity_date.replace(microsecond=0) if invalidity_date else None
     )
     certificate.revoked_at = now.replace(microsecond=0)
+    CERTIFICATES_REVOKED.labels(reason).inc()  # reason is one of RFC 5280's (checked above)
     audit.record(
         session,
         clock=runtime.clock,

@@ -25,6 +25,7 @@ from ca_admin.runtime import CaRuntime
 from ca_admin.web import ca_routes
 from commune_sso import ca_lifecycle_feed, secrets_setup
 from commune_sso.ca_bridge import build_ca_runtime
+from commune_sso.observability import install_observability
 from commune_sso.server_errors import ServerErrorBoundary, wants_html
 from core import audit, audit_checkpoints
 from core.clock import Clock, SystemClock
@@ -166,6 +167,7 @@ def create_app(
     app.state.idp = runtime
     app.state.ca = ca_runtime
     app.state.settings = settings
+    install_observability(app, settings=settings, runtime=runtime, ca_runtime=ca_runtime)
     return app
 
 

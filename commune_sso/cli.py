@@ -98,8 +98,9 @@ def serve(
     access_log: Annotated[
         bool,
         typer.Option(
-            help="Log every request (off by default: the load balancer logs them, "
-            "and per-request logging costs about a tenth of a token request's CPU)."
+            help="Log every request, path without query string, in COMMUNE_SSO_LOG_FORMAT (off "
+            "by default: the load balancer logs them, and per-request logging costs about a "
+            "tenth of a token request's CPU)."
         ),
     ] = False,
     demo: Annotated[
@@ -189,6 +190,7 @@ def serve(
         workers=workers,
         access_log=access_log,
         graceful_shutdown=current.graceful_shutdown_seconds,
+        log_format=current.log_format,
     )
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 import migrations
 
@@ -21,3 +23,10 @@ def alembic_config(database_url: str) -> Config:
 
 def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
+
+
+@functools.cache
+def script_heads() -> frozenset[str]:
+    """The head revision(s) of our migration scripts: read from the files once per process
+    (they do not change under a running process; /readyz compares the database with it)."""
+    return frozenset(ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -288,6 +288,25 @@ class Settings(BaseSettings):
         "sending (RFC 3207); turn off only for a relay on the same host.",
     )
 
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="'text': one readable line per record. 'json': one JSON object per line "
+        "(ts, level, logger, message, request_id; the access line adds method, path without "
+        "its query string, route, status, duration_ms, client).",
+    )
+    access_log: bool = Field(
+        default=False,
+        description="Log one line per request in the log format (`serve --access-log` sets "
+        "it). Off by default: the load balancer logs requests, and each line costs CPU.",
+    )
+    metrics_token: str | None = Field(
+        default=None,
+        description="Bearer token that opens /metrics to non-loopback clients "
+        "(Authorization: Bearer <token>, 32+ characters). Unset: /metrics answers only "
+        "loopback clients. Behind a reverse proxy on the same host every request comes "
+        "from loopback: block /metrics at the proxy and scrape with this token.",
+    )
+
     @field_validator("trusted_proxies", mode="before")
     @classmethod
     def _parse_trusted_proxies(cls, value: Any) -> Any:
@@ -314,6 +333,8 @@ class Settings(BaseSettings):
         # Not parts.query/fragment: a bare "?" or "#" (empty query or fragment) must fail too.
         if "?" in self.issuer or "#" in self.issuer:
             raise ValueError("issuer must not have a query or fragment (OIDC Discovery §2)")
+        if self.metrics_token is not None and len(self.metrics_token) < 32:
+            raise ValueError("metrics_token must be at least 32 characters")
         if self.environment not in ("development", "production"):
             raise ValueError("environment must be 'development' or 'production'")
         return self

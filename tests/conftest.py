@@ -7,6 +7,9 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import subprocess
+import sys
+import sysconfig
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -189,3 +192,69 @@ def engine(database_url: str) -> Iterator[Engine]:
     built = make_engine(database_url)
     yield built
     built.dispose()
+
+
+# ---------------------------------------------------------------------------------------------
+# The built wheel in a fresh virtual environment: what a container or a host really runs
+# (tests/test_wheel.py, tests/operations/).
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("wheel")
+    # Its own copy of the sources: the build writes build/ and *.egg-info, not in the checkout.
+    source = out / "source"
+    shutil.copytree(
+        REPO_ROOT,
+        source,
+        ignore=shutil.ignore_patterns(
+            ".git", ".venv", "var", "build", "*.egg-info", "__pycache__", ".*_cache", "node_modules"
+        ),
+    )
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)],
+        check=True,
+        timeout=120,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )
+    (built,) = out.glob("commune_sso-*.whl")
+    return built
+
+
+@pytest.fixture(scope="session")
+def fresh_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A new virtual environment holding the wheel. Its dependencies are borrowed from the test
+    environment's site-packages through a .pth line: a path listed there is put on sys.path
+    but its own .pth files are not run, so the test environment's editable install (a .pth
+    naming the checkout) does not follow, and our packages can only come from the wheel."""
+    venv = tmp_path_factory.mktemp("venv") / "fresh"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    borrowed = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
+    Path(site, "_borrowed_dependencies.pth").write_text("\n".join(borrowed) + "\n")
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--no-deps",
+            "--no-index",
+            "-q",
+            str(wheel),
+        ],
+        check=True,
+        timeout=120,
+        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
+    )
+    return venv

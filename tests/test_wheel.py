@@ -9,8 +9,6 @@ import shutil
 import signal
 import sqlite3
 import subprocess
-import sys
-import sysconfig
 import time
 import zipfile
 from collections.abc import Iterator
@@ -22,28 +20,6 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("core", "keys", "idp", "ca_admin", "commune_sso", "migrations")
 STATIC = ("renew.js", "style.css", "account.css", "admin.css", "ca.css", "emblem.svg")
-
-
-@pytest.fixture(scope="module")
-def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("wheel")
-    # Its own copy of the sources: the build writes build/ and *.egg-info, not in the checkout.
-    source = out / "source"
-    shutil.copytree(
-        REPO,
-        source,
-        ignore=shutil.ignore_patterns(
-            ".git", ".venv", "var", "build", "*.egg-info", "__pycache__", ".*_cache", "node_modules"
-        ),
-    )
-    subprocess.run(
-        [sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(out), str(source)],
-        check=True,
-        timeout=120,
-        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-    )
-    (built,) = out.glob("commune_sso-*.whl")
-    return built
 
 
 def test_wheel_carries_every_file_the_packages_track(wheel: Path) -> None:
@@ -60,43 +36,6 @@ def test_wheel_carries_every_file_the_packages_track(wheel: Path) -> None:
     in_wheel = set(zipfile.ZipFile(wheel).namelist())
     missing = [name for name in tracked if name not in in_wheel]
     assert missing == []
-
-
-@pytest.fixture(scope="module")
-def fresh_venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A new virtual environment holding the wheel. Its dependencies are borrowed from the test
-    environment's site-packages through a .pth line: a path listed there is put on sys.path
-    but its own .pth files are not run, so the test environment's editable install (a .pth
-    naming the checkout) does not follow, and our packages can only come from the wheel."""
-    venv = tmp_path_factory.mktemp("venv") / "fresh"
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True)
-    python = venv / "bin" / "python"
-    site = subprocess.run(
-        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    borrowed = dict.fromkeys([sysconfig.get_paths()["purelib"], sysconfig.get_paths()["platlib"]])
-    Path(site, "_borrowed_dependencies.pth").write_text("\n".join(borrowed) + "\n")
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pip",
-            "--python",
-            str(python),
-            "install",
-            "--no-deps",
-            "--no-index",
-            "-q",
-            str(wheel),
-        ],
-        check=True,
-        timeout=120,
-        env={**os.environ, "PIP_DISABLE_PIP_VERSION_CHECK": "1"},
-    )
-    return venv
 
 
 def clean_env(**settings: str) -> dict[str, str]:

@@ -17,10 +17,13 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections.abc import Iterable, Sequence
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from starlette.datastructures import Headers
 from starlette.types import Scope
+
+if TYPE_CHECKING:  # core.settings imports this module for its types
+    from core.settings import Settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -141,6 +144,14 @@ def client_address(
         return _bounded(peer)
     return client_address_of(
         peer, Headers(scope=scope), trusted_proxies=trusted_proxies, header=header
+    )
+
+
+def configured_client_address(scope: Scope, settings: Settings) -> str | None:
+    """:func:`client_address` as configured (COMMUNE_SSO_TRUSTED_PROXIES and
+    COMMUNE_SSO_FORWARDED_HEADER): what every caller records and checks."""
+    return client_address(
+        scope, trusted_proxies=settings.trusted_proxies, header=settings.forwarded_header
     )
 
 

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core import audit
 from core.clock import Clock
 from core.db import transaction
+from core.metrics import IMPORT_JOBS
 from core.opaque_tokens import new_opaque_token
 from idp import official_data
 from idp.admin_scope import AdminScope
@@ -222,6 +223,7 @@ def _finish_job(
         job.status = status
         job.summary = {**_caller_keys(job.summary), **summary.as_dict()}
         job.finished_at = clock.now()
+    IMPORT_JOBS.labels(status).inc()
 
 
 def _caller_keys(stored: dict[str, Any] | None) -> dict[str, Any]:

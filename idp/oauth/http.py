@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from core.settings import Settings
-from core.web.client_address import client_address
+from core.web.client_address import configured_client_address
 
 MAX_FORM_FIELDS = 64
 MAX_FIELD_LENGTH = 8192
@@ -47,11 +47,7 @@ class FormTooLarge(Exception):
 
 def request_client_address(request: Request, settings: Settings) -> str | None:
     """The client's address as every IdP caller records it (throttle, audit, sessions)."""
-    return client_address(
-        request.scope,
-        trusted_proxies=settings.trusted_proxies,
-        header=settings.forwarded_header,
-    )
+    return configured_client_address(request.scope, settings)
 
 
 async def read_http_input(request: Request, *, settings: Settings) -> HttpInput:

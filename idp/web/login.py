@@ -12,6 +12,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from core import audit
+from core.metrics import LOGINS
 from core.web.i18n import N_
 from idp import accounts, login_throttle, mfa, sessions
 from idp.clients import find_active as find_client
@@ -178,6 +179,7 @@ def submit_login(scope: RequestScope) -> Response:
         session=session, clock=clock, settings=runtime.settings, keys=throttle_keys
     )
     if state.locked:
+        LOGINS.labels("locked").inc()
         audit.record(
             session,
             clock=clock,
@@ -197,6 +199,7 @@ def submit_login(scope: RequestScope) -> Response:
     session.commit()
     check = runtime.passwords.check(password, account.password_hash if account else None)
     if account is None or not check.ok or not account.is_active:
+        LOGINS.labels("failure").inc()
         login_throttle.record_audited_failure(
             session=session,
             clock=clock,
@@ -216,6 +219,7 @@ def submit_login(scope: RequestScope) -> Response:
     if mfa.has_totp(session, account):
         # The password was right; the login finishes only after the second factor.
         interaction.mfa_account_id = account.id
+        LOGINS.labels("second_factor_required").inc()
         audit.record(
             session,
             clock=clock,
@@ -282,6 +286,7 @@ def _finish_login(
     )
     interaction.authenticated_session_id = browser_session.id
     interaction.mfa_account_id = None
+    LOGINS.labels("success").inc()
     audit.record(
         session,
         clock=clock,
@@ -376,6 +381,7 @@ def submit_second_factor(scope: RequestScope) -> Response:
         session=session, clock=clock, settings=runtime.settings, keys=throttle_keys
     )
     if state.locked:
+        LOGINS.labels("locked").inc()
         return _render_second_factor(scope, interaction, handle, error=LOCKED_OUT, status_code=429)
     if state.delay_seconds > 0 and not getattr(scope.request.state, "throttle_delay_served", False):
         return ThrottleDelay(state.delay_seconds)
@@ -391,6 +397,7 @@ def submit_second_factor(scope: RequestScope) -> Response:
         method = "recovery_code"
         accepted = mfa.use_recovery_code(session=session, clock=clock, account=account, code=code)
     if not accepted:
+        LOGINS.labels("second_factor_failure").inc()
         login_throttle.record_audited_failure(
             session=session,
             clock=clock,

@@ -1,12 +1,11 @@
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 
 @pytest.fixture(scope="session")
-def commune_sso_executable() -> Path:
-    # TODO: the built wheel in a fresh venv
-    return Path(sys.executable).parent / "commune-sso"
+def commune_sso_executable(fresh_venv: Path) -> Path:
+    """The operations tests run what ships: the wheel's entry point in a fresh venv."""
+    return fresh_venv / "bin" / "commune-sso"

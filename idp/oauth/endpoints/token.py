@@ -11,7 +11,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from idp.oauth.client_credentials import issue_without_database
+from core.metrics import TOKENS_ISSUED, grant_type_label
+from idp.oauth.client_credentials import GRANT_TYPE, issue_without_database
 from idp.oauth.http import OAuthRequest, json_error
 from idp.oauth.server import OAuthServer
 from idp.request_scope import RequestScope, run_in_request_scope, runtime_of
@@ -30,11 +31,14 @@ def token_exchange(scope: RequestScope) -> Response:
         return json_error(400, "invalid_request", "Missing 'grant_type'.")
     server = OAuthServer(scope.runtime, scope.session)
     response: Response = server.create_token_response(oauth_request)
+    if response.status_code == 200:
+        TOKENS_ISSUED.labels(grant_type_label(oauth_request.payload.grant_type)).inc()
     return response
 
 
 async def token_endpoint(request: Request) -> Response:
     fast = await issue_without_database(request, runtime_of(request))
     if fast is not None:
+        TOKENS_ISSUED.labels(GRANT_TYPE).inc()  # the fast path only ever succeeds
         return fast
     return await run_in_request_scope(request, token_exchange)
