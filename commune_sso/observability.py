@@ -62,7 +62,6 @@ SAFE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._-]{1,64}")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 DATABASE_TIMEOUT = 2.0  # seconds /readyz waits for SELECT 1 before calling the database down
 KEY_CHECK_SECONDS = 5.0  # key checks sign a probe (an HSM round trip): reuse the answer a while
-RETRY_AFTER = "5"
 PROBE = b"commune-sso readiness probe"
 
 ASGIApp = Callable[
@@ -455,17 +454,24 @@ def observability_routes(
     async def healthz(_request: Request) -> Response:
         return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
-    async def readyz(_request: Request) -> Response:
+    async def readyz(request: Request) -> Response:
         try:
             checks, failing = await readiness.report()
         except Exception as error:  # never a 500 from the probe itself
             log.exception("readiness check failed")
             checks, failing = {"readiness": Check.failed(error).detail}, ["readiness"]
+        if metrics_access(request, settings) is not None:
+            # Not the operator (loopback or the metrics token): which parts fail, not why. A
+            # reason may name a database host or a key path; the log has it in full.
+            checks = {part: "failing" if part in failing else "ok" for part in checks}
         if failing:
             return JSONResponse(
                 {"status": "unavailable", "failing": failing, "checks": checks},
                 status_code=503,
-                headers={"Retry-After": RETRY_AFTER, "Cache-Control": "no-store"},
+                headers={
+                    "Retry-After": str(settings.unavailable_retry_after),
+                    "Cache-Control": "no-store",
+                },
             )
         return JSONResponse(
             {"status": "ready", "checks": checks}, headers={"Cache-Control": "no-store"}

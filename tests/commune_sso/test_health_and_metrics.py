@@ -75,7 +75,7 @@ def test_request_id_is_kept_when_safe_and_replaced_otherwise(web: TestClient) ->
 
 
 def test_readyz_ready_on_a_healthy_app(web: TestClient) -> None:
-    response = web.get("/readyz")
+    response = web.get("/readyz", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert response.status_code == 200, response.text
     assert response.json() == {
         "status": "ready",
@@ -110,7 +110,8 @@ def test_readyz_names_the_database_when_it_is_unreachable(
     )
     runtime = build_runtime(settings)
     try:
-        with TestClient(create_app(settings, runtime=runtime), base_url=ISSUER) as web:
+        app = create_app(settings, runtime=runtime)
+        with TestClient(app, base_url=ISSUER, client=("127.0.0.1", 50000)) as web:
             response = web.get("/readyz")
             assert response.status_code == 503, response.text
             assert response.headers["retry-after"] == "5"
@@ -127,13 +128,29 @@ def test_readyz_names_the_database_when_it_is_unreachable(
 
 def test_readyz_names_the_schema_one_migration_behind(web: TestClient, database_url: str) -> None:
     command.downgrade(alembic_config(database_url), "-1")
-    response = web.get("/readyz")
+    response = web.get("/readyz", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
     assert response.status_code == 503
     body = response.json()
     assert body["failing"] == ["schema"]
     assert "code expects" in body["checks"]["schema"]
     command.upgrade(alembic_config(database_url), "head")
     assert web.get("/readyz").status_code == 200
+
+
+def test_readyz_tells_others_which_part_fails_but_not_why(
+    web: TestClient, database_url: str
+) -> None:
+    command.downgrade(alembic_config(database_url), "-1")
+    try:
+        response = web.get("/readyz")  # from "testclient": neither loopback nor the token
+        assert response.status_code == 503
+        assert response.json()["failing"] == ["schema"]
+        assert response.json()["checks"]["schema"] == "failing"
+        assert response.json()["checks"]["database"] == "ok"
+        operator = web.get("/readyz", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        assert "code expects" in operator.json()["checks"]["schema"]
+    finally:
+        command.upgrade(alembic_config(database_url), "head")
 
 
 def test_metrics_refused_without_token_from_a_non_loopback_client(
@@ -221,7 +238,7 @@ def hsm_app(
             ),
         )
     app.state.ca.forget_authorities()
-    with TestClient(app, base_url=ISSUER) as web:
+    with TestClient(app, base_url=ISSUER, client=("127.0.0.1", 50000)) as web:
         yield web, token_dir, issuing.name
 
 
