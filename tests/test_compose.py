@@ -4,7 +4,6 @@ configuration is checked by a real ``nginx -t``."""
 
 from __future__ import annotations
 
-import datetime
 import ipaddress
 import re
 import shutil
@@ -14,12 +13,10 @@ from typing import Any
 
 import pytest
 import yaml
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from core.settings import ENV_PREFIX, Settings
+from tests.throwaway_certificates import self_signed_p256
 
 DOCKER = Path(__file__).resolve().parent.parent / "docker"
 REPLICAS = ("sso-1", "sso-2")
@@ -125,19 +122,7 @@ def test_health_checks_ask_readyz(compose: dict[str, Any]) -> None:
 
 
 def self_signed(directory: Path) -> tuple[Path, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "sso.example.gov.vn")])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    certificate, key = self_signed_p256("sso.example.gov.vn")
     cert_path, key_path = directory / "tls_cert", directory / "tls_key"
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     key_path.write_bytes(

@@ -11,14 +11,11 @@ and the connection then ends cleanly (EOF, not a reset).
 from __future__ import annotations
 
 import base64
-import datetime as dt
 import http.client
 import json
 import shutil
 import socket
 import sqlite3
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Iterator
@@ -27,19 +24,19 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import NameOID
 from starlette.applications import Starlette
 
 from commune_sso.app import build_runtime, create_app
 from commune_sso.database import upgrade
 from core.settings import Settings
 from idp.claims import SCIM_SCOPE
+from tests import restartable_postgres
 from tests.conftest import ISSUER, register_client
+from tests.restartable_postgres import RestartablePostgres
+from tests.throwaway_certificates import self_signed_p256
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_THROWAWAY = ROOT / "scripts" / "pg-throwaway"
@@ -129,65 +126,21 @@ def assert_unavailable(answer: Answer) -> None:
 
 
 # --------------------------------------------------------------------------------------------
-# A PostgreSQL cluster of our own (the shared one must never be stopped)
-
-
-class Cluster:
-    def __init__(self, directory: Path) -> None:
-        self.directory = directory
-        bindirs = sorted(Path("/usr/lib/postgresql").glob("*/bin"))
-        self.pg_ctl = str(bindirs[-1] / "pg_ctl") if bindirs else shutil.which("pg_ctl") or ""
-
-    def _pg_ctl(self, *args: str) -> None:
-        # As the script does: PostgreSQL refuses root, so run it as the cluster's owner.
-        subprocess.run(
-            ["runuser", "-u", "postgres", "--", self.pg_ctl, "-D", "data", "-s", *args],
-            cwd=self.directory,
-            check=True,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-        )
-
-    def crash(self) -> None:
-        self._pg_ctl("-m", "immediate", "-w", "stop")
-
-    def start(self) -> None:
-        self._pg_ctl("-l", "postgres.log", "-w", "start")
-
-
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[tuple[Cluster, str]]:
-    if shutil.which("runuser") is None or not Path("/usr/lib/postgresql").exists():
-        pytest.skip("needs PostgreSQL server binaries and runuser")
-    # Not under pytest's tmp dir: the postgres user must be able to enter every parent.
-    directory = Path(tempfile.mkdtemp(prefix="pg-outage-", dir="/tmp"))
-    started = subprocess.run(
-        [str(PG_THROWAWAY), "start", str(directory)], capture_output=True, text=True
-    )
-    assert started.returncode == 0, started.stderr
-    url = started.stdout.strip()
+def cluster() -> Iterator[tuple[RestartablePostgres, str]]:
+    if not restartable_postgres.available():
+        pytest.skip("needs PostgreSQL server binaries")
+    postgres = RestartablePostgres("pg-outage-")
     try:
-        upgrade(url)
-        yield Cluster(directory), url
+        upgrade(postgres.url)
+        yield postgres, postgres.url
     finally:
-        subprocess.run([str(PG_THROWAWAY), "stop", str(directory)], capture_output=True)
+        postgres.remove()
 
 
 def _ocsp_request_path() -> str:
     """A well-formed OCSP GET path about a CA this instance does not serve."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Outage test CA")])
-    now = dt.datetime.now(dt.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + dt.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    certificate, _ = self_signed_p256("Outage test CA")
     request = (
         ocsp.OCSPRequestBuilder()
         .add_certificate(certificate, certificate, hashes.SHA1())
@@ -198,7 +151,7 @@ def _ocsp_request_path() -> str:
 
 
 def test_postgresql_outage_answers_503_then_recovers_without_restart(
-    cluster: tuple[Cluster, str], tmp_path: Path, key_dir: Path
+    cluster: tuple[RestartablePostgres, str], tmp_path: Path, key_dir: Path
 ) -> None:
     postgres, url = cluster
     settings = Settings(
@@ -282,7 +235,7 @@ def test_postgresql_outage_answers_503_then_recovers_without_restart(
         status = ocsp.load_der_ocsp_response(answer.body).response_status
         assert status == ocsp.OCSPResponseStatus.TRY_LATER
 
-        postgres.start()
+        postgres.start_again()
         back = time.monotonic()
         while True:
             answer = web.request("GET", "/scim/v2/Users", headers=scim_headers)

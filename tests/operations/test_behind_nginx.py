@@ -15,7 +15,6 @@ import itertools
 import json
 import re
 import secrets
-import tempfile
 import threading
 import time
 from collections import Counter
@@ -29,11 +28,11 @@ import pytest
 from tests.operations.deployment import (
     Deployment,
     Instance,
-    Postgres,
     free_port,
     nginx_binary,
     wait_until,
 )
+from tests.restartable_postgres import RestartablePostgres
 
 pytestmark = pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
 
@@ -51,9 +50,7 @@ def deployment(
     tmp_path_factory: pytest.TempPathFactory, commune_sso_executable: Path
 ) -> Iterator[Deployment]:
     root = tmp_path_factory.mktemp("ops")
-    # Not under root: pytest's temporary directories are closed to the postgres user.
-    postgres = Postgres(Path(tempfile.mkdtemp(prefix="sso-ops-pg.", dir="/tmp")))
-    postgres.start()
+    postgres = RestartablePostgres("sso-ops-pg.")
     built = Deployment(
         root=root, executable=commune_sso_executable, postgres=postgres, public_port=free_port()
     )
@@ -273,7 +270,7 @@ def test_postgresql_restarted_under_traffic_gives_503_then_recovers(deployment):
             return refresh().status_code == 400 and http.get("/readyz").status_code == 200
 
         assert answers_from_the_database()
-        deployment.postgres.stop_immediately()
+        deployment.postgres.crash()
         tokens = [refresh() for _ in range(6)]
         ready = [http.get("/readyz") for _ in range(3)]
         page = authorize_page(http, client[0])
