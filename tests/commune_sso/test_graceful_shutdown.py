@@ -20,6 +20,18 @@ from tests.commune_sso.test_cli import commune_sso_executable, free_port, subpro
 BODY = b"token=not-a-token-of-ours&token_type_hint=access_token"
 
 
+def waiting_to_be_accepted(port: int) -> int:
+    """Connections in the accept queues of the sockets listening on ``port``: for a socket in
+    state LISTEN (0A), /proc/net/tcp's rx_queue is its accept backlog."""
+    waiting = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        local, state, queues = fields[1], fields[3], fields[4]
+        if state == "0A" and int(local.split(":")[1], 16) == port:
+            waiting += int(queues.split(":")[1], 16)
+    return waiting
+
+
 def test_sigterm_lets_requests_in_flight_finish_and_exits_0(tmp_path: Path) -> None:
     port = free_port()
     issuer = f"http://127.0.0.1:{port}"
@@ -61,7 +73,13 @@ def test_sigterm_lets_requests_in_flight_finish_and_exits_0(tmp_path: Path) -> N
                 sock = socket.create_connection(("127.0.0.1", port), timeout=30)
                 sock.sendall(head + BODY[:10])
                 connections.append(sock)
-            time.sleep(0.2)  # let the workers read the request heads
+            # In flight means accepted by a worker: wait until no connection is left in the
+            # listening sockets' accept queues (a fixed sleep lost this race under load).
+            deadline = time.monotonic() + 10
+            while waiting_to_be_accepted(port):
+                assert time.monotonic() < deadline, "the workers did not accept"
+                time.sleep(0.02)
+            time.sleep(0.05)  # and let the event loop read the heads it was handed
 
             server.send_signal(signal.SIGTERM)
             deadline = time.monotonic() + 10
