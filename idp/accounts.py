@@ -26,13 +26,36 @@ from idp.logout import backchannel
 from idp.models import Account, AccountProfile, ActivationCode, BrowserSession
 from idp.passwords import PasswordHasher
 
+# The spreadsheet import's rule for the usernames it is given (idp.bulk_import.plan): short,
+# easy to type on a phone. Directories (SCIM, the CLI) may use any userName (validate_username).
 USERNAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9._-]{1,63}$")
+MAX_USERNAME_LENGTH = 256  # Account.username; an e-mail address or a UPN fits
 MIN_PASSWORD_LENGTH = 8  # NIST SP 800-63B §5.1.1.2: length, not composition rules
 MAX_PASSWORD_LENGTH = 256
 
 
 def normalise_username(raw: str) -> str:
-    return raw.strip().lower()
+    """Lowercase: usernames are unique and matched without regard to case (RFC 7643 §4.1.1
+    caseExact=false); NFC, so that one name typed two ways is one account."""
+    return unicodedata.normalize("NFC", raw.strip()).lower()
+
+
+USERNAME_INVALID = N_(
+    "A username is 1 to 256 characters, without control characters or spaces at either end."
+)
+
+
+def validate_username(raw: str) -> str:
+    """Any non-empty string (RFC 7643 §4.1.1 sets no character rule; Entra ID and Okta send an
+    e-mail address or a UPN), trimmed and lowercased, at most 256 characters, with no control
+    or format character (invisible in logs and pages, and PostgreSQL refuses NUL). Returns it
+    normalised."""
+    username = normalise_username(raw)
+    if not username or len(username) > MAX_USERNAME_LENGTH:
+        raise DomainError(USERNAME_INVALID, field="username")
+    if any(unicodedata.category(char)[0] in ("C", "Z") and char != " " for char in username):
+        raise DomainError(USERNAME_INVALID, field="username")
+    return username
 
 
 PASSWORD_TOO_SHORT = N_("The password must be at least 8 characters long.")
@@ -93,15 +116,13 @@ def create(
     email: str | None = None,
     password: str | None = None,
     is_system_admin: bool = False,
+    full_name_required: bool = True,
 ) -> Account:
-    username = normalise_username(username)
-    if not USERNAME_PATTERN.match(username):
-        raise DomainError(
-            "A username is 2 to 64 lowercase letters, digits, dots, hyphens or underscores.",
-            field="username",
-        )
+    """``full_name_required=False``: a directory may provision an official before it knows
+    the name (SCIM's ``name`` is optional); what a certificate needs is checked there."""
+    username = validate_username(username)
     full_name = unicodedata.normalize("NFC", full_name.strip())
-    if not full_name:
+    if not full_name and full_name_required:
         raise DomainError("The full name is required.", field="full_name")
     if find_by_username(session, username) is not None:
         raise Conflict("That username is already taken.", field="username")

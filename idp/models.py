@@ -33,7 +33,9 @@ class Account(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     # Public, stable, non-reassignable subject identifier (OIDC Core §2 "sub"); never the row id.
     subject: Mapped[str] = mapped_column(String(64), unique=True)
-    username: Mapped[str] = mapped_column(String(64), unique=True)
+    # Stored lowercase: unique and matched without regard to case (RFC 7643 §4.1.1).
+    username: Mapped[str] = mapped_column(String(256), unique=True)
+    # Empty when a directory provisioned the official without a name (SCIM name is optional).
     full_name: Mapped[str] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(254))
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -298,7 +300,11 @@ class AccountProfile(Base):
     position: Mapped[str | None] = mapped_column(String(200))
     # Lowercase, without diacritics: "nguyen van an" finds "Nguyễn Văn An".
     search_name: Mapped[str] = mapped_column(String(200), index=True)
-    external_id: Mapped[str | None] = mapped_column(String(200))
+    external_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    # What a SCIM client owns and no other column holds (name parts, displayName, title, every
+    # e-mail, phone and address, the enterprise extension...), as the client sent it once
+    # validated (idp.scim.attributes); NULL for officials no directory has described.
+    scim_attributes: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     # SCIM: a deleted account keeps its row and history but is invisible (RFC 7644 §3.6).
     deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     version: Mapped[int] = mapped_column(Integer, default=1)  # ETag source

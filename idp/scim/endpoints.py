@@ -31,6 +31,7 @@ from idp.scim.errors import (
     InvalidFilter,
     InvalidSyntax,
     InvalidValue,
+    MethodNotAllowed,
     NotFound,
     PayloadTooLarge,
     PreconditionFailed,
@@ -594,4 +595,23 @@ def scim_routes() -> list[Route]:
                     methods=[method],
                 )
             )
+    known = list(routes)
+
+    async def unknown(request: Request) -> Response:
+        """RFC 7644 §3.12: whatever is not a SCIM endpoint answers a SCIM Error, not the
+        OAuth-style body of the rest of the server; a known path with another method is 405."""
+        path = request.url.path
+        if any(route.path_regex.match(path) for route in known):
+            allowed = sorted(
+                {m for route in known if route.path_regex.match(path) for m in route.methods or ()}
+            )
+            error = MethodNotAllowed(
+                f"{request.method} is not supported here.", headers={"Allow": ", ".join(allowed)}
+            )
+            return error_response(error)
+        return error_response(NotFound(f"No SCIM endpoint at {path}."))
+
+    every_method = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+    routes.append(Route(PREFIX, unknown, methods=every_method))
+    routes.append(Route(f"{PREFIX}/{{rest:path}}", unknown, methods=every_method))
     return routes

@@ -80,5 +80,9 @@ class PreconditionFailed(ScimError):
     status = 412
 
 
+class MethodNotAllowed(ScimError):
+    status = 405
+
+
 class PayloadTooLarge(ScimError):
     status = 413

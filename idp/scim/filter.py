@@ -55,6 +55,7 @@ from sqlalchemy import (
 
 from idp.models import Account, AccountProfile, Agency, Group, GroupMember, Unit
 from idp.official_data import fold_for_search
+from idp.scim.attributes import ENTERPRISE, NAME_PARTS, SIMPLE
 from idp.scim.errors import InvalidFilter
 from idp.scim.schemas import (
     CORE_GROUP_SCHEMA,
@@ -116,6 +117,13 @@ def _constant(text: str) -> Attribute:
 _EMAIL_PRESENT = and_(Account.email.is_not(None), Account.email != "")
 _PHONE_PRESENT = and_(Account.phone.is_not(None), Account.phone != "")
 
+
+def stored(*path: str) -> Any:
+    """A client-owned string kept in the JSON column (idp.scim.attributes), as SQL text:
+    JSON_EXTRACT on SQLite, ``#>>`` on PostgreSQL."""
+    return AccountProfile.scim_attributes[path].as_string()
+
+
 ATTRIBUTES: dict[tuple[str, str], Attribute] = {
     (CORE_USER_SCHEMA, "id"): Attribute(Account.subject, case_exact=True, nullable=False),
     (CORE_USER_SCHEMA, "externalid"): Attribute(AccountProfile.external_id, case_exact=True),
@@ -125,9 +133,16 @@ ATTRIBUTES: dict[tuple[str, str], Attribute] = {
     (CORE_USER_SCHEMA, "name.formatted"): Attribute(
         AccountProfile.search_name, folded=True, nullable=False
     ),
+    # The full name, folded ("do thi" finds "Đỗ Thị"): a displayName sent beside a different
+    # name.formatted is shown as sent but found by the full name.
     (CORE_USER_SCHEMA, "displayname"): Attribute(
         AccountProfile.search_name, folded=True, nullable=False
     ),
+    **{
+        (CORE_USER_SCHEMA, f"name.{part.lower()}"): Attribute(stored("name", part))
+        for part in NAME_PARTS
+    },
+    **{(CORE_USER_SCHEMA, name.lower()): Attribute(stored(name)) for name in SIMPLE},
     (CORE_USER_SCHEMA, "emails"): Attribute(Account.email),
     (CORE_USER_SCHEMA, "emails.value"): Attribute(Account.email),
     (CORE_USER_SCHEMA, "phonenumbers"): Attribute(Account.phone),
@@ -141,9 +156,19 @@ ATTRIBUTES: dict[tuple[str, str], Attribute] = {
     (CORE_USER_SCHEMA, "meta.lastmodified"): Attribute(
         Account.updated_at, kind="dateTime", nullable=False
     ),
-    (ENTERPRISE_SCHEMA, "organization"): Attribute(Unit.name, nullable=False),
-    (ENTERPRISE_SCHEMA, "department"): Attribute(Agency.name),
+    **{
+        (ENTERPRISE_SCHEMA, name.lower()): Attribute(stored("enterprise", name))
+        for name in ENTERPRISE
+        if name != "manager"
+    },
+    (ENTERPRISE_SCHEMA, "manager"): Attribute(
+        stored("enterprise", "manager", "value"), case_exact=True
+    ),
+    (ENTERPRISE_SCHEMA, "manager.value"): Attribute(
+        stored("enterprise", "manager", "value"), case_exact=True
+    ),
     (OFFICIAL_SCHEMA, "unitcode"): Attribute(Unit.code, nullable=False),
+    (OFFICIAL_SCHEMA, "unitname"): Attribute(Unit.name, nullable=False),
     (OFFICIAL_SCHEMA, "provincecode"): Attribute(Unit.province_code, nullable=False),
     (OFFICIAL_SCHEMA, "agency"): Attribute(Agency.name),
     (OFFICIAL_SCHEMA, "citizenid"): Attribute(AccountProfile.citizen_id, case_exact=True),

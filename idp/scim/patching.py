@@ -20,6 +20,8 @@ from typing import Any
 
 from scim2_models.path import Comparison, LogicalExpr, LogicalOperator, Not, Present
 
+from idp.scim.attributes import ENTERPRISE, SIMPLE
+from idp.scim.attributes import MULTI_VALUED as MULTI_VALUED_ATTRIBUTES
 from idp.scim.errors import (
     InvalidFilter,
     InvalidPath,
@@ -42,13 +44,25 @@ MAX_OPERATIONS = 100
 
 CORE_ATTRIBUTES = {
     name.lower(): name
-    for name in ("active", "userName", "name", "emails", "phoneNumbers", "externalId")
+    for name in (
+        "active",
+        "userName",
+        "name",
+        "displayName",
+        "externalId",
+        *SIMPLE,
+        *MULTI_VALUED_ATTRIBUTES,
+    )
 }
-MULTI_VALUED = {"emails", "phoneNumbers"}
+MULTI_VALUED = set(MULTI_VALUED_ATTRIBUTES)
 OFFICIAL_ATTRIBUTES = {
     name.lower(): name for name in ("unitCode", "citizenId", "agency", "position")
 }
-READ_ONLY = {"id", "meta", "groups", "schemas", "provincecode"}
+ENTERPRISE_ATTRIBUTES = {name.lower(): name for name in ENTERPRISE}
+# Complex single-valued attributes, whose sub-attributes a path may name.
+COMPLEX = {"name", "manager"}
+READ_ONLY = {"id", "meta", "groups", "schemas", "provincecode", "unitname"}
+EXTENSIONS = (OFFICIAL_SCHEMA, ENTERPRISE_SCHEMA)
 
 _ATTRIBUTE = re.compile(
     r"^(?P<attr>[A-Za-z][\w$-]*)(?:\[(?P<filter>[^\]]+)\])?(?:\.(?P<sub>[A-Za-z][\w$-]*))?$"
@@ -88,18 +102,18 @@ def _resolve(document: dict[str, Any], path: str) -> _Target:
         rest = rest[len(OFFICIAL_SCHEMA) + 1 :]
         container = document.setdefault(_key(document, OFFICIAL_SCHEMA), {})
         allowed = OFFICIAL_ATTRIBUTES
+    elif lowered.startswith(ENTERPRISE_SCHEMA.lower() + ":"):
+        rest = rest[len(ENTERPRISE_SCHEMA) + 1 :]
+        container = document.setdefault(_key(document, ENTERPRISE_SCHEMA), {})
+        allowed = ENTERPRISE_ATTRIBUTES
     elif lowered.startswith(CORE_USER_SCHEMA.lower() + ":"):
         rest = rest[len(CORE_USER_SCHEMA) + 1 :]
-    elif lowered.startswith(ENTERPRISE_SCHEMA.lower()):
-        raise Mutability(f"{path}: the enterprise attributes follow the unit and the agency.")
+    if not isinstance(container, dict):
+        raise InvalidPath(f"'{path}': the extension is not an object.")
     match = _ATTRIBUTE.match(rest)
     if match is None:
         raise InvalidPath(f"'{path}' is not a valid attribute path.")
     attr, filter_, sub = match["attr"], match["filter"], match["sub"]
-    if attr.lower() == "displayname" and allowed is CORE_ATTRIBUTES:
-        if filter_ or sub:
-            raise InvalidPath(f"'{path}': displayName has no sub-attributes.")
-        attr, sub = "name", "formatted"  # one full name, shown in both attributes
     if attr.lower() in READ_ONLY:
         raise Mutability(f"{path}: {attr} is read-only.")
     canonical = allowed.get(attr.lower())
@@ -107,7 +121,7 @@ def _resolve(document: dict[str, Any], path: str) -> _Target:
         raise InvalidPath(f"'{path}': no such attribute (or it cannot be modified).")
     if filter_ is not None and canonical not in MULTI_VALUED:
         raise InvalidPath(f"'{path}': only multi-valued attributes take a value filter.")
-    if sub is not None and canonical not in MULTI_VALUED | {"name"}:
+    if sub is not None and canonical not in MULTI_VALUED | COMPLEX:
         raise InvalidPath(f"'{path}': {canonical} has no sub-attributes.")
     return _Target(container, _key(container, canonical), filter_, sub)
 
@@ -148,12 +162,14 @@ def _apply_each_attribute(
     op: str,
     value: Any,
     *,
-    extension: str,
+    extensions: tuple[str, ...],
     apply: Callable[[dict[str, Any], str, str | None, Any], None],
 ) -> None:
     """An operation without a path (RFC 7644 §3.5.2.1, .3): ``value`` is an object of
-    attributes, each applied as if it were the path; ``extension``'s object is unfolded into
-    ``extension:attribute`` paths."""
+    attributes, each applied as if it were the path. An extension's object is unfolded into
+    ``extension:attribute`` paths; keys may also be dotted (``name.givenName``) or carry an
+    extension's URN (``urn:...:enterprise:2.0:User:department``), as Microsoft Entra ID sends
+    them."""
     if op == "remove":
         raise NoTarget("A remove operation needs a path.")
     if not isinstance(value, dict):
@@ -161,7 +177,8 @@ def _apply_each_attribute(
     for name, item in value.items():
         if name.lower() == "schemas":
             continue
-        if name.lower() == extension.lower():
+        extension = next((urn for urn in extensions if urn.lower() == name.lower()), None)
+        if extension is not None:
             if not isinstance(item, dict):
                 raise InvalidValue(f"{extension}: must be an object.")
             for sub_name, sub_value in item.items():
@@ -170,9 +187,27 @@ def _apply_each_attribute(
             apply(document, op, name, item)
 
 
+def _match_filter_item(filter_: str) -> dict[str, Any] | None:
+    """The value an ``attr eq "text"`` filter describes ({"type": "work"}), for an add that
+    finds no value to change (Entra ID adds ``emails[type eq "work"].value`` that way)."""
+    match = _COMPARISON.match(filter_)
+    if match is None or match["value"][0] != '"':
+        return None
+    return {match["attr"]: json.loads(match["value"])}
+
+
 def _apply(document: dict[str, Any], op: str, path: str | None, value: Any) -> None:
     if path is None:
-        _apply_each_attribute(document, op, value, extension=OFFICIAL_SCHEMA, apply=_apply)
+        _apply_each_attribute(document, op, value, extensions=EXTENSIONS, apply=_apply)
+        return
+    extension = next((urn for urn in EXTENSIONS if urn.lower() == path.strip().lower()), None)
+    if extension is not None:  # the whole extension object
+        if op == "remove":
+            document.pop(_key(document, extension), None)
+            return
+        if op == "replace":
+            document[_key(document, extension)] = {}
+        _apply_each_attribute(document, op, {extension: value}, extensions=EXTENSIONS, apply=_apply)
         return
     target = _resolve(document, path)
     container, key = target.container, target.key
@@ -180,6 +215,10 @@ def _apply(document: dict[str, Any], op: str, path: str | None, value: Any) -> N
         matches = _matcher(target.filter)
         items = container.get(key) or []
         matched = [item for item in items if matches(item)]
+        described = _match_filter_item(target.filter)
+        if not matched and op == "add" and target.sub is not None and described is not None:
+            container[key] = [*items, {**described, target.sub: copy.deepcopy(value)}]
+            return
         if not matched:
             raise NoTarget(f"'{path}': the filter matches no value.")
         if op == "remove":
@@ -237,9 +276,7 @@ def _apply(document: dict[str, Any], op: str, path: str | None, value: Any) -> N
             _clear_primary(existing)
         container[key] = existing + [item for item in new_items if item not in existing]
         return
-    if key == "name":
-        if not isinstance(value, dict):
-            raise InvalidValue("name: must be an object.")
+    if key in COMPLEX and isinstance(value, dict):
         current = container.get(key)
         merged = dict(current) if isinstance(current, dict) else {}
         for name, item_value in value.items():
@@ -282,7 +319,6 @@ def apply_operations(document: dict[str, Any], body: Any) -> dict[str, Any]:
     """Return a patched copy of ``document``; ``document`` itself is never changed."""
     operations = _operations(body)
     patched = copy.deepcopy(document)
-    patched.pop(_key(patched, "displayName"), None)  # the full name lives in name.formatted
     patched.pop(_key(patched, "groups"), None)  # readOnly: changed through /Groups
     for op, path, value in operations:
         _apply(patched, op, path, value)
@@ -354,7 +390,7 @@ def _member_matcher(filter_: str) -> Any:
 def _group_apply(document: dict[str, Any], op: str, path: str | None, value: Any) -> None:
     if path is None:
         _apply_each_attribute(
-            document, op, value, extension=OFFICIAL_GROUP_SCHEMA, apply=_group_apply
+            document, op, value, extensions=(OFFICIAL_GROUP_SCHEMA,), apply=_group_apply
         )
         return
     rest = path.strip()

@@ -6,7 +6,7 @@ The wire format comes from ``scim2-models``: the core User schema, the enterpris
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from scim2_models import (
     URN,
@@ -19,11 +19,13 @@ from scim2_models import (
     Filter,
     Group,
     ListResponse,
+    Mutability,
     Patch,
     Reference,
     ResourceType,
     ServiceProviderConfig,
     Sort,
+    Uniqueness,
     User,
 )
 
@@ -38,24 +40,32 @@ MAX_COUNT = 500
 # RFC 7644 §3.7.4: what /Bulk accepts; ServiceProviderConfig says the same.
 BULK_MAX_OPERATIONS = 1000
 BULK_MAX_PAYLOAD_BYTES = 1_048_576
+UNPUBLISHED_USER_ATTRIBUTES = frozenset({"password"})
 
 
 class OfficialUser(Extension):
-    """Where a commune official works: unit, province, agency, citizen ID and position."""
+    """Where a commune official works: unit, province, agency, citizen ID and position.
+
+    The unit's name and province are derived from ``unitCode`` (readOnly); the enterprise
+    extension's ``organization`` and ``department`` are the client's own, never these."""
 
     __schema__ = URN(OFFICIAL_SCHEMA)
 
     unit_code: str | None = None
-    """Official code of the commune, ward or special zone (5 digits) or province (2 digits)."""
+    """Official code of the commune, ward or special zone (5 digits) or province (2 digits).
+    Defaults to the client's own unit when its reach is one unit or one province."""
 
-    province_code: str | None = None
-    """Official 2-digit code of the province."""
+    unit_name: Annotated[str | None, Mutability.read_only] = None
+    """Name of the unit, derived from the unit code."""
+
+    province_code: Annotated[str | None, Mutability.read_only] = None
+    """Official 2-digit code of the province, derived from the unit code."""
 
     agency: str | None = None
     """The agency inside the unit (People's Committee, Party Committee, ...)."""
 
-    citizen_id: str | None = None
-    """Citizen identity card number (CCCD, 12 digits)."""
+    citizen_id: Annotated[str | None, Uniqueness.server] = None
+    """Citizen identity card number (CCCD, 12 digits); one person, one official."""
 
     position: str | None = None
     """Position or title."""
@@ -142,4 +152,12 @@ def group_resource_type() -> ResourceType:
 def schema_documents() -> list[dict[str, Any]]:
     """RFC 7643 §7: the schemas Users and Groups are made of."""
     models = (User, EnterpriseUser, OfficialUser, Group, OfficialGroup)
-    return [model.to_schema().model_dump() for model in models]
+    documents = [model.to_schema().model_dump() for model in models]
+    # No password is ever set over SCIM (changePassword is false; officials get an
+    # activation code): publishing the writeOnly attribute would promise what we drop.
+    documents[0]["attributes"] = [
+        attribute
+        for attribute in documents[0]["attributes"]
+        if attribute["name"] not in UNPUBLISHED_USER_ATTRIBUTES
+    ]
+    return documents

@@ -21,8 +21,6 @@ from datetime import UTC, datetime
 from functools import cache
 from typing import Any
 
-from scim2_models import Email, EnterpriseUser, Meta, Name, PhoneNumber
-from scim2_models.resources.user import GroupMembership
 from sqlalchemy import (
     ColumnElement,
     Integer,
@@ -40,15 +38,15 @@ from sqlalchemy.orm import Session
 
 from idp.admin_scope import AdminScope
 from idp.models import Account, AccountProfile, Agency, Group, GroupMember, Unit
+from idp.scim.attributes import ENTERPRISE, NAME_PARTS, SIMPLE
 from idp.scim.errors import InvalidValue
-from idp.scim.filter import USER_ATTRIBUTES, to_clause
+from idp.scim.filter import USER_ATTRIBUTES, stored, to_clause
 from idp.scim.schemas import (
     CORE_USER_SCHEMA,
     DEFAULT_COUNT,
     ENTERPRISE_SCHEMA,
     MAX_COUNT,
     OFFICIAL_SCHEMA,
-    OfficialUser,
     ScimUser,
 )
 
@@ -58,6 +56,13 @@ SORT_COLUMNS: dict[str, Any] = {
     "name.formatted": AccountProfile.search_name,
     "displayname": AccountProfile.search_name,
     "externalid": AccountProfile.external_id,
+    **{f"name.{part.lower()}": stored("name", part) for part in NAME_PARTS},
+    **{name.lower(): stored(name) for name in SIMPLE},
+    **{
+        f"{ENTERPRISE_SCHEMA.lower()}:{name.lower()}": stored("enterprise", name)
+        for name in ENTERPRISE
+        if name != "manager"
+    },
     "meta.created": Account.created_at,
     "meta.lastmodified": Account.updated_at,
 }
@@ -94,6 +99,8 @@ class UserView:
     unit_code: str
     province_code: str
     agency_name: str | None
+    # Client-owned attributes (idp.scim.attributes); None if no directory described the official.
+    attributes: dict[str, Any] | None = None
     groups: tuple[Membership, ...] = ()
 
 
@@ -128,6 +135,7 @@ class Row:
             unit_code=unit.code,
             province_code=unit.province_code,
             agency_name=agency.name if agency else None,
+            attributes=profile.scim_attributes,
             groups=self.groups,
         )
 
@@ -309,6 +317,7 @@ _VIEW_COLUMNS = (
     Unit.code,
     Unit.province_code,
     Agency.name,
+    AccountProfile.scim_attributes,
 )
 
 
@@ -448,49 +457,9 @@ def etag(user: UserView) -> str:
 
 
 def to_resource(user: UserView, *, base_url: str) -> Any:
-    """The User resource (RFC 7643 §4.1) with the enterprise (§4.3) and official extensions."""
-    resource = ScimUser(
-        id=user.subject,
-        external_id=user.external_id,
-        user_name=user.username,
-        name=Name(formatted=user.full_name),
-        display_name=user.full_name,
-        emails=[Email(value=user.email, type=Email.Type.work, primary=True)]
-        if user.email
-        else None,
-        phone_numbers=[PhoneNumber(value=user.phone, type=PhoneNumber.Type.work)]
-        if user.phone
-        else None,
-        active=user.status == "active",
-        groups=[
-            GroupMembership(
-                value=group.scim_id,
-                ref=f"{base_url}/Groups/{group.scim_id}",  # type: ignore[arg-type]
-                display=group.display_name,
-                type="direct",
-            )
-            for group in user.groups
-        ]
-        or None,
-        meta=Meta(
-            resource_type="User",
-            created=user.created_at,
-            last_modified=user.updated_at,
-            location=f"{base_url}/Users/{user.subject}",
-            version=etag(user),
-        ),
-    )
-    resource[EnterpriseUser] = EnterpriseUser(
-        organization=user.unit_name, department=user.agency_name
-    )
-    resource[OfficialUser] = OfficialUser(
-        unit_code=user.unit_code,
-        province_code=user.province_code,
-        agency=user.agency_name,
-        citizen_id=user.citizen_id,
-        position=user.position,
-    )
-    return resource
+    """The User resource (RFC 7643 §4.1) with the enterprise (§4.3) and official extensions,
+    as scim2-models objects (for ``attributes``/``excludedAttributes`` projections)."""
+    return ScimUser.model_validate(to_document(user, base_url=base_url))
 
 
 def instant(moment: datetime) -> str:
@@ -501,9 +470,27 @@ def instant(moment: datetime) -> str:
 _SCHEMAS = [CORE_USER_SCHEMA, ENTERPRISE_SCHEMA, OFFICIAL_SCHEMA]
 
 
+def _with_column(
+    items: list[dict[str, Any]], column: str | None, new: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """The stored values, with the chosen one (primary, else first) showing what its column
+    holds now: other paths (admin pages, the official's own page, the import) change the
+    column, and the column is what the rest of the service uses."""
+    items = [dict(item) for item in items]
+    if column is None:
+        return items
+    chosen = next((item for item in items if item.get("primary")), items[0] if items else None)
+    if chosen is None:
+        return [{"value": column, **new}]
+    chosen["value"] = column
+    return items
+
+
 def to_document(user: UserView, *, base_url: str) -> dict[str, Any]:
-    """The JSON of :func:`to_resource`, without building models (the hot path of paging).
-    Keys in the same order, absent values left out, as scim2-models dumps them."""
+    """The User as JSON, without building models (the hot path of paging): keys in the order
+    scim2-models dumps them, absent values left out. What the client sent is shown as stored
+    (idp.scim.attributes); an official no directory described shows the columns."""
+    stored = user.attributes
     document: dict[str, Any] = {
         "schemas": list(_SCHEMAS),
         "id": user.subject,
@@ -517,13 +504,39 @@ def to_document(user: UserView, *, base_url: str) -> dict[str, Any]:
         },
     }
     document["userName"] = user.username
-    document["name"] = {"formatted": user.full_name}
-    document["displayName"] = user.full_name
+    # name.formatted as the client sent it (derived from the parts, it is not shown: a PATCH
+    # of a part then derives it again); the column holds it, whoever changed it last.
+    if stored is None:
+        name: dict[str, Any] = {"formatted": user.full_name} if user.full_name else {}
+    else:
+        name = dict(stored.get("name") or {})
+        if "formatted" in name:
+            name["formatted"] = user.full_name
+    if name:
+        document["name"] = name
+    display_name = stored.get("displayName") if stored is not None else user.full_name
+    if display_name:
+        document["displayName"] = display_name
+    for attribute in ("nickName", "profileUrl", "title", "userType"):
+        if stored and stored.get(attribute) is not None:
+            document[attribute] = stored[attribute]
+    for attribute in ("preferredLanguage", "locale", "timezone"):
+        if stored and stored.get(attribute) is not None:
+            document[attribute] = stored[attribute]
     document["active"] = user.status == "active"
-    if user.email:
-        document["emails"] = [{"value": user.email, "type": "work", "primary": True}]
-    if user.phone:
-        document["phoneNumbers"] = [{"value": user.phone, "type": "work"}]
+    emails = _with_column(
+        (stored or {}).get("emails") or [], user.email, {"type": "work", "primary": True}
+    )
+    if emails:
+        document["emails"] = emails
+    phones = (stored or {}).get("phoneNumbers") or []
+    if user.phone is not None or stored is None:
+        phones = _with_column(phones, user.phone, {"type": "work"})
+    if phones:
+        document["phoneNumbers"] = phones
+    for attribute in ("ims", "photos", "addresses"):
+        if stored and stored.get(attribute):
+            document[attribute] = [dict(item) for item in stored[attribute]]
     if user.groups:
         document["groups"] = [
             {
@@ -534,11 +547,25 @@ def to_document(user: UserView, *, base_url: str) -> dict[str, Any]:
             }
             for group in user.groups
         ]
-    enterprise = {"organization": user.unit_name}
-    if user.agency_name is not None:
-        enterprise["department"] = user.agency_name
-    document[ENTERPRISE_SCHEMA] = enterprise
-    official = {"unitCode": user.unit_code, "provinceCode": user.province_code}
+    for attribute in ("entitlements", "roles", "x509Certificates"):
+        if stored and stored.get(attribute):
+            document[attribute] = [dict(item) for item in stored[attribute]]
+    enterprise = dict((stored or {}).get("enterprise") or {})
+    manager = enterprise.get("manager")
+    if manager:
+        enterprise["manager"] = {
+            "value": manager["value"],
+            "$ref": f"{base_url}/Users/{manager['value']}",
+        }
+    if enterprise:
+        document[ENTERPRISE_SCHEMA] = enterprise
+    else:
+        document["schemas"] = [CORE_USER_SCHEMA, OFFICIAL_SCHEMA]
+    official = {
+        "unitCode": user.unit_code,
+        "unitName": user.unit_name,
+        "provinceCode": user.province_code,
+    }
     for key, value in (
         ("agency", user.agency_name),
         ("citizenId", user.citizen_id),

@@ -12,8 +12,9 @@ invisible to SCIM and cannot log in; usernames and citizen IDs of deleted offici
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -30,8 +31,9 @@ from idp.agencies import AGENCY_KINDS, agency_kind
 from idp.bulk_import import plan as import_plan
 from idp.models import Account, AccountMove, AccountProfile, Agency, Unit
 from idp.passwords import PasswordHasher
+from idp.scim import attributes as scim_attributes
 from idp.scim.errors import Forbidden, InvalidSyntax, InvalidValue, Uniqueness
-from idp.scim.schemas import CORE_USER_SCHEMA, OFFICIAL_SCHEMA
+from idp.scim.schemas import CORE_USER_SCHEMA, ENTERPRISE_SCHEMA, OFFICIAL_SCHEMA
 from idp.scim.users import Row
 
 MAX_EXTERNAL_ID_LENGTH = 200  # AccountProfile.external_id
@@ -54,28 +56,21 @@ class Desired:
     """A User as the client wants it, validated and normalised."""
 
     username: str
-    full_name: str
-    email: str | None
-    phone: str | None
+    full_name: str  # "" when the client sent no name (name and displayName are optional)
+    email: str | None  # the primary (else first) e-mail, as its column holds it
+    phone: str | None  # the primary (else first) phone, when it is a Vietnamese number
     active: bool
     external_id: str | None
     unit: Unit
     agency: str | None  # as sent: an agency kind, or the name of an agency of the unit
     citizen_id: str | None
     position: str | None
+    # Client-owned attributes without a column of their own (idp.scim.attributes).
+    attributes: dict[str, Any] = field(default_factory=dict)
 
 
-def _get(mapping: Mapping[str, Any], name: str) -> Any:
-    """Case-insensitive attribute lookup (RFC 7643 §2.1); None when absent."""
-    wanted = name.lower()
-    for key, value in mapping.items():
-        if key.lower() == wanted:
-            return value
-    return None
-
-
-def _invalid(attribute: str, message: str) -> InvalidValue:
-    return InvalidValue(f"{attribute}: {message}")
+_get = scim_attributes.get
+_invalid = scim_attributes.invalid
 
 
 def _from_domain(error: DomainError, default: str) -> InvalidValue:
@@ -84,66 +79,57 @@ def _from_domain(error: DomainError, default: str) -> InvalidValue:
 
 
 def _string(value: Any, attribute: str) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise _invalid(attribute, "must be a string.")
-    return value.strip() or None
+    return scim_attributes.text(value, attribute)
 
 
 def _boolean(value: Any, attribute: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.lower() in ("true", "false"):
-        return value.lower() == "true"  # some clients send booleans as strings
-    raise _invalid(attribute, "must be true or false.")
+    return scim_attributes.boolean(value, attribute)
 
 
-def _chosen_value(value: Any, attribute: str) -> str | None:
-    """The primary (else the first) ``value`` of a multi-valued attribute (RFC 7643 §2.4)."""
-    if value is None:
-        return None
-    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
-        raise _invalid(attribute, "must be a list of objects with a 'value'.")
-    if not value:
-        return None
-    primaries = [item for item in value if _get(item, "primary") is True]
-    if len(primaries) > 1:
-        raise _invalid(attribute, "at most one value can be primary.")
-    chosen = primaries[0] if primaries else value[0]
-    return _string(_get(chosen, "value"), f"{attribute}.value")
+def directory_name(raw: str, attribute: str) -> str:
+    """A name as a directory sends it: any printable Unicode (digits and parentheses too: HR
+    systems write "Nguyễn Văn An (2)"), single spaces, at most 200 characters. The spreadsheet
+    import keeps its stricter rule (official_data.normalise_full_name). A name starting with
+    = + - @ is still refused: names end up in exported CSV files (OWASP CSV injection)."""
+    name = " ".join(unicodedata.normalize("NFC", raw).split())
+    if len(name) > official_data.MAX_FULL_NAME_LENGTH:
+        raise _invalid(attribute, "at most 200 characters.")
+    if official_data.is_formula_like(name):
+        raise _invalid(attribute, "cannot start with =, +, - or @.")
+    if any(unicodedata.category(char)[0] == "C" for char in name):
+        raise _invalid(attribute, "must not contain control or format characters.")
+    return name
 
 
-def _full_name(body: Mapping[str, Any]) -> str:
-    name = _get(body, "name")
-    if name is not None and not isinstance(name, dict):
-        raise _invalid("name", "must be an object.")
-    formatted = _string(_get(name, "formatted"), "name.formatted") if name else None
-    if formatted is None and name:
-        # Vietnamese order: family name, middle name, given name.
-        parts = [
-            _string(_get(name, part), f"name.{part}")
-            for part in ("familyName", "middleName", "givenName")
-        ]
-        formatted = " ".join(part for part in parts if part) or None
-    attribute = "name.formatted"
-    if formatted is None:
-        formatted = _string(_get(body, "displayName"), "displayName")
-        attribute = "displayName"
-    if formatted is None:
-        raise _invalid(
-            "name.formatted", "the full name (name.formatted or displayName) is required."
-        )
-    try:
-        return official_data.normalise_full_name(formatted)
-    except DomainError as error:
-        raise _invalid(attribute, error.text()) from None
+def _names(body: Mapping[str, Any]) -> tuple[str, str | None, dict[str, str]]:
+    """(full name, displayName, name as stored). The full name is name.formatted, else the parts in
+    Vietnamese order (family, middle, given), else displayName, else "" (RFC 7643 §4.1.1: none
+    of them is required). displayName is kept as sent, even with name parts beside it."""
+    name = scim_attributes.object_value(_get(body, "name"), "name")
+    parts = scim_attributes.name_parts(name)
+    formatted = _string(_get(name, "formatted"), "name.formatted")
+    if formatted is not None:
+        formatted = parts["formatted"] = directory_name(formatted, "name.formatted")
+    elif parts:
+        ordered = [parts.get(part) for part in ("familyName", "middleName", "givenName")]
+        joined = " ".join(part for part in ordered if part)
+        formatted = directory_name(joined, "name") if joined else None
+    display_name = _string(_get(body, "displayName"), "displayName")
+    if display_name is not None:
+        display_name = directory_name(display_name, "displayName")
+    return formatted or display_name or "", display_name, parts
 
 
 def _unit(session: Session, reach: AdminScope, code: str | None) -> Unit:
+    """The unit named by unitCode; without one, the client's own unit when its reach is one
+    unit or one province (Entra ID and Okta send no extension of ours)."""
     attribute = f"{OFFICIAL_SCHEMA}:unitCode"
     if code is None:
-        raise _invalid(attribute, "the unit code is required.")
+        code = _default_unit_code(session, reach)
+        if code is None:
+            raise _invalid(
+                attribute, "the unit code is required (this client reaches several units)."
+            )
     unit = units.find_by_code(session, code)
     if unit is None:
         raise _invalid(attribute, f"unknown unit code {code}.")
@@ -154,40 +140,90 @@ def _unit(session: Session, reach: AdminScope, code: str | None) -> Unit:
     return unit
 
 
+def _default_unit_code(session: Session, reach: AdminScope) -> str | None:
+    if reach.system:
+        return None
+    if len(reach.unit_ids) == 1 and not reach.province_codes:
+        unit = session.get(Unit, next(iter(reach.unit_ids)))
+        return unit.code if unit else None
+    if len(reach.province_codes) == 1 and not reach.unit_ids:
+        return next(iter(reach.province_codes))  # the province's own unit has its code
+    return None
+
+
+def _contacts(body: Mapping[str, Any], attributes: dict[str, Any]) -> tuple[str | None, str | None]:
+    """Every e-mail and phone is kept; the chosen (primary, else first) ones also go to their
+    columns, normalised. A Vietnamese phone number is written in E.164; another one is kept as
+    sent, in the list only (our SMS and claims are for Vietnamese numbers)."""
+    email: str | None = None
+    phone: str | None = None
+    emails = attributes.get("emails") or []
+    chosen_email = scim_attributes.chosen(emails)
+    if chosen_email is not None and chosen_email.get("value"):
+        try:
+            email = official_data.normalise_email(chosen_email["value"])
+        except DomainError as error:
+            raise _invalid("emails.value", error.text()) from None
+        chosen_email["value"] = email
+    phones = attributes.get("phoneNumbers") or []
+    chosen_phone = scim_attributes.chosen(phones)
+    if chosen_phone is not None and chosen_phone.get("value"):
+        try:
+            phone = official_data.normalise_phone(chosen_phone["value"])
+            chosen_phone["value"] = phone
+        except DomainError:
+            phone = None
+    return email, phone
+
+
+def _client_owned(body: Mapping[str, Any]) -> dict[str, Any]:
+    attributes: dict[str, Any] = {}
+    for name in scim_attributes.SIMPLE:
+        value = _string(_get(body, name), name)
+        if value is not None:
+            attributes[name] = value
+    for name in scim_attributes.MULTI_VALUED:
+        items = scim_attributes.multi_valued(_get(body, name), name)
+        if items:
+            attributes[name] = items
+    enterprise = scim_attributes.enterprise(_get(body, ENTERPRISE_SCHEMA), ENTERPRISE_SCHEMA)
+    if enterprise:
+        attributes["enterprise"] = enterprise
+    return attributes
+
+
+def _username(body: Mapping[str, Any]) -> str:
+    username = _string(_get(body, "userName"), "userName")
+    if username is None:
+        raise _invalid("userName", "is required.")
+    try:
+        return accounts.validate_username(username)
+    except DomainError as error:
+        raise _invalid("userName", error.text()) from None
+
+
 def parse(session: Session, body: Any, *, reach: AdminScope, today: date) -> Desired:
-    """Validate a full User representation (POST or PUT body)."""
+    """Validate a full User representation (POST or PUT body). Only userName is required
+    (RFC 7643 §4.1.1); the unit defaults to the client's own (see :func:`_unit`)."""
     if not isinstance(body, dict):
         raise InvalidSyntax("The request body must be a JSON object (a User resource).")
     schemas = _get(body, "schemas")
     if not isinstance(schemas, list) or CORE_USER_SCHEMA not in schemas:
         raise InvalidSyntax(f"schemas: must list {CORE_USER_SCHEMA}.")
-    username = _string(_get(body, "userName"), "userName")
-    if username is None:
-        raise _invalid("userName", "is required.")
-    username = accounts.normalise_username(username)
-    if not accounts.USERNAME_PATTERN.match(username):
-        raise _invalid(
-            "userName",
-            "2 to 64 lowercase ASCII letters, digits, dots, hyphens or underscores.",
-        )
-    full_name = _full_name(body)
-    email = _chosen_value(_get(body, "emails"), "emails")
-    phone = _chosen_value(_get(body, "phoneNumbers"), "phoneNumbers")
-    try:
-        email = official_data.normalise_email(email) if email else None
-        phone = official_data.normalise_phone(phone) if phone else None
-    except DomainError as error:
-        raise _from_domain(error, "emails") from None
+    username = _username(body)
+    full_name, display_name, parts = _names(body)
+    attributes = _client_owned(body)
+    if display_name is not None:
+        attributes["displayName"] = display_name
+    if parts:
+        attributes["name"] = parts
+    email, phone = _contacts(body, attributes)
     active_raw = _get(body, "active")
     active = True if active_raw is None else _boolean(active_raw, "active")
     external_id = _string(_get(body, "externalId"), "externalId")
     if external_id is not None and len(external_id) > MAX_EXTERNAL_ID_LENGTH:
         raise _invalid("externalId", "at most 200 characters.")
-    extension = _get(body, OFFICIAL_SCHEMA)
-    if extension is None:
-        extension = {}
-    if not isinstance(extension, dict):
-        raise _invalid(OFFICIAL_SCHEMA, "must be an object.")
+    extension = scim_attributes.object_value(_get(body, OFFICIAL_SCHEMA), OFFICIAL_SCHEMA) or {}
     unit = _unit(session, reach, _string(_get(extension, "unitCode"), "unitCode"))
     citizen_id = _string(_get(extension, "citizenId"), f"{OFFICIAL_SCHEMA}:citizenId")
     position = _string(_get(extension, "position"), f"{OFFICIAL_SCHEMA}:position")
@@ -212,6 +248,7 @@ def parse(session: Session, body: Any, *, reach: AdminScope, today: date) -> Des
         agency=agency,
         citizen_id=citizen_id,
         position=position,
+        attributes=attributes,
     )
 
 
@@ -273,7 +310,13 @@ def create(
     reach: AdminScope,
     body: Any,
 ) -> Row:
-    """RFC 7644 §3.3. New officials get no password (they are given an activation code)."""
+    """RFC 7644 §3.3. New officials get no password (they are given an activation code).
+    A userName already taken is 409 whatever else the body lacks (a client retrying a create
+    learns the user exists before anything else)."""
+    if isinstance(body, dict) and isinstance(_get(body, "userName"), str):
+        username = _username(body)
+        if session.scalar(select(Account.id).where(Account.username == username)) is not None:
+            raise Uniqueness(f"userName: {username} is already taken.")
     desired = parse(session, body, reach=reach, today=clock.now().date())
     _check_unique(session, desired, account_id=None)
     agency = _agency(session, desired.unit, desired.agency)
@@ -285,6 +328,7 @@ def create(
             actor=actor,
             username=desired.username,
             full_name=desired.full_name,
+            full_name_required=False,
         )
     except DomainError as error:
         raise _from_domain(error, "userName") from None
@@ -299,6 +343,7 @@ def create(
         position=desired.position,
         search_name=official_data.fold_for_search(desired.full_name)[:200],
         external_id=desired.external_id,
+        scim_attributes=desired.attributes,
         version=1,
     )
     session.add(profile)
@@ -376,6 +421,11 @@ def apply(
     put(account, "email", desired.email, "emails")
     put(account, "phone", desired.phone, "phoneNumbers")
     put(profile, "external_id", desired.external_id, "externalId")
+    for name in sorted(set(profile.scim_attributes or {}) | set(desired.attributes)):
+        if (profile.scim_attributes or {}).get(name) != desired.attributes.get(name):
+            changed.append(name)
+    if profile.scim_attributes != desired.attributes:
+        profile.scim_attributes = desired.attributes
     put(profile, "citizen_id", desired.citizen_id, "citizenId")
     put(profile, "position", desired.position, "position")
     put(profile, "agency_id", agency.id if agency else None, "agency")
@@ -417,8 +467,8 @@ def apply(
 def replace(
     *, session: Session, clock: Clock, actor: str, reach: AdminScope, row: Row, body: Any
 ) -> Row:
-    """RFC 7644 §3.5.1: attributes not supplied are cleared (all ours may be, but the
-    required userName, name and unitCode)."""
+    """RFC 7644 §3.5.1: attributes not supplied are cleared (all may be, but the required
+    userName; a unit is always kept: without unitCode, the client's own)."""
     desired = parse(session, body, reach=reach, today=clock.now().date())
     return apply(
         session=session, clock=clock, actor=actor, row=row, desired=desired, operation="replace"

@@ -32,7 +32,7 @@ class ThrottleDelay(Response):
 WRONG_CREDENTIALS = N_("Incorrect username or password.")
 LOCKED_OUT = N_("Too many failed attempts. Please wait a few minutes and try again.")
 MISSING_CREDENTIALS = N_("Please enter your username and password.")
-# No username holds a control character (accounts.USERNAME_PATTERN), and PostgreSQL refuses NUL
+# No username holds a control character (accounts.validate_username), and PostgreSQL refuses NUL
 # in text: replaced, the name matches no account and is safe to use as a throttle key.
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 WRONG_SECOND_FACTOR = N_("The code is not valid. Please try again with a new code.")
@@ -43,7 +43,7 @@ DIRECT_LOGIN_NEXT = re.compile(r"^/(?:account|admin)(?:/(?!\.\.?(?:/|$))[A-Za-z0
 
 
 def submitted_username(raw: str) -> str:
-    return CONTROL_CHARACTERS.sub("\ufffd", raw.strip())[:200]
+    return CONTROL_CHARACTERS.sub("\ufffd", raw.strip())[: accounts.MAX_USERNAME_LENGTH]
 
 
 def _interaction_param(scope: RequestScope) -> str | None:
@@ -152,7 +152,7 @@ def show_login(scope: RequestScope) -> Response:
     if interaction is None or handle is None:
         return authorization.expired_interaction_page(scope)
     hint = dict((str(k), str(v)) for k, v in interaction.params["items"]).get("login_hint", "")
-    return _render_login(scope, interaction, handle, username=hint[:64])
+    return _render_login(scope, interaction, handle, username=hint[: accounts.MAX_USERNAME_LENGTH])
 
 
 def submit_login(scope: RequestScope) -> Response:

@@ -91,6 +91,17 @@ def test_user_add_duplicate_username_fails_cleanly(cli: Cli) -> None:
     assert_clean_failure(again, "That username is already taken.")
 
 
+def test_user_add_takes_the_usernames_scim_takes(cli: Cli) -> None:
+    """An e-mail address or a UPN, as directories send them, stored lowercase; unique without
+    regard to case (RFC 7643 §4.1.1)."""
+    added = cli.ok("user", "add", "An.NV@BacNinh.gov.vn", "--name", "Nguyễn Văn An", "--json")
+    assert '"username": "an.nv@bacninh.gov.vn"' in added.stdout
+    again = cli("user", "add", "AN.NV@bacninh.gov.vn", "--name", "Nguyễn Văn An")
+    assert_clean_failure(again, "That username is already taken.")
+    bell = cli("user", "add", "co\achuong", "--name", "Nguyễn Văn An")
+    assert_clean_failure(bell, "A username is 1 to 256 characters")
+
+
 def test_user_set_password_refuses_short_password(cli: Cli, engine: Engine, tmp_path: Path) -> None:
     cli.ok("user", "add", "le.van.cuong", "--name", "Lê Văn Cường")
 

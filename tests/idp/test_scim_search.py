@@ -51,8 +51,8 @@ def test_users_search_by_post(web, province_token):
         }
     ]
     error_of(post_search(web, province_token, "/Users/.search", count="many"), 400, "invalidValue")
-    bad = post_search(web, province_token, "/Users/.search", filter='nickName eq "x"')
-    assert "nickName" in error_of(bad, 400, "invalidFilter")
+    bad = post_search(web, province_token, "/Users/.search", filter='ims eq "x"')
+    assert "ims" in error_of(bad, 400, "invalidFilter")
     no_schema = send(web, "POST", "/Users/.search", province_token, {"filter": "userName pr"})
     error_of(no_schema, 400, "invalidSyntax")
 
@@ -75,9 +75,7 @@ def test_root_search_covers_users_and_groups(web, ward_token, directory):
     assert only_users["totalResults"] == 1
     page = post_search(web, ward_token, "/.search", startIndex=5, count=1).json()
     assert page["totalResults"] == 5 and page["Resources"][0]["id"] == created.json()["id"]
-    error_of(
-        post_search(web, ward_token, "/.search", filter='nickName eq "x"'), 400, "invalidFilter"
-    )
+    error_of(post_search(web, ward_token, "/.search", filter='ims eq "x"'), 400, "invalidFilter")
     groups = post_search(web, ward_token, "/Groups/.search", filter='displayName co "team"').json()
     assert groups["totalResults"] == 1
 

@@ -215,7 +215,7 @@ class Official:
 
 def find_official(scope: RequestScope, admin: Admin, username: str) -> Official:
     """The official, if the admin covers their unit; otherwise exactly like a missing one."""
-    account = accounts.find_by_username(scope.session, username[:64])
+    account = accounts.find_by_username(scope.session, username[: accounts.MAX_USERNAME_LENGTH])
     if account is None:
         raise not_found()
     profile = scope.session.get(AccountProfile, account.id)
