@@ -73,6 +73,7 @@ def submit(
             return _same_submitter(earlier, actor=actor, subject_ref=submission.subject_ref)
     profile = get_profile(submission.profile)
     identity = _identity(session, runtime, submission.subject_ref)
+    profile.check_complete(identity)
     if (submission.csr is None) == (not submission.server_keygen):
         raise BadCertificateRequest(
             N_("Send either a certificate request (CSR) or ask for a server-generated key."),

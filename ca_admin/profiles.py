@@ -19,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID, ObjectIdentifier
 
-from ca_admin.errors import PolicyViolation
+from ca_admin.errors import PolicyViolation, ProfileIncomplete
 from ca_admin.key_policy import SubjectPublicKey
 from ca_admin.officials import OfficialIdentity
 from core.web.i18n import N_
@@ -72,11 +72,25 @@ class IssuanceContext:
 Step = Callable[[IssuanceContext, x509.CertificateBuilder], x509.CertificateBuilder]
 
 
+# What a subject is built from, by name: the label (a msgid, named in ProfileIncomplete) and
+# whether an official's record has it.
+IDENTITY_FACTS: dict[str, tuple[str, Callable[[OfficialIdentity], bool]]] = {
+    "full_name": (N_("full name"), lambda identity: bool((identity.full_name or "").strip())),
+    "citizen_id": (N_("citizen ID (CCCD)"), lambda identity: bool(identity.citizen_id)),
+    "unit": (
+        N_("administrative unit"),
+        lambda identity: bool(identity.unit_code and identity.province_name),
+    ),
+    "agency": (N_("agency"), lambda identity: bool(identity.agency)),
+}
+
+
 @dataclass(frozen=True)
 class Profile:
     name: str
     title: str  # translatable msgid
     steps: tuple[Step, ...]
+    needs: tuple[str, ...] = ()  # keys of IDENTITY_FACTS the subject is built from
     max_validity_days: int = FIVE_YEARS_DAYS
     max_renewal_validity_days: int = THREE_YEARS_DAYS
     default_validity_days: int = 2 * 365
@@ -84,9 +98,20 @@ class Profile:
     approvals_required: int = 1  # 0: issued at once; 2: two different approvers
     renewal_window_days: int = 30
 
+    def check_complete(self, identity: OfficialIdentity) -> None:
+        """Refuse, naming every missing fact, an official whose record cannot fill this
+        profile's subject: checked when a certificate is requested and again when it is
+        issued (the record may have changed in between)."""
+        missing = tuple(
+            IDENTITY_FACTS[fact][0] for fact in self.needs if not IDENTITY_FACTS[fact][1](identity)
+        )
+        if missing:
+            raise ProfileIncomplete(missing)
+
     def apply(
         self, context: IssuanceContext, builder: x509.CertificateBuilder
     ) -> x509.CertificateBuilder:
+        self.check_complete(context.identity)
         for step in self.steps:
             builder = step(context, builder)
         return builder
@@ -100,32 +125,6 @@ def require_active_official(
 ) -> x509.CertificateBuilder:
     if not context.identity.active:
         raise PolicyViolation(N_("The official's account is not active."))
-    return builder
-
-
-def require_citizen_id(
-    context: IssuanceContext, builder: x509.CertificateBuilder
-) -> x509.CertificateBuilder:
-    if not context.identity.citizen_id:
-        raise PolicyViolation(
-            N_("The official has no citizen ID (CCCD) on record; a signing certificate needs one.")
-        )
-    return builder
-
-
-def require_unit(
-    context: IssuanceContext, builder: x509.CertificateBuilder
-) -> x509.CertificateBuilder:
-    if not context.identity.unit_code or not context.identity.province_name:
-        raise PolicyViolation(N_("The official is not attached to an administrative unit."))
-    return builder
-
-
-def require_agency(
-    context: IssuanceContext, builder: x509.CertificateBuilder
-) -> x509.CertificateBuilder:
-    if not context.identity.agency:
-        raise PolicyViolation(N_("An organisation certificate needs the agency on record."))
     return builder
 
 
@@ -177,7 +176,7 @@ def organisation_subject(
     context: IssuanceContext, builder: x509.CertificateBuilder
 ) -> x509.CertificateBuilder:
     identity = context.identity
-    assert identity.agency is not None  # require_agency ran first
+    assert identity.agency is not None  # Profile.needs "agency"
     return builder.subject_name(
         x509.Name(
             [
@@ -335,8 +334,6 @@ OFFICIAL_DOCUMENT_SIGNING = Profile(
     title=N_("Official's document signing (personal)"),
     steps=(
         require_active_official,
-        require_citizen_id,
-        require_unit,
         official_subject,
         email_alternative_name,
         end_entity,
@@ -344,6 +341,7 @@ OFFICIAL_DOCUMENT_SIGNING = Profile(
         document_signing_eku,
         status_locations,
     ),
+    needs=("full_name", "citizen_id", "unit"),
     server_keygen_allowed=True,
     approvals_required=1,
 )
@@ -353,14 +351,13 @@ ORGANISATION_SIGNING = Profile(
     title=N_("Organisation signing (agency seal)"),
     steps=(
         require_active_official,
-        require_unit,
-        require_agency,
         organisation_subject,
         end_entity,
         signing_key_usage,
         document_signing_eku,
         status_locations,
     ),
+    needs=("unit", "agency"),
     # An agency's seal signs on behalf of the whole agency: two different admins must agree.
     approvals_required=2,
 )
@@ -370,7 +367,6 @@ DEVICE = Profile(
     title=N_("Device (client authentication)"),
     steps=(
         require_active_official,
-        require_unit,
         require_device_name,
         device_subject,
         end_entity,
@@ -378,6 +374,7 @@ DEVICE = Profile(
         client_auth_eku,
         status_locations,
     ),
+    needs=("unit",),
     default_validity_days=365,
     max_validity_days=2 * 365,
     max_renewal_validity_days=2 * 365,

@@ -13,7 +13,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
-from sqlalchemy import DateTime, Engine, MetaData, TypeDecorator, create_engine, event
+from sqlalchemy import (
+    Connection,
+    DateTime,
+    Engine,
+    MetaData,
+    TypeDecorator,
+    create_engine,
+    event,
+)
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.dialects.sqlite.base import SQLiteCompiler
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -76,6 +84,7 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
             cursor.execute("PRAGMA synchronous=NORMAL")
             cursor.close()
 
+        event.listen(engine, "before_execute", _sqlite_write_lock_for_update)
         return engine
     # No pre-ping: it costs a round trip on every checkout, the largest single cost of a
     # token request. SQLAlchemy does the equivalent after the fact: the first statement on a
@@ -94,6 +103,34 @@ def make_engine(url: str, *, pool_size: int = 10) -> Engine:
 
 
 CONNECT_TIMEOUT_SECONDS = 5
+
+
+def _sqlite_write_lock_for_update(
+    connection: Connection, statement: Any, *_args: Any, **_kwargs: Any
+) -> None:
+    """Give ``SELECT ... FOR UPDATE`` its meaning on SQLite: take the write lock first.
+
+    SQLite has no row locks and SQLAlchemy drops ``FOR UPDATE`` from its SQL; pysqlite opens
+    a (deferred) transaction only before the first INSERT/UPDATE/DELETE, so a read-check-write
+    such as an If-Match check (RFC 7644 §3.14) or a request approval would read in autocommit
+    and two writers would both pass the check (PITFALLS: "SQLite has no SELECT ... FOR
+    UPDATE"). ``BEGIN IMMEDIATE`` takes the database write lock before the read, waiting up to
+    the busy timeout for another writer, so the check sees the last committed version and no
+    one can change it before our commit. Reads that lock nothing keep running concurrently
+    (WAL). When the transaction is already open, this connection has already written, so it
+    already holds the write lock; a connection in autocommit (isolation_level None) is left
+    alone.
+    """
+    if getattr(statement, "_for_update_arg", None) is None:
+        return
+    dbapi_connection = connection.connection.dbapi_connection
+    if not isinstance(dbapi_connection, sqlite3.Connection):
+        return
+    if dbapi_connection.isolation_level is None or dbapi_connection.in_transaction:
+        return
+    dbapi_connection.execute("BEGIN IMMEDIATE")
+
+
 # SQLite reports missing tables and syntax errors as OperationalError too; only these mean
 # the database cannot be used right now (sqlite3 error messages, stable across versions).
 _SQLITE_UNAVAILABLE = (

@@ -397,6 +397,27 @@ def test_bad_input_is_4xx_with_translated_messages(
         assert response.status_code == status, (body[:20], response.text)
         assert response.json()["error"] and response.json()["message"]
 
+    # Provisioning accepts partial records; the request names what the certificate lacks.
+    incomplete_token = user_token(web, runtime, shared_app, people.no_citizen_id)
+    body = {"profile": "official-document-signing", "csr": make_csr()[0].decode()}
+    incomplete = web.post(f"{API}/requests", json=body, headers=bearer(incomplete_token))
+    assert incomplete.status_code == 400, incomplete.text
+    message = (
+        "The official's profile is incomplete for this certificate; missing: %(missing)s. "
+        "Ask the unit's administrator to complete it, then request again."
+    )
+    assert incomplete.json() == {
+        "error": "profile_incomplete",
+        "message": vi(message) % {"missing": vi("citizen ID (CCCD)")},
+        "field": "profile",
+    }
+    in_english = web.post(
+        f"{API}/requests",
+        json=body,
+        headers=bearer(incomplete_token, **{"Accept-Language": "en"}),
+    )
+    assert in_english.json()["message"] == message % {"missing": "citizen ID (CCCD)"}
+
     unknown_profile = web.post(
         f"{API}/requests", json={"profile": "nope", "csr": make_csr()[0].decode()}, headers=headers
     )

@@ -17,15 +17,17 @@ from ca_admin.errors import (
     ApprovalRefused,
     BadCertificateRequest,
     PolicyViolation,
+    ProfileIncomplete,
     RequestAlreadyDecided,
 )
 from ca_admin.hierarchy import chain_of
-from ca_admin.models import Authority, IssuedCertificate
+from ca_admin.models import Authority, CertificateRequest, IssuedCertificate
 from ca_admin.profiles import ID_KP_DOCUMENT_SIGNING
 from ca_admin.runtime import CaRuntime
 from core import audit
 from core.db import transaction
 from core.errors import Conflict
+from idp.models import Account, AccountProfile
 from tests.ca_admin.conftest import ORGANISATION, People, make_csr
 
 
@@ -313,13 +315,30 @@ def test_organisation_profile_needs_two_different_approvers(
     )
 
 
-def test_official_without_citizen_id_gets_no_personal_certificate(
+def test_an_incomplete_profile_is_refused_at_request_and_at_issuance(
     ca_runtime: CaRuntime, hierarchy: object, people: People
 ) -> None:
-    request_id = submit(ca_runtime, people, subject_ref=people.no_citizen_id.subject)
-    with pytest.raises(PolicyViolation) as refused:
+    # Provisioning accepts partial records: the request names what the certificate lacks.
+    with pytest.raises(ProfileIncomplete) as refused:
+        submit(ca_runtime, people, subject_ref=people.no_citizen_id.subject)
+    assert refused.value.missing == ("citizen ID (CCCD)",)
+    assert "missing: citizen ID (CCCD)." in refused.value.text()
+    with transaction(ca_runtime.session_factory) as session:
+        assert session.scalar(select(func.count()).select_from(CertificateRequest)) == 0
+    # A record emptied after the request: refused again when issuing, naming every gap, and
+    # no certificate with an empty subject.
+    request_id = submit(ca_runtime, people)
+    with transaction(ca_runtime.session_factory) as session:
+        session.get(Account, people.official.id).full_name = " "  # type: ignore[union-attr]
+        session.get(AccountProfile, people.official.id).citizen_id = None  # type: ignore[union-attr]
+    with pytest.raises(ProfileIncomplete) as at_issuance:
         approve(ca_runtime, people.unit_admin, request_id)
-    assert "citizen ID" in refused.value.text()
+    assert at_issuance.value.missing == ("full name", "citizen ID (CCCD)")
+    with transaction(ca_runtime.session_factory) as session:
+        issued = select(func.count()).where(
+            IssuedCertificate.subject_ref == people.official.subject
+        )
+        assert session.scalar(issued) == 0
 
 
 def test_double_submit_with_the_same_key_gives_one_request(

@@ -529,3 +529,18 @@ def test_sorting(web, province_token):
     ]
     bad = get(web, "/Users?sortBy=ims", t)
     assert bad.status_code == 400 and bad.json()["scimType"] == "invalidValue"
+
+
+def test_unknown_paths_and_methods_answer_a_scim_error(web, ward_token):
+    """RFC 7644 §3.12: an Error message, not the OAuth-style JSON of the rest of the app."""
+    for method, path, status in (
+        ("GET", "/scim/v2/Nope", 404),
+        ("GET", "/scim/v2/Users/a/b", 404),
+        ("DELETE", "/scim/v2/ServiceProviderConfig", 405),
+    ):
+        response = web.request(method, path, headers={"Authorization": f"Bearer {ward_token}"})
+        assert response.status_code == status, (path, response.text)
+        assert response.headers["content-type"].startswith(SCIM)
+        body = response.json()
+        assert body["schemas"] == [ERROR] and body["status"] == str(status)
+    assert "GET" in response.headers["allow"]

@@ -150,6 +150,8 @@ def _submit(scope: PageScope) -> Response:
             )
     except DomainError as error:
         field = "csr" if error.field in (None, "csr", "renewal_of") else error.field
+        if field == "profile":  # about the official's record, not the CSR: shown above
+            field = "method"
         return _render(scope, certificate, errors={field: error}, values=values, status_code=400)
     return RedirectResponse(f"{PREFIX}/?done=renewal", status_code=303)
 
