@@ -76,7 +76,17 @@ Step = Callable[[IssuanceContext, x509.CertificateBuilder], x509.CertificateBuil
 # whether an official's record has it.
 IDENTITY_FACTS: dict[str, tuple[str, Callable[[OfficialIdentity], bool]]] = {
     "full_name": (N_("full name"), lambda identity: bool((identity.full_name or "").strip())),
-    "citizen_id": (N_("citizen ID (CCCD)"), lambda identity: bool(identity.citizen_id)),
+    # A directory may have provisioned a value that is no CCCD (idp keeps it as sent): only
+    # 12 ASCII digits go into a subject.
+    "citizen_id": (
+        N_("citizen ID (CCCD)"),
+        lambda identity: bool(
+            identity.citizen_id
+            and len(identity.citizen_id) == 12
+            and identity.citizen_id.isascii()
+            and identity.citizen_id.isdigit()
+        ),
+    ),
     "unit": (
         N_("administrative unit"),
         lambda identity: bool(identity.unit_code and identity.province_name),

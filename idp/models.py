@@ -294,7 +294,9 @@ class AccountProfile(Base):
     account_id: Mapped[int] = mapped_column(
         ForeignKey("idp_account.id", ondelete="CASCADE"), primary_key=True
     )
-    citizen_id: Mapped[str | None] = mapped_column(String(12), unique=True)
+    # A valid CCCD (12 digits) from every path but SCIM, where a directory's value that is no
+    # CCCD is kept as sent: certificates check it where they are requested.
+    citizen_id: Mapped[str | None] = mapped_column(String(64), unique=True)
     unit_id: Mapped[int | None] = mapped_column(ForeignKey("idp_unit.id"), index=True)
     agency_id: Mapped[int | None] = mapped_column(ForeignKey("idp_agency.id"))
     position: Mapped[str | None] = mapped_column(String(200))

@@ -18,10 +18,12 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import to_json
 from scim2_models import Context, ResponseParameters
+from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from idp.models import Unit
 from idp.request_scope import RequestScope, run_in_request_scope
 from idp.runtime import IdpRuntime
 from idp.scim import group_writes, groups, patching, users, writes
@@ -40,12 +42,14 @@ from idp.scim.errors import (
 )
 from idp.scim.schemas import (
     BULK_MAX_PAYLOAD_BYTES,
+    MAX_UNIT_CHOICES,
     ScimGroup,
     ScimUser,
     group_resource_type,
     schema_documents,
     service_provider_config,
     user_resource_type,
+    with_unit_choices,
 )
 
 PREFIX = "/scim/v2"
@@ -183,10 +187,28 @@ def _resource_type(scope: RequestScope) -> Response:
 
 
 def _schema_documents(scope: RequestScope) -> list[dict[str, Any]]:
-    return [
+    documents = [
         _with_meta(document, "Schema", f"{base_url(scope)}/Schemas/{document['id']}")
         for document in schema_documents()
     ]
+    codes = _unit_choices(scope)
+    return with_unit_choices(documents, codes) if codes else documents
+
+
+def _unit_choices(scope: RequestScope) -> list[str]:
+    """The unit codes the calling provisioning client may use, if it authenticates and they
+    are few; the schema endpoints themselves answer without a token too."""
+    try:
+        caller = authenticate(scope)
+    except ScimError:
+        return []
+    codes = scope.session.scalars(
+        select(Unit.code)
+        .where(caller.reach.units_clause(), Unit.status == "active")
+        .order_by(Unit.code)
+        .limit(MAX_UNIT_CHOICES + 1)
+    ).all()
+    return list(codes) if len(codes) <= MAX_UNIT_CHOICES else []
 
 
 def _schemas(scope: RequestScope) -> Response:

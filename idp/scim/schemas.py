@@ -76,11 +76,12 @@ class OfficialGroup(Extension):
 
     __schema__ = URN(OFFICIAL_GROUP_SCHEMA)
 
-    unit_code: str | None = None
-    """Official code of the ward (5 digits) or province (2 digits) the group belongs to."""
+    unit_code: Annotated[str | None, Mutability.immutable] = None
+    """Official code of the ward (5 digits) or province (2 digits) the group belongs to; set
+    when the group is made (default: the client's only unit), never changed."""
 
-    province_code: str | None = None
-    """Official 2-digit code of the province."""
+    province_code: Annotated[str | None, Mutability.read_only] = None
+    """Official 2-digit code of the province, derived from the unit code."""
 
 
 ScimUser = User[EnterpriseUser | OfficialUser]
@@ -147,6 +148,24 @@ def group_resource_type() -> ResourceType:
             "schemaExtensions": [{"schema": OFFICIAL_GROUP_SCHEMA, "required": False}],
         }
     )
+
+
+# canonicalValues of unitCode are the caller's units when it reaches at most this many (a ward's
+# or a province's); a system-wide client would get a 3,321-entry list nobody reads.
+MAX_UNIT_CHOICES = 200
+
+
+def with_unit_choices(documents: list[dict[str, Any]], codes: list[str]) -> list[dict[str, Any]]:
+    """``documents`` with the unit codes a client may use as canonicalValues of unitCode
+    (RFC 7643 §7: suggested values). A directory's mapping screen, or a tester filling
+    attributes, then picks a unit this client may provision instead of guessing."""
+    for document in documents:
+        if document["id"] not in (OFFICIAL_SCHEMA, OFFICIAL_GROUP_SCHEMA):
+            continue
+        for attribute in document["attributes"]:
+            if attribute["name"] == "unitCode":
+                attribute["canonicalValues"] = codes
+    return documents
 
 
 def schema_documents() -> list[dict[str, Any]]:

@@ -37,6 +37,7 @@ from idp.scim.schemas import CORE_USER_SCHEMA, ENTERPRISE_SCHEMA, OFFICIAL_SCHEM
 from idp.scim.users import Row
 
 MAX_EXTERNAL_ID_LENGTH = 200  # AccountProfile.external_id
+MAX_DIRECTORY_CITIZEN_ID_LENGTH = 64  # AccountProfile.citizen_id
 
 # Our field names (DomainError.field) -> the SCIM attribute a client sent.
 ATTRIBUTE_OF_FIELD = {
@@ -151,6 +152,23 @@ def _default_unit_code(session: Session, reach: AdminScope) -> str | None:
     return None
 
 
+def _directory_citizen_id(raw: str, *, today: date) -> str:
+    """A CCCD normalised (spaces out) when it is one; any other value kept as the directory
+    sent it. Refusing it would refuse the official's whole account, and with it sign-in to
+    every shared app, over a field only certificates use: the certificate request checks it
+    and says "profile incomplete" (ca_admin.profiles)."""
+    try:
+        return official_data.normalise_citizen_id(raw, today=today)
+    except DomainError:
+        kept = " ".join(raw.split())
+        if not kept or len(kept) > MAX_DIRECTORY_CITIZEN_ID_LENGTH:
+            raise _invalid(
+                f"{OFFICIAL_SCHEMA}:citizenId",
+                f"1 to {MAX_DIRECTORY_CITIZEN_ID_LENGTH} characters.",
+            ) from None
+        return kept
+
+
 def _contacts(body: Mapping[str, Any], attributes: dict[str, Any]) -> tuple[str | None, str | None]:
     """Every e-mail and phone is kept; the chosen (primary, else first) ones also go to their
     columns, normalised. A Vietnamese phone number is written in E.164; another one is kept as
@@ -228,9 +246,9 @@ def parse(session: Session, body: Any, *, reach: AdminScope, today: date) -> Des
     citizen_id = _string(_get(extension, "citizenId"), f"{OFFICIAL_SCHEMA}:citizenId")
     position = _string(_get(extension, "position"), f"{OFFICIAL_SCHEMA}:position")
     agency = _string(_get(extension, "agency"), f"{OFFICIAL_SCHEMA}:agency")
+    if citizen_id is not None:
+        citizen_id = _directory_citizen_id(citizen_id, today=today)
     try:
-        if citizen_id is not None:
-            citizen_id = official_data.normalise_citizen_id(citizen_id, today=today)
         if position is not None:
             position = " ".join(position.split())
             if len(position) > import_plan.MAX_POSITION_LENGTH:
