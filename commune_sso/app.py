@@ -23,8 +23,10 @@ import idp
 from ca_admin import maintenance as ca_maintenance
 from ca_admin.runtime import CaRuntime
 from ca_admin.web import ca_routes
+from ca_admin.web.api import accept_language
 from commune_sso import ca_lifecycle_feed, secrets_setup
 from commune_sso.ca_bridge import build_ca_runtime
+from commune_sso.input_guard import HostileInputGuard
 from commune_sso.observability import install_observability
 from commune_sso.server_errors import ServerErrorBoundary, wants_html
 from core import audit, audit_checkpoints
@@ -152,6 +154,11 @@ def create_app(
             status_code=status_code,
         )
 
+    def api_text(request: Request, message: str) -> str:
+        return runtime.pages.gettext(
+            accept_language(request.headers.get("accept-language")), message
+        )
+
     app = Starlette(
         routes=[
             *idp_routes(),
@@ -169,7 +176,10 @@ def create_app(
                 ServerErrorBoundary,
                 render_page=error_page,
                 retry_after=lambda: settings.unavailable_retry_after,
-            )
+            ),
+            # After the boundary, before any route: NUL and non-UTF-8 in paths, queries and
+            # headers get a 400 in the endpoint's format (commune_sso/input_guard.py).
+            Middleware(HostileInputGuard, render_page=error_page, translate_api=api_text),
         ],
         lifespan=background_tasks(settings, runtime, ca_runtime),
     )

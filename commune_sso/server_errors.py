@@ -20,8 +20,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from ca_admin.web.api import PREFIX as CA_API_PREFIX
 from core.db import is_database_unavailable
 from core.web.i18n import N_
+from idp.admin_api.imports import PREFIX as ADMIN_API_PREFIX
 from idp.oauth.endpoints.discovery import PATHS
 from idp.scim.endpoints import PREFIX as SCIM_PREFIX
 from idp.scim.errors import ScimError, error_response
@@ -39,6 +41,10 @@ OAUTH_BACK_CHANNEL = frozenset(
         "jwks_uri",
     )
 )
+
+# JSON APIs whose errors are {"error": code, "message": text} (ca_admin/web/api.py,
+# idp/admin_api/auth.py).
+JSON_API_PREFIXES = (CA_API_PREFIX, ADMIN_API_PREFIX)
 
 # (title, message) msgids of the error page.
 UNAVAILABLE_PAGE = (
@@ -63,7 +69,6 @@ def server_error_response(
     request: Request, error: BaseException, *, render_page: PageRenderer, retry_after: int
 ) -> Response:
     """The 503 (database unavailable) or 500 (anything else) answer for ``request``."""
-    path = request.url.path
     if is_database_unavailable(error):
         status, oauth_error = 503, "temporarily_unavailable"  # RFC 6749 §4.1.2.1
         title, message = UNAVAILABLE_PAGE
@@ -74,13 +79,50 @@ def server_error_response(
         title, message = BROKEN_PAGE
         detail = "The server could not complete the request."
         headers = {}
-    if path == SCIM_PREFIX or path.startswith(SCIM_PREFIX + "/"):
+    return error_in_callers_format(
+        request,
+        status=status,
+        oauth_error=oauth_error,
+        detail=detail,
+        page=(title, message),
+        headers=headers,
+        render_page=render_page,
+    )
+
+
+def under(path: str, prefix: str) -> bool:
+    return path == prefix or path.startswith(prefix + "/")
+
+
+def error_in_callers_format(
+    request: Request,
+    *,
+    status: int,
+    oauth_error: str,
+    detail: str,
+    page: tuple[str, str],
+    headers: dict[str, str],
+    render_page: PageRenderer,
+    api_message: str | None = None,
+) -> Response:
+    """One error in the format the caller of ``request.url.path`` reads: a SCIM Error (RFC
+    7644 §3.12) under /scim/v2, ``{"error", "message"}`` under the CA and admin APIs, RFC 6749
+    §5.2 JSON on back-channel endpoints and for non-browser callers, else the (title, message)
+    HTML page. ``detail`` is English; ``api_message`` is the APIs' translated text."""
+    path = request.url.path
+    if under(path, SCIM_PREFIX):
         scim = _ScimServerError(detail, headers=headers)
         scim.status = status
+        if status < 500:
+            scim.scim_type = "invalidValue"
         return error_response(scim)
+    if any(under(path, prefix) for prefix in JSON_API_PREFIXES):
+        body = {"error": oauth_error, "message": api_message or detail}
+        return JSONResponse(body, status_code=status, headers=headers)
     if path in OAUTH_BACK_CHANNEL or not wants_html(request):
         body = {"error": oauth_error, "error_description": detail}
         return JSONResponse(body, status_code=status, headers=headers)
+    title, message = page
     try:
         response = render_page(request, title, message, status)
     except Exception:

@@ -21,7 +21,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import partial
-from json import JSONDecodeError, loads
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +48,7 @@ from core.db import transaction
 from core.errors import Conflict, DomainError, PermissionDenied
 from core.text_search import fold_for_search
 from core.web.i18n import DEFAULT_LOCALE, N_, SUPPORTED_LOCALES, load_translations
+from core.web.json_body import JsonBodyError, parse_json_body
 
 PREFIX = "/ca/api/v1"
 MAX_BODY_BYTES = 64 * 1024
@@ -61,6 +61,9 @@ REQUEST_STATUSES = ("pending", "approved", "rejected", "issued")
 _LANGUAGE_RANGE = re.compile(
     r"^\s*([A-Za-z]{1,8}(?:[-_][A-Za-z0-9]{1,8})*|\*)\s*(?:;\s*q=([0-9.]+))?"
 )
+
+
+UNSTORABLE_TEXT = N_("The request holds a NUL character or an unpaired surrogate.")
 
 
 class BadApiRequest(DomainError):
@@ -138,8 +141,10 @@ async def _json_body(request: Request) -> dict[str, Any]:
     if media_type != "application/json":
         raise UnsupportedMediaType(N_("Send the request body as application/json."))
     try:
-        data = loads(bytes(body))
-    except (JSONDecodeError, UnicodeDecodeError, RecursionError):
+        data = parse_json_body(bytes(body), max_bytes=MAX_BODY_BYTES)
+    except JsonBodyError as error:
+        if error.reason == JsonBodyError.UNSTORABLE_TEXT:
+            raise BadApiRequest(UNSTORABLE_TEXT) from None
         raise BadApiRequest(N_("The request body is not valid JSON.")) from None
     if not isinstance(data, dict):
         raise BadApiRequest(N_("The request body must be a JSON object."))

@@ -60,6 +60,7 @@ class PageRenderer:
         self._csrf = csrf
         self._static_url = static_url.rstrip("/")
         self._environments: dict[str, jinja2.Environment] = {}
+        self._translations = translations
         for locale in {*SUPPORTED_LOCALES, *translations}:
             env = jinja2.Environment(
                 loader=loader,
@@ -79,6 +80,11 @@ class PageRenderer:
             return self._environments[locale]
         except KeyError:
             raise ValueError(f"unsupported locale {locale!r}") from None
+
+    def gettext(self, locale: str, message: str) -> str:
+        """``message`` (a msgid) in ``locale``, for text outside a template (JSON errors)."""
+        catalogue = self._translations.get(locale)
+        return catalogue.gettext(message) if catalogue is not None else message
 
     def render(
         self,

@@ -10,7 +10,11 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
-from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError
+from authlib.oauth2.rfc6749 import (
+    InvalidClientError,
+    InvalidRequestError,
+    UnsupportedResponseTypeError,
+)
 from authlib.oidc.core.errors import RequestNotSupportedError, RequestURINotSupportedError
 
 from idp.oauth.grants import OAuthClient
@@ -30,6 +34,8 @@ def check_client(
     client_id = request.payload.client_id
     if not client_id:
         raise InvalidClientError(description="Missing 'client_id' parameter.")
+    if CONTROL_CHARACTERS.search(client_id):  # PostgreSQL refuses NUL in the lookup
+        raise InvalidClientError(description="The client does not exist on this server.")
     client = query_client(client_id)
     if client is None:
         raise InvalidClientError(description="The client does not exist on this server.")
@@ -68,6 +74,26 @@ def check_response_type_present(request: OAuthRequest, redirect_uri: str) -> Non
     missing response_type unsupported_response_type)."""
     if not request.payload.data.get("response_type"):
         raise InvalidRequestError("Missing 'response_type' parameter.", redirect_uri=redirect_uri)
+
+
+# RFC 6749 §4.1.2.1: error_description is limited to %x20-21 / %x23-5B / %x5D-7E.
+_ERROR_TEXT = re.compile(r"[\x20\x21\x23-\x5b\x5d-\x7e]*")
+
+
+class UnsupportedResponseType(UnsupportedResponseTypeError):
+    """Our description never quotes the value: Authlib's does, and raises ValueError (a 500)
+    when the value holds a character an error description may not carry (``"``, U+202E)."""
+
+    def get_error_description(self) -> str:
+        return "The response_type is not supported."
+
+
+def check_response_type_text(request: OAuthRequest, redirect_uri: str) -> None:
+    """A response_type that no error description may quote is not one we support (RFC 6749
+    §3.1.1 response types are ASCII names)."""
+    response_type = request.payload.data.get("response_type", "")
+    if not _ERROR_TEXT.fullmatch(response_type):
+        raise UnsupportedResponseType(response_type, redirect_uri=redirect_uri)
 
 
 def check_request_object(request: OAuthRequest, redirect_uri: str) -> None:

@@ -10,7 +10,6 @@ same code and produce the same :class:`Outcome`.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from core.web.json_body import JsonBodyError, parse_json_body
 from idp.models import Unit
 from idp.request_scope import RequestScope, run_in_request_scope
 from idp.runtime import IdpRuntime
@@ -107,9 +107,14 @@ def _json_body(scope: RequestScope) -> Any:
     """The body :func:`scim_view` read before entering the worker thread."""
     raw: bytes = getattr(scope.request.state, "scim_body", b"")
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise InvalidSyntax("The request body is not valid JSON.") from None
+        return parse_json_body(raw, max_bytes=MAX_BODY_BYTES)
+    except JsonBodyError as error:
+        if error.reason == JsonBodyError.TOO_LARGE:
+            raise PayloadTooLarge(str(error)) from None
+        if error.reason == JsonBodyError.UNSTORABLE_TEXT:
+            # RFC 7644 §3.12: a value incompatible with the attribute's type (string).
+            raise InvalidValue(str(error)) from None
+        raise InvalidSyntax(str(error)) from None
 
 
 def _query(scope: RequestScope, name: str) -> str | None:

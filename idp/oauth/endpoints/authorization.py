@@ -110,6 +110,7 @@ def authorize(
         checks.check_no_control_characters(oauth_request, redirect_uri)
         checks.check_request_object(oauth_request, redirect_uri)
         checks.check_response_type_present(oauth_request, redirect_uri)
+        checks.check_response_type_text(oauth_request, redirect_uri)
         grant = server.get_consent_grant(oauth_request, end_user=None)
         checks.check_response_mode(oauth_request, redirect_uri)
         checks.check_lengths(oauth_request, redirect_uri)
