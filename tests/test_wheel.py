@@ -6,16 +6,16 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
-import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
+
+from tests.serving import stop, wait_until_answering
 
 REPO = Path(__file__).resolve().parent.parent
 PACKAGES = ("core", "keys", "idp", "ca_admin", "commune_sso", "migrations")
@@ -91,26 +91,10 @@ def served_from_wheel(fresh_venv: Path, tmp_path: Path) -> Iterator[tuple[str, P
             env=clean_env(var_dir=str(var_dir)),
         )
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                if server.poll() is not None:
-                    pytest.fail(f"serve exited with {server.returncode}:\n{log_path.read_text()}")
-                try:
-                    if httpx.get(f"{base}/oauth2/jwks", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"serve did not answer within 30 s:\n{log_path.read_text()}")
-                time.sleep(0.1)
+            wait_until_answering(server, f"{base}/oauth2/jwks", log_path)
             yield base, var_dir
         finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop(server, timeout=20)
 
 
 def test_the_installed_wheel_serves_static_files_pages_and_migrations(

@@ -11,7 +11,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -37,6 +36,7 @@ from tests.cli_runner import (
     one_line,
 )
 from tests.conftest import OFFICIAL_PASSWORD
+from tests.serving import stop, wait_until_answering
 
 ALGORITHMS = {"RS256", "ES256", "EdDSA"}
 
@@ -442,31 +442,16 @@ def serve_until_ready(
             env=subprocess_env(var_dir=str(var_dir), **settings),
         )
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                if server.poll() is not None:
-                    pytest.fail(f"serve exited with {server.returncode}:\n{log_path.read_text()}")
-                try:
-                    reply = httpx.get(f"{issuer}/.well-known/openid-configuration", timeout=2)
-                    if reply.status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                if time.monotonic() > deadline:
-                    pytest.fail(f"serve did not answer within 30 s:\n{log_path.read_text()}")
-                time.sleep(0.2)
+            reply = wait_until_answering(
+                server, f"{issuer}/.well-known/openid-configuration", log_path
+            )
             assert reply.json()["issuer"] == issuer
             assert reply.json()["token_endpoint"] == f"{issuer}/oauth2/token"
             for _ in range(20):  # fresh connections, spread over the workers by the kernel
                 assert httpx.get(f"{issuer}/oauth2/jwks", timeout=5).status_code == 200
             printed_when_ready = log_path.read_text(encoding="utf-8")
         finally:
-            server.terminate()
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop(server)
         assert server.returncode in (0, -signal.SIGTERM), log_path.read_text()
     return printed_when_ready, log_path.read_text(encoding="utf-8")
 

@@ -13,9 +13,8 @@ import subprocess
 import time
 from pathlib import Path
 
-import httpx
-
 from tests.commune_sso.test_cli import commune_sso_executable, free_port, subprocess_env
+from tests.serving import wait_until_answering
 
 BODY = b"token=not-a-token-of-ours&token_type_hint=access_token"
 
@@ -45,16 +44,7 @@ def test_sigterm_lets_requests_in_flight_finish_and_exits_0(tmp_path: Path) -> N
             env=subprocess_env(var_dir=str(tmp_path / "var"), issuer=issuer),
         )
         try:
-            deadline = time.monotonic() + 30
-            while True:
-                assert server.poll() is None, log_path.read_text()
-                try:
-                    if httpx.get(f"{issuer}/oauth2/jwks", timeout=2).status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, log_path.read_text()
-                time.sleep(0.1)
+            wait_until_answering(server, f"{issuer}/oauth2/jwks", log_path)
             printed = log_path.read_text()
             secret = re.search(r"demo client_secret:\s+(\S+)", printed)
             assert secret, printed

@@ -7,7 +7,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Iterator
@@ -36,6 +35,7 @@ from tests.idp.oidc_flow import (
     query_of,
     submit_login,
 )
+from tests.serving import stop
 
 
 class JsonLines(logging.Handler):
@@ -196,12 +196,7 @@ def test_two_workers_share_metrics_and_write_json_lines(tmp_path: Path) -> None:
             metrics = httpx.get(f"{issuer}/metrics", timeout=5)  # from loopback: allowed
             assert metrics.status_code == 200, metrics.text
         finally:
-            server.send_signal(signal.SIGTERM)
-            try:
-                server.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                server.kill()
-                server.wait()
+            stop(server)
     counted = sample(
         metrics.text,
         "commune_sso_http_requests_total",
