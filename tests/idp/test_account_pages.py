@@ -381,7 +381,7 @@ def imported(runtime) -> Callable[..., str]:
                 username=username,
                 full_name="Trần Thị Bình",
             )
-            code, code_digest = new_code()
+            code, code_digest = new_code(account_id=account.id)
             created = runtime.clock.now() - (timedelta(days=15) if expired else timedelta(0))
             session.add(
                 ActivationCode(
