@@ -109,11 +109,15 @@ GIVEN_NAMES = {
                "My", "Nga", "Ngân", "Ngọc", "Nhung", "Oanh", "Phượng", "Quỳnh", "Tâm", "Thảo",
                "Thơm", "Thủy", "Trang", "Tuyết", "Vân", "Xuân", "Yến", "Dở", "Mỷ", "Sua"),
 }  # fmt: skip
-# Agency as people type it: several spellings per kind (see idp.bulk_import.plan).
+# Agency as people type it: several spellings per kind (see idp.agencies): abbreviated, with
+# the place, without "Việt Nam", the old tone placement, without diacritics, in capitals.
 AGENCIES = (
-    ("UBND", 20), ("Ủy ban nhân dân", 15), ("peoples_committee", 5), ("Đảng ủy", 12),
-    ("HĐND", 6), ("Hội đồng nhân dân", 3), ("MTTQ", 5), ("Ủy ban MTTQ", 2),
-    ("Trung tâm Phục vụ hành chính công", 8), ("Khác", 2), ("", 22),
+    ("UBND", 14), ("Ủy ban nhân dân", 8), ("UBND xã", 3), ("Uỷ ban nhân dân", 2),
+    ("uy ban nhan dan", 1), ("peoples_committee", 2), ("Đảng ủy", 10), ("ĐẢNG ỦY", 2),
+    ("HĐND", 5), ("Hội đồng nhân dân", 3), ("MTTQ", 4), ("Ủy ban MTTQ", 2),
+    ("Ủy ban Mặt trận Tổ quốc", 4), ("Ủy ban Mặt trận Tổ quốc Việt Nam", 2),
+    ("Trung tâm Phục vụ hành chính công", 6), ("Trung tâm phục vụ hành chính công xã", 2),
+    ("Khác", 2), ("", 22),
 )  # fmt: skip
 POSITIONS = (
     ("Chủ tịch UBND", 1), ("Phó Chủ tịch UBND", 2), ("Bí thư Đảng ủy", 1),
@@ -336,6 +340,7 @@ def run_step(step: str, *, database_url: str, file: Path, output_dir: Path) -> d
                 actor=ACTOR,
                 file=imported,
                 output_dir=output_dir,
+                issuer="https://sso.laocai.gov.vn",
             )
             summary = result.summary
         else:

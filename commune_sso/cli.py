@@ -1034,10 +1034,23 @@ def import_users(
             "province or unit are refused. Default: the operator, with full reach.",
         ),
     ] = None,
+    batch_size: Annotated[
+        int,
+        typer.Option(
+            "--batch-size",
+            min=1,
+            max=10_000,
+            help="Rows written per transaction (a crash or kill leaves whole batches only).",
+        ),
+    ] = 1000,
     lang: Annotated[
         MessageLanguage,
-        typer.Option("--lang", help="Language of the reasons a row or the file is refused."),
-    ] = MessageLanguage.en,
+        typer.Option(
+            "--lang",
+            help="Language of the messages and of the column titles of the activation-code "
+            "files (vi: Vietnamese, en: English).",
+        ),
+    ] = MessageLanguage.vi,
     as_json: JsonOption = False,
 ) -> None:
     """Create and update officials from a file (keyed on citizen ID); see docs/import-template.csv.
@@ -1048,6 +1061,8 @@ def import_users(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+    from core.web.i18n import N_
+    from idp.bulk_import import activation
     from idp.bulk_import import apply as bulk_apply
     from idp.bulk_import import plan as bulk_plan
     from idp.bulk_import.reading import FileRefused, read_file
@@ -1056,17 +1071,21 @@ def import_users(
     factory = session_factory(current)
     clock = SystemClock()
     translate = import_messages(lang.value)
+
+    def say(message: str, **params: object) -> str:
+        return translate(message) % params if params else translate(message)
+
     actor, reach = CLI_ACTOR, None
     if as_admin is not None:
         with transaction(factory) as session:
             admin = accounts.find_by_username(session, as_admin)
             reach = admin_scope.scope_of(session, admin) if admin else None
         if reach is None or not reach.is_admin:
-            fail(f"{as_admin} is not an active administrator", 2)
+            fail(say(N_("%(username)s is not an active administrator."), username=as_admin), 2)
         actor = f"user:{as_admin.lower()}"
     path = Path(file)
     if not path.is_file():
-        fail(f"no such file: {file}", 2)
+        fail(say(N_("No such file: %(file)s"), file=file), 2)
     try:
         imported = read_file(path)
     except FileRefused as error:
@@ -1081,7 +1100,9 @@ def import_users(
         disable=as_json,
     )
     with progress:
-        task = progress.add_task("dry run" if dry_run else "import", total=len(imported.rows))
+        task = progress.add_task(
+            say(N_("dry run")) if dry_run else say(N_("import")), total=len(imported.rows)
+        )
 
         def advance(done: int, total: int) -> None:
             progress.update(task, completed=done, total=total)
@@ -1103,6 +1124,9 @@ def import_users(
                 output_dir=Path(output_dir),
                 reach=reach,
                 on_progress=advance,
+                batch_size=batch_size,
+                issuer=current.issuer,
+                titles=activation.headers(translate),
             )
             rows, summary, job_id = result.rows, result.summary, result.job_id
             code_files = result.code_files
@@ -1124,30 +1148,52 @@ def import_users(
         )
         raise typer.Exit(exit_code)
     if imported.ignored_headers:
-        console.print(f"ignored columns: {escape(', '.join(imported.ignored_headers))}")
-    table = Table("", "rows")
-    labels = [("create", "to create" if dry_run else "created")]
-    labels.append(("update", "to update" if dry_run else "updated"))
-    labels += [("unchanged", "unchanged"), ("error", "refused")]
+        console.print(
+            escape(
+                say(N_("Ignored columns: %(columns)s"), columns=", ".join(imported.ignored_headers))
+            )
+        )
+    table = Table("", say(N_("rows")))
+    labels = [("create", N_("to create") if dry_run else N_("created"))]
+    labels.append(("update", N_("to update") if dry_run else N_("updated")))
+    labels += [("unchanged", N_("unchanged")), ("error", N_("refused"))]
     counts = summary.as_dict()
     for key, label in labels:
-        table.add_row(label, str(counts[key]))
+        table.add_row(say(label), str(counts[key]))
     console.print(table)
     if dry_run:
         changed = [row for row in rows if row.action in (bulk_plan.CREATE, bulk_plan.UPDATE)]
         for row in changed[:show]:
             if row.action == bulk_plan.CREATE:
-                console.print(f"line {row.line}: create {escape(str(row.username))}")
+                line = say(
+                    N_("line %(line)s: create %(username)s"), line=row.line, username=row.username
+                )
             else:
-                fields = ", ".join(row.changes)
-                console.print(f"line {row.line}: update {escape(str(row.username))}: {fields}")
+                line = say(
+                    N_("line %(line)s: update %(username)s: %(fields)s"),
+                    line=row.line,
+                    username=row.username,
+                    fields=", ".join(row.changes),
+                )
+            console.print(escape(line))
     for refusal in errors[:show]:
         where = f" [{refusal.field}]" if refusal.field else ""
-        console.print(f"line {refusal.line}{escape(where)}: {escape(refusal.text(translate))}")
+        line = say(N_("line %(line)s"), line=refusal.line)
+        console.print(f"{escape(line + where)}: {escape(refusal.text(translate))}")
     if len(errors) > show:
-        console.print(f"... and {len(errors) - show} more refused row error(s)")
+        console.print(
+            escape(say(N_("... and %(count)s more refused row error(s)"), count=len(errors) - show))
+        )
     if code_files:
-        console.print(f"activation codes: {len(code_files)} file(s) in {escape(output_dir)}")
+        console.print(
+            escape(
+                say(
+                    N_("Activation codes: %(count)s file(s) in %(directory)s"),
+                    count=len(code_files),
+                    directory=output_dir,
+                )
+            )
+        )
     raise typer.Exit(exit_code)
 
 

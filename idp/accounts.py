@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.clock import Clock
 from core.errors import Conflict, DomainError, NotFound
-from core.opaque_tokens import digest
 from core.web.i18n import N_
 from idp import common_passwords, lifecycle, sessions, token_store
 from idp.bulk_import import activation
@@ -342,8 +341,11 @@ def issue_activation_code(
 ) -> tuple[str, datetime]:
     """A new one-time code for an account that never activated; earlier unused codes stop
     working (only the newest one is in anyone's hands). Returns the code and its expiry; only
-    its digest is stored."""
+    its digest is stored. The code is in the hand-out format of
+    :mod:`idp.bulk_import.activation` (``7KQ2-M9XD-4TRB``)."""
     now = clock.now()
+    if account.id is None:
+        session.flush()  # the digest is salted with the account id
     session.execute(
         update(ActivationCode)
         .where(
@@ -353,7 +355,7 @@ def issue_activation_code(
         )
         .values(expires_at=now)
     )
-    code, code_digest = activation.new_code()
+    code, code_digest = activation.new_code(account_id=account.id)
     row = activation.code_row(account_id=account.id, code_digest=code_digest, now=now)
     row["expires_at"] = now + lifetime
     session.add(ActivationCode(**row))
@@ -390,6 +392,8 @@ def activate(
     answer never tells which. The code is consumed by a conditional UPDATE in the caller's
     transaction: of two concurrent submissions only one succeeds. A successful activation also
     retires the account's other outstanding codes (a re-sent code supersedes the old ones).
+    The code is read as a person types it (case, spaces, hyphens, I/L/O for 1/0:
+    :func:`idp.bulk_import.activation.candidate_digests`); codes of the earlier format still work.
     """
     account = find_by_username(session, username)
     code = code.strip()
@@ -397,10 +401,14 @@ def activate(
         return None
     now = clock.now()
     row = session.scalar(
-        select(ActivationCode).where(
-            ActivationCode.code_digest == digest(code),
+        select(ActivationCode)
+        .where(
+            ActivationCode.code_digest.in_(
+                activation.candidate_digests(account_id=account.id, raw=code)
+            ),
             ActivationCode.account_id == account.id,
         )
+        .limit(1)
     )
     if row is None or row.used_at is not None or now >= row.expires_at:
         return None

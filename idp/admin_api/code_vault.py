@@ -25,15 +25,13 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from idp.bulk_import.activation import FILE_COLUMNS
-
 # Long enough to fetch the file after a large import; short enough that a forgotten job does
 # not keep live secrets around (the codes themselves stay valid for 14 days).
 DOWNLOAD_WINDOW = timedelta(hours=24)
 _KDF_INFO = b"commune-sso/admin-api/import-activation-codes/v1"
 _NONCE_BYTES = 12
 
-# unit code -> rows of the per-unit CSV file (FILE_COLUMNS), already formula-neutralised
+# unit code -> rows of the per-unit CSV file (activation.FILE_COLUMNS), already formula-neutralised
 CodesByUnit = dict[str, list[list[str]]]
 
 
@@ -72,15 +70,15 @@ def merge(into: CodesByUnit, more: Mapping[str, Sequence[Sequence[str]]]) -> Cod
     return into
 
 
-def as_zip(codes: Mapping[str, Sequence[Sequence[str]]]) -> bytes:
+def as_zip(codes: Mapping[str, Sequence[Sequence[str]]], *, titles: Sequence[str]) -> bytes:
     """One ``<unit_code>.csv`` per unit, the same columns and encoding (UTF-8 with BOM) as the
-    files of ``commune-sso import-users``."""
+    files of ``commune-sso import-users``; ``titles`` in the downloader's language."""
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as archive:
         for unit_code in sorted(codes):
             text = io.StringIO(newline="")
             writer = csv.writer(text)
-            writer.writerow(FILE_COLUMNS)
+            writer.writerow(titles)
             writer.writerows(codes[unit_code])
             archive.writestr(f"{unit_code}.csv", "\ufeff" + text.getvalue())
     return buffer.getvalue()

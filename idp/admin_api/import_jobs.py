@@ -340,6 +340,7 @@ def run_job(runtime: IdpRuntime, order: RunOrder) -> None:
                 output_dir=directory / CODES_DIR_NAME,
                 reach=order.reach,
                 job_id=order.job_id,
+                issuer=runtime.settings.issuer,
             ).rows
     except Exception:
         # The cause goes to the log; the job says "failed" and keeps what was committed.

@@ -60,6 +60,7 @@ from idp.admin_api.import_jobs import (
     wipe_codes,
 )
 from idp.admin_api.uploads import BadUpload, receive_upload
+from idp.bulk_import import activation
 from idp.bulk_import.reading import ImportFile, read_bytes
 from idp.models import ImportJob
 from idp.oauth.http import NO_STORE, request_client_address
@@ -408,7 +409,7 @@ class ImportsApi:
                 details={"codes": sum(len(rows) for rows in opened.values())},
             )
             return Response(
-                code_vault.as_zip(opened),
+                code_vault.as_zip(opened, titles=activation.headers(self.translate(locale))),
                 media_type="application/zip",
                 headers={
                     **NO_STORE,

@@ -8,8 +8,9 @@ already applied are then simply *unchanged* (the import is keyed on the citizen 
 
 from __future__ import annotations
 
+import logging
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from idp.agencies import AGENCY_KINDS
 from idp.bulk_import import activation
 from idp.bulk_import.plan import (
     CREATE,
+    LOOKUP_CHUNK,
     UPDATE,
     Differ,
     Official,
@@ -38,6 +40,8 @@ from idp.bulk_import.plan import (
 )
 from idp.bulk_import.reading import ImportFile
 from idp.models import Account, AccountMove, AccountProfile, ActivationCode, Agency, ImportJob
+
+log = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
 ProgressCallback = Callable[[int, int], None]
@@ -66,14 +70,21 @@ def apply_file(
     on_progress: ProgressCallback | None = None,
     on_batch: BatchHook | None = None,
     job_id: str | None = None,
+    issuer: str,
+    titles: Sequence[str] = activation.headers(),
 ) -> ImportResult:
     """Import ``file``: create and update officials, issue activation codes for new ones.
 
     Refused rows change nothing. New accounts get no password, only an activation code, written
     to ``output_dir/<unit_code>.csv``. An interrupted job of the same file (same SHA-256) is
     resumed under its job id; ``job_id`` names the job to run instead (the admin API creates
-    its job row before the work starts, to answer with its id at once).
+    its job row before the work starts, to answer with its id at once). The code files list a
+    code once its batch committed (:class:`activation.HandoutWriter`): codes that an interrupted
+    run staged are reconciled first. ``issuer`` builds the activation address of each line;
+    ``titles`` are the column titles of a new file, in the reader's language.
     """
+    writer = activation.HandoutWriter(output_dir, issuer=issuer, titles=titles)
+    files: set[Path] = set(writer.reconcile(_committed_digests(session_factory)))
     job_pk, job_id, resumed = _start_job(
         session_factory, clock=clock, actor=actor, file=file, job_id=job_id
     )
@@ -81,15 +92,12 @@ def apply_file(
     with transaction(session_factory) as session:
         differ = Differ(session, reserved_usernames=explicit_usernames(file), reach=reach)
     checked = validate_rows(file.rows, units=differ.units, today=today, reach=reach)
-    writer = activation.CodeFileWriter(output_dir)
     summary = Summary()
     rows: list[RowPlan] = []
-    files: set[Path] = set()
     total = len(checked)
     try:
         for number, start in enumerate(range(0, total, batch_size), start=1):
             batch = checked[start : start + batch_size]
-            checkpoint = writer.checkpoint()
             new_agencies: list[tuple[int, str, int]] = []
             try:
                 with transaction(session_factory) as session:
@@ -118,11 +126,17 @@ def apply_file(
                     )
                     if on_batch is not None:
                         on_batch(number, plans)
-                    # Last step before the commit: a failed commit undoes these lines below.
-                    files.update(writer.append(issued))
+                    # Last step before the commit: durable, but not yet in any hand-out file.
+                    writer.stage(issued)
             except BaseException:
-                writer.restore(checkpoint)
+                # Usually the batch rolled back; a commit that failed midway may not have.
+                # The database decides; if it cannot be asked now, the next run will.
+                try:
+                    writer.reconcile(_committed_digests(session_factory))
+                except Exception:
+                    log.warning("activation codes of an interrupted batch left to reconcile")
                 raise
+            files.update(writer.publish())
             for unit_id, kind, agency_id in new_agencies:
                 differ.register_agency(unit_id, kind, agency_id)
             summary.add(plans)
@@ -138,6 +152,24 @@ def apply_file(
     return ImportResult(
         job_id=job_id, resumed=resumed, rows=rows, summary=summary, code_files=sorted(files)
     )
+
+
+def _committed_digests(factory: sessionmaker[Session]) -> activation.CommittedDigests:
+    def committed(digests: Collection[str]) -> set[str]:
+        found: set[str] = set()
+        wanted = list(digests)
+        with transaction(factory) as session:
+            for start in range(0, len(wanted), LOOKUP_CHUNK):
+                found.update(
+                    session.scalars(
+                        select(ActivationCode.code_digest).where(
+                            ActivationCode.code_digest.in_(wanted[start : start + LOOKUP_CHUNK])
+                        )
+                    )
+                )
+        return found
+
+    return committed
 
 
 # After a bulk load the planner's statistics describe the tables as they were: PostgreSQL then
@@ -343,7 +375,7 @@ def _write_batch(
                     "version": 1,
                 }
             )
-            code, code_digest = activation.new_code()
+            code, code_digest = activation.new_code(account_id=account_id)
             row = activation.code_row(account_id=account_id, code_digest=code_digest, now=now)
             code_rows.append(row)
             issued.append(
@@ -354,6 +386,7 @@ def _write_batch(
                     citizen_id=official.citizen_id,
                     code=code,
                     expires_at=row["expires_at"],
+                    account_id=account_id,
                 )
             )
         session.execute(insert(AccountProfile), profile_rows)

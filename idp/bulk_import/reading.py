@@ -78,14 +78,24 @@ _OLE_MAGIC = b"\xd0\xcf\x11\xe0"  # the old binary .xls format
 _BOMS = (
     (codecs.BOM_UTF32_LE, "UTF-32"),
     (codecs.BOM_UTF32_BE, "UTF-32"),
-    (codecs.BOM_UTF16_LE, "UTF-16 (Excel's “Unicode Text”)"),
-    (codecs.BOM_UTF16_BE, "UTF-16 (Excel's “Unicode Text”)"),
+    (codecs.BOM_UTF16_LE, "UTF-16 (Excel “Unicode Text”)"),
+    (codecs.BOM_UTF16_BE, "UTF-16 (Excel “Unicode Text”)"),
 )
 # Bytes that, in Windows-1258, are Vietnamese letters or tone marks (Ă ă Đ đ Ơ ơ Ư ư and the
 # combining grave, hook, tilde, acute, dot below): their presence says "Vietnamese ANSI".
 _CP1258_VIETNAMESE = frozenset(b"\xc3\xe3\xd0\xf0\xd5\xf5\xdd\xfd\xcc\xd2\xde\xec\xf2")
 
+# %(encoding)s is only ever an encoding's name: every word around it is in the msgid, so that
+# --lang vi / Accept-Language: vi shows the whole message in Vietnamese.
 NOT_UTF8 = N_("The file is not UTF-8 (looks like %(encoding)s); save it as CSV UTF-8.")
+NOT_UTF8_VIETNAMESE_ANSI = N_(
+    "The file is not UTF-8 (looks like Windows-1258, Vietnamese ANSI; first non-UTF-8 byte on "
+    "line %(line)s); save it as CSV UTF-8."
+)
+NOT_UTF8_WESTERN_ANSI = N_(
+    "The file is not UTF-8 (looks like Windows-1252, Western European ANSI; first non-UTF-8 "
+    "byte on line %(line)s); save it as CSV UTF-8."
+)
 
 
 class FileRefused(DomainError):
@@ -219,19 +229,17 @@ def _decode(data: bytes) -> str:
         data = data[len(codecs.BOM_UTF8) :]
     sample = data[:4096]
     if sample and sample.count(b"\x00") * 4 >= len(sample):
-        raise FileRefused(NOT_UTF8, field="file", encoding="UTF-16 without BOM")
+        raise FileRefused(NOT_UTF8, field="file", encoding="UTF-16")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as error:
         line = data[: error.start].count(b"\n") + 1
-        encoding = (
-            "Windows-1258 (Vietnamese ANSI)"
+        message = (
+            NOT_UTF8_VIETNAMESE_ANSI
             if any(byte in _CP1258_VIETNAMESE for byte in data if byte >= 0x80)
-            else "Windows-1252 (Western European ANSI)"
+            else NOT_UTF8_WESTERN_ANSI
         )
-        raise FileRefused(
-            NOT_UTF8, field="file", encoding=f"{encoding}, first non-UTF-8 byte on line {line}"
-        ) from None
+        raise FileRefused(message, field="file", line=line) from None
 
 
 def _csv_records(text: str) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:

@@ -35,7 +35,7 @@ def import_official(runtime: IdpRuntime) -> str:
             full_name=FULL_NAME,
             email="binh.tt@laocai.gov.vn",
         )
-        code, code_digest = new_code()
+        code, code_digest = new_code(account_id=account.id)
         session.add(
             ActivationCode(
                 **code_row(account_id=account.id, code_digest=code_digest, now=runtime.clock.now())

@@ -20,6 +20,7 @@ from starlette.testclient import TestClient
 
 from core import audit
 from core.db import transaction
+from core.opaque_tokens import digest
 from idp import accounts, totp
 from idp.bulk_import.activation import code_row, new_code
 from idp.models import (
@@ -381,7 +382,7 @@ def imported(runtime) -> Callable[..., str]:
                 username=username,
                 full_name="Trần Thị Bình",
             )
-            code, code_digest = new_code()
+            code, code_digest = new_code(account_id=account.id)
             created = runtime.clock.now() - (timedelta(days=15) if expired else timedelta(0))
             session.add(
                 ActivationCode(
@@ -429,6 +430,42 @@ def test_activation_sets_the_password_consumes_the_code_and_signs_in(web, import
     )
     assert replay.status_code == 401
     assert "Tên đăng nhập hoặc mã kích hoạt không đúng" in replay.text
+
+
+@pytest.mark.parametrize(
+    "as_typed",
+    [
+        lambda code: code.lower(),  # read aloud, typed in lower case
+        lambda code: code.replace("-", " "),
+        lambda code: f" {code.replace('-', '')} ",
+        lambda code: code.replace("1", "l").replace("0", "O"),  # Crockford's look-alikes
+    ],
+    ids=["lower", "spaces", "ungrouped", "look-alikes"],
+)
+def test_activation_code_as_people_type_it(web, imported, runtime, as_typed):
+    code = imported()
+    assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{4}(-[0-9A-HJKMNP-TV-Z]{4}){2}", code)
+    answer = activate(web, "tran.thi.binh", as_typed(code))
+    assert answer.status_code == 303, answer.text
+    assert answer.headers["location"] == "/account?done=activated"
+
+
+def test_activation_code_of_the_old_format_still_works(web, imported, runtime):
+    """Codes handed out before the readable format (22 base64url characters, stored as the
+    plain SHA-256 of the code) work until they expire; their case matters."""
+    imported()  # the account, with a current code that stays unused
+    legacy = "hRnBLYchdVEfWf3JPysWUw"
+    with transaction(runtime.session_factory) as session:
+        account = accounts.get_by_username(session, "tran.thi.binh")
+        session.add(
+            ActivationCode(
+                **code_row(
+                    account_id=account.id, code_digest=digest(legacy), now=runtime.clock.now()
+                )
+            )
+        )
+    assert activate(web, "tran.thi.binh", legacy.lower()).status_code == 401
+    assert activate(web, "tran.thi.binh", legacy).status_code == 303
 
 
 def test_activation_double_submit_is_harmless(web, imported, runtime):

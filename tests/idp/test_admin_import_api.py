@@ -24,7 +24,6 @@ from starlette.testclient import TestClient
 
 from core.audit import AuditEntry
 from core.db import transaction
-from core.opaque_tokens import digest
 from idp import accounts, admin_scope, units
 from idp.admin_api.import_jobs import (
     CODES_DIR_NAME,
@@ -39,7 +38,7 @@ from idp.models import Account, AccountProfile, ActivationCode, ImportJob, Unit
 from idp.runtime import IdpRuntime
 from tests.cli_runner import Cli
 from tests.conftest import OFFICIAL_PASSWORD, register_client
-from tests.idp.import_files import cccd, csv_bytes, write
+from tests.idp.import_files import cccd, csv_bytes, handout_rows, stored_digest, write
 from tests.idp.oidc_flow import authorize_params, exchange_code, log_in, pkce_pair, query_of
 
 API = "/admin/api/v1"
@@ -282,7 +281,14 @@ def test_dry_run_gives_the_same_diff_as_the_cli(
     assert count(runtime, AccountProfile) == 0  # a dry run changes nothing
 
     by_cli = json.loads(
-        cli("import-users", str(write(tmp_path, "f.csv", data)), "--dry-run", "--json").stdout
+        cli(
+            "import-users",
+            str(write(tmp_path, "f.csv", data)),
+            "--dry-run",
+            "--json",
+            "--lang",
+            "en",
+        ).stdout
     )
     summary = by_cli["summary"]
     assert job["counts"] == {
@@ -342,9 +348,13 @@ def test_apply_creates_accounts_and_a_second_upload_changes_nothing(
     for name in archive.namelist():
         text = archive.read(name).decode("utf-8")
         assert text.startswith("\ufeff")
-        codes += list(csv.DictReader(io.StringIO(text.lstrip("\ufeff"))))
+        titles, rows = handout_rows(text)
+        assert titles[3] == "Mã kích hoạt"  # the caller's language: Vietnamese by default
+        codes += rows
     assert {c["username"] for c in codes} == set(created)
-    assert {digest(c["activation_code"]) for c in codes} == stored_digests
+    with transaction(runtime.session_factory) as session:
+        handed_out = {stored_digest(session, c["username"], c["activation_code"]) for c in codes}
+    assert handed_out == stored_digests
     again = web.get(
         f"{API}/imports/{job['job_id']}/activation-codes.zip", headers=bearer(system_token)
     )
@@ -557,6 +567,7 @@ def test_an_interrupted_job_is_resumed_and_hands_out_every_code(
             batch_size=2,
             job_id=job_id,
             on_batch=kill_after_first,
+            issuer=runtime.settings.issuer,
         )
     with transaction(runtime.session_factory) as session:
         job = session.scalar(select(ImportJob).where(ImportJob.job_id == job_id))
@@ -581,12 +592,13 @@ def test_an_interrupted_job_is_resumed_and_hands_out_every_code(
     codes = [
         row
         for name in archive.namelist()
-        for row in csv.DictReader(io.StringIO(archive.read(name).decode("utf-8-sig")))
+        for row in handout_rows(archive.read(name).decode("utf-8"))[1]
     ]
     with transaction(runtime.session_factory) as session:
         stored_digests = set(session.scalars(select(ActivationCode.code_digest)))
+        handed_out = {stored_digest(session, c["username"], c["activation_code"]) for c in codes}
     assert len(codes) == 5
-    assert {digest(c["activation_code"]) for c in codes} == stored_digests
+    assert handed_out == stored_digests
     assert removed_soon(directory)  # no plaintext codes left on disk
 
 

@@ -37,7 +37,7 @@ from idp.official_data import fold_for_search
 from idp.runtime import IdpRuntime
 from idp.web.admin_pages.guard import DISPLAY_TIMEZONE
 from tests.conftest import OFFICIAL_PASSWORD
-from tests.idp.import_files import cccd, csv_bytes
+from tests.idp.import_files import cccd, csv_bytes, stored_digest
 
 SYSTEM = admin_scope.AdminScope(True, frozenset(), frozenset())
 # Real codes: Lào Cai (15) with two of its wards, Sơn La (14) with one.
@@ -398,9 +398,12 @@ def test_new_activation_code_is_shown_once_and_replaces_the_old(web, runtime, wo
     first = post(web, path, form_page=path)
     assert first.status_code == 200
     code = re.search(r'id="activation-code"><code>([^<]+)</code>', first.text).group(1)
+    assert re.fullmatch(r"[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{4}", code)
     with transaction(runtime.session_factory) as session:
         row = session.scalar(
-            select(ActivationCode).where(ActivationCode.code_digest == digest(code))
+            select(ActivationCode).where(
+                ActivationCode.code_digest == stored_digest(session, world.in_b, code)
+            )
         )
         assert row is not None and row.expires_at > runtime.clock.now()
     detail = web.get(f"/admin/officials/{world.in_b}")
@@ -410,7 +413,9 @@ def test_new_activation_code_is_shown_once_and_replaces_the_old(web, runtime, wo
     assert new_code != code
     with transaction(runtime.session_factory) as session:
         old = session.scalar(
-            select(ActivationCode).where(ActivationCode.code_digest == digest(code))
+            select(ActivationCode).where(
+                ActivationCode.code_digest == stored_digest(session, world.in_b, code)
+            )
         )
         assert old is not None and old.expires_at <= runtime.clock.now()
     issued = audit_actions(runtime, "account.activation_code_issued")

@@ -5,13 +5,12 @@ Files are generated in tmp_path; units come from the real ``vietnam-provinces`` 
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 import random
 import time
 import unicodedata
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -36,8 +35,8 @@ from idp.models import (
     Unit,
 )
 from idp.runtime import IdpRuntime
-from tests.cli_runner import Cli
-from tests.idp.import_files import HEADER, cccd, csv_bytes, write
+from tests.cli_runner import Cli, one_line
+from tests.idp.import_files import HEADER, cccd, csv_bytes, handout_rows, stored_digest, write
 
 HANOI = "01"
 
@@ -110,6 +109,7 @@ def run_import(runtime: IdpRuntime, path: Path, out: Path, **options):  # type: 
         actor="test",
         file=read_file(path),
         output_dir=out,
+        issuer=runtime.settings.issuer,
         **options,
     )
 
@@ -123,8 +123,7 @@ def count(session: Session, model: type) -> int:
 
 
 def read_codes(path: Path) -> list[dict[str, str]]:
-    with path.open(encoding="utf-8-sig", newline="") as handle:
-        return list(csv.DictReader(handle))
+    return handout_rows(path.read_text(encoding="utf-8"))[1]
 
 
 # --- Reading -------------------------------------------------------------------------------
@@ -189,28 +188,63 @@ def test_malformed_csv_and_xlsx_are_refused() -> None:
 
 
 def test_code_file_neutralises_formula_cells(tmp_path: Path) -> None:
-    writer = activation.CodeFileWriter(tmp_path / "out")
-    moment = time.time()
     from datetime import UTC, datetime
 
+    writer = activation.HandoutWriter(
+        tmp_path / "out", issuer="https://sso.example.vn", titles=activation.headers()
+    )
     issued = activation.IssuedCode(
         unit_code="00004",
         username="=cmd|' /C calc'!A0",
         full_name='+HYPERLINK("http://evil")',
         citizen_id="-1+2",
         code="@SUM(1)",
-        expires_at=datetime.fromtimestamp(moment, UTC),
+        expires_at=datetime.fromtimestamp(time.time(), UTC),
     )
-    [path] = writer.append([issued])
+    writer.stage([issued])
+    [path] = writer.publish()
     [row] = read_codes(path)
     assert row["username"] == "'=cmd|' /C calc'!A0"
     assert row["full_name"].startswith("'+")
     assert row["citizen_id"] == "'-1+2"
     assert row["activation_code"] == "'@SUM(1)"
+    # The username is quoted in the address: it is the official's, not a formula or a query.
+    assert row["activation_url"] == (
+        "https://sso.example.vn/activate?username=%3Dcmd%7C%27%20%2FC%20calc%27%21A0"
+    )
     assert path.stat().st_mode & 0o077 == 0
-    for _ in range(200):
-        code, code_digest = activation.new_code()
-        assert code[0].isalnum() and digest(code) == code_digest
+    assert not (tmp_path / "out" / activation.PENDING_NAME).exists()
+
+
+def test_activation_codes_read_aloud() -> None:
+    """12 Crockford base32 characters (60 bits) in groups of four; read back whatever the case,
+    spaces or hyphens, with I/L as 1 and O as 0; codes of the old format still verify."""
+    seen = set()
+    for _ in range(300):
+        code, code_digest = activation.new_code(account_id=7)
+        assert len(code) == 14 and code[4] == code[9] == "-"
+        canonical = code.replace("-", "")
+        assert set(canonical) <= set(activation.CODE_ALPHABET)
+        assert activation.canonical_code(code) == canonical
+        assert code_digest == activation.code_digest(account_id=7, canonical=canonical)
+        seen.add(code)
+    assert len(seen) == 300
+    assert len(activation.CODE_ALPHABET) == 32 and activation.CODE_LENGTH * 5 >= 60
+    typed = "7kq2 m9xd-4trb"
+    assert activation.canonical_code(typed) == "7KQ2M9XD4TRB"
+    assert activation.canonical_code("ILO0-1111-0000") == "110011110000"
+    assert activation.canonical_code("7KQ2-M9XD-4TRU") is None  # U is not a Crockford digit
+    assert activation.canonical_code("7KQ2-M9XD") is None
+    # The same code for another account is another digest: a leaked table is no shared target.
+    assert activation.code_digest(account_id=1, canonical="7KQ2M9XD4TRB") != (
+        activation.code_digest(account_id=2, canonical="7KQ2M9XD4TRB")
+    )
+    legacy = "hRnBLYchdVEfWf3JPysWUw"
+    assert activation.candidate_digests(account_id=7, raw=f" {legacy} ") == [digest(legacy)]
+    assert activation.candidate_digests(account_id=7, raw=typed) == [
+        activation.code_digest(account_id=7, canonical="7KQ2M9XD4TRB"),
+        digest(typed),
+    ]
 
 
 # --- Plan, apply, idempotency --------------------------------------------------------------
@@ -236,7 +270,15 @@ def test_valid_file_creates_accounts_codes_and_unit_files(
     assert [p.name for p in result.code_files] == [f"{wards[0]}.csv", f"{wards[1]}.csv"]
     first_unit = read_codes(out / f"{wards[0]}.csv")
     assert [r["username"] for r in first_unit] == ["nguyen.van.an", "tran.thi.binh"]
-    assert list(first_unit[0]) == list(activation.FILE_COLUMNS)
+    titles, _ = handout_rows((out / f"{wards[0]}.csv").read_text(encoding="utf-8"))
+    assert titles == activation.headers()
+    assert first_unit[0]["activation_url"] == (
+        f"{runtime.settings.issuer}/activate?username=nguyen.van.an"
+    )
+    # Local time of Vietnam, as officials read it.
+    expires = datetime.fromisoformat(first_unit[0]["expires_at"])
+    assert first_unit[0]["expires_at"].endswith("+07:00")
+    assert expires == runtime.clock.now() + timedelta(days=14)
     with transaction(runtime.session_factory) as session:
         account = session.scalar(select(Account).where(Account.username == "nguyen.van.an"))
         assert account is not None
@@ -251,7 +293,9 @@ def test_valid_file_creates_accounts_codes_and_unit_files(
         assert agency is not None and agency.kind == "peoples_committee"
         code = session.scalar(select(ActivationCode).where(ActivationCode.account_id == account.id))
         assert code is not None
-        assert code.code_digest == digest(first_unit[0]["activation_code"])
+        assert code.code_digest == stored_digest(
+            session, "nguyen.van.an", first_unit[0]["activation_code"]
+        )
         assert code.expires_at - code.created_at == timedelta(days=14)
         assert code.used_at is None
         job = session.scalar(select(ImportJob))
@@ -425,11 +469,17 @@ def test_cli_import_users(cli: Cli, runtime: IdpRuntime, wards: list[str], tmp_p
     assert json.loads(dry.stdout)["summary"]["create"] == 4
     applied = cli("import-users", str(good), "--output-dir", str(out))
     assert applied.exit_code == 0, applied.output
-    assert "created" in applied.stdout
+    assert "đã tạo" in applied.stdout  # Vietnamese by default
+    titles, _ = handout_rows((out / f"{wards[0]}.csv").read_text(encoding="utf-8"))
+    assert titles == [
+        "Tên đăng nhập", "Họ và tên", "Số CCCD", "Mã kích hoạt", "Hết hạn lúc", "Địa chỉ kích hoạt",
+    ]  # fmt: skip
     assert (out / f"{wards[0]}.csv").exists()
 
     rows.append([cccd(50), "Ngô Văn Khải", "", "", "", "99999", "", ""])
-    partial = cli("import-users", str(write(tmp_path, "p.csv", csv_bytes(rows))), "--json")
+    partial = cli(
+        "import-users", str(write(tmp_path, "p.csv", csv_bytes(rows))), "--json", "--lang", "en"
+    )
     assert partial.exit_code == 1
     data = json.loads(partial.stdout)
     assert data["summary"]["unchanged"] == 4
@@ -438,15 +488,16 @@ def test_cli_import_users(cli: Cli, runtime: IdpRuntime, wards: list[str], tmp_p
     ]
     in_vietnamese = cli("import-users", str(tmp_path / "p.csv"), "--dry-run", "--lang", "vi")
     assert in_vietnamese.exit_code == 1
-    assert "line 6 [unit_code]: Mã đơn vị hành chính 99999 không tồn tại." in in_vietnamese.stdout
+    assert "dòng 6 [unit_code]: Mã đơn vị hành chính 99999 không tồn tại." in in_vietnamese.stdout
     ansi = encode_cp1258("citizen_id,full_name,unit_code\n001085000001,Nguyễn,00004\n")
-    refused = cli("import-users", str(write(tmp_path, "w.csv", ansi)))
+    refused = cli("import-users", str(write(tmp_path, "w.csv", ansi)), "--lang", "en")
     assert refused.exit_code == 2
     assert "Windows-1258" in refused.stderr
     refused_vi = cli("import-users", str(tmp_path / "w.csv"), "--lang", "vi")
     assert refused_vi.exit_code == 2
     assert "Windows-1258" in refused_vi.stderr and "UTF-8" in refused_vi.stderr
     assert "The file is not UTF-8" not in refused_vi.stderr
+    assert "dòng 2" in one_line(refused_vi.stderr) and "line" not in refused_vi.stderr
 
 
 # --- Volume --------------------------------------------------------------------------------
@@ -500,25 +551,6 @@ def test_35200_rows_plan_and_apply(runtime: IdpRuntime, tmp_path: Path) -> None:
         f"\n35,200 rows on {backend}: dry run {dry_run:.1f} s, apply {applied:.1f} s, "
         f"re-import {reimport:.1f} s"
     )
-
-
-def test_code_file_restore_undoes_an_uncommitted_batch(tmp_path: Path) -> None:
-    from datetime import UTC, datetime
-
-    writer = activation.CodeFileWriter(tmp_path / "out")
-
-    def issued(unit: str, n: int) -> activation.IssuedCode:
-        return activation.IssuedCode(
-            unit, f"user{n}", "Nguyễn Văn An", cccd(n), f"code{n}", datetime(2026, 1, 1, tzinfo=UTC)
-        )
-
-    [first] = writer.append([issued("00004", 1)])
-    before = first.read_bytes()
-    checkpoint = writer.checkpoint()
-    writer.append([issued("00004", 2), issued("00008", 3)])
-    writer.restore(checkpoint)
-    assert first.read_bytes() == before
-    assert not (tmp_path / "out" / "00008.csv").exists()
 
 
 def test_large_imports_refresh_the_planner_statistics(runtime: IdpRuntime) -> None:

@@ -79,6 +79,7 @@ def test_unit_admin_cannot_import_into_another_unit(runtime, two_provinces, tmp_
         actor="user:qt.phuong",
         file=read_file(path),
         output_dir=tmp_path / "out",
+        issuer=runtime.settings.issuer,
         reach=reach,
     )
     assert result.summary.error == 1
@@ -98,6 +99,7 @@ def test_an_official_of_another_unit_cannot_be_changed_through_a_file(
         actor="test",
         file=read_file(theirs),
         output_dir=tmp_path / "out",
+        issuer=runtime.settings.issuer,
     )
     reach = admin_of(runtime, "qt.phuong", admin_scope.UNIT_ADMIN, mine)
     # Same citizen ID, moved into the admin's own unit: refused, the official stays where it is.
@@ -133,8 +135,10 @@ def test_cli_imports_on_behalf_of_an_admin_and_grants_roles(cli, runtime, two_pr
     )
     assert result.exit_code == 1  # one row refused, the other applied
     cli.ok("user", "revoke-admin", "qt.phuong", "--role", "unit_admin", "--unit", mine)
-    refused = cli("import-users", str(path), "--as", "qt.phuong", "--dry-run")
+    refused = cli("import-users", str(path), "--as", "qt.phuong", "--dry-run", "--lang", "en")
     assert refused.exit_code == 2 and "not an active administrator" in refused.stderr
+    refused_vi = cli("import-users", str(path), "--as", "qt.phuong", "--dry-run")
+    assert "không phải là quản trị viên đang hoạt động" in refused_vi.stderr
     wrong_level = cli(
         "user", "grant-admin", "qt.phuong", "--role", "province_admin", "--unit", mine
     )

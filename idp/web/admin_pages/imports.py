@@ -60,6 +60,7 @@ from idp.admin_api.import_jobs import (
 )
 from idp.admin_api.imports import ImportsApi
 from idp.admin_api.uploads import MULTIPART_OVERHEAD
+from idp.bulk_import import activation
 from idp.bulk_import.reading import MAX_FILE_BYTES
 from idp.models import ImportJob
 from idp.oauth.http import request_client_address
@@ -493,7 +494,9 @@ class ImportPages:
             client_address=scope.http.client_address,
         )
         return Response(
-            code_vault.as_zip(opened),
+            code_vault.as_zip(
+                opened, titles=activation.headers(self.api.translate(scope.locale()))
+            ),
             media_type="application/zip",
             headers={
                 "Cache-Control": "no-store",
