@@ -134,8 +134,9 @@ def multi_valued(value: Any, attribute: str) -> list[dict[str, Any]]:
             if canonical is None:
                 raise invalid(attribute, f"has no sub-attribute '{key}'.")
             if canonical == "primary":
-                if sub_value is not None and boolean(sub_value, f"{attribute}.primary"):
-                    item["primary"] = True
+                # false is a value (RFC 7643 §2.4): shown back as sent, like true.
+                if sub_value is not None:
+                    item["primary"] = boolean(sub_value, f"{attribute}.primary")
                 continue
             kept = text(sub_value, f"{attribute}.{canonical}")
             if kept is not None:
@@ -163,11 +164,25 @@ def _manager(value: Any) -> dict[str, str] | None:
     return {"value": identifier} if identifier else None
 
 
+def names_extension(schemas: Any, extension: str) -> bool:
+    """``schemas`` is ``[extension]``: what clients (scim2-models among them) write inside an
+    extension's object. It says what the object is and sets nothing; any other ``schemas``
+    member there is refused (readOnly, RFC 7643 §3)."""
+    return (
+        isinstance(schemas, list)
+        and len(schemas) == 1
+        and isinstance(schemas[0], str)
+        and schemas[0].lower() == extension.lower()
+    )
+
+
 def enterprise(value: Any, attribute: str) -> dict[str, Any]:
     """The enterprise extension (RFC 7643 §4.3), every attribute client-owned."""
     given = object_value(value, attribute) or {}
     kept: dict[str, Any] = {}
     for key, sub_value in given.items():
+        if key.lower() == "schemas" and names_extension(sub_value, attribute):
+            continue
         canonical = next((name for name in ENTERPRISE if name.lower() == key.lower()), None)
         if canonical is None:
             raise invalid(attribute, f"has no attribute '{key}'.")

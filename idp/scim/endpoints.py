@@ -23,7 +23,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from core.web.json_body import JsonBodyError, parse_json_body
-from idp.models import Unit
+from idp.agencies import AGENCY_KINDS
+from idp.models import Agency, Unit
 from idp.request_scope import RequestScope, run_in_request_scope
 from idp.runtime import IdpRuntime
 from idp.scim import group_writes, groups, patching, users, writes
@@ -49,6 +50,7 @@ from idp.scim.schemas import (
     schema_documents,
     service_provider_config,
     user_resource_type,
+    with_agency_choices,
     with_unit_choices,
 )
 
@@ -196,24 +198,42 @@ def _schema_documents(scope: RequestScope) -> list[dict[str, Any]]:
         _with_meta(document, "Schema", f"{base_url(scope)}/Schemas/{document['id']}")
         for document in schema_documents()
     ]
-    codes = _unit_choices(scope)
-    return with_unit_choices(documents, codes) if codes else documents
+    units = _unit_choices(scope)
+    if not units:
+        return documents
+    documents = with_unit_choices(documents, [unit.code for unit in units])
+    if len(units) == 1:
+        documents = with_agency_choices(documents, _agency_choices(scope, units[0]))
+    return documents
 
 
-def _unit_choices(scope: RequestScope) -> list[str]:
-    """The unit codes the calling provisioning client may use, if it authenticates and they
+def _unit_choices(scope: RequestScope) -> list[Unit]:
+    """The units the calling provisioning client may use, if it authenticates and they
     are few; the schema endpoints themselves answer without a token too."""
     try:
         caller = authenticate(scope)
     except ScimError:
         return []
-    codes = scope.session.scalars(
-        select(Unit.code)
+    found = scope.session.scalars(
+        select(Unit)
         .where(caller.reach.units_clause(), Unit.status == "active")
         .order_by(Unit.code)
         .limit(MAX_UNIT_CHOICES + 1)
     ).all()
-    return list(codes) if len(codes) <= MAX_UNIT_CHOICES else []
+    return list(found) if len(found) <= MAX_UNIT_CHOICES else []
+
+
+def _agency_choices(scope: RequestScope, unit: Unit) -> list[str]:
+    """The names of the unit's agencies, then the standard name of each kind it has none of
+    yet: each one, sent as ``agency``, is shown back as sent (a kind's standard name would
+    name the unit's agency of that kind, which may be called otherwise)."""
+    present = scope.session.execute(
+        select(Agency.name, Agency.kind).where(Agency.unit_id == unit.id).order_by(Agency.id)
+    ).all()
+    kinds = {kind for _, kind in present}
+    return [name for name, _ in present] + [
+        name for kind, name in AGENCY_KINDS.items() if kind not in kinds
+    ]
 
 
 def _schemas(scope: RequestScope) -> Response:
@@ -243,11 +263,17 @@ def _project(document: dict[str, Any], kind: str, parameters: ResponseParameters
 
 
 def _document(
-    row: users.Row | users.UserView | groups.GroupRow, base: str
+    row: users.Row | users.UserView | groups.GroupRow,
+    base: str,
+    parameters: ResponseParameters | None = None,
 ) -> tuple[str, dict[str, Any]]:
+    """The resource as JSON; with ``attributes``/``excludedAttributes``, also the attributes
+    returned on request only, for :func:`_project` to keep or drop."""
+    requested = parameters is not None
     if isinstance(row, groups.GroupRow):
-        return "Group", groups.to_document(row, base_url=base)
-    return "User", users.to_document(row.view if isinstance(row, users.Row) else row, base_url=base)
+        return "Group", groups.to_document(row, base_url=base, requested=requested)
+    view = row.view if isinstance(row, users.Row) else row
+    return "User", users.to_document(view, base_url=base, requested=requested)
 
 
 def _listing(
@@ -339,7 +365,10 @@ def _search(scope: RequestScope, kind: str, parameters: SearchParameters) -> Res
         start_index=parameters.start_index,
         count=parameters.count,
     )
-    resources = [_project(_document(row, base)[1], kind, parameters.response) for row in page.rows]
+    resources = [
+        _project(_document(row, base, parameters.response)[1], kind, parameters.response)
+        for row in page.rows
+    ]
     return scim_response(_listing(page.total, page.start_index, resources, parameters.response))
 
 
@@ -386,7 +415,7 @@ def _root_search(scope: RequestScope) -> Response:
     rows: list[Any] = [*user_page.rows, *group_page.rows]
     resources = []
     for row in rows:
-        kind, document = _document(row, base)
+        kind, document = _document(row, base, parameters.response)
         resources.append(_project(document, kind, parameters.response))
     total = user_page.total + group_page.total
     return scim_response(_listing(total, start, resources, parameters.response))
@@ -429,7 +458,7 @@ def _retrieve(scope: RequestScope, kind: str) -> Response:
     etag = _etag(row)
     if _none_match(scope.http.header("if-none-match"), etag):
         return Response(status_code=304, headers={**PRIVATE, "ETag": etag})
-    _, document = _document(row, base_url(scope))
+    _, document = _document(row, base_url(scope), parameters)
     body = _project(document, kind, parameters)
     location = document["meta"]["location"]
     return scim_response(body, headers={"ETag": etag, "Content-Location": location})

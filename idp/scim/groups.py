@@ -151,8 +151,10 @@ def etag(row: GroupRow) -> str:
     return f'W/"{row.group.version}"'
 
 
-def to_document(row: GroupRow, *, base_url: str) -> dict[str, Any]:
-    """The Group resource (RFC 7643 §4.2) with our extension, as scim2-models dumps it."""
+def to_document(row: GroupRow, *, base_url: str, requested: bool = False) -> dict[str, Any]:
+    """The Group resource (RFC 7643 §4.2) with our extension, as scim2-models dumps it;
+    ``requested`` adds the province, returned on request only (RFC 7643 §7). A member's
+    display is the official's name, left out when the official has none."""
     group, unit = row.group, row.unit
     document: dict[str, Any] = {
         "schemas": [CORE_GROUP_SCHEMA, OFFICIAL_GROUP_SCHEMA],
@@ -173,14 +175,13 @@ def to_document(row: GroupRow, *, base_url: str) -> dict[str, Any]:
                 "value": member.subject,
                 "$ref": f"{base_url}/Users/{member.subject}",
                 "type": "User",
-                "display": member.display,
+                **({"display": member.display} if member.display else {}),
             }
             for member in row.members
         ]
-    document[OFFICIAL_GROUP_SCHEMA] = {
-        "unitCode": unit.code,
-        "provinceCode": unit.province_code,
-    }
+    document[OFFICIAL_GROUP_SCHEMA] = {"unitCode": unit.code}
+    if requested:
+        document[OFFICIAL_GROUP_SCHEMA]["provinceCode"] = unit.province_code
     return document
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from scim2_models.path import Comparison, LogicalExpr, LogicalOperator, Not, Present
 
-from idp.scim.attributes import ENTERPRISE, SIMPLE
+from idp.scim.attributes import ENTERPRISE, SIMPLE, names_extension
 from idp.scim.attributes import MULTI_VALUED as MULTI_VALUED_ATTRIBUTES
 from idp.scim.errors import (
     InvalidFilter,
@@ -62,6 +62,9 @@ ENTERPRISE_ATTRIBUTES = {name.lower(): name for name in ENTERPRISE}
 # Complex single-valued attributes, whose sub-attributes a path may name.
 COMPLEX = {"name", "manager"}
 READ_ONLY = {"id", "meta", "groups", "schemas", "provincecode", "unitname"}
+# Published required (idp.scim.schemas): every official is enabled or not and has a unit, so a
+# remove is refused (400 mutability) instead of silently putting the default back.
+REQUIRED = {"active", "unitCode"}
 EXTENSIONS = (OFFICIAL_SCHEMA, ENTERPRISE_SCHEMA)
 
 _ATTRIBUTE = re.compile(
@@ -152,9 +155,11 @@ def _as_items(value: Any, attribute: str) -> list[Any]:
 
 
 def _clear_primary(items: list[Any]) -> None:
+    """RFC 7644 §3.5.2: a value made primary makes the others "primary": false (a value
+    without the sub-attribute is not primary already, and stays as the client sent it)."""
     for item in items:
-        if isinstance(item, dict):
-            item.pop(_key(item, "primary"), None)
+        if isinstance(item, dict) and _key(item, "primary") in item:
+            item[_key(item, "primary")] = False
 
 
 def _apply_each_attribute(
@@ -182,6 +187,8 @@ def _apply_each_attribute(
             if not isinstance(item, dict):
                 raise InvalidValue(f"{extension}: must be an object.")
             for sub_name, sub_value in item.items():
+                if sub_name.lower() == "schemas" and names_extension(sub_value, extension):
+                    continue  # the extension object as scim2-models and others write it
                 apply(document, op, f"{extension}:{sub_name}", sub_value)
         else:
             apply(document, op, name, item)
@@ -202,6 +209,11 @@ def _apply(document: dict[str, Any], op: str, path: str | None, value: Any) -> N
         return
     extension = next((urn for urn in EXTENSIONS if urn.lower() == path.strip().lower()), None)
     if extension is not None:  # the whole extension object
+        given = value if isinstance(value, dict) else {}
+        if extension == OFFICIAL_SCHEMA and (
+            op == "remove" or (op == "replace" and _key(given, "unitCode") not in given)
+        ):
+            raise Mutability(f"{path}: unitCode is required and cannot be removed.")
         if op == "remove":
             document.pop(_key(document, extension), None)
             return
@@ -264,6 +276,8 @@ def _apply(document: dict[str, Any], op: str, path: str | None, value: Any) -> N
         complex_value[_key(complex_value, target.sub)] = copy.deepcopy(value)
         return
     if op == "remove":
+        if key in REQUIRED:
+            raise Mutability(f"{path}: {key} is required and cannot be removed.")
         container.pop(key, None)
         return
     if target.multi_valued:
@@ -394,6 +408,18 @@ def _group_apply(document: dict[str, Any], op: str, path: str | None, value: Any
         )
         return
     rest = path.strip()
+    if rest.lower() == OFFICIAL_GROUP_SCHEMA.lower():  # the whole extension object
+        given = value if isinstance(value, dict) else {}
+        if op == "remove" or (op == "replace" and _key(given, "unitCode") not in given):
+            raise Mutability(f"{path}: a group's unit cannot change.")
+        _apply_each_attribute(
+            document,
+            op,
+            {OFFICIAL_GROUP_SCHEMA: value},
+            extensions=(OFFICIAL_GROUP_SCHEMA,),
+            apply=_group_apply,
+        )
+        return
     if rest.lower().startswith(OFFICIAL_GROUP_SCHEMA.lower() + ":"):
         name = rest[len(OFFICIAL_GROUP_SCHEMA) + 1 :]
         if name.lower() not in ("unitcode", "provincecode"):

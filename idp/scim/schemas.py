@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
+from pydantic import Field
 from scim2_models import (
     URN,
     AuthenticationScheme,
@@ -22,12 +23,16 @@ from scim2_models import (
     Mutability,
     Patch,
     Reference,
+    Required,
     ResourceType,
+    Returned,
     ServiceProviderConfig,
     Sort,
     Uniqueness,
     User,
 )
+
+from idp.agencies import AGENCY_KINDS
 
 OFFICIAL_SCHEMA = "urn:commune-sso:scim:schemas:extension:official:1.0:User"
 OFFICIAL_GROUP_SCHEMA = "urn:commune-sso:scim:schemas:extension:official:1.0:Group"
@@ -51,17 +56,25 @@ class OfficialUser(Extension):
 
     __schema__ = URN(OFFICIAL_SCHEMA)
 
-    unit_code: str | None = None
+    # Required: every official belongs to a unit, so the attribute cannot be removed; a create
+    # or replace without it gets the default (RFC 7644 §3.5.1 lets the provider assign one).
+    unit_code: Annotated[str | None, Required.true] = None
     """Official code of the commune, ward or special zone (5 digits) or province (2 digits).
     Defaults to the client's own unit when its reach is one unit or one province."""
 
-    unit_name: Annotated[str | None, Mutability.read_only] = None
-    """Name of the unit, derived from the unit code."""
+    # Derived attributes are returned on request only (RFC 7643 §7 returned "request"): the
+    # extension then shows what the client set, and nothing it did not.
+    unit_name: Annotated[str | None, Mutability.read_only, Returned.request] = None
+    """Name of the unit, derived from the unit code (returned when asked for in attributes)."""
 
-    province_code: Annotated[str | None, Mutability.read_only] = None
-    """Official 2-digit code of the province, derived from the unit code."""
+    province_code: Annotated[str | None, Mutability.read_only, Returned.request] = None
+    """Official 2-digit code of the province, derived from the unit code (returned when asked
+    for in attributes)."""
 
-    agency: str | None = None
+    # RFC 7643 §7 canonicalValues: the standard name of each kind (a client reaching one unit
+    # gets that unit's agency names instead: with_agency_choices). A kind's key
+    # ("peoples_committee") or an abbreviation ("UBND") is accepted too.
+    agency: str | None = Field(default=None, examples=list(AGENCY_KINDS.values()))
     """The agency inside the unit (People's Committee, Party Committee, ...)."""
 
     citizen_id: Annotated[str | None, Uniqueness.server] = None
@@ -76,12 +89,13 @@ class OfficialGroup(Extension):
 
     __schema__ = URN(OFFICIAL_GROUP_SCHEMA)
 
-    unit_code: Annotated[str | None, Mutability.immutable] = None
+    unit_code: Annotated[str | None, Mutability.immutable, Required.true] = None
     """Official code of the ward (5 digits) or province (2 digits) the group belongs to; set
     when the group is made (default: the client's only unit), never changed."""
 
-    province_code: Annotated[str | None, Mutability.read_only] = None
-    """Official 2-digit code of the province, derived from the unit code."""
+    province_code: Annotated[str | None, Mutability.read_only, Returned.request] = None
+    """Official 2-digit code of the province, derived from the unit code (returned when asked
+    for in attributes)."""
 
 
 ScimUser = User[EnterpriseUser | OfficialUser]
@@ -130,7 +144,9 @@ def user_resource_type() -> ResourceType:
             "schema": CORE_USER_SCHEMA,
             "schemaExtensions": [
                 {"schema": ENTERPRISE_SCHEMA, "required": False},
-                {"schema": OFFICIAL_SCHEMA, "required": False},
+                # Required (RFC 7643 §6): every official has a unit, so every User carries
+                # the extension; a create without it gets the client's own unit.
+                {"schema": OFFICIAL_SCHEMA, "required": True},
             ],
         }
     )
@@ -145,7 +161,8 @@ def group_resource_type() -> ResourceType:
             "description": "A group of commune officials, belonging to one unit",
             "endpoint": "/Groups",
             "schema": CORE_GROUP_SCHEMA,
-            "schemaExtensions": [{"schema": OFFICIAL_GROUP_SCHEMA, "required": False}],
+            # Required, as for Users: every group belongs to a unit.
+            "schemaExtensions": [{"schema": OFFICIAL_GROUP_SCHEMA, "required": True}],
         }
     )
 
@@ -168,6 +185,18 @@ def with_unit_choices(documents: list[dict[str, Any]], codes: list[str]) -> list
     return documents
 
 
+def with_agency_choices(documents: list[dict[str, Any]], names: list[str]) -> list[dict[str, Any]]:
+    """``documents`` with ``names`` as canonicalValues of the User's agency, for a client that
+    reaches one unit: the names of that unit's agencies (see :func:`with_unit_choices`)."""
+    for document in documents:
+        if document["id"] != OFFICIAL_SCHEMA:
+            continue
+        for attribute in document["attributes"]:
+            if attribute["name"] == "agency":
+                attribute["canonicalValues"] = names
+    return documents
+
+
 def schema_documents() -> list[dict[str, Any]]:
     """RFC 7643 §7: the schemas Users and Groups are made of."""
     models = (User, EnterpriseUser, OfficialUser, Group, OfficialGroup)
@@ -179,4 +208,17 @@ def schema_documents() -> list[dict[str, Any]]:
         for attribute in documents[0]["attributes"]
         if attribute["name"] not in UNPUBLISHED_USER_ATTRIBUTES
     ]
+    for attribute in documents[0]["attributes"]:
+        # Every account is enabled or disabled: "active" cannot be removed (a create or
+        # replace without it gets true, RFC 7644 §3.5.1).
+        if attribute["name"] == "active":
+            attribute["required"] = True
+    for attribute in documents[3]["attributes"]:
+        # A member's display is the official's current name, whatever the client sent
+        # (RFC 7643 §2.4 lets it be "a human-readable name"; we derive it).
+        if attribute["name"] == "members":
+            for sub_attribute in attribute["subAttributes"]:
+                if sub_attribute["name"] == "display":
+                    sub_attribute["mutability"] = "readOnly"
+                    sub_attribute["description"] = "The member's name, derived."
     return documents

@@ -459,7 +459,7 @@ def etag(user: UserView) -> str:
 def to_resource(user: UserView, *, base_url: str) -> Any:
     """The User resource (RFC 7643 §4.1) with the enterprise (§4.3) and official extensions,
     as scim2-models objects (for ``attributes``/``excludedAttributes`` projections)."""
-    return ScimUser.model_validate(to_document(user, base_url=base_url))
+    return ScimUser.model_validate(to_document(user, base_url=base_url, requested=True))
 
 
 def instant(moment: datetime) -> str:
@@ -486,10 +486,12 @@ def _with_column(
     return items
 
 
-def to_document(user: UserView, *, base_url: str) -> dict[str, Any]:
+def to_document(user: UserView, *, base_url: str, requested: bool = False) -> dict[str, Any]:
     """The User as JSON, without building models (the hot path of paging): keys in the order
     scim2-models dumps them, absent values left out. What the client sent is shown as stored
-    (idp.scim.attributes); an official no directory described shows the columns."""
+    (idp.scim.attributes); an official no directory described shows the columns.
+    ``requested`` adds the attributes returned on request only (the unit's name and province,
+    RFC 7643 §7), for a projection to pick from."""
     stored = user.attributes
     document: dict[str, Any] = {
         "schemas": list(_SCHEMAS),
@@ -561,11 +563,9 @@ def to_document(user: UserView, *, base_url: str) -> dict[str, Any]:
         document[ENTERPRISE_SCHEMA] = enterprise
     else:
         document["schemas"] = [CORE_USER_SCHEMA, OFFICIAL_SCHEMA]
-    official = {
-        "unitCode": user.unit_code,
-        "unitName": user.unit_name,
-        "provinceCode": user.province_code,
-    }
+    official = {"unitCode": user.unit_code}
+    if requested:
+        official |= {"unitName": user.unit_name, "provinceCode": user.province_code}
     for key, value in (
         ("agency", user.agency_name),
         ("citizenId", user.citizen_id),

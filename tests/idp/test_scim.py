@@ -10,6 +10,7 @@ import pytest
 
 from core.db import transaction
 from idp import accounts
+from idp.agencies import AGENCY_KINDS
 from idp.models import AccountProfile, Agency, ClientUnitScope, Unit
 from idp.official_data import fold_for_search
 from tests.conftest import register_client
@@ -240,6 +241,37 @@ def test_resource_types_and_schemas(web):
     assert missing.status_code == 404 and missing.json()["status"] == "404"
 
 
+def _attribute(schema, name):
+    return next(a for a in schema["attributes"] if a["name"] == name)
+
+
+def test_schemas_say_what_is_required_derived_and_suggested(web, ward_token):
+    """RFC 7643 §6, §7: what /Schemas publishes is what the server does. Every User and Group
+    carries our extension and a unit (required), derived values are returned on request, and
+    the suggested values (canonicalValues) are ones this caller can send and get back."""
+    user_type, group_type = get(web, "/ResourceTypes").json()["Resources"]
+    assert {"schema": OFFICIAL, "required": True} in user_type["schemaExtensions"]
+    assert {"schema": ENTERPRISE, "required": False} in user_type["schemaExtensions"]
+    assert group_type["schemaExtensions"][0]["required"] is True
+    core = get(web, "/Schemas/urn:ietf:params:scim:schemas:core:2.0:User").json()
+    assert _attribute(core, "active")["required"] is True
+    anonymous = get(web, f"/Schemas/{OFFICIAL}").json()
+    assert _attribute(anonymous, "unitCode")["required"] is True
+    for name in ("unitName", "provinceCode"):
+        assert _attribute(anonymous, name)["returned"] == "request"
+        assert _attribute(anonymous, name)["mutability"] == "readOnly"
+    standard = list(AGENCY_KINDS.values())
+    assert _attribute(anonymous, "agency")["canonicalValues"] == standard
+    assert "canonicalValues" not in _attribute(anonymous, "unitCode")
+    # A client reaching one ward: its unit, and its agencies' names (then the kinds it lacks).
+    ours = get(web, f"/Schemas/{OFFICIAL}", ward_token).json()
+    assert _attribute(ours, "unitCode")["canonicalValues"] == ["02656"]
+    assert _attribute(ours, "agency")["canonicalValues"] == [
+        "UBND Phường Cam Đường",
+        *standard[1:],
+    ]
+
+
 # --- Authentication --------------------------------------------------------------------------
 
 
@@ -292,18 +324,22 @@ def test_user_representation_with_both_extensions(web, ward_token, directory):
     assert user["meta"]["version"] == 'W/"3"'
     assert user["meta"]["location"].endswith(f"/scim/v2/Users/{subject}")
     assert {"created", "lastModified"} <= user["meta"].keys()
-    # The enterprise extension is the client's own: derived values are in ours, readOnly.
+    # The enterprise extension is the client's own: derived values are in ours, readOnly and
+    # returned on request only (RFC 7643 §7).
     assert ENTERPRISE not in user
     assert user[OFFICIAL] == {
         "unitCode": "02656",
-        "unitName": "Phường Cam Đường",
-        "provinceCode": "15",
         "agency": "UBND Phường Cam Đường",
         "citizenId": "015090000001",
         "position": "Chủ tịch",
     }
     assert set(user["schemas"]) == {"urn:ietf:params:scim:schemas:core:2.0:User", OFFICIAL}
     assert response.headers["etag"] == 'W/"3"'
+    derived = f"{OFFICIAL}:unitName,{OFFICIAL}:provinceCode"
+    asked = get(web, f"/Users/{subject}?attributes={derived}", ward_token).json()
+    assert asked[OFFICIAL] == {"unitName": "Phường Cam Đường", "provinceCode": "15"}
+    listed = get(web, f"/Users?attributes={derived}", ward_token).json()["Resources"]
+    assert {"unitName": "Phường Cam Đường", "provinceCode": "15"} in [r[OFFICIAL] for r in listed]
 
 
 def test_etag_and_if_none_match(web, ward_token, directory):

@@ -58,7 +58,7 @@ def test_create_read_and_users_groups_attribute(web, ward_token, directory):
     assert group["schemas"] == [GROUP, OFFICIAL_GROUP]
     assert group["displayName"] == "Tổ công tác"
     # A client reaching a single ward creates groups of that ward without saying so.
-    assert group[OFFICIAL_GROUP] == {"unitCode": "02656", "provinceCode": "15"}
+    assert group[OFFICIAL_GROUP] == {"unitCode": "02656"}  # provinceCode: on request
     assert group["meta"]["version"] == 'W/"1"' and group["meta"]["resourceType"] == "Group"
     an = directory["subjects"]["nguyen.van.an"]
     base = group["meta"]["location"].rsplit("/Groups/", 1)[0]
@@ -275,3 +275,37 @@ def test_groups_out_of_reach_are_not_shown_on_members(web, province_token, ward_
 
     assert groups_seen(province_token) == ([group["id"]], [group["id"]])
     assert groups_seen(ward_token) == ([], [])
+
+
+def test_patch_the_group_extension_object(web, ward_token, directory):
+    """RFC 7644 §3.5.2: a path naming our Group extension designates its object. unitCode is
+    immutable and required: the same unit is accepted, another one or a removal is 400."""
+    group = create(web, ward_token, new_group(directory, "Tổ mở rộng"))
+    same = {"schemas": [OFFICIAL_GROUP], "unitCode": "02656"}
+    for op in ("add", "replace"):
+        response = patch(
+            web, ward_token, group["id"], {"op": op, "path": OFFICIAL_GROUP, "value": same}
+        )
+        assert response.status_code == 200, response.text
+        assert response.json()[OFFICIAL_GROUP] == {"unitCode": "02656"}
+    other = {"op": "replace", "path": OFFICIAL_GROUP, "value": {"unitCode": "02668"}}
+    error_of(patch(web, ward_token, group["id"], other), 400, "mutability")
+    removal = {"op": "remove", "path": OFFICIAL_GROUP}
+    error_of(patch(web, ward_token, group["id"], removal), 400, "mutability")
+    fetched = get(web, f"/Groups/{group['id']}", ward_token).json()
+    assert fetched["meta"]["version"] == group["meta"]["version"]
+    asked = get(web, f"/Groups/{group['id']}?attributes={OFFICIAL_GROUP}:provinceCode", ward_token)
+    assert asked.json()[OFFICIAL_GROUP] == {"provinceCode": "15"}
+
+
+def test_member_display_is_the_name_and_read_only(web, ward_token, directory):
+    """members.display is published readOnly: the official's name, whatever the client sent."""
+    an = directory["subjects"]["nguyen.van.an"]
+    body = new_group(directory, "Tổ hiển thị")
+    body["members"] = [{"value": an, "display": "Tên khác"}]
+    group = create(web, ward_token, body)
+    assert [m["display"] for m in group["members"]] == ["Nguyễn Văn An"]
+    schema = get(web, "/Schemas/urn:ietf:params:scim:schemas:core:2.0:Group").json()
+    members = next(a for a in schema["attributes"] if a["name"] == "members")
+    display = next(s for s in members["subAttributes"] if s["name"] == "display")
+    assert display["mutability"] == "readOnly"

@@ -144,7 +144,7 @@ def test_create_invalid_values_are_400_naming_the_attribute(web, runtime, ward_t
             "phoneNumbers",
         ),
         (new_user(active="maybe"), "active"),
-        (new_user(**{OFFICIAL: {"unitCode": "02656", "citizenId": "15090000100"}}), "citizenId"),
+        (new_user(**{OFFICIAL: {"unitCode": "02656", "citizenId": "1" * 65}}), "citizenId"),
         (new_user(**{OFFICIAL: {"unitCode": "99999"}}), "unitCode"),
         (new_user(**{OFFICIAL: {"unitCode": "02656", "agency": "Bộ Quốc phòng"}}), "agency"),
     ]
@@ -340,7 +340,7 @@ def test_patch_is_atomic(web, ward_token, directory):
         subject,
         {"op": "replace", "path": "externalId", "value": "hr-new"},
         {"op": "replace", "path": "active", "value": False},
-        {"op": "replace", "path": f"{OFFICIAL}:citizenId", "value": "123"},
+        {"op": "replace", "path": f"{OFFICIAL}:citizenId", "value": "1" * 65},
     )
     assert "citizenId" in error_of(response, 400, "invalidValue")
     user = get(web, f"/Users/{subject}", ward_token).json()
@@ -384,3 +384,72 @@ def test_patch_move_outside_reach_is_403_and_inside_keeps_agency_kind(
     assert moved.status_code == 200, moved.text
     assert moved.json()[OFFICIAL]["agency"] == "UBND Xã Bát Xát"
     assert events(runtime, subject) == ["account.moved"]
+
+
+def test_primary_false_is_shown_back_as_sent(web, ward_token):
+    """RFC 7643 §2.4: primary is a boolean; false is a value, not an absence."""
+    body = new_user(
+        emails=[
+            {"value": "moi.vv@laocai.gov.vn", "type": "work", "primary": True},
+            {"value": "khac@laocai.gov.vn", "type": "home", "primary": False},
+        ],
+        ims=[{"value": "moi.vv", "type": "xmpp", "primary": "False"}],
+    )
+    created = send(web, "POST", "/Users", ward_token, body)
+    assert created.status_code == 201, created.text
+    user = created.json()
+    assert user["emails"][1] == {"value": "khac@laocai.gov.vn", "type": "home", "primary": False}
+    assert user["ims"] == [{"value": "moi.vv", "type": "xmpp", "primary": False}]
+    # Making another value primary sets "primary": false on the one that was (RFC 7644 §3.5.2).
+    home = {"op": "replace", "path": 'emails[type eq "home"].primary', "value": True}
+    patched = patch(web, ward_token, user["id"], home).json()
+    assert [e.get("primary") for e in patched["emails"]] == [False, True]
+    assert get(web, f"/Users/{user['id']}", ward_token).json()["emails"] == patched["emails"]
+
+
+def test_patch_an_extension_object_carrying_its_schemas(web, ward_token, directory):
+    """RFC 7644 §3.5.2: the path may be an extension's URN, designating its whole object;
+    clients write that object with its own ``schemas`` member, which sets nothing."""
+    subject = directory["subjects"]["nguyen.van.an"]
+    enterprise = {"schemas": [read_side.ENTERPRISE], "department": "Phòng Tư pháp"}
+    add = {"op": "add", "path": read_side.ENTERPRISE, "value": enterprise}
+    added = patch(web, ward_token, subject, add)
+    assert added.status_code == 200, added.text
+    assert added.json()[read_side.ENTERPRISE] == {"department": "Phòng Tư pháp"}
+    official = {
+        "schemas": [OFFICIAL],
+        "unitCode": "02656",
+        "agency": "Đảng ủy",
+        "position": "Bí thư",
+    }
+    replaced = patch(
+        web, ward_token, subject, {"op": "replace", "path": OFFICIAL, "value": official}
+    )
+    assert replaced.status_code == 200, replaced.text
+    assert replaced.json()[OFFICIAL] == {
+        "unitCode": "02656",
+        "agency": "Đảng ủy",
+        "position": "Bí thư",
+    }
+    # schemas naming anything else is still the readOnly attribute.
+    other = {"op": "add", "path": OFFICIAL, "value": {"schemas": [CORE], "position": "x"}}
+    assert "schemas" in error_of(patch(web, ward_token, subject, other), 400, "mutability")
+
+
+def test_patch_remove_required_attributes_is_refused_optional_ones_removed(
+    web, ward_token, directory
+):
+    """``active``, our extension and its ``unitCode`` are published required: a remove is 400
+    mutability (RFC 7644 §3.5.2), not a silent return to the default. Optional ones go."""
+    subject = directory["subjects"]["nguyen.van.an"]
+    for path in ("active", OFFICIAL, f"{OFFICIAL}:unitCode"):
+        error_of(patch(web, ward_token, subject, {"op": "remove", "path": path}), 400, "mutability")
+    no_unit = {"op": "replace", "path": OFFICIAL, "value": {"position": "Chủ tịch"}}
+    error_of(patch(web, ward_token, subject, no_unit), 400, "mutability")
+    user = get(web, f"/Users/{subject}", ward_token).json()
+    assert user["active"] is True and user["meta"]["version"] == 'W/"3"'
+    for name in ("agency", "citizenId", "position"):
+        removed = patch(web, ward_token, subject, {"op": "remove", "path": f"{OFFICIAL}:{name}"})
+        assert removed.status_code == 200, removed.text
+        assert name not in removed.json()[OFFICIAL]
+    assert get(web, f"/Users/{subject}", ward_token).json()[OFFICIAL] == {"unitCode": "02656"}
