@@ -16,6 +16,7 @@ cost ~35 ms per 100 users. The dict is the same JSON as the scim2-models dump of
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cache
@@ -36,6 +37,8 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
+from core.errors import DomainError
+from idp import official_data
 from idp.admin_scope import AdminScope
 from idp.models import Account, AccountProfile, Agency, Group, GroupMember, Unit
 from idp.scim.attributes import ENTERPRISE, NAME_PARTS, SIMPLE
@@ -471,19 +474,33 @@ _SCHEMAS = [CORE_USER_SCHEMA, ENTERPRISE_SCHEMA, OFFICIAL_SCHEMA]
 
 
 def _with_column(
-    items: list[dict[str, Any]], column: str | None, new: dict[str, Any]
+    items: list[dict[str, Any]],
+    column: str | None,
+    new: dict[str, Any],
+    normalise: Callable[[str], str],
 ) -> list[dict[str, Any]]:
     """The stored values, with the chosen one (primary, else first) showing what its column
-    holds now: other paths (admin pages, the official's own page, the import) change the
-    column, and the column is what the rest of the service uses."""
+    holds now when another path changed it (admin pages, the official's own page, the
+    import): the column is what the rest of the service uses. A value the column holds in
+    normalised form (an E.164 phone, a lower-case domain) is shown as the client sent it."""
     items = [dict(item) for item in items]
     if column is None:
         return items
     chosen = next((item for item in items if item.get("primary")), items[0] if items else None)
     if chosen is None:
         return [{"value": column, **new}]
-    chosen["value"] = column
+    sent = chosen.get("value")
+    # Equal as stored is the common case, and the cheap test: paging builds 100 of these.
+    if sent != column and _normalised(normalise, sent) != column:
+        chosen["value"] = column
     return items
+
+
+def _normalised(normalise: Callable[[str], str], value: Any) -> str | None:
+    try:
+        return normalise(value) if isinstance(value, str) else None
+    except DomainError:
+        return None
 
 
 def to_document(user: UserView, *, base_url: str, requested: bool = False) -> dict[str, Any]:
@@ -527,13 +544,16 @@ def to_document(user: UserView, *, base_url: str, requested: bool = False) -> di
             document[attribute] = stored[attribute]
     document["active"] = user.status == "active"
     emails = _with_column(
-        (stored or {}).get("emails") or [], user.email, {"type": "work", "primary": True}
+        (stored or {}).get("emails") or [],
+        user.email,
+        {"type": "work", "primary": True},
+        official_data.normalise_email,
     )
     if emails:
         document["emails"] = emails
     phones = (stored or {}).get("phoneNumbers") or []
     if user.phone is not None or stored is None:
-        phones = _with_column(phones, user.phone, {"type": "work"})
+        phones = _with_column(phones, user.phone, {"type": "work"}, official_data.normalise_phone)
     if phones:
         document["phoneNumbers"] = phones
     for attribute in ("ims", "photos", "addresses"):

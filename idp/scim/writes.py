@@ -170,9 +170,9 @@ def _directory_citizen_id(raw: str, *, today: date) -> str:
 
 
 def _contacts(body: Mapping[str, Any], attributes: dict[str, Any]) -> tuple[str | None, str | None]:
-    """Every e-mail and phone is kept; the chosen (primary, else first) ones also go to their
-    columns, normalised. A Vietnamese phone number is written in E.164; another one is kept as
-    sent, in the list only (our SMS and claims are for Vietnamese numbers)."""
+    """Every e-mail and phone is kept as sent; the chosen (primary, else first) ones also go to
+    their columns, normalised (a Vietnamese phone number in E.164). Another phone number stays
+    in the list only (our SMS and claims are for Vietnamese numbers)."""
     email: str | None = None
     phone: str | None = None
     emails = attributes.get("emails") or []
@@ -182,13 +182,11 @@ def _contacts(body: Mapping[str, Any], attributes: dict[str, Any]) -> tuple[str 
             email = official_data.normalise_email(chosen_email["value"])
         except DomainError as error:
             raise _invalid("emails.value", error.text()) from None
-        chosen_email["value"] = email
     phones = attributes.get("phoneNumbers") or []
     chosen_phone = scim_attributes.chosen(phones)
     if chosen_phone is not None and chosen_phone.get("value"):
         try:
             phone = official_data.normalise_phone(chosen_phone["value"])
-            chosen_phone["value"] = phone
         except DomainError:
             phone = None
     return email, phone
