@@ -41,9 +41,6 @@ from idp.logout import worker as logout_worker
 from idp.passwords import PasswordHasher
 from idp.router import idp_routes
 from idp.runtime import IdpRuntime
-from idp.scim.endpoints import PREFIX as SCIM_PREFIX
-from idp.scim.errors import ScimError
-from idp.scim.errors import error_response as scim_error_response
 from keys.errors import SigningKeyError
 from keys.keyring import KeyRing
 from keys.signing_keys import SigningKey, load_or_generate_signing_key
@@ -120,12 +117,6 @@ def create_app(
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
-        if request.url.path == SCIM_PREFIX or request.url.path.startswith(f"{SCIM_PREFIX}/"):
-            # RFC 7644 §3.12: a SCIM client reads an Error message there, even for a path or
-            # a method the service does not have.
-            return scim_error_response(
-                ScimError(str(exc.detail), status=exc.status_code, headers=dict(exc.headers or {}))
-            )
         if exc.status_code == 404 and wants_html(request):
             return runtime.pages.render(
                 request,

@@ -12,14 +12,10 @@ class ScimError(Exception):
     status = 400
     scim_type: str | None = None
 
-    def __init__(
-        self, detail: str, *, headers: dict[str, str] | None = None, status: int | None = None
-    ) -> None:
+    def __init__(self, detail: str, *, headers: dict[str, str] | None = None) -> None:
         super().__init__(detail)
         self.detail = detail
         self.headers = headers or {}
-        if status is not None:
-            self.status = status
 
 
 class InvalidFilter(ScimError):
