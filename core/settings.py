@@ -55,7 +55,9 @@ class SecretFileSource(PydanticBaseSettingsSource):
             reason = getattr(error, "strerror", None) or str(error)
             raise SettingsError(f"{variable}_FILE: cannot read {path}: {reason}") from None
         content = content.removesuffix("\n").removesuffix("\r")
-        if self.field_is_complex(field):
+        # A NoDecode field (COMMUNE_SSO_TRUSTED_PROXIES) is written as in its variable: its
+        # own validator parses the text.
+        if self.field_is_complex(field) and NoDecode not in field.metadata:
             try:
                 return json.loads(content), field_name, True
             except ValueError:

@@ -100,6 +100,13 @@ def test_settings_parse_a_comma_separated_list_and_refuse_junk(monkeypatch):
         Settings()
 
 
+def test_settings_read_the_list_from_a_file_as_written_in_the_variable(monkeypatch, tmp_path):
+    secret = tmp_path / "trusted-proxies"
+    secret.write_text("10.0.0.0/8, 127.0.0.1\n")
+    monkeypatch.setenv("COMMUNE_SSO_TRUSTED_PROXIES_FILE", str(secret))
+    assert [str(n) for n in Settings().trusted_proxies] == ["10.0.0.0/8", "127.0.0.1/32"]
+
+
 def test_the_old_boolean_is_refused_with_the_setting_that_replaces_it(monkeypatch):
     monkeypatch.setenv("COMMUNE_SSO_TRUST_FORWARDED_FOR", "true")
     with pytest.raises(ValueError, match="COMMUNE_SSO_TRUSTED_PROXIES"):
