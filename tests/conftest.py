@@ -104,8 +104,8 @@ def clock() -> FixedClock:
     return FixedClock(datetime.now(UTC).replace(microsecond=0))
 
 
-@pytest.fixture
-def settings(tmp_path: Path, database_url: str, key_dir: Path) -> Settings:
+def settings_for(*, tmp_path: Path, database_url: str, key_dir: Path) -> Settings:
+    """The settings every app under test is built with, on a given database."""
     return Settings(
         issuer=ISSUER,
         var_dir=tmp_path / "var",
@@ -114,6 +114,11 @@ def settings(tmp_path: Path, database_url: str, key_dir: Path) -> Settings:
         key_passphrase="test-key-passphrase-0123456789",
         secret_key="test-server-secret-0123456789abcdef",
     )
+
+
+@pytest.fixture
+def settings(tmp_path: Path, database_url: str, key_dir: Path) -> Settings:
+    return settings_for(tmp_path=tmp_path, database_url=database_url, key_dir=key_dir)
 
 
 @pytest.fixture

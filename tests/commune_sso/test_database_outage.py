@@ -31,10 +31,9 @@ from starlette.applications import Starlette
 
 from commune_sso.app import build_runtime, create_app
 from commune_sso.database import upgrade
-from core.settings import Settings
 from idp.claims import SCIM_SCOPE
 from tests import restartable_postgres
-from tests.conftest import ISSUER, register_client
+from tests.conftest import register_client, settings_for
 from tests.restartable_postgres import RestartablePostgres
 from tests.throwaway_certificates import self_signed_p256
 
@@ -154,14 +153,7 @@ def test_postgresql_outage_answers_503_then_recovers_without_restart(
     cluster: tuple[RestartablePostgres, str], tmp_path: Path, key_dir: Path
 ) -> None:
     postgres, url = cluster
-    settings = Settings(
-        issuer=ISSUER,
-        var_dir=tmp_path / "var",
-        database_url=url,
-        key_dir=key_dir,
-        key_passphrase="test-key-passphrase-0123456789",
-        secret_key="test-server-secret-0123456789abcdef",
-    )
+    settings = settings_for(tmp_path=tmp_path, database_url=url, key_dir=key_dir)
     runtime = build_runtime(settings)
     client, secret = register_client(
         runtime,
@@ -264,13 +256,8 @@ def test_unexpected_error_is_a_complete_500_with_connection_close(
     broken schema, not an outage). The answer is complete and the connection ends cleanly."""
     database = tmp_path / "broken.db"
     shutil.copyfile(sqlite_template, database)
-    settings = Settings(
-        issuer=ISSUER,
-        var_dir=tmp_path / "var",
-        database_url=f"sqlite:///{database}",
-        key_dir=key_dir,
-        key_passphrase="test-key-passphrase-0123456789",
-        secret_key="test-server-secret-0123456789abcdef",
+    settings = settings_for(
+        tmp_path=tmp_path, database_url=f"sqlite:///{database}", key_dir=key_dir
     )
     runtime = build_runtime(settings)
     with sqlite3.connect(database) as connection:

@@ -20,7 +20,7 @@ from commune_sso.database import alembic_config
 from core.db import transaction
 from core.settings import Settings
 from idp.runtime import IdpRuntime
-from tests.conftest import ISSUER, OFFICIAL_PASSWORD, register_client
+from tests.conftest import ISSUER, OFFICIAL_PASSWORD, register_client, settings_for
 from tests.idp.oidc_flow import authorize_params, log_in, open_login_form, pkce_pair, submit_login
 from tests.softhsm import SoftHsmToken
 
@@ -100,13 +100,8 @@ def _unreachable_url(backend: str, tmp_path: Path) -> str:
 def test_readyz_names_the_database_when_it_is_unreachable(
     backend: str, tmp_path: Path, key_dir: Path
 ) -> None:
-    settings = Settings(
-        issuer=ISSUER,
-        var_dir=tmp_path / "var",
-        database_url=_unreachable_url(backend, tmp_path),
-        key_dir=key_dir,
-        key_passphrase="test-key-passphrase-0123456789",
-        secret_key="test-server-secret-0123456789abcdef",
+    settings = settings_for(
+        tmp_path=tmp_path, database_url=_unreachable_url(backend, tmp_path), key_dir=key_dir
     )
     runtime = build_runtime(settings)
     try:
