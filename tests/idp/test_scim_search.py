@@ -151,8 +151,11 @@ def test_paging_reads_the_live_indexes_with_the_units_as_a_list(runtime, provinc
         with statements_sent(engine) as statements:
             page = whole_directory_page(session, reach, start_index=2, count=2)
     assert (page.total, [row.username for row in page.rows]) == (5, page_names(runtime, 2, 2))
-    counting = next(s for s in statements if "count(*)" in s)
-    paging = next(s for s in statements if "OFFSET" in s)
+    # One statement counts, picks the page's ids (OFFSET) and reads their values.
+    (paging,) = [s for s in statements if "count(*)" in s or "OFFSET" in s]
+    counting = paging.split("(SELECT count(*)", 1)[1].split(")", 1)[0]
+    paging = paging.split("FROM (SELECT", 1)[1].split(") AS page", 1)[0]
+    assert "OFFSET" in paging
     assert "idp_unit" not in counting and "idp_unit" not in paging
     if engine.dialect.name == "sqlite":
         assert "INDEXED BY ix_idp_account_profile_live_unit" in counting
