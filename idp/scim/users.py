@@ -2,10 +2,10 @@
 
 Every query is filtered in SQL by the caller's reach, the filter and ``deleted_at IS NULL`` (a
 deleted official answers 404 and vanishes from queries, §3.6). Without a filter (a client
-walking the directory) a page costs: the reach's unit ids, the count (the live-by-unit index),
-the page's account ids (OFFSET skips entries of the narrow ``live`` index, not joined rows),
-the page's values by id and their groups: Core statements, no ORM objects (:class:`UserView`).
-35,200 officials, 100 a page: ~7 ms a request on either database (bench/import_bench.py).
+walking the directory) a page costs two statements: the reach's unit ids, then one statement
+that counts (the live-by-unit index), picks the page's ids (OFFSET skips entries of the narrow
+``live`` index, not joined rows) and reads their values and groups: Core statements, no ORM
+objects (:class:`UserView`).
 
 Representations are built as plain dicts (:func:`to_document`): building scim2-models objects
 cost ~35 ms per 100 users. The dict is the same JSON as the scim2-models dump of
