@@ -37,6 +37,7 @@ from core.settings import Settings
 from core.web.csrf import CsrfError, CsrfProtection
 from core.web.i18n import N_, load_translations, negotiate_locale
 from core.web.templating import PageRenderer
+from idp import live_officials
 from idp.logout import worker as logout_worker
 from idp.passwords import PasswordHasher
 from idp.router import idp_routes
@@ -283,6 +284,7 @@ def background_tasks(
                 )
             )
         logout_worker.start(_app)  # back-channel logout deliveries (idp/logout/worker.py)
+        tasks.append(live_officials.start_folding(runtime.session_factory))
         if ca_runtime is not None:  # disabled/deleted/moved officials -> their certificates
             tasks.append(ca_lifecycle_feed.start(ca_runtime))
             tasks.append(ca_maintenance.start(ca_runtime))  # CRLs before nextUpdate, OCSP signers

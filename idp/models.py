@@ -404,6 +404,26 @@ Index(
 )
 
 
+class UnitLiveOfficials(Base):
+    """Live officials per unit, kept by triggers (idp.live_officials); unit key 0: no unit."""
+
+    __tablename__ = "idp_unit_live_officials"
+
+    unit_key: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    live: Mapped[int] = mapped_column(Integer)
+
+
+class UnitLiveOfficialsChange(Base):
+    """A statement's change to a unit's live officials, not yet folded into
+    :class:`UnitLiveOfficials` (PostgreSQL: idp.live_officials)."""
+
+    __tablename__ = "idp_unit_live_officials_change"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    unit_key: Mapped[int] = mapped_column(Integer, index=True)
+    change: Mapped[int] = mapped_column(Integer)
+
+
 class ActivationCode(Base):
     """One-time code that lets an imported official set a first password."""
 

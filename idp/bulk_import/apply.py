@@ -23,7 +23,7 @@ from core.clock import Clock
 from core.db import transaction
 from core.metrics import IMPORT_JOBS
 from core.opaque_tokens import new_opaque_token
-from idp import official_data
+from idp import live_officials, official_data
 from idp.admin_scope import AdminScope
 from idp.agencies import AGENCY_KINDS
 from idp.bulk_import import activation
@@ -147,6 +147,7 @@ def apply_file(
         _finish_job(session_factory, clock=clock, job_pk=job_pk, status="failed", summary=summary)
         raise
     _finish_job(session_factory, clock=clock, job_pk=job_pk, status="finished", summary=summary)
+    live_officials.fold_changes(session_factory)  # the batches' changes to the unit counts
     if summary.create + summary.update >= ANALYZE_AFTER_ROWS:
         _refresh_planner_statistics(session_factory)
     return ImportResult(
