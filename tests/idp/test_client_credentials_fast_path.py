@@ -386,6 +386,31 @@ def test_rotated_secret_is_used_once_the_cache_entry_is_stale(web, runtime):
     assert token_request(web, client_id, new_secret).status_code == 200
 
 
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+def test_old_secret_works_on_the_fast_path_until_its_overlap_ends(
+    web, general, runtime, hops, method
+):
+    client_id, old_secret = service_client(runtime, method=method)
+    with transaction(runtime.session_factory) as session:
+        new_secret = clients.rotate_secret(
+            session=session,
+            clock=runtime.clock,
+            actor="test",
+            client=clients.get_active(session, client_id),
+            overlap=timedelta(hours=24),
+        )
+    assert token_request(web, client_id, new_secret, method=method).status_code == 200
+    hops.clear()
+    assert token_request(web, client_id, old_secret, method=method).status_code == 200
+    assert hops == []  # the cached registration holds the old secret's digest and its end
+    runtime.clock.advance(hours=24)
+    fast = token_request(web, client_id, old_secret, method=method)
+    reference = token_request(general, client_id, old_secret, method=method)
+    assert fast.status_code == 401 and fast.json()["error"] == "invalid_client"
+    assert_same_response(fast, reference)
+    assert token_request(web, client_id, new_secret, method=method).status_code == 200
+
+
 # --- Fast-path tokens at the other endpoints -------------------------------------------------
 
 
