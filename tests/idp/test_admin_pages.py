@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from urllib.parse import quote
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
@@ -576,16 +577,20 @@ def service_app(runtime: IdpRuntime, *, method: str = "client_secret_basic") -> 
     return client.client_id, secret
 
 
-def token_status(web: TestClient, client_id: str, secret: str, method: str) -> int:
-    """The token endpoint's answer to a client_credentials request, authenticated by method."""
+def as_client(
+    web: TestClient, path: str, data: dict[str, str], client_id: str, secret: str, method: str
+) -> httpx.Response:
+    """A POST to an OAuth endpoint, the client authenticated by ``method`` (RFC 6749 §2.3.1)."""
     if method == "client_secret_basic":
-        # RFC 6749 §2.3.1: form-urlencoded before Base64 (":" and "/" in the client_id).
+        # Form-urlencoded before Base64: the client_id holds ":" and "/".
         auth = (quote(client_id, safe=""), quote(secret, safe=""))
-        return web.post(
-            "/oauth2/token", data={"grant_type": "client_credentials"}, auth=auth
-        ).status_code
-    data = {"grant_type": "client_credentials", "client_id": client_id, "client_secret": secret}
-    return web.post("/oauth2/token", data=data).status_code
+        return web.post(path, data=data, auth=auth)
+    return web.post(path, data={**data, "client_id": client_id, "client_secret": secret})
+
+
+def token_status(web: TestClient, client_id: str, secret: str, method: str) -> int:
+    grant = {"grant_type": "client_credentials"}
+    return as_client(web, "/oauth2/token", grant, client_id, secret, method).status_code
 
 
 def secret_shown(page: str) -> str:
@@ -668,28 +673,17 @@ def test_rotation_keeps_the_old_secret_until_the_chosen_time(web, runtime, world
     # Both secrets work during the overlap, at the token endpoint and the introspection one.
     for secret in (old_secret, new_secret, old_secret):
         assert token_status(web, client_id, secret, method) == 200
-    token = (
-        web.post(
-            "/oauth2/token",
-            data={
-                "grant_type": "client_credentials",
-                "client_id": client_id,
-                "client_secret": new_secret,
-            },
+    grant = {"grant_type": "client_credentials"}
+    token = as_client(web, "/oauth2/token", grant, client_id, new_secret, method).json()
+    for endpoint in ("/oauth2/introspect", "/oauth2/revoke"):
+        answer = as_client(
+            web, endpoint, {"token": token["access_token"]}, client_id, old_secret, method
         )
-        if method == "client_secret_post"
-        else None
+        assert answer.status_code == 200, endpoint
+    introspected = as_client(
+        web, "/oauth2/introspect", {"token": token["access_token"]}, client_id, new_secret, method
     )
-    if token is not None:
-        introspected = web.post(
-            "/oauth2/introspect",
-            data={
-                "token": token.json()["access_token"],
-                "client_id": client_id,
-                "client_secret": old_secret,
-            },
-        )
-        assert introspected.status_code == 200 and introspected.json()["active"] is True
+    assert introspected.json() == {"active": False}  # revoked with the old secret
     runtime.clock.advance(hours=1, seconds=-1)
     assert token_status(web, client_id, old_secret, method) == 200
     runtime.clock.advance(seconds=1)
