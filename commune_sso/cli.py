@@ -440,6 +440,46 @@ def client_add(
         console.print(f"client_secret: {secret}   [yellow](shown once; store it now)[/yellow]")
 
 
+@client_app.command("rotate-secret")
+def client_rotate_secret(
+    client_id: str,
+    overlap: Annotated[
+        str,
+        typer.Option(
+            help="How long the old secret keeps working: 0, or a number with m, h or d "
+            "(minutes, hours, days), at most 30d; time to give the app's servers the new one."
+        ),
+    ] = clients.DEFAULT_SECRET_OVERLAP,
+    as_json: JsonOption = False,
+) -> None:
+    """Give a confidential client a new secret (printed once, stored only as a digest)."""
+    current = settings()
+    clock = SystemClock()
+    try:
+        with transaction(session_factory(current)) as session:
+            client = clients.get_active(session, client_id)
+            secret = clients.rotate_secret(
+                session=session,
+                clock=clock,
+                actor=CLI_ACTOR,
+                client=client,
+                overlap=clients.parse_overlap(overlap),
+            )
+            until = client.previous_secret_valid_until
+    except DomainError as error:
+        fail(error.text())
+    data = {
+        "client_id": client_id,
+        "client_secret": secret,
+        "old_secret_valid_until": until.isoformat() if until else None,
+    }
+    if as_json:
+        emit(data)
+        return
+    console.print(f"client_secret: {secret}   [yellow](shown once; store it now)[/yellow]")
+    console.print(f"old secret valid until: {data['old_secret_valid_until'] or 'no longer valid'}")
+
+
 @client_app.command("list")
 def client_list(as_json: JsonOption = False) -> None:
     """List registered clients."""

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from dataclasses import field as dataclass_field
+from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -14,9 +16,11 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.clock import Clock
-from core.errors import DomainError, NotFound
+from core.errors import Conflict, DomainError, NotFound
 from core.opaque_tokens import digest, matches_digest, new_opaque_token
+from core.web.i18n import N_
 from idp import token_store
+from idp.claims import SUPPORTED_SCOPES
 from idp.models import Client, ClientUnitScope, Unit
 from keys.keyring import SUPPORTED_ALGORITHMS
 
@@ -25,48 +29,258 @@ AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # Stricter than RFC 6749 A.1 (printable ASCII): ids appear in URLs, logs and audit targets.
 CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9._~:/-]{1,64}")
+MAX_NAME = 200
+MAX_URIS = 20
+MAX_SCOPE = 1000
+DEFAULT_GRANT_TYPES = ("authorization_code", "refresh_token")
+DEFAULT_SCOPE = "openid profile email offline_access"
+
+# Rotation with an overlap: the replaced secret keeps working for a while, so the app's
+# instances can be redeployed one by one with the new secret. The page offers these choices;
+# the CLI takes any "<n>m", "<n>h" or "<n>d" up to the maximum.
+SECRET_OVERLAPS = {
+    "0": timedelta(0),
+    "1h": timedelta(hours=1),
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+}
+DEFAULT_SECRET_OVERLAP = "24h"
+MAX_SECRET_OVERLAP = timedelta(days=30)
+OVERLAP_PATTERN = re.compile(r"([0-9]{1,5})([mhd])")
+OVERLAP_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+
+# What is wrong with a registration, one msgid per rule: the same words on the CLI (English)
+# and on the admin page (in the page's language, next to the field).
+NAME_REQUIRED = N_("Enter the app's name (at most 200 characters).")
+GRANT_REQUIRED = N_("Choose at least one way the app signs in.")
+UNKNOWN_GRANT = N_("Grant types must be among %(choices)s.")
+PUBLIC_NO_SERVICE = N_("An app without a secret cannot use service-to-service sign-in.")
+REDIRECT_REQUIRED = N_("Signing officials in needs at least one redirect URI.")
+TOO_MANY_URIS = N_("At most 20 URIs.")
+ON_LINE = N_("Line %(line)s: %(problem)s")
+REDIRECT_NOT_ABSOLUTE = N_("A redirect URI must be an absolute http(s) URL.")
+REDIRECT_FRAGMENT = N_("A redirect URI must not contain a fragment.")
+REDIRECT_NOT_HTTPS = N_("A redirect URI must use https (plain http only on the loopback address).")
+LOGOUT_NOT_ABSOLUTE = N_("A logout URI must be an absolute http(s) URL.")
+LOGOUT_FRAGMENT = N_("A logout URI must not contain a fragment.")
+LOGOUT_NOT_HTTPS = N_("A logout URI must use https (plain http only on the loopback address).")
+FRONTCHANNEL_NEEDS_REDIRECT = N_("Front-channel logout needs a redirect URI.")
+FRONTCHANNEL_ORIGIN = N_(
+    "The front-channel logout URI must have the scheme, host and port of a redirect URI."
+)
+UNKNOWN_ALG = N_("The signing algorithm must be one of %(choices)s.")
+UNKNOWN_SCOPE = N_("Unknown scope “%(scope)s”; this server offers %(choices)s.")
+SCOPE_TOO_LONG = N_("At most 1000 characters of scopes.")
+BAD_OVERLAP = N_(
+    "The overlap is 0 or a number followed by m (minutes), h (hours) or d (days), at most 30 days."
+)
+PUBLIC_NO_SECRET = N_("This app has no secret to rotate (it is a public app).")
+NO_OLD_SECRET = N_("No old secret of this app is still valid.")
 
 
-def validate_redirect_uri(uri: str) -> str:
+def _uri_problem(uri: str, *, not_absolute: str, fragment: str, not_https: str) -> str | None:
+    parts = urlsplit(uri)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return not_absolute
+    if parts.fragment or "#" in uri:
+        return fragment
+    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+        return not_https
+    return None
+
+
+def redirect_uri_problem(uri: str) -> str | None:
     """RFC 6749 §3.1.2 and OAuth 2.1: absolute, no fragment, https except on loopback."""
-    parts = urlsplit(uri)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise DomainError("A redirect URI must be an absolute http(s) URL.", field="redirect_uri")
-    if parts.fragment or "#" in uri:
-        raise DomainError("A redirect URI must not contain a fragment.", field="redirect_uri")
-    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
-        raise DomainError(
-            "A redirect URI must use https (plain http only on the loopback address).",
-            field="redirect_uri",
-        )
-    return uri
+    return _uri_problem(
+        uri,
+        not_absolute=REDIRECT_NOT_ABSOLUTE,
+        fragment=REDIRECT_FRAGMENT,
+        not_https=REDIRECT_NOT_HTTPS,
+    )
 
 
-def validate_logout_uri(uri: str, *, field: str, redirect_uris: Sequence[str] = ()) -> str:
+def logout_uri_problem(uri: str) -> str | None:
     """Back-Channel Logout 1.0 §2.2 / Front-Channel Logout 1.0 §2: absolute, no fragment; like
-    redirect URIs, https except on the loopback address (a local demo app).
+    redirect URIs, https except on the loopback address (a local demo app)."""
+    return _uri_problem(
+        uri, not_absolute=LOGOUT_NOT_ABSOLUTE, fragment=LOGOUT_FRAGMENT, not_https=LOGOUT_NOT_HTTPS
+    )
 
-    ``redirect_uris`` given (front-channel): Front-Channel Logout 1.0 §2 requires the scheme,
-    host and port to be those of a registered redirect URI.
-    """
-    parts = urlsplit(uri)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise DomainError("A logout URI must be an absolute http(s) URL.", field=field)
-    if parts.fragment or "#" in uri:
-        raise DomainError("A logout URI must not contain a fragment.", field=field)
-    if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
-        raise DomainError(
-            "A logout URI must use https (plain http only on the loopback address).", field=field
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One thing wrong with one field: a msgid and its parameters, and for a list of URIs the
+    line it is on."""
+
+    field: str
+    message: str
+    params: Mapping[str, object] = dataclass_field(default_factory=dict)
+    line: int | None = None
+
+    def text(self, translate: Callable[[str], str] = str) -> str:
+        problem = translate(self.message) % self.params if self.params else translate(self.message)
+        if self.line is None:
+            return problem
+        return translate(ON_LINE) % {"line": self.line, "problem": problem}
+
+
+class InvalidClientSettings(DomainError):
+    """A registration refused, with every problem by field (nothing was saved)."""
+
+    def __init__(self, problems: Sequence[FieldProblem]) -> None:
+        first = problems[0]
+        super().__init__(first.message, field=first.field, **first.params)
+        self.problems = tuple(problems)
+
+    def text(self, translate: Callable[[str], str] = str) -> str:
+        return "; ".join(f"{p.field}: {p.text(translate)}" for p in self.problems)
+
+
+@dataclass(frozen=True)
+class ClientSettings:
+    """What an administrator chooses for an app, with ``client add`` or on the app's page; both
+    are checked by :func:`settings_problems`, the one place these rules live."""
+
+    name: str
+    grant_types: tuple[str, ...] = DEFAULT_GRANT_TYPES
+    scope: str = DEFAULT_SCOPE
+    redirect_uris: tuple[str, ...] = ()
+    post_logout_redirect_uris: tuple[str, ...] = ()
+    id_token_alg: str = "RS256"
+    access_token_alg: str = "RS256"
+    backchannel_logout_uri: str | None = None
+    frontchannel_logout_uri: str | None = None
+
+    def normalised(self) -> ClientSettings:
+        """Names and URIs without surrounding blanks, scopes once each, empty URIs as None."""
+        return replace(
+            self,
+            name=self.name.strip(),
+            grant_types=tuple(dict.fromkeys(self.grant_types)),
+            scope=" ".join(dict.fromkeys(self.scope.split())),
+            redirect_uris=tuple(u.strip() for u in self.redirect_uris if u.strip()),
+            post_logout_redirect_uris=tuple(
+                u.strip() for u in self.post_logout_redirect_uris if u.strip()
+            ),
+            backchannel_logout_uri=(self.backchannel_logout_uri or "").strip() or None,
+            frontchannel_logout_uri=(self.frontchannel_logout_uri or "").strip() or None,
         )
-    if redirect_uris:
-        origins = {urlsplit(u)[:2] for u in redirect_uris}
-        if parts[:2] not in origins:
-            raise DomainError(
-                "The front-channel logout URI must have the scheme, host and port of a "
-                "redirect URI.",
-                field=field,
+
+    @classmethod
+    def of(cls, client: Client) -> ClientSettings:
+        return cls(
+            name=client.name,
+            grant_types=tuple(client.grant_types),
+            scope=client.scope,
+            redirect_uris=tuple(client.redirect_uris),
+            post_logout_redirect_uris=tuple(client.post_logout_redirect_uris),
+            id_token_alg=client.id_token_signed_response_alg,
+            access_token_alg=client.access_token_signed_response_alg,
+            backchannel_logout_uri=client.backchannel_logout_uri,
+            frontchannel_logout_uri=client.frontchannel_logout_uri,
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "grant_types": list(self.grant_types),
+            "scope": self.scope,
+            "redirect_uris": list(self.redirect_uris),
+            "post_logout_redirect_uris": list(self.post_logout_redirect_uris),
+            "id_token_signed_response_alg": self.id_token_alg,
+            "access_token_signed_response_alg": self.access_token_alg,
+            "backchannel_logout_uri": self.backchannel_logout_uri,
+            "frontchannel_logout_uri": self.frontchannel_logout_uri,
+        }
+
+
+def _uri_list_problem(field: str, uris: Sequence[str]) -> FieldProblem | None:
+    if len(uris) > MAX_URIS:
+        return FieldProblem(field, TOO_MANY_URIS)
+    for line, uri in enumerate(uris, start=1):
+        problem = redirect_uri_problem(uri)
+        if problem is not None:
+            return FieldProblem(field, problem, line=line)
+    return None
+
+
+def _frontchannel_problem(uri: str, redirect_uris: Sequence[str]) -> str | None:
+    """Front-Channel Logout 1.0 §2: the scheme, host and port of a registered redirect URI."""
+    problem = logout_uri_problem(uri)
+    if problem is not None:
+        return problem
+    if not redirect_uris:
+        return FRONTCHANNEL_NEEDS_REDIRECT
+    if urlsplit(uri)[:2] not in {urlsplit(u)[:2] for u in redirect_uris}:
+        return FRONTCHANNEL_ORIGIN
+    return None
+
+
+def settings_problems(settings: ClientSettings, *, public: bool) -> list[FieldProblem]:
+    """Everything wrong with a (normalised) registration, at most one problem per field, in the
+    order of the form. Empty when it may be saved."""
+    problems: list[FieldProblem] = []
+    if not settings.name or len(settings.name) > MAX_NAME:
+        problems.append(FieldProblem("name", NAME_REQUIRED))
+    grants = settings.grant_types
+    unknown = set(grants) - set(GRANT_TYPES)
+    if not grants:
+        problems.append(FieldProblem("grant_types", GRANT_REQUIRED))
+    elif unknown:
+        problems.append(
+            FieldProblem("grant_types", UNKNOWN_GRANT, {"choices": ", ".join(GRANT_TYPES)})
+        )
+    elif public and "client_credentials" in grants:
+        problems.append(FieldProblem("grant_types", PUBLIC_NO_SERVICE))
+    redirect = _uri_list_problem("redirect_uris", settings.redirect_uris)
+    if redirect is None and "authorization_code" in grants and not settings.redirect_uris:
+        redirect = FieldProblem("redirect_uris", REDIRECT_REQUIRED)
+    post_logout = _uri_list_problem("post_logout_redirect_uris", settings.post_logout_redirect_uris)
+    problems.extend(p for p in (redirect, post_logout) if p is not None)
+    if settings.backchannel_logout_uri:
+        back = logout_uri_problem(settings.backchannel_logout_uri)
+        if back is not None:
+            problems.append(FieldProblem("backchannel_logout_uri", back))
+    if settings.frontchannel_logout_uri:
+        front = _frontchannel_problem(settings.frontchannel_logout_uri, settings.redirect_uris)
+        if front is not None:
+            problems.append(FieldProblem("frontchannel_logout_uri", front))
+    if len(settings.scope) > MAX_SCOPE:
+        problems.append(FieldProblem("scope", SCOPE_TOO_LONG))
+    else:
+        unknown_scopes = [s for s in settings.scope.split() if s not in SUPPORTED_SCOPES]
+        if unknown_scopes:
+            problems.append(
+                FieldProblem(
+                    "scope",
+                    UNKNOWN_SCOPE,
+                    {"scope": unknown_scopes[0], "choices": " ".join(SUPPORTED_SCOPES)},
+                )
             )
-    return uri
+    for field, alg in (
+        ("id_token_signed_response_alg", settings.id_token_alg),
+        ("access_token_signed_response_alg", settings.access_token_alg),
+    ):
+        if alg not in SUPPORTED_ALGORITHMS:
+            problems.append(
+                FieldProblem(field, UNKNOWN_ALG, {"choices": ", ".join(SUPPORTED_ALGORITHMS)})
+            )
+    return problems
+
+
+def parse_overlap(text: str) -> timedelta:
+    """How long the replaced secret stays valid: "0", or "<n>m", "<n>h", "<n>d" (at most
+    :data:`MAX_SECRET_OVERLAP`)."""
+    text = text.strip().lower()
+    if text == "0":
+        return timedelta(0)
+    match = OVERLAP_PATTERN.fullmatch(text)
+    if match is None:
+        raise DomainError(BAD_OVERLAP, field="overlap")
+    overlap = int(match.group(1)) * OVERLAP_UNITS[match.group(2)]
+    if overlap > MAX_SECRET_OVERLAP:
+        raise DomainError(BAD_OVERLAP, field="overlap")
+    return overlap
 
 
 @dataclass(frozen=True)
@@ -77,6 +291,8 @@ class ClientInfo:
     client_id: str
     name: str
     secret_digest: str | None
+    previous_secret_digest: str | None
+    previous_secret_valid_until: datetime | None
     token_endpoint_auth_method: str
     redirect_uris: tuple[str, ...]
     post_logout_redirect_uris: tuple[str, ...]
@@ -93,6 +309,8 @@ class ClientInfo:
             client_id=row.client_id,
             name=row.name,
             secret_digest=row.secret_digest,
+            previous_secret_digest=row.previous_secret_digest,
+            previous_secret_valid_until=row.previous_secret_valid_until,
             token_endpoint_auth_method=row.token_endpoint_auth_method,
             redirect_uris=tuple(row.redirect_uris),
             post_logout_redirect_uris=tuple(row.post_logout_redirect_uris),
@@ -164,8 +382,26 @@ def list_active(session: Session) -> list[Client]:
     )
 
 
-def check_secret(client: Client | ClientInfo, presented: str) -> bool:
-    return client.secret_digest is not None and matches_digest(presented, client.secret_digest)
+def old_secret_valid_until(client: Client | ClientInfo, now: datetime) -> datetime | None:
+    """Until when the secret replaced by the last rotation is still accepted (None: it is not)."""
+    until = client.previous_secret_valid_until
+    if client.previous_secret_digest is None or until is None or until <= now:
+        return None
+    return until
+
+
+def check_secret(
+    client: Client | ClientInfo, presented: str, *, now: datetime | None = None
+) -> bool:
+    """RFC 6749 §2.3.1: the current secret, or (given ``now``) the previous one during the
+    overlap its rotation allowed. Both digests are compared in constant time, always."""
+    current = client.secret_digest is not None and matches_digest(presented, client.secret_digest)
+    previous = client.previous_secret_digest is not None and matches_digest(
+        presented, client.previous_secret_digest
+    )
+    return current or (
+        previous and now is not None and old_secret_valid_until(client, now) is not None
+    )
 
 
 def create(
@@ -176,8 +412,8 @@ def create(
     name: str,
     redirect_uris: Sequence[str] = (),
     post_logout_redirect_uris: Sequence[str] = (),
-    grant_types: Sequence[str] = ("authorization_code", "refresh_token"),
-    scope: str = "openid profile email offline_access",
+    grant_types: Sequence[str] = DEFAULT_GRANT_TYPES,
+    scope: str = DEFAULT_SCOPE,
     public: bool = False,
     auth_method: str | None = None,
     id_token_alg: str = "RS256",
@@ -195,37 +431,23 @@ def create(
     The logout URIs are those of OpenID Back-Channel Logout 1.0 §2.2 and Front-Channel
     Logout 1.0 §2; the session-required flags ask for a ``sid`` in what is sent there.
     """
-    if not name.strip():
-        raise DomainError("A client needs a name.", field="name")
-    unknown = set(grant_types) - set(GRANT_TYPES)
-    if unknown or not grant_types:
-        raise DomainError(
-            f"Grant types must be among {', '.join(GRANT_TYPES)}.", field="grant_types"
-        )
-    for alg in (id_token_alg, access_token_alg):
-        if alg not in SUPPORTED_ALGORITHMS:
-            raise DomainError(
-                f"Signing algorithms: {', '.join(SUPPORTED_ALGORITHMS)}.", field="alg"
-            )
     method = auth_method or ("none" if public else "client_secret_basic")
     if method not in AUTH_METHODS or (public != (method == "none")):
         raise DomainError("A public client uses auth method 'none'; a confidential one a secret.")
-    if public and "client_credentials" in grant_types:
-        raise DomainError("A public client cannot use client_credentials.", field="grant_types")
-    if "authorization_code" in grant_types and not redirect_uris:
-        raise DomainError("The authorization code flow needs a redirect URI.", field="redirect_uri")
-    uris = [validate_redirect_uri(u) for u in redirect_uris]
-    logout_uris = [validate_redirect_uri(u) for u in post_logout_redirect_uris]
-    if backchannel_logout_uri:
-        validate_logout_uri(backchannel_logout_uri, field="backchannel_logout_uri")
-    if frontchannel_logout_uri:
-        if not uris:
-            raise DomainError(
-                "Front-channel logout needs a redirect URI.", field="frontchannel_logout_uri"
-            )
-        validate_logout_uri(
-            frontchannel_logout_uri, field="frontchannel_logout_uri", redirect_uris=uris
-        )
+    settings = ClientSettings(
+        name=name,
+        grant_types=tuple(grant_types),
+        scope=scope,
+        redirect_uris=tuple(redirect_uris),
+        post_logout_redirect_uris=tuple(post_logout_redirect_uris),
+        id_token_alg=id_token_alg,
+        access_token_alg=access_token_alg,
+        backchannel_logout_uri=backchannel_logout_uri,
+        frontchannel_logout_uri=frontchannel_logout_uri,
+    ).normalised()
+    problems = settings_problems(settings, public=public)
+    if problems:
+        raise InvalidClientSettings(problems)
     # Hex: never starts with "-" (a CLI would read it as an option) and reads aloud easily.
     client_id = client_id or secrets.token_hex(12)
     if not CLIENT_ID_PATTERN.fullmatch(client_id):
@@ -238,20 +460,20 @@ def create(
     secret = None if public else new_opaque_token()
     client = Client(
         client_id=client_id,
-        name=name.strip(),
+        name=settings.name,
         secret_digest=digest(secret) if secret else None,
         token_endpoint_auth_method=method,
-        redirect_uris=uris,
-        post_logout_redirect_uris=logout_uris,
-        grant_types=list(grant_types),
-        scope=" ".join(dict.fromkeys(scope.split())),
-        id_token_signed_response_alg=id_token_alg,
-        access_token_signed_response_alg=access_token_alg,
+        redirect_uris=list(settings.redirect_uris),
+        post_logout_redirect_uris=list(settings.post_logout_redirect_uris),
+        grant_types=list(settings.grant_types),
+        scope=settings.scope,
+        id_token_signed_response_alg=settings.id_token_alg,
+        access_token_signed_response_alg=settings.access_token_alg,
         first_party=first_party,
         created_at=clock.now(),
-        backchannel_logout_uri=backchannel_logout_uri or None,
+        backchannel_logout_uri=settings.backchannel_logout_uri,
         backchannel_logout_session_required=backchannel_logout_session_required,
-        frontchannel_logout_uri=frontchannel_logout_uri or None,
+        frontchannel_logout_uri=settings.frontchannel_logout_uri,
         frontchannel_logout_session_required=frontchannel_logout_session_required,
     )
     session.add(client)
@@ -267,21 +489,83 @@ def create(
         details={
             "name": client.name,
             "public": public,
-            "grant_types": list(grant_types),
-            "redirect_uris": uris,
+            "grant_types": list(settings.grant_types),
+            "redirect_uris": list(settings.redirect_uris),
             "first_party": first_party,
             "units": [unit.code for unit in units],
-            "backchannel_logout_uri": backchannel_logout_uri or None,
-            "frontchannel_logout_uri": frontchannel_logout_uri or None,
+            "backchannel_logout_uri": settings.backchannel_logout_uri,
+            "frontchannel_logout_uri": settings.frontchannel_logout_uri,
         },
     )
     return client, secret
 
 
-def rotate_secret(*, session: Session, clock: Clock, actor: str, client: Client) -> str:
+def update_settings(
+    *,
+    session: Session,
+    clock: Clock,
+    actor: str,
+    client: Client,
+    settings: ClientSettings,
+    client_address: str | None = None,
+) -> bool:
+    """Change what an administrator may change after registration, checked by the same rules
+    as :func:`create` (nothing is changed when one fails). Audited with the old and new values;
+    False when nothing changed (and nothing is audited)."""
+    settings = settings.normalised()
+    problems = settings_problems(settings, public=client.is_public)
+    if problems:
+        raise InvalidClientSettings(problems)
+    before = ClientSettings.of(client)
+    if before == settings:
+        return False
+    client.name = settings.name
+    client.grant_types = list(settings.grant_types)
+    client.scope = settings.scope
+    client.redirect_uris = list(settings.redirect_uris)
+    client.post_logout_redirect_uris = list(settings.post_logout_redirect_uris)
+    client.id_token_signed_response_alg = settings.id_token_alg
+    client.access_token_signed_response_alg = settings.access_token_alg
+    client.backchannel_logout_uri = settings.backchannel_logout_uri
+    client.frontchannel_logout_uri = settings.frontchannel_logout_uri
+    old, new = before.as_dict(), settings.as_dict()
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action="client.update",
+        target=f"client:{client.client_id}",
+        details={
+            "before": {k: v for k, v in old.items() if new[k] != v},
+            "after": {k: v for k, v in new.items() if old[k] != v},
+        },
+        client_address=client_address,
+    )
+    return True
+
+
+def rotate_secret(
+    *,
+    session: Session,
+    clock: Clock,
+    actor: str,
+    client: Client,
+    overlap: timedelta = timedelta(0),
+    client_address: str | None = None,
+) -> str:
+    """A new secret, shown once; the replaced one stays valid for ``overlap`` (0: not at all).
+
+    Only the secret just replaced is kept: rotating again during an overlap ends the older
+    secret's validity at once.
+    """
     if client.is_public:
-        raise DomainError("A public client has no secret.")
+        raise Conflict(PUBLIC_NO_SECRET)
+    if overlap < timedelta(0) or overlap > MAX_SECRET_OVERLAP:
+        raise DomainError(BAD_OVERLAP, field="overlap")
     secret = new_opaque_token()
+    valid_until = clock.now() + overlap if overlap else None
+    client.previous_secret_digest = client.secret_digest if valid_until else None
+    client.previous_secret_valid_until = valid_until
     client.secret_digest = digest(secret)
     audit.record(
         session,
@@ -289,8 +573,30 @@ def rotate_secret(*, session: Session, clock: Clock, actor: str, client: Client)
         actor=actor,
         action="client.rotate_secret",
         target=f"client:{client.client_id}",
+        details={"old_secret_valid_until": valid_until.isoformat() if valid_until else None},
+        client_address=client_address,
     )
     return secret
+
+
+def revoke_old_secret(
+    *, session: Session, clock: Clock, actor: str, client: Client, client_address: str | None = None
+) -> None:
+    """End a rotation's overlap early: only the current secret is accepted from now on."""
+    until = old_secret_valid_until(client, clock.now())
+    if until is None:
+        raise Conflict(NO_OLD_SECRET)
+    client.previous_secret_digest = None
+    client.previous_secret_valid_until = None
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action="client.revoke_old_secret",
+        target=f"client:{client.client_id}",
+        details={"was_valid_until": until.isoformat()},
+        client_address=client_address,
+    )
 
 
 def remove(*, session: Session, clock: Clock, actor: str, client: Client) -> None:

@@ -59,6 +59,10 @@ class Client(Base):
     client_id: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
     secret_digest: Mapped[str | None] = mapped_column(String(64))
+    # After a rotation with an overlap, the replaced secret is still accepted until
+    # ``previous_secret_valid_until`` (a rolling deploy of the app picks up the new one).
+    previous_secret_digest: Mapped[str | None] = mapped_column(String(64))
+    previous_secret_valid_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
     token_endpoint_auth_method: Mapped[str] = mapped_column(String(32))
     redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)
     post_logout_redirect_uris: Mapped[list[str]] = mapped_column(JSON, default=list)

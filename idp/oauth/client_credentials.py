@@ -104,8 +104,9 @@ def authenticated_client(
     info = cached_client(runtime.client_cache, client_id)
     if info is None or info.token_endpoint_auth_method != method:
         return None
-    # A constant-time comparison of SHA-256 digests (client secrets are 256-bit random values).
-    return info if clients.check_secret(info, secret) else None
+    # A constant-time comparison of SHA-256 digests (client secrets are 256-bit random values);
+    # the secret replaced by a rotation is accepted until its overlap ends, as on the general path.
+    return info if clients.check_secret(info, secret, now=runtime.clock.now()) else None
 
 
 def granted_scope(client: ClientInfo, requested: str | None) -> str:

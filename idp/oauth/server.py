@@ -60,7 +60,7 @@ class OAuthServer(AuthorizationServer):
                 if is_client_id(client_id)
                 else None
             )
-            self._clients[client_id] = OAuthClient(info) if info else None
+            self._clients[client_id] = OAuthClient(info, self.runtime.clock) if info else None
         return self._clients[client_id]
 
     def save_token(self, token: dict, request: Any) -> None:

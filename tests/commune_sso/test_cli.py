@@ -12,6 +12,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -236,6 +237,44 @@ def test_bad_redirect_uri_is_refused(cli: Cli, uri: str, message: str) -> None:
     result = cli("client", "add", "--name", "Văn bản", "--redirect-uri", uri, "--json")
     assert_clean_failure(result, message)
     assert cli.json("client", "list") == []
+
+
+def test_client_add_applies_the_rules_of_the_app_pages(cli: Cli) -> None:
+    result = cli(
+        "client",
+        "add",
+        "--name",
+        "Văn bản",
+        "--redirect-uri",
+        "https://vanban.laocai.gov.vn/cb",
+        "--scope",
+        "openid root",
+        "--id-token-alg",
+        "HS256",
+    )
+    assert_clean_failure(result, "scope: Unknown scope “root”")
+    assert_clean_failure(result, "id_token_signed_response_alg: The signing algorithm must be one")
+    assert cli.json("client", "list") == []
+
+
+def test_client_rotate_secret_with_an_overlap(cli: Cli, engine: Engine) -> None:
+    created = cli.json("client", "add", "--name", "Báo cáo", "--grant-type", "client_credentials")
+    client_id, old_secret = created["client_id"], created["client_secret"]
+    before = datetime.now(UTC)
+    rotated = cli.json("client", "rotate-secret", client_id, "--overlap", "2h")
+    until = datetime.fromisoformat(rotated["old_secret_valid_until"])
+    assert before + timedelta(hours=2) <= until <= datetime.now(UTC) + timedelta(hours=2)
+    with transaction(make_session_factory(engine)) as session:
+        client = clients.get_active(session, client_id)
+        assert clients.check_secret(client, rotated["client_secret"])
+        assert clients.check_secret(client, old_secret, now=until - timedelta(seconds=1))
+        assert not clients.check_secret(client, old_secret, now=until)
+    at_once = cli.json("client", "rotate-secret", client_id, "--overlap", "0")
+    assert at_once["old_secret_valid_until"] is None
+    assert_clean_failure(
+        cli("client", "rotate-secret", client_id, "--overlap", "31d"), "at most 30 days"
+    )
+    assert_clean_failure(cli("client", "rotate-secret", "no-such-client"), "No such client.")
 
 
 def test_client_remove(cli: Cli) -> None:

@@ -12,7 +12,10 @@ import json
 import re
 import time
 from dataclasses import dataclass
+from datetime import timedelta
+from urllib.parse import quote
 
+import httpx
 import pytest
 from sqlalchemy import func, select
 from starlette.testclient import TestClient
@@ -20,7 +23,7 @@ from starlette.testclient import TestClient
 from core import audit
 from core.db import transaction
 from core.opaque_tokens import digest
-from idp import accounts, admin_scope, sessions
+from idp import accounts, admin_scope, clients, sessions
 from idp.models import (
     AccountProfile,
     ActivationCode,
@@ -35,8 +38,9 @@ from idp.models import (
 )
 from idp.official_data import fold_for_search
 from idp.runtime import IdpRuntime
+from idp.web.admin_pages.clients import client_path
 from idp.web.admin_pages.guard import DISPLAY_TIMEZONE
-from tests.conftest import OFFICIAL_PASSWORD
+from tests.conftest import OFFICIAL_PASSWORD, register_client
 from tests.idp.import_files import cccd, csv_bytes, stored_digest
 
 SYSTEM = admin_scope.AdminScope(True, frozenset(), frozenset())
@@ -252,9 +256,9 @@ def test_every_page_renders_for_a_system_admin(web, runtime, world, rp):
         f"/admin/units/{WARD_A}",
         "/admin/clients",
         "/admin/clients/new",
-        f"/admin/clients/{client.id}",
-        f"/admin/clients/{client.id}/rotate",
-        f"/admin/clients/{client.id}/remove",
+        client_path(client.client_id),
+        f"{client_path(client.client_id)}?action=rotate",
+        f"{client_path(client.client_id)}?action=remove",
         "/admin/audit",
         "/admin/logout-deliveries",
         "/admin/imports",
@@ -514,11 +518,12 @@ def test_register_app_shows_the_secret_once(web, runtime, world):
         ]
         assert client.backchannel_logout_uri == "https://motcua.laocai.gov.vn/bcl"
         assert client.first_party
-    detail = web.get(f"/admin/clients/{client.id}")
+    detail = web.get(client_path(client_id))
+    assert detail.status_code == 200
     assert secret not in detail.text and client_id in detail.text
     # The same form sent again (a double click) registers nothing more and shows no secret.
     again = web.post("/admin/clients/new", data=form)
-    assert again.status_code == 303 and again.headers["location"] == f"/admin/clients/{client.id}"
+    assert again.status_code == 303 and again.headers["location"] == client_path(client_id)
     with transaction(runtime.session_factory) as session:
         assert session.scalar(select(func.count()).select_from(Client)) == 1
     assert [e.actor for e in audit_actions(runtime, "client.create")] == ["user:quan.tri"]
@@ -552,37 +557,272 @@ def test_register_form_errors_are_next_to_the_field_and_keep_the_values(web, run
         assert session.scalar(select(func.count()).select_from(Client)) == 0
 
 
-def test_edit_uris_rotate_and_remove(web, runtime, world, rp):
-    client, old_secret = rp
-    sign_in(web, runtime, world.system)
-    detail = f"/admin/clients/{client.id}"
-    bad = post(web, detail, {"redirect_uris": "not a url"}, form_page=detail)
-    assert bad.status_code == 400 and "not a url</textarea>" in bad.text
-    saved = post(
-        web,
-        detail,
-        {
-            "redirect_uris": "http://127.0.0.1:9/cb\nhttp://127.0.0.1:9/cb-new",
-            "post_logout_redirect_uris": "",
-            "frontchannel_logout_uri": "http://127.0.0.1:9/fcl",
-        },
-        form_page=detail,
+QUOTED_CLIENT_ID = "urn:laocai:motcua/v2"
+
+
+def service_app(runtime: IdpRuntime, *, method: str = "client_secret_basic") -> tuple[str, str]:
+    """A confidential service client (client_credentials) with a client_id to percent-encode."""
+    client, secret = register_client(
+        runtime,
+        client_id=QUOTED_CLIENT_ID,
+        name="Đồng bộ một cửa",
+        grant_types=["client_credentials"],
+        redirect_uris=[],
+        post_logout_redirect_uris=[],
+        scope="profile",
+        auth_method=method,
+        first_party=False,
     )
-    assert saved.status_code == 303
+    assert secret is not None
+    return client.client_id, secret
+
+
+def as_client(
+    web: TestClient, path: str, data: dict[str, str], client_id: str, secret: str, method: str
+) -> httpx.Response:
+    """A POST to an OAuth endpoint, the client authenticated by ``method`` (RFC 6749 §2.3.1)."""
+    if method == "client_secret_basic":
+        # Form-urlencoded before Base64: the client_id holds ":" and "/".
+        auth = (quote(client_id, safe=""), quote(secret, safe=""))
+        return web.post(path, data=data, auth=auth)
+    return web.post(path, data={**data, "client_id": client_id, "client_secret": secret})
+
+
+def token_status(web: TestClient, client_id: str, secret: str, method: str) -> int:
+    grant = {"grant_type": "client_credentials"}
+    return as_client(web, "/oauth2/token", grant, client_id, secret, method).status_code
+
+
+def secret_shown(page: str) -> str:
+    match = re.search(r'id="client-secret">([^<]+)<', page)
+    assert match, "no secret on the page"
+    return match.group(1)
+
+
+def test_apps_are_addressed_by_client_id_percent_encoded(web, runtime, world, rp):
+    numeric, _ = rp
+    client_id, _ = service_app(runtime)
+    page = "/admin/clients/urn%3Alaocai%3Amotcua%2Fv2"
+    assert client_path(client_id) == page
+    sign_in(web, runtime, world.system)
+    listing = web.get("/admin/clients")
+    assert f'href="{page}"' in listing.text
+    detail = web.get(page)
+    assert detail.status_code == 200 and "Đồng bộ một cửa" in detail.text
+    assert f'action="{page}"' in detail.text
+    assert f'href="{page}?action=rotate"' in detail.text
+    # The language switch keeps the address (its path is the decoded one, the same route).
+    english = web.get(f"{page}?lang=en")
+    assert english.status_code == 200 and "Other actions" in english.text
+    assert web.get(f"{page}?action=rotate").status_code == 200
+    # The numeric row id of before is no address any more, nor an unknown action.
+    assert web.get(f"/admin/clients/{numeric.id}").status_code == 404
+    assert web.get(f"{page}?action=explode").status_code == 404
+    assert web.get(f"{page}/rotate").status_code == 404
+
+
+def test_the_page_offers_save_as_the_only_main_button_and_confirms_the_rest(web, runtime, world):
+    client_id, _ = service_app(runtime)
+    page = client_path(client_id)
+    sign_in(web, runtime, world.system)
+    detail = web.get(page).text
+    assert "button--danger" not in detail
+    assert re.findall(r'<button type="submit" class="button button--primary">([^<]+)<', detail) == [
+        "Lưu"
+    ]
+    for action in ("rotate", "remove"):
+        assert re.search(
+            rf'<a class="button button--secondary" href="{re.escape(page)}\?action={action}">',
+            detail,
+        )
+    confirm = web.get(f"{page}?action=remove")
+    assert confirm.status_code == 200 and f'action="{page}?action=remove"' in confirm.text
+    # Reaching the confirmation changes nothing; confirming removes, audited.
     with transaction(runtime.session_factory) as session:
-        row = session.get(Client, client.id)
-        assert row.redirect_uris == ["http://127.0.0.1:9/cb", "http://127.0.0.1:9/cb-new"]
-        assert row.frontchannel_logout_uri == "http://127.0.0.1:9/fcl"
-    rotated = post(web, f"{detail}/rotate", form_page=f"{detail}/rotate")
-    new_secret = re.search(r'id="client-secret">([^<]+)<', rotated.text).group(1)
-    assert new_secret != old_secret
+        assert clients.find_active(session, client_id) is not None
+    removed = post(web, f"{page}?action=remove", form_page=f"{page}?action=remove")
+    assert removed.status_code == 303 and removed.headers["location"] == "/admin/clients?removed=1"
+    assert web.get(page).status_code == 404
+    [entry] = audit_actions(runtime, "client.remove")
+    assert (entry.actor, entry.target) == ("user:quan.tri", f"client:{client_id}")
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+def test_rotation_keeps_the_old_secret_until_the_chosen_time(web, runtime, world, method):
+    client_id, old_secret = service_app(runtime, method=method)
+    page = client_path(client_id)
+    sign_in(web, runtime, world.system)
+    confirm = web.get(f"{page}?action=rotate").text
+    assert re.search(r'<input type="radio" name="overlap" value="24h" checked>', confirm)
+    rotated = post(web, f"{page}?action=rotate", {"overlap": "1h"}, form_page=page)
+    assert rotated.status_code == 200
+    new_secret = secret_shown(rotated.text)
+    until = runtime.clock.now() + timedelta(hours=1)
+    shown_until = until.astimezone(DISPLAY_TIMEZONE).strftime("%d/%m/%Y %H:%M")
+    assert shown_until in rotated.text
+    detail = web.get(page).text
+    assert "Còn hiệu lực đến" in detail and shown_until in detail
+    assert f'href="{page}?action=revoke-old-secret"' in detail
     with transaction(runtime.session_factory) as session:
-        assert session.get(Client, client.id).secret_digest == digest(new_secret)
-    removed = post(web, f"{detail}/remove", form_page=f"{detail}/remove")
-    assert removed.status_code == 303
-    assert web.get(detail).status_code == 404
-    actions = [e.action for e in audit_actions(runtime, "client.") if e.actor == "user:quan.tri"]
-    assert actions == ["client.update_uris", "client.rotate_secret", "client.remove"]
+        row = clients.get_active(session, client_id)
+        assert row.secret_digest == digest(new_secret)
+        assert row.previous_secret_digest == digest(old_secret)  # hashed as the current one
+    [entry] = audit_actions(runtime, "client.rotate_secret")
+    assert entry.actor == "user:quan.tri"
+    assert json.loads(entry.details) == {"old_secret_valid_until": until.isoformat()}
+    # Both secrets work during the overlap, at the token endpoint and the introspection one.
+    for secret in (old_secret, new_secret, old_secret):
+        assert token_status(web, client_id, secret, method) == 200
+    grant = {"grant_type": "client_credentials"}
+    token = as_client(web, "/oauth2/token", grant, client_id, new_secret, method).json()
+    for endpoint in ("/oauth2/introspect", "/oauth2/revoke"):
+        answer = as_client(
+            web, endpoint, {"token": token["access_token"]}, client_id, old_secret, method
+        )
+        assert answer.status_code == 200, endpoint
+    introspected = as_client(
+        web, "/oauth2/introspect", {"token": token["access_token"]}, client_id, new_secret, method
+    )
+    assert introspected.json() == {"active": False}  # revoked with the old secret
+    runtime.clock.advance(hours=1, seconds=-1)
+    assert token_status(web, client_id, old_secret, method) == 200
+    runtime.clock.advance(seconds=1)
+    assert token_status(web, client_id, old_secret, method) == 401
+    assert token_status(web, client_id, new_secret, method) == 200
+    assert "Còn hiệu lực đến" not in web.get(page).text
+
+
+def test_revoke_the_old_secret_early(web, runtime, world):
+    method = "client_secret_basic"
+    client_id, old_secret = service_app(runtime)
+    page = client_path(client_id)
+    sign_in(web, runtime, world.system)
+    new_secret = secret_shown(
+        post(web, f"{page}?action=rotate", {"overlap": "24h"}, form_page=page).text
+    )
+    assert token_status(web, client_id, old_secret, method) == 200
+    confirm = web.get(f"{page}?action=revoke-old-secret")
+    assert confirm.status_code == 200 and "Thu hồi khóa bí mật cũ ngay" in confirm.text
+    revoked = post(web, f"{page}?action=revoke-old-secret", form_page=page)
+    assert revoked.status_code == 303
+    assert revoked.headers["location"] == f"{page}?done=old-secret-revoked"
+    assert "Khóa bí mật cũ đã ngừng hoạt động." in web.get(revoked.headers["location"]).text
+    assert token_status(web, client_id, old_secret, method) == 401
+    assert token_status(web, client_id, new_secret, method) == 200
+    [entry] = audit_actions(runtime, "client.revoke_old_secret")
+    assert (entry.actor, entry.target) == ("user:quan.tri", f"client:{client_id}")
+    # Nothing left to revoke: the confirmation says so, a replayed form is refused.
+    assert "không còn khóa bí mật cũ" in web.get(f"{page}?action=revoke-old-secret").text
+    again = post(web, f"{page}?action=revoke-old-secret", form_page=page)
+    assert again.status_code == 409
+    assert len(audit_actions(runtime, "client.revoke_old_secret")) == 1
+
+
+def test_rotation_without_overlap_and_a_bad_overlap(web, runtime, world):
+    method = "client_secret_basic"
+    client_id, old_secret = service_app(runtime)
+    page = client_path(client_id)
+    sign_in(web, runtime, world.system)
+    refused = post(web, f"{page}?action=rotate", {"overlap": "5y"}, form_page=page)
+    assert refused.status_code == 400 and 'id="client-secret"' not in refused.text
+    assert token_status(web, client_id, old_secret, method) == 200
+    assert audit_actions(runtime, "client.rotate_secret") == []
+    rotated = post(web, f"{page}?action=rotate", {"overlap": "0"}, form_page=page)
+    new_secret = secret_shown(rotated.text)
+    assert token_status(web, client_id, old_secret, method) == 401
+    assert token_status(web, client_id, new_secret, method) == 200
+    assert "Còn hiệu lực đến" not in web.get(page).text
+
+
+def client_row(runtime: IdpRuntime, client_id: str) -> dict[str, object]:
+    with transaction(runtime.session_factory) as session:
+        return clients.ClientSettings.of(clients.get_active(session, client_id)).as_dict()
+
+
+def test_invalid_settings_are_shown_by_field_and_nothing_is_saved(web, runtime, world, rp):
+    client, _ = rp
+    page = client_path(client.client_id)
+    before = client_row(runtime, client.client_id)
+    sign_in(web, runtime, world.system)
+    form = {
+        "name": "Hệ thống quản lý văn bản",
+        "grant_types": "authorization_code",
+        "redirect_uris": "http://127.0.0.1:9/cb\nhttp://vanban.laocai.gov.vn/cb",
+        "post_logout_redirect_uris": "",
+        "backchannel_logout_uri": "https://vanban.laocai.gov.vn/bcl#x",
+        "frontchannel_logout_uri": "https://other.laocai.gov.vn/fcl",
+        "scope": "openid root",
+        "id_token_signed_response_alg": "HS256",
+        "access_token_signed_response_alg": "RS256",
+    }
+    bad = post(web, page, form, form_page=page)
+    assert bad.status_code == 400
+    assert "Chưa có thay đổi nào được lưu." in bad.text
+    assert "http://vanban.laocai.gov.vn/cb</textarea>" in bad.text  # what was typed, kept
+    errors = dict(re.findall(r'<p class="field__error" id="([a-z_]+)-error">([^<]+)</p>', bad.text))
+    assert errors == {
+        "redirect_uris": "Dòng 2: URI chuyển hướng phải dùng https (chỉ dùng http thường với "
+        "127.0.0.1 hoặc localhost).",
+        "backchannel_logout_uri": "URI đăng xuất không được có phần “#…”.",
+        "frontchannel_logout_uri": "URI đăng xuất front-channel phải có cùng giao thức, máy chủ "
+        "và cổng với một URI chuyển hướng.",
+        "scope": "Không có phạm vi “root”; máy chủ này có các phạm vi: "
+        "openid profile email phone offline_access unit scim ca:read ca:request ca:approve "
+        "ca:revoke admin.",
+        "id_token_signed_response_alg": "Thuật toán ký phải là một trong: RS256, ES256, EdDSA.",
+    }
+    without_grants = {k: v for k, v in form.items() if k != "grant_types"}
+    english = web.post(
+        f"{page}?lang=en", data={"csrf_token": csrf_of(web, page), **without_grants, "name": ""}
+    )
+    assert english.status_code == 400
+    assert "Enter the app's name (at most 200 characters)." in english.text
+    assert "Choose at least one way the app signs in." in english.text
+    assert "Line 2: A redirect URI must use https" in english.text
+    assert client_row(runtime, client.client_id) == before
+    assert audit_actions(runtime, "client.update") == []
+
+
+def test_settings_are_edited_and_audited(web, runtime, world, rp):
+    client, _ = rp
+    page = client_path(client.client_id)
+    sign_in(web, runtime, world.system)
+    detail = web.get(page).text
+    assert '<option value="RS256" selected>' in detail
+    form = {
+        "name": "Quản lý văn bản (mới)",
+        "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
+        "redirect_uris": "http://127.0.0.1:9/cb\nhttp://127.0.0.1:9/cb-new",
+        "post_logout_redirect_uris": "http://127.0.0.1:9/bye",
+        "backchannel_logout_uri": "",
+        "frontchannel_logout_uri": "http://127.0.0.1:9/fcl",
+        "scope": "openid  profile unit profile",
+        "id_token_signed_response_alg": "ES256",
+        "access_token_signed_response_alg": "EdDSA",
+    }
+    saved = post(web, page, form, form_page=page)
+    assert saved.status_code == 303 and saved.headers["location"] == f"{page}?done=saved"
+    assert "Đã lưu cấu hình của ứng dụng." in web.get(saved.headers["location"]).text
+    assert client_row(runtime, client.client_id) == {
+        "name": "Quản lý văn bản (mới)",
+        "grant_types": ["authorization_code", "refresh_token", "client_credentials"],
+        "scope": "openid profile unit",
+        "redirect_uris": ["http://127.0.0.1:9/cb", "http://127.0.0.1:9/cb-new"],
+        "post_logout_redirect_uris": ["http://127.0.0.1:9/bye"],
+        "id_token_signed_response_alg": "ES256",
+        "access_token_signed_response_alg": "EdDSA",
+        "backchannel_logout_uri": None,
+        "frontchannel_logout_uri": "http://127.0.0.1:9/fcl",
+    }
+    [entry] = audit_actions(runtime, "client.update")
+    details = json.loads(entry.details)
+    assert entry.actor == "user:quan.tri"
+    assert details["before"]["id_token_signed_response_alg"] == "RS256"
+    assert details["after"]["scope"] == "openid profile unit"
+    assert "redirect_uris" in details["after"]
+    # The same form again changes nothing, and records nothing.
+    assert post(web, page, form, form_page=page).status_code == 303
+    assert len(audit_actions(runtime, "client.update")) == 1
 
 
 # --------------------------------------------------------------------------------------------

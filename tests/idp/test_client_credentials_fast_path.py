@@ -371,19 +371,42 @@ def test_removed_client_is_refused_once_its_cache_entry_is_stale(web, general, r
     assert len(hops) == 2
 
 
-def test_rotated_secret_is_used_once_the_cache_entry_is_stale(web, runtime):
-    client_id, old_secret = service_client(runtime)
-    assert token_request(web, client_id, old_secret).status_code == 200
+def rotate_secret(runtime: IdpRuntime, client_id: str, overlap: timedelta) -> str:
     with transaction(runtime.session_factory) as session:
-        new_secret = clients.rotate_secret(
+        return clients.rotate_secret(
             session=session,
             clock=runtime.clock,
             actor="test",
             client=clients.get_active(session, client_id),
+            overlap=overlap,
         )
+
+
+def test_rotated_secret_is_used_once_the_cache_entry_is_stale(web, runtime):
+    client_id, old_secret = service_client(runtime)
+    assert token_request(web, client_id, old_secret).status_code == 200
+    new_secret = rotate_secret(runtime, client_id, timedelta(0))
     runtime.client_cache = ClientCache(ttl=0.0)
     assert token_request(web, client_id, old_secret).status_code == 401
     assert token_request(web, client_id, new_secret).status_code == 200
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post"])
+def test_old_secret_works_on_the_fast_path_until_its_overlap_ends(
+    web, general, runtime, hops, method
+):
+    client_id, old_secret = service_client(runtime, method=method)
+    new_secret = rotate_secret(runtime, client_id, timedelta(hours=24))
+    assert token_request(web, client_id, new_secret, method=method).status_code == 200
+    hops.clear()
+    assert token_request(web, client_id, old_secret, method=method).status_code == 200
+    assert hops == []  # the cached registration holds the old secret's digest and its end
+    runtime.clock.advance(hours=24)
+    fast = token_request(web, client_id, old_secret, method=method)
+    reference = token_request(general, client_id, old_secret, method=method)
+    assert fast.status_code == 401 and fast.json()["error"] == "invalid_client"
+    assert_same_response(fast, reference)
+    assert token_request(web, client_id, new_secret, method=method).status_code == 200
 
 
 # --- Fast-path tokens at the other endpoints -------------------------------------------------

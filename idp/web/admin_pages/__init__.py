@@ -78,20 +78,15 @@ def admin_page_routes(import_api: ImportsApi) -> list[Route]:
         Route(
             "/admin/clients/new", admin_action(clients.create_client, **system), methods=["POST"]
         ),
+        # Last of the /admin/clients routes: the whole rest of the path is the client_id.
         Route(
-            "/admin/clients/{pk:int}", admin_page(clients.show_client, **system), methods=["GET"]
-        ),
-        Route(
-            "/admin/clients/{pk:int}", admin_action(clients.edit_client, **system), methods=["POST"]
-        ),
-        Route(
-            "/admin/clients/{pk:int}/{action}",
-            admin_page(clients.confirm_action, **system),
+            "/admin/clients/{client_id:path}",
+            admin_page(clients.show_client, **system),
             methods=["GET"],
         ),
         Route(
-            "/admin/clients/{pk:int}/{action}",
-            admin_action(clients.perform_action, **system),
+            "/admin/clients/{client_id:path}",
+            admin_action(clients.change_client, **system),
             methods=["POST"],
         ),
         Route("/admin/audit", admin_page(audit.show_log, **system), methods=["GET"]),
