@@ -1,8 +1,8 @@
 """Client secret rotation with an overlap: the previous secret's digest and until when it is
 still accepted (a rolling deploy of the app can take its time to pick up the new secret)
 
-Revision ID: 0012_client_secret_overlap
-Revises: 0011
+Revision ID: 0013
+Revises: 0012
 Create Date: 2026-11-23 09:00:00
 """
 
@@ -11,8 +11,8 @@ from alembic import op
 
 import core.db
 
-revision = "0012_client_secret_overlap"
-down_revision = "0011"
+revision = "0013"
+down_revision = "0012"
 branch_labels = None
 depends_on = None
 
