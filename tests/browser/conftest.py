@@ -17,6 +17,7 @@ import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 from starlette.applications import Starlette
 
+from ca_admin.runtime import CaRuntime
 from core.clock import SystemClock
 from core.settings import Settings
 from tests.browser_support import SharedApp, bind_loopback, run_shared_app, serve
@@ -34,7 +35,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
 ]
 DESKTOP = {"width": 1280, "height": 800}
-PHONE = {"width": 390, "height": 844}
+PHONE = {"width": 375, "height": 812}
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 
 
@@ -69,6 +70,13 @@ def provider(app: Starlette, settings: Settings, idp_socket: socket.socket) -> I
     """The issuer URL of the provider, running."""
     with serve(app, idp_socket, name="idp"):
         yield settings.issuer
+
+
+@pytest.fixture
+def ca_runtime(app: Starlette) -> CaRuntime:
+    """The CA of the running app (the CA pages' tests seed it)."""
+    runtime: CaRuntime = app.state.ca
+    return runtime
 
 
 StartApps = Callable[..., tuple[SharedApp, SharedApp]]

@@ -19,7 +19,6 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from playwright.sync_api import Browser, Page, expect
 from sqlalchemy import select
-from starlette.applications import Starlette
 
 from ca_admin.models import Authority, IssuedCertificate
 from ca_admin.runtime import CaRuntime
@@ -32,12 +31,6 @@ from tests.ca_admin.test_pages import issue_for
 from tests.conftest import OFFICIAL_PASSWORD
 
 PAGES = "/ca/pages"
-
-
-@pytest.fixture
-def ca_runtime(app: Starlette) -> CaRuntime:
-    runtime: CaRuntime = app.state.ca
-    return runtime
 
 
 @pytest.fixture

@@ -208,24 +208,31 @@ def make_csr(
     return csr.public_bytes(Encoding.PEM), key
 
 
-def issue_one(ca_runtime: CaRuntime, people: People) -> IssuedCertificate:
+def submit_for(ca_runtime: CaRuntime, account: Account, *, server_keygen: bool = False) -> str:
+    """The official asks for a signing certificate (a fresh CSR, or a key made by the server);
+    returns the request id."""
     with transaction(ca_runtime.session_factory) as session:
-        request = certificate_requests.submit(
+        return certificate_requests.submit(
             session=session,
             runtime=ca_runtime,
-            actor=people.official.subject,
+            actor=account.subject,
             submission=Submission(
-                subject_ref=people.official.subject,
+                subject_ref=account.subject,
                 profile="official-document-signing",
-                csr=make_csr()[0],
+                csr=None if server_keygen else make_csr()[0],
+                server_keygen=server_keygen,
             ),
-        )
+        ).request_id
+
+
+def issue_one(ca_runtime: CaRuntime, people: People) -> IssuedCertificate:
+    request_id = submit_for(ca_runtime, people.official)
     with transaction(ca_runtime.session_factory) as session:
         approved = certificate_requests.approve(
             session=session,
             runtime=ca_runtime,
             actor=people.unit_admin.subject,
-            request_id=request.request_id,
+            request_id=request_id,
         )
         issued = session.get(IssuedCertificate, approved.certificate_id)
         assert issued is not None
