@@ -10,18 +10,14 @@ import re
 import httpx
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from ca_admin import issuance, reminders
-from ca_admin.issuance import IssueOrder
+from ca_admin import reminders
 from ca_admin.models import Authority
-from ca_admin.profiles import get_profile
 from ca_admin.runtime import CaRuntime
 from core.clock import FixedClock
-from core.db import transaction
 from idp.models import Account
 from idp.runtime import IdpRuntime
 from tests.ca_admin.conftest import People
@@ -78,21 +74,8 @@ def test_certificate_pages_lead_back_to_the_other_areas_and_sign_out(
 def _device_certificate(ca_runtime: CaRuntime, account: Account) -> x509.Certificate:
     """A device certificate: its profile needs only the unit, so an official without an agency
     can have one."""
-    with transaction(ca_runtime.session_factory) as session:
-        identity = ca_runtime.directory.find(session, subject_ref=account.subject)
-        assert identity is not None
-        issued = issuance.issue(
-            session=session,
-            runtime=ca_runtime,
-            actor="test",
-            order=IssueOrder(
-                profile=get_profile("device"),
-                identity=identity,
-                public_key=ec.generate_private_key(ec.SECP256R1()).public_key(),
-                device_name="may-tinh-01.laocai",
-            ),
-        )
-        return x509.load_der_x509_certificate(issued.der)
+    issued = issue_for(ca_runtime, account, profile="device", device_name="may-tinh-01.laocai")
+    return x509.load_der_x509_certificate(issued.der)
 
 
 def organisations(certificate: x509.Certificate) -> list[str]:
