@@ -5,9 +5,7 @@ reminder e-mails, through the real app and a real CA hierarchy on both databases
 from __future__ import annotations
 
 import dataclasses
-import re
 
-import httpx
 import pytest
 from cryptography import x509
 from cryptography.x509.oid import NameOID
@@ -24,22 +22,16 @@ from tests.ca_admin.conftest import People
 from tests.ca_admin.pages_flow import sign_in
 from tests.ca_admin.test_pages import issue_for
 from tests.ca_admin.test_reminders import messages
+from tests.idp.test_home_and_header import header_areas
 
 PROVINCE = "Sở Khoa học và Công nghệ tỉnh Lào Cai"
 PROVINCE_EN = "Lao Cai Department of Science and Technology"
-AREA_LINKS = re.compile(r'<ul class="site-nav__areas">(.*?)</ul>', re.S)
 
 
 @pytest.fixture
 def ca_runtime(app: Starlette) -> CaRuntime:
     runtime: CaRuntime = app.state.ca
     return runtime
-
-
-def header_areas(page: httpx.Response) -> list[str]:
-    found = AREA_LINKS.search(page.text)
-    assert found is not None, page.text[:2000]
-    return re.findall(r'href="([^"]+)"', found.group(1))
 
 
 @pytest.mark.parametrize(

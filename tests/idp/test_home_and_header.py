@@ -10,15 +10,14 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from commune_sso.app import build_runtime, create_app
 from core.clock import FixedClock
 from core.db import transaction
 from core.settings import Settings
-from idp import accounts, admin_scope, mfa, sessions, totp
-from idp.models import Account, Unit
+from idp import mfa, totp
+from idp.models import Account
 from idp.runtime import IdpRuntime
 from tests.conftest import ISSUER, OFFICIAL_PASSWORD, register_client, settings_for
 from tests.idp.oidc_flow import (
@@ -30,67 +29,14 @@ from tests.idp.oidc_flow import (
     query_of,
     submit_login,
 )
+from tests.idp.test_admin_pages import World
+from tests.idp.test_admin_pages import sign_in as with_session
+from tests.idp.test_admin_pages import world as world  # the same units, admins, officials
 
 FORM_ACTION = re.compile(r'<form[^>]* action="([^"]*)"')
 HTML_LANG = re.compile(r'<html lang="(\w+)">')
 SIGN_OUT = 'href="/oauth2/logout"'
 AREA_LINK = re.compile(r'<ul class="site-nav__areas">(.*?)</ul>', re.S)
-
-
-def make_admin(runtime: IdpRuntime, username: str, *, system: bool = False) -> Account:
-    """An account with a password; a unit admin of a new ward unless ``system``."""
-    with transaction(runtime.session_factory) as session:
-        account = accounts.create(
-            session=session,
-            clock=runtime.clock,
-            passwords=runtime.passwords,
-            actor="test",
-            username=username,
-            full_name="Lê Thị Quản Trị",
-            password=OFFICIAL_PASSWORD,
-            is_system_admin=system,
-        )
-        if not system:
-            unit = Unit(
-                code="02656",
-                name="Phường Cam Đường",
-                level="ward",
-                division_type="phường",
-                province_code="15",
-                status="active",
-                created_at=runtime.clock.now(),
-                updated_at=runtime.clock.now(),
-            )
-            session.add(unit)
-            session.flush()
-            admin_scope.grant(
-                session=session,
-                clock=runtime.clock,
-                actor_scope=admin_scope.AdminScope(True, frozenset(), frozenset()),
-                actor="test",
-                account=account,
-                role=admin_scope.UNIT_ADMIN,
-                unit=unit,
-            )
-        return account
-
-
-def with_session(web: TestClient, runtime: IdpRuntime, username: str) -> None:
-    """What the login leaves behind: an SSO session and its cookie."""
-    with transaction(runtime.session_factory) as session:
-        account = session.scalar(select(Account).where(Account.username == username))
-        assert account is not None
-        _, cookie = sessions.create(
-            session=session,
-            clock=runtime.clock,
-            settings=runtime.settings,
-            account=account,
-            amr=["pwd"],
-            client_address="127.0.0.1",
-            user_agent="test",
-        )
-    web.cookies.clear()
-    web.cookies.set(runtime.session_cookie_name, cookie)
 
 
 def header_areas(page: httpx.Response) -> list[str]:
@@ -121,9 +67,9 @@ def test_home_page_invites_a_stranger_to_sign_in(web: TestClient) -> None:
 
 
 def test_home_page_leads_an_official_to_the_account_and_certificates(
-    web: TestClient, runtime: IdpRuntime, official: Account
+    web: TestClient, runtime: IdpRuntime, world: World
 ) -> None:
-    with_session(web, runtime, official.username)
+    with_session(web, runtime, world.in_a)
     page = web.get("/")
     assert page.status_code == 200
     assert "Nguyễn Văn An" in page.text
@@ -134,12 +80,11 @@ def test_home_page_leads_an_official_to_the_account_and_certificates(
     assert SIGN_OUT in page.text
 
 
-@pytest.mark.parametrize("system", [True, False], ids=["system-admin", "unit-admin"])
+@pytest.mark.parametrize("who", ["system", "province_admin_15", "unit_admin_a"])
 def test_home_page_shows_administration_to_admins(
-    web: TestClient, runtime: IdpRuntime, system: bool
+    web: TestClient, runtime: IdpRuntime, world: World, who: str
 ) -> None:
-    make_admin(runtime, "admin.camduong", system=system)
-    with_session(web, runtime, "admin.camduong")
+    with_session(web, runtime, getattr(world, who))
     page = web.get("/")
     assert 'class="home__area" href="/admin"' in page.text
     assert header_areas(page) == ["/account", "/ca/pages/", "/admin"]
@@ -181,9 +126,9 @@ def test_login_still_refuses_to_go_elsewhere(web: TestClient, next_path: str) ->
 
 
 def test_account_pages_link_to_the_other_areas_and_sign_out(
-    web: TestClient, runtime: IdpRuntime, official: Account
+    web: TestClient, runtime: IdpRuntime, world: World
 ) -> None:
-    with_session(web, runtime, official.username)
+    with_session(web, runtime, world.in_a)
     page = web.get("/account")
     assert header_areas(page) == ["/account", "/ca/pages/"]
     assert 'href="/account" aria-current="true"' in page.text
@@ -192,31 +137,31 @@ def test_account_pages_link_to_the_other_areas_and_sign_out(
 
 
 def test_admin_pages_link_to_the_other_areas_and_sign_out(
-    web: TestClient, runtime: IdpRuntime
+    web: TestClient, runtime: IdpRuntime, world: World
 ) -> None:
-    make_admin(runtime, "admin.camduong")
-    with_session(web, runtime, "admin.camduong")
+    with_session(web, runtime, world.unit_admin_a)
     for path in ("/admin", "/admin/officials", "/account"):
         page = web.get(path)
         assert page.status_code == 200, path
         assert header_areas(page) == ["/account", "/ca/pages/", "/admin"], path
         assert SIGN_OUT in page.text and "Đăng xuất" in page.text, path
-        assert "Lê Thị Quản Trị" in page.text, path
+        assert "Quản trị Cam Đường" in page.text, path
 
 
 def test_a_non_admin_refused_at_the_admin_pages_still_has_a_way_back(
-    web: TestClient, runtime: IdpRuntime, official: Account
+    web: TestClient, runtime: IdpRuntime, world: World
 ) -> None:
-    with_session(web, runtime, official.username)
+    with_session(web, runtime, world.nobody)
     refused = web.get("/admin")
     assert refused.status_code == 403
     assert header_areas(refused) == ["/account", "/ca/pages/"]
     assert SIGN_OUT in refused.text
 
 
-def test_admin_menu_is_also_a_disclosure_for_phones(web: TestClient, runtime: IdpRuntime) -> None:
-    make_admin(runtime, "root", system=True)
-    with_session(web, runtime, "root")
+def test_admin_menu_is_also_a_disclosure_for_phones(
+    web: TestClient, runtime: IdpRuntime, world: World
+) -> None:
+    with_session(web, runtime, world.system)
     page = web.get("/admin")
     wide, narrow = page.text.split('<details class="admin-nav admin-nav--narrow">')
     assert 'class="admin-nav admin-nav--wide"' in wide
