@@ -143,6 +143,7 @@ def issue(
         not_before=now - BACKDATE,
         not_after=not_after,
         device_name=order.device_name,
+        default_organisation=runtime.organisation_name,
     )
     serial = new_serial()
     builder = (

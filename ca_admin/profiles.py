@@ -67,6 +67,9 @@ class IssuanceContext:
     not_before: datetime
     not_after: datetime
     device_name: str | None = None
+    # O= of a subject whose official has no agency: the province's organisation name
+    # (COMMUNE_SSO_ORGANISATION_NAME); None: no O= then.
+    default_organisation: str | None = None
 
 
 Step = Callable[[IssuanceContext, x509.CertificateBuilder], x509.CertificateBuilder]
@@ -155,7 +158,8 @@ def require_device_name(
 # --- subjects ---------------------------------------------------------------------------------
 
 
-def _place(identity: OfficialIdentity) -> list[x509.NameAttribute]:
+def _place(context: IssuanceContext) -> list[x509.NameAttribute]:
+    identity = context.identity
     attributes = [x509.NameAttribute(NameOID.COUNTRY_NAME, COUNTRY)]
     if identity.province_name:
         attributes.append(
@@ -163,8 +167,9 @@ def _place(identity: OfficialIdentity) -> list[x509.NameAttribute]:
         )
     if identity.unit_name:
         attributes.append(x509.NameAttribute(NameOID.LOCALITY_NAME, identity.unit_name))
-    if identity.agency:
-        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, identity.agency))
+    organisation = identity.agency or context.default_organisation
+    if organisation:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation))
     return attributes
 
 
@@ -174,7 +179,7 @@ def official_subject(
     """C=VN, ST=<province>, L=<unit>, O=<agency>, title=<position>, CN=<full name>,
     UID=CCCD:<citizen id>."""
     identity = context.identity
-    attributes = _place(identity)
+    attributes = _place(context)
     if identity.position:
         attributes.append(x509.NameAttribute(NameOID.TITLE, identity.position))
     attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, fit_common_name(identity.full_name)))
@@ -190,7 +195,7 @@ def organisation_subject(
     return builder.subject_name(
         x509.Name(
             [
-                *_place(identity),
+                *_place(context),
                 x509.NameAttribute(NameOID.COMMON_NAME, fit_common_name(identity.agency)),
             ]
         )
@@ -204,7 +209,7 @@ def device_subject(
     return builder.subject_name(
         x509.Name(
             [
-                *_place(context.identity),
+                *_place(context),
                 x509.NameAttribute(NameOID.COMMON_NAME, context.device_name),
             ]
         )

@@ -19,7 +19,8 @@ import logging
 import os
 import smtplib
 import ssl
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
 from email.policy import SMTP
@@ -71,6 +72,8 @@ class MailSettings:
     starttls: bool
     directory: Path  # where messages go without an SMTP host
     base_url: str  # the service's public URL, for links in the messages
+    # Who signs the messages, by language ("vi", "en"): COMMUNE_SSO_ORGANISATION_NAME(_EN).
+    organisation_names: Mapping[str, str] = field(default_factory=dict)
 
 
 class Mailer:
@@ -134,11 +137,20 @@ def compose(
     message["Message-ID"] = make_msgid(domain=settings.sender.rpartition("@")[2] or "localhost")
     message["Content-Language"] = "vi, en"
     message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
-    english = (SUBJECT % values) + "\n\n" + (BODY % values)
+    english = (SUBJECT % values) + "\n\n" + (BODY % values) + _signature(settings, "en")
     message.set_content(
-        (vietnamese(BODY) % values) + "\n\n-- English --\n\n" + english, charset="utf-8"
+        (vietnamese(BODY) % values)
+        + _signature(settings, "vi")
+        + "\n\n-- English --\n\n"
+        + english,
+        charset="utf-8",
     )
     return message
+
+
+def _signature(settings: MailSettings, locale: str) -> str:
+    name = settings.organisation_names.get(locale)
+    return f"\n\n{name}" if name else ""
 
 
 def _due(session: Session, now: datetime, threshold: int) -> list[IssuedCertificate]:

@@ -60,6 +60,8 @@ class CaRuntime:
     crl_lifetime: timedelta = timedelta(hours=24)
     crl_refresh_before: timedelta = timedelta(hours=6)
     ocsp_lifetime: timedelta = timedelta(hours=1)
+    # O= of certificates whose official has no agency (COMMUNE_SSO_ORGANISATION_NAME).
+    organisation_name: str | None = None
     # Verifies the IdP's access tokens for the REST API; None: the API answers 401 to everyone.
     access_tokens: AccessTokenVerifier | None = None
     # The CA pages (/ca/pages/): templates, CSRF, and the pages' own OIDC client of the IdP;

@@ -29,6 +29,7 @@ from commune_sso.ca_bridge import build_ca_runtime
 from commune_sso.input_guard import HostileInputGuard
 from commune_sso.observability import install_observability
 from commune_sso.server_errors import ServerErrorBoundary, wants_html
+from commune_sso.site_areas import SITE_AREAS
 from core import audit, audit_checkpoints
 from core.clock import Clock, SystemClock
 from core.db import make_engine, make_session_factory, transaction
@@ -36,6 +37,7 @@ from core.errors import ConfigurationError, DomainError
 from core.settings import Settings
 from core.web.csrf import CsrfError, CsrfProtection
 from core.web.i18n import N_, load_translations, negotiate_locale
+from core.web.language_cookie import RememberChosenLanguage
 from core.web.templating import PageRenderer
 from idp import live_officials
 from idp.logout import worker as logout_worker
@@ -69,6 +71,8 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> IdpRuntime:
         template_dirs=[IDP_DIR / "templates", CORE_WEB / "templates"],
         translations=translations,
         csrf=csrf,
+        organisation_names=settings.organisation_names,
+        areas=SITE_AREAS,
     )
     return IdpRuntime(
         settings=settings,
@@ -172,6 +176,8 @@ def create_app(
             # After the boundary, before any route: NUL and non-UTF-8 in paths, queries and
             # headers get a 400 in the endpoint's format (commune_sso/input_guard.py).
             Middleware(HostileInputGuard, render_page=error_page, translate_api=api_text),
+            # ?lang= sets the lang cookie on every answer, so the choice survives redirects.
+            Middleware(RememberChosenLanguage, secure_cookies=settings.issuer_is_https),
         ],
         lifespan=background_tasks(settings, runtime, ca_runtime),
     )

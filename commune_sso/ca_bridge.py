@@ -29,6 +29,7 @@ from ca_admin.signing import CaKeyStore
 from ca_admin.web.bearer import InvalidToken
 from ca_admin.web.pages.oidc_client import PagesClient
 from commune_sso import secrets_setup
+from commune_sso.site_areas import SITE_AREAS
 from core import audit
 from core.clock import Clock
 from core.db import transaction
@@ -204,6 +205,7 @@ def build_ca_runtime(settings: Settings, runtime: SharedBasics) -> CaRuntime:
         approvers=IdpApproverScope(),
         crl_lifetime=timedelta(seconds=settings.ca_crl_lifetime),
         crl_refresh_before=timedelta(seconds=settings.ca_crl_lifetime // 4),
+        organisation_name=settings.organisation_name,
         # The CLI's stand-in has no key ring: it serves no API, so it verifies no tokens.
         access_tokens=IdpAccessTokens(runtime) if isinstance(runtime, IdpRuntime) else None,
         pages=_ca_pages(runtime) if isinstance(runtime, IdpRuntime) else None,
@@ -341,6 +343,8 @@ def _ca_pages(runtime: IdpRuntime) -> PageRenderer:
             [CORE_WEB / "locale", IDP_DIR / "locale", CA_DIR / "locale"]
         ),
         csrf=runtime.csrf,
+        organisation_names=runtime.settings.organisation_names,
+        areas=SITE_AREAS,
     )
 
 
@@ -354,4 +358,5 @@ def mail_settings(settings: Settings) -> MailSettings:
         starttls=settings.smtp_starttls,
         directory=(settings.var_dir / "mail").absolute(),
         base_url=settings.issuer,
+        organisation_names=settings.organisation_names,
     )

@@ -209,8 +209,12 @@ def print_request(data: dict[str, Any]) -> None:
 @ca_app.command("init")
 def ca_init(
     organisation: Annotated[
-        str, typer.Option("--organisation", help='e.g. "Sở KH&CN tỉnh Lào Cai".')
-    ],
+        str | None,
+        typer.Option(
+            "--organisation",
+            help='e.g. "Sở KH&CN tỉnh Lào Cai". Default: COMMUNE_SSO_ORGANISATION_NAME.',
+        ),
+    ] = None,
     root_algorithm: Annotated[str, typer.Option(help="Root CA key.")] = "rsa-3072",
     issuing_algorithm: Annotated[str, typer.Option(help="Issuing CA key.")] = "rsa-2048",
     ocsp_algorithm: Annotated[str, typer.Option(help="OCSP responder key.")] = "rsa-2048",
@@ -254,6 +258,9 @@ def ca_init(
         if Path(export_root_key).exists():
             fail(f"{export_root_key} already exists; choose a new file")
     current = load_settings()
+    organisation = organisation or current.organisation_name
+    if not organisation:
+        fail("give --organisation, or set COMMUNE_SSO_ORGANISATION_NAME")
     runtime = ca_runtime(current)
     setup = hierarchy.CaSetup(
         organisation=organisation,

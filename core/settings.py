@@ -267,6 +267,24 @@ class Settings(BaseSettings):
         'list in the environment: ["/etc/commune-sso/audit-2026.pem"].',
     )
 
+    organisation_name: str | None = Field(
+        default=None,
+        max_length=64,
+        description="The province's name for its officials, e.g. \"Sở Khoa học và Công nghệ "
+        'tỉnh Lào Cai": shown in every page header and footer, signed under every e-mail, and '
+        "the organisation (O=) of a certificate whose official has no agency, and the default "
+        'of `ca init --organisation`. Unset: pages say "Sở Khoa học và Công nghệ" and '
+        "certificates carry no O= beyond the official's agency. At most 64 characters (RFC "
+        "5280 ub-organization-name).",
+    )
+    organisation_name_en: str | None = Field(
+        default=None,
+        max_length=200,
+        description='The same name in English, e.g. "Lao Cai Department of Science and '
+        'Technology", for English pages and the English part of e-mails. Unset: English pages '
+        "show COMMUNE_SSO_ORGANISATION_NAME (a proper name), or the generic English name.",
+    )
+
     smtp_host: str | None = Field(
         default=None,
         description="SMTP server for e-mail to officials (certificate expiry reminders). Unset: "
@@ -345,6 +363,16 @@ class Settings(BaseSettings):
     def issuer_configured(self) -> bool:
         """Whether the issuer was given (environment, ``_FILE`` or argument), not defaulted."""
         return "issuer" in self.model_fields_set
+
+    @property
+    def organisation_names(self) -> dict[str, str]:
+        """The province's name by page language ("vi", "en"); empty when not set."""
+        names: dict[str, str] = {}
+        if self.organisation_name:
+            names["vi"] = names["en"] = self.organisation_name
+        if self.organisation_name_en:
+            names["en"] = self.organisation_name_en
+        return names
 
     @property
     def issuer_is_https(self) -> bool:

@@ -16,6 +16,7 @@ from idp.oauth.endpoints.userinfo import userinfo_endpoint
 from idp.scim.endpoints import scim_routes
 from idp.web.account.routes import account_routes
 from idp.web.admin_pages import admin_page_routes
+from idp.web.home import home_page
 from idp.web.login import (
     consent_page,
     consent_submit,
@@ -39,6 +40,7 @@ def idp_routes() -> list[Route]:
         Route(PATHS["revocation_endpoint"], revocation_endpoint, methods=["POST"]),
         Route(PATHS["end_session_endpoint"], end_session_endpoint, methods=["GET", "POST"]),
         Route("/oauth2/logout/confirm", confirm_logout_endpoint, methods=["POST"]),
+        Route("/", home_page, methods=["GET"]),
         Route("/login", login_page, methods=["GET"]),
         Route("/login", login_submit, methods=["POST"]),
         Route("/login/otp", second_factor_page, methods=["GET"]),

@@ -67,7 +67,7 @@ def load_translations(locale_dirs: Sequence[Path]) -> dict[str, Translations]:
     return result
 
 
-def _supported(tag: str | None) -> str | None:
+def supported_locale(tag: str | None) -> str | None:
     """Map a language tag ('vi', 'vi-VN', 'en_US', 'EN') to a supported locale, or None."""
     if not tag:
         return None
@@ -86,11 +86,11 @@ def negotiate_locale(
     deliberately ignored: the service is Vietnamese-first whatever the browser's setting.
     """
     for tag in (ui_locales or "").split():
-        locale = _supported(tag)
+        locale = supported_locale(tag)
         if locale:
             return locale
     for candidate in (query_lang, cookie_lang):
-        locale = _supported(candidate)
+        locale = supported_locale(candidate)
         if locale:
             return locale
     return DEFAULT_LOCALE

@@ -19,10 +19,8 @@ from starlette.responses import HTMLResponse
 
 from core.web.csrf import CsrfProtection
 from core.web.i18n import SUPPORTED_LOCALES
-
-LANG_COOKIE_NAME = "lang"
-LANG_COOKIE_MAX_AGE = 365 * 24 * 3600
-LANG_QUERY_PARAM = "lang"
+from core.web.language_cookie import LANG_QUERY_PARAM, remember_language
+from core.web.site_header import SiteArea, visitor_of
 
 # No form-action directive on purpose: Chrome applies form-action to the redirects that follow
 # a form POST, which would block the redirect from POST /consent or /login to a relying
@@ -49,18 +47,21 @@ class PageRenderer:
         translations: dict[str, Translations],
         csrf: CsrfProtection,
         static_url: str = "/static",
-        organization_name: str | None = None,
+        organisation_names: Mapping[str, str] | None = None,
+        areas: Sequence[SiteArea] = (),
     ) -> None:
         """``template_dirs`` are searched in order: put package dirs before core's base dir.
 
-        ``organization_name`` (e.g. "Sở Khoa học và Công nghệ tỉnh Lào Cai") replaces the
-        generic translated department name in the page header and footer when set.
+        ``organisation_names`` (by locale, e.g. "vi": "Sở Khoa học và Công nghệ tỉnh Lào Cai")
+        replace the generic translated department name in the page header and footer.
+        ``areas``: the areas of the service the shared header links to (core.web.site_header).
         """
         loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(d)) for d in template_dirs])
         self._csrf = csrf
         self._static_url = static_url.rstrip("/")
         self._environments: dict[str, jinja2.Environment] = {}
         self._translations = translations
+        self._areas = tuple(areas)
         for locale in {*SUPPORTED_LOCALES, *translations}:
             env = jinja2.Environment(
                 loader=loader,
@@ -72,7 +73,7 @@ class PageRenderer:
             catalogue = translations.get(locale) or Translations()
             # newstyle: %(name)s placeholders are filled and escaped by gettext itself.
             env.install_gettext_translations(catalogue, newstyle=True)  # type: ignore[attr-defined]
-            env.globals["organization_name"] = organization_name
+            env.globals["organisation_name"] = (organisation_names or {}).get(locale)
             self._environments[locale] = env
 
     def environment(self, locale: str) -> jinja2.Environment:
@@ -112,6 +113,7 @@ class PageRenderer:
             params.append((LANG_QUERY_PARAM, lang))
             return f"{request.url.path}?{urlencode(params)}"
 
+        visitor = visitor_of(request)
         page_context: dict[str, Any] = {
             "request": request,
             "locale": locale,
@@ -119,6 +121,8 @@ class PageRenderer:
             "csrf_field_name": self._csrf.FIELD_NAME,
             "static_url": self._static_url,
             "lang_switch_url": lang_switch_url,
+            "visitor": visitor,
+            "site_areas": visitor.areas(self._areas) if visitor is not None else [],
         }
         page_context.update(context or {})
         body = env.get_template(template).render(page_context)
@@ -130,13 +134,5 @@ class PageRenderer:
             response.headers[name] = value
         self._csrf.set_cookie_if_new(request, response)
         if remember_locale:
-            response.set_cookie(
-                LANG_COOKIE_NAME,
-                locale,
-                max_age=LANG_COOKIE_MAX_AGE,
-                path="/",
-                httponly=True,
-                samesite="lax",
-                secure=self._csrf.secure_cookies,
-            )
+            remember_language(response, locale, secure=self._csrf.secure_cookies)
         return response

@@ -37,9 +37,12 @@ MISSING_CREDENTIALS = N_("Please enter your username and password.")
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 WRONG_SECOND_FACTOR = N_("The code is not valid. Please try again with a new code.")
 MISSING_SECOND_FACTOR = N_("Please enter the code from your authenticator app.")
-# Where a login that no application asked for may return to: our own account and admin pages
-# only (no open redirect: a fixed prefix, no "//", no scheme, no backslash, no dot segments).
-DIRECT_LOGIN_NEXT = re.compile(r"^/(?:account|admin)(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._-]+)*$")
+# Where a login that no application asked for may return to: the home page, our own account
+# and admin pages only (no open redirect: a fixed prefix, no "//", no scheme, no backslash, no
+# dot segments).
+DIRECT_LOGIN_NEXT = re.compile(r"^/(?:(?:account|admin)(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._-]+)*)?$")
+# Where ``/login`` opened by itself (a bookmark, a typed address) leads after signing in.
+DIRECT_LOGIN_HOME = "/"
 
 
 def submitted_username(raw: str) -> str:
@@ -69,7 +72,9 @@ def direct_login_url(next_path: str) -> str:
 
 
 def _start_direct_login(scope: RequestScope) -> Response | None:
-    next_path = dict(scope.http.query).get("next", "")
+    """A login no application asked for: back to ``?next=`` (one of our own pages), or home
+    when ``/login`` was opened by itself. None for a ``next`` we do not go to."""
+    next_path = dict(scope.http.query).get("next", DIRECT_LOGIN_HOME)
     if not DIRECT_LOGIN_NEXT.fullmatch(next_path):
         return None
     handle = sessions.start_interaction(

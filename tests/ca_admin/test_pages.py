@@ -42,7 +42,14 @@ def ca_runtime(app: Starlette) -> CaRuntime:
     return runtime
 
 
-def issue_for(ca_runtime: CaRuntime, account: Account, *, days: int = 365) -> IssuedCertificate:
+def issue_for(
+    ca_runtime: CaRuntime,
+    account: Account,
+    *,
+    days: int = 365,
+    profile: str = "official-document-signing",
+    device_name: str | None = None,
+) -> IssuedCertificate:
     with transaction(ca_runtime.session_factory) as session:
         identity = ca_runtime.directory.find(session, subject_ref=account.subject)
         assert identity is not None
@@ -52,10 +59,11 @@ def issue_for(ca_runtime: CaRuntime, account: Account, *, days: int = 365) -> Is
             runtime=ca_runtime,
             actor="test",
             order=IssueOrder(
-                profile=get_profile("official-document-signing"),
+                profile=get_profile(profile),
                 identity=identity,
                 public_key=key.public_key(),
                 validity_days=days,
+                device_name=device_name,
             ),
         )
 

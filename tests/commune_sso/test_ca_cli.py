@@ -73,6 +73,16 @@ def test_init_exports_the_root_key_for_offline_keeping(cli: Cli, tmp_path: Path)
     assert_clean_failure(again, "The CA hierarchy already exists")
 
 
+def test_init_takes_the_organisation_from_the_setting(cli: Cli) -> None:
+    missing = cli("ca", "init", *FAST)
+    assert_clean_failure(missing, "give --organisation, or set COMMUNE_SSO_ORGANISATION_NAME")
+    named = Cli({**cli.env, "COMMUNE_SSO_ORGANISATION_NAME": ORGANISATION})
+    named.ok("ca", "init", *FAST)
+    chain = named.json("ca", "export-chain")["certificates"]
+    root = x509.load_pem_x509_certificate(chain[-1]["pem"].encode())
+    assert ORGANISATION in root.subject.rfc4514_string()
+
+
 def test_issue_approve_list_show_revoke_and_crl(ca: Cli, tmp_path: Path) -> None:
     csr_file = tmp_path / "an.csr"
     csr_file.write_bytes(make_csr()[0])

@@ -25,6 +25,7 @@ from core.db import transaction
 from core.errors import DomainError
 from core.web.csrf import CsrfError
 from core.web.i18n import N_, negotiate_locale
+from core.web.site_header import Visitor, show_visitor
 
 PREFIX = "/ca/pages"
 SESSION_COOKIE = "ca_session"
@@ -191,6 +192,7 @@ def render(
     if user is not None and session is not None:
         reach = runtime.approvers.administered_unit_codes(session, actor_ref=user.sub)
         is_admin = reach is None or bool(reach)
+    show_visitor(request, Visitor(name=user.name, is_admin=is_admin) if user else None)
     page_context: dict[str, Any] = {
         "user": user,
         "is_admin": is_admin,

@@ -17,6 +17,7 @@ from idp.models import Account, BrowserSession
 from idp.oauth.endpoints.authorization import current_session
 from idp.request_scope import RequestScope
 from idp.web.login import DIRECT_LOGIN_NEXT, ThrottleDelay, direct_login_url, run_throttled
+from idp.web.site_visitor import show_signed_in
 
 
 @dataclass
@@ -114,6 +115,7 @@ def account_endpoint(handler: AccountHandler) -> Endpoint:
         browser_session = current_session(scope)
         if browser_session is None:
             return login_redirect(scope)
+        show_signed_in(scope, browser_session.account)
         return handler(AccountScope(scope=scope, browser_session=browser_session))
 
     return public_endpoint(guarded)

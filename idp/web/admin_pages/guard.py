@@ -31,6 +31,7 @@ from idp.admin_scope import AdminScope, scope_of
 from idp.models import Account, BrowserSession
 from idp.request_scope import RequestScope, run_in_request_scope
 from idp.web import login as login_pages
+from idp.web.site_visitor import show_signed_in
 
 LOGIN_PATH = "/login"
 LOGIN_FALLBACK = "/account"
@@ -123,6 +124,7 @@ def _resolve(scope: RequestScope, *, system_only: bool) -> Admin | Response:
     if browser_session is None:
         return login_redirect(scope.request)
     reach = scope_of(scope.session, browser_session.account)
+    show_signed_in(scope, browser_session.account, reach)
     if not reach.is_admin:
         return error_page(scope, status_code=403, title=N_("Access denied"), message=NOT_AN_ADMIN)
     if system_only and not reach.system:
