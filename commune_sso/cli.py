@@ -24,7 +24,15 @@ from commune_sso import bootstrap, database, listener, secrets_setup
 from commune_sso import workers as workers_module
 from commune_sso.app import audit_key_uri, check_audit_key, load_audit_key
 from commune_sso.ca_cli import ca_app
-from commune_sso.cli_output import CLI_ACTOR, JsonOption, console, emit, err_console, fail
+from commune_sso.cli_output import (
+    CLI_ACTOR,
+    CommandLine,
+    JsonOption,
+    console,
+    emit,
+    err_console,
+    fail,
+)
 from commune_sso.server_errors import database_cause
 from commune_sso.startup_errors import STARTUP_FAILURE, settings_error_line, startup_errors
 from core import audit, audit_checkpoints
@@ -40,6 +48,7 @@ from keys.keyring import KeyRing
 from keys.signing_keys import load_signing_key
 
 app = typer.Typer(
+    cls=CommandLine,
     help="commune-sso: SSO and signing-certificate authority for commune officials.",
     no_args_is_help=True,
 )

@@ -373,6 +373,37 @@ def test_every_data_command_accepts_json() -> None:
         assert "--json" in options, f"`commune-sso {name}` prints data but has no --json"
 
 
+def all_groups(group: Any = None, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """("", root), ("user", group), ("ca merger", group)... every group, however deep."""
+    group = group or typer.main.get_command(app)
+    yield prefix.strip(), group
+    for name, command in group.commands.items():
+        if isinstance(command, TyperGroup):
+            yield from all_groups(command, f"{prefix}{name} ")
+
+
+def test_piped_help_is_not_cut_at_80_columns(tmp_path: Path) -> None:
+    """Issue 19: piped (the runner's stdout is no terminal, as in CI or `| less`) the help of
+    every group lists each command with the first line of its description on one line, never
+    cut with "…"; an option's description likewise."""
+    cli = Cli(cli_env(var_dir=tmp_path / "var"))
+    for name, group in all_groups():
+        shown = cli.ok(*name.split(), "--help").stdout
+        assert "…" not in shown, name
+        lines = shown.splitlines()
+        for command_name, command in group.commands.items():
+            summary = (command.help or "").strip().splitlines()[0]
+            assert any(
+                command_name in line and summary in line for line in lines
+            ), f"commune-sso {name} --help: {command_name}: {summary!r} not on one line"
+    serve_help = cli.ok("serve", "--help").stdout.splitlines()
+    assert any(
+        "On the first start, register the demo client of examples/shared_app. Default: only for "
+        "the embedded quick start (SQLite, development)." in line
+        for line in serve_help
+    )
+
+
 def test_bad_settings_fail_cleanly(tmp_path: Path) -> None:
     # Regression: "[/]" in a settings value was read as rich markup and crashed the CLI.
     env = cli_env(var_dir=tmp_path / "var")
