@@ -47,6 +47,7 @@ ACTION_ONLY_COMMANDS = {
     "db upgrade",
     "user set-password",
     "user disable",
+    "user enable",
     "client remove",
 }
 
@@ -393,9 +394,9 @@ def test_piped_help_is_not_cut_at_80_columns(tmp_path: Path) -> None:
         lines = shown.splitlines()
         for command_name, command in group.commands.items():
             summary = (command.help or "").strip().splitlines()[0]
-            assert any(
-                command_name in line and summary in line for line in lines
-            ), f"commune-sso {name} --help: {command_name}: {summary!r} not on one line"
+            assert any(command_name in line and summary in line for line in lines), (
+                f"commune-sso {name} --help: {command_name}: {summary!r} not on one line"
+            )
     serve_help = cli.ok("serve", "--help").stdout.splitlines()
     assert any(
         "On the first start, register the demo client of examples/shared_app. Default: only for "

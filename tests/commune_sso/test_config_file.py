@@ -41,10 +41,10 @@ def toml_file(path: Path, **values: str) -> Path:
 
 
 def test_the_search_path_is_the_working_directory_then_etc() -> None:
-    assert CONFIG_FILE_SEARCH_PATH == (
+    assert (
         Path("commune-sso.toml"),
         Path("/etc/commune-sso/commune-sso.toml"),
-    )
+    ) == CONFIG_FILE_SEARCH_PATH
 
 
 def test_the_working_directory_file_is_read(places: tuple[Path, Path]) -> None:
