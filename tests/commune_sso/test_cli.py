@@ -27,13 +27,14 @@ from core.clock import SystemClock
 from core.db import make_engine, make_session_factory, transaction
 from core.opaque_tokens import digest
 from core.settings import Settings
-from idp import accounts, clients, sessions
+from idp import accounts, clients
 from idp.passwords import PasswordHasher
 from tests.cli_runner import (
     Cli,
     assert_clean_failure,
     cli_env,
     one_line,
+    sign_in,
 )
 from tests.conftest import OFFICIAL_PASSWORD
 from tests.serving import stop, wait_until_answering
@@ -139,15 +140,7 @@ def test_user_sign_out_everywhere_ends_sessions_and_is_audited(cli: Cli, engine:
     with transaction(factory) as session:
         account = accounts.get_by_username(session, "pham.thi.dung")
         for _ in range(2):
-            sessions.create(
-                session=session,
-                clock=SystemClock(),
-                settings=Settings(),
-                account=account,
-                amr=["pwd"],
-                client_address="127.0.0.1",
-                user_agent="test",
-            )
+            sign_in(session, account)
     assert cli.json("user", "sign-out-everywhere", "pham.thi.dung") == {
         "username": "pham.thi.dung",
         "sessions_ended": 2,

@@ -11,11 +11,11 @@ from core import audit
 from core.clock import SystemClock
 from core.db import make_session_factory, transaction
 from core.settings import Settings
-from idp import accounts, admin_scope, mfa, sessions, totp
+from idp import accounts, admin_scope, mfa, totp
 from idp.models import AccountProfile, Unit
 from idp.official_data import fold_for_search
 from idp.passwords import PasswordHasher
-from tests.cli_runner import SECRET_KEY, Cli, assert_clean_failure
+from tests.cli_runner import SECRET_KEY, Cli, assert_clean_failure, sign_in
 from tests.conftest import OFFICIAL_PASSWORD
 
 # Two wards of Hà Nội (province 01), from the packaged unit data.
@@ -208,16 +208,7 @@ def test_show_an_official(cli: Cli, officials: None, factory: sessionmaker[Sessi
             account=account,
             code=totp.totp(pending.secret, SystemClock().now()),
         )
-        browser_session, _ = sessions.create(
-            session=session,
-            clock=SystemClock(),
-            settings=Settings(),
-            account=account,
-            amr=["pwd"],
-            client_address="127.0.0.1",
-            user_agent="test",
-        )
-        signed_in_at = browser_session.auth_time
+        signed_in_at = sign_in(session, account).auth_time
 
     shown = cli.json("user", "show", "an.nv")
     assert shown["status"] == "active"
