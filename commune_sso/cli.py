@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +15,7 @@ import typer
 from pydantic import ValidationError
 from rich.markup import escape
 from rich.table import Table
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 import core
@@ -24,7 +25,15 @@ from commune_sso import bootstrap, database, listener, secrets_setup
 from commune_sso import workers as workers_module
 from commune_sso.app import audit_key_uri, check_audit_key, load_audit_key
 from commune_sso.ca_cli import ca_app
-from commune_sso.cli_output import CLI_ACTOR, JsonOption, console, emit, err_console, fail
+from commune_sso.cli_output import (
+    CLI_ACTOR,
+    CommandLine,
+    JsonOption,
+    console,
+    emit,
+    err_console,
+    fail,
+)
 from commune_sso.server_errors import database_cause
 from commune_sso.startup_errors import STARTUP_FAILURE, settings_error_line, startup_errors
 from core import audit, audit_checkpoints
@@ -32,14 +41,16 @@ from core.clock import SystemClock
 from core.db import is_database_unavailable, make_engine, make_session_factory, transaction
 from core.errors import ConfigurationError, DomainError
 from core.settings import Settings
-from idp import accounts, admin_scope, clients, units
+from idp import accounts, admin_scope, clients, official_directory, units
 from idp.logout import backchannel, sign_out
+from idp.models import Account
 from idp.passwords import PasswordHasher
 from keys.errors import KeyRingError, SigningKeyError
 from keys.keyring import KeyRing
 from keys.signing_keys import load_signing_key
 
 app = typer.Typer(
+    cls=CommandLine,
     help="commune-sso: SSO and signing-certificate authority for commune officials.",
     no_args_is_help=True,
 )
@@ -269,6 +280,131 @@ def user_disable(username: str) -> None:
     except DomainError as error:
         fail(error.text())
     console.print(f"disabled {username}")
+
+
+@user_app.command("enable")
+def user_enable(username: str) -> None:
+    """Enable a disabled account: the official can sign in again (sessions ended earlier stay
+    ended)."""
+    current = settings()
+    try:
+        with transaction(session_factory(current)) as session:
+            account = accounts.get_by_username(session, username)
+            status = official_directory.current_status(session, account)
+            if status == "deleted":
+                # Deleted by a directory (SCIM): it answers 404 there, so it stays off here too.
+                fail(f"{account.username} is deleted; a deleted account cannot be enabled")
+            accounts.enable(session=session, clock=SystemClock(), actor=CLI_ACTOR, account=account)
+    except DomainError as error:
+        fail(error.text())
+    if status == "disabled":
+        console.print(f"enabled {escape(account.username)}")
+    else:
+        console.print(f"{escape(account.username)} is not disabled ({status}); nothing changed")
+
+
+class OfficialStatus(StrEnum):
+    """``pending``: created (import, SCIM, ``user add``) but never given a password."""
+
+    active = "active"
+    disabled = "disabled"
+    pending = "pending"
+    deleted = "deleted"
+
+
+@user_app.command("list")
+def user_list(
+    unit: Annotated[
+        str | None, typer.Option("--unit", help="Only officials attached to this unit (code).")
+    ] = None,
+    status: Annotated[
+        OfficialStatus | None,
+        typer.Option(
+            "--status",
+            help="Only these: active, disabled, pending (never activated: no password yet) or "
+            "deleted. Default: all but deleted.",
+            show_default=False,
+        ),
+    ] = None,
+    search: Annotated[
+        str | None,
+        typer.Option(
+            "--search",
+            help="Name (case and diacritics ignored), username or citizen ID contains this.",
+        ),
+    ] = None,
+    limit: Annotated[int, typer.Option("--limit", min=1, help="At most this many.")] = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """List officials by username, with their unit and status."""
+    current = settings()
+    try:
+        with transaction(session_factory(current)) as session:
+            if unit is not None:
+                units.get_by_code(session, unit)  # an unknown code is an error, not "none"
+            statement = official_directory.officials_query(
+                OPERATOR_SCOPE,
+                text=search or "",
+                unit_code=unit or "",
+                status=status.value if status is not None else "",
+            )
+            total = session.scalar(select(func.count()).select_from(statement.subquery())) or 0
+            rows = [
+                official_directory.official_row(account, profile, placed)
+                for account, profile, placed in session.execute(
+                    statement.order_by(Account.username).limit(limit)
+                )
+            ]
+    except DomainError as error:
+        fail(error.text())
+    if as_json:
+        emit(rows)
+        return
+    table = Table("username", "name", "unit", "status")
+    for row in rows:
+        unit_text = f"{row['unit_code']} {row['unit_name']}" if row["unit_code"] else ""
+        status_text = row["status"] + (" (system admin)" if row["system_admin"] else "")
+        table.add_row(
+            escape(row["username"]), escape(row["full_name"]), escape(unit_text), status_text
+        )
+    console.print(table)
+    console.print(f"{len(rows)} of {total} official(s)")
+
+
+def moment(value: datetime | None) -> str:
+    return f"{value:%Y-%m-%d %H:%M:%S} UTC" if value is not None else "never"
+
+
+@user_app.command("show")
+def user_show(username: str, as_json: JsonOption = False) -> None:
+    """One official: profile, unit, roles, status, two-step verification, last sign-in."""
+    current = settings()
+    try:
+        with transaction(session_factory(current)) as session:
+            data = official_directory.details_of(
+                session, accounts.get_by_username(session, username)
+            )
+    except DomainError as error:
+        fail(error.text())
+    if as_json:
+        emit(data)
+        return
+    roles = ", ".join(f"{each['role']} of {each['unit']}" for each in data["roles"])
+    lines = [
+        f"{data['username']}  {data['full_name']}",
+        f"status: {data['status']}" + ("; system administrator" if data["system_admin"] else ""),
+        f"unit: {data['unit_code']} {data['unit_name']}" if data["unit_code"] else "unit: none",
+        f"agency: {data['agency'] or '-'}; position: {data['position'] or '-'}",
+        f"e-mail: {data['email'] or '-'}; citizen ID: {data['citizen_id'] or '-'}",
+        f"administrator roles: {roles or 'none'}",
+        f"two-step verification: {'yes' if data['mfa_enrolled'] else 'no'}",
+        f"last sign-in: {moment(data['last_sign_in'])}",
+        f"created: {moment(data['created_at'])}; "
+        f"password set: {moment(data['password_changed_at'])}",
+        f"subject (sub): {data['subject']}",
+    ]
+    for line in lines:
+        console.print(escape(line))
 
 
 @user_app.command("sign-out-everywhere")

@@ -1,4 +1,5 @@
-"""Service settings, read from environment variables prefixed ``COMMUNE_SSO_``.
+"""Service settings, read from environment variables prefixed ``COMMUNE_SSO_`` and from a
+configuration file (``commune-sso.toml``).
 
 Every default is documented where it is defined (CONVENTIONS §9). Nothing reads settings at
 import time: ``Settings()`` is built by the app factory or the CLI and passed down.
@@ -6,20 +7,27 @@ import time: ``Settings()`` is built by the app factory or the CLI and passed do
 Every setting can also be read from a file named by ``COMMUNE_SSO_<NAME>_FILE`` (Docker and
 Kubernetes secrets are files, and a secret in a file stays out of ``docker inspect`` and the
 process environment of every child).
+
+The configuration file lets an operator run ``commune-sso`` in any shell without exporting the
+server's variables: the server, its workers and every CLI command read the same file. Where a
+setting is given in several places, the first of these wins: an argument to ``Settings()``, the
+variable, its ``_FILE``, the configuration file, the default ("the environment wins").
 """
 
 from __future__ import annotations
 
 import json
 import os
+import tomllib
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
+    InitSettingsSource,
     NoDecode,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
@@ -30,6 +38,11 @@ from core.web.client_address import ForwardedHeader, IPNetwork, parse_networks
 
 ENV_PREFIX = "COMMUNE_SSO_"
 DEFAULT_ISSUER = "http://127.0.0.1:8000"
+CONFIG_FILE_VARIABLE = f"{ENV_PREFIX}CONFIG"
+CONFIG_FILE_NAME = "commune-sso.toml"
+# Where the configuration file is looked for, first found wins, when COMMUNE_SSO_CONFIG does
+# not name one; the relative path is from the working directory.
+CONFIG_FILE_SEARCH_PATH = (Path(CONFIG_FILE_NAME), Path("/etc/commune-sso") / CONFIG_FILE_NAME)
 
 
 class SecretFileSource(PydanticBaseSettingsSource):
@@ -73,8 +86,51 @@ class SecretFileSource(PydanticBaseSettingsSource):
         return values
 
 
+def find_config_file(search_path: tuple[Path, ...]) -> Path | None:
+    """The file COMMUNE_SSO_CONFIG names (it must exist), else the first of ``search_path``
+    that exists, else None."""
+    named = os.environ.get(CONFIG_FILE_VARIABLE)
+    if named:
+        return Path(named).absolute()
+    found = next((path for path in search_path if path.is_file()), None)
+    # Absolute: messages name the file wherever the operator stands.
+    return found.absolute() if found is not None else None
+
+
+class ConfigFileSource(InitSettingsSource):
+    """``commune-sso.toml``: top-level keys named like the settings, in lower case, without the
+    prefix (``database_url = "postgresql+psycopg://..."``). A key that is no setting is refused,
+    naming the key and the file: a misspelt setting silently left at its default is worse than a
+    refused start."""
+
+    def __init__(self, settings_cls: type[BaseSettings], path: Path | None) -> None:
+        super().__init__(settings_cls, {} if path is None else self._read(settings_cls, path))
+
+    @staticmethod
+    def _read(settings_cls: type[BaseSettings], path: Path) -> dict[str, Any]:
+        try:
+            content = path.read_bytes()
+        except OSError as error:
+            raise SettingsError(
+                f"cannot read the configuration file {path}: {error.strerror}"
+            ) from None
+        try:
+            values = tomllib.loads(content.decode("utf-8"))
+        except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
+            raise SettingsError(f"the configuration file {path} is not TOML: {error}") from None
+        for key in values:
+            if key not in settings_cls.model_fields:
+                raise SettingsError(
+                    f"unknown setting {key!r} in the configuration file {path} (keys are "
+                    "setting names in lower case without COMMUNE_SSO_, e.g. database_url)"
+                )
+        return values
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore")
+    # Tests point it at files of their own (nothing in /etc is touched).
+    config_file_search_path: ClassVar[tuple[Path, ...]] = CONFIG_FILE_SEARCH_PATH
 
     @classmethod
     def settings_customise_sources(
@@ -89,6 +145,7 @@ class Settings(BaseSettings):
             init_settings,
             env_settings,
             SecretFileSource(settings_cls),
+            ConfigFileSource(settings_cls, find_config_file(cls.config_file_search_path)),
             dotenv_settings,
             file_secret_settings,
         )
@@ -361,7 +418,8 @@ class Settings(BaseSettings):
 
     @property
     def issuer_configured(self) -> bool:
-        """Whether the issuer was given (environment, ``_FILE`` or argument), not defaulted."""
+        """Whether the issuer was given (environment, ``_FILE``, configuration file or argument),
+        not defaulted."""
         return "issuer" in self.model_fields_set
 
     @property

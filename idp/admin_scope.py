@@ -92,6 +92,19 @@ def scope_of(session: Session, account: Account) -> AdminScope:
     return AdminScope(system=False, province_codes=provinces, unit_ids=units)
 
 
+def roles_of(session: Session, account: Account) -> list[tuple[str, str]]:
+    """(role, unit code) of every delegated role the account holds, province roles first."""
+    return [
+        (role, code)
+        for role, code in session.execute(
+            select(AdminRole.role, Unit.code)
+            .join(Unit, Unit.id == AdminRole.unit_id)
+            .where(AdminRole.account_id == account.id)
+            .order_by(AdminRole.role, Unit.code)
+        )
+    ]
+
+
 def _held_role(session: Session, account: Account, role: str, unit: Unit) -> AdminRole | None:
     return session.scalar(
         select(AdminRole).where(

@@ -6,10 +6,10 @@ All state lives in the database so any worker on any host can serve the next req
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.clock import Clock
@@ -92,6 +92,13 @@ def end_all_for_account(*, session: Session, clock: Clock, account: Account) -> 
         .values(ended_at=clock.now())
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+def last_sign_in(session: Session, account: Account) -> datetime | None:
+    """When the account last signed in: the newest session's authentication time."""
+    return session.scalar(
+        select(func.max(BrowserSession.auth_time)).where(BrowserSession.account_id == account.id)
+    )
 
 
 def find_by_sid(session: Session, sid: str) -> BrowserSession | None:

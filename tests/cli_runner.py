@@ -7,9 +7,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.orm import Session
 from typer.testing import CliRunner, Result
 
 from commune_sso.cli import app
+from core.clock import SystemClock
+from core.settings import Settings
+from idp import sessions
+from idp.models import Account, BrowserSession
 from tests.conftest import ISSUER
 
 KEY_PASSPHRASE = "test-key-passphrase-0123456789"
@@ -64,3 +69,18 @@ def assert_clean_failure(result: Result, message: str) -> None:
     assert message in one_line(result.stderr), result.stderr
     assert "Traceback" not in result.output
     assert result.stdout == ""
+
+
+def sign_in(session: Session, account: Account) -> BrowserSession:
+    """A browser session of ``account``, as a password login starts one, for the commands that
+    end sessions or report the last sign-in."""
+    browser_session, _ = sessions.create(
+        session=session,
+        clock=SystemClock(),
+        settings=Settings(),
+        account=account,
+        amr=["pwd"],
+        client_address="127.0.0.1",
+        user_agent="test",
+    )
+    return browser_session

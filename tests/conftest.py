@@ -46,6 +46,14 @@ BACKENDS = ["sqlite", "postgresql"]
 _database_numbers = itertools.count()
 
 
+@pytest.fixture(autouse=True)
+def _no_configuration_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A commune-sso.toml that ./scripts/serve left in the checkout, or one in /etc, must not
+    reach the tests: Settings() looks nowhere (tests/commune_sso/test_config_file.py points it
+    at files of its own)."""
+    monkeypatch.setattr(Settings, "config_file_search_path", ())
+
+
 @pytest.fixture(scope="session")
 def key_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One key ring for the session: generating RSA keys per test would only cost time."""

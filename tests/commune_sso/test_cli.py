@@ -28,13 +28,14 @@ from core.clock import SystemClock
 from core.db import make_engine, make_session_factory, transaction
 from core.opaque_tokens import digest
 from core.settings import Settings
-from idp import accounts, clients, sessions
+from idp import accounts, clients
 from idp.passwords import PasswordHasher
 from tests.cli_runner import (
     Cli,
     assert_clean_failure,
     cli_env,
     one_line,
+    sign_in,
 )
 from tests.conftest import OFFICIAL_PASSWORD
 from tests.serving import stop, wait_until_answering
@@ -48,6 +49,7 @@ ACTION_ONLY_COMMANDS = {
     "db upgrade",
     "user set-password",
     "user disable",
+    "user enable",
     "client remove",
 }
 
@@ -139,15 +141,7 @@ def test_user_sign_out_everywhere_ends_sessions_and_is_audited(cli: Cli, engine:
     with transaction(factory) as session:
         account = accounts.get_by_username(session, "pham.thi.dung")
         for _ in range(2):
-            sessions.create(
-                session=session,
-                clock=SystemClock(),
-                settings=Settings(),
-                account=account,
-                amr=["pwd"],
-                client_address="127.0.0.1",
-                user_agent="test",
-            )
+            sign_in(session, account)
     assert cli.json("user", "sign-out-everywhere", "pham.thi.dung") == {
         "username": "pham.thi.dung",
         "sessions_ended": 2,
@@ -410,6 +404,37 @@ def test_every_data_command_accepts_json() -> None:
     for name in sorted(data_commands):
         options = {opt for param in commands[name].params for opt in param.opts}
         assert "--json" in options, f"`commune-sso {name}` prints data but has no --json"
+
+
+def all_groups(group: Any = None, prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """("", root), ("user", group), ("ca merger", group)... every group, however deep."""
+    group = group or typer.main.get_command(app)
+    yield prefix.strip(), group
+    for name, command in group.commands.items():
+        if isinstance(command, TyperGroup):
+            yield from all_groups(command, f"{prefix}{name} ")
+
+
+def test_piped_help_is_not_cut_at_80_columns(tmp_path: Path) -> None:
+    """Issue 19: piped (the runner's stdout is no terminal, as in CI or `| less`) the help of
+    every group lists each command with the first line of its description on one line, never
+    cut with "…"; an option's description likewise."""
+    cli = Cli(cli_env(var_dir=tmp_path / "var"))
+    for name, group in all_groups():
+        shown = cli.ok(*name.split(), "--help").stdout
+        assert "…" not in shown, name
+        lines = shown.splitlines()
+        for command_name, command in group.commands.items():
+            summary = (command.help or "").strip().splitlines()[0]
+            assert any(command_name in line and summary in line for line in lines), (
+                f"commune-sso {name} --help: {command_name}: {summary!r} not on one line"
+            )
+    serve_help = cli.ok("serve", "--help").stdout.splitlines()
+    assert any(
+        "On the first start, register the demo client of examples/shared_app. Default: only for "
+        "the embedded quick start (SQLite, development)." in line
+        for line in serve_help
+    )
 
 
 def test_bad_settings_fail_cleanly(tmp_path: Path) -> None:

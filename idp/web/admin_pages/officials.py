@@ -16,13 +16,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
 from core import audit
 from core.web.i18n import N_
-from idp import accounts, mfa
+from idp import accounts, mfa, official_directory
 from idp.logout.sign_out import sign_out_everywhere
 from idp.models import (
     Account,
@@ -32,11 +32,10 @@ from idp.models import (
     BrowserSession,
     Unit,
 )
-from idp.official_data import fold_for_search
+from idp.official_directory import STATUSES, status_of
 from idp.request_scope import RequestScope
 from idp.web.admin_pages.guard import Admin, not_found, pager, query_of, render
 
-STATUSES = ("active", "disabled", "pending", "deleted")
 STATUS_LABELS = {
     "active": N_("Active"),
     "disabled": N_("Disabled"),
@@ -93,60 +92,13 @@ MAX_QUERY_LENGTH = 100
 # The list
 
 
-def _status_clause(status: str) -> ColumnElement[bool] | None:
-    live = or_(AccountProfile.account_id.is_(None), AccountProfile.deleted_at.is_(None))
-    if status == "active":
-        return and_(live, Account.status == "active", Account.password_hash.is_not(None))
-    if status == "disabled":
-        return and_(live, Account.status == "disabled")
-    if status == "pending":
-        return and_(live, Account.status == "active", Account.password_hash.is_(None))
-    if status == "deleted":
-        return AccountProfile.deleted_at.is_not(None)
-    return live
-
-
 def officials_query(
     admin: Admin, *, text: str, unit_code: str, status: str
 ) -> Select[Account, AccountProfile, Unit]:
     """Officials the admin may see, filtered; the scope is part of the query itself."""
-    statement = (
-        select(Account, AccountProfile, Unit)
-        .outerjoin(AccountProfile, AccountProfile.account_id == Account.id)
-        .outerjoin(Unit, Unit.id == AccountProfile.unit_id)
+    return official_directory.officials_query(
+        admin.reach, text=text, unit_code=unit_code, status=status
     )
-    if not admin.reach.system:
-        # On the outer-joined unit: an official with no unit is never in a delegated scope.
-        statement = statement.where(admin.reach.units_clause())
-    clause = _status_clause(status)
-    if clause is not None:
-        statement = statement.where(clause)
-    if unit_code:
-        statement = statement.where(Unit.code == unit_code)
-    text = text.strip()
-    if text:
-        folded = fold_for_search(text)
-        matches: list[ColumnElement[bool]] = [
-            AccountProfile.search_name.contains(folded, autoescape=True),
-            Account.username.contains(text.lower(), autoescape=True),
-            # Accounts without a profile (administrators made by the CLI) have no folded name.
-            and_(
-                AccountProfile.account_id.is_(None),
-                func.lower(Account.full_name).contains(text.lower(), autoescape=True),
-            ),
-        ]
-        if text.isdigit():
-            matches.append(AccountProfile.citizen_id == text)
-        statement = statement.where(or_(*matches))
-    return statement
-
-
-def status_of(account: Account, profile: AccountProfile | None) -> str:
-    if profile is not None and profile.deleted_at is not None:
-        return "deleted"
-    if account.status == "disabled":
-        return "disabled"
-    return "active" if account.password_hash else "pending"
 
 
 def units_in_scope(session: Session, admin: Admin, *, limit: int = 300) -> list[Unit]:
