@@ -29,6 +29,7 @@ from ca_admin.signing import CaKeyStore
 from ca_admin.web.bearer import InvalidToken
 from ca_admin.web.pages.oidc_client import PagesClient
 from commune_sso import secrets_setup
+from commune_sso.page_labels import page_labels
 from core import audit
 from core.clock import Clock
 from core.db import transaction
@@ -341,6 +342,7 @@ def _ca_pages(runtime: IdpRuntime) -> PageRenderer:
             [CORE_WEB / "locale", IDP_DIR / "locale", CA_DIR / "locale"]
         ),
         csrf=runtime.csrf,
+        code_labels=page_labels(),
     )
 
 

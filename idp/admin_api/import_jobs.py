@@ -40,6 +40,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import Clock
 from core.db import transaction
+from idp import labels
 from idp.admin_api import code_vault
 from idp.admin_scope import AdminScope
 from idp.bulk_import.apply import apply_file
@@ -135,11 +136,15 @@ def results_csv(blob: str | None, translate: Callable[[str], str]) -> bytes:
                 writer.writerow(
                     [
                         neutralise_formula(cell)
-                        for cell in [*common, field, _fill(translate, message, params)]
+                        for cell in [
+                            *common,
+                            labels.import_column(field, translate),
+                            _fill(translate, message, params),
+                        ]
                     ]
                 )
         else:
-            changed = ", ".join(row["f"])
+            changed = ", ".join(labels.import_column(name, translate) for name in row["f"])
             writer.writerow([neutralise_formula(cell) for cell in [*common, changed, ""]])
     return ("\ufeff" + text.getvalue()).encode("utf-8")
 
