@@ -26,9 +26,7 @@ PAGE_SIZE = 100
 # What an admin may choose on the page (certificateHold has its own button).
 # Hold has its own button: the revoke form offers the other reasons.
 REVOCATION_REASONS = {
-    code: label
-    for code, label in labels.REVOCATION_REASONS.items()
-    if code != "certificateHold"
+    code: label for code, label in labels.REVOCATION_REASONS.items() if code != "certificateHold"
 }
 NOTICES = {
     "revoked": N_("The certificate was revoked."),

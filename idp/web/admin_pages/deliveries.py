@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from core.web.i18n import N_
 from idp import clients, labels
 from idp.logout import backchannel
 from idp.request_scope import RequestScope
