@@ -40,7 +40,6 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.clock import Clock
 from core.db import transaction
-from idp import labels
 from idp.admin_api import code_vault
 from idp.admin_scope import AdminScope
 from idp.bulk_import.apply import apply_file
@@ -125,7 +124,10 @@ def decode_results(blob: str) -> list[dict[str, Any]]:
 
 def results_csv(blob: str | None, translate: Callable[[str], str]) -> bytes:
     """The per-row result file: UTF-8 with BOM (Excel then shows Vietnamese correctly), every
-    cell through :func:`neutralise_formula` (the file's cells come from the uploaded file)."""
+    cell through :func:`neutralise_formula` (the file's cells come from the uploaded file).
+
+    Like ``import-users --json``, the columns, actions and field names are the file's own
+    codes, for scripts; only the reasons are translated."""
     text = io.StringIO(newline="")
     writer = csv.writer(text)
     writer.writerow(RESULT_COLUMNS)
@@ -136,15 +138,11 @@ def results_csv(blob: str | None, translate: Callable[[str], str]) -> bytes:
                 writer.writerow(
                     [
                         neutralise_formula(cell)
-                        for cell in [
-                            *common,
-                            labels.import_column(field, translate),
-                            _fill(translate, message, params),
-                        ]
+                        for cell in [*common, field, _fill(translate, message, params)]
                     ]
                 )
         else:
-            changed = ", ".join(labels.import_column(name, translate) for name in row["f"])
+            changed = ", ".join(row["f"])
             writer.writerow([neutralise_formula(cell) for cell in [*common, changed, ""]])
     return ("\ufeff" + text.getvalue()).encode("utf-8")
 
