@@ -344,7 +344,7 @@ def test_unit_page_shows_counts_and_history(web, runtime, world):
     sign_in(web, runtime, world.unit_admin_a)
     page = web.get(f"/admin/units/{WARD_A}")
     assert page.status_code == 200
-    assert "renamed" in page.text
+    assert "Đổi tên đơn vị" in page.text  # the "renamed" event, in words
     # admin.a, admin.tinh15, khong.phai and nguyen.van.an have their profile in A.
     assert f'href="/admin/officials?unit={WARD_A}">4</a>' in page.text
 
