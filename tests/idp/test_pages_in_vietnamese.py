@@ -265,20 +265,14 @@ def _certificates_in_every_status(ca_runtime: CaRuntime, people: People) -> None
     held = issue_for(ca_runtime, people.colleague)
     revoked = issue_for(ca_runtime, people.official)
     with transaction(ca_runtime.session_factory) as session:
-        revocation.revoke(
-            session=session,
-            runtime=ca_runtime,
-            actor="test",
-            serial=held.serial,
-            reason="certificateHold",
-        )
-        revocation.revoke(
-            session=session,
-            runtime=ca_runtime,
-            actor="test",
-            serial=revoked.serial,
-            reason="keyCompromise",
-        )
+        for certificate, reason in ((held, "certificateHold"), (revoked, "keyCompromise")):
+            revocation.revoke(
+                session=session,
+                runtime=ca_runtime,
+                actor="test",
+                serial=certificate.serial,
+                reason=reason,
+            )
     assert good.status == "good"
 
 
