@@ -28,6 +28,7 @@ from commune_sso import ca_lifecycle_feed, secrets_setup
 from commune_sso.ca_bridge import build_ca_runtime
 from commune_sso.input_guard import HostileInputGuard
 from commune_sso.observability import install_observability
+from commune_sso.page_labels import page_labels
 from commune_sso.server_errors import ServerErrorBoundary, wants_html
 from commune_sso.site_areas import SITE_AREAS
 from core import audit, audit_checkpoints
@@ -73,6 +74,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> IdpRuntime:
         csrf=csrf,
         organisation_names=settings.organisation_names,
         areas=SITE_AREAS,
+        code_labels=page_labels(),
     )
     return IdpRuntime(
         settings=settings,

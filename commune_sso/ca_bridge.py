@@ -29,6 +29,7 @@ from ca_admin.signing import CaKeyStore
 from ca_admin.web.bearer import InvalidToken
 from ca_admin.web.pages.oidc_client import PagesClient
 from commune_sso import secrets_setup
+from commune_sso.page_labels import page_labels
 from commune_sso.site_areas import SITE_AREAS
 from core import audit
 from core.clock import Clock
@@ -345,6 +346,7 @@ def _ca_pages(runtime: IdpRuntime) -> PageRenderer:
         csrf=runtime.csrf,
         organisation_names=runtime.settings.organisation_names,
         areas=SITE_AREAS,
+        code_labels=page_labels(),
     )
 
 

@@ -42,6 +42,7 @@ from core.db import is_database_unavailable, make_engine, make_session_factory, 
 from core.errors import ConfigurationError, DomainError
 from core.settings import Settings
 from idp import accounts, admin_scope, clients, official_directory, units
+from idp.labels import import_column
 from idp.logout import backchannel, sign_out
 from idp.models import Account
 from idp.passwords import PasswordHasher
@@ -1349,11 +1350,11 @@ def import_users(
                     N_("line %(line)s: update %(username)s: %(fields)s"),
                     line=row.line,
                     username=row.username,
-                    fields=", ".join(row.changes),
+                    fields=", ".join(import_column(name, translate) for name in row.changes),
                 )
             console.print(escape(line))
     for refusal in errors[:show]:
-        where = f" [{refusal.field}]" if refusal.field else ""
+        where = f" [{import_column(refusal.field, translate)}]" if refusal.field else ""
         line = say(N_("line %(line)s"), line=refusal.line)
         console.print(f"{escape(line + where)}: {escape(refusal.text(translate))}")
     if len(errors) > show:

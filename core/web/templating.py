@@ -17,6 +17,7 @@ from babel.support import Translations
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from core.web.code_labels import CORE_LABELS, CodeLabels, label_filters, merge_labels
 from core.web.csrf import CsrfProtection
 from core.web.i18n import SUPPORTED_LOCALES
 from core.web.language_cookie import LANG_QUERY_PARAM, remember_language
@@ -49,13 +50,17 @@ class PageRenderer:
         static_url: str = "/static",
         organisation_names: Mapping[str, str] | None = None,
         areas: Sequence[SiteArea] = (),
+        code_labels: CodeLabels | None = None,
     ) -> None:
         """``template_dirs`` are searched in order: put package dirs before core's base dir.
 
         ``organisation_names`` (by locale, e.g. "vi": "Sở Khoa học và Công nghệ tỉnh Lào Cai")
         replace the generic translated department name in the page header and footer.
         ``areas``: the areas of the service the shared header links to (core.web.site_header).
+        ``code_labels`` (kind -> code -> msgid, see core.web.code_labels) backs the ``label``
+        and ``actor_label`` filters; core's own actor names are always included.
         """
+        labels = merge_labels(CORE_LABELS, code_labels or {})
         loader = jinja2.ChoiceLoader([jinja2.FileSystemLoader(str(d)) for d in template_dirs])
         self._csrf = csrf
         self._static_url = static_url.rstrip("/")
@@ -74,6 +79,7 @@ class PageRenderer:
             # newstyle: %(name)s placeholders are filled and escaped by gettext itself.
             env.install_gettext_translations(catalogue, newstyle=True)  # type: ignore[attr-defined]
             env.globals["organisation_name"] = (organisation_names or {}).get(locale)
+            env.filters.update(label_filters(labels, catalogue.gettext))
             self._environments[locale] = env
 
     def environment(self, locale: str) -> jinja2.Environment:

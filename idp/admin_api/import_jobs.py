@@ -124,7 +124,10 @@ def decode_results(blob: str) -> list[dict[str, Any]]:
 
 def results_csv(blob: str | None, translate: Callable[[str], str]) -> bytes:
     """The per-row result file: UTF-8 with BOM (Excel then shows Vietnamese correctly), every
-    cell through :func:`neutralise_formula` (the file's cells come from the uploaded file)."""
+    cell through :func:`neutralise_formula` (the file's cells come from the uploaded file).
+
+    Like ``import-users --json``, the columns, actions and field names are the file's own
+    codes, for scripts; only the reasons are translated."""
     text = io.StringIO(newline="")
     writer = csv.writer(text)
     writer.writerow(RESULT_COLUMNS)

@@ -267,3 +267,55 @@ def test_the_recording_parser_does_see_duplicates(tmp_path: Path) -> None:
 def test_the_ca_admin_catalogues_exist() -> None:
     for locale in ("vi", "en"):
         assert (LOCALE_DIRS["ca_admin"] / locale / "LC_MESSAGES" / "messages.po").is_file()
+
+
+# ---------------------------------------------------------------- every entry, used or not
+
+# msgids whose Vietnamese is rightly the English text: proper names, "OK", technical tokens.
+# Keep it short; anything else left in English reaches an official as English.
+SAME_IN_VIETNAMESE: frozenset[str] = frozenset({"OK", "SCIM", "OpenID Connect", "CSV", "XLSX"})
+
+
+def _is_placeholders_or_url(text: str) -> bool:
+    rest = PLACEHOLDER.sub("", text).strip(" :,-/()")
+    return not rest or rest.startswith(("http://", "https://", "/"))
+
+
+def untranslated_entries(po_path: Path) -> list[str]:
+    """The entries of a vi catalogue that would show English: empty, or copied from the msgid."""
+    with po_path.open("rb") as fh:
+        catalog = read_po(fh, locale="vi")
+    problems = []
+    for message in catalog:
+        ids, strings = _forms(message.id), _forms(message.string)
+        if not ids or not ids[0]:
+            continue  # the header
+        if not strings or not all(s.strip() for s in strings):
+            problems.append(f"{ids[0]!r}: empty")
+        elif (
+            strings[0] == ids[0]
+            and ids[0] not in SAME_IN_VIETNAMESE
+            and not _is_placeholders_or_url(ids[0])
+        ):
+            problems.append(f"{ids[0]!r}: left in English")
+    return problems
+
+
+@pytest.mark.parametrize("package", list(LOCALE_DIRS), ids=lambda package: f"{package}-vi")
+def test_every_catalogue_entry_is_translated_into_vietnamese(package: str) -> None:
+    """Not only the msgids the extractors find: msgids built at run time live only in the
+    catalogue, and an entry left empty or copied from the English shows English on a page."""
+    po_path = LOCALE_DIRS[package] / "vi" / "LC_MESSAGES" / "messages.po"
+    problems = untranslated_entries(po_path)
+    assert problems == [], f"{po_path.relative_to(ROOT)}:\n  " + "\n  ".join(problems)
+
+
+def test_the_translation_check_catches_an_entry_left_in_english(tmp_path: Path) -> None:
+    po_path = tmp_path / "vi" / "LC_MESSAGES" / "messages.po"
+    po_path.parent.mkdir(parents=True)
+    po_path.write_text(
+        'msgid "Sign in"\nmsgstr "Sign in"\n\nmsgid "OK"\nmsgstr "OK"\n\n'
+        'msgid "%(name)s"\nmsgstr "%(name)s"\n\nmsgid "Sign out"\nmsgstr ""\n',
+        encoding="utf-8",
+    )
+    assert untranslated_entries(po_path) == ["'Sign in': left in English", "'Sign out': empty"]

@@ -348,7 +348,7 @@ def test_unit_page_shows_counts_and_history(web, runtime, world):
     sign_in(web, runtime, world.unit_admin_a)
     page = web.get(f"/admin/units/{WARD_A}")
     assert page.status_code == 200
-    assert "renamed" in page.text
+    assert "Đổi tên đơn vị" in page.text  # the "renamed" event, in words
     # admin.a, admin.tinh15, khong.phai and nguyen.van.an have their profile in A.
     assert f'href="/admin/officials?unit={WARD_A}">4</a>' in page.text
 
@@ -362,7 +362,7 @@ def test_disable_and_enable_are_audited(web, runtime, world):
     detail = f"/admin/officials/{world.in_a}"
     response = post(web, f"{detail}/disable", form_page=f"{detail}/disable")
     assert response.status_code == 303 and response.headers["location"] == f"{detail}?done=disable"
-    assert "Tài khoản đã bị khoá" in web.get(response.headers["location"]).text
+    assert "Tài khoản đã bị khóa" in web.get(response.headers["location"]).text
     with transaction(runtime.session_factory) as session:
         assert accounts.get_by_username(session, world.in_a).status == "disabled"
     response = post(web, f"{detail}/enable", form_page=f"{detail}/enable")
@@ -380,7 +380,7 @@ def test_an_admin_cannot_disable_themselves(web, runtime, world):
     path = f"/admin/officials/{world.unit_admin_a}/disable"
     response = post(web, path, form_page="/admin/imports")
     assert response.status_code == 409
-    assert "Bạn không thể khoá tài khoản của chính mình" in response.text
+    assert "Bạn không thể khóa tài khoản của chính mình" in response.text
 
 
 def test_missing_or_stale_csrf_gets_the_friendly_page(web, runtime, world):

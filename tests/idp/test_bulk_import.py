@@ -488,7 +488,7 @@ def test_cli_import_users(cli: Cli, runtime: IdpRuntime, wards: list[str], tmp_p
     ]
     in_vietnamese = cli("import-users", str(tmp_path / "p.csv"), "--dry-run", "--lang", "vi")
     assert in_vietnamese.exit_code == 1
-    assert "dòng 6 [unit_code]: Mã đơn vị hành chính 99999 không tồn tại." in in_vietnamese.stdout
+    assert "dòng 6 [Mã đơn vị]: Mã đơn vị hành chính 99999 không tồn tại." in in_vietnamese.stdout
     ansi = encode_cp1258("citizen_id,full_name,unit_code\n001085000001,Nguyễn,00004\n")
     refused = cli("import-users", str(write(tmp_path, "w.csv", ansi)), "--lang", "en")
     assert refused.exit_code == 2

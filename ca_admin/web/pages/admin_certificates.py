@@ -12,7 +12,7 @@ from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from ca_admin import revocation
+from ca_admin import labels, revocation
 from ca_admin.lifecycle import CA_PROFILES
 from ca_admin.models import IssuedCertificate
 from ca_admin.web.pages.admin_requests import reach_of
@@ -24,13 +24,9 @@ from core.web.i18n import N_
 
 PAGE_SIZE = 100
 # What an admin may choose on the page (certificateHold has its own button).
+# Hold has its own button: the revoke form offers the other reasons.
 REVOCATION_REASONS = {
-    "unspecified": N_("Unspecified"),
-    "keyCompromise": N_("Key compromise"),
-    "affiliationChanged": N_("Affiliation changed"),
-    "superseded": N_("Superseded"),
-    "cessationOfOperation": N_("Cessation of operation"),
-    "privilegeWithdrawn": N_("Privilege withdrawn"),
+    code: label for code, label in labels.REVOCATION_REASONS.items() if code != "certificateHold"
 }
 NOTICES = {
     "revoked": N_("The certificate was revoked."),

@@ -16,7 +16,7 @@ from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from ca_admin import certificate_requests, pkcs12_delivery, revocation
+from ca_admin import certificate_requests, labels, pkcs12_delivery, revocation
 from ca_admin.errors import PolicyViolation
 from ca_admin.hierarchy import chain_of
 from ca_admin.models import CertificateRequest, IssuedCertificate
@@ -32,18 +32,8 @@ NOTICES = {
     ),
     "issued": N_("Your new certificate was issued."),
 }
-STATUS_LABELS = {
-    "good": N_("Valid"),
-    "hold": N_("On hold"),
-    "revoked": N_("Revoked"),
-    "expired": N_("Expired"),
-}
-REQUEST_STATUS_LABELS = {
-    "pending": N_("Waiting for approval"),
-    "approved": N_("Approved: collect your key file"),
-    "rejected": N_("Rejected"),
-    "issued": N_("Issued"),
-}
+STATUS_LABELS = labels.CERTIFICATE_STATUSES
+REQUEST_STATUS_LABELS = labels.REQUEST_STATUSES
 
 
 @dataclass(frozen=True)

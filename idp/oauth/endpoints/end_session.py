@@ -32,9 +32,28 @@ from keys.errors import InvalidToken
 
 
 class LogoutRequestError(Exception):
+    """A sign-out request we refuse; ``description`` is a msgid, shown translated on the page
+    (the official has to tell the app's people what is wrong, in their own language)."""
+
     def __init__(self, description: str) -> None:
         super().__init__(description)
         self.description = description
+
+
+BAD_HINT = N_(
+    "The sign-out link carries an ID token (id_token_hint) that this service did not issue "
+    "or that is damaged."
+)
+FOREIGN_HINT = N_("The sign-out link carries an ID token (id_token_hint) of another provider.")
+CLIENT_MISMATCH = N_(
+    "The sign-out link names another application (client_id) than the one its ID token "
+    "was issued to."
+)
+UNKNOWN_CLIENT = N_("The sign-out link names an application (client_id) that is not registered.")
+UNREGISTERED_RETURN = N_(
+    "The return address after sign-out (post_logout_redirect_uri) is not registered for this "
+    "application. For your safety you were not redirected."
+)
 
 
 def _params(scope: RequestScope) -> dict[str, str]:
@@ -47,10 +66,10 @@ def _verify_hint(scope: RequestScope, hint: str) -> dict[str, Any]:
     try:
         token = scope.runtime.keyring.verify_jwt(hint, now=scope.runtime.clock.now())
     except InvalidToken as error:
-        raise LogoutRequestError("The id_token_hint is not a valid ID token of ours.") from error
+        raise LogoutRequestError(BAD_HINT) from error
     claims = dict(token.claims)
     if claims.get("iss") != scope.runtime.settings.issuer or "typ" in token.header:
-        raise LogoutRequestError("The id_token_hint was not issued by this provider.")
+        raise LogoutRequestError(FOREIGN_HINT)
     return claims
 
 
@@ -63,7 +82,7 @@ def _resolve(
         audience = claims.get("aud")
         audiences = audience if isinstance(audience, list) else [audience]
         if client_id and client_id not in audiences:
-            raise LogoutRequestError("client_id does not match the id_token_hint audience.")
+            raise LogoutRequestError(CLIENT_MISMATCH)
         client_id = client_id or (audiences[0] if audiences else None)
     client = (
         clients.find_active(scope.session, client_id)
@@ -71,10 +90,10 @@ def _resolve(
         else None
     )
     if client_id and client is None:
-        raise LogoutRequestError("Unknown client_id.")
+        raise LogoutRequestError(UNKNOWN_CLIENT)
     redirect = params.get("post_logout_redirect_uri")
     if redirect and (client is None or redirect not in client.post_logout_redirect_uris):
-        raise LogoutRequestError("post_logout_redirect_uri is not registered for this client.")
+        raise LogoutRequestError(UNREGISTERED_RETURN)
     return client, claims
 
 
@@ -152,11 +171,11 @@ def end_session(scope: RequestScope) -> Response:
             scope.request,
             "error.html",
             {
-                "title": N_("Sign out"),
-                "message": N_("The application sent an invalid sign-in request."),
+                "title": N_("Sign-out error"),
+                "message": N_("The application sent an invalid sign-out request."),
+                "detail": error.description,
                 "status_code": 400,
                 "error_code": "invalid_request",
-                "error_description": error.description,
             },
             locale=scope.locale(params.get("ui_locales")),
             status_code=400,

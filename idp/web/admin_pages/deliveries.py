@@ -9,17 +9,12 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from core.web.i18n import N_
-from idp import clients
+from idp import clients, labels
 from idp.logout import backchannel
 from idp.request_scope import RequestScope
 from idp.web.admin_pages.guard import Admin, query_of, render
 
-STATUS_LABELS = {
-    backchannel.PENDING: N_("Pending"),
-    backchannel.DELIVERED: N_("Delivered"),
-    backchannel.FAILED: N_("Failed"),
-}
+STATUS_LABELS = labels.LOGOUT_DELIVERY_STATUSES
 LIMITS = (100, 500, 1000)
 
 

@@ -41,6 +41,7 @@ from core.errors import Conflict, DomainError
 from core.opaque_tokens import new_opaque_token
 from core.web.csrf import CsrfError
 from core.web.i18n import N_
+from idp import labels
 from idp.admin_api import code_vault
 from idp.admin_api.auth import AdminCaller
 from idp.admin_api.import_jobs import (
@@ -76,18 +77,8 @@ NAME_FILE = "name"
 ROWS_PER_PAGE = 100
 REFRESH_SECONDS = 2
 RECENT_JOBS = 20
-ACTION_LABELS = {
-    "create": N_("New account"),
-    "update": N_("Update"),
-    "unchanged": N_("Unchanged"),
-    "error": N_("Refused"),
-}
-STATUS_LABELS = {
-    "queued": N_("Waiting"),
-    "running": N_("In progress"),
-    "done": N_("Done"),
-    "failed": N_("Failed"),
-}
+ACTION_LABELS = labels.IMPORT_ROW_ACTIONS
+STATUS_LABELS = labels.IMPORT_JOB_STATUSES
 NO_FILE = N_("Choose a CSV or XLSX file.")
 TOO_LARGE = N_("The file is larger than %(limit)s MB. Split it into smaller files.")
 BAD_FORM = N_("The upload could not be read. Please try again.")

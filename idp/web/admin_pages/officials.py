@@ -22,7 +22,7 @@ from starlette.responses import RedirectResponse, Response
 
 from core import audit
 from core.web.i18n import N_
-from idp import accounts, mfa, official_directory
+from idp import accounts, labels, mfa, official_directory
 from idp.logout.sign_out import sign_out_everywhere
 from idp.models import (
     Account,
@@ -36,12 +36,7 @@ from idp.official_directory import STATUSES, status_of
 from idp.request_scope import RequestScope
 from idp.web.admin_pages.guard import Admin, not_found, pager, query_of, render
 
-STATUS_LABELS = {
-    "active": N_("Active"),
-    "disabled": N_("Disabled"),
-    "pending": N_("Not yet activated"),
-    "deleted": N_("Deleted"),
-}
+STATUS_LABELS = labels.ACCOUNT_STATUSES
 ACTIONS = ("disable", "enable", "activation", "reset-mfa", "sign-out")
 ACTION_TITLES = {
     "disable": N_("Disable the account"),
