@@ -58,6 +58,7 @@ AUDIT_ACTIONS = {
     "client.update": N_("App updated"),
     "client.update_uris": N_("App addresses changed"),
     "client.rotate_secret": N_("App secret replaced"),
+    "client.revoke_old_secret": N_("App's previous secret revoked"),
     "client.remove": N_("App removed"),
     "scim.user.create": N_("Account created through SCIM"),
     "scim.user.replace": N_("Account replaced through SCIM"),
