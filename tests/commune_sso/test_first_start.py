@@ -46,9 +46,7 @@ def start(app: Starlette) -> None:
 
 def unit_counts(runtime: IdpRuntime) -> dict[str, int]:
     with transaction(runtime.session_factory) as session:
-        return dict(
-            session.execute(select(Unit.level, func.count()).group_by(Unit.level)).all()
-        )
+        return dict(session.execute(select(Unit.level, func.count()).group_by(Unit.level)).all())
 
 
 def sync_audits(runtime: IdpRuntime) -> list[AuditEntry]:
@@ -79,9 +77,7 @@ def test_units_are_loaded_when_the_app_starts_on_a_fresh_database(
     assert len(sync_audits(runtime)) == 1
 
 
-def test_a_changed_package_version_refreshes_the_units(
-    app: Starlette, runtime: IdpRuntime
-) -> None:
+def test_a_changed_package_version_refreshes_the_units(app: Starlette, runtime: IdpRuntime) -> None:
     start(app)
     with transaction(runtime.session_factory) as session:
         # As if the units had been loaded from an earlier release that spelled a name otherwise.
@@ -91,7 +87,7 @@ def test_a_changed_package_version_refreshes_the_units(
     with transaction(runtime.session_factory) as session:
         assert units.get_by_code(session, "01").name == "Thành phố Hà Nội"
         assert units.loaded_version(session) == units.package_version()
-    first, refresh = sync_audits(runtime)
+    _first_load, refresh = sync_audits(runtime)
     assert json.loads(refresh.details)["renamed"] == 1
     assert unit_counts(runtime) == {"province": PROVINCES, "ward": WARDS}
 
