@@ -35,15 +35,34 @@ class OutsideState:
 
 
 @dataclass(frozen=True)
+class Guidance:
+    """What an item says in one of its two states, and where it leads."""
+
+    explanation: str  # msgid, with %(count)s where the item counts something
+    href: str | None = None  # the page that does it (or shows the result)
+    link_label: str | None = None  # msgid
+    command: str | None = None  # the CLI command that does it (never translated)
+
+
+@dataclass(frozen=True)
 class SetupItem:
     key: str  # units | import | app | ca | smtp: the element ids and tests use it
     title: str  # msgid
     done: bool
-    explanation: str  # msgid, with %(count)s where the item counts something
+    guidance: Guidance  # the one for the current state
     count: int | None = None
-    href: str | None = None  # the page that does it
-    link_label: str | None = None  # msgid
-    command: str | None = None  # the CLI command that does it (never translated)
+
+
+def _item(
+    key: str,
+    title: str,
+    *,
+    done: bool,
+    when_done: Guidance,
+    to_do: Guidance,
+    count: int | None = None,
+) -> SetupItem:
+    return SetupItem(key, title, done, when_done if done else to_do, count)
 
 
 def setup_checklist(
@@ -65,74 +84,92 @@ def setup_checklist(
         .limit(1)
     )
     items = [
-        SetupItem(
-            key="units",
-            title=N_("Communes, wards and provinces loaded"),
+        _item(
+            "units",
+            N_("Communes, wards and provinces loaded"),
             done=unit_count > 0,
-            explanation=N_("%(count)s units loaded from the official list.")
-            if unit_count
-            else N_(
-                "No unit yet: imports refuse every row until the units are loaded. They load "
-                "at start-up; to load them now, run:"
-            ),
             count=unit_count,
-            href="/admin/units" if unit_count else None,
-            link_label=N_("See the units") if unit_count else None,
-            command=None if unit_count else "commune-sso unit sync",
-        ),
-        SetupItem(
-            key="import",
-            title=N_("First officials imported"),
-            done=imported is not None,
-            explanation=N_("Officials were imported from a file.")
-            if imported is not None
-            else N_(
-                "Import the officials from a CSV or XLSX file; a dry run shows the result first."
+            when_done=Guidance(
+                N_("%(count)s units loaded from the official list."),
+                href="/admin/units",
+                link_label=N_("See the units"),
             ),
-            href="/admin/imports",
-            link_label=N_("Import officials"),
+            to_do=Guidance(
+                N_(
+                    "No unit yet: imports refuse every row until the units are loaded. They "
+                    "load at start-up; to load them now, run:"
+                ),
+                command="commune-sso unit sync",
+            ),
         ),
-        SetupItem(
-            key="app",
-            title=N_("First app registered"),
+        _item(
+            "import",
+            N_("First officials imported"),
+            done=imported is not None,
+            when_done=Guidance(
+                N_("Officials were imported from a file."),
+                href="/admin/imports",
+                link_label=N_("Import officials"),
+            ),
+            to_do=Guidance(
+                N_(
+                    "Import the officials from a CSV or XLSX file; a dry run shows the result "
+                    "first."
+                ),
+                href="/admin/imports",
+                link_label=N_("Import officials"),
+            ),
+        ),
+        _item(
+            "app",
+            N_("First app registered"),
             done=app_registered is not None,
-            explanation=N_("A shared app signs officials in through this portal.")
-            if app_registered is not None
-            else N_("Register a shared app so that officials can sign in to it here."),
-            href="/admin/clients" if app_registered is not None else "/admin/clients/new",
-            link_label=N_("See the apps") if app_registered is not None else N_("Register an app"),
+            when_done=Guidance(
+                N_("A shared app signs officials in through this portal."),
+                href="/admin/clients",
+                link_label=N_("See the apps"),
+            ),
+            to_do=Guidance(
+                N_("Register a shared app so that officials can sign in to it here."),
+                href="/admin/clients/new",
+                link_label=N_("Register an app"),
+            ),
         ),
     ]
     if outside.ca_initialised is not None:
-        ca_ready = outside.ca_initialised(session)
         items.append(
-            SetupItem(
-                key="ca",
-                title=N_("Certificate authority initialised"),
-                done=ca_ready,
-                explanation=N_("Signing certificates can be issued.")
-                if ca_ready
-                else N_(
-                    "Certificates cannot be issued until the CA is created. On the server, run:"
+            _item(
+                "ca",
+                N_("Certificate authority initialised"),
+                done=outside.ca_initialised(session),
+                when_done=Guidance(
+                    N_("Signing certificates can be issued."),
+                    href="/ca/pages/admin/certificates",
+                    link_label=N_("See the certificates"),
                 ),
-                href="/ca/pages/admin/certificates" if ca_ready else None,
-                link_label=N_("See the certificates") if ca_ready else None,
-                command=None if ca_ready else outside.ca_init_command,
+                to_do=Guidance(
+                    N_(
+                        "Certificates cannot be issued until the CA is created. On the server, run:"
+                    ),
+                    command=outside.ca_init_command,
+                ),
             )
         )
-    smtp = settings.smtp_host is not None
     items.append(
-        SetupItem(
-            key="smtp",
-            title=N_("E-mail server configured"),
-            done=smtp,
-            explanation=N_("E-mail to officials is sent through the configured mail server.")
-            if smtp
-            else N_(
-                "E-mail to officials is written to files under the var directory instead of "
-                "being sent. Set the mail server in the service's settings:"
+        _item(
+            "smtp",
+            N_("E-mail server configured"),
+            done=settings.smtp_host is not None,
+            when_done=Guidance(
+                N_("E-mail to officials is sent through the configured mail server.")
             ),
-            command=None if smtp else "COMMUNE_SSO_SMTP_HOST=… COMMUNE_SSO_SMTP_FROM=…",
+            to_do=Guidance(
+                N_(
+                    "E-mail to officials is written to files under the var directory instead of "
+                    "being sent. Set the mail server in the service's settings:"
+                ),
+                command="COMMUNE_SSO_SMTP_HOST=… COMMUNE_SSO_SMTP_FROM=…",
+            ),
         )
     )
     return items

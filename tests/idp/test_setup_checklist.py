@@ -8,7 +8,6 @@ import re
 from datetime import datetime
 
 import pytest
-from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from ca_admin.hierarchy import CaSetup, init_hierarchy
@@ -16,11 +15,11 @@ from commune_sso import bootstrap
 from commune_sso.ca_bridge import ensure_ca_pages_client
 from core.db import transaction
 from core.settings import Settings
-from idp import accounts, admin_scope
-from idp.models import ImportJob, Unit
+from idp import units
+from idp.models import ImportJob
 from idp.runtime import IdpRuntime
 from tests.conftest import register_client
-from tests.idp.test_admin_pages import SYSTEM, make_account, sign_in
+from tests.idp.test_admin_pages import grant, make_account, sign_in
 
 ADMIN = "quan.tri"
 
@@ -46,20 +45,14 @@ def is_done(page: str, key: str) -> bool:
     return done
 
 
-def add_unit(runtime: IdpRuntime, code: str = "15", name: str = "Tỉnh Lào Cai") -> None:
-    now = runtime.clock.now()
+def add_unit(runtime: IdpRuntime) -> None:
+    """One province, through the same service as ``unit sync``."""
     with transaction(runtime.session_factory) as session:
-        session.add(
-            Unit(
-                code=code,
-                level="province",
-                name=name,
-                division_type="tỉnh",
-                province_code=code,
-                status="active",
-                created_at=now,
-                updated_at=now,
-            )
+        units.sync_from_package(
+            session=session,
+            clock=runtime.clock,
+            actor="test",
+            source=[units.PackageUnit("15", "province", "Tỉnh Lào Cai", "tỉnh", "15")],
         )
 
 
@@ -160,16 +153,7 @@ class TestWithAMailServer:
 def test_a_unit_admin_sees_no_checklist(web: TestClient, runtime: IdpRuntime, admin: str) -> None:
     add_unit(runtime)
     make_account(runtime, "admin.tinh", "Quản trị Lào Cai", unit="15")
-    with transaction(runtime.session_factory) as session:
-        admin_scope.grant(
-            session=session,
-            clock=runtime.clock,
-            actor_scope=SYSTEM,
-            actor="test",
-            account=accounts.get_by_username(session, "admin.tinh"),
-            role="province_admin",
-            unit=session.scalars(select(Unit).where(Unit.code == "15")).one(),
-        )
+    grant(runtime, "admin.tinh", "province_admin", "15")
     sign_in(web, runtime, "admin.tinh")
     page = web.get("/admin")
     assert page.status_code == 200
