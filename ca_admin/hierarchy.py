@@ -112,6 +112,18 @@ def _sign(builder: x509.CertificateBuilder, key: SigningKey, scheme: str) -> x50
     return builder.sign(key, params.algorithm, rsa_padding=params.rsa_padding)
 
 
+def is_initialised(session: Session, *, for_update: bool = False) -> bool:
+    """Whether ``ca init`` has run: a root exists (it makes the first issuing CA with it).
+
+    ``for_update``: hold the answer until the transaction ends (on SQLite, core.db takes the
+    write lock before reading), for a caller that initialises when the answer is no.
+    """
+    statement = select(Authority.id).where(Authority.role == "root").limit(1)
+    if for_update:
+        statement = statement.with_for_update()
+    return session.scalar(statement) is not None
+
+
 def init_hierarchy(
     *, session: Session, runtime: CaRuntime, actor: str, setup: CaSetup
 ) -> tuple[Authority, Authority]:
@@ -119,7 +131,7 @@ def init_hierarchy(
     _check_slug(setup.root_name)
     _check_slug(setup.issuing_name)
     _ca_name(setup.organisation, "check")  # refuse a bad organisation before any key exists
-    if session.scalar(select(Authority.id).where(Authority.role == "root")) is not None:
+    if is_initialised(session):
         raise Conflict(N_("The CA hierarchy already exists; use a rollover to add an issuing CA."))
     now = runtime.clock.now()
     root_uri = setup.root_key_uri or _default_uri(runtime, setup.root_name)

@@ -24,7 +24,7 @@ from ca_admin import maintenance as ca_maintenance
 from ca_admin.runtime import CaRuntime
 from ca_admin.web import ca_routes
 from ca_admin.web.api import accept_language
-from commune_sso import ca_lifecycle_feed, secrets_setup
+from commune_sso import bootstrap, ca_lifecycle_feed, secrets_setup
 from commune_sso.ca_bridge import build_ca_runtime
 from commune_sso.input_guard import HostileInputGuard
 from commune_sso.observability import install_observability
@@ -33,7 +33,7 @@ from commune_sso.server_errors import ServerErrorBoundary, wants_html
 from commune_sso.site_areas import SITE_AREAS
 from core import audit, audit_checkpoints
 from core.clock import Clock, SystemClock
-from core.db import make_engine, make_session_factory, transaction
+from core.db import is_database_unavailable, make_engine, make_session_factory, transaction
 from core.errors import ConfigurationError, DomainError
 from core.settings import Settings
 from core.web.csrf import CsrfError, CsrfProtection
@@ -183,6 +183,8 @@ def create_app(
         ],
         lifespan=background_tasks(settings, runtime, ca_runtime),
     )
+    # The admin dashboard's checklist learns the CA's state through the composition root.
+    runtime.setup_state = bootstrap.setup_state(settings)
     app.state.idp = runtime
     app.state.ca = ca_runtime
     app.state.settings = settings
@@ -274,6 +276,24 @@ def check_audit_key(settings: Settings, session_factory: sessionmaker[Session]) 
     )
 
 
+def prepare_at_start(settings: Settings, runtime: IdpRuntime, ca_runtime: CaRuntime | None) -> None:
+    """Units and, for the quick start, the CA before the first request (bootstrap.py).
+
+    A failure is logged, not raised: the IdP serves without them (imports then refuse rows
+    naming an unknown unit), /readyz reports a database that is down, and the next start
+    tries again.
+    """
+    try:
+        bootstrap.prepare_at_start(
+            settings, runtime.session_factory, clock=runtime.clock, ca_runtime=ca_runtime
+        )
+    except Exception as error:
+        if is_database_unavailable(error):
+            log.warning("start-up data not prepared, the database is unavailable: %s", error)
+        else:
+            log.exception("start-up data not prepared")
+
+
 def background_tasks(
     settings: Settings, runtime: IdpRuntime, ca_runtime: CaRuntime | None = None
 ) -> Callable[[Starlette], AbstractAsyncContextManager[None]]:
@@ -281,6 +301,7 @@ def background_tasks(
 
     @asynccontextmanager
     async def lifespan(_app: Starlette) -> AsyncIterator[None]:
+        await asyncio.to_thread(prepare_at_start, settings, runtime, ca_runtime)
         tasks: list[asyncio.Task[None]] = []
         if settings.audit_checkpoint_interval > 0:
             tasks.append(

@@ -1,5 +1,7 @@
 """First start on an empty database: a first system admin, the CA pages' client and, for the
-local quick start only, a demo client.
+local quick start only, a demo client. Every start of the app (:func:`prepare_at_start`, run by
+its lifespan) also loads the units when they are missing or the packaged list changed, and, for
+the quick start only, creates the certificate authority.
 
 No password ever reaches the log (``docker logs``, journald keep it): the first admin gets the
 password from a file the operator wrote (``serve --admin-password-file``), or no password and a
@@ -10,19 +12,26 @@ nothing.
 
 from __future__ import annotations
 
+import logging
+import shlex
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from rich.console import Console
 from sqlalchemy.orm import Session, sessionmaker
 
+from ca_admin import hierarchy
+from ca_admin.runtime import CaRuntime
 from commune_sso import secrets_setup
-from commune_sso.ca_bridge import ensure_ca_pages_client
+from commune_sso.ca_bridge import CA_PAGES_CLIENT_ID, ensure_ca_pages_client
 from core.clock import Clock
 from core.db import transaction
 from core.settings import Settings
-from idp import accounts, clients
+from idp import accounts, clients, units
 from idp.passwords import PasswordHasher
+from idp.setup_checklist import OutsideState
+
+log = logging.getLogger("commune_sso.bootstrap")
 
 FIRST_ADMIN = "admin"
 DEMO_CLIENT_ID = "demo-shared-app"
@@ -35,6 +44,8 @@ DEMO_BACKCHANNEL_LOGOUT_URI = "http://127.0.0.1:8001/backchannel-logout"
 # line is soon worthless.
 ADMIN_SETUP_LIFETIME = timedelta(hours=24)
 ACTIVATION_PATH = "/activate"
+# The CA's organisation when no name is configured: the department that runs the service.
+DEFAULT_ORGANISATION = "Sở Khoa học và Công nghệ"
 
 
 @dataclass(frozen=True)
@@ -59,10 +70,87 @@ class FirstStartData:
     demo: DemoClient | None
 
 
+def is_quick_start(settings: Settings) -> bool:
+    """The embedded quick start: SQLite under ./var/ and development settings."""
+    return settings.database_url is None and settings.environment == "development"
+
+
 def demo_by_default(settings: Settings) -> bool:
     """The demo client belongs to the embedded quick start only (SQLite, development): on
     PostgreSQL or in production a client nobody registered is an open door."""
-    return settings.database_url is None and settings.environment == "development"
+    return is_quick_start(settings)
+
+
+def organisation(settings: Settings) -> str:
+    """The organisation named in the CA's certificates: the configured name of the province's
+    department (COMMUNE_SSO_ORGANISATION_NAME), else the generic one."""
+    configured = getattr(settings, "organisation_name", None)
+    return (
+        configured.strip()
+        if isinstance(configured, str) and configured.strip()
+        else (DEFAULT_ORGANISATION)
+    )
+
+
+def setup_state(settings: Settings) -> OutsideState:
+    """What the admin dashboard's checklist needs to know beyond the IdP's own tables."""
+    return OutsideState(
+        ca_initialised=hierarchy.is_initialised,
+        ca_init_command=f"commune-sso ca init --organisation {shlex.quote(organisation(settings))}",
+        built_in_client_ids=frozenset({CA_PAGES_CLIENT_ID, DEMO_CLIENT_ID}),
+    )
+
+
+def prepare_at_start(
+    settings: Settings,
+    factory: sessionmaker[Session],
+    *,
+    clock: Clock,
+    ca_runtime: CaRuntime | None,
+) -> None:
+    """What every start checks before serving (the app's lifespan runs it in each worker):
+
+    - units: loaded when the table is empty or the vietnam-provinces package changed since
+      the last load (one query otherwise; :func:`idp.units.load_package_if_changed`);
+    - the CA, for the embedded quick start only: created with defaults if missing, so that
+      certificates work without a `ca init`. Production keeps the explicit `ca init` (its root
+      key belongs offline or in an HSM, a choice the operator makes); /readyz names it while
+      it is missing.
+    """
+    if settings.units_load_on_start:
+        loaded = units.load_package_if_changed(session_factory=factory, clock=clock, actor="system")
+        if loaded is not None:
+            log.info(
+                "units loaded from %s %s: %d created, %d renamed, %d unchanged",
+                units.PACKAGE,
+                units.package_version(),
+                loaded.created,
+                loaded.renamed,
+                loaded.unchanged,
+            )
+    if (
+        ca_runtime is not None
+        and is_quick_start(settings)
+        and init_quick_start_ca(settings, ca_runtime)
+    ):
+        log.info("certificate authority created for the quick start (%s)", organisation(settings))
+
+
+def init_quick_start_ca(settings: Settings, ca_runtime: CaRuntime) -> bool:
+    """``ca init`` with its defaults, named after the organisation; False if a CA exists."""
+    with transaction(ca_runtime.session_factory) as session:
+        # FOR UPDATE: on SQLite the write lock is taken before the check (core.db), so workers
+        # of one quick start starting together make one hierarchy, not one each.
+        if hierarchy.is_initialised(session, for_update=True):
+            return False
+        hierarchy.init_hierarchy(
+            session=session,
+            runtime=ca_runtime,
+            actor="system",
+            setup=hierarchy.CaSetup(organisation=organisation(settings)),
+        )
+    ca_runtime.forget_authorities()
+    return True
 
 
 def first_start(

@@ -7,7 +7,8 @@
   because the database is down, or the orchestrator restarts healthy processes in a loop).
 - ``/readyz``: database reachable, schema at the migration scripts' head, token-signing keys
   usable, CA keys usable (and the HSM holding them present). 503 with ``Retry-After`` and the
-  failing part(s) named, never a 500.
+  failing part(s) named, never a 500. A CA not yet created (``ca init``) is named as a
+  warning, not a failure: signing in works without it, only certificates wait.
 - ``/metrics``: the Prometheus text format (``prometheus-client``); across all workers when
   ``PROMETHEUS_MULTIPROC_DIR`` is set (``commune-sso serve --workers N`` sets it). Open to
   loopback clients, otherwise only with ``Authorization: Bearer <COMMUNE_SSO_METRICS_TOKEN>``.
@@ -176,6 +177,8 @@ class RequestObservability:
 class Check:
     ok: bool
     detail: str
+    # Ready all the same, but the operator has something to do (listed under "warnings").
+    warning: bool = False
 
     @classmethod
     def failed(cls, error: BaseException) -> Check:
@@ -187,6 +190,7 @@ class Check:
 OK = Check(True, "ok")
 # Not a failure of its own: the part it depends on is the one named as failing.
 NOT_CHECKED = Check(True, "not checked (database unavailable)")
+CA_NOT_INITIALISED = Check(True, "not initialised: run commune-sso ca init", warning=True)
 
 
 def probe_sign(key: SigningKey) -> None:
@@ -309,8 +313,8 @@ class Readiness:
                 states.append(CaKeyState(authority.name, usage, uri.startswith("pkcs11:"), check))
         return states
 
-    async def report(self) -> tuple[dict[str, str], list[str]]:
-        """Each part's state and the names of the failing ones."""
+    async def report(self) -> tuple[dict[str, str], list[str], list[str]]:
+        """Each part's state, the names of the failing ones and of those with a warning."""
         database_check, schema_check = await self.database()
         signing, ca_states = await asyncio.to_thread(self.keys, database_ok=database_check.ok)
         checks = {"database": database_check, "schema": schema_check, "signing_keys": signing}
@@ -319,11 +323,15 @@ class Readiness:
         else:
             file_keys = [s for s in ca_states if not s.hsm]
             hsm_keys = [s for s in ca_states if s.hsm]
-            checks["ca_keys"] = _combine(file_keys, none="ok" if hsm_keys else "no CA initialised")
+            checks["ca_keys"] = _combine(file_keys, none="ok" if hsm_keys else "no CA key yet")
             if hsm_keys:
                 checks["hsm"] = _combine(hsm_keys, none="")
+            if self.ca_runtime is not None:
+                # Every initialised CA has an issuing CA with online keys: none means no CA.
+                checks["ca"] = OK if ca_states else CA_NOT_INITIALISED
         failing = [name for name, check in checks.items() if not check.ok]
-        return {name: check.detail for name, check in checks.items()}, failing
+        warnings = [name for name, check in checks.items() if check.warning]
+        return {name: check.detail for name, check in checks.items()}, failing, warnings
 
 
 def _combine(states: list[CaKeyState], *, none: str) -> Check:
@@ -455,18 +463,23 @@ def observability_routes(
         return JSONResponse({"status": "ok"}, headers={"Cache-Control": "no-store"})
 
     async def readyz(request: Request) -> Response:
+        warnings: list[str] = []
         try:
-            checks, failing = await readiness.report()
+            checks, failing, warnings = await readiness.report()
         except Exception as error:  # never a 500 from the probe itself
             log.exception("readiness check failed")
             checks, failing = {"readiness": Check.failed(error).detail}, ["readiness"]
         if metrics_access(request, settings) is not None:
             # Not the operator (loopback or the metrics token): which parts fail, not why. A
             # reason may name a database host or a key path; the log has it in full.
-            checks = {part: "failing" if part in failing else "ok" for part in checks}
+            checks = {
+                part: "failing" if part in failing else "warning" if part in warnings else "ok"
+                for part in checks
+            }
+        extra = {"warnings": warnings} if warnings else {}
         if failing:
             return JSONResponse(
-                {"status": "unavailable", "failing": failing, "checks": checks},
+                {"status": "unavailable", "failing": failing, "checks": checks, **extra},
                 status_code=503,
                 headers={
                     "Retry-After": str(settings.unavailable_retry_after),
@@ -474,7 +487,7 @@ def observability_routes(
                 },
             )
         return JSONResponse(
-            {"status": "ready", "checks": checks}, headers={"Cache-Control": "no-store"}
+            {"status": "ready", "checks": checks, **extra}, headers={"Cache-Control": "no-store"}
         )
 
     async def metrics(request: Request) -> Response:

@@ -182,6 +182,13 @@ class Settings(BaseSettings):
         description="Seconds between a CRL's thisUpdate and nextUpdate. A new CRL is signed on "
         "every revocation and, on schedule, a quarter of this before nextUpdate.",
     )
+    units_load_on_start: bool = Field(
+        default=True,
+        description="At start-up, load the 34 provinces and 3,321 communes and wards from the "
+        "installed vietnam-provinces package when the unit table is empty, and refresh them "
+        "(as `commune-sso unit sync` does) when the package was updated since the last load. "
+        "Off: units change only through `unit sync`.",
+    )
     key_passphrase: str | None = Field(
         default=None,
         description="Passphrase that encrypts private keys at rest (PKCS#8, scrypt+AES). Unset on "

@@ -264,6 +264,17 @@ class Unit(Base):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class UnitSource(Base):
+    """The version of the packaged unit list last loaded (``vietnam-provinces``): a start-up
+    compares it with the installed package and refreshes the units only when they differ."""
+
+    __tablename__ = "idp_unit_source"
+
+    package: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[str] = mapped_column(String(64))
+    loaded_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class UnitEvent(Base):
     __tablename__ = "idp_unit_event"
 

@@ -14,6 +14,7 @@ from core.web.csrf import CsrfProtection
 from core.web.templating import PageRenderer
 from idp.clients import ClientCache
 from idp.passwords import PasswordHasher
+from idp.setup_checklist import OutsideState
 from keys.keyring import KeyRing
 
 # Another process (the CLI's `keys rotate`, another worker) may change the ring on disk.
@@ -31,6 +32,8 @@ class IdpRuntime:
     csrf: CsrfProtection
     server_secret: bytes  # for HMACs and sealing (e.g. activation codes awaiting download)
     client_cache: ClientCache = field(default_factory=ClientCache)
+    # Filled by the composition root (commune_sso/app.py): the CA's state for the checklist.
+    setup_state: OutsideState = field(default_factory=OutsideState)
     _keyring_checked: float = field(default=0.0, init=False)
     _keyring_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 

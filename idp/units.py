@@ -11,6 +11,7 @@ writes its audit entry into the same transaction.
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import unicodedata
 from collections.abc import Iterable, Iterator
@@ -18,17 +19,27 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import func, insert, select, text, update
+from sqlalchemy.orm import Session, sessionmaker
 
 from core import audit
 from core.clock import Clock
+from core.db import is_postgresql, transaction
 from core.errors import DomainError, NotFound
 from idp import lifecycle
-from idp.models import Account, AccountMove, AccountProfile, Agency, Unit, UnitEvent
+from idp.models import (
+    Account,
+    AccountMove,
+    AccountProfile,
+    Agency,
+    Unit,
+    UnitEvent,
+    UnitSource,
+)
 from idp.official_data import fold_for_search
 
 LEVELS = ("province", "ward")
+PACKAGE = "vietnam-provinces"
 MAX_REASON_LENGTH = 300  # AccountMove.reason
 MAX_NAME_LENGTH = 200  # Unit.name
 
@@ -87,8 +98,11 @@ def sync_from_package(
     """Bring the unit table in line with the package: create missing units, restore names.
 
     Idempotent. One SELECT of every unit and bulk inserts: no query per unit. Status and
-    merges made here are kept (a merged unit the package still lists stays merged).
+    merges made here are kept (a merged unit the package still lists stays merged). Loading
+    the package itself (no ``source``) records its version, which start-ups compare with the
+    installed one (:func:`load_package_if_changed`).
     """
+    _lock_unit_loading(session)
     now = clock.now()
     existing = {unit.code: unit for unit in session.scalars(select(Unit))}
     new_rows: list[dict[str, Any]] = []
@@ -130,6 +144,8 @@ def sync_from_package(
         )
     if events:
         session.execute(insert(UnitEvent), events)
+    if source is None:
+        _record_loaded_version(session, package_version(), now)
     result = SyncResult(created=len(new_rows), renamed=renamed, unchanged=unchanged)
     audit.record(
         session,
@@ -140,6 +156,60 @@ def sync_from_package(
         details=result.as_dict(),
     )
     return result
+
+
+def package_version() -> str:
+    """The installed ``vietnam-provinces`` release: its data changes only with it."""
+    return importlib.metadata.version(PACKAGE)
+
+
+def loaded_version(session: Session) -> str | None:
+    """The package version the unit table was last loaded from; None before the first load."""
+    return session.scalar(select(UnitSource.version).where(UnitSource.package == PACKAGE))
+
+
+def _record_loaded_version(session: Session, version: str, now: datetime) -> None:
+    source = session.get(UnitSource, PACKAGE)
+    if source is None:
+        session.add(UnitSource(package=PACKAGE, version=version, loaded_at=now))
+    else:
+        source.version = version
+        source.loaded_at = now
+
+
+def _lock_unit_loading(session: Session) -> None:
+    """One loader at a time, until this transaction ends: instances starting together on one
+    database would otherwise all find the table empty and insert the same codes.
+
+    PostgreSQL: a table lock that conflicts only with itself and with writes to the version
+    row (plain reads go on). SQLite: ``FOR UPDATE`` makes :mod:`core.db` take the database's
+    write lock (``BEGIN IMMEDIATE``) before the version is read.
+    """
+    if is_postgresql(session):
+        session.execute(text("LOCK TABLE idp_unit_source IN SHARE ROW EXCLUSIVE MODE"))
+    else:
+        session.execute(select(UnitSource.version).with_for_update())
+
+
+def load_package_if_changed(
+    *, session_factory: sessionmaker[Session], clock: Clock, actor: str
+) -> SyncResult | None:
+    """Load the units on a first start, refresh them when the package was updated since the
+    last load (the same idempotent, audited :func:`sync_from_package` as ``unit sync``).
+
+    None when there was nothing to do: the usual start, which costs one query. When several
+    instances start together, the first loads and the others wait for it, then find the
+    version recorded and do nothing.
+    """
+    version = package_version()
+    with transaction(session_factory) as session:
+        if loaded_version(session) == version:
+            return None
+    with transaction(session_factory) as session:
+        _lock_unit_loading(session)
+        if loaded_version(session) == version:
+            return None  # another instance loaded it while this one waited for the lock
+        return sync_from_package(session=session, clock=clock, actor=actor)
 
 
 def _event_row(

@@ -113,7 +113,11 @@ def clock() -> FixedClock:
 
 
 def settings_for(*, tmp_path: Path, database_url: str, key_dir: Path) -> Settings:
-    """The settings every app under test is built with, on a given database."""
+    """The settings every app under test is built with, on a given database.
+
+    Units are not loaded at start: most tests make the few units they need (or call
+    ``units.sync_from_package``); tests/commune_sso/test_first_start.py turns it on.
+    """
     return Settings(
         issuer=ISSUER,
         var_dir=tmp_path / "var",
@@ -121,6 +125,7 @@ def settings_for(*, tmp_path: Path, database_url: str, key_dir: Path) -> Setting
         key_dir=key_dir,
         key_passphrase="test-key-passphrase-0123456789",
         secret_key="test-server-secret-0123456789abcdef",
+        units_load_on_start=False,
     )
 
 

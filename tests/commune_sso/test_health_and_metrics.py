@@ -83,8 +83,10 @@ def test_readyz_ready_on_a_healthy_app(web: TestClient) -> None:
             "database": "ok",
             "schema": "ok",
             "signing_keys": "ok",
-            "ca_keys": "no CA initialised",
+            "ca_keys": "no CA key yet",
+            "ca": "not initialised: run commune-sso ca init",
         },
+        "warnings": ["ca"],
     }
 
 

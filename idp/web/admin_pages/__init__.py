@@ -14,6 +14,7 @@ from starlette.routing import Route
 from idp.admin_api.imports import ImportsApi
 from idp.models import Client, LogoutDelivery, Unit
 from idp.request_scope import RequestScope
+from idp.setup_checklist import setup_checklist
 from idp.web.admin_pages import audit, clients, deliveries, imports, officials, units
 from idp.web.admin_pages.guard import Admin, admin_action, admin_page, render
 
@@ -21,7 +22,7 @@ from idp.web.admin_pages.guard import Admin, admin_action, admin_page, render
 def home(scope: RequestScope, admin: Admin) -> Response:
     session = scope.session
     count_officials = officials.officials_query(admin, text="", unit_code="", status="")
-    context = {
+    context: dict[str, object] = {
         "officials": session.scalar(select(func.count()).select_from(count_officials.subquery())),
         "units": session.scalar(
             select(func.count()).select_from(Unit).where(admin.reach.units_clause())
@@ -42,6 +43,10 @@ def home(scope: RequestScope, admin: Admin) -> Response:
         ),
     }
     if admin.is_system:
+        # Registering apps, the CA and the mail server are a system admin's: so is the list.
+        context["checklist"] = setup_checklist(
+            session, settings=scope.runtime.settings, outside=scope.runtime.setup_state
+        )
         context["clients"] = session.scalar(
             select(func.count()).select_from(Client).where(Client.removed_at.is_(None))
         )
