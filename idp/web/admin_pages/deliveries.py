@@ -10,7 +10,7 @@ from __future__ import annotations
 from starlette.responses import Response
 
 from core.web.i18n import N_
-from idp import clients
+from idp import accounts, clients
 from idp.logout import backchannel
 from idp.request_scope import RequestScope
 from idp.web.admin_pages.guard import Admin, query_of, render
@@ -40,6 +40,7 @@ def list_deliveries(scope: RequestScope, admin: Admin) -> Response:
         "admin/deliveries.html",
         {
             "deliveries": views,
+            "officials": accounts.names_by_subject(scope.session, {v.subject for v in views}),
             "status": status,
             "client": client_id,
             "clients": clients.list_active(scope.session),

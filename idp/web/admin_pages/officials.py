@@ -16,13 +16,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
-from core import audit
 from core.web.i18n import N_
-from idp import accounts, mfa
+from idp import account_history, accounts, mfa
 from idp.logout.sign_out import sign_out_everywhere
 from idp.models import (
     Account,
@@ -149,6 +148,16 @@ def status_of(account: Account, profile: AccountProfile | None) -> str:
     return "active" if account.password_hash else "pending"
 
 
+def status_column() -> ColumnElement[str]:
+    """:func:`status_of` in SQL, for counts by status (deleted profiles are the caller's to
+    leave out): an account nobody activated yet has no password and is not "active"."""
+    return case(
+        (Account.status == "disabled", "disabled"),
+        (Account.password_hash.is_(None), "pending"),
+        else_="active",
+    )
+
+
 def units_in_scope(session: Session, admin: Admin, *, limit: int = 300) -> list[Unit]:
     """The units for the filter's suggestions (none for a system admin: 3,355 is too many)."""
     if admin.reach.system:
@@ -262,14 +271,7 @@ def show_official(scope: RequestScope, admin: Admin) -> Response:
         if official.profile and official.profile.agency_id
         else None
     )
-    history = list(
-        session.scalars(
-            select(audit.AuditEntry)
-            .where(audit.AuditEntry.target == f"account:{official.account.username}")
-            .order_by(audit.AuditEntry.seq.desc())
-            .limit(20)
-        )
-    )
+    history = account_history.history(session, official.account)
     done = query_of(scope).get("done", "")
     return render(
         scope,
