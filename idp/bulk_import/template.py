@@ -18,9 +18,9 @@ from idp.bulk_import.reading import COLUMNS
 # valid; the unit is Phường Ba Đình (Hà Nội, code 00004); the agency is one of AGENCY_KINDS.
 EXAMPLE_ROW: dict[str, str] = {
     "citizen_id": "001090012345",
-    "full_name": "Nguyễn Văn An",
-    "username": "nguyen.van.an",
-    "email": "nguyen.van.an@example.gov.vn",
+    "full_name": "Nguyễn Văn Mẫu",
+    "username": "nguyen.van.mau",
+    "email": "nguyen.van.mau@example.gov.vn",
     "phone": "0912345678",
     "unit_code": "00004",
     "agency": "Ủy ban nhân dân",

@@ -39,7 +39,7 @@ NOTICES = {
     "held": N_("The certificate was put on hold."),
     "released": N_("The certificate was released from hold."),
 }
-BAD_DATE = N_("Enter a date as YYYY-MM-DD.")
+BAD_DATE = N_("Choose a valid date in the date picker.")
 
 
 def _date(text: str) -> date | None:
