@@ -24,9 +24,7 @@ DATA_LINK = re.compile(
 )
 
 
-def test_recovery_codes_can_be_downloaded_as_a_text_file_with_a_header(
-    signed_in, official, clock
-):
+def test_recovery_codes_can_be_downloaded_as_a_text_file_with_a_header(signed_in, official, clock):
     _, codes = enrol_totp(signed_in, clock)
     confirmed = _confirmation_page(signed_in)
     link = DATA_LINK.search(confirmed)
