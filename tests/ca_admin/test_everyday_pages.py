@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
-from ca_admin.models import Authority
 from ca_admin.runtime import CaRuntime
 from ca_admin.serials import openssl_serial, parse_serial, serial_hex
 from idp.runtime import IdpRuntime
@@ -49,12 +48,9 @@ def test_openssl_form_keeps_whole_octets(number: int, shown: str) -> None:
     assert parse_serial(":".join(shown[i : i + 2] for i in range(0, len(shown), 2))) == number
 
 
+@pytest.mark.usefixtures("hierarchy")
 def test_pages_show_the_serial_openssl_prints_and_accept_both_forms(
-    web: TestClient,
-    runtime: IdpRuntime,
-    ca_runtime: CaRuntime,
-    hierarchy: tuple[Authority, Authority],
-    people: People,
+    web: TestClient, runtime: IdpRuntime, ca_runtime: CaRuntime, people: People
 ) -> None:
     certificate = issue_for(ca_runtime, people.official)
     # Every serial of ours starts with the octet 01: a leading zero nibble, which the stored
@@ -79,17 +75,15 @@ def test_pages_show_the_serial_openssl_prints_and_accept_both_forms(
     detail = web.get(f"{PAGES}/admin/certificates/{shown.group(1)}")
     assert detail.status_code == 200
     assert f"<code>{shown.group(1)}</code>" in detail.text
-    assert f'href="{PAGES}/admin/certificates/{shown.group(1)}"' in web.get(
-        f"{PAGES}/admin/certificates", params={"name": "nguyen van an"}
-    ).text
+    assert (
+        f'href="{PAGES}/admin/certificates/{shown.group(1)}"'
+        in web.get(f"{PAGES}/admin/certificates", params={"name": "nguyen van an"}).text
+    )
 
 
+@pytest.mark.usefixtures("hierarchy")
 def test_units_are_shown_by_name_with_their_code(
-    web: TestClient,
-    runtime: IdpRuntime,
-    ca_runtime: CaRuntime,
-    hierarchy: tuple[Authority, Authority],
-    people: People,
+    web: TestClient, runtime: IdpRuntime, ca_runtime: CaRuntime, people: People
 ) -> None:
     certificate = issue_for(ca_runtime, people.official)
     sign_in(web, runtime, people.unit_admin, f"{PAGES}/admin/certificates")
@@ -98,7 +92,7 @@ def test_units_are_shown_by_name_with_their_code(
     detail = web.get(f"{PAGES}/admin/certificates/{openssl_serial(certificate.serial)}")
     assert f'<dd>Phường Hoàn Kiếm <code class="unit-code">{HOAN_KIEM}</code></dd>' in detail.text
     # The label carries no date format: the picker shows the browser's own.
-    assert "<label for=\"expiring_before\">Hết hạn trước ngày</label>" in found.text
+    assert '<label for="expiring_before">Hết hạn trước ngày</label>' in found.text
     css = (ROOT / "core/web/static/ca.css").read_text(encoding="utf-8")
     assert re.search(r"\.site-main:has\(\.ca-table, \.cert__facts\) \{\s*max-width: 64rem;", css)
 

@@ -1,7 +1,7 @@
 """The official's pages of issue 19 through the real ASGI app, on SQLite and PostgreSQL:
 recovery codes to download (a .txt naming the account, the portal and the date) and to print
-(a script file the CSP allows, a print stylesheet), the apps each session signed in to, date
-inputs whose labels carry no format the picker does not show."""
+(a script file the CSP allows, a print stylesheet), date inputs whose labels carry no format the
+picker does not show. The apps of each session: test_account_pages, with the sessions list."""
 
 from __future__ import annotations
 
@@ -11,9 +11,8 @@ from pathlib import Path
 from urllib.parse import unquote
 
 from core.web.templating import CONTENT_SECURITY_POLICY
-from tests.conftest import OFFICIAL_PASSWORD, register_client
-from tests.idp.oidc_flow import authorize_params, pkce_pair
-from tests.idp.test_account_pages import enrol_totp, new_browser, sign_in, signed_in
+from tests.conftest import OFFICIAL_PASSWORD
+from tests.idp.test_account_pages import enrol_totp, new_browser, signed_in
 
 __all__ = ["new_browser", "signed_in"]  # fixtures, imported for pytest
 
@@ -71,26 +70,6 @@ def test_recovery_codes_can_be_printed_without_inline_script(signed_in, clock):
     assert served.status_code == 200 and "window.print()" in served.text
     css = (ROOT / "core/web/static/account.css").read_text(encoding="utf-8")
     assert re.search(r"@media print \{.*?\.no-print", css, re.S)
-
-
-def test_sessions_show_the_apps_they_signed_in_to(signed_in, new_browser, official, runtime):
-    app_client, _ = register_client(runtime, name="Ứng dụng Văn bản")
-    other = new_browser()
-    assert sign_in(other, official.username, OFFICIAL_PASSWORD).status_code == 303
-    _, challenge = pkce_pair()
-    resumed = other.get(
-        "/oauth2/authorize", params=authorize_params(app_client.client_id, challenge)
-    )
-    assert "code=" in resumed.headers["location"]
-    page = signed_in.get("/account/sessions")
-    assert page.status_code == 200
-    apps = re.findall(
-        r'<div class="session__apps"><dt>Ứng dụng đã dùng</dt><dd>([^<]*)</dd></div>', page.text
-    )
-    # This browser's session used no app; the other one signed in to the registered app.
-    assert sorted(apps) == ["Chưa có", "Ứng dụng Văn bản"]
-    current = re.search(r'<li class="session session--current">.*?</li>', page.text, re.S)
-    assert current is not None and "Chưa có" in current.group(0)
 
 
 def test_date_labels_name_no_format_and_pages_say_their_language(web):

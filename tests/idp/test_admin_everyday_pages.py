@@ -16,11 +16,13 @@ from sqlalchemy import insert, select
 from core.db import transaction
 from idp import accounts
 from idp.bulk_import import reading
-from idp.models import Account, AccountProfile, ImportJob, LogoutDelivery, Unit
+from idp.models import Account, AccountProfile, ImportJob, Unit
 from idp.official_data import fold_for_search
 from tests.idp.import_files import cccd
 from tests.idp.test_admin_pages import (
     WARD_A,
+    add_delivery,
+    add_units,
     csrf_of,
     import_file,
     make_account,
@@ -93,24 +95,8 @@ def test_template_is_for_admins_only(web, runtime, world):
 
 
 def test_the_template_passes_a_dry_run_where_its_unit_exists(web, runtime, world):
-    now = runtime.clock.now()
-    with transaction(runtime.session_factory) as session:
-        session.add_all(
-            Unit(
-                code=code,
-                level=level,
-                name=name,
-                division_type="phường",
-                province_code="01",
-                status="active",
-                created_at=now,
-                updated_at=now,
-            )
-            for code, level, name in (
-                ("01", "province", "Thành phố Hà Nội"),
-                ("00004", "ward", "Phường Ba Đình"),
-            )
-        )
+    add_units(runtime, [("01", "province", "Thành phố Hà Nội", "01"),
+                        ("00004", "ward", "Phường Ba Đình", "01")])  # fmt: skip
     sign_in(web, runtime, world.system)
     template = web.get("/admin/imports/import-template.csv").content
     text = wait_done(web, dry_run(web, content=template))
@@ -242,24 +228,10 @@ def test_an_official_imported_before_per_official_entries_has_a_history(web, run
 
 def test_delivery_log_names_the_official(web, runtime, world, rp):
     client, _ = rp
-    now = runtime.clock.now()
     with transaction(runtime.session_factory) as session:
         subject = accounts.get_by_username(session, world.in_a).subject
-        for sub in (subject, "unknown-subject"):
-            session.add(
-                LogoutDelivery(
-                    client_pk=client.id,
-                    client_id=client.client_id,
-                    uri="http://127.0.0.1:9/bcl",
-                    subject=sub,
-                    sid=None,
-                    reason="rp_logout",
-                    status="delivered",
-                    attempts=1,
-                    created_at=now,
-                    log=[],
-                )
-            )
+    for sub in (subject, "unknown-subject"):
+        add_delivery(runtime, client, subject=sub, status="delivered", status_code=200)
     sign_in(web, runtime, world.system)
     page = web.get("/admin/logout-deliveries")
     assert page.status_code == 200
