@@ -154,7 +154,7 @@ class ImportPages:
         return [
             Route("/admin/imports", guard.admin_page(self.index), methods=["GET"]),
             Route("/admin/imports", self.upload, methods=["POST"]),
-            # Before the job routes: "template.csv" is no job id.
+            # Before the job routes: "import-template.csv" is no job id.
             Route(
                 f"/admin/imports/{template.CSV_NAME}",
                 guard.admin_page(self.template_csv),
