@@ -50,6 +50,11 @@ class OfficialDirectory(Protocol):
         """The officials among ``subject_refs`` that exist, by subject, in one round trip."""
         ...
 
+    def unit_names(self, session: Session, *, codes: Collection[str]) -> dict[str, str]:
+        """The current names of the units among ``codes`` that exist, by code, in one query
+        (the pages show a unit by name with its code)."""
+        ...
+
 
 class ApproverScope(Protocol):
     """Delegated administration, decided by the IdP's roles (system, province, unit admin)."""

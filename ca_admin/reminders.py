@@ -37,6 +37,7 @@ import core
 from ca_admin.lifecycle import CA_PROFILES
 from ca_admin.models import IssuedCertificate, ReminderSent
 from ca_admin.runtime import CaRuntime
+from ca_admin.serials import openssl_serial
 from core import audit
 from core.db import transaction
 from core.web.i18n import N_, load_translations
@@ -241,7 +242,7 @@ def _handle(
                     translations=translations,
                     recipient=recipient,
                     name=identity.full_name if identity else certificate.common_name,
-                    serial=certificate.serial,
+                    serial=openssl_serial(certificate.serial),
                     not_after=certificate.not_after,
                     days=days,
                     now=now,

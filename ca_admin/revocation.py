@@ -17,7 +17,7 @@ from ca_admin import crl
 from ca_admin.errors import AlreadyRevoked, PolicyViolation, UnknownCertificate
 from ca_admin.models import Authority, IssuedCertificate
 from ca_admin.runtime import CaRuntime
-from ca_admin.serials import parse_serial, serial_hex
+from ca_admin.serials import openssl_serial, parse_serial, serial_hex
 from core import audit
 from core.errors import Conflict
 from core.metrics import CERTIFICATES_REVOKED
@@ -49,7 +49,9 @@ def find_certificate(
         query = query.with_for_update()
     certificate = session.scalar(query)
     if certificate is None:
-        raise UnknownCertificate(N_("No certificate has serial number %(serial)s."), serial=key)
+        raise UnknownCertificate(
+            N_("No certificate has serial number %(serial)s."), serial=openssl_serial(key)
+        )
     return certificate
 
 
@@ -78,7 +80,8 @@ def _mark_revoked(
         certificate.status == "hold" and reason == "certificateHold"
     ):
         raise AlreadyRevoked(
-            N_("Certificate %(serial)s is already revoked."), serial=certificate.serial
+            N_("Certificate %(serial)s is already revoked."),
+            serial=openssl_serial(certificate.serial),
         )
     now = runtime.clock.now()
     if invalidity_date is not None and invalidity_date > now:
@@ -141,7 +144,9 @@ def release_hold(
     """Take a certificate off hold (RFC 5280 §5.3.1: only certificateHold is reversible)."""
     certificate = find_certificate(session, serial, for_update=True)
     if certificate.status != "hold":
-        raise Conflict(N_("Certificate %(serial)s is not on hold."), serial=certificate.serial)
+        raise Conflict(
+            N_("Certificate %(serial)s is not on hold."), serial=openssl_serial(certificate.serial)
+        )
     certificate.status = "good"
     certificate.revoked_at = None
     certificate.revocation_reason = None

@@ -40,6 +40,7 @@ from ca_admin.models import IssuedCertificate, MergerItem, MergerJob
 from ca_admin.officials import OfficialIdentity
 from ca_admin.profiles import DEVICE, get_profile
 from ca_admin.runtime import CaRuntime
+from ca_admin.serials import openssl_serial
 from core import audit
 from core.db import transaction
 from core.errors import Conflict, DomainError, NotFound
@@ -62,7 +63,7 @@ class AffectedCertificate:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "serial": self.serial,
+            "serial": openssl_serial(self.serial),
             "name": self.name,
             "profile": self.profile,
             "status": self.status,

@@ -140,6 +140,9 @@ class IdpOfficialDirectory:
         account = accounts.find_by_username(session, username)
         return _identity(session, account) if account is not None else None
 
+    def unit_names(self, session: Session, *, codes: Collection[str]) -> dict[str, str]:
+        return units.names_by_code(session, codes)
+
 
 class IdpApproverScope:
     """System admins approve anywhere; province and unit admins within their units."""

@@ -37,6 +37,7 @@ from ca_admin.models import Authority, CertificateRequest, IssuedCertificate
 from ca_admin.officials import OfficialIdentity
 from ca_admin.revocation import END_ENTITY_REASONS
 from ca_admin.runtime import CaRuntime
+from ca_admin.serials import openssl_serial
 from ca_admin.signing import CA_KEY_ALGORITHMS
 from commune_sso import ca_lifecycle_feed, secrets_setup
 from commune_sso.ca_bridge import build_ca_runtime
@@ -146,7 +147,7 @@ def iso(value: datetime | None) -> str | None:
 
 def certificate_as_dict(row: IssuedCertificate, authorities: dict[int, str]) -> dict[str, Any]:
     return {
-        "serial": row.serial,
+        "serial": openssl_serial(row.serial),
         "common_name": row.common_name,
         "profile": row.profile,
         "unit_code": row.unit_code,
@@ -185,7 +186,7 @@ def _serial_of(session: Session, request: CertificateRequest) -> str | None:
     if request.certificate_id is None:
         return None
     issued = session.get(IssuedCertificate, request.certificate_id)
-    return issued.serial if issued else None
+    return openssl_serial(issued.serial) if issued else None
 
 
 def print_request(data: dict[str, Any]) -> None:
@@ -561,7 +562,7 @@ def ca_revoke(
 
 @ca_app.command("hold")
 def ca_hold(
-    serial: Annotated[str, typer.Argument(help="Hex serial number.")],
+    serial: Annotated[str, typer.Argument(help="Hex, as openssl prints it (colons allowed).")],
     as_admin: OptionalAdminOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -572,7 +573,7 @@ def ca_hold(
 
 @ca_app.command("release")
 def ca_release(
-    serial: Annotated[str, typer.Argument(help="Hex serial number.")],
+    serial: Annotated[str, typer.Argument(help="Hex, as openssl prints it (colons allowed).")],
     as_admin: OptionalAdminOption = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -662,7 +663,7 @@ def _extension(certificate: x509.Certificate, kind: type[Any]) -> Any:
 
 @ca_app.command("show")
 def ca_show(
-    serial: Annotated[str, typer.Argument(help="Hex serial number.")],
+    serial: Annotated[str, typer.Argument(help="Hex, as openssl prints it (colons allowed).")],
     out: Annotated[str | None, typer.Option(help="Also write the certificate (PEM) here.")] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -692,7 +693,7 @@ def ca_show(
             ],
             "extended_key_usage": [oid.dotted_string for oid in eku] if eku else [],
             "subject_alt_names": [str(n.value) for n in san] if san else [],
-            "renewal_of": renewal_of.serial if renewal_of else None,
+            "renewal_of": openssl_serial(renewal_of.serial) if renewal_of else None,
             "pem": certificate.public_bytes(Encoding.PEM).decode("ascii"),
         }
     if out:
@@ -800,7 +801,7 @@ def ca_export_chain(
                 "certificates": [
                     {
                         "subject": c.subject.rfc4514_string(),
-                        "serial": format(c.serial_number, "x"),
+                        "serial": openssl_serial(c.serial_number),
                         "not_after": c.not_valid_after_utc.isoformat(),
                         "pem": c.public_bytes(Encoding.PEM).decode("ascii"),
                     }

@@ -27,6 +27,7 @@ from ca_admin import lifecycle as ca_lifecycle
 from ca_admin import revocation
 from ca_admin.models import LifecycleCursor
 from ca_admin.runtime import CaRuntime
+from ca_admin.serials import openssl_serial
 from core.db import transaction
 from idp import lifecycle
 
@@ -52,7 +53,7 @@ class FeedResult:
             "batches": self.batches,
             "certificates_changed": self.certificates_changed,
             "cursor": self.cursor,
-            "changed_serials": self.changed_serials,
+            "changed_serials": [openssl_serial(serial) for serial in self.changed_serials],
         }
 
 

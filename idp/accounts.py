@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import secrets
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import func, select, update
@@ -102,6 +102,20 @@ def find_by_subject(session: Session, subject: str) -> Account | None:
 
 def count(session: Session) -> int:
     return session.scalar(select(func.count()).select_from(Account)) or 0
+
+
+def names_by_subject(session: Session, subjects: Iterable[str]) -> dict[str, tuple[str, str]]:
+    """Subject -> (full name, username) of the accounts among ``subjects``, in one query: the
+    logout delivery log knows an official by the token's ``sub`` only."""
+    wanted = sorted(set(subjects))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(Account.subject, Account.full_name, Account.username).where(
+            Account.subject.in_(wanted)
+        )
+    )
+    return {subject: (full_name, username) for subject, full_name, username in rows}
 
 
 def create(

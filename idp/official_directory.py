@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, and_, func, or_, select
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select
 from sqlalchemy.orm import Session
 
 from idp import admin_scope, mfa, sessions
@@ -77,6 +77,16 @@ def status_of(account: Account, profile: AccountProfile | None) -> str:
     if account.status == "disabled":
         return "disabled"
     return "active" if account.password_hash else "pending"
+
+
+def status_column() -> ColumnElement[str]:
+    """:func:`status_of` in SQL, for counts by status (deleted profiles are the caller's to
+    leave out): an account nobody activated yet has no password and is not "active"."""
+    return case(
+        (Account.status == "disabled", "disabled"),
+        (Account.password_hash.is_(None), "pending"),
+        else_="active",
+    )
 
 
 def current_status(session: Session, account: Account) -> str:

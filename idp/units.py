@@ -222,6 +222,14 @@ def find_by_code(session: Session, code: str) -> Unit | None:
     return session.scalar(select(Unit).where(Unit.code == code.strip()))
 
 
+def names_by_code(session: Session, codes: Iterable[str]) -> dict[str, str]:
+    """Unit code -> current name, for the codes that exist (one query)."""
+    wanted = sorted(set(codes))
+    if not wanted:
+        return {}
+    return dict(session.execute(select(Unit.code, Unit.name).where(Unit.code.in_(wanted))).all())
+
+
 def get_by_code(session: Session, code: str) -> Unit:
     unit = find_by_code(session, code)
     if unit is None:

@@ -41,7 +41,7 @@ from ca_admin.certificate_requests import Submission
 from ca_admin.hierarchy import chain_of
 from ca_admin.models import Approval, CertificateRequest, IssuedCertificate
 from ca_admin.runtime import CaRuntime
-from ca_admin.serials import parse_serial, serial_hex
+from ca_admin.serials import openssl_serial, parse_serial, serial_hex
 from ca_admin.web import bearer
 from ca_admin.web.bearer import CA_APPROVE, CA_READ, CA_REQUEST, CA_REVOKE, Caller
 from core.db import transaction
@@ -256,7 +256,7 @@ def _authority_names(session: Session, runtime: CaRuntime) -> dict[int, str]:
 
 def certificate_json(row: IssuedCertificate, issuers: dict[int, str]) -> dict[str, Any]:
     return {
-        "serial": row.serial,
+        "serial": openssl_serial(row.serial),
         "status": row.status,
         "profile": row.profile,
         "subject": row.subject,
@@ -299,7 +299,7 @@ def request_json(session: Session, row: CertificateRequest) -> dict[str, Any]:
         "approved_by": list(approvers),
         "decided_at": _iso(row.decided_at),
         "decision_reason": row.decision_reason,
-        "certificate_serial": serial,
+        "certificate_serial": openssl_serial(serial) if serial else None,
     }
 
 
@@ -392,12 +392,16 @@ def show_certificate(call: Call) -> Result:
     certificate = _certificate(call.session, call.runtime, call.caller, call.path["serial"])
     form = call.query.get("format", "json")
     if form == "pem":
-        return _pem(certificate.der, f"{certificate.serial}.pem", [])
+        return _pem(certificate.der, f"{openssl_serial(certificate.serial)}.pem", [])
     if form == "der":
         return Response(
             certificate.der,
             media_type="application/pkix-cert",
-            headers={"Content-Disposition": f'attachment; filename="{certificate.serial}.cer"'},
+            headers={
+                "Content-Disposition": (
+                    f'attachment; filename="{openssl_serial(certificate.serial)}.cer"'
+                )
+            },
         )
     _choice(form, ("json", "pem", "der"), "format")
     return 200, certificate_json(certificate, _authority_names(call.session, call.runtime))
@@ -409,7 +413,7 @@ def certificate_chain(call: Call) -> Result:
     chain = chain_of(call.session, call.runtime, certificate.authority_id)
     return _pem(
         certificate.der,
-        f"{certificate.serial}-chain.pem",
+        f"{openssl_serial(certificate.serial)}-chain.pem",
         [ca.public_bytes(Encoding.DER) for ca in chain],
     )
 

@@ -97,13 +97,21 @@ def public_status(job: ImportJob) -> str:
 
 
 def encode_results(rows: Iterable[RowPlan], file: ImportFile) -> str:
-    # A refused citizen ID is reported as it was written, so the file's author can find it.
-    given = {source.line: source.get("citizen_id") for source in file.rows}
+    # A refused row is reported as it was written, so the file's author can find it.
+    given = {source.line: source for source in file.rows}
+
+    def written(row: RowPlan, column: str) -> str:
+        source = given.get(row.line)
+        return source.get(column) if source is not None else ""
+
     compact = [
         {
             "l": row.line,
-            "c": row.citizen_id or given.get(row.line, ""),
+            "c": row.citizen_id or written(row, "citizen_id"),
             "u": row.username or "",
+            # Name and unit code (n, uc), so the dry run's table says whom each row is about.
+            "n": row.official.full_name if row.official else written(row, "full_name"),
+            "uc": row.official.unit_code if row.official else written(row, "unit_code"),
             "a": row.action,
             "f": list(row.changes),
             "e": [

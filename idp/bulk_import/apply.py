@@ -392,6 +392,14 @@ def _write_batch(
             )
         session.execute(insert(AccountProfile), profile_rows)
         session.execute(insert(ActivationCode), code_rows)
+        for plan in creates:
+            _record_account_change(
+                session, clock=clock, actor=actor, job_id=job_id, plan=plan, action="account.create"
+            )
+    for plan in updates:
+        _record_account_change(
+            session, clock=clock, actor=actor, job_id=job_id, plan=plan, action="account.update"
+        )
     if updates:
         _write_updates(
             session,
@@ -403,6 +411,25 @@ def _write_batch(
             new_agencies=new_agencies,
         )
     return issued
+
+
+def _record_account_change(
+    session: Session, *, clock: Clock, actor: str, job_id: str, plan: RowPlan, action: str
+) -> None:
+    """One entry per official, under the target the official's history reads
+    (``account:<username>``): the batch entry alone left an imported official without one.
+    Field names only: the values are personal data, and the account holds them."""
+    details: dict[str, Any] = {"via": "import", "import": job_id}
+    if plan.changes:
+        details["fields"] = sorted(plan.changes)
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action=action,
+        target=f"account:{plan.username}",
+        details=details,
+    )
 
 
 def _write_updates(

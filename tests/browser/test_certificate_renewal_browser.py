@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from ca_admin.models import Authority, IssuedCertificate
 from ca_admin.runtime import CaRuntime
+from ca_admin.serials import openssl_serial
 from idp.models import Account
 from idp.runtime import IdpRuntime
 from tests.browser.conftest import DESKTOP, PHONE, SCREENSHOTS
@@ -70,19 +71,25 @@ def test_renewal_with_a_browser_made_key_approved_by_the_unit_admin(
     set_password(runtime, people.unit_admin)
 
     sign_in(page, provider, people.official)
-    expect(page.locator(f"#cert-{old.serial}")).to_contain_text("Còn hiệu lực")
+    expect(page.locator(f"#cert-{openssl_serial(old.serial)}")).to_contain_text("Còn hiệu lực")
     shoot("my-certificates")
 
-    page.locator(f'a[href="{PAGES}/renew/{old.serial}"]').click()
+    page.locator(f'a[href="{PAGES}/renew/{openssl_serial(old.serial)}"]').click()
     expect(page.locator("#browser-option")).to_be_visible()  # renew.js is running
     page.locator("#browser-generate").click()
     expect(page.locator("#browser-result")).to_be_visible()
     fingerprint = page.locator("#browser-fingerprint").inner_text()
     assert len(fingerprint) == 64
     expect(page.locator("#browser-submit")).to_be_disabled()  # save the key first
+    # ... and it looks it: grey, no pointer (style.css .button:disabled), not the red primary.
+    submit = page.locator("#browser-submit")
+    assert submit.evaluate("b => getComputedStyle(b).cursor") == "not-allowed"
+    assert submit.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(228, 225, 221)"
     with page.expect_download() as saved:
         page.locator("#browser-key-download").click()
     private_key = load_pem_private_key(saved.value.path().read_bytes(), password=None)
+    expect(submit).to_be_enabled()
+    assert submit.evaluate("b => getComputedStyle(b).backgroundColor") == "rgb(176, 26, 32)"
     shoot("renewal-key-made")
     page.locator("#browser-submit").click()
     page.wait_for_url(f"{provider}{PAGES}/?done=renewal")
@@ -109,10 +116,10 @@ def test_renewal_with_a_browser_made_key_approved_by_the_unit_admin(
         assert new is not None
         root_der = session.scalar(select(Authority.certificate_der).where(Authority.role == "root"))
     page.goto(f"{provider}{PAGES}/")
-    expect(page.locator(f"#cert-{new.serial}")).to_contain_text("Còn hiệu lực")
+    expect(page.locator(f"#cert-{openssl_serial(new.serial)}")).to_contain_text("Còn hiệu lực")
     shoot("new-certificate")
     with page.expect_download() as chain_download:
-        page.locator(f'#cert-{new.serial} a[href$="format=chain"]').click()
+        page.locator(f'#cert-{openssl_serial(new.serial)} a[href$="format=chain"]').click()
     chain = x509.load_pem_x509_certificates(chain_download.value.path().read_bytes())
     certificate, issuing, root = chain
     assert certificate.serial_number == int(new.serial, 16)

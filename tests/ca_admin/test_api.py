@@ -18,6 +18,7 @@ import core
 from ca_admin.models import Authority
 from ca_admin.profiles import get_profile
 from ca_admin.runtime import CaRuntime
+from ca_admin.serials import openssl_serial
 from core.db import transaction
 from core.web.i18n import load_translations
 from idp import accounts
@@ -228,7 +229,7 @@ def test_request_approve_download_revoke(
     assert chain_response.status_code == 200
     assert chain_response.headers["content-type"].startswith("application/x-pem-file")
     leaf, issuing, root = x509.load_pem_x509_certificates(chain_response.content)
-    assert format(leaf.serial_number, "x") == serial
+    assert openssl_serial(leaf.serial_number) == serial
     leaf.verify_directly_issued_by(issuing)
     issuing.verify_directly_issued_by(root)
     root.verify_directly_issued_by(root)

@@ -22,6 +22,7 @@ from ca_admin.issuance import IssueOrder
 from ca_admin.models import Authority, CertificateRequest, IssuedCertificate
 from ca_admin.profiles import get_profile
 from ca_admin.runtime import CaRuntime
+from ca_admin.serials import openssl_serial
 from commune_sso.ca_bridge import CA_PAGES_CLIENT_ID
 from core.clock import FixedClock
 from core.db import transaction
@@ -146,8 +147,8 @@ def test_officials_see_and_download_only_their_own_certificates(
     own = issue_for(ca_runtime, people.official)
     other = issue_for(ca_runtime, people.colleague)
     home = sign_in(web, runtime, people.official)
-    assert own.serial in home.text
-    assert other.serial not in home.text
+    assert openssl_serial(own.serial) in home.text
+    assert openssl_serial(other.serial) not in home.text
     assert vi("Valid") in home.text
 
     pem = web.get(f"{PAGES}/certificates/{own.serial}/download?format=pem")
@@ -195,7 +196,7 @@ def test_renewal_needs_the_window_and_a_fresh_authentication(
     # 340 days later the window is open, but the sign-in is old: confirm the password first.
     clock.advance(days=340)
     home = sign_in(web, runtime, people.official)
-    assert f'href="{PAGES}/renew/{certificate.serial}"' in home.text
+    assert f'href="{PAGES}/renew/{openssl_serial(certificate.serial)}"' in home.text
     csrf, token = renewal_form(web, certificate.serial)
     clock.advance(minutes=6)
     stale = web.get(f"{PAGES}/renew/{certificate.serial}")
@@ -292,6 +293,7 @@ def test_a_stale_form_gives_a_friendly_page(
     )
     assert stale.status_code == 403
     assert vi(FORM_EXPIRED) in stale.text
+    # Back to the address the form was sent to, in the form it was typed (both are accepted).
     assert f'href="{PAGES}/renew/{certificate.serial}"' in stale.text
     assert request_count(ca_runtime) == 0
 
@@ -340,7 +342,7 @@ def test_unit_admin_approves_and_others_see_nothing(
     assert refused.status_code == 403
     assert vi("You do not administer this official's unit.") in refused.text
     found = web.get(f"{PAGES}/admin/certificates", params={"name": "nguyen van an"})
-    assert certificate.serial not in found.text
+    assert openssl_serial(certificate.serial) not in found.text
 
     # The unit admin sees it; a rejection needs a reason (shown next to the field).
     queue = sign_in(web, runtime, people.unit_admin, f"{PAGES}/admin/requests")
@@ -366,7 +368,7 @@ def test_unit_admin_approves_and_others_see_nothing(
     assert len(issued) == 1
 
     home = sign_in(web, runtime, people.official)
-    assert issued[0].serial in home.text
+    assert openssl_serial(issued[0].serial) in home.text
 
 
 def test_an_admin_cannot_approve_their_own_request(
@@ -411,10 +413,11 @@ def test_admin_searches_ignoring_diacritics_and_revokes_with_a_reason(
     assert page.status_code == 200
     for query in ({"name": "nguyen van AN"}, {"citizen_id": "001090012345"}, {"unit": "00070"}):
         found = web.get(f"{PAGES}/admin/certificates", params=query)
-        assert certificate.serial in found.text, query
+        assert openssl_serial(certificate.serial) in found.text, query
     bad = web.get(f"{PAGES}/admin/certificates", params={"expiring_before": "21/11/2026"})
     assert bad.status_code == 400
-    assert vi("Enter a date as YYYY-MM-DD.") in bad.text and 'value="21/11/2026"' in bad.text
+    assert vi("Choose a valid date in the date picker.") in bad.text
+    assert 'value="21/11/2026"' in bad.text
 
     detail = web.get(f"{PAGES}/admin/certificates/{certificate.serial}")
     missing = web.post(
@@ -500,7 +503,7 @@ def test_merger_preview_lists_the_certificates_of_the_old_unit(
     sign_in(web, runtime, people.province_admin)
     page = web.get(f"{PAGES}/admin/merger", params={"old_unit": "00070", "new_unit": "00004"})
     assert page.status_code == 200
-    assert certificate.serial in page.text
+    assert openssl_serial(certificate.serial) in page.text
     planned = web.post(
         f"{PAGES}/admin/merger/plan",
         data={"csrf_token": csrf_of(page), "old_unit": "00070", "new_unit": "00004"},
@@ -512,4 +515,4 @@ def test_merger_preview_lists_the_certificates_of_the_old_unit(
     )
     sign_in(web, runtime, people.unit_admin)
     refused = web.get(f"{PAGES}/admin/merger", params={"old_unit": "00070", "new_unit": "00004"})
-    assert certificate.serial not in refused.text  # Ba Đình is not theirs
+    assert openssl_serial(certificate.serial) not in refused.text  # Ba Đình is not theirs

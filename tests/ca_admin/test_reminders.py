@@ -14,6 +14,7 @@ from sqlalchemy import select
 from ca_admin import maintenance, reminders
 from ca_admin.models import Authority, IssuedCertificate, ReminderSent
 from ca_admin.runtime import CaRuntime
+from ca_admin.serials import openssl_serial
 from core.clock import FixedClock
 from core.db import transaction
 from tests.ca_admin.conftest import People
@@ -73,7 +74,7 @@ def test_each_threshold_is_sent_once(
         "Chứng thư số"
     )
     body = sent[0].get_content()
-    assert "Kính gửi Nguyễn Văn An" in body and certificate.serial in body
+    assert "Kính gửi Nguyễn Văn An" in body and openssl_serial(certificate.serial) in body
     assert body.index("Kính gửi") < body.index("Dear Nguyễn Văn An")  # Vietnamese first
     assert "http://127.0.0.1:8000/ca/pages/" in body
     with transaction(ca_runtime.session_factory) as session:

@@ -11,6 +11,7 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
+from ca_admin.serials import parse_serial, serial_hex
 from idp.runtime import IdpRuntime
 from tests.ca_admin.conftest import BA_DINH, HOAN_KIEM, People, make_csr, people  # noqa: F401
 from tests.cli_runner import Cli, assert_clean_failure, one_line
@@ -140,7 +141,9 @@ def test_issue_approve_list_show_revoke_and_crl(ca: Cli, tmp_path: Path) -> None
         x509.ReasonFlags.key_compromise
     )
     audit = ca.json("audit", "tail", "--action", "ca.certificate.revoked")
-    assert audit[-1]["target"] == f"cert:{serial}" and audit[-1]["actor"] != "cli"
+    # The audit log keys certificates by the stored form (lowercase, no leading zero).
+    assert audit[-1]["target"] == f"cert:{serial_hex(parse_serial(serial))}"
+    assert audit[-1]["actor"] != "cli"
 
 
 def test_hold_and_release_as_the_operator(ca: Cli, tmp_path: Path) -> None:
@@ -157,7 +160,7 @@ def test_hold_and_release_as_the_operator(ca: Cli, tmp_path: Path) -> None:
     ("args", "message"),
     [
         (("ca", "show", "zz-not-hex"), "is not a certificate serial number"),
-        (("ca", "show", "0123abcd"), "No certificate has serial number 123abcd"),
+        (("ca", "show", "0123abcd"), "No certificate has serial number 0123ABCD"),
         (("ca", "revoke", "0123abcd", "--reason", "keyCompromise"), "No certificate"),
         (("ca", "approve", "nope", "--as", "admin.hoankiem"), "There is no certificate request"),
         (("ca", "approve", "nope", "--as", "nobody"), "nobody is not an active administrator"),

@@ -746,6 +746,13 @@ def test_sessions_list_and_ending_one_with_back_channel_logout(
     assert page.status_code == 200
     assert page.text.count('class="session') >= 2 and "Thiết bị này" in page.text
     assert "Chrome · Android" in page.text
+    # Each session names the apps it signed in to: none for this one, the app for the other.
+    apps = re.findall(
+        r'<div class="session__apps"><dt>Ứng dụng đã dùng</dt><dd>([^<]*)</dd></div>', page.text
+    )
+    assert sorted(apps) == ["Chưa có", "Ứng dụng A"]
+    current = re.search(r'<li class="session session--current">.*?</li>', page.text, re.S)
+    assert current is not None and "Chưa có" in current.group(0)
     other_sid = session_rows(runtime, official.username)[1].sid
     assert f'value="{other_sid}"' in page.text
     current_sid = session_rows(runtime, official.username)[0].sid

@@ -115,8 +115,8 @@ def grant(runtime: IdpRuntime, username: str, role: str, unit: str) -> None:
         )
 
 
-@pytest.fixture
-def world(runtime: IdpRuntime) -> World:
+def add_units(runtime: IdpRuntime, rows: list[tuple[str, str, str, str]]) -> None:
+    """Units as (code, level, name, province code)."""
     now = runtime.clock.now()
     with transaction(runtime.session_factory) as session:
         session.add_all(
@@ -130,9 +130,38 @@ def world(runtime: IdpRuntime) -> World:
                 created_at=now,
                 updated_at=now,
             )
-            for code, level, name, province in UNITS
+            for code, level, name, province in rows
         )
-        session.flush()
+
+
+def add_delivery(
+    runtime: IdpRuntime, client: Client, *, subject: str, status: str, status_code: int
+) -> None:
+    now = runtime.clock.now()
+    with transaction(runtime.session_factory) as session:
+        session.add(
+            LogoutDelivery(
+                client_pk=client.id,
+                client_id=client.client_id,
+                uri="http://127.0.0.1:9/bcl",
+                subject=subject,
+                sid=None,
+                reason="rp_logout",
+                status=status,
+                attempts=1,
+                created_at=now,
+                last_attempt_at=now,
+                last_status_code=status_code,
+                log=[{"at": now.isoformat(), "status_code": status_code}],
+            )
+        )
+
+
+@pytest.fixture
+def world(runtime: IdpRuntime) -> World:
+    now = runtime.clock.now()
+    add_units(runtime, UNITS)
+    with transaction(runtime.session_factory) as session:
         ward_a = session.scalars(select(Unit).where(Unit.code == WARD_A)).one()
         session.add(
             UnitEvent(unit_id=ward_a.id, kind="renamed", at=now, actor="test", details={"x": "y"})
@@ -858,25 +887,8 @@ def test_audit_viewer_pages_newest_first(web, runtime, world):
 
 def test_delivery_log_lists_with_status_filter(web, runtime, world, rp):
     client, _ = rp
-    now = runtime.clock.now()
-    with transaction(runtime.session_factory) as session:
-        for status, code in (("failed", 500), ("delivered", 200)):
-            session.add(
-                LogoutDelivery(
-                    client_pk=client.id,
-                    client_id=client.client_id,
-                    uri="http://127.0.0.1:9/bcl",
-                    subject="s",
-                    sid=None,
-                    reason="rp_logout",
-                    status=status,
-                    attempts=1,
-                    created_at=now,
-                    last_attempt_at=now,
-                    last_status_code=code,
-                    log=[{"at": now.isoformat(), "status_code": code}],
-                )
-            )
+    for status, code in (("failed", 500), ("delivered", 200)):
+        add_delivery(runtime, client, subject="s", status=status, status_code=code)
     sign_in(web, runtime, world.system)
     everything = web.get("/admin/logout-deliveries")
     assert "HTTP 500" in everything.text and "HTTP 200" in everything.text

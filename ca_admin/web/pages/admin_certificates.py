@@ -6,6 +6,7 @@ diacritics, citizen ID, unit, expiry before a date, status); one certificate's p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, date, datetime, time
 
 from sqlalchemy import select
@@ -15,6 +16,7 @@ from starlette.responses import RedirectResponse, Response
 from ca_admin import labels, revocation
 from ca_admin.lifecycle import CA_PROFILES
 from ca_admin.models import IssuedCertificate
+from ca_admin.serials import openssl_serial
 from ca_admin.web.pages.admin_requests import reach_of
 from ca_admin.web.pages.my_certificates import STATUS_LABELS, view_of
 from ca_admin.web.pages.page_scope import PREFIX, PageScope, run_page
@@ -33,7 +35,7 @@ NOTICES = {
     "held": N_("The certificate was put on hold."),
     "released": N_("The certificate was released from hold."),
 }
-BAD_DATE = N_("Enter a date as YYYY-MM-DD.")
+BAD_DATE = N_("Choose a valid date in the date picker.")
 
 
 def _date(text: str) -> date | None:
@@ -86,18 +88,25 @@ def _search(scope: PageScope) -> Response:
             statement.order_by(IssuedCertificate.not_after).limit(PAGE_SIZE + 1)
         ).all()
     )
+    shown = rows[:PAGE_SIZE]
     return scope.render(
         "admin_certificates.html",
         {
             "query": query,
             "errors": errors,
-            "rows": [view_of(row, now) for row in rows[:PAGE_SIZE]],
+            "rows": [view_of(row, now) for row in shown],
+            "unit_names": _unit_names(scope, shown),
             "more": len(rows) > PAGE_SIZE,
             "status_labels": STATUS_LABELS,
             "units": sorted(reach) if reach is not None else None,
         },
         status_code=400 if errors else 200,
     )
+
+
+def _unit_names(scope: PageScope, certificates: Sequence[IssuedCertificate]) -> dict[str, str]:
+    codes = {c.unit_code for c in certificates if c.unit_code}
+    return scope.runtime.directory.unit_names(scope.session, codes=codes)
 
 
 def _administered(scope: PageScope) -> IssuedCertificate:
@@ -122,6 +131,7 @@ def _render_one(
         {
             "certificate": view_of(certificate, scope.runtime.clock.now()),
             "row": certificate,
+            "unit_names": _unit_names(scope, [certificate]),
             "reasons": REVOCATION_REASONS,
             "status_labels": STATUS_LABELS,
             "errors": errors or {},
@@ -192,7 +202,8 @@ def _act(scope: PageScope, action: str) -> Response:
         )
     done = {"revoke": "revoked", "hold": "held", "release": "released"}[action]
     return RedirectResponse(
-        f"{PREFIX}/admin/certificates/{certificate.serial}?done={done}", status_code=303
+        f"{PREFIX}/admin/certificates/{openssl_serial(certificate.serial)}?done={done}",
+        status_code=303,
     )
 
 

@@ -21,6 +21,7 @@ from ca_admin.errors import PolicyViolation
 from ca_admin.hierarchy import chain_of
 from ca_admin.models import CertificateRequest, IssuedCertificate
 from ca_admin.profiles import get_profile
+from ca_admin.serials import openssl_serial
 from ca_admin.web.pages.page_scope import PREFIX, PageScope, run_page
 from core.errors import DomainError, PermissionDenied
 from core.web.i18n import N_
@@ -125,14 +126,18 @@ def _download(scope: PageScope) -> Response:
         return Response(
             certificate.der,
             media_type="application/pkix-cert",
-            headers={"Content-Disposition": f'attachment; filename="{certificate.serial}.cer"'},
+            headers={
+                "Content-Disposition": (
+                    f'attachment; filename="{openssl_serial(certificate.serial)}.cer"'
+                )
+            },
         )
     ders = [certificate.der]
-    name = f"{certificate.serial}.pem"
+    name = f"{openssl_serial(certificate.serial)}.pem"
     if form == "chain":
         chain = chain_of(scope.session, scope.runtime, certificate.authority_id)
         ders += [ca.public_bytes(Encoding.DER) for ca in chain]
-        name = f"{certificate.serial}-chain.pem"
+        name = f"{openssl_serial(certificate.serial)}-chain.pem"
     pem = b"".join(x509.load_der_x509_certificate(d).public_bytes(Encoding.PEM) for d in ders)
     return Response(
         pem,
@@ -184,7 +189,7 @@ def _collect(scope: PageScope) -> Response:
         data,
         media_type="application/x-pkcs12",
         headers={
-            "Content-Disposition": f'attachment; filename="{issued.serial}.p12"',
+            "Content-Disposition": f'attachment; filename="{openssl_serial(issued.serial)}.p12"',
             "Cache-Control": "no-store",
         },
     )

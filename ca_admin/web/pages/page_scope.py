@@ -20,6 +20,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from ca_admin.runtime import CaRuntime
+from ca_admin.serials import openssl_serial
 from ca_admin.web.pages.oidc_client import PagesClient, seal, unseal
 from core.db import transaction
 from core.errors import DomainError
@@ -198,6 +199,7 @@ def render(
         "is_admin": is_admin,
         "prefix": PREFIX,
         "fmt_date": format_date,
+        "serial_text": openssl_serial,
     }
     page_context.update(context or {})
     return runtime.pages.render(

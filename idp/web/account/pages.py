@@ -10,7 +10,7 @@ from core import audit
 from core.errors import DomainError
 from core.web.i18n import N_
 from idp import accounts, mfa, sessions, units
-from idp.logout import backchannel
+from idp.logout import backchannel, participants
 from idp.models import AccountProfile, BrowserSession
 from idp.web.account import display
 from idp.web.account.access import (
@@ -157,6 +157,8 @@ def live_sessions(account_scope: AccountScope) -> list[BrowserSession]:
 
 def show_sessions(account_scope: AccountScope) -> Response:
     current = account_scope.browser_session
+    live = live_sessions(account_scope)
+    apps = participants.clients_by_session(account_scope.scope.session, live)
     rows = [
         {
             "sid": each.sid,
@@ -167,8 +169,9 @@ def show_sessions(account_scope: AccountScope) -> Response:
             "user_agent": (each.user_agent or "")[:160],
             "is_current": each.id == current.id,
             "second_factor": "otp" in (each.amr or []),
+            "apps": sorted(client.name for client in apps.get(each.id, [])),
         }
-        for each in live_sessions(account_scope)
+        for each in live
     ]
     return render(
         account_scope.scope,

@@ -14,6 +14,7 @@ from starlette.responses import Response
 
 from core.web.i18n import N_
 from idp import mfa, totp
+from idp.web.account import display
 from idp.web.account.access import (
     AccountScope,
     account_endpoint,
@@ -87,6 +88,30 @@ def submit_start(account_scope: AccountScope) -> Response:
     return redirect("/account/security#setup")
 
 
+def recovery_codes_file(account_scope: AccountScope, codes: list[str]) -> str:
+    """The text file of the codes, offered in the same response (a ``data:`` link: the codes
+    are never stored to be fetched again). Its header names the account, the portal and the
+    date, so a file found later says what it is for."""
+    scope, account = account_scope.scope, account_scope.account
+    locale = scope.locale()
+
+    def _(message: str) -> str:
+        return scope.runtime.pages.gettext(locale, message)
+
+    name = f"{account.username} ({account.full_name})" if account.full_name else account.username
+    lines = [
+        _("Recovery codes for two-step sign-in"),
+        f"{_('Account')}: {name}",
+        f"{_('Portal')}: {_('Single sign-on portal')} – {scope.runtime.settings.issuer}",
+        f"{_('Created')}: {display.local_time(scope.runtime.clock.now())}",
+        "",
+        _("Each code lets you sign in once instead of a code from the app. Keep this file safe."),
+        "",
+        *(f"{number}. {code}" for number, code in enumerate(codes, start=1)),
+    ]
+    return "\r\n".join(lines) + "\r\n"
+
+
 def _render_codes(account_scope: AccountScope, codes: list[str], *, first_time: bool) -> Response:
     return render(
         account_scope.scope,
@@ -96,6 +121,8 @@ def _render_codes(account_scope: AccountScope, codes: list[str], *, first_time: 
             "account": account_scope.account,
             "codes": codes,
             "first_time": first_time,
+            "codes_file": recovery_codes_file(account_scope, codes),
+            "codes_file_name": f"recovery-codes-{account_scope.account.username}.txt",
         },
     )
 

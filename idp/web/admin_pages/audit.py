@@ -30,7 +30,7 @@ PAGE_SIZE = 50
 VERIFY_ACTION = "audit.verify"
 MAX_FILTER = 200
 MAX_LISTED_PROBLEMS = 20
-BAD_DATE = N_("Enter a date as YYYY-MM-DD.")
+BAD_DATE = N_("Choose a valid date in the date picker.")
 DATES_REVERSED = N_("The start date is after the end date.")
 
 

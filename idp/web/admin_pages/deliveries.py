@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from idp import clients, labels
+from idp import accounts, clients, labels
 from idp.logout import backchannel
 from idp.request_scope import RequestScope
 from idp.web.admin_pages.guard import Admin, query_of, render
@@ -35,6 +35,7 @@ def list_deliveries(scope: RequestScope, admin: Admin) -> Response:
         "admin/deliveries.html",
         {
             "deliveries": views,
+            "officials": accounts.names_by_subject(scope.session, {v.subject for v in views}),
             "status": status,
             "client": client_id,
             "clients": clients.list_active(scope.session),

@@ -41,7 +41,7 @@ from core.errors import Conflict, DomainError
 from core.opaque_tokens import new_opaque_token
 from core.web.csrf import CsrfError
 from core.web.i18n import N_
-from idp import labels
+from idp import labels, units
 from idp.admin_api import code_vault
 from idp.admin_api.auth import AdminCaller
 from idp.admin_api.import_jobs import (
@@ -61,7 +61,7 @@ from idp.admin_api.import_jobs import (
 )
 from idp.admin_api.imports import ImportsApi
 from idp.admin_api.uploads import MULTIPART_OVERHEAD
-from idp.bulk_import import activation
+from idp.bulk_import import activation, template
 from idp.bulk_import.reading import MAX_FILE_BYTES
 from idp.models import ImportJob
 from idp.oauth.http import request_client_address
@@ -119,6 +119,14 @@ def _caller(admin: Admin) -> AdminCaller:
     )
 
 
+def _download(content: bytes, media_type: str, name: str) -> Response:
+    return Response(
+        content,
+        media_type=media_type,
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
 @dataclass(frozen=True)
 class _Gate:
     caller: AdminCaller | None
@@ -136,6 +144,17 @@ class ImportPages:
         return [
             Route("/admin/imports", guard.admin_page(self.index), methods=["GET"]),
             Route("/admin/imports", self.upload, methods=["POST"]),
+            # Before the job routes: "import-template.csv" is no job id.
+            Route(
+                f"/admin/imports/{template.CSV_NAME}",
+                guard.admin_page(self.template_csv),
+                methods=["GET"],
+            ),
+            Route(
+                f"/admin/imports/{template.XLSX_NAME}",
+                guard.admin_page(self.template_xlsx),
+                methods=["GET"],
+            ),
             Route(job, guard.admin_page(self.show), methods=["GET"]),
             Route(f"{job}/apply", self.apply, methods=["POST"]),
             Route(f"{job}/results.csv", guard.admin_page(self.results), methods=["GET"]),
@@ -187,6 +206,8 @@ class ImportPages:
                 "status_labels": STATUS_LABELS,
                 "error": error,
                 "max_mb": MAX_FILE_BYTES // 1_048_576,
+                "template_csv": f"/admin/imports/{template.CSV_NAME}",
+                "template_xlsx": f"/admin/imports/{template.XLSX_NAME}",
             },
             status_code=status_code,
         )
@@ -197,6 +218,15 @@ class ImportPages:
     def index(self, scope: RequestScope, admin: Admin) -> Response:
         _sweep_kept(scope.runtime)
         return self._render_index(scope, admin)
+
+    # ----------------------------------------------------------------------------------------
+    # GET /admin/imports/import-template.csv and .xlsx
+
+    def template_csv(self, scope: RequestScope, admin: Admin) -> Response:
+        return _download(template.template_csv(), "text/csv; charset=utf-8", template.CSV_NAME)
+
+    def template_xlsx(self, scope: RequestScope, admin: Admin) -> Response:
+        return _download(template.template_xlsx(), template.XLSX_MEDIA_TYPE, template.XLSX_NAME)
 
     # ----------------------------------------------------------------------------------------
     # POST /admin/imports (multipart: csrf_token + file)
@@ -292,6 +322,7 @@ class ImportPages:
         query = query_of(scope)
         only_errors = query.get("only") == "errors"
         rows: list[dict[str, Any]] = []
+        unit_names: dict[str, str] = {}
         total_shown = 0
         page = guard.page_number(scope)
         if status == "done" and state.get("results"):
@@ -300,6 +331,10 @@ class ImportPages:
                 decoded = [row for row in decoded if row["e"]]
             total_shown = len(decoded)
             rows = decoded[(page - 1) * ROWS_PER_PAGE : page * ROWS_PER_PAGE]
+        # Rows of jobs from before names and units were kept have neither: shown as "—".
+        unit_names = units.names_by_code(
+            scope.session, (row["uc"] for row in rows if row.get("uc"))
+        )
         kept = keep_dir(scope.runtime, job.job_id)
         applied_as = (
             (kept / APPLIED_AS).read_text(encoding="utf-8").strip()
@@ -341,6 +376,7 @@ class ImportPages:
                 "counts": counts_of(job),
                 "percent": percent,
                 "rows": rows,
+                "unit_names": unit_names,
                 "pager": pages,
                 "only_errors": only_errors,
                 "can_apply": can_apply,

@@ -20,9 +20,8 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
-from core import audit
 from core.web.i18n import N_
-from idp import accounts, labels, mfa, official_directory
+from idp import account_history, accounts, labels, mfa, official_directory
 from idp.logout.sign_out import sign_out_everywhere
 from idp.models import (
     Account,
@@ -209,14 +208,7 @@ def show_official(scope: RequestScope, admin: Admin) -> Response:
         if official.profile and official.profile.agency_id
         else None
     )
-    history = list(
-        session.scalars(
-            select(audit.AuditEntry)
-            .where(audit.AuditEntry.target == f"account:{official.account.username}")
-            .order_by(audit.AuditEntry.seq.desc())
-            .limit(20)
-        )
-    )
+    history = account_history.history(session, official.account)
     done = query_of(scope).get("done", "")
     return render(
         scope,

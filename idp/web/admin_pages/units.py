@@ -10,11 +10,15 @@ from core.web.i18n import N_
 from idp import units
 from idp.models import Account, AccountProfile, Unit
 from idp.official_data import fold_for_search
+from idp.official_directory import status_column
 from idp.request_scope import RequestScope
 from idp.web.admin_pages.guard import Admin, not_found, pager, query_of, render
+from idp.web.admin_pages.officials import STATUS_LABELS
 
 LEVELS = {"province": N_("Province"), "ward": N_("Commune / ward")}
 MAX_QUERY_LENGTH = 100
+# The officials of a unit by what they can do: sign in, not yet (no activation), not at all.
+COUNTED_STATUSES = ("active", "pending", "disabled")
 
 
 def list_units(scope: RequestScope, admin: Admin) -> Response:
@@ -64,12 +68,13 @@ def show_unit(scope: RequestScope, admin: Admin) -> Response:
     # Out of scope answers like a unit that does not exist.
     if unit is None or not admin.reach.covers(unit):
         raise not_found()
+    shown_status = status_column()
     by_status = dict(
         scope.session.execute(
-            select(Account.status, func.count())
+            select(shown_status, func.count())
             .join(AccountProfile, AccountProfile.account_id == Account.id)
             .where(AccountProfile.unit_id == unit.id, AccountProfile.deleted_at.is_(None))
-            .group_by(Account.status)
+            .group_by(shown_status)
         ).all()
     )
     merged_into = scope.session.get(Unit, unit.merged_into_id) if unit.merged_into_id else None
@@ -87,6 +92,8 @@ def show_unit(scope: RequestScope, admin: Admin) -> Response:
             "levels": LEVELS,
             "officials": units.attached_account_count(scope.session, unit),
             "by_status": by_status,
+            "counted_statuses": COUNTED_STATUSES,
+            "status_labels": STATUS_LABELS,
             "events": units.events_of(scope.session, unit),
             "merged_into": merged_into if merged_into and admin.reach.covers(merged_into) else None,
             "merged_from": [u for u in merged_from if admin.reach.covers(u)],
