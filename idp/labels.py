@@ -26,6 +26,7 @@ AUDIT_ACTIONS = {
     "token.code_replay": N_("Sign-in code used twice: its tokens revoked"),
     "token.revoke": N_("Token revoked by an app"),
     "account.create": N_("New account created"),
+    "account.update": N_("Account details changed"),
     "account.set_password": N_("Password set by an administrator"),
     "account.disable": N_("Account disabled"),
     "account.enable": N_("Account enabled"),

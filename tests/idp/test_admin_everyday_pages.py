@@ -156,8 +156,8 @@ def test_an_official_created_by_import_has_a_history(web, runtime, world):
     assert page.status_code == 200
     history = history_of(page.text)
     assert "Chưa có gì được ghi lại" not in history
-    assert "<code>account.create</code> <span" in history and "qua nhập tệp" in history
-    assert "user:admin.a" in history
+    assert "Tạo tài khoản mới <span" in history and "qua nhập tệp" in history
+    assert "Tài khoản admin.a" in history
 
     # The same file with a changed position: an update entry, with the names of the fields.
     changed = import_file().replace("Chuyên viên".encode(), "Phó Chủ tịch".encode())
@@ -166,7 +166,8 @@ def test_an_official_created_by_import_has_a_history(web, runtime, world):
     applied = post(web, f"{job_page}/apply", form_page=job_page)
     wait_done(web, applied.headers["location"])
     history = history_of(web.get("/admin/officials/pham.van.dung").text)
-    assert history.index("account.update") < history.index("account.create")  # newest first
+    # Newest first.
+    assert history.index("Thay đổi thông tin tài khoản") < history.index("Tạo tài khoản mới")
 
 
 def test_an_official_imported_before_per_official_entries_has_a_history(web, runtime, world):
@@ -214,12 +215,12 @@ def test_an_official_imported_before_per_official_entries_has_a_history(web, run
         )
     sign_in(web, runtime, world.unit_admin_a)
     history = history_of(web.get("/admin/officials/nhap.truoc.day").text)
-    assert "<code>account.create</code>" in history and "qua nhập tệp" in history
-    assert "user:admin.a" in history
+    assert "Tạo tài khoản mới" in history and "qua nhập tệp" in history
+    assert "Tài khoản admin.a" in history
     # An official created outside any import's run gets no such line.
     make_account(runtime, "tao.tay", "Tạo Tay", unit=WARD_A)
     history = history_of(web.get("/admin/officials/tao.tay").text)
-    assert history.count("account.create") == 1 and "qua nhập tệp" not in history
+    assert history.count("Tạo tài khoản mới") == 1 and "qua nhập tệp" not in history
 
 
 # --------------------------------------------------------------------------------------------
