@@ -33,6 +33,8 @@ from core.db import is_database_unavailable, make_engine, make_session_factory, 
 from core.errors import ConfigurationError, DomainError
 from core.settings import Settings
 from idp import accounts, admin_scope, clients, units
+from idp.cas import services as cas_services
+from idp.cas.attributes import RELEASABLE as CAS_RELEASABLE
 from idp.logout import backchannel, sign_out
 from idp.passwords import PasswordHasher
 from keys.errors import KeyRingError, SigningKeyError
@@ -62,6 +64,11 @@ unit_app = typer.Typer(
 )
 app.add_typer(unit_app, name="unit")
 app.add_typer(ca_app, name="ca")
+cas_app = typer.Typer(
+    help="Services that sign in through CAS 3.0 (/cas/login, /cas/serviceValidate).",
+    no_args_is_help=True,
+)
+app.add_typer(cas_app, name="cas")
 
 
 def settings() -> Settings:
@@ -516,6 +523,94 @@ def client_remove(client_id: str) -> None:
     except DomainError as error:
         fail(error.text())
     console.print(f"removed {client_id}")
+
+
+@cas_app.command("add-service")
+def cas_add_service(
+    service_id: Annotated[
+        str, typer.Argument(help="Short id: lower-case letters, digits, '.', '_', '-'.")
+    ],
+    name: Annotated[str, typer.Option("--name", help="Name shown to officials.")],
+    url: Annotated[
+        str | None, typer.Option(help="The exact service URL (compared after normalising).")
+    ] = None,
+    pattern: Annotated[
+        str | None,
+        typer.Option(
+            help="Or an anchored regular expression for the normalised URL, e.g. "
+            "'^https://app\\.example\\.vn/.*$' (must start with ^https:// and end with $)."
+        ),
+    ] = None,
+    attribute: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Attribute group released (repeat): {', '.join(CAS_RELEASABLE)}."),
+    ] = None,
+    single_logout: Annotated[
+        bool, typer.Option(help="POST a logoutRequest to the service when the session ends.")
+    ] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Register a CAS service by its exact URL or an anchored pattern (audited)."""
+    current = settings()
+    try:
+        with transaction(session_factory(current)) as session:
+            service = cas_services.register(
+                session=session,
+                clock=SystemClock(),
+                actor=CLI_ACTOR,
+                service_id=service_id,
+                name=name,
+                url=url,
+                pattern=pattern,
+                attributes=attribute or [],
+                single_logout=single_logout,
+            )
+            data = cas_services.as_dict(service)
+    except DomainError as error:
+        fail(error.text())
+    if as_json:
+        emit(data)
+        return
+    console.print(f"registered CAS service {service_id}: {escape(data['url_pattern'])}")
+
+
+@cas_app.command("list-services")
+def cas_list_services(as_json: JsonOption = False) -> None:
+    """List the registered CAS services."""
+    current = settings()
+    with transaction(session_factory(current)) as session:
+        rows = [cas_services.as_dict(s) for s in cas_services.list_active(session)]
+    if as_json:
+        emit(rows)
+        return
+    table = Table("service_id", "name", "match", "URL or pattern", "attributes", "single logout")
+    for row in rows:
+        table.add_row(
+            row["service_id"],
+            row["name"],
+            row["match"],
+            escape(row["url_pattern"]),
+            ", ".join(row["attributes"]),
+            "yes" if row["single_logout"] else "no",
+        )
+    console.print(table)
+
+
+@cas_app.command("remove-service")
+def cas_remove_service(service_id: str) -> None:
+    """Remove a CAS service: its tickets stop validating (its history stays)."""
+    current = settings()
+    try:
+        with transaction(session_factory(current)) as session:
+            cas_services.remove(
+                session=session,
+                clock=SystemClock(),
+                actor=CLI_ACTOR,
+                service=cas_services.get_active(session, service_id),
+            )
+    except DomainError as error:
+        fail(error.text())
+    console.print(f"removed CAS service {service_id}")
 
 
 def key_as_dict(info: Any, now: Any) -> dict[str, Any]:

@@ -42,6 +42,14 @@ MISSING_SECOND_FACTOR = N_("Please enter the code from your authenticator app.")
 DIRECT_LOGIN_NEXT = re.compile(r"^/(?:account|admin)(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._-]+)*$")
 
 
+# Another protocol (CAS) parks its request in an interaction with these keys: where the
+# browser goes once signed in (the protocol finishes there), the application's name for the
+# form and the audit log's target.
+RESUME_KEY = "resume"
+CLIENT_NAME_KEY = "client_name"
+AUDIT_TARGET_KEY = "audit_target"
+
+
 def submitted_username(raw: str) -> str:
     return CONTROL_CHARACTERS.sub("\ufffd", raw.strip())[: accounts.MAX_USERNAME_LENGTH]
 
@@ -92,6 +100,8 @@ def _ui_locales(interaction: Interaction) -> str | None:
 def _client_name(scope: RequestScope, interaction: Interaction) -> str | None:
     if is_direct(interaction):
         return None
+    if CLIENT_NAME_KEY in interaction.params:
+        return str(interaction.params[CLIENT_NAME_KEY])
     client = scope.runtime.client_cache.lookup(scope.session, interaction.client_id)
     return client.name if client else None
 
@@ -242,6 +252,8 @@ def submit_login(scope: RequestScope) -> Response:
 
 
 def _audit_target(interaction: Interaction) -> str:
+    if AUDIT_TARGET_KEY in interaction.params:
+        return str(interaction.params[AUDIT_TARGET_KEY])
     return "account_pages" if is_direct(interaction) else f"client:{interaction.client_id}"
 
 
@@ -300,6 +312,9 @@ def _finish_login(
     if is_direct(interaction):
         interaction.completed_at = clock.now()
         response = RedirectResponse(str(interaction.params["next"]), status_code=303)
+    elif RESUME_KEY in interaction.params:
+        location = f"{interaction.params[RESUME_KEY]}?{urlencode({'interaction': handle})}"
+        response = RedirectResponse(location, status_code=303)
     elif finish_authorization:
         items = [(str(k), str(v)) for k, v in interaction.params["items"]]
         response = authorization.authorize(
