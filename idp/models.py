@@ -458,9 +458,7 @@ class LogoutDelivery(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     # The OIDC client told; None for a notice of another protocol (``protocol``).
-    client_pk: Mapped[int | None] = mapped_column(
-        ForeignKey("idp_client.id", ondelete="CASCADE")
-    )
+    client_pk: Mapped[int | None] = mapped_column(ForeignKey("idp_client.id", ondelete="CASCADE"))
     # The participant as the log shows it: a client_id, or "cas:<service id>" (0014).
     client_id: Mapped[str] = mapped_column(String(64))
     # "oidc": a logout token signed when sent; "cas": the CAS 3.0 logoutRequest in ``payload``,

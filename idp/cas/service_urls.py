@@ -34,13 +34,21 @@ URL = re.compile(
     r"(?:\?(?P<query>[^#]*))?"
 )
 AUTHORITY = re.compile(r"(?P<host>\[[0-9A-Fa-f:.]+\]|[^:\[\]]+)(?::(?P<port>[0-9]{1,5}))?")
-DNS_NAME = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
+DNS_NAME = re.compile(
+    r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*"
+)
 IP_LITERAL = re.compile(r"\[[0-9a-f:.]+\]")
 ESCAPE_OR_PERCENT = re.compile(r"%(?:[0-9A-Fa-f]{2})?")
 # A registered pattern must pin the scheme (https, or http on the loopback address only).
 PATTERN_START = re.compile(r"\^(?:https://|http://(?:127\\\.0\\\.0\\\.1|localhost)[:/])")
 # Patterns that match these serve every site: refused as too broad.
-FOREIGN_PROBES = ("https://evil.invalid/", "http://evil.invalid/", "https://127.0.0.1.evil.invalid/")
+FOREIGN_PROBES = (
+    "https://evil.invalid/",
+    "http://evil.invalid/",
+    "https://127.0.0.1.evil.invalid/",
+    "http://127.0.0.1.evil.invalid/",
+    "http://localhost.evil.invalid/",
+)
 
 
 class InvalidServiceUrl(ValueError):

@@ -4,8 +4,8 @@ they are sent single-logout requests. Every change is audited in its own transac
 from __future__ import annotations
 
 import re
-from typing import Any
 from collections.abc import Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session

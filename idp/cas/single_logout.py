@@ -68,4 +68,5 @@ def notices_for_sessions(
             form={FORM_FIELD: logout_request(session_index=session_index, issued_at=now)},
         )
         for session_id, session_index, service_url, service in rows
+        if session_index is not None  # the query's condition, for the type checker
     ]

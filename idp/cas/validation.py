@@ -68,4 +68,3 @@ def validate(scope: RequestScope, params: dict[str, str]) -> Success | Failure:
         **attributes.released(session, account, service.attributes),
     }
     return Success(user=account.username, attributes=released)
-
