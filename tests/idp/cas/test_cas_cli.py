@@ -17,10 +17,12 @@ def audit_actions(database_url: str) -> list[tuple[str, str | None]]:
     try:
         factory: sessionmaker = make_session_factory(engine)
         with transaction(factory) as session:
-            entries = [audit.entry_as_dict(e) for e in audit.tail(session, limit=10)]
+            entries = [
+                audit.entry_as_dict(e) for e in audit.tail(session, limit=10, action_prefix="cas.")
+            ]
     finally:
         engine.dispose()
-    return [(e["action"], e["target"]) for e in reversed(entries) if e["action"].startswith("cas.")]
+    return [(e["action"], e["target"]) for e in entries]
 
 
 def test_add_list_remove_audited(cli, database_url: str) -> None:
