@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -525,6 +525,20 @@ def client_remove(client_id: str) -> None:
     console.print(f"removed {client_id}")
 
 
+Result = TypeVar("Result")
+
+
+def run_in_transaction(work: Callable[[Session], Result]) -> Result:
+    """``work`` in one transaction on the configured database; a refusal becomes one line on
+    stderr and exit code 1, and nothing is written."""
+    current = settings()
+    try:
+        with transaction(session_factory(current)) as session:
+            return work(session)
+    except DomainError as error:
+        fail(error.text())
+
+
 @cas_app.command("add-service")
 def cas_add_service(
     service_id: Annotated[
@@ -551,10 +565,9 @@ def cas_add_service(
     as_json: JsonOption = False,
 ) -> None:
     """Register a CAS service by its exact URL or an anchored pattern (audited)."""
-    current = settings()
-    try:
-        with transaction(session_factory(current)) as session:
-            service = cas_services.register(
+    data = run_in_transaction(
+        lambda session: cas_services.as_dict(
+            cas_services.register(
                 session=session,
                 clock=SystemClock(),
                 actor=CLI_ACTOR,
@@ -565,9 +578,8 @@ def cas_add_service(
                 attributes=attribute or [],
                 single_logout=single_logout,
             )
-            data = cas_services.as_dict(service)
-    except DomainError as error:
-        fail(error.text())
+        )
+    )
     if as_json:
         emit(data)
         return
@@ -577,9 +589,9 @@ def cas_add_service(
 @cas_app.command("list-services")
 def cas_list_services(as_json: JsonOption = False) -> None:
     """List the registered CAS services."""
-    current = settings()
-    with transaction(session_factory(current)) as session:
-        rows = [cas_services.as_dict(s) for s in cas_services.list_active(session)]
+    rows = run_in_transaction(
+        lambda session: [cas_services.as_dict(s) for s in cas_services.list_active(session)]
+    )
     if as_json:
         emit(rows)
         return
@@ -599,17 +611,14 @@ def cas_list_services(as_json: JsonOption = False) -> None:
 @cas_app.command("remove-service")
 def cas_remove_service(service_id: str) -> None:
     """Remove a CAS service: its tickets stop validating (its history stays)."""
-    current = settings()
-    try:
-        with transaction(session_factory(current)) as session:
-            cas_services.remove(
-                session=session,
-                clock=SystemClock(),
-                actor=CLI_ACTOR,
-                service=cas_services.get_active(session, service_id),
-            )
-    except DomainError as error:
-        fail(error.text())
+    run_in_transaction(
+        lambda session: cas_services.remove(
+            session=session,
+            clock=SystemClock(),
+            actor=CLI_ACTOR,
+            service=cas_services.get_active(session, service_id),
+        )
+    )
     console.print(f"removed CAS service {service_id}")
 
 

@@ -122,18 +122,14 @@ def enqueue_for_sessions(
                 continue
             queued.add((client.id, sid))
             session.add(
-                LogoutDelivery(
+                _due_now(
+                    now,
                     client_pk=client.id,
                     client_id=client.client_id,
                     uri=client.backchannel_logout_uri,
                     subject=browser_session.account.subject,
                     sid=sid,
                     reason=reason,
-                    status=PENDING,
-                    attempts=0,
-                    created_at=now,
-                    next_attempt_at=now,
-                    log=[],
                 )
             )
     notices = cas_single_logout.notices_for_sessions(
@@ -141,7 +137,8 @@ def enqueue_for_sessions(
     )
     for notice in notices:
         session.add(
-            LogoutDelivery(
+            _due_now(
+                now,
                 client_pk=None,
                 client_id=notice.participant,
                 protocol=notice.protocol,
@@ -150,14 +147,15 @@ def enqueue_for_sessions(
                 subject=notice.subject,
                 sid=notice.session_index,
                 reason=reason,
-                status=PENDING,
-                attempts=0,
-                created_at=now,
-                next_attempt_at=now,
-                log=[],
             )
         )
     return len(queued) + len(notices)
+
+
+def _due_now(now: datetime, **fields: Any) -> LogoutDelivery:
+    return LogoutDelivery(
+        status=PENDING, attempts=0, created_at=now, next_attempt_at=now, log=[], **fields
+    )
 
 
 def live_sessions_of(session: Session, clock: Clock, account: Account) -> list[BrowserSession]:

@@ -16,7 +16,7 @@ from core.metrics import LOGINS
 from core.web.i18n import N_
 from idp import accounts, login_throttle, mfa, sessions
 from idp.clients import find_active as find_client
-from idp.models import Account, Consent, Interaction
+from idp.models import Account, BrowserSession, Consent, Interaction
 from idp.oauth.endpoints import authorization
 from idp.request_scope import RequestScope, run_in_request_scope
 
@@ -65,6 +65,16 @@ def _load_interaction(scope: RequestScope) -> tuple[Interaction | None, str | No
         session=scope.session, clock=scope.runtime.clock, handle=handle
     )
     return interaction, handle
+
+
+def signed_in_session(scope: RequestScope) -> BrowserSession | None:
+    """The live SSO session of the request's cookie, if any."""
+    return sessions.find_active(
+        session=scope.session,
+        clock=scope.runtime.clock,
+        settings=scope.runtime.settings,
+        cookie_value=scope.http.cookies.get(scope.runtime.session_cookie_name),
+    )
 
 
 def is_direct(interaction: Interaction) -> bool:

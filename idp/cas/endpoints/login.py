@@ -30,15 +30,6 @@ from idp.web import login as login_pages
 RESUME_PATH = "/cas/login/resume"
 
 
-def _current_session(scope: RequestScope) -> BrowserSession | None:
-    return sessions.find_active(
-        session=scope.session,
-        clock=scope.runtime.clock,
-        settings=scope.runtime.settings,
-        cookie_value=scope.http.cookies.get(scope.runtime.session_cookie_name),
-    )
-
-
 def _redirect_with_ticket(
     scope: RequestScope,
     service: CasService,
@@ -72,7 +63,7 @@ def login(scope: RequestScope) -> Response:
     if service is None:
         return sign_in_error(scope, UNKNOWN_SERVICE)
     renew = is_set(params.get("renew"))
-    browser_session = _current_session(scope)
+    browser_session = login_pages.signed_in_session(scope)
     if browser_session is not None and not renew:
         return _redirect_with_ticket(
             scope, service, service_url, browser_session, from_new_login=False
@@ -101,7 +92,7 @@ def resume(scope: RequestScope) -> Response:
     interaction = sessions.find_interaction(
         session=scope.session, clock=scope.runtime.clock, handle=handle
     )
-    browser_session = _current_session(scope)
+    browser_session = login_pages.signed_in_session(scope)
     if (
         interaction is None
         or "cas" not in interaction.params

@@ -9,11 +9,11 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
-from idp import sessions
 from idp.cas import service_urls, services
 from idp.logout import session_end
 from idp.models import CasService
 from idp.request_scope import RequestScope, run_in_request_scope
+from idp.web import login as login_pages
 
 
 def _registered_service(scope: RequestScope, raw: str | None) -> tuple[CasService, str] | None:
@@ -29,12 +29,7 @@ def _registered_service(scope: RequestScope, raw: str | None) -> tuple[CasServic
 
 def logout(scope: RequestScope) -> Response:
     registered = _registered_service(scope, dict(scope.http.query).get("service"))
-    browser_session = sessions.find_active(
-        session=scope.session,
-        clock=scope.runtime.clock,
-        settings=scope.runtime.settings,
-        cookie_value=scope.http.cookies.get(scope.runtime.session_cookie_name),
-    )
+    browser_session = login_pages.signed_in_session(scope)
     frontchannel_urls = (
         session_end.end_browser_session(
             scope,
