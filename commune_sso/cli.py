@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import typer
 from pydantic import ValidationError
@@ -42,6 +42,8 @@ from core.db import is_database_unavailable, make_engine, make_session_factory, 
 from core.errors import ConfigurationError, DomainError
 from core.settings import Settings
 from idp import accounts, admin_scope, clients, official_directory, units
+from idp.cas import services as cas_services
+from idp.cas.attributes import RELEASABLE as CAS_RELEASABLE
 from idp.labels import import_column
 from idp.logout import backchannel, sign_out
 from idp.models import Account
@@ -74,6 +76,11 @@ unit_app = typer.Typer(
 )
 app.add_typer(unit_app, name="unit")
 app.add_typer(ca_app, name="ca")
+cas_app = typer.Typer(
+    help="Services that sign in through CAS 3.0 (/cas/login, /cas/serviceValidate).",
+    no_args_is_help=True,
+)
+app.add_typer(cas_app, name="cas")
 
 
 def settings() -> Settings:
@@ -693,6 +700,103 @@ def client_remove(client_id: str) -> None:
     except DomainError as error:
         fail(error.text())
     console.print(f"removed {client_id}")
+
+
+Result = TypeVar("Result")
+
+
+def run_in_transaction(work: Callable[[Session], Result]) -> Result:
+    """``work`` in one transaction on the configured database; a refusal becomes one line on
+    stderr and exit code 1, and nothing is written."""
+    current = settings()
+    try:
+        with transaction(session_factory(current)) as session:
+            return work(session)
+    except DomainError as error:
+        fail(error.text())
+
+
+@cas_app.command("add-service")
+def cas_add_service(
+    service_id: Annotated[
+        str, typer.Argument(help="Short id: lower-case letters, digits, '.', '_', '-'.")
+    ],
+    name: Annotated[str, typer.Option("--name", help="Name shown to officials.")],
+    url: Annotated[
+        str | None, typer.Option(help="The exact service URL (compared after normalising).")
+    ] = None,
+    pattern: Annotated[
+        str | None,
+        typer.Option(
+            help="Or an anchored regular expression for the normalised URL, e.g. "
+            "'^https://app\\.example\\.vn/.*$' (must start with ^https:// and end with $)."
+        ),
+    ] = None,
+    attribute: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Attribute group released (repeat): {', '.join(CAS_RELEASABLE)}."),
+    ] = None,
+    single_logout: Annotated[
+        bool, typer.Option(help="POST a logoutRequest to the service when the session ends.")
+    ] = True,
+    as_json: JsonOption = False,
+) -> None:
+    """Register a CAS service by its exact URL or an anchored pattern (audited)."""
+    data = run_in_transaction(
+        lambda session: cas_services.as_dict(
+            cas_services.register(
+                session=session,
+                clock=SystemClock(),
+                actor=CLI_ACTOR,
+                service_id=service_id,
+                name=name,
+                url=url,
+                pattern=pattern,
+                attributes=attribute or [],
+                single_logout=single_logout,
+            )
+        )
+    )
+    if as_json:
+        emit(data)
+        return
+    console.print(f"registered CAS service {service_id}: {escape(data['url_pattern'])}")
+
+
+@cas_app.command("list-services")
+def cas_list_services(as_json: JsonOption = False) -> None:
+    """List the registered CAS services."""
+    rows = run_in_transaction(
+        lambda session: [cas_services.as_dict(s) for s in cas_services.list_active(session)]
+    )
+    if as_json:
+        emit(rows)
+        return
+    table = Table("service_id", "name", "match", "URL or pattern", "attributes", "single logout")
+    for row in rows:
+        table.add_row(
+            row["service_id"],
+            row["name"],
+            row["match"],
+            escape(row["url_pattern"]),
+            ", ".join(row["attributes"]),
+            "yes" if row["single_logout"] else "no",
+        )
+    console.print(table)
+
+
+@cas_app.command("remove-service")
+def cas_remove_service(service_id: str) -> None:
+    """Remove a CAS service: its tickets stop validating (its history stays)."""
+    run_in_transaction(
+        lambda session: cas_services.remove(
+            session=session,
+            clock=SystemClock(),
+            actor=CLI_ACTOR,
+            service=cas_services.get_active(session, service_id),
+        )
+    )
+    console.print(f"removed CAS service {service_id}")
 
 
 def key_as_dict(info: Any, now: Any) -> dict[str, Any]:

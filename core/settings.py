@@ -232,6 +232,13 @@ class Settings(BaseSettings):
     interaction_ttl: int = Field(
         default=900, ge=60, description="Seconds a pending login/consent interaction stays valid."
     )
+    cas_ticket_ttl: int = Field(
+        default=10,
+        ge=1,
+        le=300,
+        description="Seconds a CAS service ticket stays valid (CAS 3.0 §3.1.1: short-lived; "
+        "the service validates it right after the redirect).",
+    )
     jwks_max_age: int = Field(
         default=300,
         ge=0,

@@ -492,8 +492,14 @@ class LogoutDelivery(Base):
     __tablename__ = "idp_logout_delivery"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    client_pk: Mapped[int] = mapped_column(ForeignKey("idp_client.id", ondelete="CASCADE"))
+    # The OIDC client told; None for a notice of another protocol (``protocol``).
+    client_pk: Mapped[int | None] = mapped_column(ForeignKey("idp_client.id", ondelete="CASCADE"))
+    # The participant as the log shows it: a client_id, or "cas:<service id>" (0014).
     client_id: Mapped[str] = mapped_column(String(64))
+    # "oidc": a logout token signed when sent; "cas": the CAS 3.0 logoutRequest in ``payload``,
+    # built when queued (0014).
+    protocol: Mapped[str] = mapped_column(String(16), default="oidc", server_default="oidc")
+    payload: Mapped[str | None] = mapped_column(Text)
     uri: Mapped[str] = mapped_column(Text)
     subject: Mapped[str] = mapped_column(String(64))
     sid: Mapped[str | None] = mapped_column(String(64))
@@ -550,3 +556,48 @@ class RecoveryCode(Base):
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_idp_recovery_code_account_id", "account_id"),)
+
+
+class CasService(Base):
+    """A service registered for CAS 3.0 (0014): an exact URL or an anchored regular expression
+    matched against the normalised ``service`` parameter (idp.cas.service_urls)."""
+
+    __tablename__ = "idp_cas_service"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Chosen by the administrator; names the service in the CLI, the audit log and the
+    # delivery log ("cas:<service_id>").
+    service_id: Mapped[str] = mapped_column(String(48), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    # "exact" or "regex"
+    match_kind: Mapped[str] = mapped_column(String(8))
+    url_pattern: Mapped[str] = mapped_column(Text)
+    # Attribute groups released (idp.cas.attributes.RELEASABLE), in registration order.
+    attributes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    single_logout: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class CasTicket(Base):
+    """A CAS service ticket (CAS 3.0 §3.1): only its SHA-256 digest is stored, it is
+    consumed by one validation attempt, bound to one service URL and short-lived.
+
+    ``session_index`` receives the ticket itself once a validation succeeded: from then on it
+    can never validate again, and it is what the service needs to find its local session in
+    the single-logout request (§2.3.3 SessionIndex)."""
+
+    __tablename__ = "idp_cas_ticket"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    ticket_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    service_pk: Mapped[int] = mapped_column(ForeignKey("idp_cas_service.id", ondelete="CASCADE"))
+    service_url: Mapped[str] = mapped_column(Text)
+    session_id: Mapped[int] = mapped_column(ForeignKey("idp_session.id", ondelete="CASCADE"))
+    from_new_login: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    session_index: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (Index("ix_idp_cas_ticket_session_id", "session_id"),)

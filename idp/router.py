@@ -6,6 +6,7 @@ from starlette.routing import Route
 
 from idp.admin_api import admin_api_routes
 from idp.admin_api.imports import ImportsApi
+from idp.cas.routes import cas_routes
 from idp.oauth.endpoints.authorization import authorization_endpoint, resume_endpoint
 from idp.oauth.endpoints.discovery import PATHS, discovery_endpoint, jwks_endpoint
 from idp.oauth.endpoints.end_session import confirm_logout_endpoint, end_session_endpoint
@@ -47,6 +48,7 @@ def idp_routes() -> list[Route]:
         Route("/login/otp", second_factor_submit, methods=["POST"]),
         Route("/consent", consent_page, methods=["GET"]),
         Route("/consent", consent_submit, methods=["POST"]),
+        *cas_routes(),
         *scim_routes(),
         *admin_api_routes(import_runner),
         *account_routes(),

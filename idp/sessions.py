@@ -67,17 +67,23 @@ def find_active(
     browser_session = session.scalar(
         select(BrowserSession).where(BrowserSession.id_digest == digest(cookie_value))
     )
-    if browser_session is None or browser_session.ended_at is not None:
-        return None
     now = clock.now()
-    idle_limit = browser_session.last_seen_at + timedelta(seconds=settings.session_idle_ttl)
-    if now >= browser_session.expires_at or now >= idle_limit:
-        return None
-    if not browser_session.account.is_active:
+    if browser_session is None or not is_alive(browser_session, now=now, settings=settings):
         return None
     if now - browser_session.last_seen_at >= LAST_SEEN_GRANULARITY:
         browser_session.last_seen_at = now
     return browser_session
+
+
+def is_alive(browser_session: BrowserSession, *, now: datetime, settings: Settings) -> bool:
+    """Not ended, within its absolute and idle lifetimes, its official still active."""
+    idle_limit = browser_session.last_seen_at + timedelta(seconds=settings.session_idle_ttl)
+    return (
+        browser_session.ended_at is None
+        and now < browser_session.expires_at
+        and now < idle_limit
+        and browser_session.account.is_active
+    )
 
 
 def end(*, session: Session, clock: Clock, browser_session: BrowserSession) -> None:

@@ -1,5 +1,9 @@
 """OpenID Back-Channel Logout 1.0: logout tokens, the delivery outbox, sending with retries.
 
+The outbox carries every protocol's server-to-server logout notices: OIDC logout tokens (signed
+when sent) and, for CAS services, the ``logoutRequest`` of ``idp.cas.single_logout`` (built
+when queued, stored form-encoded in ``payload``); one worker, one retry schedule, one log.
+
 When a browser session ends (RP-initiated logout, an account disabled or deleted, "sign out
 everywhere"), one delivery row per app to tell is written in the same transaction as the end
 of the session (an outbox): there is never an ended session whose apps are not told, nor a
@@ -23,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
 
 import httpx
 from sqlalchemy import or_, select, update
@@ -32,6 +37,7 @@ from starlette.concurrency import run_in_threadpool
 from core import audit
 from core.clock import Clock
 from core.db import is_postgresql, transaction
+from idp.cas import single_logout as cas_single_logout
 from idp.logout.participants import clients_by_session
 from idp.models import Account, BrowserSession, Client, LogoutDelivery
 from keys.errors import KeyRingError
@@ -57,6 +63,8 @@ PENDING = "pending"
 DELIVERED = "delivered"
 FAILED = "failed"
 STATUSES = (PENDING, DELIVERED, FAILED)
+OIDC = "oidc"
+FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
 
 
 def epoch(moment: datetime) -> int:
@@ -96,9 +104,10 @@ def logout_token(
 def enqueue_for_sessions(
     *, session: Session, clock: Clock, browser_sessions: Sequence[BrowserSession], reason: str
 ) -> int:
-    """Queue a notice to every app that took part in ``browser_sessions`` and registered a
-    back-channel logout URI; returns how many were queued. Call it in the transaction that
-    ends the sessions."""
+    """Queue a notice to every app that took part in ``browser_sessions``, whatever its
+    protocol: OIDC apps that registered a back-channel logout URI, CAS services registered for
+    single logout; returns how many were queued. Call it in the transaction that ends the
+    sessions."""
     now = clock.now()
     by_session = clients_by_session(session, browser_sessions)
     queued: set[tuple[int, str | None]] = set()
@@ -113,21 +122,40 @@ def enqueue_for_sessions(
                 continue
             queued.add((client.id, sid))
             session.add(
-                LogoutDelivery(
+                _due_now(
+                    now,
                     client_pk=client.id,
                     client_id=client.client_id,
                     uri=client.backchannel_logout_uri,
                     subject=browser_session.account.subject,
                     sid=sid,
                     reason=reason,
-                    status=PENDING,
-                    attempts=0,
-                    created_at=now,
-                    next_attempt_at=now,
-                    log=[],
                 )
             )
-    return len(queued)
+    notices = cas_single_logout.notices_for_sessions(
+        session, clock=clock, browser_sessions=browser_sessions
+    )
+    for notice in notices:
+        session.add(
+            _due_now(
+                now,
+                client_pk=None,
+                client_id=notice.participant,
+                protocol=notice.protocol,
+                payload=urlencode(notice.form),
+                uri=notice.uri,
+                subject=notice.subject,
+                sid=notice.session_index,
+                reason=reason,
+            )
+        )
+    return len(queued) + len(notices)
+
+
+def _due_now(now: datetime, **fields: Any) -> LogoutDelivery:
+    return LogoutDelivery(
+        status=PENDING, attempts=0, created_at=now, next_attempt_at=now, log=[], **fields
+    )
 
 
 def live_sessions_of(session: Session, clock: Clock, account: Account) -> list[BrowserSession]:
@@ -163,9 +191,10 @@ class ClaimedDelivery:
     claim_token: str
     uri: str
     client_id: str
-    # None when no token could be signed (no active key of the client's alg): the attempt
-    # fails without a request and is retried like any other failure.
-    logout_token: str | None
+    # The form-encoded body: a logout token, or another protocol's notice. None when no token
+    # could be signed (no active key of the client's alg): the attempt fails without a request
+    # and is retried like any other failure.
+    body: str | None
     signing_error: str | None = None
 
 
@@ -250,32 +279,34 @@ def claim_due(
         client_pk: alg
         for client_pk, alg in session.execute(
             select(Client.id, Client.id_token_signed_response_alg).where(
-                Client.id.in_({row.client_pk for row in rows})
+                Client.id.in_({row.client_pk for row in rows if row.client_pk is not None})
             )
         )
     }
     claimed = []
     for row in rows:
-        token, error = None, None
-        try:
-            token = logout_token(
-                keyring,
-                issuer=issuer,
-                now=now,
-                client_id=row.client_id,
-                alg=algs.get(row.client_pk, "RS256"),
-                subject=row.subject,
-                sid=row.sid,
-            )
-        except KeyRingError as problem:
-            error = f"cannot sign the logout token: {problem}"[:300]
+        body, error = row.payload, None
+        if row.protocol == OIDC:
+            try:
+                token = logout_token(
+                    keyring,
+                    issuer=issuer,
+                    now=now,
+                    client_id=row.client_id,
+                    alg=algs.get(row.client_pk or 0, "RS256"),
+                    subject=row.subject,
+                    sid=row.sid,
+                )
+                body = urlencode({"logout_token": token})
+            except KeyRingError as problem:
+                error = f"cannot sign the logout token: {problem}"[:300]
         claimed.append(
             ClaimedDelivery(
                 id=row.id,
                 claim_token=claim_token,
                 uri=row.uri,
                 client_id=row.client_id,
-                logout_token=token,
+                body=body,
                 signing_error=error,
             )
         )
@@ -283,14 +314,15 @@ def claim_due(
 
 
 async def send(http: httpx.AsyncClient, delivery: ClaimedDelivery) -> AttemptResult:
-    """§2.5: POST ``logout_token`` form-encoded; no redirects followed (§2.8 answers 200)."""
-    if delivery.logout_token is None:
+    """§2.5: POST ``logout_token`` form-encoded (CAS: ``logoutRequest``); no redirects
+    followed (§2.8 answers 200)."""
+    if delivery.body is None:
         return AttemptResult(delivered=False, status_code=None, error=delivery.signing_error)
     try:
         response = await http.post(
             delivery.uri,
-            data={"logout_token": delivery.logout_token},
-            headers={"Accept": "application/json"},
+            content=delivery.body,
+            headers={"Accept": "application/json", "Content-Type": FORM_CONTENT_TYPE},
             timeout=SEND_TIMEOUT,
             follow_redirects=False,
         )

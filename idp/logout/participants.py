@@ -7,7 +7,8 @@ token was revoked may still hold a local session that has to end.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -42,3 +43,16 @@ def clients_by_session(
         if client is not None and session_id is not None:
             result.setdefault(session_id, []).append(client)
     return result
+
+
+@dataclass(frozen=True)
+class ProtocolLogoutNotice:
+    """A notice another protocol (CAS) asks the delivery worker to POST when a session ends:
+    ``form`` form-encoded to ``uri``, retried and logged like a logout token."""
+
+    protocol: str
+    participant: str  # as the delivery log names it, e.g. "cas:<service id>"
+    uri: str
+    subject: str
+    session_index: str
+    form: Mapping[str, str]

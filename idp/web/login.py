@@ -16,7 +16,7 @@ from core.metrics import LOGINS
 from core.web.i18n import N_
 from idp import accounts, login_throttle, mfa, sessions
 from idp.clients import find_active as find_client
-from idp.models import Account, Consent, Interaction
+from idp.models import Account, BrowserSession, Consent, Interaction
 from idp.oauth.endpoints import authorization
 from idp.request_scope import RequestScope, run_in_request_scope
 
@@ -45,6 +45,14 @@ DIRECT_LOGIN_NEXT = re.compile(r"^/(?:(?:account|admin)(?:/(?!\.\.?(?:/|$))[A-Za
 DIRECT_LOGIN_HOME = "/"
 
 
+# Another protocol (CAS) parks its request in an interaction with these keys: where the
+# browser goes once signed in (the protocol finishes there), the application's name for the
+# form and the audit log's target.
+RESUME_KEY = "resume"
+CLIENT_NAME_KEY = "client_name"
+AUDIT_TARGET_KEY = "audit_target"
+
+
 def submitted_username(raw: str) -> str:
     return CONTROL_CHARACTERS.sub("\ufffd", raw.strip())[: accounts.MAX_USERNAME_LENGTH]
 
@@ -60,6 +68,16 @@ def _load_interaction(scope: RequestScope) -> tuple[Interaction | None, str | No
         session=scope.session, clock=scope.runtime.clock, handle=handle
     )
     return interaction, handle
+
+
+def signed_in_session(scope: RequestScope) -> BrowserSession | None:
+    """The live SSO session of the request's cookie, if any."""
+    return sessions.find_active(
+        session=scope.session,
+        clock=scope.runtime.clock,
+        settings=scope.runtime.settings,
+        cookie_value=scope.http.cookies.get(scope.runtime.session_cookie_name),
+    )
 
 
 def is_direct(interaction: Interaction) -> bool:
@@ -97,6 +115,8 @@ def _ui_locales(interaction: Interaction) -> str | None:
 def _client_name(scope: RequestScope, interaction: Interaction) -> str | None:
     if is_direct(interaction):
         return None
+    if CLIENT_NAME_KEY in interaction.params:
+        return str(interaction.params[CLIENT_NAME_KEY])
     client = scope.runtime.client_cache.lookup(scope.session, interaction.client_id)
     return client.name if client else None
 
@@ -247,6 +267,8 @@ def submit_login(scope: RequestScope) -> Response:
 
 
 def _audit_target(interaction: Interaction) -> str:
+    if AUDIT_TARGET_KEY in interaction.params:
+        return str(interaction.params[AUDIT_TARGET_KEY])
     return "account_pages" if is_direct(interaction) else f"client:{interaction.client_id}"
 
 
@@ -305,6 +327,9 @@ def _finish_login(
     if is_direct(interaction):
         interaction.completed_at = clock.now()
         response = RedirectResponse(str(interaction.params["next"]), status_code=303)
+    elif RESUME_KEY in interaction.params:
+        location = f"{interaction.params[RESUME_KEY]}?{urlencode({'interaction': handle})}"
+        response = RedirectResponse(location, status_code=303)
     elif finish_authorization:
         items = [(str(k), str(v)) for k, v in interaction.params["items"]]
         response = authorization.authorize(

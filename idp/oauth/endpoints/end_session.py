@@ -17,13 +17,11 @@ from typing import Any
 
 from authlib.common.urls import add_params_to_uri
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
-from core import audit
 from core.web.i18n import N_
-from idp import clients, sessions, token_store
-from idp.logout import backchannel, frontchannel
-from idp.logout import worker as logout_worker
+from idp import clients, sessions
+from idp.logout import session_end
 from idp.models import BrowserSession, Client
 from idp.oauth.endpoints.authorization import current_session
 from idp.oauth.server import is_client_id
@@ -102,34 +100,9 @@ def perform_logout(
 ) -> list[str]:
     """End the session, revoke its grants, queue the back-channel notices; returns the
     front-channel iframe URLs for the logged-out page."""
-    clock = scope.runtime.clock
-    frontchannel_urls = frontchannel.logout_urls(
-        scope.session, issuer=scope.runtime.settings.issuer, browser_session=browser_session
+    return session_end.end_browser_session(
+        scope, browser_session, target=f"client:{client.client_id}" if client else None
     )
-    queued = backchannel.enqueue_for_sessions(
-        session=scope.session, clock=clock, browser_sessions=[browser_session], reason="logout"
-    )
-    # Read by the endpoint once the transaction committed: wake the delivery worker then.
-    scope.request.state.logout_deliveries_queued = queued
-    sessions.end(session=scope.session, clock=clock, browser_session=browser_session)
-    revoked = token_store.revoke_grants_of_session(
-        session=scope.session, clock=clock, browser_session=browser_session, reason="logout"
-    )
-    audit.record(
-        scope.session,
-        clock=clock,
-        actor=f"user:{browser_session.account.username}",
-        action="logout",
-        target=f"client:{client.client_id}" if client else None,
-        client_address=scope.http.client_address,
-        details={
-            "sid": browser_session.sid,
-            "grants_revoked": revoked,
-            "backchannel_deliveries": queued,
-            "frontchannel_notified": len(frontchannel_urls),
-        },
-    )
-    return frontchannel_urls
 
 
 def finish(
@@ -143,23 +116,13 @@ def finish(
     if redirect:
         extra = [("state", params["state"])] if params.get("state") else []
         continue_url = add_params_to_uri(redirect, extra)
-    if continue_url and not frontchannel_urls:
-        response: Response = RedirectResponse(continue_url, status_code=303)
-    else:
-        # Front-Channel Logout 1.0 §4: the iframes load here, then the page moves on.
-        response = scope.runtime.pages.render(
-            scope.request,
-            "logged_out.html",
-            {
-                "client_name": client.name if client else None,
-                "frontchannel_urls": frontchannel_urls or [],
-                "continue_url": continue_url,
-            },
-            locale=scope.locale(params.get("ui_locales")),
-            headers=frontchannel.page_headers(frontchannel_urls or [], continue_url),
-        )
-    response.delete_cookie(scope.runtime.session_cookie_name, path="/")
-    return response
+    return session_end.logged_out_page(
+        scope,
+        client_name=client.name if client else None,
+        frontchannel_urls=frontchannel_urls or [],
+        continue_url=continue_url,
+        ui_locales=params.get("ui_locales"),
+    )
 
 
 def end_session(scope: RequestScope) -> Response:
@@ -237,14 +200,9 @@ def finish_cancelled(scope: RequestScope) -> Response:
     )
 
 
-def _wake_delivery_worker(request: Request) -> None:
-    if getattr(request.state, "logout_deliveries_queued", 0):
-        logout_worker.wake(request.app)
-
-
 async def end_session_endpoint(request: Request) -> Response:
     response = await run_in_request_scope(request, end_session)
-    _wake_delivery_worker(request)
+    session_end.wake_delivery_worker(request)
     return response
 
 
@@ -253,5 +211,5 @@ async def confirm_logout_endpoint(request: Request) -> Response:
     token = form.get("csrf_token")
     request.app.state.idp.csrf.verify(request, token if isinstance(token, str) else None)
     response = await run_in_request_scope(request, confirm_logout)
-    _wake_delivery_worker(request)
+    session_end.wake_delivery_worker(request)
     return response
