@@ -61,6 +61,8 @@ AUDIT_ACTIONS = {
     "client.rotate_secret": N_("App secret replaced"),
     "client.revoke_old_secret": N_("App's previous secret revoked"),
     "client.remove": N_("App removed"),
+    "cas.service_registered": N_("CAS service registered"),
+    "cas.service_removed": N_("CAS service removed"),
     "scim.user.create": N_("Account created through SCIM"),
     "scim.user.replace": N_("Account replaced through SCIM"),
     "scim.user.patch": N_("Account changed through SCIM"),

@@ -51,6 +51,7 @@ ACTION_ONLY_COMMANDS = {
     "user disable",
     "user enable",
     "client remove",
+    "cas remove-service",
 }
 
 
