@@ -31,7 +31,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from babel.messages.pofile import read_po
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, load_pem_private_key
 from playwright.sync_api import Browser, Page, expect
@@ -47,7 +46,7 @@ from tests.browser.conftest import DESKTOP, SCREENSHOTS, save_screenshots
 from tests.browser_support import bind_loopback, run_shared_app
 from tests.conftest import OFFICIAL_PASSWORD
 from tests.idp.import_files import cccd, csv_bytes
-from tests.idp.test_pages_in_vietnamese import CATALOGUES, ENGLISH_MSGIDS, visible_text
+from tests.idp.test_pages_in_vietnamese import ENGLISH_MSGIDS, catalogue_texts, visible_text
 
 LANGUAGES = ("vi", "en")
 ALBUM = SCREENSHOTS / "first-hour"
@@ -61,24 +60,8 @@ CA_PAGES = "/ca/pages"
 JOB_TIMEOUT = 20_000
 
 
-def _vietnamese_texts() -> set[str]:
-    """Translations of several words that are not the English msgid: Vietnamese if seen on an
-    English page (the constant part before a placeholder, as a page shows it)."""
-    found: set[str] = set()
-    for directory in CATALOGUES:
-        with (directory / "vi" / "LC_MESSAGES" / "messages.po").open("rb") as fh:
-            for message in read_po(fh, locale="vi"):
-                msgid = message.id[0] if isinstance(message.id, tuple) else message.id
-                text = message.string[0] if isinstance(message.string, tuple) else message.string
-                if msgid and text and text != msgid:
-                    head = re.split(r"%\(\w+\)[a-z]", text)[0].strip()
-                    if len(head.split()) >= 2:
-                        found.add(head)
-    return found
-
-
 # What must not be read on a page of each language: the other language's catalogue texts.
-FOREIGN_TEXTS = {"vi": ENGLISH_MSGIDS, "en": _vietnamese_texts()}
+FOREIGN_TEXTS = {"vi": ENGLISH_MSGIDS, "en": catalogue_texts("vi")}
 
 
 @dataclass
