@@ -428,11 +428,11 @@ def test_unit_claims(runtime: IdpRuntime, synced: units.SyncResult) -> None:
         assert units.unit_claims(session, without_profile) == {}
         # Released only under the unit scope.
         assert (
-            claims_for_scope(full, "openid profile", unit_claims=claims)
+            claims_for_scope(full, "openid profile", directory_claims=claims)
             .keys()
             .isdisjoint(UNIT_CLAIMS)
         )
-        assert claims_for_scope(full, "openid unit", unit_claims=claims) == claims
+        assert claims_for_scope(full, "openid unit", directory_claims=claims) == claims
 
 
 def test_unit_scope_through_the_login_flow(web, runtime: IdpRuntime, synced) -> None:
