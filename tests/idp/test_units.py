@@ -435,6 +435,15 @@ def test_unit_claims(runtime: IdpRuntime, synced: units.SyncResult) -> None:
         assert claims_for_scope(full, "openid unit", directory_claims=claims) == claims
 
 
+def test_citizen_id_only_under_its_own_scope() -> None:
+    official = Account(full_name="Nguyễn Văn An", username="an", email=None, phone=None)
+    directory = {"unit_code": "00070", "citizen_id": "001085012345"}
+    assert "citizen_id" not in claims_for_scope(official, "openid unit", directory_claims=directory)
+    assert claims_for_scope(official, "openid citizen_id", directory_claims=directory) == {
+        "citizen_id": "001085012345"
+    }
+
+
 def test_unit_scope_through_the_login_flow(web, runtime: IdpRuntime, synced) -> None:
     with transaction(runtime.session_factory) as session:
         unit = units.get_by_code(session, HOAN_KIEM)

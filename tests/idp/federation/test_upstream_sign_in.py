@@ -138,7 +138,6 @@ def test_no_matching_official_is_refused(
     assert "không khớp với tài khoản cán bộ nào" in refused.text
     # The sign-in form is still there, for the password.
     assert 'name="password"' in refused.text
-    assert "sso_session" not in browser.http.cookies.get("sso_session", "")
     with transaction(runtime.session_factory) as session:
         assert session.scalars(select(BrowserSession)).all() == []
     [entry] = audit_entries(runtime, "login.upstream_no_match")
@@ -175,6 +174,21 @@ def test_a_tampered_state_is_refused(
     assert "không thành công" in refused.text
     [entry] = audit_entries(runtime, "login.upstream_failure")
     assert json.loads(entry.details) == {"reason": "state mismatch"}
+
+
+def test_an_error_from_the_upstream_is_shown(
+    browser: Browser, rp, runtime: IdpRuntime, registered, linked_official
+) -> None:
+    """RFC 6749 §4.1.2.1: the official refused or cancelled at the upstream."""
+    started = browser.to_upstream(rp[0].client_id)
+    state = query_of(started.headers["location"])["state"]
+    refused = browser.get(
+        f"/login/upstream/{UPSTREAM_ID}/callback?error=access_denied&state={state}"
+    )
+    assert refused.status_code == 400
+    assert "đã bị hủy hoặc bị từ chối" in refused.text
+    [entry] = audit_entries(runtime, "login.upstream_failure")
+    assert json.loads(entry.details) == {"reason": "upstream error: access_denied"}
 
 
 def test_a_callback_from_another_browser_finds_nothing(
