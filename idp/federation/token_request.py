@@ -69,8 +69,8 @@ async def _json(http: httpx.AsyncClient, method: str, url: str, **options: Any) 
     except JsonBodyError:
         raise UpstreamUnavailable(f"{url}: HTTP {response.status_code}, not JSON") from None
     if response.status_code != 200 or not isinstance(body, dict):
-        error = body.get("error") if isinstance(body, dict) else None
-        raise UpstreamUnavailable(f"{url}: HTTP {response.status_code} {error or ''}".strip())
+        code = body.get("error") if isinstance(body, dict) else None
+        raise UpstreamUnavailable(f"{url}: HTTP {response.status_code} {code or ''}".strip())
     return body
 
 

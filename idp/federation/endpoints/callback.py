@@ -19,6 +19,7 @@ from __future__ import annotations
 import hmac
 import logging
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from starlette.requests import Request
@@ -111,6 +112,25 @@ def _refuse(
     return response
 
 
+def _callback_problem(
+    query: dict[str, str],
+    pending: dict[str, Any],
+    provider: UpstreamProvider | None,
+    upstream_id: str,
+) -> tuple[str, int, str] | None:
+    """Why the authorization response cannot be used: (message, status, reason for the log)."""
+    if provider is None or provider.removed_at is not None or provider.upstream_id != upstream_id:
+        return NO_LONGER_OFFERED, 403, "provider removed"
+    returned_state = query.get("state", "").encode("utf-8")
+    if not hmac.compare_digest(returned_state, str(pending["state"]).encode("utf-8")):
+        return DID_NOT_COMPLETE, 400, "state mismatch"
+    if "iss" in query and query["iss"] != provider.issuer:
+        return DID_NOT_COMPLETE, 400, "iss mismatch"
+    if "error" in query or not query.get("code"):
+        return CANCELLED, 400, f"upstream error: {query.get('error', 'no code')}"[:100]
+    return None
+
+
 def prepare(scope: RequestScope, upstream_id: str) -> Response:
     handle = scope.http.cookies.get(cookie_name(scope))
     interaction = sessions.find_interaction(
@@ -123,51 +143,20 @@ def prepare(scope: RequestScope, upstream_id: str) -> Response:
     interaction.params = {k: v for k, v in interaction.params.items() if k != PENDING_KEY}
     query = dict(scope.http.query)
     provider = scope.session.get(UpstreamProvider, int(pending["upstream_pk"]))
-    if provider is None or provider.removed_at is not None or provider.upstream_id != upstream_id:
+    problem = _callback_problem(query, pending, provider, upstream_id)
+    if problem is not None:
+        message, status_code, reason = problem
         return _refuse(
             scope,
             interaction,
             handle,
             provider=provider,
             action="login.upstream_failure",
-            message=NO_LONGER_OFFERED,
-            status_code=403,
-            reason="provider removed",
+            message=message,
+            status_code=status_code,
+            reason=reason,
         )
-    returned_state = query.get("state", "")
-    if not hmac.compare_digest(returned_state.encode("utf-8"), str(pending["state"]).encode()):
-        return _refuse(
-            scope,
-            interaction,
-            handle,
-            provider=provider,
-            action="login.upstream_failure",
-            message=DID_NOT_COMPLETE,
-            status_code=400,
-            reason="state mismatch",
-        )
-    if "iss" in query and query["iss"] != provider.issuer:
-        return _refuse(
-            scope,
-            interaction,
-            handle,
-            provider=provider,
-            action="login.upstream_failure",
-            message=DID_NOT_COMPLETE,
-            status_code=400,
-            reason="iss mismatch",
-        )
-    if "error" in query or not query.get("code"):
-        return _refuse(
-            scope,
-            interaction,
-            handle,
-            provider=provider,
-            action="login.upstream_failure",
-            message=CANCELLED,
-            status_code=400,
-            reason=f"upstream error: {query.get('error', 'no code')}"[:100],
-        )
+    assert provider is not None
     return ExchangeDue(
         PendingSignIn(
             handle=handle,
@@ -211,10 +200,9 @@ def finish(scope: RequestScope, pending: PendingSignIn, outcome: Verified | str)
     if interaction is None:
         return authorization.expired_interaction_page(scope)
     provider = scope.session.get(UpstreamProvider, pending.upstream_pk)
-    refuse = {"scope": scope, "interaction": interaction, "handle": pending.handle}
+    refuse = partial(_refuse, scope, interaction, pending.handle)
     if provider is None or provider.removed_at is not None:
-        return _refuse(
-            **refuse,
+        return refuse(
             provider=provider,
             action="login.upstream_failure",
             message=NO_LONGER_OFFERED,
@@ -222,8 +210,7 @@ def finish(scope: RequestScope, pending: PendingSignIn, outcome: Verified | str)
             reason="provider removed",
         )
     if isinstance(outcome, str):
-        return _refuse(
-            **refuse,
+        return refuse(
             provider=provider,
             action="login.upstream_failure",
             message=DID_NOT_COMPLETE,
@@ -234,8 +221,7 @@ def finish(scope: RequestScope, pending: PendingSignIn, outcome: Verified | str)
         scope.session, link_claim=provider.link_claim, claims=outcome.claims
     )
     if account is None:
-        return _refuse(
-            **refuse,
+        return refuse(
             provider=provider,
             action="login.upstream_no_match",
             message=NO_MATCHING_OFFICIAL,
@@ -243,8 +229,7 @@ def finish(scope: RequestScope, pending: PendingSignIn, outcome: Verified | str)
             reason=f"no official with this {provider.link_claim}",
         )
     if not account.is_active:
-        return _refuse(
-            **refuse,
+        return refuse(
             provider=provider,
             action="login.upstream_refused_disabled",
             message=ACCOUNT_DISABLED,
