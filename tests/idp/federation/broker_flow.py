@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Callable
 from urllib.parse import urlencode, urlsplit, urlunsplit
 
 import httpx
@@ -83,6 +84,13 @@ class Browser:
             assert submitted.status_code in (302, 303), submitted.text
             location = submitted.headers["location"]
         return submitted
+
+    def callback_url(self, client_id: str, tamper: Callable[[str], str] = str) -> str:
+        """Our login → the upstream (its authorization request through ``tamper``) → the
+        official's password there; returns the URL of our callback it redirects to."""
+        started = self.to_upstream(client_id)
+        back = self.sign_in_upstream(tamper(started.headers["location"]))
+        return str(back.headers["location"])
 
     def follow_to_client(self, response: httpx.Response) -> httpx.Response:
         for _ in range(6):

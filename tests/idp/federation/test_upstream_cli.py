@@ -7,28 +7,17 @@ from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import sessionmaker
 
-from core import audit
 from core.db import make_engine, make_session_factory, transaction
 from idp.models import UpstreamProvider
 from tests.cli_runner import assert_clean_failure
+from tests.cli_runner import audit_actions as cli_audit_actions
 from tests.conftest import ISSUER
 from tests.idp.federation.conftest import Upstream
 
 
 def audit_actions(database_url: str) -> list[tuple[str, str | None]]:
-    engine = make_engine(database_url)
-    try:
-        factory: sessionmaker = make_session_factory(engine)
-        with transaction(factory) as session:
-            entries = [
-                audit.entry_as_dict(e)
-                for e in audit.tail(session, limit=10, action_prefix="upstream.")
-            ]
-    finally:
-        engine.dispose()
-    return [(e["action"], e["target"]) for e in entries]
+    return cli_audit_actions(database_url, "upstream.")
 
 
 def stored_secret(database_url: str) -> str | None:
