@@ -533,6 +533,16 @@ def unit_claims(session: Session, account: Account) -> dict[str, Any]:
     return claims
 
 
+def directory_claims(session: Session, account: Account) -> dict[str, Any]:
+    """The unit claims and the citizen ID (scope ``citizen_id``), when recorded; which of them
+    a token carries is idp.claims.claims_for_scope's decision."""
+    claims = unit_claims(session, account)
+    profile = session.get(AccountProfile, account.id)
+    if profile is not None and profile.citizen_id and profile.deleted_at is None:
+        claims["citizen_id"] = profile.citizen_id
+    return claims
+
+
 def unit_as_dict(session: Session, unit: Unit) -> dict[str, Any]:
     merged_into = session.get(Unit, unit.merged_into_id) if unit.merged_into_id else None
     return {

@@ -428,11 +428,20 @@ def test_unit_claims(runtime: IdpRuntime, synced: units.SyncResult) -> None:
         assert units.unit_claims(session, without_profile) == {}
         # Released only under the unit scope.
         assert (
-            claims_for_scope(full, "openid profile", unit_claims=claims)
+            claims_for_scope(full, "openid profile", directory_claims=claims)
             .keys()
             .isdisjoint(UNIT_CLAIMS)
         )
-        assert claims_for_scope(full, "openid unit", unit_claims=claims) == claims
+        assert claims_for_scope(full, "openid unit", directory_claims=claims) == claims
+
+
+def test_citizen_id_only_under_its_own_scope() -> None:
+    official = Account(full_name="Nguyễn Văn An", username="an", email=None, phone=None)
+    directory = {"unit_code": "00070", "citizen_id": "001085012345"}
+    assert "citizen_id" not in claims_for_scope(official, "openid unit", directory_claims=directory)
+    assert claims_for_scope(official, "openid citizen_id", directory_claims=directory) == {
+        "citizen_id": "001085012345"
+    }
 
 
 def test_unit_scope_through_the_login_flow(web, runtime: IdpRuntime, synced) -> None:
