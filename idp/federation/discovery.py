@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from core.errors import DomainError
+from core.web.i18n import N_
 from core.web.json_body import JsonBodyError, parse_json_body
 
 WELL_KNOWN = "/.well-known/openid-configuration"
@@ -51,13 +52,13 @@ def checked_url(value: object, *, what: str) -> str:
     """An absolute https URL without fragment; plain http only on a loopback address (a
     provider on the same host, as in development and tests)."""
     if not isinstance(value, str) or not value:
-        raise DiscoveryFailed("The discovery document has no %(what)s.", what=what)
+        raise DiscoveryFailed(N_("The discovery document has no %(what)s."), what=what)
     parts = urlsplit(value)
     host = parts.hostname or ""
     secure = parts.scheme == "https" or (parts.scheme == "http" and _is_loopback(host))
     if not secure or not host or parts.fragment or parts.username or parts.password:
         raise DiscoveryFailed(
-            "The %(what)s %(url)s is not an https address.", what=what, url=value[:200]
+            N_("The %(what)s %(url)s is not an https address."), what=what, url=value[:200]
         )
     return value
 
@@ -68,16 +69,16 @@ def fetch_json(url: str, http: httpx.Client) -> Any:
         response = http.get(url, headers={"Accept": "application/json"})
     except httpx.HTTPError as error:
         raise DiscoveryFailed(
-            "%(url)s cannot be reached: %(error)s", url=url, error=type(error).__name__
+            N_("%(url)s cannot be reached: %(error)s"), url=url, error=type(error).__name__
         ) from None
     if response.status_code != 200:
         raise DiscoveryFailed(
-            "%(url)s answered HTTP %(status)s.", url=url, status=response.status_code
+            N_("%(url)s answered HTTP %(status)s."), url=url, status=response.status_code
         )
     try:
         return parse_json_body(response.content, max_bytes=MAX_DOCUMENT_BYTES)
     except JsonBodyError:
-        raise DiscoveryFailed("%(url)s did not answer with a JSON document.", url=url) from None
+        raise DiscoveryFailed(N_("%(url)s did not answer with a JSON document."), url=url) from None
 
 
 def _string_list(document: dict[str, Any], name: str) -> list[str] | None:
@@ -85,32 +86,32 @@ def _string_list(document: dict[str, Any], name: str) -> list[str] | None:
     if value is None:
         return None
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        raise DiscoveryFailed("%(name)s in the discovery document is not a list.", name=name)
+        raise DiscoveryFailed(N_("%(name)s in the discovery document is not a list."), name=name)
     return list(value)
 
 
 def metadata_from(document: Any, *, issuer: str) -> ProviderMetadata:
     """§4.3: the ``issuer`` in the document must be exactly the one asked for."""
     if not isinstance(document, dict):
-        raise DiscoveryFailed("The discovery document is not a JSON object.")
+        raise DiscoveryFailed(N_("The discovery document is not a JSON object."))
     if document.get("issuer") != issuer:
         raise DiscoveryFailed(
-            "The discovery document names another issuer (%(found)s) than %(issuer)s.",
+            N_("The discovery document names another issuer (%(found)s) than %(issuer)s."),
             found=str(document.get("issuer"))[:200],
             issuer=issuer,
         )
     response_types = _string_list(document, "response_types_supported") or []
     if "code" not in response_types:
-        raise DiscoveryFailed("The provider does not offer the authorization code flow.")
+        raise DiscoveryFailed(N_("The provider does not offer the authorization code flow."))
     # RFC 8414 §2: absent means the provider did not say; a list without S256 means no.
     challenge_methods = _string_list(document, "code_challenge_methods_supported")
     if challenge_methods is not None and "S256" not in challenge_methods:
-        raise DiscoveryFailed("The provider does not offer PKCE with S256.")
+        raise DiscoveryFailed(N_("The provider does not offer PKCE with S256."))
     advertised = _string_list(document, "id_token_signing_alg_values_supported") or []
     algs = [alg for alg in ALLOWED_ID_TOKEN_ALGS if alg in advertised]
     if not algs:
         raise DiscoveryFailed(
-            "The provider signs ID tokens with none of %(algs)s.",
+            N_("The provider signs ID tokens with none of %(algs)s."),
             algs=", ".join(ALLOWED_ID_TOKEN_ALGS),
         )
     end_session = document.get("end_session_endpoint")
@@ -135,7 +136,7 @@ def discover(issuer: str) -> ProviderMetadata:
     """Fetch ``<issuer>/.well-known/openid-configuration`` and check it (§4.1, §4.3)."""
     issuer = checked_url(issuer, what="issuer")
     if urlsplit(issuer).query:
-        raise DiscoveryFailed("An issuer has no query part.")
+        raise DiscoveryFailed(N_("An issuer has no query part."))
     with httpx.Client(timeout=FETCH_TIMEOUT, follow_redirects=False) as http:
         document = fetch_json(issuer.rstrip("/") + WELL_KNOWN, http)
     return metadata_from(document, issuer=issuer)

@@ -13,6 +13,7 @@ from core import audit
 from core.clock import Clock
 from core.errors import Conflict, DomainError, NotFound
 from core.sealed_values import open_sealed, seal
+from core.web.i18n import N_
 from idp.federation.discovery import ProviderMetadata
 from idp.federation.linking import LINK_CLAIMS, REFUSED_LINK_CLAIMS
 from idp.models import UpstreamProvider
@@ -46,7 +47,7 @@ def _checked_scope(scope: str) -> str:
     if "openid" not in scopes:
         scopes.insert(0, "openid")
     if len(" ".join(scopes)) > 500:
-        raise DomainError("The scopes are too long.", field="scope")
+        raise DomainError(N_("The scopes are too long."), field="scope")
     return " ".join(scopes)
 
 
@@ -72,33 +73,35 @@ def register(
     our jwks_uri."""
     if not UPSTREAM_ID_PATTERN.fullmatch(upstream_id):
         raise DomainError(
-            "An upstream id is 1 to 48 lower-case letters, digits, '.', '_' or '-'.",
+            N_("An upstream id is 1 to 48 lower-case letters, digits, '.', '_' or '-'."),
             field="upstream_id",
         )
     if link_claim in REFUSED_LINK_CLAIMS:
         raise DomainError(
-            "Officials are never linked by e-mail alone: choose %(choices)s.",
+            N_("Officials are never linked by e-mail alone: choose %(choices)s."),
             field="link_claim",
             choices=", ".join(LINK_CLAIMS),
         )
     if link_claim not in LINK_CLAIMS:
         raise DomainError(
-            "Unknown link claim %(claim)s; choose %(choices)s.",
+            N_("Unknown link claim %(claim)s; choose %(choices)s."),
             field="link_claim",
             claim=link_claim,
             choices=", ".join(LINK_CLAIMS),
         )
     name_vi, name_en = name_vi.strip(), (name_en or "").strip() or None
     if not name_vi or len(name_vi) > 200 or (name_en is not None and len(name_en) > 200):
-        raise DomainError("A provider needs a name of at most 200 characters.", field="name")
+        raise DomainError(N_("A provider needs a name of at most 200 characters."), field="name")
     client_id = client_id.strip()
     if not client_id or len(client_id) > 255:
-        raise DomainError("A client_id of 1 to 255 characters is needed.", field="client_id")
+        raise DomainError(N_("A client_id of 1 to 255 characters is needed."), field="client_id")
     method = CLIENT_SECRET_BASIC if client_secret else PRIVATE_KEY_JWT
     if method not in metadata.token_endpoint_auth_methods:
         raise DomainError(
-            "The provider does not accept %(method)s at its token endpoint "
-            "(it offers %(offered)s).",
+            N_(
+                "The provider does not accept %(method)s at its token endpoint "
+                "(it offers %(offered)s)."
+            ),
             field="token_endpoint_auth_method",
             method=method,
             offered=", ".join(metadata.token_endpoint_auth_methods),
@@ -106,7 +109,7 @@ def register(
     if session.scalar(
         select(UpstreamProvider.id).where(UpstreamProvider.upstream_id == upstream_id)
     ):
-        raise Conflict("An upstream provider with this id is already registered.", field="id")
+        raise Conflict(N_("An upstream provider with this id is already registered."), field="id")
     provider = UpstreamProvider(
         upstream_id=upstream_id,
         issuer=metadata.issuer,
@@ -183,7 +186,7 @@ def find_active(session: Session, upstream_id: str) -> UpstreamProvider | None:
 def get_active(session: Session, upstream_id: str) -> UpstreamProvider:
     provider = find_active(session, upstream_id)
     if provider is None:
-        raise NotFound("No upstream provider with this id.", field="upstream_id")
+        raise NotFound(N_("No upstream provider with this id."), field="upstream_id")
     return provider
 
 

@@ -183,7 +183,7 @@ def test_list_filters_and_limit(runtime: IdpRuntime, synced: units.SyncResult) -
         assert hanoi_wards and all(u.province_code == HANOI for u in hanoi_wards)
         assert len(units.list_units(session, limit=50)) == 50
         assert len(units.list_units(session, query="phuong", limit=7)) == 7
-        with pytest.raises(DomainError, match="province, ward"):
+        with pytest.raises(DomainError, match="province or ward"):
             units.list_units(session, level="district")
 
 
@@ -364,7 +364,7 @@ def test_dissolve_is_refused_while_accounts_are_attached(
                 session=session, clock=runtime.clock, actor="admin", unit=unit, reason="test"
             )
         assert unit.status == "active"
-        with pytest.raises(DomainError, match=r"still has \d+ active ward"):
+        with pytest.raises(DomainError, match=r"still has \d+ active commune\(s\) or ward"):
             units.dissolve(
                 session=session,
                 clock=runtime.clock,
@@ -380,7 +380,7 @@ def test_dissolve_is_refused_while_accounts_are_attached(
         other = units.get_by_code(session, other_code)
         assert other.status == "dissolved"
         assert units.events_of(session, other)[-1].details == {"reason": "Giải thể"}
-        with pytest.raises(DomainError, match="is dissolved"):
+        with pytest.raises(DomainError, match=r"no longer active \(Dissolved\)"):
             units.dissolve(
                 session=session, clock=runtime.clock, actor="admin", unit=other, reason="again"
             )

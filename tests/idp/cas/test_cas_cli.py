@@ -70,7 +70,7 @@ REFUSED = [
     (["--pattern", "^https://.*$"], "The service pattern matches any site."),
     (["--pattern", r"^https://a\.vn/($"], "not a valid regular expression"),
     (["--url", "http://a.vn/cas"], "A service URL must use https"),
-    (["--url", "https://a.vn@evil.vn/cas"], "The service URL is not valid: userinfo."),
+    (["--url", "https://a.vn@evil.vn/cas"], "The service URL is not valid (userinfo)."),
     (["--url", URL, "--pattern", r"^https://a\.vn/.*$"], "Give either an exact service URL"),
     (["--url", URL, "--attribute", "password"], "Unknown attribute password"),
 ]
