@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from authlib.integrations.starlette_client import OAuth, OAuthError
@@ -229,7 +229,12 @@ def check_logout_claims(
 # --- Pages -------------------------------------------------------------------------------------
 
 
-def page(settings: Settings, title: str, body: str, *, status_code: int = 200) -> HTMLResponse:
+class NamedApp(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+def page(settings: NamedApp, title: str, body: str, *, status_code: int = 200) -> HTMLResponse:
     return HTMLResponse(
         f"""<!doctype html>
 <html lang="vi"><head><meta charset="utf-8">
