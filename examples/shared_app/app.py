@@ -245,6 +245,7 @@ body {{ font-family: system-ui, sans-serif; margin: 0; background: #f4f6f8; colo
 header {{ background: #0b5394; color: #fff; padding: 1rem 1.5rem; font-size: 1.25rem; }}
 main {{ max-width: 40rem; margin: 2rem auto; padding: 0 1rem; }}
 .card {{ background: #fff; border-radius: 8px; padding: 1.5rem; box-shadow: 0 1px 3px #0002; }}
+th {{ text-align: left; padding-right: 1rem; }}
 a.button {{ display: inline-block; background: #0b5394; color: #fff; padding: .6rem 1.2rem;
   border-radius: 6px; text-decoration: none; margin-top: .5rem; }}
 </style></head>

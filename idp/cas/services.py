@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.clock import Clock
 from core.errors import Conflict, DomainError, NotFound
+from core.web.i18n import N_
 from idp.cas import service_urls
 from idp.cas.attributes import RELEASABLE
 from idp.models import CasService
@@ -34,18 +35,19 @@ def register(
     pattern: str | None = None,
     attributes: Sequence[str] = (),
     single_logout: bool = True,
+    client_address: str | None = None,
 ) -> CasService:
     """Register a service by one exact URL or one anchored pattern (not both)."""
     if not SERVICE_ID_PATTERN.fullmatch(service_id):
         raise DomainError(
-            "A service id is 1 to 48 lower-case letters, digits, '.', '_' or '-'.",
+            N_("A service id is 1 to 48 lower-case letters, digits, '.', '_' or '-'."),
             field="service_id",
         )
     name = name.strip()
     if not name or len(name) > 200:
-        raise DomainError("A service needs a name of at most 200 characters.", field="name")
+        raise DomainError(N_("A service needs a name of at most 200 characters."), field="name")
     if (url is None) == (pattern is None):
-        raise DomainError("Give either an exact service URL or a pattern.", field="url")
+        raise DomainError(N_("Give either an exact service URL or a pattern."), field="url")
     if url is not None:
         match_kind, url_pattern = EXACT, service_urls.registrable_url(url)
     else:
@@ -54,13 +56,13 @@ def register(
     unknown = [group for group in attributes if group not in RELEASABLE]
     if unknown:
         raise DomainError(
-            "Unknown attribute %(name)s; released attributes are %(known)s.",
+            N_("Unknown attribute %(name)s; released attributes are %(known)s."),
             field="attributes",
             name=unknown[0],
             known=", ".join(RELEASABLE),
         )
     if session.scalar(select(CasService.id).where(CasService.service_id == service_id)):
-        raise Conflict("A service with this id is already registered.", field="service_id")
+        raise Conflict(N_("A service with this id is already registered."), field="service_id")
     service = CasService(
         service_id=service_id,
         name=name,
@@ -79,6 +81,7 @@ def register(
         action="cas.service_registered",
         target=f"cas_service:{service_id}",
         details=as_dict(service),
+        client_address=client_address,
     )
     return service
 
@@ -109,11 +112,18 @@ def get_active(session: Session, service_id: str) -> CasService:
         )
     )
     if service is None:
-        raise NotFound("No CAS service with this id.", field="service_id")
+        raise NotFound(N_("No CAS service with this id."), field="service_id")
     return service
 
 
-def remove(*, session: Session, clock: Clock, actor: str, service: CasService) -> None:
+def remove(
+    *,
+    session: Session,
+    clock: Clock,
+    actor: str,
+    service: CasService,
+    client_address: str | None = None,
+) -> None:
     """Tickets not yet validated stop validating; its history stays."""
     service.removed_at = clock.now()
     audit.record(
@@ -122,6 +132,7 @@ def remove(*, session: Session, clock: Clock, actor: str, service: CasService) -
         actor=actor,
         action="cas.service_removed",
         target=f"cas_service:{service.service_id}",
+        client_address=client_address,
     )
 
 
