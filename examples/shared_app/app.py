@@ -256,6 +256,25 @@ a.button {{ display: inline-block; background: #0b5394; color: #fff; padding: .6
     )
 
 
+SIGNED_OUT_BODY = (
+    '<p id="status">Chưa đăng nhập / Not signed in</p>'
+    '<a class="button" id="login" href="/login">Đăng nhập / Sign in</a>'
+)
+
+
+def app_with_sessions(name: str, store: SessionStore, cookie_name: str, base_url: str) -> FastAPI:
+    """The app, its sessions kept in ``store`` (also ``app.state.sessions``)."""
+    app = FastAPI(title=name, docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(
+        ServerSideSessionMiddleware,
+        store=store,
+        cookie_name=cookie_name,
+        secure=base_url.startswith("https://"),
+    )
+    app.state.sessions = store
+    return app
+
+
 def create_app(settings: Settings) -> FastAPI:
     store = SessionStore()
     replays = ReplayCache()
@@ -271,14 +290,7 @@ def create_app(settings: Settings) -> FastAPI:
     sso = oauth.create_client("sso")
     assert sso is not None
 
-    app = FastAPI(title=settings.name, docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(
-        ServerSideSessionMiddleware,
-        store=store,
-        cookie_name=settings.cookie_name,
-        secure=settings.base_url.startswith("https://"),
-    )
-    app.state.sessions = store
+    app = app_with_sessions(settings.name, store, settings.cookie_name, settings.base_url)
 
     @app.get("/", response_class=HTMLResponse)
     async def home(request: Request) -> Response:
@@ -294,8 +306,7 @@ def create_app(settings: Settings) -> FastAPI:
         return page(
             settings,
             settings.name,
-            '<p id="status">Chưa đăng nhập / Not signed in</p>'
-            '<a class="button" id="login" href="/login">Đăng nhập / Sign in</a>',
+            SIGNED_OUT_BODY,
         )
 
     @app.get("/login")
@@ -352,8 +363,7 @@ def create_app(settings: Settings) -> FastAPI:
         return page(
             settings,
             "Đã đăng xuất / Signed out",
-            '<p id="status">Chưa đăng nhập / Not signed in</p>'
-            '<a class="button" id="login" href="/login">Đăng nhập / Sign in</a>',
+            SIGNED_OUT_BODY,
         )
 
     async def verify_logout_token(logout_token: str) -> dict[str, Any]:

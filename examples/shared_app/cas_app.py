@@ -29,7 +29,7 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from lxml import etree
 from starlette.concurrency import run_in_threadpool
 
-from examples.shared_app.app import ServerSideSessionMiddleware, SessionStore, page
+from examples.shared_app.app import SIGNED_OUT_BODY, SessionStore, app_with_sessions, page
 
 SAML_PROTOCOL = "urn:oasis:names:tc:SAML:2.0:protocol"
 # Attributes commune-sso may release, with the labels this app shows them under.
@@ -131,22 +131,10 @@ def create_cas_app(settings: CasSettings) -> FastAPI:
     cas = CASClient(version=3, service_url=settings.service_url, server_url=settings.cas_url)
     service_path = urlsplit(settings.service_url).path or "/"
 
-    app = FastAPI(title=settings.name, docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(
-        ServerSideSessionMiddleware,
-        store=store,
-        cookie_name=settings.cookie_name,
-        secure=settings.base_url.startswith("https://"),
-    )
-    app.state.sessions = store
+    app = app_with_sessions(settings.name, store, settings.cookie_name, settings.base_url)
 
     def signed_out_page(title: str) -> HTMLResponse:
-        return page(
-            settings,
-            title,
-            '<p id="status">Chưa đăng nhập / Not signed in</p>'
-            '<a class="button" id="login" href="/login">Đăng nhập / Sign in</a>',
-        )
+        return page(settings, title, SIGNED_OUT_BODY)
 
     @app.get("/", response_class=HTMLResponse)
     async def home(request: Request) -> Response:
