@@ -15,7 +15,15 @@ from idp.admin_api.imports import ImportsApi
 from idp.models import Client, LogoutDelivery, Unit
 from idp.request_scope import RequestScope
 from idp.setup_checklist import setup_checklist
-from idp.web.admin_pages import audit, clients, deliveries, imports, officials, units
+from idp.web.admin_pages import (
+    audit,
+    cas_services,
+    clients,
+    deliveries,
+    imports,
+    officials,
+    units,
+)
 from idp.web.admin_pages.guard import Admin, admin_action, admin_page, render
 
 
@@ -92,6 +100,29 @@ def admin_page_routes(import_api: ImportsApi) -> list[Route]:
         Route(
             "/admin/clients/{client_id:path}",
             admin_action(clients.change_client, **system),
+            methods=["POST"],
+        ),
+        Route(
+            cas_services.LIST_PATH,
+            admin_page(cas_services.list_services, **system),
+            methods=["GET"],
+        ),
+        Route(
+            cas_services.NEW_PATH, admin_page(cas_services.new_service, **system), methods=["GET"]
+        ),
+        Route(
+            cas_services.NEW_PATH,
+            admin_action(cas_services.create_service, **system),
+            methods=["POST"],
+        ),
+        Route(
+            f"{cas_services.LIST_PATH}/{{service_id}}",
+            admin_page(cas_services.show_service, **system),
+            methods=["GET"],
+        ),
+        Route(
+            f"{cas_services.LIST_PATH}/{{service_id}}",
+            admin_action(cas_services.remove_service, **system),
             methods=["POST"],
         ),
         Route("/admin/audit", admin_page(audit.show_log, **system), methods=["GET"]),
