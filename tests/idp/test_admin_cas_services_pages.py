@@ -129,14 +129,14 @@ def test_the_same_form_sent_twice_registers_one_service(web, runtime, world):
     # Another service under a taken id is refused next to the field.
     other = web.post(NEW, data={"csrf_token": token, **form(address=URL + "2")})
     assert other.status_code == 400
-    assert re.search(r'id="service_id-error">Đã có dịch vụ đăng ký với mã này.<', other.text)
+    assert re.search(r'id="service_id-error">Đã có dịch vụ được đăng ký với mã này.<', other.text)
 
 
 def test_problems_are_shown_next_to_their_field_and_nothing_is_saved(web, runtime, world):
     sign_in(web, runtime, world.system)
     cases = [
-        (form(service_id="Văn Bản"), "service_id", "Mã dịch vụ gồm từ 1 đến 48 ký tự"),
-        (form(name=" "), "name", "Hãy nhập tên dịch vụ"),
+        (form(service_id="Văn Bản"), "service_id", "Mã dịch vụ gồm 1 đến 48 ký tự"),
+        (form(name=" "), "name", "Dịch vụ cần có tên"),
         (form(address="http://vanban.laocai.gov.vn/cas"), "address", "phải dùng https"),
         (form(address="https://user@vanban.laocai.gov.vn/"), "address", "không hợp lệ"),
         (form(match="regex", address="https://x.vn/.*"), "address", "phải được neo hai đầu"),
