@@ -13,13 +13,11 @@ from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
-import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from sqlalchemy import update
-from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from ca_admin import maintenance, preproduced_ocsp, revocation
@@ -29,7 +27,7 @@ from ca_admin.runtime import CaRuntime
 from ca_admin.serials import serial_hex
 from core.clock import FixedClock
 from core.db import transaction
-from tests.ca_admin.conftest import People, issue_one
+from tests.ca_admin import test_status_http
 from tests.ca_admin.interop_support import openssl, write_pem
 from tests.ca_admin.test_status_http import (
     _get_path,
@@ -39,19 +37,10 @@ from tests.ca_admin.test_status_http import (
     _verified,
 )
 
-
-@pytest.fixture
-def ca_runtime(app: Starlette) -> CaRuntime:
-    """The app's own CA runtime, so the tests and the routes share one authority cache."""
-    runtime: CaRuntime = app.state.ca
-    return runtime
-
-
-@pytest.fixture
-def issued(
-    ca_runtime: CaRuntime, hierarchy: tuple[Authority, Authority], people: People
-) -> x509.Certificate:
-    return x509.load_der_x509_certificate(issue_one(ca_runtime, people).der)
+# The app's own CA runtime (the tests and the routes share one authority cache) and a
+# certificate it issued, as the HTTP status tests use them.
+ca_runtime = test_status_http.ca_runtime
+issued = test_status_http.issued
 
 
 def _stored(ca_runtime: CaRuntime, certificate: x509.Certificate) -> PreproducedOcspResponse:
@@ -186,7 +175,8 @@ def test_revocation_hold_and_release_replace_the_answer_in_their_own_transaction
         assert before_commit.certificate_status == ocsp.OCSPCertStatus.GOOD
     # Committed: the CRL and both OCSP forms say revoked, and the stored answer is what is served.
     crl = x509.load_der_x509_crl(web.get(crl_path).content)
-    assert crl.get_revoked_certificate_by_serial_number(issued.serial_number) is not None
+    entry = crl.get_revoked_certificate_by_serial_number(issued.serial_number)
+    assert entry is not None
     stored = _stored(ca_runtime, issued)
     for response in (
         web.post("/ca/ocsp", content=request, headers={"Content-Type": "application/ocsp-request"}),
@@ -197,12 +187,7 @@ def test_revocation_hold_and_release_replace_the_answer_in_their_own_transaction
         _verified(answer, issuing)
         assert answer.certificate_status == ocsp.OCSPCertStatus.REVOKED
         assert answer.revocation_reason == x509.ReasonFlags.key_compromise
-        assert (
-            answer.revocation_time_utc
-            == crl.get_revoked_certificate_by_serial_number(
-                issued.serial_number
-            ).revocation_date_utc
-        )  # type: ignore[union-attr]
+        assert answer.revocation_time_utc == entry.revocation_date_utc
 
 
 def test_hold_then_release_are_served_at_once(
