@@ -17,6 +17,7 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
+from ca_admin import preproduced_ocsp
 from ca_admin.errors import BadCertificateRequest, PolicyViolation
 from ca_admin.hierarchy import BACKDATE, current_issuer
 from ca_admin.key_policy import SubjectPublicKey, check_public_key, spki_sha256
@@ -179,6 +180,7 @@ def issue(
         issued_at=now,
     )
     _store(session, issued, key_kept_by_renewal=_renews_with_its_key(order.renewal_of, fingerprint))
+    preproduced_ocsp.produce(session=session, runtime=runtime, certificates=[issued])
     CERTIFICATES_ISSUED.inc()
     audit.record(
         session,

@@ -1,7 +1,8 @@
 """Revocation (RFC 5280 §5.3.1 reason codes), certificate hold and release.
 
-Every revocation re-publishes the issuer's CRL in the same transaction, so the CRL, the OCSP
-answers (read live from the same table) and the audit record change together.
+Every status change signs the certificate's pre-produced OCSP answer again and re-publishes the
+issuer's CRL in the same transaction, so the CRL, the OCSP answers (stored or signed live from
+the same table) and the audit record change together.
 Revoking an expired certificate is allowed (a signature made before expiry may still be judged).
 """
 
@@ -13,7 +14,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ca_admin import crl
+from ca_admin import crl, preproduced_ocsp
 from ca_admin.errors import AlreadyRevoked, PolicyViolation, UnknownCertificate
 from ca_admin.models import Authority, IssuedCertificate
 from ca_admin.runtime import CaRuntime
@@ -134,6 +135,7 @@ def revoke(
         reason=reason,
         invalidity_date=invalidity_date,
     )
+    preproduced_ocsp.produce(session=session, runtime=runtime, certificates=[certificate])
     publish_crls(session, runtime, actor, {certificate.authority_id})
     return certificate
 
@@ -159,6 +161,7 @@ def release_hold(
         target=f"cert:{certificate.serial}",
         details={"subject_ref": certificate.subject_ref},
     )
+    preproduced_ocsp.produce(session=session, runtime=runtime, certificates=[certificate])
     if republish:
         publish_crls(session, runtime, actor, {certificate.authority_id})
     return certificate
@@ -176,7 +179,8 @@ def revoke_many(
 ) -> list[IssuedCertificate]:
     """Revoke every still-valid certificate given (skipping revoked ones); one CRL per issuer.
 
-    With ``republish=False`` the caller publishes the CRLs itself (:func:`publish_crls`) in the
+    The OCSP answers are signed again here in any case. With ``republish=False`` the caller
+    publishes the CRLs itself (:func:`publish_crls`) in the
     same transaction: a batch of many revocations then signs each CRL once, not once per call.
     """
     revoked = []
@@ -193,6 +197,7 @@ def revoke_many(
             details=details,
         )
         revoked.append(certificate)
+    preproduced_ocsp.produce(session=session, runtime=runtime, certificates=revoked)
     if revoked and republish:
         publish_crls(session, runtime, actor, {c.authority_id for c in revoked})
     return revoked
