@@ -397,6 +397,20 @@ def test_bad_input_is_4xx_with_translated_messages(
         )
         assert response.status_code == status, (body[:20], response.text)
         assert response.json()["error"] and response.json()["message"]
+        assert "%(" not in response.json()["message"], response.json()
+
+    # The field's name fills its placeholder (it travels apart from the other parameters).
+    for language, text in (("vi", vi("The field %(field)s must be a short text.")), ("en", None)):
+        refused = web.post(
+            f"{API}/requests",
+            json={"profile": 5, "csr": "x"},
+            headers=bearer(official, **{"Accept-Language": language}),
+        )
+        assert refused.json() == {
+            "error": "invalid_request",
+            "message": (text or "The field %(field)s must be a short text.") % {"field": "profile"},
+            "field": "profile",
+        }, refused.text
 
     # Provisioning accepts partial records; the request names what the certificate lacks.
     incomplete_token = user_token(web, runtime, shared_app, people.no_citizen_id)

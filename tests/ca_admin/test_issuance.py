@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import timedelta
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy import func, select
@@ -203,6 +204,20 @@ def test_weak_keys_are_refused_with_the_reason(
     with pytest.raises(BadCertificateRequest) as refused:
         submit(ca_runtime, people, csr=csr.public_bytes(Encoding.PEM))
     assert message in refused.value.text()
+
+
+def test_an_ed25519_csr_is_refused_without_a_warning(
+    ca_runtime: CaRuntime, hierarchy: object, people: People
+) -> None:
+    """cryptography warns that DSA is deprecated whenever ``dsa.DSAPublicKey`` is touched: the
+    refusal of another kind of key used to print that warning on the CLI (issue 18)."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(key, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(BadCertificateRequest) as refused:
+            submit(ca_runtime, people, csr=csr.public_bytes(Encoding.PEM))
+    assert "Ed25519/Ed448 keys are not accepted" in refused.value.text()
 
 
 @pytest.mark.parametrize(
