@@ -23,7 +23,7 @@ from ca_admin import crl
 from ca_admin.errors import PolicyViolation, UnknownAuthority
 from ca_admin.key_policy import spki_sha256
 from ca_admin.models import Authority, IssuedCertificate
-from ca_admin.profiles import crl_distribution_point, fit_common_name
+from ca_admin.profiles import crl_distribution_point, dn_text, fit_common_name
 from ca_admin.runtime import CaRuntime, LoadedAuthority
 from ca_admin.serials import new_serial, serial_hex
 from ca_admin.signing import signature_parameters
@@ -160,7 +160,7 @@ def init_hierarchy(
         key_algorithm=setup.root_algorithm,
         signature_scheme=setup.signature_scheme,
         certificate_der=root_certificate.public_bytes(Encoding.DER),
-        subject=root_subject.rfc4514_string(),
+        subject=dn_text(root_subject),
         not_before=root_certificate.not_valid_before_utc,
         not_after=root_certificate.not_valid_after_utc,
         active=True,
@@ -262,7 +262,7 @@ def add_issuing_ca(
         key_algorithm=algorithm,
         signature_scheme=signature_scheme,
         certificate_der=certificate.public_bytes(Encoding.DER),
-        subject=subject.rfc4514_string(),
+        subject=dn_text(subject),
         not_before=certificate.not_valid_before_utc,
         not_after=certificate.not_valid_after_utc,
         active=True,
@@ -412,7 +412,7 @@ def _record_ca_certificate(
             authority_id=authority_id,
             profile=profile,
             subject_ref=None,
-            subject=certificate.subject.rfc4514_string(),
+            subject=dn_text(certificate.subject),
             common_name=str(
                 certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
             ),

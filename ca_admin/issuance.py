@@ -22,7 +22,7 @@ from ca_admin.hierarchy import BACKDATE, current_issuer
 from ca_admin.key_policy import SubjectPublicKey, check_public_key, spki_sha256
 from ca_admin.models import IssuedCertificate
 from ca_admin.officials import OfficialIdentity
-from ca_admin.profiles import IssuanceContext, Profile
+from ca_admin.profiles import IssuanceContext, Profile, dn_text
 from ca_admin.runtime import CaRuntime
 from ca_admin.serials import new_serial, serial_hex
 from ca_admin.signing import signature_parameters
@@ -164,7 +164,7 @@ def issue(
         authority_id=issuer.id,
         profile=order.profile.name,
         subject_ref=order.identity.subject_ref,
-        subject=certificate.subject.rfc4514_string(),
+        subject=dn_text(certificate.subject),
         common_name=common_name,
         search_name=fold_for_search(common_name),
         citizen_id=order.identity.citizen_id,

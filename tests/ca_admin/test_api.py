@@ -218,7 +218,8 @@ def test_request_approve_download_revoke(
     approved = web.post(f"{API}/requests/{request['id']}/approve", headers=bearer(admin))
     assert approved.status_code == 200, approved.text
     assert approved.json()["status"] == "issued"
-    assert approved.json()["approved_by"] == [people.unit_admin.subject]
+    assert approved.json()["approved_by"] == [people.unit_admin.username]
+    assert approved.json()["requested_by"] == people.official.username
     serial = approved.json()["certificate_serial"]
     assert serial
     decided_again = web.post(f"{API}/requests/{request['id']}/approve", headers=bearer(admin))
