@@ -227,6 +227,21 @@ def ca_init(
             help='e.g. "Sở KH&CN tỉnh Lào Cai". Default: COMMUNE_SSO_ORGANISATION_NAME.',
         ),
     ] = None,
+    root_name: Annotated[
+        str | None,
+        typer.Option(
+            "--root-name",
+            help='The root CA\'s name (CN), at most 64 bytes. Default: "<organisation> Root CA".',
+        ),
+    ] = None,
+    issuing_name: Annotated[
+        str | None,
+        typer.Option(
+            "--issuing-name",
+            help="The first issuing CA's name (CN), at most 64 bytes. Default: "
+            '"<organisation> Issuing CA 1" (the organisation shortened, never the number).',
+        ),
+    ] = None,
     root_algorithm: Annotated[str, typer.Option(help="Root CA key.")] = "rsa-3072",
     issuing_algorithm: Annotated[str, typer.Option(help="Issuing CA key.")] = "rsa-2048",
     ocsp_algorithm: Annotated[str, typer.Option(help="OCSP responder key.")] = "rsa-2048",
@@ -283,6 +298,8 @@ def ca_init(
         root_key_uri=root_key_uri,
         issuing_key_uri=issuing_key_uri,
         ocsp_key_uri=ocsp_key_uri,
+        root_common_name=root_name,
+        issuing_common_name=issuing_name,
     )
     with clean_errors(), transaction(runtime.session_factory) as session:
         root, issuing = hierarchy.init_hierarchy(
@@ -318,7 +335,17 @@ def ca_init(
 
 @ca_app.command("add-issuing")
 def ca_add_issuing(
-    name: Annotated[str, typer.Argument(help="Slug of the new issuing CA, e.g. issuing-ca-2.")],
+    name: Annotated[
+        str, typer.Argument(help="Slug of the new issuing CA (in its URLs), e.g. issuing-ca-2.")
+    ],
+    common_name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="Its name (CN), at most 64 bytes, unlike every other CA's. Default: "
+            '"<organisation> Issuing CA <n>" with the next free number.',
+        ),
+    ] = None,
     algorithm: Annotated[str, typer.Option(help="Issuing CA key.")] = "rsa-2048",
     key_uri: Annotated[str | None, typer.Option(help="file: or pkcs11: URI.")] = None,
     ocsp_algorithm: Annotated[str, typer.Option(help="OCSP responder key.")] = "rsa-2048",
@@ -354,6 +381,7 @@ def ca_add_issuing(
             ocsp_algorithm=ocsp_algorithm,
             ocsp_key_uri=ocsp_key_uri,
             signature_scheme=signature_scheme,
+            common_name=common_name,
         )
         data = {"name": issuing.name, "subject": issuing.subject, "key": issuing.key_uri}
     if as_json:

@@ -473,12 +473,67 @@ def test_long_organisation_names_fit_and_bad_ca_names_are_refused(
                 ocsp_algorithm="ec-p256",
             ),
         )
-    for row in (root, issuing):
+    for row, role in ((root, " Root CA"), (issuing, " Issuing CA 2026")):
         name = x509.load_der_x509_certificate(row.certificate_der).subject
         common_name = name.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
-        assert len(common_name.encode()) <= 64 and common_name.endswith("…")
-        assert long_name.startswith(common_name[:-1].rstrip())
+        # The organisation is shortened; what tells the CAs apart is kept whole ("Issui…" was not).
+        assert len(common_name.encode()) <= 64 and common_name.endswith("…" + role)
+        assert long_name.startswith(common_name.removesuffix("…" + role).rstrip())
         assert name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == long_name
+
+
+def test_ca_names_are_chosen_and_always_distinct(ca_runtime: CaRuntime) -> None:
+    from ca_admin.hierarchy import CaSetup, add_issuing_ca, init_hierarchy
+
+    long_name = "Sở Khoa học, Công nghệ và Chuyển đổi số tỉnh Lào Cai mới"
+    fast = {"root_algorithm": "ec-p256", "issuing_algorithm": "ec-p256"}
+    with pytest.raises(PolicyViolation), transaction(ca_runtime.session_factory) as session:
+        init_hierarchy(
+            session=session,
+            runtime=ca_runtime,
+            actor="test",
+            setup=CaSetup(organisation=long_name, root_common_name="Ư" * 40, **fast),
+        )
+    with transaction(ca_runtime.session_factory) as session:
+        root, first = init_hierarchy(
+            session=session,
+            runtime=ca_runtime,
+            actor="test",
+            setup=CaSetup(
+                organisation=long_name,
+                root_common_name="CA gốc Lào Cai",
+                issuing_common_name="CA cấp phát Lào Cai",
+                ocsp_algorithm="ec-p256",
+                **fast,
+            ),
+        )
+
+    def rollover(slug: str, common_name: str | None = None) -> Authority:
+        with transaction(ca_runtime.session_factory) as session:
+            root_row = session.get(Authority, root.id)
+            assert root_row is not None
+            return add_issuing_ca(
+                session=session,
+                runtime=ca_runtime,
+                actor="test",
+                root=root_row,
+                name=slug,
+                organisation=long_name,
+                algorithm="ec-p256",
+                ocsp_algorithm="ec-p256",
+                common_name=common_name,
+            )
+
+    with pytest.raises(Conflict, match="CA cấp phát Lào Cai already exists"):
+        rollover("issuing-ca-2", "CA cấp phát Lào Cai")
+    second, third = rollover("issuing-ca-2"), rollover("issuing-ca-2b")
+    fourth = rollover("issuing-ca-3")
+    subjects = [root.subject, first.subject, second.subject, third.subject, fourth.subject]
+    assert len(set(subjects)) == 5, subjects  # and so are the CRLs' issuer names
+    assert "CN=CA gốc Lào Cai" in root.subject and "CN=CA cấp phát Lào Cai" in first.subject
+    assert second.subject.startswith("CN=Sở Khoa học") and "… Issuing CA 2," in second.subject
+    assert "… Issuing CA 3," in third.subject  # no number in the slug: the next one
+    assert "… Issuing CA 4," in fourth.subject  # 3 is taken: the next free number
 
 
 def test_batch_lookup_of_officials_gives_the_same_facts(

@@ -84,6 +84,27 @@ def test_init_takes_the_organisation_from_the_setting(cli: Cli) -> None:
     assert ORGANISATION in root.subject.rfc4514_string()
 
 
+def test_init_and_rollover_take_the_cas_names(cli: Cli) -> None:
+    created = cli.json(
+        "ca",
+        "init",
+        "--organisation",
+        ORGANISATION,
+        *FAST,
+        "--root-name",
+        "CA gốc tỉnh Lào Cai",
+        "--issuing-name",
+        "CA cấp phát tỉnh Lào Cai 2026",
+    )
+    assert created["root"]["subject"].startswith("CN=CA gốc tỉnh Lào Cai,")
+    assert created["issuing"]["subject"].startswith("CN=CA cấp phát tỉnh Lào Cai 2026,")
+    fast = ("--algorithm", "ec-p256", *FAST[4:])
+    taken = cli("ca", "add-issuing", "issuing-ca-2", *fast, "--name", "CA gốc tỉnh Lào Cai")
+    assert_clean_failure(taken, "already exists")
+    added = cli.json("ca", "add-issuing", "issuing-ca-2", *fast)
+    assert added["subject"].startswith(f"CN={ORGANISATION} Issuing CA 2,")
+
+
 def test_issue_approve_list_show_revoke_and_crl(ca: Cli, tmp_path: Path) -> None:
     csr_file = tmp_path / "an.csr"
     csr_file.write_bytes(make_csr()[0])
