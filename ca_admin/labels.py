@@ -20,6 +20,7 @@ AUDIT_ACTIONS = {
     "ca.key.generated": N_("Key generated on the server"),
     "ca.certificate.issued": N_("Certificate issued"),
     "ca.certificate.revoked": N_("Certificate revoked"),
+    "ca.certificate.reason_changed": N_("Revocation reason changed to key compromise"),
     "ca.certificate.held": N_("Certificate put on hold"),
     "ca.certificate.released": N_("Certificate released from hold"),
     "ca.certificate.expiry_reminder": N_("Certificate expiry reminder sent"),
