@@ -21,7 +21,7 @@ from ca_admin.signing import CaKeyStore
 from core.clock import Clock
 
 if TYPE_CHECKING:  # ca_admin.web and ca_admin.reminders import this module
-    from ca_admin.reminders import Mailer
+    from ca_admin.mail import Mailer
     from ca_admin.web.bearer import AccessTokenVerifier
     from ca_admin.web.pages.oidc_client import PagesClient
     from core.web.csrf import CsrfProtection

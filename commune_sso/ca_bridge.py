@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 import ca_admin
 import core
 import idp
+from ca_admin.mail import Mailer, MailSettings
 from ca_admin.officials import OfficialIdentity
-from ca_admin.reminders import Mailer, MailSettings
 from ca_admin.runtime import CaRuntime
 from ca_admin.signing import CaKeyStore
 from ca_admin.web.bearer import InvalidToken

@@ -33,6 +33,10 @@ NOTICES = {
         "Your renewal request was sent. It is waiting for approval by your unit's administrator."
     ),
     "issued": N_("Your new certificate was issued."),
+    "key_reported": N_(
+        "The certificate was revoked because its key is lost or compromised. A message was "
+        "sent to your e-mail address."
+    ),
     "request": N_(
         "Your certificate request was sent. It is waiting for approval by your unit's "
         "administrator."
