@@ -85,14 +85,18 @@ def test_an_official_reports_a_lost_key_and_is_told_by_mail(
     )
     assert reported.status_code == 303, reported.text
     shown = web.get(reported.headers["location"])
-    assert vi(
-        "The certificate was revoked because its key is lost or compromised. A message was "
-        "sent to your e-mail address."
-    ) in shown.text
+    assert (
+        vi(
+            "The certificate was revoked because its key is lost or compromised. A message was "
+            "sent to your e-mail address."
+        )
+        in shown.text
+    )
 
     row = stored(ca_runtime, certificate)
     assert (row.status, row.revocation_reason) == ("revoked", "keyCompromise")
-    assert row.invalidity_date is not None and row.invalidity_date.date().isoformat() == "2026-01-02"
+    assert row.invalidity_date is not None
+    assert row.invalidity_date.date().isoformat() == "2026-01-02"
     with transaction(ca_runtime.session_factory) as session:
         entry = audit.tail(session, limit=1, action_prefix="ca.certificate.revoked")[0]
         assert entry.actor == people.official.subject
