@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ca_admin import issuance, key_policy, pkcs12_delivery
+from ca_admin import issuance, key_policy, pkcs12_delivery, renewals
 from ca_admin.errors import (
     ApprovalRefused,
     BadCertificateRequest,
@@ -280,6 +280,10 @@ def _issue(
     session.flush()
     request.status = "issued"
     request.certificate_id = issued.id
+    if renewal_of is not None:
+        renewals.after_renewal_issued(
+            session=session, runtime=runtime, actor=actor, renewed=renewal_of
+        )
     return issued
 
 

@@ -40,6 +40,7 @@ CERTIFICATE_STATUSES = {
     "hold": N_("On hold"),
     "revoked": N_("Revoked"),
     "expired": N_("Expired"),
+    "renewed": N_("Renewed"),
 }
 REQUEST_STATUSES = {
     "pending": N_("Waiting for approval"),

@@ -13,7 +13,7 @@ from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ca_admin import crl, hierarchy, reminders
+from ca_admin import crl, hierarchy, reminders, renewals
 from ca_admin.models import Authority, PublishedCrl
 from ca_admin.runtime import CaRuntime
 from core.db import transaction
@@ -64,6 +64,7 @@ def run_due(runtime: CaRuntime) -> tuple[list[int], list[str]]:
             return [], []  # no CA set up yet
         published = crl.refresh_due(session=session, runtime=runtime, actor=ACTOR)
         renewed = renew_ocsp_signers_due(session=session, runtime=runtime)
+        renewals.supersede_due(session=session, runtime=runtime)
     # Expiry e-mails after the CRLs are safe: one transaction per certificate (reminders.py).
     reminders.send_due(runtime)
     return [p.crl_number for p in published], renewed

@@ -60,6 +60,8 @@ class CaRuntime:
     crl_lifetime: timedelta = timedelta(hours=24)
     crl_refresh_before: timedelta = timedelta(hours=6)
     ocsp_lifetime: timedelta = timedelta(hours=1)
+    # How long a renewed certificate stays valid once its successor is issued (renewals.py).
+    supersede_after: timedelta = timedelta(days=7)
     # O= of certificates whose official has no agency (COMMUNE_SSO_ORGANISATION_NAME).
     organisation_name: str | None = None
     # Verifies the IdP's access tokens for the REST API; None: the API answers 401 to everyone.

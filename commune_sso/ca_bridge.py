@@ -209,6 +209,7 @@ def build_ca_runtime(settings: Settings, runtime: SharedBasics) -> CaRuntime:
         approvers=IdpApproverScope(),
         crl_lifetime=timedelta(seconds=settings.ca_crl_lifetime),
         crl_refresh_before=timedelta(seconds=settings.ca_crl_lifetime // 4),
+        supersede_after=timedelta(days=settings.ca_supersede_after_days),
         organisation_name=settings.organisation_name,
         # The CLI's stand-in has no key ring: it serves no API, so it verifies no tokens.
         access_tokens=IdpAccessTokens(runtime) if isinstance(runtime, IdpRuntime) else None,
