@@ -15,7 +15,7 @@ from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ca_admin import crl, hierarchy, preproduced_ocsp, reminders
+from ca_admin import crl, hierarchy, preproduced_ocsp, reminders, renewals
 from ca_admin.models import Authority, PublishedCrl
 from ca_admin.runtime import CaRuntime
 from core.db import transaction
@@ -66,6 +66,7 @@ def run_due(runtime: CaRuntime) -> tuple[list[int], list[str]]:
             return [], []  # no CA set up yet
         published = crl.refresh_due(session=session, runtime=runtime, actor=ACTOR)
         renewed = renew_ocsp_signers_due(session=session, runtime=runtime)
+        renewals.supersede_due(session=session, runtime=runtime)
     # After the signers: an answer re-signed now carries the renewed signer's certificate.
     signed = preproduced_ocsp.refresh_due(runtime)
     if signed:

@@ -21,7 +21,7 @@ from ca_admin.signing import CaKeyStore
 from core.clock import Clock
 
 if TYPE_CHECKING:  # ca_admin.web and ca_admin.reminders import this module
-    from ca_admin.reminders import Mailer
+    from ca_admin.mail import Mailer
     from ca_admin.web.bearer import AccessTokenVerifier
     from ca_admin.web.pages.oidc_client import PagesClient
     from core.web.csrf import CsrfProtection
@@ -66,6 +66,8 @@ class CaRuntime:
     # Pre-produced OCSP answers are re-signed this long before their nextUpdate (maintenance
     # runs every 5 minutes, so several passes get the chance).
     ocsp_refresh_before: timedelta = timedelta(minutes=30)
+    # How long a renewed certificate stays valid once its successor is issued (renewals.py).
+    supersede_after: timedelta = timedelta(days=7)
     # O= of certificates whose official has no agency (COMMUNE_SSO_ORGANISATION_NAME).
     organisation_name: str | None = None
     # Verifies the IdP's access tokens for the REST API; None: the API answers 401 to everyone.

@@ -190,6 +190,15 @@ class Settings(BaseSettings):
         "and on schedule half of this before nextUpdate, so N valid certificates cost N "
         "signatures per half lifetime (1,000,000 at the default: 556 per second).",
     )
+    ca_supersede_after_days: int = Field(
+        default=7,
+        ge=0,
+        le=90,
+        description="Days a renewed certificate stays valid after its successor is issued (for a "
+        "server-made key: collected), then it is revoked as superseded. 0: at once. The overlap "
+        "lets an official switch their signing software to the new key; without it, as with "
+        "step-ca, the old one would stay valid until it expires.",
+    )
     units_load_on_start: bool = Field(
         default=True,
         description="At start-up, load the 34 provinces and 3,321 communes and wards from the "
