@@ -21,12 +21,13 @@ committed (:class:`HandoutWriter`), also after ``kill -9`` at any moment.
 from __future__ import annotations
 
 import csv
+import ctypes
 import hashlib
 import json
 import os
 import secrets
 from collections.abc import Callable, Collection, Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -192,7 +193,8 @@ class HandoutWriter:
         record = {
             "sizes": sizes,
             "codes": [
-                {**asdict(issued), "expires_at": issued.expires_at.isoformat()} for issued in codes
+                {**_as_record(issued), "expires_at": issued.expires_at.isoformat()}
+                for issued in codes
             ],
         }
         temporary = self.pending.with_suffix(".tmp")
@@ -268,14 +270,58 @@ class HandoutWriter:
                 if is_new:
                     writer.writerow(self.titles)
                 writer.writerows(file_row(issued, issuer=self.issuer) for issued in issued_codes)
-                handle.flush()
-                os.fsync(handle.fileno())
             written.append(path)
+        _sync_files(self.output_dir, written)
         return written
+
+
+_ISSUED_FIELDS = tuple(field.name for field in fields(IssuedCode))
+
+
+def _as_record(issued: IssuedCode) -> dict[str, Any]:
+    # dataclasses.asdict deep-copies every value: a quarter of a large import's staging time.
+    return {name: getattr(issued, name) for name in _ISSUED_FIELDS}
 
 
 def _issued(item: dict[str, Any]) -> IssuedCode:
     return IssuedCode(**{**item, "expires_at": datetime.fromisoformat(item["expires_at"])})
+
+
+def _load_syncfs() -> Callable[[int], int] | None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+    function = getattr(libc, "syncfs", None)  # Linux; elsewhere every file is synced alone
+    if function is None:
+        return None
+    function.argtypes = [ctypes.c_int]
+    function.restype = ctypes.c_int
+    return function
+
+
+_SYNCFS = _load_syncfs()
+
+
+def _sync_files(directory: Path, paths: Sequence[Path]) -> None:
+    """Make the appended lines durable. A batch extends one file per unit (about a hundred for
+    a province): one syncfs(2) of the file system they share costs what two or three fsync(2)
+    calls do, where a hundred fsyncs were a quarter of a large import's time."""
+    if not paths:
+        return
+    if _SYNCFS is not None:
+        descriptor = os.open(directory, os.O_RDONLY)
+        try:
+            if _SYNCFS(descriptor) == 0:
+                return
+        finally:
+            os.close(descriptor)
+    for path in paths:
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
 
 
 def _fsync_directory(directory: Path) -> None:
