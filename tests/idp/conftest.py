@@ -2,9 +2,26 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
+from idp import request_scope
 from tests.conftest import register_client
+
+
+@pytest.fixture
+def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every request that went to a worker thread (the general path) records itself here."""
+    calls: list[str] = []
+    original = request_scope.run_in_threadpool
+
+    async def recorded(func: Any, *args: Any, **kwargs: Any) -> Any:
+        calls.append(getattr(func, "__qualname__", repr(func)))
+        return await original(func, *args, **kwargs)
+
+    monkeypatch.setattr(request_scope, "run_in_threadpool", recorded)
+    return calls
 
 
 @pytest.fixture
