@@ -103,7 +103,7 @@ WATCHES = (
 )
 
 
-def _trigger_names(watch: Watch) -> list[tuple[str, str]]:
+def trigger_names(watch: Watch) -> list[tuple[str, str]]:
     """(trigger name, event) pairs of one watch."""
     events = []
     if watch.insert:
@@ -119,15 +119,21 @@ def _changed_condition(columns: tuple[str, ...], *, differs: str) -> str:
     return " OR ".join(f"OLD.{column} {differs} NEW.{column}" for column in columns)
 
 
+def _event_and_condition(watch: Watch, event: str, *, differs: str) -> tuple[str, str]:
+    """``AFTER <event>`` and the ``WHEN (...)`` clause (or "") of one trigger."""
+    columns = watch.update_columns or ()
+    if event != "update":
+        return event.upper(), ""
+    if not columns:
+        return "UPDATE", ""
+    return (
+        f"UPDATE OF {', '.join(columns)}",
+        f"WHEN ({_changed_condition(columns, differs=differs)}) ",
+    )
+
+
 def _postgresql_trigger(watch: Watch, name: str, event: str) -> str:
-    when = ""
-    if event == "update":
-        columns = watch.update_columns or ()
-        spec = f"UPDATE OF {', '.join(columns)}" if columns else "UPDATE"
-        if columns:
-            when = f"WHEN ({_changed_condition(columns, differs='IS DISTINCT FROM')}) "
-    else:
-        spec = event.upper()
+    spec, when = _event_and_condition(watch, event, differs="IS DISTINCT FROM")
     return (
         f"CREATE CONSTRAINT TRIGGER {name} AFTER {spec} ON {watch.table} "
         "DEFERRABLE INITIALLY DEFERRED FOR EACH ROW "
@@ -161,14 +167,7 @@ END $$
 
 def _sqlite_trigger(watch: Watch, name: str, event: str) -> str:
     row = "OLD" if event == "delete" else "NEW"
-    when = ""
-    if event == "update":
-        columns = watch.update_columns or ()
-        spec = f"UPDATE OF {', '.join(columns)}" if columns else "UPDATE"
-        if columns:
-            when = f"WHEN {_changed_condition(columns, differs='IS NOT')} "
-    else:
-        spec = event.upper()
+    spec, when = _event_and_condition(watch, event, differs="IS NOT")
     return (
         # Constants of this module only (table, column and kind names of WATCHES).
         f"CREATE TRIGGER {name} AFTER {spec} ON {watch.table} FOR EACH ROW {when}BEGIN "  # noqa: S608
@@ -187,7 +186,7 @@ def create_triggers(connection: Connection) -> None:
     if postgresql:
         connection.execute(text(_POSTGRESQL_FUNCTION))
     for watch in WATCHES:
-        for name, event in _trigger_names(watch):
+        for name, event in trigger_names(watch):
             build = _postgresql_trigger if postgresql else _sqlite_trigger
             connection.execute(text(build(watch, name, event)))
 
@@ -195,7 +194,7 @@ def create_triggers(connection: Connection) -> None:
 def drop_triggers(connection: Connection) -> None:
     postgresql = connection.dialect.name == "postgresql"
     for watch in WATCHES:
-        for name, _event in _trigger_names(watch):
+        for name, _event in trigger_names(watch):
             on = f" ON {watch.table}" if postgresql else ""
             connection.execute(text(f"DROP TRIGGER IF EXISTS {name}{on}"))
     if postgresql:

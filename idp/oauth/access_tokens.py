@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from idp import token_store
 from idp.models import Grant
 from idp.runtime import IdpRuntime
+from idp.token_state import TokenCheck
 from keys.errors import InvalidToken
 
 
@@ -57,6 +58,16 @@ def verified_access_claims(runtime: IdpRuntime, token: str) -> dict[str, Any] | 
     if not isinstance(claims.get("exp"), int) or claims["exp"] <= now.timestamp():
         return None
     return claims
+
+
+def cached_token_check(runtime: IdpRuntime, claims: dict[str, Any]) -> TokenCheck | None:
+    """The token state cache's verdict on verified claims (None: ask the database)."""
+    grant_id = claims.get("grant_id")
+    return runtime.token_state.check(
+        grant_id=None if grant_id is None else str(grant_id),
+        jti=str(claims["jti"]),
+        now=runtime.clock.now().timestamp(),
+    )
 
 
 def read_access_token(

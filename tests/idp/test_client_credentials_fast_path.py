@@ -330,9 +330,7 @@ def test_errors_are_the_general_paths(web, general, runtime, rp):
         assert_same_response(fast, reference)
 
 
-def test_removed_client_is_refused_at_once(web, general, runtime, hops):
-    client_id, secret = service_client(runtime)
-    assert token_request(web, client_id, secret).status_code == 200
+def remove_client(runtime: IdpRuntime, client_id: str) -> None:
     with transaction(runtime.session_factory) as session:
         clients.remove(
             session=session,
@@ -340,6 +338,12 @@ def test_removed_client_is_refused_at_once(web, general, runtime, hops):
             actor="test",
             client=clients.get_active(session, client_id),
         )
+
+
+def test_removed_client_is_refused_at_once(web, general, runtime, hops):
+    client_id, secret = service_client(runtime)
+    assert token_request(web, client_id, secret).status_code == 200
+    remove_client(runtime, client_id)
     # The removal's commit reached the token state feed (idp/token_state.py), which made the
     # client cache forget the client: both paths read it again, and it is gone.
     hops.clear()
@@ -358,13 +362,7 @@ def test_removed_client_is_refused_once_its_cache_entry_is_stale(general, runtim
     still bounds how long a removed client is known."""
     client_id, secret = service_client(runtime)
     assert token_request(general, client_id, secret).status_code == 200
-    with transaction(runtime.session_factory) as session:
-        clients.remove(
-            session=session,
-            clock=runtime.clock,
-            actor="test",
-            client=clients.get_active(session, client_id),
-        )
+    remove_client(runtime, client_id)
     assert token_request(general, client_id, secret).status_code == 200  # within the ttl
     runtime.client_cache = ClientCache(ttl=0.0)
     refused = token_request(general, client_id, secret)

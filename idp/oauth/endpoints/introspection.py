@@ -16,7 +16,7 @@ from authlib.oauth2.rfc7662 import IntrospectionEndpoint
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from idp.oauth.access_tokens import verified_access_claims
+from idp.oauth.access_tokens import cached_token_check, verified_access_claims
 from idp.oauth.client_credentials import authenticated_client, small_form
 from idp.oauth.endpoints.presented_token import PresentedTokenLookup, respond
 from idp.oauth.grants import CONFIDENTIAL_ONLY, OAuthClient
@@ -60,12 +60,7 @@ async def introspect_without_database(request: Request, runtime: IdpRuntime) -> 
     claims = verified_access_claims(runtime, fields.get("token", ""))
     if claims is None:
         return None
-    grant_id = claims.get("grant_id")
-    check = runtime.token_state.check(
-        grant_id=None if grant_id is None else str(grant_id),
-        jti=str(claims["jti"]),
-        now=runtime.clock.now().timestamp(),
-    )
+    check = cached_token_check(runtime, claims)
     if check is None:
         return None
     body: dict[str, Any] = {"active": False}

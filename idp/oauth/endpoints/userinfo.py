@@ -16,7 +16,7 @@ from starlette.responses import JSONResponse, Response
 
 from idp import units
 from idp.claims import claims_for_scope, wants_directory_claims
-from idp.oauth.access_tokens import read_access_token, verified_access_claims
+from idp.oauth.access_tokens import cached_token_check, read_access_token, verified_access_claims
 from idp.oauth.http import NO_STORE, json_error
 from idp.request_scope import RequestScope, run_in_request_scope, runtime_of
 from idp.runtime import IdpRuntime
@@ -95,12 +95,7 @@ def userinfo_without_database(request: Request, runtime: IdpRuntime) -> Response
     claims = verified_access_claims(runtime, token) if token else None
     if claims is None:
         return None
-    grant_id = claims.get("grant_id")
-    check = runtime.token_state.check(
-        grant_id=None if grant_id is None else str(grant_id),
-        jti=str(claims["jti"]),
-        now=runtime.clock.now().timestamp(),
-    )
+    check = cached_token_check(runtime, claims)
     if check is None:
         return None
     if not check.usable:
