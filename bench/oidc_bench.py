@@ -712,6 +712,9 @@ class ScenarioResult:
     # allow at that cost: a figure that other load on the machine disturbs much less.
     cpu_ms_per_operation: float | None
     cpu_bound_ceiling: float | None
+    # The server's processes alone, per HTTP request (a login is three): issue 15 compares
+    # userinfo and introspection with the peer by this figure.
+    server_cpu_us_per_request: float | None
 
 
 @dataclass(frozen=True)
@@ -822,6 +825,7 @@ class ScenarioRunner:
             raw_rate = raw_reference.scale * unscaled
         own_cpu = cpu.server + cpu.database + load.client_cpu_seconds
         cpu_per_operation = own_cpu / load.all_operations if load.all_operations else None
+        requests = load.all_operations * requests_per_operation
         passed = None
         if target is not None:
             passed = load.errors == 0 and load.rate >= target.minimum(raw_rate)
@@ -852,6 +856,7 @@ class ScenarioRunner:
             / load.wall_seconds,
             cpu_ms_per_operation=1000 * cpu_per_operation if cpu_per_operation else None,
             cpu_bound_ceiling=CORES / cpu_per_operation if cpu_per_operation else None,
+            server_cpu_us_per_request=1e6 * cpu.server / requests if requests else None,
         )
         console.print(f"{result.rate:,.0f}/s, {result.errors} errors")
         if result.first_error:
@@ -985,6 +990,7 @@ def print_results(results: list[ScenarioResult]) -> None:
         "client cpu",
         "other cpu",
         "cpu ms/op",
+        "server µs/req",
         "ceiling/s",
     ]
     for column in columns:
@@ -1014,6 +1020,7 @@ def print_results(results: list[ScenarioResult]) -> None:
             f"{result.client_cpu_percent:.0f} %",
             f"{result.other_cpu_percent:.0f} %",
             format_number(result.cpu_ms_per_operation, 2),
+            format_number(result.server_cpu_us_per_request),
             format_number(result.cpu_bound_ceiling),
         )
     console.print(table)
@@ -1036,7 +1043,8 @@ def print_results(results: list[ScenarioResult]) -> None:
         "A raw limit with [before → after] was measured right around its scenario; the "
         "limit is their mean. "
         "The cpu columns are per cent of one core over the scenario, warm-up included; other "
-        "is everything else running on the machine (noise).\ncpu ms/op is the CPU of server + "
+        "is everything else running on the machine (noise).\nserver µs/req is the server's CPU "
+        "per HTTP request (a login is three requests).\ncpu ms/op is the CPU of server + "
         f"database + client per operation; ceiling/s = {CORES} cores ÷ cpu ms/op, the rate this "
         "machine would allow if nothing else ran and the service were purely CPU-bound."
     )

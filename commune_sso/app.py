@@ -45,6 +45,7 @@ from idp.logout import worker as logout_worker
 from idp.passwords import PasswordHasher
 from idp.router import idp_routes
 from idp.runtime import IdpRuntime
+from idp.token_state import install_commit_hook
 from keys.errors import SigningKeyError
 from keys.keyring import KeyRing
 from keys.signing_keys import SigningKey, load_or_generate_signing_key
@@ -76,7 +77,7 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> IdpRuntime:
         areas=SITE_AREAS,
         code_labels=page_labels(),
     )
-    return IdpRuntime(
+    runtime = IdpRuntime(
         settings=settings,
         clock=clock,
         session_factory=session_factory,
@@ -86,6 +87,9 @@ def build_runtime(settings: Settings, clock: Clock | None = None) -> IdpRuntime:
         csrf=csrf,
         server_secret=server_secret,
     )
+    # A revocation committed by this process reaches its token cache before the answer.
+    install_commit_hook(session_factory, runtime.token_state)
+    return runtime
 
 
 def _locale(request: Request) -> str:
@@ -315,6 +319,8 @@ def background_tasks(
                 )
             )
         logout_worker.start(_app)  # back-channel logout deliveries (idp/logout/worker.py)
+        # Revocations from every worker and host, for userinfo/introspection (issue 15).
+        runtime.token_state.start()
         tasks.append(live_officials.start_folding(runtime.session_factory))
         if ca_runtime is not None:  # disabled/deleted/moved officials -> their certificates
             tasks.append(ca_lifecycle_feed.start(ca_runtime))
@@ -322,6 +328,7 @@ def background_tasks(
         try:
             yield
         finally:
+            await asyncio.to_thread(runtime.token_state.stop)
             await logout_worker.stop(_app)
             for task in tasks:
                 await audit_checkpoints.stop_periodic_checkpoints(task)

@@ -654,9 +654,10 @@ def _has_files(directory: Path) -> bool:
     return directory.is_dir() and any(p.name != _KEYRING_LOCK for p in directory.iterdir())
 
 
-# Rows the migrations themselves write: the schema version and the audit chain's genesis head
-# (once the head moves, the audit log has rows too).
-_SCHEMA_ROWS = frozenset({"alembic_version", "audit_chain_head"})
+# Rows the migrations themselves write: the schema version, the audit chain's genesis head
+# (once the head moves, the audit log has rows too) and the token state counter (version 0
+# until a watched table changes, idp/token_state_triggers.py).
+_SCHEMA_ROWS = frozenset({"alembic_version", "audit_chain_head", "idp_token_state"})
 
 
 def _user_tables(engine: Engine) -> list[str]:

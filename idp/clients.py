@@ -331,8 +331,9 @@ class ClientCache:
 
     Every token request authenticates its client; reading the row each time was most of the
     cost of a client_credentials request on PostgreSQL. A change made elsewhere (secret
-    rotation, removal) reaches every worker within ``ttl`` seconds; removal also revokes the
-    client's grants in the database at once, so no refresh token survives it.
+    rotation, removal) reaches every worker within ``ttl`` seconds, and within a second where
+    the token state feed runs (idp/token_state.py forgets a changed client); removal also
+    revokes the client's grants in the database at once, so no refresh token survives it.
     """
 
     def __init__(self, ttl: float = 5.0) -> None:
@@ -361,6 +362,9 @@ class ClientCache:
 
     def forget(self, client_id: str) -> None:
         self._entries.pop(client_id, None)
+
+    def forget_all(self) -> None:
+        self._entries = {}
 
 
 def find_active(session: Session, client_id: str) -> Client | None:

@@ -232,6 +232,27 @@ class RevokedAccessToken(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
+class TokenStateVersion(Base):
+    """One row: how many committed changes userinfo and introspection caches have to know of
+    (idp/token_state_triggers.py bumps it, idp/token_state.py reads it)."""
+
+    __tablename__ = "idp_token_state"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    version: Mapped[int] = mapped_column(BigInteger)
+
+
+class TokenStateChange(Base):
+    """What changed at each version: a grant, an account, a revoked jti, a client..."""
+
+    __tablename__ = "idp_token_state_change"
+
+    version: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    changed_at: Mapped[int] = mapped_column(BigInteger)  # Unix time, for pruning
+
+
 class LoginThrottle(Base):
     """Failed-login counter for one account name or one client address."""
 

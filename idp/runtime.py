@@ -15,6 +15,7 @@ from core.web.templating import PageRenderer
 from idp.clients import ClientCache
 from idp.passwords import PasswordHasher
 from idp.setup_checklist import OutsideState
+from idp.token_state import TokenStateCache
 from keys.keyring import KeyRing
 
 # Another process (the CLI's `keys rotate`, another worker) may change the ring on disk.
@@ -34,8 +35,14 @@ class IdpRuntime:
     client_cache: ClientCache = field(default_factory=ClientCache)
     # Filled by the composition root (commune_sso/app.py): the CA's state for the checklist.
     setup_state: OutsideState = field(default_factory=OutsideState)
+    # Revocation state and userinfo claims for the token endpoints' fast path; filled and
+    # kept current while the app's lifespan runs its feed (idp/token_state.py).
+    token_state: TokenStateCache = field(init=False)
     _keyring_checked: float = field(default=0.0, init=False)
     _keyring_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        self.token_state = TokenStateCache(self.session_factory, lambda: self.client_cache)
 
     @property
     def keyring(self) -> KeyRing:

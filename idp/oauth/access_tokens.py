@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from idp import token_store
 from idp.models import Grant
 from idp.runtime import IdpRuntime
+from idp.token_state import TokenCheck
 from keys.errors import InvalidToken
 
 
@@ -18,6 +19,9 @@ from keys.errors import InvalidToken
 class AccessTokenView:
     claims: dict[str, Any]
     grant: Grant | None
+    # The token state cache's version before the grant was read (idp/token_state.py): what
+    # the general path learns is kept only if nothing changed since.
+    state_version: int | None = None
 
     @property
     def jti(self) -> str:
@@ -36,10 +40,9 @@ def looks_like_jwt(token: str) -> bool:
     return token.count(".") == 2 and len(token) < 8192
 
 
-def read_access_token(
-    runtime: IdpRuntime, session: Session, token: str, *, check_status: bool = True
-) -> AccessTokenView | None:
-    """The token's claims if it is ours, unexpired, not revoked and its grant still stands."""
+def verified_access_claims(runtime: IdpRuntime, token: str) -> dict[str, Any] | None:
+    """The claims of one of our RFC 9068 access tokens, signature and expiry checked (no
+    database: the key ring is in memory), or None."""
     if not looks_like_jwt(token):
         return None
     now = runtime.clock.now()
@@ -54,12 +57,35 @@ def read_access_token(
         return None
     if not isinstance(claims.get("exp"), int) or claims["exp"] <= now.timestamp():
         return None
+    return claims
+
+
+def cached_token_check(runtime: IdpRuntime, claims: dict[str, Any]) -> TokenCheck | None:
+    """The token state cache's verdict on verified claims (None: ask the database)."""
+    grant_id = claims.get("grant_id")
+    return runtime.token_state.check(
+        grant_id=None if grant_id is None else str(grant_id),
+        jti=str(claims["jti"]),
+        now=runtime.clock.now().timestamp(),
+    )
+
+
+def read_access_token(
+    runtime: IdpRuntime, session: Session, token: str, *, check_status: bool = True
+) -> AccessTokenView | None:
+    """The token's claims if it is ours, unexpired, not revoked and its grant still stands."""
+    claims = verified_access_claims(runtime, token)
+    if claims is None:
+        return None
+    now = runtime.clock.now()
+    state_version = runtime.token_state.version
     grant = None
     if "grant_id" in claims:
         grant = token_store.find_grant(session, str(claims["grant_id"]))
         if grant is None:
             return None
-    view = AccessTokenView(claims=claims, grant=grant)
+        runtime.token_state.remember_grant(grant, read_at_version=state_version)
+    view = AccessTokenView(claims=claims, grant=grant, state_version=state_version)
     if check_status:
         if grant is not None and not token_store.is_grant_usable(grant, now):
             return None

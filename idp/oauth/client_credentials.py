@@ -126,9 +126,10 @@ def is_supported_scope(scope: str) -> bool:
     return all(item in _SUPPORTED_SCOPES for item in scope.split())
 
 
-async def issue_without_database(request: Request, runtime: IdpRuntime) -> Response | None:
-    """The RFC 6749 §5.1 response to a plain client_credentials request, or None to let the
-    general path answer."""
+async def small_form(request: Request) -> dict[str, str] | None:
+    """The fields of a small, plain urlencoded body (see :func:`form_fields`), or None when
+    the general path must read it: another content type, no length, chunked, too large.
+    Shared with the introspection endpoint's fast path."""
     headers = request.headers
     if not headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
         return None
@@ -137,7 +138,14 @@ async def issue_without_database(request: Request, runtime: IdpRuntime) -> Respo
     if not (length and length.isascii() and length.isdigit()) or int(length) > MAX_BODY_BYTES:
         return None
     # Starlette keeps the body: the general path's form parser reads it again from there.
-    fields = form_fields(await request.body())
+    return form_fields(await request.body())
+
+
+async def issue_without_database(request: Request, runtime: IdpRuntime) -> Response | None:
+    """The RFC 6749 §5.1 response to a plain client_credentials request, or None to let the
+    general path answer."""
+    headers = request.headers
+    fields = await small_form(request)
     if fields is None or fields.get("grant_type") != GRANT_TYPE:
         return None
     scope = fields.get("scope")

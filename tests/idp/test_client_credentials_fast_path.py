@@ -62,20 +62,6 @@ def general(runtime: IdpRuntime) -> Iterator[TestClient]:
         yield client
 
 
-@pytest.fixture
-def hops(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every request that went to a worker thread (the general path) records itself here."""
-    calls: list[str] = []
-    original = request_scope.run_in_threadpool
-
-    async def recorded(func: Any, *args: Any, **kwargs: Any) -> Any:
-        calls.append(getattr(func, "__qualname__", repr(func)))
-        return await original(func, *args, **kwargs)
-
-    monkeypatch.setattr(request_scope, "run_in_threadpool", recorded)
-    return calls
-
-
 def service_client(
     runtime: IdpRuntime,
     *,
@@ -344,9 +330,7 @@ def test_errors_are_the_general_paths(web, general, runtime, rp):
         assert_same_response(fast, reference)
 
 
-def test_removed_client_is_refused_once_its_cache_entry_is_stale(web, general, runtime, hops):
-    client_id, secret = service_client(runtime)
-    assert token_request(web, client_id, secret).status_code == 200
+def remove_client(runtime: IdpRuntime, client_id: str) -> None:
     with transaction(runtime.session_factory) as session:
         clients.remove(
             session=session,
@@ -354,12 +338,14 @@ def test_removed_client_is_refused_once_its_cache_entry_is_stale(web, general, r
             actor="test",
             client=clients.get_active(session, client_id),
         )
-    # Within the cache's ttl (ClientCache: at most 5 s) both paths still know the client, as
-    # documented; the fast path changes nothing about that.
+
+
+def test_removed_client_is_refused_at_once(web, general, runtime, hops):
+    client_id, secret = service_client(runtime)
     assert token_request(web, client_id, secret).status_code == 200
-    assert token_request(general, client_id, secret).status_code == 200
-    # Once the entry is stale the client is read again, and it is gone.
-    runtime.client_cache = ClientCache(ttl=0.0)
+    remove_client(runtime, client_id)
+    # The removal's commit reached the token state feed (idp/token_state.py), which made the
+    # client cache forget the client: both paths read it again, and it is gone.
     hops.clear()
     fast, reference = (
         token_request(web, client_id, secret),
@@ -369,6 +355,18 @@ def test_removed_client_is_refused_once_its_cache_entry_is_stale(web, general, r
     assert fast.headers["www-authenticate"].startswith("Basic ")
     assert_same_response(fast, reference)
     assert len(hops) == 2
+
+
+def test_removed_client_is_refused_once_its_cache_entry_is_stale(general, runtime):
+    """Without the feed (a process whose lifespan does not run it), the client cache's ttl
+    still bounds how long a removed client is known."""
+    client_id, secret = service_client(runtime)
+    assert token_request(general, client_id, secret).status_code == 200
+    remove_client(runtime, client_id)
+    assert token_request(general, client_id, secret).status_code == 200  # within the ttl
+    runtime.client_cache = ClientCache(ttl=0.0)
+    refused = token_request(general, client_id, secret)
+    assert refused.status_code == 401 and refused.json()["error"] == "invalid_client"
 
 
 def rotate_secret(runtime: IdpRuntime, client_id: str, overlap: timedelta) -> str:

@@ -13,20 +13,6 @@ from tests.idp.oidc_flow import authorize_params, exchange_code, log_in, pkce_pa
 
 
 @pytest.fixture
-def user_tokens(web, rp, official) -> dict[str, str]:
-    """The token response of a code flow for the official, through the real login."""
-    client, secret = rp
-    verifier, challenge = pkce_pair()
-    back = log_in(
-        web, authorize_params(client.client_id, challenge), "nguyen.van.an", OFFICIAL_PASSWORD
-    )
-    code = query_of(back.headers["location"])["code"]
-    response = exchange_code(web, client.client_id, secret, code, verifier)
-    assert response.status_code == 200, response.text
-    return response.json()  # type: ignore[no-any-return]
-
-
-@pytest.fixture
 def public_client(runtime) -> str:
     client, _ = register_client(runtime, public=True, name="Ứng dụng di động")
     return client.client_id

@@ -1,4 +1,13 @@
-"""UserInfo endpoint, OIDC Core §5.3 (GET and POST); bearer token errors per RFC 6750 §3."""
+"""UserInfo endpoint, OIDC Core §5.3 (GET and POST); bearer token errors per RFC 6750 §3.
+
+Shared apps call it on every page view. A GET with a bearer token is answered on the event
+loop when the worker's token state cache can tell (:mod:`idp.token_state`): the signature is
+checked with the in-memory key ring, the grant, the official and the jti against the cache
+(current within a second on every worker and host, at once on this one), and the body is the
+one the general path rendered for the same official and scope. Anything the cache does not
+know yet goes through the general path, in a worker thread with a database session, which
+answers exactly as before and teaches the cache for the next calls.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +16,12 @@ from starlette.responses import JSONResponse, Response
 
 from idp import units
 from idp.claims import claims_for_scope, wants_directory_claims
-from idp.oauth.access_tokens import read_access_token
+from idp.oauth.access_tokens import cached_token_check, read_access_token, verified_access_claims
 from idp.oauth.http import NO_STORE, json_error
-from idp.request_scope import RequestScope, run_in_request_scope
+from idp.request_scope import RequestScope, run_in_request_scope, runtime_of
+from idp.runtime import IdpRuntime
+
+INVALID_TOKEN = "The access token is invalid or expired."
 
 
 def bearer_challenge(
@@ -44,7 +56,7 @@ def userinfo(scope: RequestScope) -> Response:
         return bearer_challenge(401)
     view = read_access_token(scope.runtime, scope.session, token)
     if view is None:
-        return bearer_challenge(401, "invalid_token", "The access token is invalid or expired.")
+        return bearer_challenge(401, "invalid_token", INVALID_TOKEN)
     scopes = str(view.claims.get("scope", "")).split()
     if view.grant is None or "openid" not in scopes:
         return bearer_challenge(403, "insufficient_scope", "The token lacks the openid scope.")
@@ -59,8 +71,46 @@ def userinfo(scope: RequestScope) -> Response:
         "sub": account.subject,
         **claims_for_scope(account, scope_text, directory_claims=extra),
     }
-    return JSONResponse(body, headers=NO_STORE)
+    response = JSONResponse(body, headers=NO_STORE)
+    scope.runtime.token_state.remember_userinfo(
+        account.id, scope_text, bytes(response.body), read_at_version=view.state_version
+    )
+    return response
+
+
+def bearer_token_of(request: Request) -> str | None:
+    """The token of an ``Authorization: Bearer`` header (RFC 6750 §2.1), or None."""
+    header = request.headers.get("authorization")
+    if not header or header[:7].lower() != "bearer ":
+        return None
+    return header[7:].strip() or None
+
+
+def userinfo_without_database(request: Request, runtime: IdpRuntime) -> Response | None:
+    """The general path's answer to a GET with a bearer token, when the token state cache
+    can give it (200, or 401 invalid_token for a revoked token); None otherwise."""
+    if request.method != "GET":
+        return None  # a POST may carry the token in its body too (RFC 6750 §2.2)
+    token = bearer_token_of(request)
+    claims = verified_access_claims(runtime, token) if token else None
+    if claims is None:
+        return None
+    check = cached_token_check(runtime, claims)
+    if check is None:
+        return None
+    if not check.usable:
+        return bearer_challenge(401, "invalid_token", INVALID_TOKEN)
+    scopes = str(claims.get("scope", "")).split()
+    if check.account is None or "openid" not in scopes:
+        return None  # the general path's 403
+    body = check.account.userinfo_bodies.get(" ".join(scopes))
+    if body is None:
+        return None
+    return Response(body, media_type="application/json", headers=NO_STORE)
 
 
 async def userinfo_endpoint(request: Request) -> Response:
+    fast = userinfo_without_database(request, runtime_of(request))
+    if fast is not None:
+        return fast
     return await run_in_request_scope(request, userinfo)
