@@ -1,7 +1,7 @@
 """Pre-produced OCSP responses, one signed answer per certificate (issue 15)
 
 Revision ID: 0021
-Revises: 0017
+Revises: 0020
 Create Date: 2026-12-08 10:00:00
 
 Empty after the upgrade: the maintenance worker produces the answers of the certificates that
@@ -14,7 +14,7 @@ from alembic import op
 import core.db
 
 revision = "0021"
-down_revision = "0017"
+down_revision = "0020"
 branch_labels = None
 depends_on = None
 
