@@ -26,7 +26,8 @@ machine, at the same time):
    same rows into a scratch table, 1,000 rows per transaction like the import's batches.
 
 5. SCIM lookups on the imported officials, after the import steps on each backend, in a
-   fresh process: ``create_app`` behind ``httpx.ASGITransport`` (in-process, no socket), a
+   fresh process: ``create_app`` with its lifespan behind ``httpx.ASGITransport`` (in-process,
+   no socket), a
    client_credentials client with scope ``scim`` reaching the province, its token from
    /oauth2/token, then p50/p99 over 300 sequential requests each of ``filter=userName eq``,
    ``startIndex`` paging (count=100) and ``GET /Users/<id>``.
@@ -475,8 +476,14 @@ def scim_lookups(*, database_url: str, work: Path) -> dict[str, Any]:
     }
 
     async def run() -> dict[str, Any]:
-        transport = httpx.ASGITransport(app=create_app(settings, runtime=runtime))
-        async with httpx.AsyncClient(transport=transport, base_url=SCIM_ISSUER) as web:
+        app = create_app(settings, runtime=runtime)
+        transport = httpx.ASGITransport(app=app)
+        # With its lifespan, as served: httpx's transport does not run it, and without it the
+        # token-state cache never starts, so every request would take the database path.
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(transport=transport, base_url=SCIM_ISSUER) as web,
+        ):
             answer = await web.post(
                 "/oauth2/token",
                 data={"grant_type": "client_credentials", "scope": "scim"},

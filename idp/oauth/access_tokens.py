@@ -79,6 +79,14 @@ def read_access_token(
         return None
     now = runtime.clock.now()
     state_version = runtime.token_state.version
+    if check_status and "grant_id" not in claims:
+        # A client's own token (client_credentials, e.g. SCIM provisioning) stands unless its
+        # jti was revoked: the token state cache knows that without a query while it is fresh.
+        verdict = cached_token_check(runtime, claims)
+        if verdict is not None:
+            if not verdict.usable:
+                return None
+            return AccessTokenView(claims=claims, grant=None, state_version=state_version)
     grant = None
     if "grant_id" in claims:
         grant = token_store.find_grant(session, str(claims["grant_id"]))
