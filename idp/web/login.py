@@ -53,6 +53,18 @@ CLIENT_NAME_KEY = "client_name"
 AUDIT_TARGET_KEY = "audit_target"
 
 
+def sign_in_error_page(scope: RequestScope, message: str) -> Response:
+    """The error page of a protocol request we do not answer to the app (unknown app,
+    unregistered return address, a refused request): never a redirect."""
+    return scope.runtime.pages.render(
+        scope.request,
+        "error.html",
+        {"title": N_("Sign-in error"), "message": message, "status_code": 400},
+        locale=scope.locale(),
+        status_code=400,
+    )
+
+
 def submitted_username(raw: str) -> str:
     return CONTROL_CHARACTERS.sub("\ufffd", raw.strip())[: accounts.MAX_USERNAME_LENGTH]
 
