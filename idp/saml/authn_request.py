@@ -136,19 +136,19 @@ def check_signature(
         if signed and not redirect_signature_is_valid(
             message.raw_query or "", parameter, certificates
         ):
-            raise RequestRefused("the query signature does not verify", sp=sp)
+            raise RequestRefused("the query signature does not verify")
     else:
         signed = has_signature(root)
         if signed:
             try:
                 root = verified_element(root, certificates)
             except SignatureRefused as error:
-                raise RequestRefused(f"XML signature refused: {error}", sp=sp) from error
+                raise RequestRefused(f"XML signature refused: {error}") from error
             # Read again from what was signed: a wrapped document may name another SP.
             if _issuer(root) != sp.entity_id:
-                raise RequestRefused("the signed request names another issuer", sp=sp)
+                raise RequestRefused("the signed request names another issuer")
     if sp.authn_requests_signed and not signed:
-        raise RequestRefused("the SP signs its requests and this one is not signed", sp=sp)
+        raise RequestRefused("the SP signs its requests and this one is not signed")
     return root, signed
 
 
@@ -169,17 +169,17 @@ def check_assertion_consumer_service(element: etree._Element, sp: SamlServicePro
     index = element.get("AssertionConsumerServiceIndex")
     binding = element.get("ProtocolBinding")
     if binding is not None and binding != HTTP_POST:
-        raise RequestRefused("only the HTTP-POST binding is offered for responses", sp=sp)
+        raise RequestRefused("only the HTTP-POST binding is offered for responses")
     if url is not None:
         for acs in registered:
             if acs["url"] == url:
                 return url
-        raise RequestRefused("AssertionConsumerServiceURL is not registered", sp=sp)
+        raise RequestRefused("AssertionConsumerServiceURL is not registered")
     if index is not None:
         for acs in registered:
             if str(acs["index"]) == index.strip():
                 return str(acs["url"])
-        raise RequestRefused("AssertionConsumerServiceIndex is not registered", sp=sp)
+        raise RequestRefused("AssertionConsumerServiceIndex is not registered")
     defaults = [acs for acs in registered if acs.get("is_default")] or registered
     return str(defaults[0]["url"])
 
@@ -199,24 +199,28 @@ def accept(
     sp = service_providers.find_active(session, issuer) if issuer else None
     if sp is None:
         raise RequestRefused("unknown service provider")
-    root, signed = check_signature(root, message, sp, "SAMLRequest")
-    if root.get("Version") != "2.0":
-        raise RequestRefused("Version is not 2.0", sp=sp)
-    request_id = root.get("ID") or ""
-    if not REQUEST_ID.fullmatch(request_id):
-        raise RequestRefused("ID missing or not an NCName", sp=sp)
     now = clock.now()
-    check_issue_instant(root, now)
-    check_destination(root, destination, signed=signed)
-    acs_url = check_assertion_consumer_service(root, sp)
-    if not replay_cache.first_use(
-        session=session,
-        clock=clock,
-        sp_pk=sp.id,
-        request_id=request_id,
-        keep_until=now + MAX_REQUEST_AGE + CLOCK_SKEW,
-    ):
-        raise RequestRefused("request ID already used (replay)", sp=sp)
+    try:
+        root, signed = check_signature(root, message, sp, "SAMLRequest")
+        if root.get("Version") != "2.0":
+            raise RequestRefused("Version is not 2.0")
+        request_id = root.get("ID") or ""
+        if not REQUEST_ID.fullmatch(request_id):
+            raise RequestRefused("ID missing or not an NCName")
+        check_issue_instant(root, now)
+        check_destination(root, destination, signed=signed)
+        acs_url = check_assertion_consumer_service(root, sp)
+        if not replay_cache.first_use(
+            session=session,
+            clock=clock,
+            sp_pk=sp.id,
+            request_id=request_id,
+            keep_until=now + MAX_REQUEST_AGE + CLOCK_SKEW,
+        ):
+            raise RequestRefused("request ID already used (replay)")
+    except RequestRefused as refusal:
+        refusal.sp = sp  # known from here on: the official is told the request was refused
+        raise
     policy = root.find("samlp:NameIDPolicy", NAMESPACES)
     requested_format = policy.get("Format") if policy is not None else None
     accepted = AcceptedAuthnRequest(

@@ -24,9 +24,12 @@ def first_use(
     # Indexed; what has expired can never be replayed successfully, so forget it.
     session.execute(delete(SamlRequestId).where(SamlRequestId.expires_at < now))
     dialect_insert = postgresql.insert if is_postgresql(session) else sqlite.insert
-    result = session.execute(
+    # RETURNING rather than rowcount: through the ORM session psycopg reports -1 for an
+    # INSERT ... ON CONFLICT DO NOTHING whatever it did.
+    inserted = session.execute(
         dialect_insert(SamlRequestId)
         .values(sp_pk=sp_pk, request_id=request_id, expires_at=keep_until)
         .on_conflict_do_nothing(index_elements=["sp_pk", "request_id"])
-    )
-    return bool(getattr(result, "rowcount", 0))
+        .returning(SamlRequestId.id)
+    ).scalar_one_or_none()
+    return inserted is not None

@@ -24,6 +24,8 @@ from keys import CertifiedKey
 
 # Long enough for a slow browser to post the form, short enough not to be worth stealing.
 ASSERTION_LIFETIME = timedelta(minutes=5)
+# An SP whose clock runs a little behind ours must not find the assertion "not yet valid".
+NOT_BEFORE_SLACK = timedelta(seconds=60)
 _NSMAP = {"samlp": PROTOCOL_NS, "saml": ASSERTION_NS}
 
 
@@ -93,7 +95,9 @@ def assertion(
         Recipient=acs_url,
         NotOnOrAfter=expires,
     )
-    conditions = _saml(element, "Conditions", NotBefore=instant(now), NotOnOrAfter=expires)
+    conditions = _saml(
+        element, "Conditions", NotBefore=instant(now - NOT_BEFORE_SLACK), NotOnOrAfter=expires
+    )
     _saml(_saml(conditions, "AudienceRestriction"), "Audience", audience)
     statement = _saml(
         element,

@@ -107,4 +107,5 @@ def verified_element(
             and signed.get("ID") == root_id
         ):
             return signed
+        raise SignatureRefused("the signature does not cover the message itself")
     raise SignatureRefused("no registered certificate verifies the signature")
