@@ -99,7 +99,7 @@ def _flag(element: etree._Element, name: str) -> bool:
     return (element.get(name) or "").strip().lower() in ("true", "1")
 
 
-def _issuer(element: etree._Element) -> str | None:
+def issuer_of(element: etree._Element) -> str | None:
     issuer = element.find("saml:Issuer", NAMESPACES)
     return (issuer.text or "").strip() if issuer is not None else None
 
@@ -124,12 +124,18 @@ def check_issue_instant(element: etree._Element, now: datetime) -> None:
 
 
 def check_signature(
-    root: etree._Element, message: ReceivedMessage, sp: SamlServiceProvider, parameter: str
+    root: etree._Element,
+    message: ReceivedMessage,
+    sp: SamlServiceProvider,
+    parameter: str,
+    *,
+    required: bool,
 ) -> tuple[etree._Element, bool]:
     """The element to read from (the signed one when signed) and whether it was signed.
 
     HTTP-Redirect signs the query (§3.4.4.1); HTTP-POST carries an enveloped XML signature
-    (§3.5.4). An SP whose metadata says AuthnRequestsSigned must sign every request."""
+    (§3.5.4). ``required``: an unsigned message is refused (an SP whose metadata says
+    AuthnRequestsSigned, a LogoutRequest of an SP with a signing certificate)."""
     certificates = service_providers.signing_certificates(sp)
     if message.binding == HTTP_REDIRECT:
         signed = "Signature=" in (message.raw_query or "")
@@ -145,9 +151,9 @@ def check_signature(
             except SignatureRefused as error:
                 raise RequestRefused(f"XML signature refused: {error}") from error
             # Read again from what was signed: a wrapped document may name another SP.
-            if _issuer(root) != sp.entity_id:
+            if issuer_of(root) != sp.entity_id:
                 raise RequestRefused("the signed request names another issuer")
-    if sp.authn_requests_signed and not signed:
+    if required and not signed:
         raise RequestRefused("the SP signs its requests and this one is not signed")
     return root, signed
 
@@ -184,6 +190,37 @@ def check_assertion_consumer_service(element: etree._Element, sp: SamlServicePro
     return str(defaults[0]["url"])
 
 
+def check_request(
+    root: etree._Element,
+    *,
+    session: Session,
+    clock: Clock,
+    sp: SamlServiceProvider,
+    destination: str,
+    signed: bool,
+) -> str:
+    """The checks every request of an SP passes (Core §3.2.1; Profiles §4.1.4.1, §4.4.3.1):
+    version, ID, IssueInstant, Destination, and the replay cache last, so only a request that
+    passed everything else spends its ID. Returns the ID."""
+    if root.get("Version") != "2.0":
+        raise RequestRefused("Version is not 2.0")
+    request_id = root.get("ID") or ""
+    if not REQUEST_ID.fullmatch(request_id):
+        raise RequestRefused("ID missing or not an NCName")
+    now = clock.now()
+    check_issue_instant(root, now)
+    check_destination(root, destination, signed=signed)
+    if not replay_cache.first_use(
+        session=session,
+        clock=clock,
+        sp_pk=sp.id,
+        request_id=request_id,
+        keep_until=now + MAX_REQUEST_AGE + CLOCK_SKEW,
+    ):
+        raise RequestRefused("request ID already used (replay)")
+    return request_id
+
+
 def accept(
     *, session: Session, clock: Clock, message: ReceivedMessage, destination: str
 ) -> AcceptedAuthnRequest:
@@ -195,29 +232,18 @@ def accept(
         raise RequestRefused(str(error)) from error
     if root.tag != qualified("samlp", "AuthnRequest"):
         raise RequestRefused("not an AuthnRequest")
-    issuer = _issuer(root)
+    issuer = issuer_of(root)
     sp = service_providers.find_active(session, issuer) if issuer else None
     if sp is None:
         raise RequestRefused("unknown service provider")
-    now = clock.now()
     try:
-        root, signed = check_signature(root, message, sp, "SAMLRequest")
-        if root.get("Version") != "2.0":
-            raise RequestRefused("Version is not 2.0")
-        request_id = root.get("ID") or ""
-        if not REQUEST_ID.fullmatch(request_id):
-            raise RequestRefused("ID missing or not an NCName")
-        check_issue_instant(root, now)
-        check_destination(root, destination, signed=signed)
+        root, signed = check_signature(
+            root, message, sp, "SAMLRequest", required=sp.authn_requests_signed
+        )
         acs_url = check_assertion_consumer_service(root, sp)
-        if not replay_cache.first_use(
-            session=session,
-            clock=clock,
-            sp_pk=sp.id,
-            request_id=request_id,
-            keep_until=now + MAX_REQUEST_AGE + CLOCK_SKEW,
-        ):
-            raise RequestRefused("request ID already used (replay)")
+        request_id = check_request(
+            root, session=session, clock=clock, sp=sp, destination=destination, signed=signed
+        )
     except RequestRefused as refusal:
         refusal.sp = sp  # known from here on: the official is told the request was refused
         raise

@@ -5,6 +5,7 @@ from __future__ import annotations
 from starlette.routing import Route
 
 from idp.saml.endpoints.metadata import metadata_endpoint
+from idp.saml.endpoints.slo import slo_endpoint
 from idp.saml.endpoints.sso import (
     CONTINUE_PATH,
     RESUME_PATH,
@@ -12,7 +13,7 @@ from idp.saml.endpoints.sso import (
     resume_endpoint,
     sso_endpoint,
 )
-from idp.saml.idp_metadata import METADATA_PATH, SSO_PATH
+from idp.saml.idp_metadata import METADATA_PATH, SLO_PATH, SSO_PATH
 
 
 def saml_routes() -> list[Route]:
@@ -21,4 +22,5 @@ def saml_routes() -> list[Route]:
         Route(SSO_PATH, sso_endpoint, methods=["GET", "POST"]),
         Route(CONTINUE_PATH, continue_endpoint, methods=["GET"]),
         Route(RESUME_PATH, resume_endpoint, methods=["GET"]),
+        Route(SLO_PATH, slo_endpoint, methods=["GET", "POST"]),
     ]
