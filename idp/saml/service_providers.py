@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import rsa
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -53,9 +54,12 @@ def register(
             field="name_id_format",
             known=", ".join(NAME_ID_FORMATS),
         )
-    if encrypt_assertions and not metadata.encryption_certificates:
+    if encrypt_assertions and not any(
+        isinstance(sp_metadata.load_certificate(der).public_key(), rsa.RSAPublicKey)
+        for der in metadata.encryption_certificates[:1]
+    ):
         raise DomainError(
-            "Assertions can be encrypted only to an SP whose metadata has an encryption "
+            "Assertions can be encrypted only to an SP whose metadata has an RSA encryption "
             "certificate.",
             field="encrypt_assertions",
         )

@@ -26,7 +26,16 @@ from core import audit
 from idp import released_attributes, sessions
 from idp.models import BrowserSession, SamlServiceProvider, SamlSessionParticipant
 from idp.request_scope import RequestScope, run_in_request_scope
-from idp.saml import authn_request, bindings, idp_metadata, name_ids, pages, responses
+from idp.saml import (
+    authn_request,
+    bindings,
+    encryption,
+    idp_metadata,
+    name_ids,
+    pages,
+    responses,
+    sp_metadata,
+)
 from idp.saml.authn_request import AcceptedAuthnRequest, RequestRefused, StatusForSp
 from idp.saml.service_providers import audit_target
 from idp.saml.vocabulary import (
@@ -158,6 +167,10 @@ def _post_assertion(
         now=now,
         key=key,
     )
+    if sp.encrypt_assertions:
+        assertion = encryption.encrypted_assertion(
+            assertion, sp_metadata.load_certificate(sp.encryption_certificates[0])
+        )
     xml = responses.response(
         issuer=issuer,
         destination=request.acs_url,
@@ -179,6 +192,7 @@ def _post_assertion(
             "name_id_format": request.name_id_format,
             "attributes": sorted(attributes),
             "force_authn": request.force_authn,
+            "encrypted": sp.encrypt_assertions,
         },
     )
     return _post_response(scope, request, xml)

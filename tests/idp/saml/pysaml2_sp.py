@@ -74,6 +74,7 @@ def sp_config(
     acs_url: str = ACS_URL,
     slo_url: str = SLO_URL,
     sign_requests: bool = True,
+    encryption_keys: tuple[Path, Path] | None = None,
 ) -> SPConfig:
     settings: dict[str, Any] = {
         "entityid": entity_id,
@@ -100,6 +101,10 @@ def sp_config(
     }
     if idp_metadata is not None:
         settings["metadata"] = {"inline": [idp_metadata]}
+    if encryption_keys is not None:
+        settings["encryption_keypairs"] = [
+            {"key_file": str(encryption_keys[0]), "cert_file": str(encryption_keys[1])}
+        ]
     config = SPConfig()
     config.load(settings)
     return config
