@@ -46,8 +46,10 @@ class RequestRefused(Exception):
 
 @dataclass(frozen=True)
 class AcceptedAuthnRequest:
+    """A request to answer; ``request_id`` None for an IdP-initiated sign-in."""
+
     sp: SamlServiceProvider
-    request_id: str
+    request_id: str | None
     acs_url: str
     relay_state: str | None
     force_authn: bool
@@ -72,10 +74,10 @@ class AcceptedAuthnRequest:
     def from_parked(
         cls, sp: SamlServiceProvider, parked: dict[str, object]
     ) -> AcceptedAuthnRequest:
-        relay_state = parked.get("relay_state")
+        relay_state, request_id = parked.get("relay_state"), parked.get("request_id")
         return cls(
             sp=sp,
-            request_id=str(parked["request_id"]),
+            request_id=str(request_id) if request_id is not None else None,
             acs_url=str(parked["acs_url"]),
             relay_state=str(relay_state) if relay_state is not None else None,
             force_authn=bool(parked["force_authn"]),
@@ -102,6 +104,22 @@ def _flag(element: etree._Element, name: str) -> bool:
 def issuer_of(element: etree._Element) -> str | None:
     issuer = element.find("saml:Issuer", NAMESPACES)
     return (issuer.text or "").strip() if issuer is not None else None
+
+
+def unsolicited(sp: SamlServiceProvider, relay_state: str | None) -> AcceptedAuthnRequest:
+    """IdP-initiated sign-in (Profiles §4.1.5): an unsolicited Response to the SP's default
+    ACS, with its default NameID format."""
+    defaults = [acs for acs in sp.assertion_consumer_services if acs.get("is_default")]
+    return AcceptedAuthnRequest(
+        sp=sp,
+        request_id=None,
+        acs_url=str((defaults or sp.assertion_consumer_services)[0]["url"]),
+        relay_state=relay_state,
+        force_authn=False,
+        is_passive=False,
+        name_id_format=sp.name_id_format,
+        allow_create=True,
+    )
 
 
 def parse_instant(value: str | None) -> datetime | None:
@@ -186,8 +204,7 @@ def check_assertion_consumer_service(element: etree._Element, sp: SamlServicePro
             if str(acs["index"]) == index.strip():
                 return str(acs["url"])
         raise RequestRefused("AssertionConsumerServiceIndex is not registered")
-    defaults = [acs for acs in registered if acs.get("is_default")] or registered
-    return str(defaults[0]["url"])
+    return unsolicited(sp, None).acs_url
 
 
 def check_request(

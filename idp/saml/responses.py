@@ -63,7 +63,7 @@ def assertion(
     issuer: str,
     audience: str,
     acs_url: str,
-    in_response_to: str,
+    in_response_to: str | None,
     subject: Subject,
     now: datetime,
     key: CertifiedKey,
@@ -88,13 +88,11 @@ def assertion(
         SPNameQualifier=audience,
     )
     confirmation = _saml(subject_element, "SubjectConfirmation", Method=BEARER)
-    _saml(
-        confirmation,
-        "SubjectConfirmationData",
-        InResponseTo=in_response_to,
-        Recipient=acs_url,
-        NotOnOrAfter=expires,
+    confirmation_data = _saml(
+        confirmation, "SubjectConfirmationData", Recipient=acs_url, NotOnOrAfter=expires
     )
+    if in_response_to is not None:  # None: IdP-initiated, unsolicited (Profiles §4.1.5)
+        confirmation_data.set("InResponseTo", in_response_to)
     conditions = _saml(
         element, "Conditions", NotBefore=instant(now - NOT_BEFORE_SLACK), NotOnOrAfter=expires
     )
@@ -125,7 +123,7 @@ def response(
     *,
     issuer: str,
     destination: str,
-    in_response_to: str,
+    in_response_to: str | None,
     now: datetime,
     key: CertifiedKey,
     status: str = SUCCESS,
@@ -141,10 +139,11 @@ def response(
             "Version": "2.0",
             "IssueInstant": instant(now),
             "Destination": destination,
-            "InResponseTo": in_response_to,
         },
         nsmap=_NSMAP,
     )
+    if in_response_to is not None:
+        element.set("InResponseTo", in_response_to)
     _saml(element, "Issuer", issuer)
     element.append(xml_signatures.signature_placeholder())
     status_element = etree.SubElement(element, etree.QName(PROTOCOL_NS, "Status"))

@@ -8,8 +8,10 @@ from idp.saml.endpoints.metadata import metadata_endpoint
 from idp.saml.endpoints.slo import slo_endpoint
 from idp.saml.endpoints.sso import (
     CONTINUE_PATH,
+    INITIATE_PATH,
     RESUME_PATH,
     continue_endpoint,
+    initiate_endpoint,
     resume_endpoint,
     sso_endpoint,
 )
@@ -21,6 +23,7 @@ def saml_routes() -> list[Route]:
         Route(METADATA_PATH, metadata_endpoint, methods=["GET"]),
         Route(SSO_PATH, sso_endpoint, methods=["GET", "POST"]),
         Route(CONTINUE_PATH, continue_endpoint, methods=["GET"]),
+        Route(INITIATE_PATH, initiate_endpoint, methods=["GET"]),
         Route(RESUME_PATH, resume_endpoint, methods=["GET"]),
         Route(SLO_PATH, slo_endpoint, methods=["GET", "POST"]),
     ]

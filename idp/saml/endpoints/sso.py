@@ -34,6 +34,7 @@ from idp.saml import (
     name_ids,
     pages,
     responses,
+    service_providers,
     sp_metadata,
 )
 from idp.saml.authn_request import AcceptedAuthnRequest, RequestRefused, StatusForSp
@@ -52,6 +53,7 @@ from keys import CertifiedKey
 log = logging.getLogger("commune_sso.saml")
 
 CONTINUE_PATH = "/saml/sso/continue"
+INITIATE_PATH = "/saml/sso/initiate"
 RESUME_PATH = "/saml/sso/resume"
 INTERACTION_KEY = "saml"
 # A posted AuthnRequest is base64 of up to MAX_DOCUMENT_BYTES of XML.
@@ -192,6 +194,7 @@ def _post_assertion(
             "name_id_format": request.name_id_format,
             "attributes": sorted(attributes),
             "force_authn": request.force_authn,
+            "unsolicited": request.request_id is None,
             "encrypted": sp.encrypt_assertions,
         },
     )
@@ -258,6 +261,19 @@ def single_sign_on(scope: RequestScope) -> Response:
     return _proceed(scope, request, None)
 
 
+def initiate(scope: RequestScope) -> Response:
+    """IdP-initiated sign-in (Profiles §4.1.5): ``?providerId=<entity ID>&RelayState=...``,
+    a link on a portal page; the Response goes to the SP's registered default ACS only."""
+    params = dict(scope.http.query)
+    sp = service_providers.find_active(scope.session, params.get("providerId", ""))
+    if sp is None:
+        return pages.refused(scope, pages.UNKNOWN_SP)
+    relay_state = params.get("RelayState")
+    if relay_state is not None and len(relay_state) > bindings.MAX_RELAY_STATE:
+        return pages.refused(scope)
+    return _proceed(scope, authn_request.unsolicited(sp, relay_state), None)
+
+
 def _parked_request(scope: RequestScope) -> tuple[AcceptedAuthnRequest, str] | None:
     handle = dict(scope.http.query).get("interaction")
     interaction = sessions.find_interaction(
@@ -301,6 +317,10 @@ def resume(scope: RequestScope) -> Response:
 
 async def sso_endpoint(request: Request) -> Response:
     return await run_in_request_scope(request, single_sign_on, max_field_length=MAX_POSTED_FIELD)
+
+
+async def initiate_endpoint(request: Request) -> Response:
+    return await run_in_request_scope(request, initiate)
 
 
 async def continue_endpoint(request: Request) -> Response:

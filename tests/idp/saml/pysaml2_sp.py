@@ -75,6 +75,7 @@ def sp_config(
     slo_url: str = SLO_URL,
     sign_requests: bool = True,
     encryption_keys: tuple[Path, Path] | None = None,
+    allow_unsolicited: bool = False,
 ) -> SPConfig:
     settings: dict[str, Any] = {
         "entityid": entity_id,
@@ -89,7 +90,7 @@ def sp_config(
                 "authn_requests_signed": sign_requests,
                 "want_assertions_signed": True,
                 "want_response_signed": True,
-                "allow_unsolicited": False,
+                "allow_unsolicited": allow_unsolicited,
                 "name_id_format": [NAMEID_FORMAT_PERSISTENT],
             }
         },
