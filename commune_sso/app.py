@@ -114,13 +114,15 @@ def create_app(
             return runtime.pages.render(
                 request,
                 "error.html",
-                {"title": title, "message": exc.message, "status_code": exc.status_code},
+                {
+                    "title": title,
+                    "message_text": runtime.pages.refusal_text(_locale(request), exc),
+                    "status_code": exc.status_code,
+                },
                 locale=_locale(request),
                 status_code=exc.status_code,
             )
-        return JSONResponse(
-            {"error": exc.code, "message": exc.message}, status_code=exc.status_code
-        )
+        return JSONResponse({"error": exc.code, "message": exc.text()}, status_code=exc.status_code)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)

@@ -409,7 +409,9 @@ def _run(command: list[str], *, env: dict[str, str], what: str, **options: Any) 
     )
     if completed.returncode != 0:
         lines = [line for line in completed.stderr.strip().splitlines() if line.strip()]
-        detail = lines[0] if lines else f"exit code {completed.returncode}"
+        # psql prints NOTICEs before the line that made it stop; the error is what matters.
+        errors = [line for line in lines if "ERROR" in line or "FATAL" in line]
+        detail = (errors or lines or [f"exit code {completed.returncode}"])[0]
         raise BackupRefused(f"{what} failed: {detail}")
 
 
@@ -691,6 +693,12 @@ BEGIN
   END LOOP;
   FOR r IN SELECT sequencename FROM pg_sequences WHERE schemaname = current_schema() LOOP
     EXECUTE format('DROP SEQUENCE IF EXISTS %I CASCADE', r.sequencename);
+  END LOOP;
+  -- Trigger functions (the live-officials counts) outlive their tables and would clash with
+  -- the dump's CREATE FUNCTION.
+  FOR r IN SELECT p.oid::regprocedure AS signature FROM pg_proc p
+           WHERE p.pronamespace = current_schema()::regnamespace AND p.prokind = 'f' LOOP
+    EXECUTE format('DROP FUNCTION IF EXISTS %s CASCADE', r.signature);
   END LOOP;
 END $$;
 """

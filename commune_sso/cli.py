@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 from pydantic import ValidationError
@@ -43,6 +45,10 @@ from core.errors import ConfigurationError, DomainError
 from core.settings import Settings
 from idp import accounts, admin_scope, clients, official_directory, units
 from idp.cas import services as cas_services
+from idp.federation import discovery as upstream_discovery
+from idp.federation import providers as upstream_providers
+from idp.federation.linking import LINK_CLAIMS
+from idp.federation.upstream_logout import RETURN_PATH as UPSTREAM_LOGOUT_RETURN_PATH
 from idp.labels import import_column
 from idp.logout import backchannel, sign_out
 from idp.models import Account
@@ -89,6 +95,11 @@ saml_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(saml_app, name="saml")
+upstream_app = typer.Typer(
+    help="Upstream OpenID providers officials may sign in through (/login/upstream/<id>).",
+    no_args_is_help=True,
+)
+app.add_typer(upstream_app, name="upstream")
 
 
 def settings() -> Settings:
@@ -805,6 +816,136 @@ def cas_remove_service(service_id: str) -> None:
         )
     )
     console.print(f"removed CAS service {service_id}")
+
+
+def _default_upstream_id(issuer: str) -> str:
+    host = (urlsplit(issuer).hostname or "upstream").lower()
+    return re.sub(r"[^a-z0-9.-]+", "-", host).strip(".-")[:48] or "upstream"
+
+
+@upstream_app.command("add")
+def upstream_add(
+    issuer: Annotated[str, typer.Argument(help="The provider's issuer (https URL).")],
+    client_id: Annotated[str, typer.Option("--client-id", help="Our client_id there.")],
+    name: Annotated[str, typer.Option("--name", help="Name on the sign-in button (Vietnamese).")],
+    link_claim: Annotated[
+        str,
+        typer.Option(
+            "--link-claim",
+            help=f"ID token claim that names the official: {', '.join(LINK_CLAIMS)} "
+            "(never e-mail).",
+        ),
+    ],
+    client_secret_stdin: Annotated[
+        bool,
+        typer.Option(
+            "--client-secret-stdin", help="Read our client secret there from stdin (stored sealed)."
+        ),
+    ] = False,
+    private_key_jwt: Annotated[
+        bool,
+        typer.Option(
+            "--private-key-jwt",
+            help="Authenticate with a JWT signed by our token-signing keys (our jwks_uri) "
+            "instead of a secret.",
+        ),
+    ] = False,
+    name_en: Annotated[
+        str | None, typer.Option("--name-en", help="Name on the English sign-in page.")
+    ] = None,
+    scope: Annotated[
+        str, typer.Option(help="Scopes asked for (openid is always added).")
+    ] = upstream_providers.DEFAULT_SCOPE,
+    upstream_id: Annotated[
+        str | None,
+        typer.Option("--id", help="Short id in our URLs (default: from the issuer's host)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Add an upstream provider: its discovery document is fetched and checked now (audited).
+
+    Register at the provider, for our client, the redirect URI
+    <issuer>/login/upstream/<id>/callback and the post-logout redirect URI
+    <issuer>/login/upstream/logged-out (both printed)."""
+    if client_secret_stdin == private_key_jwt:
+        fail("give exactly one of --client-secret-stdin and --private-key-jwt")
+    secret = sys.stdin.readline().rstrip("\r\n") if client_secret_stdin else None
+    if client_secret_stdin and not secret:
+        fail("no client secret on stdin")
+    chosen_id = upstream_id or _default_upstream_id(issuer)
+    current = settings()
+    try:
+        metadata = upstream_discovery.discover(issuer)
+    except DomainError as error:
+        fail(error.text())
+    server_secret = secrets_setup.server_secret(current)
+    data = run_in_transaction(
+        lambda session: upstream_providers.as_dict(
+            upstream_providers.register(
+                session=session,
+                clock=SystemClock(),
+                actor=CLI_ACTOR,
+                upstream_id=chosen_id,
+                metadata=metadata,
+                client_id=client_id,
+                client_secret=secret,
+                server_secret=server_secret,
+                link_claim=link_claim,
+                name_vi=name,
+                name_en=name_en,
+                scope=scope,
+            )
+        )
+    )
+    data["redirect_uri"] = f"{current.issuer}/login/upstream/{chosen_id}/callback"
+    data["post_logout_redirect_uri"] = f"{current.issuer}{UPSTREAM_LOGOUT_RETURN_PATH}"
+    if as_json:
+        emit(data)
+        return
+    console.print(f"added upstream provider {chosen_id}: {escape(data['issuer'])}")
+    console.print(f"redirect URI to register there: {escape(data['redirect_uri'])}")
+    console.print(
+        f"post-logout redirect URI to register there: {escape(data['post_logout_redirect_uri'])}"
+    )
+
+
+@upstream_app.command("list")
+def upstream_list(as_json: JsonOption = False) -> None:
+    """List the upstream providers offered on the sign-in page."""
+    rows = run_in_transaction(
+        lambda session: [
+            upstream_providers.as_dict(p) for p in upstream_providers.list_active(session)
+        ]
+    )
+    if as_json:
+        emit(rows)
+        return
+    table = Table("id", "name", "issuer", "client_id", "auth", "link claim", "logout")
+    for row in rows:
+        table.add_row(
+            row["upstream_id"],
+            row["name"],
+            escape(row["issuer"]),
+            escape(row["client_id"]),
+            row["token_endpoint_auth_method"],
+            row["link_claim"],
+            "yes" if row["end_session_endpoint"] else "no",
+        )
+    console.print(table)
+
+
+@upstream_app.command("remove")
+def upstream_remove(upstream_id: str) -> None:
+    """Stop offering an upstream provider; sign-ins under way through it are refused."""
+    run_in_transaction(
+        lambda session: upstream_providers.remove(
+            session=session,
+            clock=SystemClock(),
+            actor=CLI_ACTOR,
+            provider=upstream_providers.get_active(session, upstream_id),
+        )
+    )
+    console.print(f"removed upstream provider {upstream_id}")
 
 
 @saml_app.command("add-sp")

@@ -8,6 +8,13 @@ from __future__ import annotations
 from collections.abc import Callable
 
 
+class Phrase(str):
+    """A parameter that is itself a msgid, e.g. a status's label (``idp.labels``): translated
+    with the message it fills, so a stored code never reaches the reader untranslated."""
+
+    __slots__ = ()
+
+
 class DomainError(Exception):
     """A refused request that is the caller's fault, never a 500."""
 
@@ -24,12 +31,21 @@ class DomainError(Exception):
         """The message, translated, with its ``%(name)s`` parameters filled in.
 
         Translate first, then fill: the catalogues hold the msgid with its placeholders.
+        :class:`Phrase` parameters are translated too.
         """
         translated = translate(self.message)
+        params = {
+            name: translate(value) if isinstance(value, Phrase) else value
+            for name, value in self.params.items()
+        }
         try:
-            return translated % self.params if self.params else translated
+            return translated % params if params else translated
         except (KeyError, ValueError, TypeError):
             return translated
+
+    def __str__(self) -> str:
+        # Logs, tracebacks and pytest.raises(match=...) read the English with its values filled.
+        return self.text()
 
 
 class NotFound(DomainError):

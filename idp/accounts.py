@@ -92,7 +92,7 @@ def find_by_username(session: Session, username: str) -> Account | None:
 def get_by_username(session: Session, username: str) -> Account:
     account = find_by_username(session, username)
     if account is None:
-        raise NotFound("No account with that username.", username=username)
+        raise NotFound(N_("No account with that username."), username=username)
     return account
 
 
@@ -136,9 +136,9 @@ def create(
     username = validate_username(username)
     full_name = unicodedata.normalize("NFC", full_name.strip())
     if not full_name and full_name_required:
-        raise DomainError("The full name is required.", field="full_name")
+        raise DomainError(N_("The full name is required."), field="full_name")
     if find_by_username(session, username) is not None:
-        raise Conflict("That username is already taken.", field="username")
+        raise Conflict(N_("That username is already taken."), field="username")
     if password is not None:
         validate_password(password, username=username)
     now = clock.now()

@@ -372,7 +372,7 @@ def find_active(session: Session, client_id: str) -> Client | None:
 def get_active(session: Session, client_id: str) -> Client:
     client = find_active(session, client_id)
     if client is None:
-        raise NotFound("No such client.", client_id=client_id)
+        raise NotFound(N_("No such client."), client_id=client_id)
     return client
 
 
@@ -433,7 +433,13 @@ def create(
     """
     method = auth_method or ("none" if public else "client_secret_basic")
     if method not in AUTH_METHODS or (public != (method == "none")):
-        raise DomainError("A public client uses auth method 'none'; a confidential one a secret.")
+        raise DomainError(
+            N_(
+                "An app without a secret uses the auth method “none”; an app with a secret "
+                "uses client_secret_basic or client_secret_post."
+            ),
+            field="auth_method",
+        )
     settings = ClientSettings(
         name=name,
         grant_types=tuple(grant_types),
@@ -452,11 +458,11 @@ def create(
     client_id = client_id or secrets.token_hex(12)
     if not CLIENT_ID_PATTERN.fullmatch(client_id):
         raise DomainError(
-            "A client_id is 1 to 64 letters, digits or . _ ~ : / - characters.",
+            N_("A client_id is 1 to 64 letters, digits or . _ ~ : / - characters."),
             field="client_id",
         )
     if find_active(session, client_id) is not None:
-        raise DomainError("That client_id is already registered.", field="client_id")
+        raise DomainError(N_("That client_id is already registered."), field="client_id")
     secret = None if public else new_opaque_token()
     client = Client(
         client_id=client_id,

@@ -19,6 +19,11 @@ AUDIT_ACTIONS = {
     "login.refused_locked": N_("Sign-in refused: too many failed attempts"),
     "login.second_factor_required": N_("Sign-in: authenticator code asked for"),
     "login.second_factor_failure": N_("Sign-in: wrong authenticator code"),
+    "login.upstream_failure": N_("Sign-in through another provider did not complete"),
+    "login.upstream_no_match": N_("Sign-in through another provider: no matching official"),
+    "login.upstream_refused_disabled": N_(
+        "Sign-in through another provider refused: account disabled"
+    ),
     "logout": N_("Signed out"),
     "logout.delivery_failed": N_("Sign-out notice to an app failed"),
     "consent.grant": N_("Allowed an app access"),
@@ -66,6 +71,8 @@ AUDIT_ACTIONS = {
     "saml.sp_registered": N_("SAML application registered"),
     "saml.sp_removed": N_("SAML application removed"),
     "saml.assertion_issued": N_("Signed in to a SAML application"),
+    "upstream.registered": N_("Sign-in provider added"),
+    "upstream.removed": N_("Sign-in provider removed"),
     "scim.user.create": N_("Account created through SCIM"),
     "scim.user.replace": N_("Account replaced through SCIM"),
     "scim.user.patch": N_("Account changed through SCIM"),

@@ -604,8 +604,58 @@ class CasTicket(Base):
     __table_args__ = (Index("ix_idp_cas_ticket_session_id", "session_id"),)
 
 
+class UpstreamProvider(Base):
+    """An upstream OpenID provider officials may sign in through (identity brokering, 0017).
+
+    The endpoints are those of its discovery document, fetched and checked when it was added.
+    The client secret is sealed (AES-256-GCM under a key derived from the server secret, bound
+    to ``upstream_id``: idp.federation.sealing); with ``private_key_jwt`` there is none."""
+
+    __tablename__ = "idp_upstream_provider"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # Chosen by the administrator: in the login URL (/login/upstream/<upstream_id>), the CLI
+    # and the audit log ("upstream:<upstream_id>").
+    upstream_id: Mapped[str] = mapped_column(String(48), unique=True)
+    issuer: Mapped[str] = mapped_column(Text)
+    name_vi: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200))
+    client_id: Mapped[str] = mapped_column(String(255))
+    # "client_secret_basic" or "private_key_jwt" (RFC 7523 §2.2, signed with our key ring).
+    token_endpoint_auth_method: Mapped[str] = mapped_column(String(32))
+    sealed_client_secret: Mapped[str | None] = mapped_column(Text)
+    scope: Mapped[str] = mapped_column(Text)
+    # The ID token claim matched against an official's record (idp.federation.linking).
+    link_claim: Mapped[str] = mapped_column(String(32))
+    authorization_endpoint: Mapped[str] = mapped_column(Text)
+    token_endpoint: Mapped[str] = mapped_column(Text)
+    jwks_uri: Mapped[str] = mapped_column(Text)
+    end_session_endpoint: Mapped[str | None] = mapped_column(Text)
+    # The ID token algorithms we accept from it: its advertised ones within our allowlist.
+    id_token_algs: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class UpstreamSession(Base):
+    """A browser session that began with a sign-in at an upstream provider: its ID token is
+    kept (sealed) as the ``id_token_hint`` of the upstream logout when the session ends."""
+
+    __tablename__ = "idp_upstream_session"
+
+    session_id: Mapped[int] = mapped_column(
+        ForeignKey("idp_session.id", ondelete="CASCADE"), primary_key=True
+    )
+    upstream_pk: Mapped[int] = mapped_column(
+        ForeignKey("idp_upstream_provider.id", ondelete="CASCADE"), index=True
+    )
+    upstream_subject: Mapped[str] = mapped_column(String(255))
+    sealed_id_token: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
 class SamlServiceProvider(Base):
-    """A SAML 2.0 service provider registered from its metadata (0016). The endpoints,
+    """A SAML 2.0 service provider registered from its metadata (0018). The endpoints,
     certificates and flags are read from the metadata at registration; ``metadata_xml`` keeps
     what was registered, for the record."""
 
@@ -636,7 +686,7 @@ class SamlServiceProvider(Base):
 
 
 class SamlRequestId(Base):
-    """Replay cache of AuthnRequest and LogoutRequest IDs (0016), shared by every worker and
+    """Replay cache of AuthnRequest and LogoutRequest IDs (0018), shared by every worker and
     host: a request ID is accepted once per service provider until ``expires_at``, after which
     its IssueInstant is too old to be accepted anyway."""
 
@@ -654,7 +704,7 @@ class SamlRequestId(Base):
 
 
 class SamlPersistentId(Base):
-    """The persistent NameID of an official at one service provider (0016): random, pairwise
+    """The persistent NameID of an official at one service provider (0018): random, pairwise
     (another SP cannot correlate it) and stable for as long as the registration lives."""
 
     __tablename__ = "idp_saml_persistent_id"
@@ -672,7 +722,7 @@ class SamlPersistentId(Base):
 
 
 class SamlSessionParticipant(Base):
-    """A service provider that received an assertion in a browser session (0016), with the
+    """A service provider that received an assertion in a browser session (0018), with the
     NameID and SessionIndex it was given: what a LogoutRequest to it must carry (SAML Core
     §3.7.1) when the session ends."""
 

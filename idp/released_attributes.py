@@ -29,7 +29,7 @@ def released(session: Session, account: Account, groups: Sequence[str]) -> dict[
     if not groups:
         return {}
     unit_claims = units.unit_claims(session, account) if set(groups) - {"name", "email"} else {}
-    claims = claims_for_scope(account, _SCOPE_OF_ALL_GROUPS, unit_claims=unit_claims)
+    claims = claims_for_scope(account, _SCOPE_OF_ALL_GROUPS, directory_claims=unit_claims)
     return {
         name: str(claims[name])
         for group in groups

@@ -7,6 +7,7 @@ from starlette.routing import Route
 from idp.admin_api import admin_api_routes
 from idp.admin_api.imports import ImportsApi
 from idp.cas.routes import cas_routes
+from idp.federation.routes import federation_routes
 from idp.oauth.endpoints.authorization import authorization_endpoint, resume_endpoint
 from idp.oauth.endpoints.discovery import PATHS, discovery_endpoint, jwks_endpoint
 from idp.oauth.endpoints.end_session import confirm_logout_endpoint, end_session_endpoint
@@ -51,6 +52,7 @@ def idp_routes() -> list[Route]:
         Route("/consent", consent_submit, methods=["POST"]),
         *cas_routes(),
         *saml_routes(),
+        *federation_routes(),
         *scim_routes(),
         *admin_api_routes(import_runner),
         *account_routes(),

@@ -25,8 +25,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from core import audit
 from core.clock import Clock
 from core.db import is_postgresql, transaction
-from core.errors import DomainError, NotFound
+from core.errors import DomainError, NotFound, Phrase
+from core.web.i18n import N_
 from idp import lifecycle
+from idp.labels import UNIT_STATUSES
 from idp.models import (
     Account,
     AccountMove,
@@ -233,7 +235,7 @@ def names_by_code(session: Session, codes: Iterable[str]) -> dict[str, str]:
 def get_by_code(session: Session, code: str) -> Unit:
     unit = find_by_code(session, code)
     if unit is None:
-        raise NotFound(f"No unit with code {code}.", unit_code=code)
+        raise NotFound(N_("No unit with code %(unit_code)s."), unit_code=code)
     return unit
 
 
@@ -257,7 +259,8 @@ def list_units(
     The folded match runs in Python: at most 3,355 short names, and Unit has no folded column.
     """
     if level is not None and level not in LEVELS:
-        raise DomainError(f"A unit level is one of: {', '.join(LEVELS)}.", field="level")
+        # The codes themselves: they are what the CLI's --level option takes.
+        raise DomainError(N_("The unit level is province or ward."), field="level")
     statement = select(Unit).order_by(Unit.code)
     if province_code is not None:
         statement = statement.where(Unit.province_code == province_code.strip())
@@ -295,15 +298,17 @@ def attached_account_count(session: Session, unit: Unit) -> int:
 def _clean_reason(reason: str) -> str:
     reason = reason.strip()
     if not reason:
-        raise DomainError("A reason is required.", field="reason")
+        raise DomainError(N_("A reason is required."), field="reason")
     if len(reason) > MAX_REASON_LENGTH:
-        raise DomainError("A reason is at most 300 characters long.", field="reason")
+        raise DomainError(N_("A reason is at most 300 characters long."), field="reason")
     return reason
 
 
-def _require_active(unit: Unit, what: str) -> None:
+def _require_active(unit: Unit, refusal: str) -> None:
+    """``refusal``: a msgid with ``%(unit_code)s`` and ``%(status)s`` (the status's label)."""
     if unit.status != "active":
-        raise DomainError(f"Unit {unit.code} is {unit.status}; {what}.", unit_code=unit.code)
+        status = Phrase(UNIT_STATUSES.get(unit.status, unit.status))
+        raise DomainError(refusal, unit_code=unit.code, status=status)
 
 
 def rename(
@@ -313,12 +318,23 @@ def rename(
     reason = _clean_reason(reason)
     new_name = _SPACES.sub(" ", unicodedata.normalize("NFC", new_name)).strip()
     if not new_name:
-        raise DomainError("The new name is required.", field="name")
+        raise DomainError(N_("The new name is required."), field="name")
     if len(new_name) > MAX_NAME_LENGTH:
-        raise DomainError("A unit name is at most 200 characters long.", field="name")
-    _require_active(unit, "only an active unit can be renamed")
+        raise DomainError(N_("A unit name is at most 200 characters long."), field="name")
+    _require_active(
+        unit,
+        N_(
+            "Unit %(unit_code)s is no longer active (%(status)s): only an active unit can be "
+            "renamed."
+        ),
+    )
     if new_name == unit.name:
-        raise DomainError(f"Unit {unit.code} is already named {new_name}.", field="name")
+        raise DomainError(
+            N_("Unit %(unit_code)s is already named %(name)s."),
+            field="name",
+            unit_code=unit.code,
+            name=new_name,
+        )
     now = clock.now()
     old_name = unit.name
     unit.name = new_name
@@ -347,16 +363,37 @@ def merge(
     """
     reason = _clean_reason(reason)
     if source.id == target.id:
-        raise DomainError(f"Unit {source.code} cannot be merged into itself.")
-    if source.level != target.level:
         raise DomainError(
-            f"Unit {source.code} is a {source.level} and unit {target.code} a {target.level}: "
-            "only units of the same level can be merged."
+            N_("Unit %(unit_code)s cannot be merged into itself."), unit_code=source.code
+        )
+    if source.level != target.level:
+        # Two levels only, so the words say which is which without showing the stored codes.
+        raise DomainError(
+            N_(
+                "Units %(source)s and %(target)s are not of the same level (one is a province, "
+                "the other a commune or ward): only units of the same level can be merged."
+            ),
+            source=source.code,
+            target=target.code,
         )
     if source.status == "merged":
-        raise DomainError(f"Unit {source.code} is already merged into another unit.")
-    _require_active(source, "only an active unit can be merged")
-    _require_active(target, "a unit can only be merged into an active unit")
+        raise DomainError(
+            N_("Unit %(unit_code)s is already merged into another unit."), unit_code=source.code
+        )
+    _require_active(
+        source,
+        N_(
+            "Unit %(unit_code)s is no longer active (%(status)s): only an active unit can be "
+            "merged."
+        ),
+    )
+    _require_active(
+        target,
+        N_(
+            "Unit %(unit_code)s is no longer active (%(status)s): a unit can only be merged "
+            "into an active unit."
+        ),
+    )
     now = clock.now()
 
     agency_map = _merge_agencies(session, source=source, target=target)
@@ -475,13 +512,22 @@ def _merge_agencies(session: Session, *, source: Unit, target: Unit) -> dict[int
 def dissolve(*, session: Session, clock: Clock, actor: str, unit: Unit, reason: str) -> None:
     """Mark a unit dissolved. Refused while officials (or, for a province, wards) remain."""
     reason = _clean_reason(reason)
-    _require_active(unit, "only an active unit can be dissolved")
+    _require_active(
+        unit,
+        N_(
+            "Unit %(unit_code)s is no longer active (%(status)s): only an active unit can be "
+            "dissolved."
+        ),
+    )
     attached = attached_account_count(session, unit)
     if attached:
         raise DomainError(
-            f"Unit {unit.code} still has {attached} account(s) attached: "
-            "move them or merge the unit instead.",
+            N_(
+                "Unit %(unit_code)s still has %(count)s account(s) attached: move them or merge "
+                "the unit instead."
+            ),
             unit_code=unit.code,
+            count=attached,
         )
     if unit.level == "province":
         wards = session.scalar(
@@ -491,9 +537,12 @@ def dissolve(*, session: Session, clock: Clock, actor: str, unit: Unit, reason: 
         )
         if wards:
             raise DomainError(
-                f"Province {unit.code} still has {wards} active ward(s): "
-                "merge the province instead.",
+                N_(
+                    "Province %(unit_code)s still has %(count)s active commune(s) or ward(s): "
+                    "merge the province instead."
+                ),
                 unit_code=unit.code,
+                count=wards,
             )
     now = clock.now()
     unit.status = "dissolved"
@@ -530,6 +579,16 @@ def unit_claims(session: Session, account: Account) -> dict[str, Any]:
         claims["agency"] = agency.name
     if profile.position:
         claims["position"] = profile.position
+    return claims
+
+
+def directory_claims(session: Session, account: Account) -> dict[str, Any]:
+    """The unit claims and the citizen ID (scope ``citizen_id``), when recorded; which of them
+    a token carries is idp.claims.claims_for_scope's decision."""
+    claims = unit_claims(session, account)
+    profile = session.get(AccountProfile, account.id)
+    if profile is not None and profile.citizen_id and profile.deleted_at is None:
+        claims["citizen_id"] = profile.citizen_id
     return claims
 
 

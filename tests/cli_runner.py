@@ -7,11 +7,13 @@ import os
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner, Result
 
 from commune_sso.cli import app
+from core import audit
 from core.clock import SystemClock
+from core.db import make_engine, make_session_factory, transaction
 from core.settings import Settings
 from idp import sessions
 from idp.models import Account, BrowserSession
@@ -55,6 +57,21 @@ class Cli:
 
     def json(self, *args: str, input: str | None = None) -> Any:
         return json.loads(self.ok(*args, "--json", input=input).stdout)
+
+
+def audit_actions(database_url: str, prefix: str) -> list[tuple[str, str | None]]:
+    """(action, target) of the newest audit entries whose action starts with ``prefix``, in
+    the database a CLI run wrote to."""
+    engine = make_engine(database_url)
+    try:
+        factory: sessionmaker = make_session_factory(engine)
+        with transaction(factory) as session:
+            entries = [
+                audit.entry_as_dict(e) for e in audit.tail(session, limit=10, action_prefix=prefix)
+            ]
+    finally:
+        engine.dispose()
+    return [(e["action"], e["target"]) for e in entries]
 
 
 def one_line(text: str) -> str:

@@ -12,10 +12,11 @@ import pytest
 
 
 def wait_until_answering(
-    server: subprocess.Popen[bytes], url: str, log_path: Path, *, timeout: float = 30
+    server: subprocess.Popen[bytes], url: str, log_path: Path, *, timeout: float = 60
 ) -> httpx.Response:
     """Poll ``url`` until it answers 200; fail with the server's output if it exits first or
-    does not answer in time. Returns that first 200 response."""
+    does not answer in time. Returns that first 200 response. A first start loads the units
+    and creates the quick-start CA: on a busy two-core machine that can pass 30 s."""
     deadline = time.monotonic() + timeout
     while True:
         if server.poll() is not None:

@@ -17,6 +17,7 @@ from babel.support import Translations
 from starlette.requests import Request
 from starlette.responses import HTMLResponse
 
+from core.errors import DomainError
 from core.web.code_labels import CORE_LABELS, CodeLabels, label_filters, merge_labels
 from core.web.csrf import CsrfProtection
 from core.web.i18n import SUPPORTED_LOCALES
@@ -92,6 +93,11 @@ class PageRenderer:
         """``message`` (a msgid) in ``locale``, for text outside a template (JSON errors)."""
         catalogue = self._translations.get(locale)
         return catalogue.gettext(message) if catalogue is not None else message
+
+    def refusal_text(self, locale: str, refusal: DomainError) -> str:
+        """A refusal's text in ``locale``, its parameters filled (``error.html``'s
+        ``message_text``): a msgid with placeholders cannot go through the template's ``_()``."""
+        return refusal.text(lambda message: self.gettext(locale, message))
 
     def render(
         self,

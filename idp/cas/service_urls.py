@@ -19,6 +19,7 @@ import re
 from urllib.parse import urlsplit
 
 from core.errors import DomainError
+from core.web.i18n import N_
 
 MAX_SERVICE_URL_LENGTH = 2048
 MAX_PATTERN_LENGTH = 1000
@@ -112,11 +113,11 @@ def registrable_url(url: str) -> str:
         normalised = normalise(url)
     except InvalidServiceUrl as error:
         raise DomainError(
-            "The service URL is not valid: %(reason)s.", field="url", reason=str(error)
+            N_("The service URL is not valid (%(reason)s)."), field="url", reason=str(error)
         ) from error
     if normalised.startswith("http://") and not is_loopback(normalised):
         raise DomainError(
-            "A service URL must use https (plain http only on the loopback address).",
+            N_("A service URL must use https (plain http only on the loopback address)."),
             field="url",
         )
     return normalised
@@ -126,26 +127,28 @@ def registrable_pattern(pattern: str) -> re.Pattern[str]:
     """A service pattern for registration: a valid regular expression anchored at both ends
     (``^...$``) that pins the scheme and does not match any site."""
     if len(pattern) > MAX_PATTERN_LENGTH:
-        raise DomainError("The service pattern is too long.", field="pattern")
+        raise DomainError(N_("The service pattern is too long."), field="pattern")
     if not (pattern.startswith("^") and pattern.endswith("$") and not pattern.endswith("\\$")):
         raise DomainError(
-            "A service pattern must be anchored: start with ^ and end with $.", field="pattern"
+            N_("A service pattern must be anchored: start with ^ and end with $."), field="pattern"
         )
     if not PATTERN_START.match(pattern):
         raise DomainError(
-            "A service pattern must start with ^https:// (or ^http:// on the loopback address).",
+            N_(
+                "A service pattern must start with ^https:// (or ^http:// on the loopback address)."
+            ),
             field="pattern",
         )
     try:
         compiled = re.compile(pattern)
     except re.error as error:
         raise DomainError(
-            "The service pattern is not a valid regular expression: %(reason)s.",
+            N_("The service pattern is not a valid regular expression (%(reason)s)."),
             field="pattern",
             reason=str(error),
         ) from error
     if any(compiled.fullmatch(probe) for probe in FOREIGN_PROBES):
-        raise DomainError("The service pattern matches any site.", field="pattern")
+        raise DomainError(N_("The service pattern matches any site."), field="pattern")
     return compiled
 
 

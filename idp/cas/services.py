@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.clock import Clock
 from core.errors import Conflict, DomainError, NotFound
+from core.web.i18n import N_
 from idp.cas import service_urls
 from idp.models import CasService
 from idp.released_attributes import RELEASABLE
@@ -38,14 +39,14 @@ def register(
     """Register a service by one exact URL or one anchored pattern (not both)."""
     if not SERVICE_ID_PATTERN.fullmatch(service_id):
         raise DomainError(
-            "A service id is 1 to 48 lower-case letters, digits, '.', '_' or '-'.",
+            N_("A service id is 1 to 48 lower-case letters, digits, '.', '_' or '-'."),
             field="service_id",
         )
     name = name.strip()
     if not name or len(name) > 200:
-        raise DomainError("A service needs a name of at most 200 characters.", field="name")
+        raise DomainError(N_("A service needs a name of at most 200 characters."), field="name")
     if (url is None) == (pattern is None):
-        raise DomainError("Give either an exact service URL or a pattern.", field="url")
+        raise DomainError(N_("Give either an exact service URL or a pattern."), field="url")
     if url is not None:
         match_kind, url_pattern = EXACT, service_urls.registrable_url(url)
     else:
@@ -54,13 +55,13 @@ def register(
     unknown = [group for group in attributes if group not in RELEASABLE]
     if unknown:
         raise DomainError(
-            "Unknown attribute %(name)s; released attributes are %(known)s.",
+            N_("Unknown attribute %(name)s; released attributes are %(known)s."),
             field="attributes",
             name=unknown[0],
             known=", ".join(RELEASABLE),
         )
     if session.scalar(select(CasService.id).where(CasService.service_id == service_id)):
-        raise Conflict("A service with this id is already registered.", field="service_id")
+        raise Conflict(N_("A service with this id is already registered."), field="service_id")
     service = CasService(
         service_id=service_id,
         name=name,
@@ -109,7 +110,7 @@ def get_active(session: Session, service_id: str) -> CasService:
         )
     )
     if service is None:
-        raise NotFound("No CAS service with this id.", field="service_id")
+        raise NotFound(N_("No CAS service with this id."), field="service_id")
     return service
 
 

@@ -15,6 +15,7 @@ from starlette.responses import RedirectResponse, Response
 
 from core import audit
 from idp import sessions, token_store
+from idp.federation import upstream_logout
 from idp.logout import backchannel, frontchannel
 from idp.logout import worker as logout_worker
 from idp.models import BrowserSession
@@ -22,6 +23,7 @@ from idp.request_scope import RequestScope
 from idp.saml import single_logout as saml_single_logout
 
 QUEUED_STATE = "logout_deliveries_queued"
+UPSTREAM_LOGOUT_STATE = "upstream_logout"
 
 
 def end_browser_session(
@@ -50,6 +52,16 @@ def end_browser_session(
     )
     # Read by the endpoint once the transaction committed: wake the delivery worker then.
     setattr(scope.request.state, QUEUED_STATE, queued)
+    # A session that began at an upstream provider: the logged-out page goes on there.
+    setattr(
+        scope.request.state,
+        UPSTREAM_LOGOUT_STATE,
+        upstream_logout.pending_for(
+            scope.session,
+            server_secret=scope.runtime.server_secret,
+            browser_session=browser_session,
+        ),
+    )
     sessions.end(session=scope.session, clock=clock, browser_session=browser_session)
     revoked = token_store.revoke_grants_of_session(
         session=scope.session, clock=clock, browser_session=browser_session, reason="logout"
@@ -81,7 +93,18 @@ def logged_out_page(
 ) -> Response:
     """Straight to ``continue_url`` when no iframe has to load; otherwise the logged-out page,
     whose iframes load before it moves on (Front-Channel Logout 1.0 §4). The session cookie
-    is removed either way."""
+    is removed either way. When the session began at an upstream provider, the browser goes
+    through the upstream's logout first, which sends it back on to ``continue_url``."""
+    pending = getattr(scope.request.state, UPSTREAM_LOGOUT_STATE, None)
+    if pending is not None:
+        continue_url = upstream_logout.location(
+            session=scope.session,
+            clock=scope.runtime.clock,
+            settings=scope.runtime.settings,
+            logout=pending,
+            continue_url=continue_url,
+            client_name=client_name,
+        )
     if continue_url and not frontchannel_urls:
         response: Response = RedirectResponse(continue_url, status_code=303)
     else:

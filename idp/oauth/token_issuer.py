@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy.orm import object_session
 
 from idp import units
-from idp.claims import claims_for_scope, wants_unit_claims
+from idp.claims import claims_for_scope, wants_directory_claims
 from idp.clients import ClientInfo
 from idp.models import Account, Client, Grant
 from idp.runtime import IdpRuntime
@@ -100,6 +100,10 @@ def issue_id_token(
         claims["amr"] = list(grant.amr)
     # The family's account is loaded in the token request's session; the unit claims need it.
     session = object_session(account)
-    extra = units.unit_claims(session, account) if session and wants_unit_claims(scope) else None
-    claims.update(claims_for_scope(account, scope, unit_claims=extra))
+    extra = (
+        units.directory_claims(session, account)
+        if session and wants_directory_claims(scope)
+        else None
+    )
+    claims.update(claims_for_scope(account, scope, directory_claims=extra))
     return runtime.keyring.sign_jwt(claims, alg=alg, now=now)

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.clock import Clock
 from core.errors import DomainError
+from core.web.i18n import N_
 from idp import accounts, lifecycle, official_data, units
 from idp.admin_scope import AdminScope
 from idp.agencies import AGENCY_KINDS, agency_kind
@@ -250,7 +251,9 @@ def parse(session: Session, body: Any, *, reach: AdminScope, today: date) -> Des
         if position is not None:
             position = " ".join(position.split())
             if len(position) > import_plan.MAX_POSITION_LENGTH:
-                raise DomainError("A position is at most 200 characters long.", field="position")
+                raise DomainError(
+                    N_("A position is at most 200 characters long."), field="position"
+                )
     except DomainError as error:
         raise _from_domain(error, OFFICIAL_SCHEMA) from None
     return Desired(

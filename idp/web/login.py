@@ -16,6 +16,7 @@ from core.metrics import LOGINS
 from core.web.i18n import N_
 from idp import accounts, login_throttle, mfa, sessions
 from idp.clients import find_active as find_client
+from idp.federation import providers as upstream_providers
 from idp.models import Account, BrowserSession, Consent, Interaction
 from idp.oauth.endpoints import authorization
 from idp.request_scope import RequestScope, run_in_request_scope
@@ -144,7 +145,16 @@ def render_login_form(
     status_code: int = 200,
 ) -> Response:
     """The sign-in form for the interaction ``handle``; it always posts to ``/login``, also
-    when the authorization endpoint answers with it directly."""
+    when the authorization endpoint answers with it directly. Below it, one button per
+    upstream provider (idp.federation), which continues the same interaction there."""
+    locale = scope.locale(ui_locales)
+    upstreams = [
+        {
+            "url": f"/login/upstream/{p.upstream_id}?{urlencode({'interaction': handle})}",
+            "name": upstream_providers.display_name(p, locale),
+        }
+        for p in upstream_providers.list_active(scope.session)
+    ]
     return scope.runtime.pages.render(
         scope.request,
         "login.html",
@@ -153,14 +163,15 @@ def render_login_form(
             "username": username,
             "error": error,
             "client_name": client_name,
+            "upstreams": upstreams,
         },
-        locale=scope.locale(ui_locales),
+        locale=locale,
         status_code=status_code,
         remember_locale="lang" in scope.request.query_params,
     )
 
 
-def _render_login(
+def render_login(
     scope: RequestScope,
     interaction: Interaction,
     handle: str,
@@ -189,7 +200,7 @@ def show_login(scope: RequestScope) -> Response:
     if interaction is None or handle is None:
         return authorization.expired_interaction_page(scope)
     hint = dict((str(k), str(v)) for k, v in interaction.params["items"]).get("login_hint", "")
-    return _render_login(scope, interaction, handle, username=hint[: accounts.MAX_USERNAME_LENGTH])
+    return render_login(scope, interaction, handle, username=hint[: accounts.MAX_USERNAME_LENGTH])
 
 
 def submit_login(scope: RequestScope) -> Response:
@@ -202,7 +213,7 @@ def submit_login(scope: RequestScope) -> Response:
     username = submitted_username(form.get("username", ""))
     password = form.get("password", "")
     if not username or not password:
-        return _render_login(
+        return render_login(
             scope,
             interaction,
             handle,
@@ -225,7 +236,7 @@ def submit_login(scope: RequestScope) -> Response:
             target=f"account:{username.lower()}",
             client_address=address,
         )
-        return _render_login(
+        return render_login(
             scope, interaction, handle, username=username, error=LOCKED_OUT, status_code=429
         )
     if state.delay_seconds > 0 and not getattr(scope.request.state, "throttle_delay_served", False):
@@ -247,7 +258,7 @@ def submit_login(scope: RequestScope) -> Response:
             target=f"account:{username.lower()}",
             client_address=address,
         )
-        return _render_login(
+        return render_login(
             scope, interaction, handle, username=username, error=WRONG_CREDENTIALS, status_code=401
         )
 
@@ -266,7 +277,7 @@ def submit_login(scope: RequestScope) -> Response:
             client_address=address,
         )
         return RedirectResponse(f"/login/otp?{urlencode({'interaction': handle})}", 303)
-    return _finish_login(
+    return finish_login(
         scope,
         interaction,
         handle,
@@ -284,7 +295,7 @@ def _audit_target(interaction: Interaction) -> str:
     return "account_pages" if is_direct(interaction) else f"client:{interaction.client_id}"
 
 
-def _finish_login(
+def finish_login(
     scope: RequestScope,
     interaction: Interaction,
     handle: str,
@@ -453,7 +464,7 @@ def submit_second_factor(scope: RequestScope) -> Response:
         return _render_second_factor(
             scope, interaction, handle, error=WRONG_SECOND_FACTOR, status_code=401
         )
-    return _finish_login(
+    return finish_login(
         scope,
         interaction,
         handle,

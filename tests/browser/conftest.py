@@ -163,18 +163,20 @@ def page(chromium: Browser) -> Iterator[Page]:
     context.close()
 
 
+def save_screenshots(page: Page, stem: Path) -> None:
+    """Full-page screenshots of the current page at desktop and phone width, as
+    ``<stem>-1280.png`` and ``<stem>-375.png``; the page is left at desktop width."""
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    for size in (DESKTOP, PHONE):
+        page.set_viewport_size(size)
+        path = stem.with_name(f"{stem.name}-{size['width']}.png")
+        page.screenshot(path=str(path), full_page=True)
+        assert path.stat().st_size > 0
+    page.set_viewport_size(DESKTOP)
+
+
 @pytest.fixture
 def shoot(page: Page, request: pytest.FixtureRequest) -> Callable[[str], None]:
     """``shoot("step")``: screenshots of the current page at desktop and phone width."""
     test_name = re.sub(r"[^A-Za-z0-9_.-]+", "-", request.node.name).strip("-")
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-
-    def take(step: str) -> None:
-        for size in (DESKTOP, PHONE):
-            page.set_viewport_size(size)
-            path = SCREENSHOTS / f"{test_name}-{step}-{size['width']}.png"
-            page.screenshot(path=str(path), full_page=True)
-            assert path.stat().st_size > 0
-        page.set_viewport_size(DESKTOP)
-
-    return take
+    return lambda step: save_screenshots(page, SCREENSHOTS / f"{test_name}-{step}")

@@ -160,6 +160,15 @@ def open_first_client(page: Page, pages: Pages) -> None:
     page.wait_for_load_state()
 
 
+def open_app_registered(page: Page, pages: Pages) -> None:
+    """The page that shows a new app's secret once, after the register form."""
+    page.goto(f"{pages.issuer}/admin/clients/new")
+    page.fill("#name", "Ứng dụng một cửa")
+    page.fill("#redirect_uris", "https://motcua.example.gov.vn/cb")
+    page.locator("form[action='/admin/clients/new'] button[type=submit]").click()
+    expect(page.locator("#client-secret")).to_be_visible()
+
+
 VISITS: list[Visit] = [
     # Signing in and out.
     Visit("login", "anonymous", open=open_login_form),
@@ -189,12 +198,15 @@ VISITS: list[Visit] = [
     Visit("admin-clients", "admin", "/admin/clients"),
     Visit("admin-client", "admin", open=open_first_client),
     Visit("admin-client-new", "admin", "/admin/clients/new"),
+    Visit("admin-client-registered", "admin", open=open_app_registered),
     Visit("admin-imports", "admin", "/admin/imports"),
     Visit("admin-import-job", "admin", lambda p: p.import_job_path),
     Visit("admin-deliveries", "admin", "/admin/logout-deliveries"),
     Visit("admin-audit", "admin", "/admin/audit"),
     # Certificates.
+    Visit("ca-welcome", "anonymous", f"{PAGES}/"),
     Visit("ca-my-certificates", "official", f"{PAGES}/"),
+    Visit("ca-request", "official", f"{PAGES}/request"),
     Visit("ca-renewal", "official", lambda p: f"{PAGES}/renew/{p.renewable_serial}"),
     Visit(
         "ca-collect-key", "official", lambda p: f"{PAGES}/requests/{p.collect_request_id}/collect"

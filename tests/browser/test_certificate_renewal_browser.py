@@ -25,7 +25,7 @@ from ca_admin.runtime import CaRuntime
 from ca_admin.serials import openssl_serial
 from idp.models import Account
 from idp.runtime import IdpRuntime
-from tests.browser.conftest import DESKTOP, PHONE, SCREENSHOTS
+from tests.browser.conftest import DESKTOP, SCREENSHOTS, save_screenshots
 from tests.ca_admin.conftest import People, hierarchy, people  # noqa: F401  (fixtures)
 from tests.ca_admin.pages_flow import set_password
 from tests.ca_admin.test_pages import issue_for
@@ -99,12 +99,7 @@ def test_renewal_with_a_browser_made_key_approved_by_the_unit_admin(
     sign_in(admin_page, provider, people.unit_admin, f"{PAGES}/admin/requests")
     expect(admin_page.locator(".request")).to_have_count(1)
     expect(admin_page.locator(".request")).to_contain_text("Nguyễn Văn An")
-    for size in (DESKTOP, PHONE):  # the admin's browser: its own screenshots
-        admin_page.set_viewport_size(size)
-        admin_page.screenshot(
-            path=str(SCREENSHOTS / f"renewal-admin-queue-{size['width']}.png"), full_page=True
-        )
-    admin_page.set_viewport_size(DESKTOP)
+    save_screenshots(admin_page, SCREENSHOTS / "renewal-admin-queue")  # the admin's browser
     admin_page.locator(".request button", has_text="Phê duyệt").click()
     admin_page.wait_for_url(f"{provider}{PAGES}/admin/requests?done=approved")
     expect(admin_page.locator("#queue-empty")).to_be_visible()

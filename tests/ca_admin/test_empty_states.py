@@ -18,9 +18,8 @@ from tests.ca_admin.test_api import vi
 
 PAGES = "/ca/pages"
 FIRST_CERTIFICATE = (
-    "Your first signing certificate is requested for you by your unit's administrator: ask "
-    "them, or the province's IT department, to request one. Once it is approved it appears "
-    "here, and from then on you renew it yourself on this page."
+    "Request your first signing certificate here. Once your unit's administrator approves it, "
+    "it appears on this page, and from then on you renew it yourself here."
 )
 REQUEST_LISTED = "Your request is listed below: once it is approved, the certificate appears here."
 

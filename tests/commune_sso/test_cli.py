@@ -53,6 +53,7 @@ ACTION_ONLY_COMMANDS = {
     "client remove",
     "cas remove-service",
     "saml remove-sp",
+    "upstream remove",
 }
 
 

@@ -93,6 +93,20 @@ class KeepAliveClient:
     def request(
         self, method: str, path: str, *, headers: dict[str, str] | None = None, body: bytes = b""
     ) -> Answer:
+        reused = self.sock is not None
+        try:
+            return self._exchange(method, path, headers, body)
+        except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
+            # The server may close a connection left idle past its keep-alive timeout (a slow
+            # database restart on a busy machine); a proxy then retries on a new connection.
+            if not reused:
+                raise
+            self.close()
+            return self._exchange(method, path, headers, body)
+
+    def _exchange(
+        self, method: str, path: str, headers: dict[str, str] | None, body: bytes
+    ) -> Answer:
         if self.sock is None:
             self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=10)
         lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{self.port}"]

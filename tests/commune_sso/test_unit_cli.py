@@ -69,7 +69,7 @@ def test_list_with_filters(cli: Cli, synced: None) -> None:
 
 def test_list_refuses_an_unknown_level(cli: Cli, synced: None) -> None:
     assert_clean_failure(
-        cli("unit", "list", "--level", "district"), "A unit level is one of: province, ward."
+        cli("unit", "list", "--level", "district"), "The unit level is province or ward."
     )
 
 
@@ -163,7 +163,8 @@ def test_dissolve(cli: Cli, synced: None) -> None:
     dissolved = cli.json("unit", "dissolve", HOAN_KIEM, "--reason", "Giải thể")
     assert dissolved["status"] == "dissolved"
     assert_clean_failure(
-        cli("unit", "dissolve", HANOI, "--reason", "x"), "active ward(s): merge the province"
+        cli("unit", "dissolve", HANOI, "--reason", "x"),
+        "active commune(s) or ward(s): merge the province",
     )
 
 

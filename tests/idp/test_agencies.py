@@ -110,6 +110,6 @@ def test_an_import_file_with_realistic_agencies(
     refused = cli("import-users", str(path), "--dry-run")
     assert refused.exit_code == 1
     output = one_line(refused.stdout)
-    assert "dòng 5 [agency]: Không xác định được cơ quan Hội đồng nhân." in output
+    assert "dòng 5 [Cơ quan]: Không xác định được cơ quan Hội đồng nhân." in output
     assert "Có phải là “Hội đồng nhân dân”?" in output
-    assert "dòng 6 [agency]: Không xác định được cơ quan Công an xã" in output
+    assert "dòng 6 [Cơ quan]: Không xác định được cơ quan Công an xã" in output

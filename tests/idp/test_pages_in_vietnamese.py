@@ -116,23 +116,25 @@ def visible_text(html: str) -> str:
     return " ".join(" ".join(parser.parts).split())
 
 
-def _english_msgids() -> set[str]:
-    """msgids of several words whose Vietnamese differs from them: English if seen on a page."""
+def catalogue_texts(language: str) -> set[str]:
+    """The texts of several words in ``language`` ("en": the msgids, "vi": their translations)
+    of every catalogue entry whose Vietnamese differs from its English: seen on a page of the
+    other language, they are that language leaking in. Only the constant part before a
+    placeholder, which is what a page shows."""
     found: set[str] = set()
     for directory in CATALOGUES:
         with (directory / "vi" / "LC_MESSAGES" / "messages.po").open("rb") as fh:
             for message in read_po(fh, locale="vi"):
                 msgid = message.id[0] if isinstance(message.id, tuple) else message.id
                 text = message.string[0] if isinstance(message.string, tuple) else message.string
-                if msgid and text and text != msgid and len(msgid.split()) >= 2:
-                    # The constant part before a placeholder is what a page would show.
-                    head = re.split(r"%\(\w+\)[a-z]", msgid)[0].strip()
+                if msgid and text and text != msgid:
+                    head = re.split(r"%\(\w+\)[a-z]", msgid if language == "en" else text)[0]
                     if len(head.split()) >= 2:
-                        found.add(head)
+                        found.add(head.strip())
     return found
 
 
-ENGLISH_MSGIDS = _english_msgids()
+ENGLISH_MSGIDS = catalogue_texts("en")
 RAW_CODES = re.compile(
     r"(?<![\w.@-])(?:"
     + "|".join(

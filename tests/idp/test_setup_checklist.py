@@ -158,6 +158,9 @@ def test_a_unit_admin_sees_no_checklist(web: TestClient, runtime: IdpRuntime, ad
     page = web.get("/admin")
     assert page.status_code == 200
     assert "setup-checklist" not in page.text
+    # Approving their officials' certificate requests starts from the dashboard too.
+    assert 'href="/ca/pages/admin/requests">Yêu cầu cấp chứng thư số chờ phê duyệt</a>' in page.text
+    assert web.get("/ca/pages/admin/requests", follow_redirects=False).status_code != 404
 
 
 # --------------------------------------------------------------------------------------------

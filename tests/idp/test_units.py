@@ -183,7 +183,7 @@ def test_list_filters_and_limit(runtime: IdpRuntime, synced: units.SyncResult) -
         assert hanoi_wards and all(u.province_code == HANOI for u in hanoi_wards)
         assert len(units.list_units(session, limit=50)) == 50
         assert len(units.list_units(session, query="phuong", limit=7)) == 7
-        with pytest.raises(DomainError, match="province, ward"):
+        with pytest.raises(DomainError, match="province or ward"):
             units.list_units(session, level="district")
 
 
@@ -364,7 +364,7 @@ def test_dissolve_is_refused_while_accounts_are_attached(
                 session=session, clock=runtime.clock, actor="admin", unit=unit, reason="test"
             )
         assert unit.status == "active"
-        with pytest.raises(DomainError, match=r"still has \d+ active ward"):
+        with pytest.raises(DomainError, match=r"still has \d+ active commune\(s\) or ward"):
             units.dissolve(
                 session=session,
                 clock=runtime.clock,
@@ -380,7 +380,7 @@ def test_dissolve_is_refused_while_accounts_are_attached(
         other = units.get_by_code(session, other_code)
         assert other.status == "dissolved"
         assert units.events_of(session, other)[-1].details == {"reason": "Giải thể"}
-        with pytest.raises(DomainError, match="is dissolved"):
+        with pytest.raises(DomainError, match=r"no longer active \(Dissolved\)"):
             units.dissolve(
                 session=session, clock=runtime.clock, actor="admin", unit=other, reason="again"
             )
@@ -428,11 +428,20 @@ def test_unit_claims(runtime: IdpRuntime, synced: units.SyncResult) -> None:
         assert units.unit_claims(session, without_profile) == {}
         # Released only under the unit scope.
         assert (
-            claims_for_scope(full, "openid profile", unit_claims=claims)
+            claims_for_scope(full, "openid profile", directory_claims=claims)
             .keys()
             .isdisjoint(UNIT_CLAIMS)
         )
-        assert claims_for_scope(full, "openid unit", unit_claims=claims) == claims
+        assert claims_for_scope(full, "openid unit", directory_claims=claims) == claims
+
+
+def test_citizen_id_only_under_its_own_scope() -> None:
+    official = Account(full_name="Nguyễn Văn An", username="an", email=None, phone=None)
+    directory = {"unit_code": "00070", "citizen_id": "001085012345"}
+    assert "citizen_id" not in claims_for_scope(official, "openid unit", directory_claims=directory)
+    assert claims_for_scope(official, "openid citizen_id", directory_claims=directory) == {
+        "citizen_id": "001085012345"
+    }
 
 
 def test_unit_scope_through_the_login_flow(web, runtime: IdpRuntime, synced) -> None:

@@ -22,6 +22,7 @@ from ca_admin.hierarchy import chain_of
 from ca_admin.models import CertificateRequest, IssuedCertificate
 from ca_admin.profiles import get_profile
 from ca_admin.serials import openssl_serial
+from ca_admin.web.pages import first_certificate
 from ca_admin.web.pages.page_scope import PREFIX, PageScope, run_page
 from core.errors import DomainError, PermissionDenied
 from core.web.i18n import N_
@@ -32,6 +33,10 @@ NOTICES = {
         "Your renewal request was sent. It is waiting for approval by your unit's administrator."
     ),
     "issued": N_("Your new certificate was issued."),
+    "request": N_(
+        "Your certificate request was sent. It is waiting for approval by your unit's "
+        "administrator."
+    ),
 }
 STATUS_LABELS = labels.CERTIFICATE_STATUSES
 REQUEST_STATUS_LABELS = labels.REQUEST_STATUSES
@@ -104,6 +109,7 @@ def _show(scope: PageScope) -> Response:
             "status_labels": STATUS_LABELS,
             "request_status_labels": REQUEST_STATUS_LABELS,
             "notice": NOTICES.get(scope.query.get("done", "")),
+            "may_request": first_certificate.reason_not_to_request(scope) is None,
         },
     )
 

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from idp import units
-from idp.claims import claims_for_scope, wants_unit_claims
+from idp.claims import claims_for_scope, wants_directory_claims
 from idp.oauth.access_tokens import read_access_token
 from idp.oauth.http import NO_STORE, json_error
 from idp.request_scope import RequestScope, run_in_request_scope
@@ -50,8 +50,15 @@ def userinfo(scope: RequestScope) -> Response:
         return bearer_challenge(403, "insufficient_scope", "The token lacks the openid scope.")
     account = view.grant.account
     scope_text = " ".join(scopes)
-    extra = units.unit_claims(scope.session, account) if wants_unit_claims(scope_text) else None
-    body = {"sub": account.subject, **claims_for_scope(account, scope_text, unit_claims=extra)}
+    extra = (
+        units.directory_claims(scope.session, account)
+        if wants_directory_claims(scope_text)
+        else None
+    )
+    body = {
+        "sub": account.subject,
+        **claims_for_scope(account, scope_text, directory_claims=extra),
+    }
     return JSONResponse(body, headers=NO_STORE)
 
 

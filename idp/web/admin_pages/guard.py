@@ -84,18 +84,24 @@ def error_page(
     *,
     status_code: int,
     title: str,
-    message: str,
+    message: str | DomainError,
     locale: str | None = None,
     back_url: str | None = None,
 ) -> Response:
+    """``message``: a msgid, or a refusal whose text (parameters filled) is shown."""
     request = scope.request if isinstance(scope, RequestScope) else scope
     runtime = request.app.state.idp
     if locale is None:
         locale = scope.locale() if isinstance(scope, RequestScope) else _locale(request)
+    shown = (
+        {"message_text": runtime.pages.refusal_text(locale, message)}
+        if isinstance(message, DomainError)
+        else {"message": message}
+    )
     return runtime.pages.render(
         request,
         "error.html",
-        {"title": title, "message": message, "status_code": status_code, "back_url": back_url},
+        {"title": title, **shown, "status_code": status_code, "back_url": back_url},
         locale=locale,
         status_code=status_code,
     )
@@ -151,21 +157,19 @@ async def _run(request: Request, handler: AdminHandler, *, system_only: bool) ->
             request,
             status_code=404,
             title=N_("Page not found"),
-            message=error.message,
+            message=error,
             back_url=HOME,
         )
     except PermissionDenied as error:
-        return error_page(
-            request, status_code=403, title=N_("Access denied"), message=error.message
-        )
+        return error_page(request, status_code=403, title=N_("Access denied"), message=error)
     except CsrfError as error:
-        return error_page(request, status_code=403, title=N_("Form expired"), message=error.message)
+        return error_page(request, status_code=403, title=N_("Form expired"), message=error)
     except DomainError as error:
         return error_page(
             request,
             status_code=error.status_code,
             title=N_("Request refused"),
-            message=error.message,
+            message=error,
             back_url=HOME,
         )
 
@@ -189,9 +193,7 @@ def admin_action(handler: AdminHandler, *, system_only: bool = False) -> Callabl
         try:
             request.app.state.idp.csrf.verify(request, token if isinstance(token, str) else None)
         except CsrfError as error:
-            return error_page(
-                request, status_code=403, title=N_("Form expired"), message=error.message
-            )
+            return error_page(request, status_code=403, title=N_("Form expired"), message=error)
         return await _run(request, handler, system_only=system_only)
 
     return route

@@ -303,9 +303,7 @@ class ImportPages:
         except CsrfError as error:
             shutil.rmtree(spooled.parent, ignore_errors=True)
             shutil.rmtree(kept, ignore_errors=True)
-            return error_page(
-                request, status_code=403, title=N_("Form expired"), message=error.message
-            )
+            return error_page(request, status_code=403, title=N_("Form expired"), message=error)
         except DomainError as error:
             shutil.rmtree(spooled.parent, ignore_errors=True)
             shutil.rmtree(kept, ignore_errors=True)
@@ -399,9 +397,7 @@ class ImportPages:
         try:
             request.app.state.idp.csrf.verify(request, token if isinstance(token, str) else None)
         except CsrfError as error:
-            return error_page(
-                request, status_code=403, title=N_("Form expired"), message=error.message
-            )
+            return error_page(request, status_code=403, title=N_("Form expired"), message=error)
         gate = await self._gate(request)
         if gate.caller is None:
             assert gate.refusal is not None

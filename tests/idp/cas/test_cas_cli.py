@@ -4,26 +4,15 @@ in one line without a traceback, and the audit trail."""
 from __future__ import annotations
 
 import pytest
-from sqlalchemy.orm import sessionmaker
 
-from core import audit
-from core.db import make_engine, make_session_factory, transaction
 from tests.cli_runner import assert_clean_failure
+from tests.cli_runner import audit_actions as cli_audit_actions
 
 URL = "https://vanban.laocai.gov.vn/cas"
 
 
 def audit_actions(database_url: str) -> list[tuple[str, str | None]]:
-    engine = make_engine(database_url)
-    try:
-        factory: sessionmaker = make_session_factory(engine)
-        with transaction(factory) as session:
-            entries = [
-                audit.entry_as_dict(e) for e in audit.tail(session, limit=10, action_prefix="cas.")
-            ]
-    finally:
-        engine.dispose()
-    return [(e["action"], e["target"]) for e in entries]
+    return cli_audit_actions(database_url, "cas.")
 
 
 def test_add_list_remove_audited(cli, database_url: str) -> None:
@@ -81,7 +70,7 @@ REFUSED = [
     (["--pattern", "^https://.*$"], "The service pattern matches any site."),
     (["--pattern", r"^https://a\.vn/($"], "not a valid regular expression"),
     (["--url", "http://a.vn/cas"], "A service URL must use https"),
-    (["--url", "https://a.vn@evil.vn/cas"], "The service URL is not valid: userinfo."),
+    (["--url", "https://a.vn@evil.vn/cas"], "The service URL is not valid (userinfo)."),
     (["--url", URL, "--pattern", r"^https://a\.vn/.*$"], "Give either an exact service URL"),
     (["--url", URL, "--attribute", "password"], "Unknown attribute password"),
 ]
