@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from core import audit
 from core.clock import Clock
 from core.errors import Conflict, DomainError, NotFound
+from core.web.i18n import N_
 from idp.models import SamlServiceProvider
 from idp.released_attributes import RELEASABLE
 from idp.saml import sp_metadata
@@ -42,7 +43,7 @@ def register(
     unknown = [group for group in attributes if group not in RELEASABLE]
     if unknown:
         raise DomainError(
-            "Unknown attribute %(name)s; released attributes are %(known)s.",
+            N_("Unknown attribute %(name)s; released attributes are %(known)s."),
             field="attributes",
             name=unknown[0],
             known=", ".join(RELEASABLE),
@@ -50,7 +51,7 @@ def register(
     chosen_format = name_id_format or metadata.name_id_format
     if chosen_format not in NAME_ID_FORMATS:
         raise DomainError(
-            "Unknown NameID format; supported are %(known)s.",
+            N_("Unknown NameID format; supported are %(known)s."),
             field="name_id_format",
             known=", ".join(NAME_ID_FORMATS),
         )
@@ -59,8 +60,10 @@ def register(
         for der in metadata.encryption_certificates[:1]
     ):
         raise DomainError(
-            "Assertions can be encrypted only to an SP whose metadata has an RSA encryption "
-            "certificate.",
+            N_(
+                "Assertions can be encrypted only to an SP whose metadata has an RSA encryption "
+                "certificate."
+            ),
             field="encrypt_assertions",
         )
     sp = session.scalar(
@@ -68,7 +71,7 @@ def register(
     )
     if sp is not None and sp.removed_at is None:
         raise Conflict(
-            "A service provider with this entity ID is already registered.", field="metadata"
+            N_("A service provider with this entity ID is already registered."), field="metadata"
         )
     if sp is None:
         sp = SamlServiceProvider(entity_id=metadata.entity_id, created_at=clock.now())
@@ -135,7 +138,7 @@ def find_active(session: Session, entity_id: str) -> SamlServiceProvider | None:
 def get_active(session: Session, entity_id: str) -> SamlServiceProvider:
     sp = find_active(session, entity_id)
     if sp is None:
-        raise NotFound("No SAML service provider with this entity ID.", field="entity_id")
+        raise NotFound(N_("No SAML service provider with this entity ID."), field="entity_id")
     return sp
 
 

@@ -14,6 +14,7 @@ from cryptography import x509
 from lxml import etree
 
 from core.errors import DomainError
+from core.web.i18n import N_
 from idp.saml.vocabulary import (
     HTTP_POST,
     HTTP_REDIRECT,
@@ -50,10 +51,12 @@ def endpoint_url(url: str | None, what: str) -> str:
     """An endpoint we send the browser to: https, or http on the loopback address only."""
     parts = urlsplit((url or "").strip())
     if parts.scheme not in ("http", "https") or not parts.hostname or parts.fragment:
-        raise DomainError("The metadata has an invalid %(what)s URL.", field="metadata", what=what)
+        raise DomainError(
+            N_("The metadata has an invalid %(what)s URL."), field="metadata", what=what
+        )
     if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
         raise DomainError(
-            "The %(what)s URL must use https (plain http only on the loopback address).",
+            N_("The %(what)s URL must use https (plain http only on the loopback address)."),
             field="metadata",
             what=what,
         )
@@ -67,7 +70,7 @@ def certificate_der(text: str | None) -> str:
         x509.load_der_x509_certificate(base64.b64decode(compact, validate=True))
     except (binascii.Error, ValueError) as error:
         raise DomainError(
-            "The metadata holds a certificate that cannot be read.", field="metadata"
+            N_("The metadata holds a certificate that cannot be read."), field="metadata"
         ) from error
     return compact
 
@@ -96,16 +99,18 @@ def parse(document: bytes) -> SpMetadata:
         entity = parse_untrusted(document)
     except UnsafeXml as error:
         raise DomainError(
-            "The metadata is not acceptable XML: %(reason)s.", field="metadata", reason=str(error)
+            N_("The metadata is not acceptable XML: %(reason)s."),
+            field="metadata",
+            reason=str(error),
         ) from error
     if entity.tag != qualified("md", "EntityDescriptor"):
         raise DomainError(
-            "The metadata must be one md:EntityDescriptor of one service provider.",
+            N_("The metadata must be one md:EntityDescriptor of one service provider."),
             field="metadata",
         )
     entity_id = (entity.get("entityID") or "").strip()
     if not entity_id or len(entity_id) > MAX_ENTITY_ID_LENGTH:
-        raise DomainError("The metadata has no valid entityID.", field="metadata")
+        raise DomainError(N_("The metadata has no valid entityID."), field="metadata")
     descriptors = [
         d
         for d in entity.findall("md:SPSSODescriptor", NAMESPACES)
@@ -113,7 +118,7 @@ def parse(document: bytes) -> SpMetadata:
     ]
     if len(descriptors) != 1:
         raise DomainError(
-            "The metadata must have one SPSSODescriptor for SAML 2.0.", field="metadata"
+            N_("The metadata must have one SPSSODescriptor for SAML 2.0."), field="metadata"
         )
     descriptor = descriptors[0]
     acs = []
@@ -133,7 +138,7 @@ def parse(document: bytes) -> SpMetadata:
         )
     if not acs:
         raise DomainError(
-            "The metadata has no AssertionConsumerService with the HTTP-POST binding.",
+            N_("The metadata has no AssertionConsumerService with the HTTP-POST binding."),
             field="metadata",
         )
     slo = [
@@ -161,7 +166,7 @@ def parse(document: bytes) -> SpMetadata:
     authn_requests_signed = _flag(descriptor, "AuthnRequestsSigned")
     if authn_requests_signed and not signing:
         raise DomainError(
-            "The SP signs its requests but its metadata has no signing certificate.",
+            N_("The SP signs its requests but its metadata has no signing certificate."),
             field="metadata",
         )
     return SpMetadata(
@@ -191,7 +196,7 @@ def fetch(url: str) -> bytes:
         ):
             if reply.status_code != 200:
                 raise DomainError(
-                    "The metadata URL answered HTTP %(status)s.",
+                    N_("The metadata URL answered HTTP %(status)s."),
                     field="metadata",
                     status=reply.status_code,
                 )
@@ -199,9 +204,11 @@ def fetch(url: str) -> bytes:
             for chunk in reply.iter_bytes():
                 body += chunk
                 if len(body) > MAX_DOCUMENT_BYTES:
-                    raise DomainError("The metadata document is too large.", field="metadata")
+                    raise DomainError(N_("The metadata document is too large."), field="metadata")
             return body
     except httpx.HTTPError as error:
         raise DomainError(
-            "The metadata could not be fetched: %(reason)s.", field="metadata", reason=str(error)
+            N_("The metadata could not be fetched: %(reason)s."),
+            field="metadata",
+            reason=str(error),
         ) from error
