@@ -47,6 +47,34 @@ def _saml(
     return element
 
 
+def protocol_message(
+    local: str,
+    *,
+    issuer: str,
+    destination: str,
+    in_response_to: str | None,
+    now: datetime,
+    **attributes: str,
+) -> etree._Element:
+    """A samlp message with the attributes every one has (Core §3.2.1, §3.2.2) and its
+    Issuer; a signature placeholder, if any, goes right after the Issuer."""
+    element = etree.Element(
+        etree.QName(PROTOCOL_NS, local),
+        {
+            "ID": saml_id(),
+            "Version": "2.0",
+            "IssueInstant": instant(now),
+            "Destination": destination,
+            **attributes,
+        },
+        nsmap=_NSMAP,
+    )
+    if in_response_to is not None:  # None: unsolicited
+        element.set("InResponseTo", in_response_to)
+    _saml(element, "Issuer", issuer)
+    return element
+
+
 @dataclass(frozen=True)
 class Subject:
     name_id: str
@@ -132,19 +160,13 @@ def response(
 ) -> bytes:
     """The signed Response; with a non-success ``status`` and no assertion for refusals
     (Core §3.2.2.2: NoPassive, InvalidNameIDPolicy)."""
-    element = etree.Element(
-        etree.QName(PROTOCOL_NS, "Response"),
-        {
-            "ID": saml_id(),
-            "Version": "2.0",
-            "IssueInstant": instant(now),
-            "Destination": destination,
-        },
-        nsmap=_NSMAP,
+    element = protocol_message(
+        "Response",
+        issuer=issuer,
+        destination=destination,
+        in_response_to=in_response_to,
+        now=now,
     )
-    if in_response_to is not None:
-        element.set("InResponseTo", in_response_to)
-    _saml(element, "Issuer", issuer)
     element.append(xml_signatures.signature_placeholder())
     status_element = etree.SubElement(element, etree.QName(PROTOCOL_NS, "Status"))
     code = etree.SubElement(status_element, etree.QName(PROTOCOL_NS, "StatusCode"), Value=status)

@@ -21,11 +21,9 @@ from sqlalchemy.orm import Session
 
 from idp.models import BrowserSession, SamlServiceProvider, SamlSessionParticipant
 from idp.saml import bindings, idp_metadata, xml_signatures
-from idp.saml.responses import instant, saml_id
+from idp.saml.responses import protocol_message
 from idp.saml.vocabulary import ASSERTION_NS, HTTP_REDIRECT, PROTOCOL_NS, SUCCESS
 from keys import CertifiedKey, KeyRing
-
-_NSMAP = {"samlp": PROTOCOL_NS, "saml": ASSERTION_NS}
 
 
 @dataclass
@@ -67,18 +65,14 @@ def logout_request(
     now: datetime,
 ) -> etree._Element:
     """Core §3.7.1 (unsigned: HTTP-Redirect signs the query)."""
-    element = etree.Element(
-        etree.QName(PROTOCOL_NS, "LogoutRequest"),
-        {
-            "ID": saml_id(),
-            "Version": "2.0",
-            "IssueInstant": instant(now),
-            "Destination": destination,
-            "Reason": "urn:oasis:names:tc:SAML:2.0:logout:user",
-        },
-        nsmap=_NSMAP,
+    element = protocol_message(
+        "LogoutRequest",
+        issuer=issuer,
+        destination=destination,
+        in_response_to=None,
+        now=now,
+        Reason="urn:oasis:names:tc:SAML:2.0:logout:user",
     )
-    etree.SubElement(element, etree.QName(ASSERTION_NS, "Issuer")).text = issuer
     name_id = etree.SubElement(
         element,
         etree.QName(ASSERTION_NS, "NameID"),
@@ -101,18 +95,13 @@ def logout_response(
     status: str = SUCCESS,
 ) -> etree._Element:
     """Core §3.7.2 (unsigned; signed by :func:`signed_for_post` or the Redirect query)."""
-    element = etree.Element(
-        etree.QName(PROTOCOL_NS, "LogoutResponse"),
-        {
-            "ID": saml_id(),
-            "Version": "2.0",
-            "IssueInstant": instant(now),
-            "Destination": destination,
-            "InResponseTo": in_response_to,
-        },
-        nsmap=_NSMAP,
+    element = protocol_message(
+        "LogoutResponse",
+        issuer=issuer,
+        destination=destination,
+        in_response_to=in_response_to,
+        now=now,
     )
-    etree.SubElement(element, etree.QName(ASSERTION_NS, "Issuer")).text = issuer
     status_element = etree.SubElement(element, etree.QName(PROTOCOL_NS, "Status"))
     etree.SubElement(status_element, etree.QName(PROTOCOL_NS, "StatusCode"), Value=status)
     return element

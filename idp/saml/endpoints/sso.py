@@ -203,18 +203,14 @@ def _post_assertion(
 
 def _park(scope: RequestScope, request: AcceptedAuthnRequest) -> str:
     sp = request.sp
-    return sessions.start_interaction(
-        session=scope.session,
-        clock=scope.runtime.clock,
-        settings=scope.runtime.settings,
+    return login_pages.start_protocol_interaction(
+        scope,
         client_id=f"saml:{sp.id}",
-        params={
-            "items": [],
-            login_pages.RESUME_KEY: RESUME_PATH,
-            login_pages.CLIENT_NAME_KEY: sp.name,
-            login_pages.AUDIT_TARGET_KEY: audit_target(sp),
-            INTERACTION_KEY: request.parked(),
-        },
+        client_name=sp.name,
+        audit_target=audit_target(sp),
+        resume_path=RESUME_PATH,
+        protocol_key=INTERACTION_KEY,
+        protocol_params=request.parked(),
     )
 
 

@@ -17,10 +17,9 @@ from sqlalchemy import select
 
 from core import audit
 from core.db import transaction
-from core.text_search import fold_for_search
 from idp.cas import services
 from idp.logout import backchannel
-from idp.models import AccountProfile, Agency, CasTicket, Unit
+from idp.models import CasTicket
 from idp.runtime import IdpRuntime
 from tests.idp.cas.cas_flow import (
     ServiceApp,
@@ -44,46 +43,6 @@ ALL_ATTRIBUTES = ["name", "email", "unit", "province", "agency", "position"]
 def service_app() -> Iterator[ServiceApp]:
     with running_service_app() as running:
         yield running
-
-
-@pytest.fixture
-def official_at_work(runtime: IdpRuntime, official) -> Any:
-    """The conftest official, working in a ward of Lào Cai as a Vietnamese-titled officer."""
-    with transaction(runtime.session_factory) as session:
-        now = runtime.clock.now()
-        province = Unit(
-            code="15",
-            level="province",
-            name="Tỉnh Lào Cai",
-            division_type="tỉnh",
-            province_code="15",
-            created_at=now,
-            updated_at=now,
-        )
-        ward = Unit(
-            code="02647",
-            level="ward",
-            name="Phường Cam Đường",
-            division_type="phường",
-            province_code="15",
-            created_at=now,
-            updated_at=now,
-        )
-        session.add_all([province, ward])
-        session.flush()
-        agency = Agency(unit_id=ward.id, kind="people_committee", name="UBND phường Cam Đường")
-        session.add(agency)
-        session.flush()
-        session.add(
-            AccountProfile(
-                account_id=official.id,
-                unit_id=ward.id,
-                agency_id=agency.id,
-                position="Phó Chủ tịch",
-                search_name=fold_for_search(official.full_name),
-            )
-        )
-    return official
 
 
 def register(runtime: IdpRuntime, service_id: str, **options: Any) -> None:

@@ -1,5 +1,5 @@
-"""Fixtures of the SAML tests: a registered pysaml2 SP and an official with a unit, agency and
-position in Vietnamese."""
+"""Fixtures of the SAML tests: a registered pysaml2 SP (``official_at_work`` comes from
+tests/idp/conftest.py)."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ import pytest
 from starlette.testclient import TestClient
 
 from core.db import transaction
-from core.text_search import fold_for_search
-from idp.models import AccountProfile, Agency, Unit
 from idp.runtime import IdpRuntime
 from idp.saml import service_providers
 from tests.conftest import ISSUER
@@ -24,46 +22,6 @@ from tests.idp.saml.pysaml2_sp import (
 
 IDP_ENTITY_ID = f"{ISSUER}/saml/metadata"
 ALL_ATTRIBUTES = ["name", "email", "unit", "province", "agency", "position"]
-
-
-@pytest.fixture
-def official_at_work(runtime: IdpRuntime, official: Any) -> Any:
-    """The conftest official, Phó Chủ tịch of a ward of Lào Cai."""
-    with transaction(runtime.session_factory) as session:
-        now = runtime.clock.now()
-        province = Unit(
-            code="15",
-            level="province",
-            name="Tỉnh Lào Cai",
-            division_type="tỉnh",
-            province_code="15",
-            created_at=now,
-            updated_at=now,
-        )
-        ward = Unit(
-            code="02647",
-            level="ward",
-            name="Phường Cam Đường",
-            division_type="phường",
-            province_code="15",
-            created_at=now,
-            updated_at=now,
-        )
-        session.add_all([province, ward])
-        session.flush()
-        agency = Agency(unit_id=ward.id, kind="people_committee", name="UBND phường Cam Đường")
-        session.add(agency)
-        session.flush()
-        session.add(
-            AccountProfile(
-                account_id=official.id,
-                unit_id=ward.id,
-                agency_id=agency.id,
-                position="Phó Chủ tịch",
-                search_name=fold_for_search(official.full_name),
-            )
-        )
-    return official
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ the official's browser is the ASGI test client, which follows our forms like a b
 
 from __future__ import annotations
 
-import datetime
 import html
 import re
 import shutil
@@ -17,10 +16,7 @@ from typing import Any
 from urllib.parse import urljoin
 
 import httpx
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
 from saml2.client import Saml2Client
 from saml2.config import SPConfig
@@ -29,6 +25,7 @@ from saml2.saml import NAMEID_FORMAT_PERSISTENT
 from saml2.xmldsig import DIGEST_SHA256, SIG_RSA_SHA256
 
 from tests.idp.cas.cas_flow import is_login_form, submit_password
+from tests.throwaway_certificates import self_signed_rsa
 
 SP_ENTITY_ID = "https://vanban.laocai.gov.vn/saml/metadata"
 ACS_URL = "https://vanban.laocai.gov.vn/saml/acs"
@@ -40,19 +37,8 @@ FORM_ACTION = re.compile(r'<form class="form" action="([^"]*)" method="post" dat
 
 
 def write_key_and_certificate(directory: Path, common_name: str) -> tuple[Path, Path]:
-    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = datetime.datetime.now(datetime.UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
+    """An SP key pair as pysaml2 reads it: PEM files of a fresh RSA key and its certificate."""
+    certificate, key = self_signed_rsa(common_name)
     key_path, cert_path = directory / f"{common_name}.key", directory / f"{common_name}.crt"
     key_path.write_bytes(
         key.private_bytes(

@@ -229,10 +229,23 @@ def _evil_copy(original: etree._Element, new_id: str) -> etree._Element:
     return evil
 
 
+def _with_original_in_extensions(evil: etree._Element, original: etree._Element) -> etree._Element:
+    """The original request, without its signature, hidden in the evil one's Extensions."""
+    wrapped = copy.deepcopy(original)
+    wrapped.remove(wrapped.find(f"{{{DSIG}}}Signature"))
+    etree.SubElement(evil, f"{{{PROTOCOL}}}Extensions").append(wrapped)
+    return evil
+
+
+def _with_original_signature(evil: etree._Element, original: etree._Element) -> etree._Element:
+    """The original's Signature where a verifier looks: a child of the root, after Issuer."""
+    evil.insert(1, copy.deepcopy(original.find(f"{{{DSIG}}}Signature")))
+    return evil
+
+
 def xsw_signed_request_inside_evil_root(original: etree._Element) -> etree._Element:
     evil = _evil_copy(original, "_evil1")
-    extensions = etree.SubElement(evil, f"{{{PROTOCOL}}}Extensions")
-    extensions.append(copy.deepcopy(original))
+    etree.SubElement(evil, f"{{{PROTOCOL}}}Extensions").append(copy.deepcopy(original))
     return evil
 
 
@@ -241,32 +254,21 @@ def xsw_signature_moved_to_evil_root_original_in_object(original: etree._Element
     signature = copy.deepcopy(original.find(f"{{{DSIG}}}Signature"))
     wrapped = copy.deepcopy(original)
     wrapped.remove(wrapped.find(f"{{{DSIG}}}Signature"))
-    obj = etree.SubElement(signature, f"{{{DSIG}}}Object")
-    obj.append(wrapped)
+    etree.SubElement(signature, f"{{{DSIG}}}Object").append(wrapped)
     evil.insert(1, signature)
     return evil
 
 
 def xsw_same_id_twice(original: etree._Element) -> etree._Element:
-    evil = _evil_copy(original, original.get("ID"))
-    evil.insert(1, copy.deepcopy(original.find(f"{{{DSIG}}}Signature")))
-    extensions = etree.SubElement(evil, f"{{{PROTOCOL}}}Extensions")
-    wrapped = copy.deepcopy(original)
-    wrapped.remove(wrapped.find(f"{{{DSIG}}}Signature"))
-    extensions.append(wrapped)
-    return evil
+    evil = _with_original_signature(_evil_copy(original, original.get("ID")), original)
+    return _with_original_in_extensions(evil, original)
 
 
 def xsw_signature_at_root_references_wrapped_original(original: etree._Element) -> etree._Element:
     """The signature where a verifier looks (a child of the root) but its reference points at
     the original, kept intact further down; the root itself is the evil request."""
-    evil = _evil_copy(original, "_evil4")
-    evil.insert(1, copy.deepcopy(original.find(f"{{{DSIG}}}Signature")))
-    extensions = etree.SubElement(evil, f"{{{PROTOCOL}}}Extensions")
-    wrapped = copy.deepcopy(original)
-    wrapped.remove(wrapped.find(f"{{{DSIG}}}Signature"))
-    extensions.append(wrapped)
-    return evil
+    evil = _with_original_signature(_evil_copy(original, "_evil4"), original)
+    return _with_original_in_extensions(evil, original)
 
 
 def xsw_content_changed_under_signature(original: etree._Element) -> etree._Element:

@@ -7,14 +7,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy.orm import sessionmaker
 from starlette.applications import Starlette
 from starlette.responses import Response
 from starlette.routing import Route
 
-from core import audit
-from core.db import make_engine, make_session_factory, transaction
 from tests.cli_runner import assert_clean_failure
+from tests.cli_runner import audit_actions as cli_audit_actions
 from tests.idp.live_server import bind_loopback, issuer_for, serve
 from tests.idp.saml.pysaml2_sp import (
     ACS_URL,
@@ -26,16 +24,7 @@ from tests.idp.saml.pysaml2_sp import (
 
 
 def audit_actions(database_url: str) -> list[tuple[str, str | None]]:
-    engine = make_engine(database_url)
-    try:
-        factory: sessionmaker = make_session_factory(engine)
-        with transaction(factory) as session:
-            entries = [
-                audit.entry_as_dict(e) for e in audit.tail(session, limit=10, action_prefix="saml.")
-            ]
-    finally:
-        engine.dispose()
-    return [(e["action"], e["target"]) for e in entries]
+    return cli_audit_actions(database_url, "saml.")
 
 
 @pytest.fixture
