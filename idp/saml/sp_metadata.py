@@ -27,6 +27,7 @@ from idp.saml.vocabulary import (
 from idp.saml.xml_parsing import MAX_DOCUMENT_BYTES, UnsafeXml, parse_untrusted
 
 MAX_ENTITY_ID_LENGTH = 1024  # SAML Core §8.3.6
+SOAP = "urn:oasis:names:tc:SAML:2.0:bindings:SOAP"  # back-channel single logout only
 LOOPBACK_HOSTS = frozenset({"127.0.0.1", "::1", "localhost"})
 
 
@@ -150,7 +151,7 @@ def parse(document: bytes) -> SpMetadata:
             ),
         }
         for element in descriptor.findall("md:SingleLogoutService", NAMESPACES)
-        if element.get("Binding") in (HTTP_REDIRECT, HTTP_POST)
+        if element.get("Binding") in (HTTP_REDIRECT, HTTP_POST, SOAP)
     ]
     signing, encryption = [], []
     for key_descriptor in descriptor.findall("md:KeyDescriptor", NAMESPACES):

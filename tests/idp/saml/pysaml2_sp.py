@@ -17,7 +17,7 @@ from urllib.parse import urljoin
 
 import httpx
 from cryptography.hazmat.primitives import serialization
-from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT
+from saml2 import BINDING_HTTP_POST, BINDING_HTTP_REDIRECT, BINDING_SOAP
 from saml2.client import Saml2Client
 from saml2.config import SPConfig
 from saml2.metadata import entity_descriptor
@@ -62,6 +62,7 @@ def sp_config(
     sign_requests: bool = True,
     encryption_keys: tuple[Path, Path] | None = None,
     allow_unsolicited: bool = False,
+    soap_slo_url: str | None = None,
 ) -> SPConfig:
     settings: dict[str, Any] = {
         "entityid": entity_id,
@@ -71,7 +72,10 @@ def sp_config(
                 "name": "Quản lý văn bản",
                 "endpoints": {
                     "assertion_consumer_service": [(acs_url, BINDING_HTTP_POST)],
-                    "single_logout_service": [(slo_url, BINDING_HTTP_REDIRECT)],
+                    "single_logout_service": [
+                        (slo_url, BINDING_HTTP_REDIRECT),
+                        *([(soap_slo_url, BINDING_SOAP)] if soap_slo_url else []),
+                    ],
                 },
                 "authn_requests_signed": sign_requests,
                 "want_assertions_signed": True,
