@@ -180,3 +180,15 @@ def import_column(name: str, translate: Callable[[str], str]) -> str:
     """An import column's name in the reader's language (the CLI and the per-row result file)."""
     msgid = IMPORT_COLUMNS.get(name)
     return translate(msgid) if msgid else name
+
+
+# The attribute groups an administrator releases to a CAS or SAML app
+# (idp.released_attributes.RELEASABLE).
+ATTRIBUTE_GROUPS = {
+    "name": N_("Full name"),
+    "email": N_("E-mail"),
+    "unit": N_("Unit"),
+    "province": N_("Province"),
+    "agency": N_("Agency"),
+    "position": N_("Position"),
+}

@@ -15,7 +15,7 @@ from idp.admin_api.imports import ImportsApi
 from idp.models import Client, LogoutDelivery, Unit
 from idp.request_scope import RequestScope
 from idp.setup_checklist import setup_checklist
-from idp.web.admin_pages import audit, clients, deliveries, imports, officials, units
+from idp.web.admin_pages import audit, clients, deliveries, imports, officials, saml_sps, units
 from idp.web.admin_pages.guard import Admin, admin_action, admin_page, render
 
 
@@ -93,6 +93,17 @@ def admin_page_routes(import_api: ImportsApi) -> list[Route]:
             "/admin/clients/{client_id:path}",
             admin_action(clients.change_client, **system),
             methods=["POST"],
+        ),
+        Route(saml_sps.PATH, admin_page(saml_sps.list_sps, **system), methods=["GET"]),
+        Route(
+            saml_sps.PATH,
+            admin_action(
+                saml_sps.register_sp, max_field_length=saml_sps.MAX_METADATA_FIELD, **system
+            ),
+            methods=["POST"],
+        ),
+        Route(
+            f"{saml_sps.PATH}/remove", admin_action(saml_sps.remove_sp, **system), methods=["POST"]
         ),
         Route("/admin/audit", admin_page(audit.show_log, **system), methods=["GET"]),
         Route("/admin/audit/verify", admin_action(audit.run_verify, **system), methods=["POST"]),
