@@ -26,12 +26,17 @@ machine, at the same time):
 5. CRL: the RSA CA's revocation table is topped up to 70,000 revoked entries (reason codes, no
    invalidityDate) and ``crl.publish`` (read, build, sign, store, audit, commit) is timed. The
    reference is ``cryptography`` building and signing the same entries from memory.
-6. Live OCSP: ``commune-sso serve --workers N``, POST requests for random known serials of the
-   RSA CA, each with a fresh 16-byte nonce, driven by ``bench/loadgen.py``; the responder key
-   is RSA-2048.
+6. OCSP: first the maintenance pass that pre-produces the answer of every valid certificate of
+   the CAs (``preproduced_ocsp.refresh_due``, timed: the synthetic CRL rows have none yet).
+   Then POST requests for random known serials of the RSA CA, without a nonce (RFC 5019:
+   pre-produced answers) and with a fresh 16-byte nonce (signed live), driven by
+   ``bench/loadgen.py`` against ``openssl ocsp -index -multi N`` (the peer: an index.txt of the
+   same certificates and revoked entries, the same RSA-2048 responder key and certificate)
+   and then against ``commune-sso serve --workers N``, same load generator and connections.
 
 Targets (2 cores): issuance ≥ 300 certs/s (RSA-2048 CA) and ≥ 1,000/s (P-256 CA); re-issue of
-67,668 < 5 min; CRL of 70,000 ≤ 2 s and ≤ 54 bytes per entry; OCSP ≥ 1,000 responses/s.
+67,668 < 5 min; CRL of 70,000 ≤ 2 s and ≤ 54 bytes per entry; OCSP without a nonce ≥ 3× and
+with a nonce ≥ 1.0× ``openssl ocsp`` in the same run (and ≥ 1,000 responses/s, issue 15).
 Traffic goes to 127.0.0.1 only; every loop is bounded in time and count.
 """
 
@@ -43,13 +48,16 @@ import hashlib
 import itertools
 import json
 import multiprocessing
+import os
 import random
 import resource
 import secrets
 import signal
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -58,7 +66,7 @@ from typing import Any
 
 import uvloop
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp as x509_ocsp
@@ -85,7 +93,7 @@ from rich.table import Table
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from ca_admin import crl, unit_merger
+from ca_admin import crl, preproduced_ocsp, unit_merger
 from ca_admin.hierarchy import CaSetup, add_issuing_ca, init_hierarchy
 from ca_admin.issuance import IssueOrder, issue
 from ca_admin.key_policy import load_csr
@@ -693,8 +701,11 @@ def measure_crl(bench: Bench, runtime: CaRuntime, entries: int) -> None:
 # Live OCSP
 
 
-def ocsp_requests(runtime: CaRuntime, count: int) -> list[tuple[bytes, bytes]]:
-    """(DER request, nonce) for random known serials of the RSA CA, each with its own nonce."""
+def ocsp_requests(
+    runtime: CaRuntime, count: int, *, with_nonce: bool
+) -> list[tuple[bytes, bytes | None]]:
+    """(DER request, nonce) for random known serials of the RSA CA, each with its own nonce
+    (or none: the RFC 5019 request that pre-produced answers serve)."""
     with transaction(runtime.session_factory) as session:
         authority = session.scalars(select(Authority).where(Authority.name == RSA_CA)).one()
         serials = list(
@@ -708,105 +719,343 @@ def ocsp_requests(runtime: CaRuntime, count: int) -> list[tuple[bytes, bytes]]:
     name_hash = hashlib.sha1(issuer.subject.public_bytes()).digest()
     key_hash = hashlib.sha1(subject_public_key_bits(issuer)).digest()
     generator = random.Random(2026)
-    requests = []
+    requests: list[tuple[bytes, bytes | None]] = []
     for _ in range(count):
-        nonce = secrets.token_bytes(OCSP_NONCE_BYTES)
-        request = (
-            x509_ocsp.OCSPRequestBuilder()
-            .add_certificate_by_hash(
-                name_hash, key_hash, int(generator.choice(serials), 16), hashes.SHA1()
-            )
-            .add_extension(x509.OCSPNonce(nonce), critical=False)
-            .build()
+        builder = x509_ocsp.OCSPRequestBuilder().add_certificate_by_hash(
+            name_hash, key_hash, int(generator.choice(serials), 16), hashes.SHA1()
         )
-        requests.append((request.public_bytes(Encoding.DER), nonce))
+        nonce = secrets.token_bytes(OCSP_NONCE_BYTES) if with_nonce else None
+        if nonce is not None:
+            builder = builder.add_extension(x509.OCSPNonce(nonce), critical=False)
+        requests.append((builder.build().public_bytes(Encoding.DER), nonce))
     return requests
 
 
 SUCCESSFUL_OCSP = b"\x0a\x01\x00"  # responseStatus ENUMERATED successful, near the start
 
 
-def ocsp_operation(pool: Iterator[tuple[bytes, bytes]]) -> Operation:
+def ocsp_operation(pool: Iterator[tuple[bytes, bytes | None]], path: str) -> Operation:
     async def operation(connection: HttpConnection) -> None:
         body, nonce = next(pool)
         response = await connection.request(
             "POST",
-            "/ca/ocsp",
+            path,
             headers=[("Content-Type", "application/ocsp-request")],
             body=body,
         )
         if (
             response.status != 200
             or SUCCESSFUL_OCSP not in response.body[:8]
-            or nonce not in response.body
+            or (nonce is not None and nonce not in response.body)
         ):
-            raise UnexpectedResponse("ocsp (not a successful answer echoing the nonce)", response)
+            raise UnexpectedResponse(
+                "ocsp (not a successful answer, or nonce not echoed)", response
+            )
 
     return operation
 
 
-def measure_ocsp(bench: Bench, runtime: CaRuntime, env: dict[str, str], port: int) -> None:
-    duration = QUICK_OCSP_DURATION if bench.options.quick else bench.options.duration
-    requests = ocsp_requests(runtime, int((duration + 2) * 2500))
-    pool = itertools.cycle(requests)
-    log_path = Path(bench.service.var_dir) / "server.log"
-    with running_server(
-        env, port=port, workers=bench.options.processes, log_path=log_path
-    ) as server:
-        cpu_before = (
-            process_tree_cpu_seconds(server.pid),
-            database_cpu(bench),
-            machine_busy_cpu_seconds(),
-        )
-        load: LoadResult = uvloop.run(
-            run_closed_loop(
-                host=HOST,
-                port=port,
-                operations=[ocsp_operation(pool) for _ in range(OCSP_CONCURRENCY)],
-                duration=duration,
-                warmup=1.0 if not bench.options.quick else 0.5,
-                max_operations=int(duration * OCSP_MAX_PER_SECOND),
-            )
-        )
-        server_cpu = process_tree_cpu_seconds(server.pid) - cpu_before[0]
-        db_cpu = database_cpu(bench) - cpu_before[1]
-        machine = machine_busy_cpu_seconds() - cpu_before[2]
-    raw = bench.raw_total("rsa2048_sign")
-    other = machine - server_cpu - db_cpu - load.client_cpu_seconds
-    bench.add(
-        Row(
-            name=f"live OCSP POST + 16-byte nonce, {bench.options.processes} workers",
-            figure=load.rate,
-            unit="responses/s",
-            raw_rate=raw,
-            raw_description=f"RSA-2048 sign ×{bench.options.processes}",
-            ratio=load.rate / raw,
-            target="≥ 1,000/s",
-            passed=load.errors == 0 and load.rate >= 1000,
-            notes=f"(p50 {format_number(load.percentile_ms(0.5), 1)} ms, p99 "
+@dataclass(frozen=True)
+class OcspLoad:
+    """One OCSP scenario against one responder, with the CPU each party used meanwhile."""
+
+    load: LoadResult
+    server_cpu: float
+    db_cpu: float
+    other_cpu: float
+
+    def percent(self, seconds: float) -> float:
+        return 100 * seconds / self.load.wall_seconds
+
+    def notes(self) -> str:
+        load = self.load
+        return (
+            f"(p50 {format_number(load.percentile_ms(0.5), 1)} ms, p99 "
             f"{format_number(load.percentile_ms(0.99), 1)} ms, {load.errors} errors; cpu % of a "
-            f"core: server {100 * server_cpu / load.wall_seconds:.0f}, db "
-            f"{100 * db_cpu / load.wall_seconds:.0f}, client "
-            f"{100 * load.client_cpu_seconds / load.wall_seconds:.0f}, other "
-            f"{100 * other / load.wall_seconds:.0f})",
-            extra={
-                "operations": load.completed,
-                "errors": load.errors,
-                "first_error": load.first_error,
-                "p50_ms": load.percentile_ms(0.5),
-                "p99_ms": load.percentile_ms(0.99),
-                "server_cpu_percent": 100 * server_cpu / load.wall_seconds,
-                "database_cpu_percent": 100 * db_cpu / load.wall_seconds,
-                "client_cpu_percent": 100 * load.client_cpu_seconds / load.wall_seconds,
-                "other_cpu_percent": 100 * other / load.wall_seconds,
-                "cpu_ms_per_response": 1000
-                * (server_cpu + db_cpu + load.client_cpu_seconds)
-                / max(1, load.all_operations),
-            },
+            f"core: server {self.percent(self.server_cpu):.0f}, db "
+            f"{self.percent(self.db_cpu):.0f}, client "
+            f"{self.percent(load.client_cpu_seconds):.0f}, other "
+            f"{self.percent(self.other_cpu):.0f})"
+        )
+
+    def extra(self) -> dict[str, Any]:
+        load = self.load
+        return {
+            "operations": load.completed,
+            "errors": load.errors,
+            "first_error": load.first_error,
+            "p50_ms": load.percentile_ms(0.5),
+            "p99_ms": load.percentile_ms(0.99),
+            "server_cpu_percent": self.percent(self.server_cpu),
+            "database_cpu_percent": self.percent(self.db_cpu),
+            "client_cpu_percent": self.percent(load.client_cpu_seconds),
+            "other_cpu_percent": self.percent(self.other_cpu),
+            "server_cpu_us_per_response": 1e6 * self.server_cpu / max(1, load.all_operations),
+            "cpu_ms_per_response": 1000
+            * (self.server_cpu + self.db_cpu + load.client_cpu_seconds)
+            / max(1, load.all_operations),
+        }
+
+
+def run_ocsp_load(
+    bench: Bench,
+    *,
+    server_pid: int,
+    port: int,
+    path: str,
+    requests: list[tuple[bytes, bytes | None]],
+    with_database: bool,
+) -> OcspLoad:
+    duration = QUICK_OCSP_DURATION if bench.options.quick else bench.options.duration
+    pool = itertools.cycle(requests)
+    before = (
+        process_tree_cpu_seconds(server_pid),
+        database_cpu(bench) if with_database else 0.0,
+        machine_busy_cpu_seconds(),
+    )
+    load: LoadResult = uvloop.run(
+        run_closed_loop(
+            host=HOST,
+            port=port,
+            operations=[ocsp_operation(pool, path) for _ in range(OCSP_CONCURRENCY)],
+            duration=duration,
+            warmup=1.0 if not bench.options.quick else 0.5,
+            max_operations=int(duration * OCSP_MAX_PER_SECOND),
         )
     )
+    server_cpu = process_tree_cpu_seconds(server_pid) - before[0]
+    db_cpu = (database_cpu(bench) if with_database else 0.0) - before[1]
+    machine = machine_busy_cpu_seconds() - before[2]
     if load.first_error:
         console.print(f"  [red]first error[/red] {load.first_error}", markup=False)
+    return OcspLoad(
+        load, server_cpu, db_cpu, machine - server_cpu - db_cpu - load.client_cpu_seconds
+    )
+
+
+# openssl's revocation reasons in index.txt (apps/ca.c crl_reasons); others are left out.
+OPENSSL_INDEX_REASONS = {
+    "unspecified",
+    "keyCompromise",
+    "affiliationChanged",
+    "superseded",
+    "cessationOfOperation",
+}
+
+
+def _openssl_time(moment: datetime) -> str:
+    return moment.astimezone(UTC).strftime("%y%m%d%H%M%SZ")
+
+
+def write_openssl_ca(runtime: CaRuntime, directory: Path) -> dict[str, Path]:
+    """The RSA CA as ``openssl ocsp -index`` reads it: the same certificates and revoked
+    entries as our table, its certificate, and its OCSP signer's certificate and key."""
+    directory.mkdir(mode=0o700, exist_ok=True)
+    with transaction(runtime.session_factory) as session:
+        authority = session.scalars(select(Authority).where(Authority.name == RSA_CA)).one()
+        rows = session.execute(
+            select(
+                IssuedCertificate.serial,
+                IssuedCertificate.not_after,
+                IssuedCertificate.status,
+                IssuedCertificate.revoked_at,
+                IssuedCertificate.revocation_reason,
+            ).where(IssuedCertificate.authority_id == authority.id)
+        ).all()
+        assert authority.ocsp_key_uri is not None and authority.ocsp_certificate_der is not None
+        ocsp_key = runtime.key_store.get(authority.ocsp_key_uri)
+        ocsp_certificate = x509.load_der_x509_certificate(authority.ocsp_certificate_der)
+        issuer = x509.load_der_x509_certificate(authority.certificate_der)
+    lines = []
+    for number, (serial, not_after, status, revoked_at, reason) in enumerate(rows):
+        hex_serial = serial.upper()
+        hex_serial = ("0" if len(hex_serial) % 2 else "") + hex_serial  # as BN_bn2hex prints it
+        revocation = ""
+        if status != "good" and revoked_at is not None:
+            revocation = _openssl_time(revoked_at)
+            if reason in OPENSSL_INDEX_REASONS:
+                revocation += f",{reason}"
+        flag = "V" if not revocation else "R"
+        lines.append(
+            f"{flag}\t{_openssl_time(not_after)}\t{revocation}\t{hex_serial}\tunknown\t"
+            f"/CN=certificate {number}\n"
+        )
+    paths = {
+        "index": directory / "index.txt",
+        "ca": directory / "issuing.pem",
+        "signer": directory / "ocsp.pem",
+        "key": directory / "ocsp-key.pem",
+    }
+    paths["index"].write_text("".join(lines))
+    (directory / "index.txt.attr").write_text("unique_subject = no\n")
+    paths["ca"].write_bytes(issuer.public_bytes(Encoding.PEM))
+    paths["signer"].write_bytes(ocsp_certificate.public_bytes(Encoding.PEM))
+    paths["key"].write_bytes(
+        ocsp_key.private_bytes(
+            Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
+    paths["key"].chmod(0o600)
+    return paths
+
+
+@contextlib.contextmanager
+def running_openssl_ocsp(
+    paths: dict[str, Path], *, port: int, processes: int, probe: bytes, log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``openssl ocsp -index`` with ``-multi`` children, until it answers a real request."""
+    command = [
+        "openssl",
+        "ocsp",
+        "-index",
+        str(paths["index"]),
+        "-CA",
+        str(paths["ca"]),
+        "-rsigner",
+        str(paths["signer"]),
+        "-rkey",
+        str(paths["key"]),
+        # OpenSSL 3.0 takes a port number only (it listens on every interface); the bench
+        # sends to 127.0.0.1 alone.
+        "-port",
+        str(port),
+        "-nmin",
+        "60",
+        "-ignore_err",
+    ]
+    if processes > 1:
+        command += ["-multi", str(processes)]
+    with log_path.open("wb") as log:
+        # Not a new session: -multi calls setsid itself, and fails as a session leader
+        # (PITFALLS). It is then its own process group, which is what we stop at the end.
+        peer = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 30
+        while not _openssl_answers(port, probe):
+            if peer.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"openssl ocsp did not start:\n{log_path.read_text()}")
+            time.sleep(0.2)
+        yield peer
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(peer.pid, signal.SIGTERM)  # the group -multi made: its children too
+        try:
+            peer.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(peer.pid, signal.SIGKILL)
+            peer.wait()
+
+
+def _openssl_answers(port: int, probe: bytes) -> bool:
+    # A real OCSP request: a bare connect-and-close makes an openssl child spin (PITFALLS).
+    request = urllib.request.Request(
+        f"http://{HOST}:{port}/",
+        data=probe,
+        headers={"Content-Type": "application/ocsp-request"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=2) as response:
+            return SUCCESSFUL_OCSP in response.read()[:8]
+    except OSError:
+        return False
+
+
+def measure_preproduction(bench: Bench, runtime: CaRuntime) -> None:
+    """The maintenance pass that signs every valid certificate's answer, as after the upgrade
+    that added pre-produced answers (the synthetic CRL rows were inserted without one)."""
+    started = time.perf_counter()
+    signed = preproduced_ocsp.refresh_due(runtime)
+    seconds = time.perf_counter() - started
+    raw = bench.raw_single("rsa2048_sign")
+    bench.add(
+        Row(
+            name="OCSP answers pre-produced by the maintenance pass, RSA-2048 responder",
+            figure=signed / seconds,
+            unit="answers/s",
+            raw_rate=raw,
+            raw_description="RSA-2048 sign ×1",
+            ratio=signed / seconds / raw,
+            notes=f"({signed:,} answers in {seconds:.1f} s, one process, "
+            f"{preproduced_ocsp.REFRESH_BATCH} per transaction)",
+        )
+    )
+
+
+def measure_ocsp(bench: Bench, runtime: CaRuntime, env: dict[str, str], port: int) -> None:
+    """Both kinds of request against ``openssl ocsp -index`` (same CA, same revoked entries,
+    same RSA-2048 responder key, as many processes), then against the service."""
+    duration = QUICK_OCSP_DURATION if bench.options.quick else bench.options.duration
+    count = int((duration + 2) * 5000)
+    scenarios = {
+        "nonce": ocsp_requests(runtime, count, with_nonce=True),
+        "plain": ocsp_requests(runtime, count, with_nonce=False),
+    }
+    var_dir = Path(bench.service.var_dir)
+    paths = write_openssl_ca(runtime, var_dir / "openssl-ca")
+    peer_port = free_port()
+    processes = bench.options.processes
+    peer: dict[str, OcspLoad] = {}
+    with running_openssl_ocsp(
+        paths,
+        port=peer_port,
+        processes=processes,
+        probe=scenarios["plain"][0][0],
+        log_path=var_dir / "openssl-ocsp.log",
+    ) as openssl_process:
+        for name, requests in scenarios.items():
+            peer[name] = run_ocsp_load(
+                bench,
+                server_pid=openssl_process.pid,
+                port=peer_port,
+                path="/",
+                requests=requests,
+                with_database=False,
+            )
+    ours: dict[str, OcspLoad] = {}
+    log_path = var_dir / "server.log"
+    with running_server(env, port=port, workers=processes, log_path=log_path) as server:
+        for name, requests in scenarios.items():
+            ours[name] = run_ocsp_load(
+                bench,
+                server_pid=server.pid,
+                port=port,
+                path="/ca/ocsp",
+                requests=requests,
+                with_database=True,
+            )
+    descriptions = {
+        "plain": ("OCSP POST without nonce (pre-produced)", 3.0),
+        "nonce": ("OCSP POST + 16-byte nonce (signed live)", 1.0),
+    }
+    for name, (label, factor) in descriptions.items():
+        peer_rate = peer[name].load.rate
+        bench.add(
+            Row(
+                name=f"openssl ocsp -index -multi {processes}: {label.split(' (')[0]}",
+                figure=peer_rate,
+                unit="responses/s",
+                notes=peer[name].notes(),
+                extra=peer[name].extra(),
+            )
+        )
+        result = ours[name]
+        bench.add(
+            Row(
+                name=f"{label}, {processes} workers",
+                figure=result.load.rate,
+                unit="responses/s",
+                raw_rate=peer_rate,
+                raw_description="openssl ocsp, same run",
+                ratio=result.load.rate / peer_rate if peer_rate else None,
+                target=f"≥ {factor:.1f}× openssl" + (", ≥ 1,000/s" if name == "nonce" else ""),
+                passed=result.load.errors == 0
+                and result.load.rate >= factor * peer_rate
+                and (name != "nonce" or result.load.rate >= 1000),
+                notes=result.notes(),
+                extra=result.extra(),
+            )
+        )
     errors = [
         line
         for line in log_path.read_text("utf-8", "replace").splitlines()
@@ -955,7 +1204,8 @@ def main(argv: list[str] | None = None) -> int:
         measure_reissue(bench, runtime, reissue_total)
         console.print(f"[bold]CRL[/bold] of {crl_entries:,} entries")
         measure_crl(bench, runtime, crl_entries)
-        console.print("[bold]live OCSP[/bold]")
+        console.print("[bold]OCSP[/bold]: pre-production, then openssl ocsp and the service")
+        measure_preproduction(bench, runtime)
         measure_ocsp(bench, runtime, env, port)
 
     print_raw(raw)

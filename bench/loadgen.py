@@ -113,7 +113,10 @@ class HttpConnection:
             name, _, value = line.partition(":")
             headers.append((name.strip().lower(), value.strip()))
         response_headers = dict(headers)
-        keep_alive = response_headers.get("connection", "").lower() != "close"
+        connection = response_headers.get("connection", "").lower()
+        # RFC 9112 §9.3: HTTP/1.1 stays open unless "close"; HTTP/1.0 (openssl ocsp's
+        # responder) closes unless "keep-alive".
+        keep_alive = connection != "close" if version == "HTTP/1.1" else connection == "keep-alive"
         length = response_headers.get("content-length")
         if length is not None:
             body = await reader.readexactly(int(length))

@@ -13,12 +13,13 @@ import secrets
 from dataclasses import dataclass
 
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from ca_admin import issuance, key_policy, pkcs12_delivery
+from ca_admin import issuance, key_policy, pkcs12_delivery, renewals
 from ca_admin.errors import (
     ApprovalRefused,
     BadCertificateRequest,
@@ -280,7 +281,39 @@ def _issue(
     session.flush()
     request.status = "issued"
     request.certificate_id = issued.id
+    if renewal_of is not None:
+        renewals.after_renewal_issued(
+            session=session, runtime=runtime, actor=actor, renewed=renewal_of
+        )
     return issued
+
+
+def preview(
+    *, session: Session, runtime: CaRuntime, request: CertificateRequest
+) -> x509.Certificate:
+    """The certificate approving ``request`` would issue now, from the official's current
+    data (as :func:`_issue` re-reads it), signed by a throwaway key (``issuance.preview``).
+    A key the server will make is stood in for by a throwaway one: only its type is known."""
+    public_key: key_policy.SubjectPublicKey = (
+        key_policy.check_public_key(x509.load_der_x509_csr(request.csr_der).public_key())
+        if request.csr_der is not None
+        else ec.generate_private_key(ec.SECP256R1()).public_key()
+    )
+    renewal_of = (
+        session.get(IssuedCertificate, request.renewal_of_id) if request.renewal_of_id else None
+    )
+    return issuance.preview(
+        session=session,
+        runtime=runtime,
+        order=IssueOrder(
+            profile=get_profile(request.profile),
+            identity=_identity(session, runtime, request.subject_ref),
+            public_key=public_key,
+            validity_days=request.validity_days,
+            renewal_of=renewal_of,
+            device_name=request.identity.get("device_name"),
+        ),
+    )
 
 
 def collect_pkcs12(

@@ -16,14 +16,19 @@ from datetime import datetime, timedelta
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ca_admin import crl
 from ca_admin.errors import PolicyViolation, UnknownAuthority
 from ca_admin.key_policy import spki_sha256
 from ca_admin.models import Authority, IssuedCertificate
-from ca_admin.profiles import crl_distribution_point, fit_common_name
+from ca_admin.profiles import (
+    COMMON_NAME_MAX_BYTES,
+    crl_distribution_point,
+    dn_text,
+    fit_common_name,
+)
 from ca_admin.runtime import CaRuntime, LoadedAuthority
 from ca_admin.serials import new_serial, serial_hex
 from ca_admin.signing import signature_parameters
@@ -44,8 +49,12 @@ ROOT_CRL_LIFETIME = timedelta(days=365)  # the root is offline: its CRL is re-si
 @dataclass(frozen=True)
 class CaSetup:
     organisation: str  # e.g. "Sở Khoa học và Công nghệ tỉnh Lào Cai"
-    root_name: str = "root-ca"
+    root_name: str = "root-ca"  # slugs: in the CRL and caIssuers URLs
     issuing_name: str = "issuing-ca-1"
+    # The CAs' common names (CN=). None: "<organisation> Root CA" and
+    # "<organisation> Issuing CA <n>", the organisation shortened if it must be.
+    root_common_name: str | None = None
+    issuing_common_name: str | None = None
     root_algorithm: str = "rsa-3072"
     issuing_algorithm: str = "rsa-2048"
     ocsp_algorithm: str = "rsa-2048"
@@ -88,9 +97,62 @@ def _ca_name(organisation: str, common_name: str) -> x509.Name:
         [
             x509.NameAttribute(NameOID.COUNTRY_NAME, "VN"),
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation),
-            x509.NameAttribute(NameOID.COMMON_NAME, fit_common_name(common_name)),
+            x509.NameAttribute(NameOID.COMMON_NAME, common_name),
         ]
     )
+
+
+def _chosen_common_name(common_name: str) -> str:
+    """A CA name an operator chose is used as it is, or refused: never cut."""
+    common_name = common_name.strip()
+    if not common_name or len(common_name.encode()) > COMMON_NAME_MAX_BYTES:
+        raise PolicyViolation(
+            N_("A CA's name must have 1 to %(limit)s bytes in UTF-8 (%(name)s)."),
+            field="name",
+            limit=COMMON_NAME_MAX_BYTES,
+            name=common_name[:80],
+        )
+    return common_name
+
+
+def _subject_taken(session: Session, subject: x509.Name) -> bool:
+    return (
+        session.scalar(select(Authority.id).where(Authority.subject == dn_text(subject)).limit(1))
+        is not None
+    )
+
+
+def _issuing_subject(
+    session: Session, *, organisation: str, common_name: str | None, slug: str
+) -> x509.Name:
+    """A subject no other CA of ours has: two issuing CAs with one DN would publish CRLs
+    with one issuer name, and relying parties could not tell them apart (RFC 5280 §4.1.2.4).
+
+    A chosen name that is taken is refused; the default "<organisation> Issuing CA <n>" takes
+    the next free number (a rollover after ``issuing-ca-1`` is "... Issuing CA 2"), and keeps
+    " Issuing CA <n>" whole when a long organisation name must be shortened.
+    """
+    if common_name is not None:
+        subject = _ca_name(organisation, _chosen_common_name(common_name))
+        if _subject_taken(session, subject):
+            raise Conflict(
+                N_("A CA named %(name)s already exists: choose another name."),
+                field="name",
+                name=common_name.strip(),
+            )
+        return subject
+    tail = slug.rsplit("-", 1)[-1]
+    issuing_count = session.scalar(
+        select(func.count()).select_from(Authority).where(Authority.role == "issuing")
+    )
+    number = int(tail) if tail.isdigit() and len(tail) <= 6 else (issuing_count or 0) + 1
+    while True:
+        subject = _ca_name(
+            organisation, fit_common_name(organisation, keep=f" Issuing CA {number}")
+        )
+        if not _subject_taken(session, subject):
+            return subject
+        number += 1
 
 
 def _ca_key_usage() -> x509.KeyUsage:
@@ -131,12 +193,28 @@ def init_hierarchy(
     _check_slug(setup.root_name)
     _check_slug(setup.issuing_name)
     _ca_name(setup.organisation, "check")  # refuse a bad organisation before any key exists
+    for chosen in (setup.root_common_name, setup.issuing_common_name):
+        if chosen is not None:
+            _chosen_common_name(chosen)
+    if setup.root_common_name is not None and (
+        setup.root_common_name.strip() == (setup.issuing_common_name or "").strip()
+    ):
+        raise Conflict(
+            N_("A CA named %(name)s already exists: choose another name."),
+            field="name",
+            name=setup.root_common_name.strip(),
+        )
     if is_initialised(session):
         raise Conflict(N_("The CA hierarchy already exists; use a rollover to add an issuing CA."))
     now = runtime.clock.now()
     root_uri = setup.root_key_uri or _default_uri(runtime, setup.root_name)
     root_key = runtime.key_store.generate(root_uri, algorithm=setup.root_algorithm)
-    root_subject = _ca_name(setup.organisation, f"{setup.organisation} Root CA")
+    root_subject = _ca_name(
+        setup.organisation,
+        _chosen_common_name(setup.root_common_name)
+        if setup.root_common_name is not None
+        else fit_common_name(setup.organisation, keep=" Root CA"),
+    )
     root_ski = x509.SubjectKeyIdentifier.from_public_key(root_key.public_key())
     root_certificate = _sign(
         x509.CertificateBuilder()
@@ -160,7 +238,7 @@ def init_hierarchy(
         key_algorithm=setup.root_algorithm,
         signature_scheme=setup.signature_scheme,
         certificate_der=root_certificate.public_bytes(Encoding.DER),
-        subject=root_subject.rfc4514_string(),
+        subject=dn_text(root_subject),
         not_before=root_certificate.not_valid_before_utc,
         not_after=root_certificate.not_valid_after_utc,
         active=True,
@@ -194,6 +272,7 @@ def init_hierarchy(
         ocsp_algorithm=setup.ocsp_algorithm,
         ocsp_key_uri=setup.ocsp_key_uri,
         signature_scheme=setup.signature_scheme,
+        common_name=setup.issuing_common_name,
     )
     crl.publish(
         session=session, runtime=runtime, authority=root, actor=actor, lifetime=ROOT_CRL_LIFETIME
@@ -214,17 +293,24 @@ def add_issuing_ca(
     ocsp_algorithm: str = "rsa-2048",
     ocsp_key_uri: str | None = None,
     signature_scheme: str = "pkcs1v15",
+    common_name: str | None = None,
 ) -> Authority:
-    """A new issuing CA under the root (also the rollover step), with its OCSP signer and CRL."""
+    """A new issuing CA under the root (also the rollover step), with its OCSP signer and CRL.
+
+    ``common_name``: its CN; None gives "<organisation> Issuing CA <n>" (:func:`_issuing_subject`).
+    """
     _check_slug(name)
     if session.scalar(select(Authority.id).where(Authority.name == name)) is not None:
         raise Conflict(N_("A CA named %(name)s already exists."), name=name)
+    # Before any key is made: a refused name leaves no key file behind.
+    subject = _issuing_subject(
+        session, organisation=organisation, common_name=common_name, slug=name
+    )
     now = runtime.clock.now()
     root_key = runtime.key_store.get(root.key_uri)
     root_certificate = x509.load_der_x509_certificate(root.certificate_der)
     uri = key_uri or _default_uri(runtime, name)
     key = runtime.key_store.generate(uri, algorithm=algorithm)
-    subject = _ca_name(organisation, f"{organisation} Issuing CA {name.rsplit('-', 1)[-1]}")
     root_urls = runtime.status_urls(root.name)
     not_after = min(now + timedelta(days=365 * ISSUING_YEARS), root.not_after)
     certificate = _sign(
@@ -262,7 +348,7 @@ def add_issuing_ca(
         key_algorithm=algorithm,
         signature_scheme=signature_scheme,
         certificate_der=certificate.public_bytes(Encoding.DER),
-        subject=subject.rfc4514_string(),
+        subject=dn_text(subject),
         not_before=certificate.not_valid_before_utc,
         not_after=certificate.not_valid_after_utc,
         active=True,
@@ -412,7 +498,7 @@ def _record_ca_certificate(
             authority_id=authority_id,
             profile=profile,
             subject_ref=None,
-            subject=certificate.subject.rfc4514_string(),
+            subject=dn_text(certificate.subject),
             common_name=str(
                 certificate.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
             ),

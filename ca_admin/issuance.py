@@ -12,18 +12,21 @@ from datetime import timedelta
 from typing import cast
 
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
+from ca_admin import preproduced_ocsp
 from ca_admin.errors import BadCertificateRequest, PolicyViolation
 from ca_admin.hierarchy import BACKDATE, current_issuer
 from ca_admin.key_policy import SubjectPublicKey, check_public_key, spki_sha256
 from ca_admin.models import IssuedCertificate
 from ca_admin.officials import OfficialIdentity
-from ca_admin.profiles import IssuanceContext, Profile
-from ca_admin.runtime import CaRuntime
+from ca_admin.profiles import IssuanceContext, Profile, dn_text
+from ca_admin.runtime import CaRuntime, LoadedAuthority
 from ca_admin.serials import new_serial, serial_hex
 from ca_admin.signing import signature_parameters
 from core import audit
@@ -123,12 +126,10 @@ def _store(session: Session, issued: IssuedCertificate, *, key_kept_by_renewal: 
     session.add(issued)
 
 
-def issue(
-    *, session: Session, runtime: CaRuntime, actor: str, order: IssueOrder
-) -> IssuedCertificate:
-    """Sign, store and audit one certificate in the caller's transaction."""
-    check_public_key(order.public_key)
-    fingerprint = spki_sha256(order.public_key)
+def _to_be_signed(
+    session: Session, runtime: CaRuntime, order: IssueOrder
+) -> tuple[x509.CertificateBuilder, LoadedAuthority, int]:
+    """The certificate ``order`` asks for, ready to sign: issuer, subject, extensions, dates."""
     days = allowed_validity_days(
         order.profile, order.validity_days, renewal=order.renewal_of is not None
     )
@@ -154,7 +155,25 @@ def issue(
         .not_valid_before(context.not_before)
         .not_valid_after(not_after)
     )
-    builder = order.profile.apply(context, builder)
+    return order.profile.apply(context, builder), issuer, serial
+
+
+def preview(*, session: Session, runtime: CaRuntime, order: IssueOrder) -> x509.Certificate:
+    """What :func:`issue` would sign now (subject, extensions, validity), signed by a throwaway
+    key instead of the CA's: the approver reads the very certificate they are asked to allow,
+    built by the same steps, and nothing is stored, audited or trusted by anyone."""
+    builder, _issuer, _serial = _to_be_signed(session, runtime, order)
+    return builder.sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
+
+
+def issue(
+    *, session: Session, runtime: CaRuntime, actor: str, order: IssueOrder
+) -> IssuedCertificate:
+    """Sign, store and audit one certificate in the caller's transaction."""
+    check_public_key(order.public_key)
+    fingerprint = spki_sha256(order.public_key)
+    builder, issuer, serial = _to_be_signed(session, runtime, order)
+    now = runtime.clock.now()
     key = runtime.key_store.get(issuer.key_uri)
     params = signature_parameters(key, issuer.signature_scheme)
     certificate = builder.sign(key, params.algorithm, rsa_padding=params.rsa_padding)
@@ -164,7 +183,7 @@ def issue(
         authority_id=issuer.id,
         profile=order.profile.name,
         subject_ref=order.identity.subject_ref,
-        subject=certificate.subject.rfc4514_string(),
+        subject=dn_text(certificate.subject),
         common_name=common_name,
         search_name=fold_for_search(common_name),
         citizen_id=order.identity.citizen_id,
@@ -179,6 +198,7 @@ def issue(
         issued_at=now,
     )
     _store(session, issued, key_kept_by_renewal=_renews_with_its_key(order.renewal_of, fingerprint))
+    preproduced_ocsp.produce(session=session, runtime=runtime, certificates=[issued])
     CERTIFICATES_ISSUED.inc()
     audit.record(
         session,

@@ -20,6 +20,7 @@ AUDIT_ACTIONS = {
     "ca.key.generated": N_("Key generated on the server"),
     "ca.certificate.issued": N_("Certificate issued"),
     "ca.certificate.revoked": N_("Certificate revoked"),
+    "ca.certificate.reason_changed": N_("Revocation reason changed to key compromise"),
     "ca.certificate.held": N_("Certificate put on hold"),
     "ca.certificate.released": N_("Certificate released from hold"),
     "ca.certificate.expiry_reminder": N_("Certificate expiry reminder sent"),
@@ -39,6 +40,7 @@ CERTIFICATE_STATUSES = {
     "hold": N_("On hold"),
     "revoked": N_("Revoked"),
     "expired": N_("Expired"),
+    "renewed": N_("Renewed"),
 }
 REQUEST_STATUSES = {
     "pending": N_("Waiting for approval"),

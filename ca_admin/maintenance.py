@@ -1,6 +1,8 @@
 """Scheduled upkeep of the online CAs, run by every serving process (harmless in parallel):
-re-sign CRLs before their nextUpdate, and re-issue OCSP-signing certificates a month before
-they expire. Both take the authority row lock, so two workers never publish the same number.
+re-sign CRLs before their nextUpdate, re-issue OCSP-signing certificates a month before
+they expire (both take the authority row lock, so two workers never publish the same number),
+and re-sign pre-produced OCSP answers before their nextUpdate (each batch locks its
+certificate rows, skipping those another worker holds: ca_admin.preproduced_ocsp).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ca_admin import crl, hierarchy, reminders
+from ca_admin import crl, hierarchy, preproduced_ocsp, reminders, renewals
 from ca_admin.models import Authority, PublishedCrl
 from ca_admin.runtime import CaRuntime
 from core.db import transaction
@@ -64,6 +66,11 @@ def run_due(runtime: CaRuntime) -> tuple[list[int], list[str]]:
             return [], []  # no CA set up yet
         published = crl.refresh_due(session=session, runtime=runtime, actor=ACTOR)
         renewed = renew_ocsp_signers_due(session=session, runtime=runtime)
+        renewals.supersede_due(session=session, runtime=runtime)
+    # After the signers: an answer re-signed now carries the renewed signer's certificate.
+    signed = preproduced_ocsp.refresh_due(runtime)
+    if signed:
+        log.info("signed %d pre-produced OCSP answers", signed)
     # Expiry e-mails after the CRLs are safe: one transaction per certificate (reminders.py).
     reminders.send_due(runtime)
     return [p.crl_number for p in published], renewed

@@ -134,6 +134,27 @@ class PublishedCrl(Base):
     der: Mapped[bytes] = mapped_column(LargeBinary)
 
 
+class PreproducedOcspResponse(Base):
+    """A signed OCSP answer for one certificate, produced before anyone asks (RFC 5019 §2.2.1,
+    RFC 6960 §2.4): at issuance, at every status change in the same transaction as the change,
+    and again by the maintenance worker well before nextUpdate. Requests without a nonce are
+    answered with these bytes; CertID uses SHA-1, as RFC 5019 §2.1.1 clients send it.
+
+    Keyed by serial (unique over all our CAs) so the responder reads one primary-key row. No
+    foreign key to ``ca_certificate``: a renewal's certificate row is only flushed with its
+    batch (issuance._store), and the answer for it may be written before that flush.
+    """
+
+    __tablename__ = "ca_ocsp_response"
+
+    serial: Mapped[str] = mapped_column(String(42), primary_key=True)
+    authority_id: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(8))  # good|revoked (the metric's label)
+    this_update: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_update: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+
+
 class LifecycleCursor(Base):
     """How far the CA has read the IdP's account lifecycle feed (id of the last event)."""
 

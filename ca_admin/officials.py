@@ -56,6 +56,15 @@ class OfficialDirectory(Protocol):
         ...
 
 
+def usernames_of(
+    directory: OfficialDirectory, session: Session, refs: Collection[str]
+) -> dict[str, str]:
+    """The username of each actor among ``refs`` (stored as the IdP's opaque ``sub``), for
+    people to read; an actor that is no account ("cli", "ca-lifecycle") keeps its name."""
+    found = directory.find_many(session, subject_refs=set(refs))
+    return {ref: found[ref].username if ref in found else ref for ref in refs}
+
+
 class ApproverScope(Protocol):
     """Delegated administration, decided by the IdP's roles (system, province, unit admin)."""
 

@@ -35,18 +35,31 @@ _DEVICE_NAME = re.compile(r"[a-z0-9](?:[a-z0-9.-]{0,62}[a-z0-9])?")
 COMMON_NAME_MAX_BYTES = 64  # ub-common-name; cryptography counts it in UTF-8 bytes
 
 
-def fit_common_name(text: str) -> str:
-    """``text`` cut at a character boundary so that its UTF-8 form fits a common name, with
-    "…" marking the cut: "Nguyễn" costs 9 bytes for 6 letters, so long Vietnamese names and
-    agency names would otherwise be refused by the encoder. The full text stays elsewhere
-    (O=, the account)."""
-    if len(text.encode()) <= COMMON_NAME_MAX_BYTES:
-        return text
-    budget = COMMON_NAME_MAX_BYTES - len("…".encode())
+def fit_common_name(text: str, *, keep: str = "") -> str:
+    """``text`` + ``keep`` cut at a character boundary of ``text`` so that its UTF-8 form fits
+    a common name, with "…" marking the cut: "Nguyễn" costs 9 bytes for 6 letters, so long
+    Vietnamese names and agency names would otherwise be refused by the encoder. The full
+    text stays elsewhere (O=, the account). ``keep`` is never cut: the part that tells two CAs
+    of one organisation apart (" Issuing CA 2") must survive a long organisation name."""
+    if len((text + keep).encode()) <= COMMON_NAME_MAX_BYTES:
+        return text + keep
+    budget = COMMON_NAME_MAX_BYTES - len(("…" + keep).encode())
+    if budget < 1:
+        return fit_common_name(text + keep)
     cut = text
     while len(cut.encode()) > budget:
         cut = cut[:-1]
-    return cut.rstrip() + "…"
+    return cut.rstrip() + "…" + keep
+
+
+# RFC 4514 names only CN, L, ST, O, OU, C, STREET, DC and UID; title (RFC 4519 §2.38) is as
+# standard in LDAP, and "2.5.4.12=" tells a reader nothing.
+READABLE_ATTRIBUTE_NAMES = {NameOID.TITLE: "title", NameOID.SERIAL_NUMBER: "serialNumber"}
+
+
+def dn_text(name: x509.Name) -> str:
+    """A distinguished name as text (RFC 4514 order and escaping) with its attributes named."""
+    return name.rfc4514_string(READABLE_ATTRIBUTE_NAMES)
 
 
 @dataclass(frozen=True)

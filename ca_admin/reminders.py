@@ -16,37 +16,28 @@ RFC 5322 ``.eml`` file under ``<var_dir>/mail/`` (the embedded default), so it c
 from __future__ import annotations
 
 import logging
-import os
 import smtplib
-import ssl
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.message import EmailMessage
-from email.policy import SMTP
-from email.utils import format_datetime, make_msgid
-from pathlib import Path
 
 from babel.support import Translations
 from sqlalchemy import and_, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
-import ca_admin
-import core
 from ca_admin.lifecycle import CA_PROFILES
+from ca_admin.mail import Mailer, MailSettings, catalogues, compose_bilingual, vietnam_time
 from ca_admin.models import IssuedCertificate, ReminderSent
 from ca_admin.runtime import CaRuntime
 from ca_admin.serials import openssl_serial
 from core import audit
 from core.db import transaction
-from core.web.i18n import N_, load_translations
+from core.web.i18n import N_
 
 log = logging.getLogger(__name__)
 
 THRESHOLDS_DAYS = (30, 7, 1)
 ACTOR = "ca-scheduler"
-SMTP_TIMEOUT = 30.0
 BATCH_LIMIT = 500  # certificates per pass; the next pass (minutes later) takes the rest
 
 SUBJECT = N_("Your signing certificate expires in %(days)s day(s)")
@@ -63,50 +54,6 @@ BODY = N_(
 )
 
 
-@dataclass(frozen=True)
-class MailSettings:
-    host: str | None
-    port: int
-    sender: str
-    username: str | None
-    password: str | None
-    starttls: bool
-    directory: Path  # where messages go without an SMTP host
-    base_url: str  # the service's public URL, for links in the messages
-    # Who signs the messages, by language ("vi", "en"): COMMUNE_SSO_ORGANISATION_NAME(_EN).
-    organisation_names: Mapping[str, str] = field(default_factory=dict)
-
-
-class Mailer:
-    """Sends an RFC 5322 message by SMTP, or writes it as a .eml file."""
-
-    def __init__(self, settings: MailSettings) -> None:
-        self.settings = settings
-
-    def send(self, message: EmailMessage) -> None:
-        settings = self.settings
-        if not settings.host:
-            settings.directory.mkdir(parents=True, exist_ok=True)
-            name = str(message["Message-ID"]).strip("<>").replace("@", "_").replace("/", "_")
-            target = settings.directory / f"{name}.eml"
-            partial = target.with_suffix(".eml.part")
-            partial.write_bytes(message.as_bytes(policy=SMTP))
-            os.replace(partial, target)  # a reader never sees half a message
-            return
-        with smtplib.SMTP(settings.host, settings.port, timeout=SMTP_TIMEOUT) as smtp:
-            if settings.starttls:
-                smtp.starttls(context=ssl.create_default_context())
-            if settings.username:
-                smtp.login(settings.username, settings.password or "")
-            smtp.send_message(message)
-
-
-def _catalogues() -> dict[str, Translations]:
-    return load_translations(
-        [Path(core.__file__).parent / "web" / "locale", Path(ca_admin.__file__).parent / "locale"]
-    )
-
-
 def compose(
     *,
     settings: MailSettings,
@@ -119,39 +66,21 @@ def compose(
     now: datetime,
 ) -> EmailMessage:
     """The reminder: Vietnamese first, then English, in one plain-text UTF-8 message."""
-    # Vietnam has one time zone and no daylight saving: UTC+7.
-    expiry = (not_after + timedelta(hours=7)).strftime("%d/%m/%Y %H:%M (UTC+7)")
-    values = {
-        "name": name,
-        "serial": serial,
-        "expiry": expiry,
-        "days": days,
-        "url": f"{settings.base_url}/ca/pages/",
-    }
-    vietnamese = translations["vi"].gettext
-    message = EmailMessage(policy=SMTP)
-    # Non-ASCII header text is RFC 2047-encoded by the policy when the message is serialised.
-    message["Subject"] = vietnamese(SUBJECT) % values
-    message["From"] = settings.sender
-    message["To"] = recipient
-    message["Date"] = format_datetime(now)
-    message["Message-ID"] = make_msgid(domain=settings.sender.rpartition("@")[2] or "localhost")
-    message["Content-Language"] = "vi, en"
-    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: no auto-replies to this
-    english = (SUBJECT % values) + "\n\n" + (BODY % values) + _signature(settings, "en")
-    message.set_content(
-        (vietnamese(BODY) % values)
-        + _signature(settings, "vi")
-        + "\n\n-- English --\n\n"
-        + english,
-        charset="utf-8",
+    return compose_bilingual(
+        settings=settings,
+        translations=translations,
+        recipient=recipient,
+        subject=SUBJECT,
+        body=BODY,
+        values={
+            "name": name,
+            "serial": serial,
+            "expiry": vietnam_time(not_after),
+            "days": days,
+            "url": f"{settings.base_url}/ca/pages/",
+        },
+        now=now,
     )
-    return message
-
-
-def _signature(settings: MailSettings, locale: str) -> str:
-    name = settings.organisation_names.get(locale)
-    return f"\n\n{name}" if name else ""
 
 
 def _due(session: Session, now: datetime, threshold: int) -> list[IssuedCertificate]:
@@ -256,7 +185,7 @@ def send_due(runtime: CaRuntime) -> dict[str, int]:
     mailer = runtime.mailer
     if mailer is None:
         return {}
-    translations = _catalogues()
+    translations = catalogues()
     with transaction(runtime.session_factory) as session:
         now = runtime.clock.now()
         candidates = {c.id for t in THRESHOLDS_DAYS for c in _due(session, now, t)}

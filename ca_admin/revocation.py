@@ -1,8 +1,10 @@
 """Revocation (RFC 5280 §5.3.1 reason codes), certificate hold and release.
 
-Every revocation re-publishes the issuer's CRL in the same transaction, so the CRL, the OCSP
-answers (read live from the same table) and the audit record change together.
+Every status change signs the certificate's pre-produced OCSP answer again and re-publishes the
+issuer's CRL in the same transaction, so the CRL, the OCSP answers (stored or signed live from
+the same table) and the audit record change together.
 Revoking an expired certificate is allowed (a signature made before expiry may still be judged).
+A revoked certificate's reason may later become keyCompromise (:func:`revoke`), never another.
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ca_admin import crl
+from ca_admin import crl, preproduced_ocsp
 from ca_admin.errors import AlreadyRevoked, PolicyViolation, UnknownCertificate
 from ca_admin.models import Authority, IssuedCertificate
 from ca_admin.runtime import CaRuntime
@@ -84,18 +86,11 @@ def _mark_revoked(
             serial=openssl_serial(certificate.serial),
         )
     now = runtime.clock.now()
-    if invalidity_date is not None and invalidity_date > now:
-        raise PolicyViolation(
-            N_("The invalidity date cannot be in the future."), field="invalidity_date"
-        )
+    checked_invalidity_date = _check_invalidity_date(invalidity_date, now)
     was_on_hold = certificate.status == "hold"
     certificate.status = "hold" if reason == "certificateHold" else "revoked"
     certificate.revocation_reason = reason
-    # RFC 5280 §5.3.2: invalidityDate says when the key was (suspected) compromised; same second
-    # as the revocation carries no information and costs 25 bytes per CRL entry.
-    certificate.invalidity_date = (
-        invalidity_date.replace(microsecond=0) if invalidity_date else None
-    )
+    certificate.invalidity_date = checked_invalidity_date
     certificate.revoked_at = now.replace(microsecond=0)
     CERTIFICATES_REVOKED.labels(reason).inc()  # reason is one of RFC 5280's (checked above)
     audit.record(
@@ -125,17 +120,80 @@ def revoke(
     reason: str,
     invalidity_date: datetime | None = None,
 ) -> IssuedCertificate:
+    """Revoke (or hold) a certificate; a revoked one may still become ``keyCompromise``."""
     certificate = find_certificate(session, serial, for_update=True)
-    _mark_revoked(
-        session=session,
-        runtime=runtime,
-        actor=actor,
-        certificate=certificate,
-        reason=reason,
-        invalidity_date=invalidity_date,
-    )
+    if (
+        certificate.status == "revoked"
+        and reason == "keyCompromise"
+        and certificate.revocation_reason != "keyCompromise"
+    ):
+        _change_to_key_compromise(
+            session=session,
+            runtime=runtime,
+            actor=actor,
+            certificate=certificate,
+            invalidity_date=invalidity_date,
+        )
+    else:
+        _mark_revoked(
+            session=session,
+            runtime=runtime,
+            actor=actor,
+            certificate=certificate,
+            reason=reason,
+            invalidity_date=invalidity_date,
+        )
+    preproduced_ocsp.produce(session=session, runtime=runtime, certificates=[certificate])
     publish_crls(session, runtime, actor, {certificate.authority_id})
     return certificate
+
+
+def _check_invalidity_date(invalidity_date: datetime | None, now: datetime) -> datetime | None:
+    if invalidity_date is not None and invalidity_date > now:
+        raise PolicyViolation(
+            N_("The invalidity date cannot be in the future."), field="invalidity_date"
+        )
+    # RFC 5280 §5.3.2: invalidityDate says when the key was (suspected) compromised; same second
+    # as the revocation carries no information and costs 25 bytes per CRL entry.
+    return invalidity_date.replace(microsecond=0) if invalidity_date else None
+
+
+def _change_to_key_compromise(
+    *,
+    session: Session,
+    runtime: CaRuntime,
+    actor: str,
+    certificate: IssuedCertificate,
+    invalidity_date: datetime | None,
+) -> None:
+    """A certificate revoked for another reason turns out to have a compromised key.
+
+    RFC 5280 §5.3.1 lets a CRL entry's reason change (certificateHold is the one reason that
+    may be removed; nothing forbids a later entry from naming keyCompromise), and relying
+    parties need it: with keyCompromise and an invalidityDate, signatures made after that date
+    fail even where a superseded certificate's would still be accepted. The revocation date
+    stays; the next CRL and every OCSP answer carry the new reason.
+    """
+    now = runtime.clock.now()
+    before = certificate.revocation_reason
+    certificate.invalidity_date = _check_invalidity_date(invalidity_date, now)
+    certificate.revocation_reason = "keyCompromise"
+    CERTIFICATES_REVOKED.labels("keyCompromise").inc()
+    audit.record(
+        session,
+        clock=runtime.clock,
+        actor=actor,
+        action="ca.certificate.reason_changed",
+        target=f"cert:{certificate.serial}",
+        details={
+            "from": before,
+            "reason": "keyCompromise",
+            "invalidity_date": certificate.invalidity_date.isoformat()
+            if certificate.invalidity_date
+            else None,
+            "subject_ref": certificate.subject_ref,
+        },
+    )
 
 
 def release_hold(
@@ -159,6 +217,7 @@ def release_hold(
         target=f"cert:{certificate.serial}",
         details={"subject_ref": certificate.subject_ref},
     )
+    preproduced_ocsp.produce(session=session, runtime=runtime, certificates=[certificate])
     if republish:
         publish_crls(session, runtime, actor, {certificate.authority_id})
     return certificate
@@ -176,7 +235,8 @@ def revoke_many(
 ) -> list[IssuedCertificate]:
     """Revoke every still-valid certificate given (skipping revoked ones); one CRL per issuer.
 
-    With ``republish=False`` the caller publishes the CRLs itself (:func:`publish_crls`) in the
+    The OCSP answers are signed again here in any case. With ``republish=False`` the caller
+    publishes the CRLs itself (:func:`publish_crls`) in the
     same transaction: a batch of many revocations then signs each CRL once, not once per call.
     """
     revoked = []
@@ -193,6 +253,7 @@ def revoke_many(
             details=details,
         )
         revoked.append(certificate)
+    preproduced_ocsp.produce(session=session, runtime=runtime, certificates=revoked)
     if revoked and republish:
         publish_crls(session, runtime, actor, {c.authority_id for c in revoked})
     return revoked

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from sqlalchemy import select
+from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from ca_admin.models import Authority
@@ -21,7 +21,7 @@ from ca_admin.signing import CaKeyStore
 from core.clock import Clock
 
 if TYPE_CHECKING:  # ca_admin.web and ca_admin.reminders import this module
-    from ca_admin.reminders import Mailer
+    from ca_admin.mail import Mailer
     from ca_admin.web.bearer import AccessTokenVerifier
     from ca_admin.web.pages.oidc_client import PagesClient
     from core.web.csrf import CsrfProtection
@@ -46,6 +46,9 @@ class LoadedAuthority:
     ocsp_certificate: x509.Certificate | None
     name_hash_sha1: bytes
     key_hash_sha1: bytes
+    # RFC 6960 §4.1.1 CertID (hash algorithm name, issuerNameHash, issuerKeyHash) for every
+    # algorithm a client may use, so the responder finds its issuer with one dict lookup.
+    cert_ids: tuple[tuple[str, bytes, bytes], ...] = ()
 
 
 @dataclass
@@ -60,6 +63,11 @@ class CaRuntime:
     crl_lifetime: timedelta = timedelta(hours=24)
     crl_refresh_before: timedelta = timedelta(hours=6)
     ocsp_lifetime: timedelta = timedelta(hours=1)
+    # Pre-produced OCSP answers are re-signed this long before their nextUpdate (maintenance
+    # runs every 5 minutes, so several passes get the chance).
+    ocsp_refresh_before: timedelta = timedelta(minutes=30)
+    # How long a renewed certificate stays valid once its successor is issued (renewals.py).
+    supersede_after: timedelta = timedelta(days=7)
     # O= of certificates whose official has no agency (COMMUNE_SSO_ORGANISATION_NAME).
     organisation_name: str | None = None
     # Verifies the IdP's access tokens for the REST API; None: the API answers 401 to everyone.
@@ -73,7 +81,11 @@ class CaRuntime:
     mailer: Mailer | None = None
     _authorities: dict[int, LoadedAuthority] = field(default_factory=dict, init=False)
     _loaded_at: float = field(default=-1e9, init=False)
+    _ocsp_issuers: dict[tuple[str, bytes, bytes], LoadedAuthority] = field(
+        default_factory=dict, init=False
+    )
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+    _autocommit_engine: Engine | None = field(default=None, init=False)
 
     def status_urls(self, authority_name: str) -> StatusUrls:
         return StatusUrls(
@@ -88,22 +100,74 @@ class CaRuntime:
         rows = session.scalars(select(Authority).order_by(Authority.id)).all()
         # A handful of rows: parsing them again every few seconds costs microseconds.
         loaded = {row.id: load_authority(row) for row in rows}
+        issuers = {
+            cert_id: authority
+            for authority in loaded.values()
+            if authority.role == "issuing" and authority.ocsp_certificate is not None
+            for cert_id in authority.cert_ids
+        }
         with self._lock:
             self._authorities = loaded
+            self._ocsp_issuers = issuers
             self._loaded_at = time.monotonic()
         return loaded
+
+    def ocsp_issuer(
+        self, session: Session | None, cert_id: tuple[str, bytes, bytes]
+    ) -> LoadedAuthority | None:
+        """The issuing CA we answer OCSP for whose CertID hashes these are (RFC 6960 §4.1.1).
+
+        Without a session, only from a fresh cache: raises :class:`StaleAuthorities` when the
+        cache must be read again first.
+        """
+        if session is not None:
+            self.authorities(session)
+        elif time.monotonic() - self._loaded_at >= AUTHORITY_CACHE_SECONDS:
+            raise StaleAuthorities
+        return self._ocsp_issuers.get(cert_id)
+
+    def autocommit_engine(self) -> Engine:
+        """The sessions' engine (same pool) in autocommit: a single SELECT is its own
+        transaction, without the BEGIN and COMMIT round trips (the OCSP responder's reads)."""
+        if self._autocommit_engine is None:
+            bind = self.session_factory.kw["bind"]
+            assert isinstance(bind, Engine)
+            self._autocommit_engine = bind.execution_options(isolation_level="AUTOCOMMIT")
+        return self._autocommit_engine
 
     def forget_authorities(self) -> None:
         """After a change in this process: the next read goes to the database."""
         self._loaded_at = -1e9
 
 
+class StaleAuthorities(Exception):
+    """The authority cache is older than AUTHORITY_CACHE_SECONDS and no session was given."""
+
+
+# RFC 6960 §4.1.1 leaves the CertID hash to the client; RFC 5019 §2.1.1 clients use SHA-1.
+CERT_ID_HASHES: tuple[hashes.HashAlgorithm, ...] = (
+    hashes.SHA1(),  # noqa: S303 — CertID hashes identify, they do not protect
+    hashes.SHA224(),
+    hashes.SHA256(),
+    hashes.SHA384(),
+    hashes.SHA512(),
+)
+
+
+def _digest(algorithm: hashes.HashAlgorithm, data: bytes) -> bytes:
+    digest = hashes.Hash(algorithm)
+    digest.update(data)
+    return digest.finalize()
+
+
 def load_authority(row: Authority) -> LoadedAuthority:
     certificate = x509.load_der_x509_certificate(row.certificate_der)
-    name_digest = hashes.Hash(hashes.SHA1())  # noqa: S303 — RFC 6960 CertID hashes; not security
-    name_digest.update(certificate.subject.public_bytes())
-    key_digest = hashes.Hash(hashes.SHA1())  # noqa: S303
-    key_digest.update(subject_public_key_bits(certificate))
+    name = certificate.subject.public_bytes()
+    key_bits = subject_public_key_bits(certificate)
+    cert_ids = tuple(
+        (algorithm.name, _digest(algorithm, name), _digest(algorithm, key_bits))
+        for algorithm in CERT_ID_HASHES
+    )
     return LoadedAuthority(
         id=row.id,
         name=row.name,
@@ -118,8 +182,9 @@ def load_authority(row: Authority) -> LoadedAuthority:
             if row.ocsp_certificate_der
             else None
         ),
-        name_hash_sha1=name_digest.finalize(),
-        key_hash_sha1=key_digest.finalize(),
+        name_hash_sha1=cert_ids[0][1],
+        key_hash_sha1=cert_ids[0][2],
+        cert_ids=cert_ids,
     )
 
 

@@ -22,8 +22,8 @@ from sqlalchemy.orm import Session, sessionmaker
 import ca_admin
 import core
 import idp
+from ca_admin.mail import Mailer, MailSettings
 from ca_admin.officials import OfficialIdentity
-from ca_admin.reminders import Mailer, MailSettings
 from ca_admin.runtime import CaRuntime
 from ca_admin.signing import CaKeyStore
 from ca_admin.web.bearer import InvalidToken
@@ -209,6 +209,9 @@ def build_ca_runtime(settings: Settings, runtime: SharedBasics) -> CaRuntime:
         approvers=IdpApproverScope(),
         crl_lifetime=timedelta(seconds=settings.ca_crl_lifetime),
         crl_refresh_before=timedelta(seconds=settings.ca_crl_lifetime // 4),
+        ocsp_lifetime=timedelta(seconds=settings.ca_ocsp_lifetime),
+        ocsp_refresh_before=timedelta(seconds=settings.ca_ocsp_lifetime // 2),
+        supersede_after=timedelta(days=settings.ca_supersede_after_days),
         organisation_name=settings.organisation_name,
         # The CLI's stand-in has no key ring: it serves no API, so it verifies no tokens.
         access_tokens=IdpAccessTokens(runtime) if isinstance(runtime, IdpRuntime) else None,

@@ -33,8 +33,9 @@ from sqlalchemy.orm import Session, sessionmaker
 from ca_admin import certificate_requests, crl, hierarchy, revocation, unit_merger
 from ca_admin.certificate_requests import Submission
 from ca_admin.errors import ApprovalRefused
-from ca_admin.models import Authority, CertificateRequest, IssuedCertificate
-from ca_admin.officials import OfficialIdentity
+from ca_admin.models import Approval, Authority, CertificateRequest, IssuedCertificate
+from ca_admin.officials import OfficialIdentity, usernames_of
+from ca_admin.profiles import dn_text
 from ca_admin.revocation import END_ENTITY_REASONS
 from ca_admin.runtime import CaRuntime
 from ca_admin.serials import openssl_serial
@@ -165,17 +166,27 @@ def authority_names(session: Session) -> dict[int, str]:
     return {row.id: row.name for row in session.execute(select(Authority.id, Authority.name))}
 
 
-def request_as_dict(request: CertificateRequest, serial: str | None = None) -> dict[str, Any]:
+def request_as_dict(
+    session: Session, runtime: CaRuntime, request: CertificateRequest, serial: str | None = None
+) -> dict[str, Any]:
+    """A request as the CLI prints it: ``id`` as in the REST API, people by username."""
+    approvers = list(
+        session.scalars(
+            select(Approval.approver).where(Approval.request_id == request.id).order_by(Approval.id)
+        )
+    )
+    names = usernames_of(runtime.directory, session, [request.requested_by, *approvers])
     return {
-        "request_id": request.request_id,
+        "id": request.request_id,
         "status": request.status,
         "profile": request.profile,
         "official": request.identity.get("username"),
         "full_name": request.identity.get("full_name"),
         "unit_code": request.unit_code,
-        "requested_by": request.requested_by,
+        "requested_by": names[request.requested_by],
         "requested_at": iso(request.requested_at),
         "approvals_required": request.approvals_required,
+        "approved_by": [names[approver] for approver in approvers],
         "server_keygen": request.server_keygen,
         "decision_reason": request.decision_reason,
         "serial": serial,
@@ -191,7 +202,7 @@ def _serial_of(session: Session, request: CertificateRequest) -> str | None:
 
 def print_request(data: dict[str, Any]) -> None:
     console.print(
-        f"request {data['request_id']}: {data['status']} "
+        f"request {data['id']}: {data['status']} "
         f"({escape(str(data['full_name']))}, {data['profile']})"
     )
     if data["serial"]:
@@ -199,7 +210,7 @@ def print_request(data: dict[str, Any]) -> None:
     elif data["status"] == "pending":
         console.print(
             "waiting for approval: `commune-sso ca approve "
-            f"{data['request_id']} --as OTHER_ADMIN` (a different admin)"
+            f"{data['id']} --as OTHER_ADMIN` (a different admin)"
         )
 
 
@@ -214,6 +225,21 @@ def ca_init(
         typer.Option(
             "--organisation",
             help='e.g. "Sở KH&CN tỉnh Lào Cai". Default: COMMUNE_SSO_ORGANISATION_NAME.',
+        ),
+    ] = None,
+    root_name: Annotated[
+        str | None,
+        typer.Option(
+            "--root-name",
+            help='The root CA\'s name (CN), at most 64 bytes. Default: "<organisation> Root CA".',
+        ),
+    ] = None,
+    issuing_name: Annotated[
+        str | None,
+        typer.Option(
+            "--issuing-name",
+            help="The first issuing CA's name (CN), at most 64 bytes. Default: "
+            '"<organisation> Issuing CA 1" (the organisation shortened, never the number).',
         ),
     ] = None,
     root_algorithm: Annotated[str, typer.Option(help="Root CA key.")] = "rsa-3072",
@@ -272,6 +298,8 @@ def ca_init(
         root_key_uri=root_key_uri,
         issuing_key_uri=issuing_key_uri,
         ocsp_key_uri=ocsp_key_uri,
+        root_common_name=root_name,
+        issuing_common_name=issuing_name,
     )
     with clean_errors(), transaction(runtime.session_factory) as session:
         root, issuing = hierarchy.init_hierarchy(
@@ -307,7 +335,17 @@ def ca_init(
 
 @ca_app.command("add-issuing")
 def ca_add_issuing(
-    name: Annotated[str, typer.Argument(help="Slug of the new issuing CA, e.g. issuing-ca-2.")],
+    name: Annotated[
+        str, typer.Argument(help="Slug of the new issuing CA (in its URLs), e.g. issuing-ca-2.")
+    ],
+    common_name: Annotated[
+        str | None,
+        typer.Option(
+            "--name",
+            help="Its name (CN), at most 64 bytes, unlike every other CA's. Default: "
+            '"<organisation> Issuing CA <n>" with the next free number.',
+        ),
+    ] = None,
     algorithm: Annotated[str, typer.Option(help="Issuing CA key.")] = "rsa-2048",
     key_uri: Annotated[str | None, typer.Option(help="file: or pkcs11: URI.")] = None,
     ocsp_algorithm: Annotated[str, typer.Option(help="OCSP responder key.")] = "rsa-2048",
@@ -343,6 +381,7 @@ def ca_add_issuing(
             ocsp_algorithm=ocsp_algorithm,
             ocsp_key_uri=ocsp_key_uri,
             signature_scheme=signature_scheme,
+            common_name=common_name,
         )
         data = {"name": issuing.name, "subject": issuing.subject, "key": issuing.key_uri}
     if as_json:
@@ -391,7 +430,7 @@ def ca_issue(
                 device_name=device_name,
             ),
         )
-        data = request_as_dict(request, _serial_of(session, request))
+        data = request_as_dict(session, runtime, request, _serial_of(session, request))
     emit(data) if as_json else print_request(data)
 
 
@@ -434,7 +473,7 @@ def ca_renew(
                 device_name=certificate.common_name if certificate.profile == "device" else None,
             ),
         )
-        data = request_as_dict(request, _serial_of(session, request))
+        data = request_as_dict(session, runtime, request, _serial_of(session, request))
     emit(data) if as_json else print_request(data)
 
 
@@ -451,7 +490,7 @@ def ca_approve(
         request = certificate_requests.approve(
             session=session, runtime=runtime, actor=admin.subject_ref, request_id=request_id
         )
-        data = request_as_dict(request, _serial_of(session, request))
+        data = request_as_dict(session, runtime, request, _serial_of(session, request))
     emit(data) if as_json else print_request(data)
 
 
@@ -473,7 +512,7 @@ def ca_reject(
             request_id=request_id,
             reason=reason,
         )
-        data = request_as_dict(request)
+        data = request_as_dict(session, runtime, request)
     emit(data) if as_json else print_request(data)
 
 
@@ -491,19 +530,23 @@ def ca_requests(
         query = select(CertificateRequest).order_by(CertificateRequest.id.desc()).limit(limit)
         if status:
             query = query.where(CertificateRequest.status == status)
-        rows = [request_as_dict(r, _serial_of(session, r)) for r in session.scalars(query)]
+        rows = [
+            request_as_dict(session, runtime, r, _serial_of(session, r))
+            for r in session.scalars(query)
+        ]
     if as_json:
         emit(rows)
         return
-    table = Table("request", "status", "official", "unit", "profile", "requested")
+    table = Table("request", "status", "official", "unit", "profile", "requested", "by")
     for row in rows:
         table.add_row(
-            row["request_id"],
+            row["id"],
             row["status"],
             escape(str(row["full_name"])),
             str(row["unit_code"] or ""),
             row["profile"],
             str(row["requested_at"])[:19],
+            escape(str(row["requested_by"])),
         )
     console.print(table)
 
@@ -680,8 +723,8 @@ def ca_show(
         san = _extension(certificate, x509.SubjectAlternativeName)
         data = {
             **certificate_as_dict(row, authority_names(session)),
-            "subject": certificate.subject.rfc4514_string(),
-            "issuer": certificate.issuer.rfc4514_string(),
+            "subject": dn_text(certificate.subject),
+            "issuer": dn_text(certificate.issuer),
             "invalidity_date": iso(row.invalidity_date),
             "key": _key_description(certificate),
             "spki_sha256": row.spki_sha256,
@@ -800,7 +843,7 @@ def ca_export_chain(
                 "written_to": out,
                 "certificates": [
                     {
-                        "subject": c.subject.rfc4514_string(),
+                        "subject": dn_text(c.subject),
                         "serial": openssl_serial(c.serial_number),
                         "not_after": c.not_valid_after_utc.isoformat(),
                         "pem": c.public_bytes(Encoding.PEM).decode("ascii"),

@@ -31,12 +31,14 @@ class DomainError(Exception):
         """The message, translated, with its ``%(name)s`` parameters filled in.
 
         Translate first, then fill: the catalogues hold the msgid with its placeholders.
-        :class:`Phrase` parameters are translated too.
+        :class:`Phrase` parameters are translated too. ``field`` fills ``%(field)s`` as well
+        ("The field %(field)s is required."): it is a parameter the renderers also show apart.
         """
         translated = translate(self.message)
+        given = self.params if self.field is None else {"field": self.field, **self.params}
         params = {
             name: translate(value) if isinstance(value, Phrase) else value
-            for name, value in self.params.items()
+            for name, value in given.items()
         }
         try:
             return translated % params if params else translated

@@ -182,6 +182,23 @@ class Settings(BaseSettings):
         description="Seconds between a CRL's thisUpdate and nextUpdate. A new CRL is signed on "
         "every revocation and, on schedule, a quarter of this before nextUpdate.",
     )
+    ca_ocsp_lifetime: int = Field(
+        default=3600,
+        ge=1800,
+        description="Seconds between an OCSP answer's thisUpdate and nextUpdate. Answers for "
+        "requests without a nonce are signed in advance: at issuance, at every status change, "
+        "and on schedule half of this before nextUpdate, so N valid certificates cost N "
+        "signatures per half lifetime (1,000,000 at the default: 556 per second).",
+    )
+    ca_supersede_after_days: int = Field(
+        default=7,
+        ge=0,
+        le=90,
+        description="Days a renewed certificate stays valid after its successor is issued (for a "
+        "server-made key: collected), then it is revoked as superseded. 0: at once. The overlap "
+        "lets an official switch their signing software to the new key; without it, as with "
+        "step-ca, the old one would stay valid until it expires.",
+    )
     units_load_on_start: bool = Field(
         default=True,
         description="At start-up, load the 34 provinces and 3,321 communes and wards from the "

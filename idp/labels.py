@@ -186,9 +186,9 @@ def import_column(name: str, translate: Callable[[str], str]) -> str:
 # (idp.released_attributes.RELEASABLE).
 ATTRIBUTE_GROUPS = {
     "name": N_("Full name"),
-    "email": N_("E-mail"),
-    "unit": N_("Unit"),
-    "province": N_("Province"),
+    "email": N_("E-mail address"),
+    "unit": N_("Unit (code and name)"),
+    "province": N_("Province (code and name)"),
     "agency": N_("Agency"),
     "position": N_("Position"),
 }

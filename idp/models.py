@@ -655,7 +655,7 @@ class UpstreamSession(Base):
 
 
 class SamlServiceProvider(Base):
-    """A SAML 2.0 service provider registered from its metadata (0018). The endpoints,
+    """A SAML 2.0 service provider registered from its metadata (0022). The endpoints,
     certificates and flags are read from the metadata at registration; ``metadata_xml`` keeps
     what was registered, for the record."""
 
@@ -686,7 +686,7 @@ class SamlServiceProvider(Base):
 
 
 class SamlRequestId(Base):
-    """Replay cache of AuthnRequest and LogoutRequest IDs (0018), shared by every worker and
+    """Replay cache of AuthnRequest and LogoutRequest IDs (0022), shared by every worker and
     host: a request ID is accepted once per service provider until ``expires_at``, after which
     its IssueInstant is too old to be accepted anyway."""
 
@@ -704,7 +704,7 @@ class SamlRequestId(Base):
 
 
 class SamlPersistentId(Base):
-    """The persistent NameID of an official at one service provider (0018): random, pairwise
+    """The persistent NameID of an official at one service provider (0022): random, pairwise
     (another SP cannot correlate it) and stable for as long as the registration lives."""
 
     __tablename__ = "idp_saml_persistent_id"
@@ -722,7 +722,7 @@ class SamlPersistentId(Base):
 
 
 class SamlSessionParticipant(Base):
-    """A service provider that received an assertion in a browser session (0018), with the
+    """A service provider that received an assertion in a browser session (0022), with the
     NameID and SessionIndex it was given: what a LogoutRequest to it must carry (SAML Core
     §3.7.1) when the session ends."""
 

@@ -16,6 +16,7 @@ import uvicorn
 
 from examples.shared_app.app import Settings as SharedAppSettings
 from examples.shared_app.app import create_app as create_shared_app
+from examples.shared_app.cas_app import CasSettings, create_cas_app
 from tests.idp.live_server import bind_loopback
 
 READY_TIMEOUT = 10.0
@@ -80,4 +81,29 @@ def run_shared_app(
         yield SharedApp(base_url=base_url, client_id=client_id)
 
 
-__all__ = ["SharedApp", "bind_loopback", "port_of", "run_shared_app", "serve"]
+@contextmanager
+def run_shared_cas_app(
+    *, cas_url: str, service_path: str, sock: socket.socket, name: str
+) -> Iterator[SharedApp]:
+    """The demo app's CAS variant on ``sock``; its service URL is ``service_path`` there
+    (register that URL first). ``client_id`` is the service URL."""
+    port = port_of(sock)
+    base_url = f"http://127.0.0.1:{port}"
+    settings = CasSettings(
+        cas_url=cas_url,
+        service_url=f"{base_url}{service_path}",
+        name=name,
+        cookie_name=f"shared_cas_app_{port}",
+    )
+    with serve(create_cas_app(settings), sock, name=f"shared-cas-app-{port}"):
+        yield SharedApp(base_url=base_url, client_id=settings.service_url)
+
+
+__all__ = [
+    "SharedApp",
+    "bind_loopback",
+    "port_of",
+    "run_shared_app",
+    "run_shared_cas_app",
+    "serve",
+]

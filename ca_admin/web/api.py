@@ -40,6 +40,7 @@ from ca_admin import certificate_requests, revocation
 from ca_admin.certificate_requests import Submission
 from ca_admin.hierarchy import chain_of
 from ca_admin.models import Approval, CertificateRequest, IssuedCertificate
+from ca_admin.officials import usernames_of
 from ca_admin.runtime import CaRuntime
 from ca_admin.serials import openssl_serial, parse_serial, serial_hex
 from ca_admin.web import bearer
@@ -273,10 +274,12 @@ def certificate_json(row: IssuedCertificate, issuers: dict[int, str]) -> dict[st
     }
 
 
-def request_json(session: Session, row: CertificateRequest) -> dict[str, Any]:
+def request_json(session: Session, runtime: CaRuntime, row: CertificateRequest) -> dict[str, Any]:
+    """A request; who asked and who approved by username (``subject_ref`` is the holder)."""
     approvers = session.scalars(
         select(Approval.approver).where(Approval.request_id == row.id).order_by(Approval.id)
     ).all()
+    names = usernames_of(runtime.directory, session, [row.requested_by, *approvers])
     serial = (
         session.scalar(
             select(IssuedCertificate.serial).where(IssuedCertificate.id == row.certificate_id)
@@ -293,10 +296,10 @@ def request_json(session: Session, row: CertificateRequest) -> dict[str, Any]:
         "unit_code": row.unit_code,
         "server_keygen": row.server_keygen,
         "validity_days": row.validity_days,
-        "requested_by": row.requested_by,
+        "requested_by": names[row.requested_by],
         "requested_at": _iso(row.requested_at),
         "approvals_required": row.approvals_required,
-        "approved_by": list(approvers),
+        "approved_by": [names[approver] for approver in approvers],
         "decided_at": _iso(row.decided_at),
         "decision_reason": row.decision_reason,
         "certificate_serial": openssl_serial(serial) if serial else None,
@@ -463,7 +466,7 @@ def submit_request(call: Call) -> Result:
         ),
     )
     call.session.flush()
-    return (200 if earlier is not None else 201), request_json(call.session, request)
+    return (200 if earlier is not None else 201), request_json(call.session, call.runtime, request)
 
 
 def list_requests(call: Call) -> Result:
@@ -487,7 +490,7 @@ def list_requests(call: Call) -> Result:
     more = len(rows) > limit
     rows = rows[:limit]
     return 200, {
-        "items": [request_json(session, row) for row in rows],
+        "items": [request_json(session, call.runtime, row) for row in rows],
         "next_cursor": str(rows[-1].id) if more else None,
     }
 
@@ -502,7 +505,7 @@ def show_request(call: Call) -> Result:
         unit=request.unit_code,
     ):
         raise PermissionDenied(N_("You do not administer this official's unit."))
-    return 200, request_json(call.session, request)
+    return 200, request_json(call.session, call.runtime, request)
 
 
 def approve_request(call: Call) -> Result:
@@ -513,7 +516,7 @@ def approve_request(call: Call) -> Result:
         request_id=call.path["request_id"],
     )
     call.session.flush()
-    return 200, request_json(call.session, request)
+    return 200, request_json(call.session, call.runtime, request)
 
 
 def reject_request(call: Call) -> Result:
@@ -524,7 +527,7 @@ def reject_request(call: Call) -> Result:
         request_id=call.path["request_id"],
         reason=_text(call.body, "reason", required=True) or "",
     )
-    return 200, request_json(call.session, request)
+    return 200, request_json(call.session, call.runtime, request)
 
 
 def _administered_certificate(call: Call, *, owner_may: bool) -> IssuedCertificate:

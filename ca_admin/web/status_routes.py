@@ -3,14 +3,17 @@
 
 No authentication: relying parties anywhere must be able to check a signature. These routes
 stay off the IdP's request-scope machinery (no session cookie, CSRF or locale work) because the
-OCSP responder has a budget of about one RSA signature per response: one short read
-transaction in the thread pool, certificates parsed once in ``runtime.authorities``.
+OCSP responder's budget is one primary-key read for an answer without a nonce (pre-produced,
+ca_admin.preproduced_ocsp) and about one signature with a nonce: one autocommit read in the
+thread pool, no ORM session, certificates and CertID hashes computed once in
+``runtime.authorities``.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import logging
 from datetime import datetime
 from email.utils import format_datetime
@@ -127,22 +130,21 @@ async def certificate_endpoint(request: Request) -> Response:
 # OCSP
 
 
-def _answer(runtime: CaRuntime, request_der: bytes) -> bytes:
-    # One read of one row: autocommit makes the SELECT its own transaction and saves the
-    # BEGIN/COMMIT round trip, a third of the database time of a response.
+def _answer(runtime: CaRuntime, request_der: bytes) -> ocsp.Answer:
     try:
-        with runtime.session_factory() as session:
-            session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
-            return ocsp.respond(session=session, runtime=runtime, request_der=request_der)
+        return ocsp.answer(runtime=runtime, request_der=request_der)
     except Exception as error:
         if not is_database_unavailable(error):
             raise
         # RFC 6960 §2.3: tryLater, "the responder is currently unable to give a response":
         # an OCSP client understands it, while an HTTP 503 may read as "responder broken".
         log.warning("OCSP answered tryLater: the database is unavailable")
-        return x509_ocsp.OCSPResponseBuilder.build_unsuccessful(
-            x509_ocsp.OCSPResponseStatus.TRY_LATER
-        ).public_bytes(Encoding.DER)
+        return ocsp.Answer(
+            x509_ocsp.OCSPResponseBuilder.build_unsuccessful(
+                x509_ocsp.OCSPResponseStatus.TRY_LATER
+            ).public_bytes(Encoding.DER),
+            "try_later",
+        )
 
 
 def _malformed() -> bytes:
@@ -187,8 +189,8 @@ async def ocsp_post_endpoint(request: Request) -> Response:
         return _ocsp_response(_malformed())
     runtime = _runtime(request)
     answer = await run_in_threadpool(_answer, runtime, body)
-    # Responses to POST are not cached by HTTP caches; a nonce makes each one unique anyway.
-    return _ocsp_response(answer)
+    # Responses to POST are not cached by HTTP caches (RFC 5019 §5): no cache headers.
+    return _ocsp_response(answer.der)
 
 
 def _decode_get_path(encoded: str) -> bytes | None:
@@ -207,24 +209,19 @@ def _decode_get_path(encoded: str) -> bytes | None:
         return None
 
 
-def _get_cache_headers(runtime: CaRuntime, answer: bytes) -> dict[str, str]:
-    """RFC 5019 §6.2-style caching, only for answers that are the same for every asker."""
-    parsed = x509_ocsp.load_der_ocsp_response(answer)
-    if parsed.response_status != x509_ocsp.OCSPResponseStatus.SUCCESSFUL:
+def _get_cache_headers(runtime: CaRuntime, answer: ocsp.Answer) -> dict[str, str]:
+    """RFC 5019 §6.2, only for answers that are the same for every asker (no nonce)."""
+    if answer.this_update is None or answer.next_update is None:
         return {"Cache-Control": "no-store"}
-    try:
-        parsed.extensions.get_extension_for_class(x509.OCSPNonce)
-        return {"Cache-Control": "no-store"}  # answers a nonce: useless to anyone else
-    except x509.ExtensionNotFound:
-        pass
-    next_update = parsed.next_update_utc
-    headers = {
-        "Cache-Control": "public, max-age=" + str(_seconds_until(runtime, next_update, 86400)),
-        "Last-Modified": _http_date(parsed.this_update_utc),
+    max_age = _seconds_until(runtime, answer.next_update, 86400)
+    return {
+        "Cache-Control": f"max-age={max_age}, public, no-transform, must-revalidate",
+        "Last-Modified": _http_date(answer.this_update),
+        "Expires": _http_date(answer.next_update),
+        # A digest, not the serial and time: a hold and its release within one second give
+        # two answers with the same thisUpdate.
+        "ETag": '"' + hashlib.sha256(answer.der).hexdigest()[:32] + '"',
     }
-    if next_update is not None:
-        headers["Expires"] = _http_date(next_update)
-    return headers
 
 
 async def ocsp_get_endpoint(request: Request) -> Response:
@@ -234,7 +231,10 @@ async def ocsp_get_endpoint(request: Request) -> Response:
         return _ocsp_response(_malformed(), {"Cache-Control": "no-store"})
     runtime = _runtime(request)
     answer = await run_in_threadpool(_answer, runtime, request_der)
-    return _ocsp_response(answer, _get_cache_headers(runtime, answer))
+    headers = _get_cache_headers(runtime, answer)
+    if "ETag" in headers and request.headers.get("if-none-match") == headers["ETag"]:
+        return Response(status_code=304, headers=headers)
+    return _ocsp_response(answer.der, headers)
 
 
 def status_routes() -> list[Route]:

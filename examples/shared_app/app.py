@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from authlib.integrations.starlette_client import OAuth, OAuthError
@@ -229,7 +229,12 @@ def check_logout_claims(
 # --- Pages -------------------------------------------------------------------------------------
 
 
-def page(settings: Settings, title: str, body: str, *, status_code: int = 200) -> HTMLResponse:
+class NamedApp(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+def page(settings: NamedApp, title: str, body: str, *, status_code: int = 200) -> HTMLResponse:
     return HTMLResponse(
         f"""<!doctype html>
 <html lang="vi"><head><meta charset="utf-8">
@@ -240,6 +245,7 @@ body {{ font-family: system-ui, sans-serif; margin: 0; background: #f4f6f8; colo
 header {{ background: #0b5394; color: #fff; padding: 1rem 1.5rem; font-size: 1.25rem; }}
 main {{ max-width: 40rem; margin: 2rem auto; padding: 0 1rem; }}
 .card {{ background: #fff; border-radius: 8px; padding: 1.5rem; box-shadow: 0 1px 3px #0002; }}
+th {{ text-align: left; padding-right: 1rem; }}
 a.button {{ display: inline-block; background: #0b5394; color: #fff; padding: .6rem 1.2rem;
   border-radius: 6px; text-decoration: none; margin-top: .5rem; }}
 </style></head>
@@ -248,6 +254,25 @@ a.button {{ display: inline-block; background: #0b5394; color: #fff; padding: .6
         status_code=status_code,
         headers={"Cache-Control": "no-store"},
     )
+
+
+SIGNED_OUT_BODY = (
+    '<p id="status">Chưa đăng nhập / Not signed in</p>'
+    '<a class="button" id="login" href="/login">Đăng nhập / Sign in</a>'
+)
+
+
+def app_with_sessions(name: str, store: SessionStore, cookie_name: str, base_url: str) -> FastAPI:
+    """The app, its sessions kept in ``store`` (also ``app.state.sessions``)."""
+    app = FastAPI(title=name, docs_url=None, redoc_url=None, openapi_url=None)
+    app.add_middleware(
+        ServerSideSessionMiddleware,
+        store=store,
+        cookie_name=cookie_name,
+        secure=base_url.startswith("https://"),
+    )
+    app.state.sessions = store
+    return app
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -265,14 +290,7 @@ def create_app(settings: Settings) -> FastAPI:
     sso = oauth.create_client("sso")
     assert sso is not None
 
-    app = FastAPI(title=settings.name, docs_url=None, redoc_url=None, openapi_url=None)
-    app.add_middleware(
-        ServerSideSessionMiddleware,
-        store=store,
-        cookie_name=settings.cookie_name,
-        secure=settings.base_url.startswith("https://"),
-    )
-    app.state.sessions = store
+    app = app_with_sessions(settings.name, store, settings.cookie_name, settings.base_url)
 
     @app.get("/", response_class=HTMLResponse)
     async def home(request: Request) -> Response:
@@ -288,8 +306,7 @@ def create_app(settings: Settings) -> FastAPI:
         return page(
             settings,
             settings.name,
-            '<p id="status">Chưa đăng nhập / Not signed in</p>'
-            '<a class="button" id="login" href="/login">Đăng nhập / Sign in</a>',
+            SIGNED_OUT_BODY,
         )
 
     @app.get("/login")
@@ -346,8 +363,7 @@ def create_app(settings: Settings) -> FastAPI:
         return page(
             settings,
             "Đã đăng xuất / Signed out",
-            '<p id="status">Chưa đăng nhập / Not signed in</p>'
-            '<a class="button" id="login" href="/login">Đăng nhập / Sign in</a>',
+            SIGNED_OUT_BODY,
         )
 
     async def verify_logout_token(logout_token: str) -> dict[str, Any]:

@@ -35,6 +35,7 @@ def register(
     pattern: str | None = None,
     attributes: Sequence[str] = (),
     single_logout: bool = True,
+    client_address: str | None = None,
 ) -> CasService:
     """Register a service by one exact URL or one anchored pattern (not both)."""
     if not SERVICE_ID_PATTERN.fullmatch(service_id):
@@ -80,6 +81,7 @@ def register(
         action="cas.service_registered",
         target=f"cas_service:{service_id}",
         details=as_dict(service),
+        client_address=client_address,
     )
     return service
 
@@ -114,7 +116,14 @@ def get_active(session: Session, service_id: str) -> CasService:
     return service
 
 
-def remove(*, session: Session, clock: Clock, actor: str, service: CasService) -> None:
+def remove(
+    *,
+    session: Session,
+    clock: Clock,
+    actor: str,
+    service: CasService,
+    client_address: str | None = None,
+) -> None:
     """Tickets not yet validated stop validating; its history stays."""
     service.removed_at = clock.now()
     audit.record(
@@ -123,6 +132,7 @@ def remove(*, session: Session, clock: Clock, actor: str, service: CasService) -
         actor=actor,
         action="cas.service_removed",
         target=f"cas_service:{service.service_id}",
+        client_address=client_address,
     )
 
 

@@ -80,61 +80,66 @@ def ca_runtime(app: Starlette) -> CaRuntime:
 
 
 StartApps = Callable[..., tuple[SharedApp, SharedApp]]
+StartApp = Callable[..., SharedApp]
 
 
 @pytest.fixture
-def shared_apps(runtime, provider: str, official) -> Iterator[StartApps]:
-    """Start two demo shared apps, A and B, registered at the provider (and the official who
-    signs in to them).
-
-    A uses back-channel logout. ``b_logout`` says how B hears of a logout: "backchannel",
-    "frontchannel", or "stuck" (a back-channel receiver that never answers)."""
+def start_oidc_app(runtime, provider: str, official) -> Iterator[StartApp]:
+    """``start_oidc_app(label, logout)``: a demo shared app registered at the provider (and
+    the official who signs in to it). ``logout`` says how it hears of a logout:
+    "backchannel", "frontchannel", or "stuck" (a back-channel receiver that never answers)."""
     with ExitStack() as stack:
 
-        def start(*, b_logout: str = "backchannel") -> tuple[SharedApp, SharedApp]:
-            started = []
-            for label, mode in (("A", "backchannel"), ("B", b_logout)):
-                sock = bind_loopback()
-                stack.callback(sock.close)
-                base = f"http://127.0.0.1:{sock.getsockname()[1]}"
-                logout: dict[str, object] = {}
-                if mode == "backchannel":
-                    logout["backchannel_logout_uri"] = f"{base}/backchannel-logout"
-                elif mode == "frontchannel":
-                    logout["frontchannel_logout_uri"] = f"{base}/frontchannel-logout"
-                elif mode == "stuck":
-                    # Listens (the kernel accepts the connection) but never answers: the
-                    # provider's request waits for its full timeout.
-                    stuck = socket.socket()
-                    stuck.bind(("127.0.0.1", 0))
-                    stuck.listen(8)
-                    stack.callback(stuck.close)
-                    stuck_port = stuck.getsockname()[1]
-                    logout["backchannel_logout_uri"] = f"http://127.0.0.1:{stuck_port}/bcl"
-                name = f"Ứng dụng {label}"
-                client, secret = register_client(
-                    runtime,
+        def start(label: str, logout_mode: str = "backchannel") -> SharedApp:
+            sock = bind_loopback()
+            stack.callback(sock.close)
+            base = f"http://127.0.0.1:{sock.getsockname()[1]}"
+            logout: dict[str, object] = {}
+            if logout_mode == "backchannel":
+                logout["backchannel_logout_uri"] = f"{base}/backchannel-logout"
+            elif logout_mode == "frontchannel":
+                logout["frontchannel_logout_uri"] = f"{base}/frontchannel-logout"
+            elif logout_mode == "stuck":
+                # Listens (the kernel accepts the connection) but never answers: the
+                # provider's request waits for its full timeout.
+                stuck = socket.socket()
+                stuck.bind(("127.0.0.1", 0))
+                stuck.listen(8)
+                stack.callback(stuck.close)
+                stuck_port = stuck.getsockname()[1]
+                logout["backchannel_logout_uri"] = f"http://127.0.0.1:{stuck_port}/bcl"
+            name = f"Ứng dụng {label}"
+            client, secret = register_client(
+                runtime,
+                name=name,
+                redirect_uris=[f"{base}/auth/callback"],
+                post_logout_redirect_uris=[f"{base}/logged-out"],
+                scope="openid profile email",
+                **logout,
+            )
+            assert secret is not None
+            return stack.enter_context(
+                run_shared_app(
+                    issuer=provider,
+                    client_id=client.client_id,
+                    client_secret=secret,
+                    sock=sock,
                     name=name,
-                    redirect_uris=[f"{base}/auth/callback"],
-                    post_logout_redirect_uris=[f"{base}/logged-out"],
-                    scope="openid profile email",
-                    **logout,
                 )
-                assert secret is not None
-                started.append(
-                    stack.enter_context(
-                        run_shared_app(
-                            issuer=provider,
-                            client_id=client.client_id,
-                            client_secret=secret,
-                            sock=sock,
-                            name=name,
-                        )
-                    )
-                )
-            return started[0], started[1]
+            )
 
         yield start
+
+
+@pytest.fixture
+def shared_apps(start_oidc_app: StartApp) -> StartApps:
+    """Start two demo shared apps, A and B. A uses back-channel logout; ``b_logout`` says how
+    B hears of a logout (see ``start_oidc_app``)."""
+
+    def start(*, b_logout: str = "backchannel") -> tuple[SharedApp, SharedApp]:
+        return start_oidc_app("A", "backchannel"), start_oidc_app("B", b_logout)
+
+    return start
 
 
 # Module scope, not session: Playwright's sync API runs an event loop in the main thread

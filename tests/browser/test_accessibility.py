@@ -27,6 +27,7 @@ from ca_admin.models import Authority
 from ca_admin.runtime import CaRuntime
 from core.db import transaction
 from idp import mfa, totp
+from idp.cas import services as cas_services
 from idp.models import Account, Client, LogoutDelivery
 from idp.runtime import IdpRuntime
 from tests.browser.conftest import DESKTOP, PHONE, SCREENSHOTS
@@ -47,6 +48,7 @@ LANGUAGES = ("vi", "en")
 WIDTHS = (DESKTOP, PHONE)
 PAGES = "/ca/pages"
 THIRD_PARTY_APP = "Cổng dịch vụ công của tỉnh"
+CAS_SERVICE = "van-ban"
 
 # Runs in the page: axe over the whole document, the violations reduced to what a report needs
 # (resultTypes: axe details the violations only, one node each for the rest: quicker).
@@ -160,6 +162,16 @@ def open_first_client(page: Page, pages: Pages) -> None:
     page.wait_for_load_state()
 
 
+def open_cas_service_error(page: Page, pages: Pages) -> None:
+    """The CAS service form sent back with a problem next to a field."""
+    page.goto(f"{pages.issuer}/admin/cas-services/new")
+    page.fill("#name", "Một cửa điện tử")
+    page.fill("#service_id", "mot-cua")
+    page.fill("#address", "http://motcua.example.gov.vn/cas")
+    page.locator("form[action='/admin/cas-services/new'] button[type=submit]").click()
+    expect(page.locator("#address-error")).to_be_visible()
+
+
 def open_app_registered(page: Page, pages: Pages) -> None:
     """The page that shows a new app's secret once, after the register form."""
     page.goto(f"{pages.issuer}/admin/clients/new")
@@ -199,6 +211,11 @@ VISITS: list[Visit] = [
     Visit("admin-client", "admin", open=open_first_client),
     Visit("admin-client-new", "admin", "/admin/clients/new"),
     Visit("admin-client-registered", "admin", open=open_app_registered),
+    Visit("admin-cas-services", "admin", "/admin/cas-services"),
+    Visit("admin-cas-service", "admin", f"/admin/cas-services/{CAS_SERVICE}"),
+    Visit("admin-cas-service-new", "admin", "/admin/cas-services/new"),
+    Visit("admin-cas-service-error", "admin", open=open_cas_service_error),
+    Visit("admin-cas-service-remove", "admin", f"/admin/cas-services/{CAS_SERVICE}?action=remove"),
     Visit("admin-imports", "admin", "/admin/imports"),
     Visit("admin-import-job", "admin", lambda p: p.import_job_path),
     Visit("admin-deliveries", "admin", "/admin/logout-deliveries"),
@@ -269,6 +286,15 @@ def seed(runtime: IdpRuntime, ca_runtime: CaRuntime, people: People) -> tuple[st
     )
     now = runtime.clock.now()
     with transaction(runtime.session_factory) as session:
+        cas_services.register(
+            session=session,
+            clock=runtime.clock,
+            actor="test",
+            service_id=CAS_SERVICE,
+            name="Quản lý văn bản điều hành",
+            pattern=r"^https://vanban\.example\.gov\.vn/.*$",
+            attributes=["name", "unit", "position"],
+        )
         session.add(
             LogoutDelivery(
                 client_pk=client.id,

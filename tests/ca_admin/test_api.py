@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -19,12 +20,13 @@ from ca_admin.models import Authority
 from ca_admin.profiles import get_profile
 from ca_admin.runtime import CaRuntime
 from ca_admin.serials import openssl_serial
+from core import audit
 from core.db import transaction
 from core.web.i18n import load_translations
 from idp import accounts
 from idp.models import Account
 from idp.runtime import IdpRuntime
-from tests.ca_admin.conftest import BA_DINH, HOAN_KIEM, People, make_csr
+from tests.ca_admin.conftest import BA_DINH, HOAN_KIEM, People, issue_one, make_csr
 from tests.conftest import OFFICIAL_PASSWORD, register_client
 from tests.idp.oidc_flow import authorize_params, exchange_code, log_in, pkce_pair, query_of
 
@@ -218,7 +220,8 @@ def test_request_approve_download_revoke(
     approved = web.post(f"{API}/requests/{request['id']}/approve", headers=bearer(admin))
     assert approved.status_code == 200, approved.text
     assert approved.json()["status"] == "issued"
-    assert approved.json()["approved_by"] == [people.unit_admin.subject]
+    assert approved.json()["approved_by"] == [people.unit_admin.username]
+    assert approved.json()["requested_by"] == people.official.username
     serial = approved.json()["certificate_serial"]
     assert serial
     decided_again = web.post(f"{API}/requests/{request['id']}/approve", headers=bearer(admin))
@@ -397,6 +400,20 @@ def test_bad_input_is_4xx_with_translated_messages(
         )
         assert response.status_code == status, (body[:20], response.text)
         assert response.json()["error"] and response.json()["message"]
+        assert "%(" not in response.json()["message"], response.json()
+
+    # The field's name fills its placeholder (it travels apart from the other parameters).
+    for language, text in (("vi", vi("The field %(field)s must be a short text.")), ("en", None)):
+        refused = web.post(
+            f"{API}/requests",
+            json={"profile": 5, "csr": "x"},
+            headers=bearer(official, **{"Accept-Language": language}),
+        )
+        assert refused.json() == {
+            "error": "invalid_request",
+            "message": (text or "The field %(field)s must be a short text.") % {"field": "profile"},
+            "field": "profile",
+        }, refused.text
 
     # Provisioning accepts partial records; the request names what the certificate lacks.
     incomplete_token = user_token(web, runtime, shared_app, people.no_citizen_id)
@@ -449,3 +466,55 @@ def test_bad_input_is_4xx_with_translated_messages(
     for params in ({"limit": "0"}, {"limit": "x"}, {"status": "lost"}, {"expiring_before": "soon"}):
         response = web.get(f"{API}/certificates", params=params, headers=headers)
         assert response.status_code == 400, params
+
+
+def test_a_revocation_reason_may_later_become_key_compromise(
+    web: TestClient,
+    runtime: IdpRuntime,
+    ca_runtime: CaRuntime,
+    shared_app: tuple[str, str],
+    hierarchy: tuple[Authority, Authority],
+    people: People,
+) -> None:
+    """RFC 5280 §5.3.1: a certificate revoked as superseded whose key then turns out to be
+    compromised must say so (with the invalidity date); it used to answer 409."""
+    _root, issuing = hierarchy
+    certificate = issue_one(ca_runtime, people)
+    admin = bearer(user_token(web, runtime, shared_app, people.unit_admin))
+    serial = openssl_serial(certificate.serial)
+    first = web.post(
+        f"{API}/certificates/{serial}/revoke", json={"reason": "superseded"}, headers=admin
+    )
+    assert first.status_code == 200, first.text
+    revoked_at = first.json()["revoked_at"]
+    changed = web.post(
+        f"{API}/certificates/{serial}/revoke",
+        json={"reason": "keyCompromise", "invalidity_date": "2026-01-01T00:00:00Z"},
+        headers=admin,
+    )
+    assert changed.status_code == 200, changed.text
+    assert changed.json()["revocation_reason"] == "keyCompromise"
+    assert changed.json()["invalidity_date"] == "2026-01-01T00:00:00Z"
+    assert changed.json()["revoked_at"] == revoked_at  # the revocation date stays
+
+    crl_der = web.get(f"/ca/crl/{issuing.name}.crl").content
+    entry = x509.load_der_x509_crl(crl_der).get_revoked_certificate_by_serial_number(
+        int(certificate.serial, 16)
+    )
+    assert entry is not None
+    reason = entry.extensions.get_extension_for_class(x509.CRLReason).value.reason
+    assert reason == x509.ReasonFlags.key_compromise
+    assert entry.extensions.get_extension_for_class(x509.InvalidityDate).value.invalidity_date_utc
+
+    with transaction(ca_runtime.session_factory) as session:
+        recorded = audit.tail(session, limit=1, action_prefix="ca.certificate.reason_changed")[0]
+        assert json.loads(recorded.details)["from"] == "superseded"
+        assert recorded.actor == people.unit_admin.subject
+
+    # keyCompromise is the only later reason, and only once.
+    for reason_text in ("keyCompromise", "cessationOfOperation"):
+        again = web.post(
+            f"{API}/certificates/{serial}/revoke", json={"reason": reason_text}, headers=admin
+        )
+        assert again.status_code == 409, (reason_text, again.text)
+        assert again.json()["error"] == "already_revoked"

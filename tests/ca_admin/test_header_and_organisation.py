@@ -13,6 +13,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from ca_admin import reminders
+from ca_admin.mail import Mailer
 from ca_admin.models import Authority
 from ca_admin.runtime import CaRuntime
 from core.clock import FixedClock
@@ -100,7 +101,7 @@ def test_reminders_are_signed_with_the_province_name_in_each_language(
     signed = dataclasses.replace(
         ca_runtime.mailer.settings, organisation_names={"vi": PROVINCE, "en": PROVINCE_EN}
     )
-    ca_runtime.mailer = reminders.Mailer(signed)
+    ca_runtime.mailer = Mailer(signed)
     issue_for(ca_runtime, people.official, days=20)
     assert reminders.send_due(ca_runtime) == {"sent": 1}
     (message,) = messages(ca_runtime)

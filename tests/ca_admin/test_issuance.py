@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from datetime import timedelta
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives.asymmetric import dsa, ec, rsa
+from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy import func, select
@@ -203,6 +204,20 @@ def test_weak_keys_are_refused_with_the_reason(
     with pytest.raises(BadCertificateRequest) as refused:
         submit(ca_runtime, people, csr=csr.public_bytes(Encoding.PEM))
     assert message in refused.value.text()
+
+
+def test_an_ed25519_csr_is_refused_without_a_warning(
+    ca_runtime: CaRuntime, hierarchy: object, people: People
+) -> None:
+    """cryptography warns that DSA is deprecated whenever ``dsa.DSAPublicKey`` is touched: the
+    refusal of another kind of key used to print that warning on the CLI (issue 18)."""
+    key = ed25519.Ed25519PrivateKey.generate()
+    csr = x509.CertificateSigningRequestBuilder().subject_name(x509.Name([])).sign(key, None)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(BadCertificateRequest) as refused:
+            submit(ca_runtime, people, csr=csr.public_bytes(Encoding.PEM))
+    assert "Ed25519/Ed448 keys are not accepted" in refused.value.text()
 
 
 @pytest.mark.parametrize(
@@ -458,12 +473,67 @@ def test_long_organisation_names_fit_and_bad_ca_names_are_refused(
                 ocsp_algorithm="ec-p256",
             ),
         )
-    for row in (root, issuing):
+    for row, role in ((root, " Root CA"), (issuing, " Issuing CA 2026")):
         name = x509.load_der_x509_certificate(row.certificate_der).subject
         common_name = name.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
-        assert len(common_name.encode()) <= 64 and common_name.endswith("…")
-        assert long_name.startswith(common_name[:-1].rstrip())
+        # The organisation is shortened; what tells the CAs apart is kept whole ("Issui…" was not).
+        assert len(common_name.encode()) <= 64 and common_name.endswith("…" + role)
+        assert long_name.startswith(common_name.removesuffix("…" + role).rstrip())
         assert name.get_attributes_for_oid(NameOID.ORGANIZATION_NAME)[0].value == long_name
+
+
+def test_ca_names_are_chosen_and_always_distinct(ca_runtime: CaRuntime) -> None:
+    from ca_admin.hierarchy import CaSetup, add_issuing_ca, init_hierarchy
+
+    long_name = "Sở Khoa học, Công nghệ và Chuyển đổi số tỉnh Lào Cai mới"
+    fast = {"root_algorithm": "ec-p256", "issuing_algorithm": "ec-p256"}
+    with pytest.raises(PolicyViolation), transaction(ca_runtime.session_factory) as session:
+        init_hierarchy(
+            session=session,
+            runtime=ca_runtime,
+            actor="test",
+            setup=CaSetup(organisation=long_name, root_common_name="Ư" * 40, **fast),
+        )
+    with transaction(ca_runtime.session_factory) as session:
+        root, first = init_hierarchy(
+            session=session,
+            runtime=ca_runtime,
+            actor="test",
+            setup=CaSetup(
+                organisation=long_name,
+                root_common_name="CA gốc Lào Cai",
+                issuing_common_name="CA cấp phát Lào Cai",
+                ocsp_algorithm="ec-p256",
+                **fast,
+            ),
+        )
+
+    def rollover(slug: str, common_name: str | None = None) -> Authority:
+        with transaction(ca_runtime.session_factory) as session:
+            root_row = session.get(Authority, root.id)
+            assert root_row is not None
+            return add_issuing_ca(
+                session=session,
+                runtime=ca_runtime,
+                actor="test",
+                root=root_row,
+                name=slug,
+                organisation=long_name,
+                algorithm="ec-p256",
+                ocsp_algorithm="ec-p256",
+                common_name=common_name,
+            )
+
+    with pytest.raises(Conflict, match="CA cấp phát Lào Cai already exists"):
+        rollover("issuing-ca-2", "CA cấp phát Lào Cai")
+    second, third = rollover("issuing-ca-2"), rollover("issuing-ca-2b")
+    fourth = rollover("issuing-ca-3")
+    subjects = [root.subject, first.subject, second.subject, third.subject, fourth.subject]
+    assert len(set(subjects)) == 5, subjects  # and so are the CRLs' issuer names
+    assert "CN=CA gốc Lào Cai" in root.subject and "CN=CA cấp phát Lào Cai" in first.subject
+    assert second.subject.startswith("CN=Sở Khoa học") and "… Issuing CA 2," in second.subject
+    assert "… Issuing CA 3," in third.subject  # no number in the slug: the next one
+    assert "… Issuing CA 4," in fourth.subject  # 3 is taken: the next free number
 
 
 def test_batch_lookup_of_officials_gives_the_same_facts(

@@ -34,7 +34,7 @@ def issue(ca: Cli, tmp_path: Path, username: str = "nguyen.van.an") -> str:
     csr_file.write_bytes(make_csr()[0])
     request = ca.json("ca", "issue", username, "--csr", str(csr_file), "--as", "admin.hoankiem")
     assert request["status"] == "pending" and request["serial"] is None
-    approved = ca.json("ca", "approve", request["request_id"], "--as", "admin2.hoankiem")
+    approved = ca.json("ca", "approve", request["id"], "--as", "admin2.hoankiem")
     assert approved["status"] == "issued"
     return str(approved["serial"])
 
@@ -84,19 +84,49 @@ def test_init_takes_the_organisation_from_the_setting(cli: Cli) -> None:
     assert ORGANISATION in root.subject.rfc4514_string()
 
 
+def test_init_and_rollover_take_the_cas_names(cli: Cli) -> None:
+    created = cli.json(
+        "ca",
+        "init",
+        "--organisation",
+        ORGANISATION,
+        *FAST,
+        "--root-name",
+        "CA gốc tỉnh Lào Cai",
+        "--issuing-name",
+        "CA cấp phát tỉnh Lào Cai 2026",
+    )
+    assert created["root"]["subject"].startswith("CN=CA gốc tỉnh Lào Cai,")
+    assert created["issuing"]["subject"].startswith("CN=CA cấp phát tỉnh Lào Cai 2026,")
+    fast = ("--algorithm", "ec-p256", *FAST[4:])
+    taken = cli("ca", "add-issuing", "issuing-ca-2", *fast, "--name", "CA gốc tỉnh Lào Cai")
+    assert_clean_failure(taken, "already exists")
+    added = cli.json("ca", "add-issuing", "issuing-ca-2", *fast)
+    assert added["subject"].startswith(f"CN={ORGANISATION} Issuing CA 2,")
+
+
 def test_issue_approve_list_show_revoke_and_crl(ca: Cli, tmp_path: Path) -> None:
     csr_file = tmp_path / "an.csr"
     csr_file.write_bytes(make_csr()[0])
     request = ca.json(
         "ca", "issue", "nguyen.van.an", "--csr", str(csr_file), "--as", "admin.hoankiem"
     )
-    assert [r["request_id"] for r in ca.json("ca", "requests")] == [request["request_id"]]
+    assert [r["id"] for r in ca.json("ca", "requests")] == [request["id"]]
     # The requester cannot approve; an admin of another ward cannot either.
-    own = ca("ca", "approve", request["request_id"], "--as", "admin.hoankiem")
+    own = ca("ca", "approve", request["id"], "--as", "admin.hoankiem")
     assert_clean_failure(own, "You cannot approve your own request")
-    outside = ca("ca", "approve", request["request_id"], "--as", "admin.badinh")
+    outside = ca("ca", "approve", request["id"], "--as", "admin.badinh")
     assert_clean_failure(outside, "You do not administer this official's unit")
-    serial = ca.json("ca", "approve", request["request_id"], "--as", "admin2.hoankiem")["serial"]
+    approved = ca.json("ca", "approve", request["id"], "--as", "admin2.hoankiem")
+    serial = approved["serial"]
+    # People by username, never the IdP's opaque sub; the request id is `id`, as in the API.
+    assert (approved["requested_by"], approved["approved_by"]) == (
+        "admin.hoankiem",
+        ["admin2.hoankiem"],
+    )
+    assert "request_id" not in approved
+    requests_table = one_line(ca.ok("ca", "requests", "--status", "issued").stdout)
+    assert "admin.hoankiem" in requests_table
 
     # Diacritic- and case-insensitive name search, unit and status filters.
     assert [c["serial"] for c in ca.json("ca", "list", "--name", "NGUYEN van")] == [serial]
@@ -108,6 +138,8 @@ def test_issue_approve_list_show_revoke_and_crl(ca: Cli, tmp_path: Path) -> None
     shown = ca.json("ca", "show", serial)
     assert shown["status"] == "good"
     assert "CN=Nguyễn Văn An" in shown["subject"]
+    # Attributes by name: title (RFC 4519), not its OID.
+    assert "title=Chuyên viên" in shown["subject"] and "2.5.4.12" not in shown["subject"]
     assert "1.3.6.1.5.5.7.3.36" in shown["extended_key_usage"]
     table = ca.ok("ca", "show", serial).stdout
     assert serial in table and "Nguyễn Văn An" in table
@@ -193,7 +225,7 @@ def test_reject_and_export_chain(ca: Cli, tmp_path: Path) -> None:
     csr_file.write_bytes(make_csr()[0])
     request = ca.json("ca", "issue", "tran.thi.binh", "--csr", str(csr_file), "--as", "admin.hanoi")
     rejected = ca.json(
-        "ca", "reject", request["request_id"], "--reason", "Sai chức vụ", "--as", "admin.hoankiem"
+        "ca", "reject", request["id"], "--reason", "Sai chức vụ", "--as", "admin.hoankiem"
     )
     assert rejected["status"] == "rejected" and rejected["decision_reason"] == "Sai chức vụ"
     assert ca.json("ca", "requests") == []
@@ -244,7 +276,7 @@ def test_renew_with_a_new_csr_needs_another_admin(ca: Cli, tmp_path: Path) -> No
     csr_file.write_bytes(make_csr()[0])
     request = ca.json("ca", "renew", serial, "--csr", str(csr_file), "--as", "admin.hoankiem")
     assert request["status"] == "pending"
-    renewed = ca.json("ca", "approve", request["request_id"], "--as", "admin2.hoankiem")
+    renewed = ca.json("ca", "approve", request["id"], "--as", "admin2.hoankiem")
     shown = ca.json("ca", "show", renewed["serial"])
     assert shown["renewal_of"] == serial and shown["status"] == "good"
     assert_clean_failure(ca("ca", "renew", serial, "--as", "admin.badinh"), "do not administer")

@@ -796,8 +796,8 @@ def test_invalid_settings_are_shown_by_field_and_nothing_is_saved(web, runtime, 
         "frontchannel_logout_uri": "URI đăng xuất front-channel phải có cùng giao thức, máy chủ "
         "và cổng với một URI chuyển hướng.",
         "scope": "Không có phạm vi “root”; máy chủ này có các phạm vi: "
-        "openid profile email phone offline_access unit scim ca:read ca:request ca:approve "
-        "ca:revoke admin.",
+        "openid profile email phone offline_access unit citizen_id scim ca:read ca:request "
+        "ca:approve ca:revoke admin.",
         "id_token_signed_response_alg": "Thuật toán ký phải là một trong: RS256, ES256, EdDSA.",
     }
     without_grants = {k: v for k, v in form.items() if k != "grant_types"}

@@ -15,6 +15,7 @@ def page_routes() -> list[BaseRoute]:
         login,
         my_certificates,
         renewal,
+        report_key,
     )
     from ca_admin.web.pages.page_scope import PREFIX
 
@@ -31,6 +32,8 @@ def page_routes() -> list[BaseRoute]:
         get("/callback", login.callback),
         post("/logout", login.logout),
         get("/certificates/{serial}/download", my_certificates.download),
+        get("/certificates/{serial}/report-lost", report_key.report_page),
+        post("/certificates/{serial}/report-lost", report_key.report_submit),
         get("/request", first_certificate.request_page),
         post("/request", first_certificate.request_submit),
         get("/renew/{serial}", renewal.renewal_page),

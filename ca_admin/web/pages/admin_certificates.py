@@ -38,7 +38,7 @@ NOTICES = {
 BAD_DATE = N_("Choose a valid date in the date picker.")
 
 
-def _date(text: str) -> date | None:
+def parse_date(text: str) -> date | None:
     text = text.strip()
     if not text:
         return None
@@ -71,7 +71,7 @@ def _search(scope: PageScope) -> Response:
             errors["unit"] = DomainError(N_("You do not administer this unit."))
         statement = statement.where(IssuedCertificate.unit_code == query["unit"])
     try:
-        before = _date(query["expiring_before"])
+        before = parse_date(query["expiring_before"])
     except DomainError as error:
         errors["expiring_before"], before = error, None
     if before is not None:
@@ -158,7 +158,7 @@ def _act(scope: PageScope, action: str) -> Response:
         if values["reason"] not in REVOCATION_REASONS:
             errors["reason"] = DomainError(N_("Choose a revocation reason."))
         try:
-            day = _date(values["invalidity_date"])
+            day = parse_date(values["invalidity_date"])
             invalidity = datetime.combine(day, time(), tzinfo=UTC) if day else None
         except DomainError as error:
             errors["invalidity_date"] = error

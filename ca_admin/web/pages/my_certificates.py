@@ -16,7 +16,7 @@ from sqlalchemy import select
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from ca_admin import certificate_requests, labels, pkcs12_delivery, revocation
+from ca_admin import certificate_requests, labels, pkcs12_delivery, renewals, revocation
 from ca_admin.errors import PolicyViolation
 from ca_admin.hierarchy import chain_of
 from ca_admin.models import CertificateRequest, IssuedCertificate
@@ -33,6 +33,10 @@ NOTICES = {
         "Your renewal request was sent. It is waiting for approval by your unit's administrator."
     ),
     "issued": N_("Your new certificate was issued."),
+    "key_reported": N_(
+        "The certificate was revoked because its key is lost or compromised. A message was "
+        "sent to your e-mail address."
+    ),
     "request": N_(
         "Your certificate request was sent. It is waiting for approval by your unit's "
         "administrator."
@@ -48,7 +52,7 @@ class CertificateView:
     common_name: str
     profile_title: str
     unit_code: str | None
-    status: str  # good | hold | revoked | expired
+    status: str  # good | renewed (a valid successor is issued) | hold | revoked | expired
     not_before: datetime
     not_after: datetime
     days_left: int
@@ -62,9 +66,15 @@ def renewal_window_opens(certificate: IssuedCertificate) -> datetime:
     return certificate.not_after - timedelta(days=window)
 
 
-def view_of(certificate: IssuedCertificate, now: datetime) -> CertificateView:
+def view_of(
+    certificate: IssuedCertificate, now: datetime, *, renewed: bool = False
+) -> CertificateView:
+    """``renewed``: a valid successor is issued (``renewals.renewed_ids``): shown "renewed",
+    with no second renewal, until it is superseded."""
     expired = certificate.not_after <= now
     status = "expired" if expired and certificate.status == "good" else certificate.status
+    if status == "good" and renewed:
+        status = "renewed"
     try:
         profile_title = get_profile(certificate.profile).title
         opens = renewal_window_opens(certificate)
@@ -95,6 +105,7 @@ def _show(scope: PageScope) -> Response:
         .order_by(IssuedCertificate.not_after.desc())
         .limit(100)
     ).all()
+    renewed = renewals.renewed_ids(session, [c.id for c in certificates])
     requests = session.scalars(
         select(CertificateRequest)
         .where(CertificateRequest.subject_ref == scope.user.sub)
@@ -104,7 +115,7 @@ def _show(scope: PageScope) -> Response:
     return scope.render(
         "my_certificates.html",
         {
-            "certificates": [view_of(c, now) for c in certificates],
+            "certificates": [view_of(c, now, renewed=c.id in renewed) for c in certificates],
             "requests": requests,
             "status_labels": STATUS_LABELS,
             "request_status_labels": REQUEST_STATUS_LABELS,

@@ -11,12 +11,13 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import Response
 
+from ca_admin import renewals
 from ca_admin.models import IssuedCertificate
 from ca_admin.profiles import get_profile
 from ca_admin.serials import openssl_serial
 from ca_admin.web.pages import key_request_form
 from ca_admin.web.pages.key_request_form import KeyRequest
-from ca_admin.web.pages.my_certificates import readable_certificate, view_of
+from ca_admin.web.pages.my_certificates import CertificateView, readable_certificate, view_of
 from ca_admin.web.pages.page_scope import PREFIX, PageScope, run_page
 from core.errors import DomainError, PermissionDenied
 from core.web.i18n import N_
@@ -27,6 +28,11 @@ def _own(scope: PageScope) -> IssuedCertificate:
     if certificate.subject_ref != scope.signed_in.sub:
         raise PermissionDenied(N_("Only the holder can renew a certificate."))
     return certificate
+
+
+def _view(scope: PageScope, certificate: IssuedCertificate) -> CertificateView:
+    renewed = certificate.id in renewals.renewed_ids(scope.session, [certificate.id])
+    return view_of(certificate, scope.runtime.clock.now(), renewed=renewed)
 
 
 def _kind(certificate: IssuedCertificate) -> KeyRequest:
@@ -55,7 +61,7 @@ def _render(
     return scope.render(
         "renewal.html",
         {
-            "certificate": view_of(certificate, scope.runtime.clock.now()),
+            "certificate": _view(scope, certificate),
             "window_days": profile.renewal_window_days,
             "holder": certificate.common_name,
             **key_request_form.form_context(
@@ -76,7 +82,7 @@ def _show(scope: PageScope) -> Response:
 
 def _submit(scope: PageScope) -> Response:
     certificate = _own(scope)
-    if not view_of(certificate, scope.runtime.clock.now()).renewable:
+    if not _view(scope, certificate).renewable:
         values = key_request_form.form_values(scope)
         return _render(scope, certificate, values=values, status_code=409)
 

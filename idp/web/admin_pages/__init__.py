@@ -15,7 +15,16 @@ from idp.admin_api.imports import ImportsApi
 from idp.models import Client, LogoutDelivery, Unit
 from idp.request_scope import RequestScope
 from idp.setup_checklist import setup_checklist
-from idp.web.admin_pages import audit, clients, deliveries, imports, officials, saml_sps, units
+from idp.web.admin_pages import (
+    audit,
+    cas_services,
+    clients,
+    deliveries,
+    imports,
+    officials,
+    saml_sps,
+    units,
+)
 from idp.web.admin_pages.guard import Admin, admin_action, admin_page, render
 
 
@@ -104,6 +113,29 @@ def admin_page_routes(import_api: ImportsApi) -> list[Route]:
         ),
         Route(
             f"{saml_sps.PATH}/remove", admin_action(saml_sps.remove_sp, **system), methods=["POST"]
+        ),
+        Route(
+            cas_services.LIST_PATH,
+            admin_page(cas_services.list_services, **system),
+            methods=["GET"],
+        ),
+        Route(
+            cas_services.NEW_PATH, admin_page(cas_services.new_service, **system), methods=["GET"]
+        ),
+        Route(
+            cas_services.NEW_PATH,
+            admin_action(cas_services.create_service, **system),
+            methods=["POST"],
+        ),
+        Route(
+            f"{cas_services.LIST_PATH}/{{service_id}}",
+            admin_page(cas_services.show_service, **system),
+            methods=["GET"],
+        ),
+        Route(
+            f"{cas_services.LIST_PATH}/{{service_id}}",
+            admin_action(cas_services.remove_service, **system),
+            methods=["POST"],
         ),
         Route("/admin/audit", admin_page(audit.show_log, **system), methods=["GET"]),
         Route("/admin/audit/verify", admin_action(audit.run_verify, **system), methods=["POST"]),

@@ -19,6 +19,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
+from core.db import transaction
+from core.text_search import fold_for_search
+from idp.models import Account, AccountProfile, Agency, Unit
+from idp.runtime import IdpRuntime
 from tests.conftest import OFFICIAL_PASSWORD
 from tests.idp.live_server import bind_loopback, issuer_for, serve
 
@@ -94,3 +98,42 @@ def sign_in(browser: httpx.Client, login_url: str, issuer: str) -> str:
     form = browser.get(login_url)
     assert is_login_form(form), form.text[:500]
     return follow_to_service(browser, submit_password(browser, form), issuer)
+
+
+def place_at_work(runtime: IdpRuntime, official: Account) -> None:
+    """The conftest official, working in a ward of Lào Cai as a Vietnamese-titled officer:
+    every attribute group a CAS service can be released has a value."""
+    with transaction(runtime.session_factory) as session:
+        now = runtime.clock.now()
+        province = Unit(
+            code="15",
+            level="province",
+            name="Tỉnh Lào Cai",
+            division_type="tỉnh",
+            province_code="15",
+            created_at=now,
+            updated_at=now,
+        )
+        ward = Unit(
+            code="02647",
+            level="ward",
+            name="Phường Cam Đường",
+            division_type="phường",
+            province_code="15",
+            created_at=now,
+            updated_at=now,
+        )
+        session.add_all([province, ward])
+        session.flush()
+        agency = Agency(unit_id=ward.id, kind="people_committee", name="UBND phường Cam Đường")
+        session.add(agency)
+        session.flush()
+        session.add(
+            AccountProfile(
+                account_id=official.id,
+                unit_id=ward.id,
+                agency_id=agency.id,
+                position="Phó Chủ tịch",
+                search_name=fold_for_search(official.full_name),
+            )
+        )

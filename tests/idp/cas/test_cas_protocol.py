@@ -25,6 +25,7 @@ from tests.idp.cas.cas_flow import (
     ServiceApp,
     hidden_inputs,
     is_login_form,
+    place_at_work,
     running_service_app,
     sign_in,
     ticket_of,
@@ -43,6 +44,12 @@ ALL_ATTRIBUTES = ["name", "email", "unit", "province", "agency", "position"]
 def service_app() -> Iterator[ServiceApp]:
     with running_service_app() as running:
         yield running
+
+
+@pytest.fixture
+def official_at_work(runtime: IdpRuntime, official) -> Any:
+    place_at_work(runtime, official)
+    return official
 
 
 def register(runtime: IdpRuntime, service_id: str, **options: Any) -> None:

@@ -1,5 +1,4 @@
-"""Fixtures of the SAML tests: a registered pysaml2 SP (``official_at_work`` comes from
-tests/idp/conftest.py)."""
+"""Fixtures of the SAML tests: a registered pysaml2 SP and an official at work."""
 
 from __future__ import annotations
 
@@ -13,6 +12,7 @@ from core.db import transaction
 from idp.runtime import IdpRuntime
 from idp.saml import service_providers
 from tests.conftest import ISSUER
+from tests.idp.cas.cas_flow import place_at_work
 from tests.idp.saml.pysaml2_sp import (
     ServiceProvider,
     sp_config,
@@ -22,6 +22,13 @@ from tests.idp.saml.pysaml2_sp import (
 
 IDP_ENTITY_ID = f"{ISSUER}/saml/metadata"
 ALL_ATTRIBUTES = ["name", "email", "unit", "province", "agency", "position"]
+
+
+@pytest.fixture
+def official_at_work(runtime: IdpRuntime, official: Any) -> Any:
+    """The conftest official, Phó Chủ tịch of a ward of Lào Cai (as for CAS)."""
+    place_at_work(runtime, official)
+    return official
 
 
 @pytest.fixture

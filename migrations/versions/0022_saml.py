@@ -1,8 +1,8 @@
 """SAML 2.0 IdP: registered service providers, the request-ID replay cache, persistent
 NameIDs, and the service providers of each browser session for single logout (issue 17)
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0022
+Revises: 0021
 Create Date: 2026-12-07 12:40:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 import core.db
 
 
-revision = "0018"
-down_revision = "0017"
+revision = "0022"
+down_revision = "0021"
 branch_labels = None
 depends_on = None
 
