@@ -12,27 +12,18 @@ from starlette.testclient import TestClient
 
 from core import audit
 from core.db import transaction
-from idp import accounts, sessions
+from idp import accounts
 from idp.runtime import IdpRuntime
 from tests.idp.saml.pysaml2_sp import SP_ENTITY_ID, sp_config, sp_metadata_xml
+from tests.idp.test_admin_pages import sign_in
 
 CSRF_FIELD = re.compile(r'name="csrf_token" value="([^"]+)"')
 
 
 def signed_in_as(web: TestClient, runtime: IdpRuntime, official: Any, *, system: bool) -> None:
     with transaction(runtime.session_factory) as session:
-        account = accounts.get_by_username(session, official.username)
-        account.is_system_admin = system
-        _, cookie = sessions.create(
-            session=session,
-            clock=runtime.clock,
-            settings=runtime.settings,
-            account=account,
-            amr=["pwd"],
-            client_address="127.0.0.1",
-            user_agent="test",
-        )
-    web.cookies.set(runtime.session_cookie_name, cookie)
+        accounts.get_by_username(session, official.username).is_system_admin = system
+    sign_in(web, runtime, official.username)
 
 
 def csrf(web: TestClient) -> str:
