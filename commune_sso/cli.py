@@ -45,7 +45,6 @@ from core.errors import ConfigurationError, DomainError
 from core.settings import Settings
 from idp import accounts, admin_scope, clients, official_directory, units
 from idp.cas import services as cas_services
-from idp.cas.attributes import RELEASABLE as CAS_RELEASABLE
 from idp.federation import discovery as upstream_discovery
 from idp.federation import providers as upstream_providers
 from idp.federation.linking import LINK_CLAIMS
@@ -54,6 +53,10 @@ from idp.labels import import_column
 from idp.logout import backchannel, sign_out
 from idp.models import Account
 from idp.passwords import PasswordHasher
+from idp.released_attributes import RELEASABLE
+from idp.saml import service_providers as saml_service_providers
+from idp.saml import sp_metadata as saml_sp_metadata
+from idp.saml.vocabulary import NAME_ID_FORMATS
 from keys.errors import KeyRingError, SigningKeyError
 from keys.keyring import KeyRing
 from keys.signing_keys import load_signing_key
@@ -87,6 +90,11 @@ cas_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(cas_app, name="cas")
+saml_app = typer.Typer(
+    help="Service providers that sign in through SAML 2.0 (/saml/sso, /saml/metadata).",
+    no_args_is_help=True,
+)
+app.add_typer(saml_app, name="saml")
 upstream_app = typer.Typer(
     help="Upstream OpenID providers officials may sign in through (/login/upstream/<id>).",
     no_args_is_help=True,
@@ -745,7 +753,7 @@ def cas_add_service(
     ] = None,
     attribute: Annotated[
         list[str] | None,
-        typer.Option(help=f"Attribute group released (repeat): {', '.join(CAS_RELEASABLE)}."),
+        typer.Option(help=f"Attribute group released (repeat): {', '.join(RELEASABLE)}."),
     ] = None,
     single_logout: Annotated[
         bool, typer.Option(help="POST a logoutRequest to the service when the session ends.")
@@ -938,6 +946,104 @@ def upstream_remove(upstream_id: str) -> None:
         )
     )
     console.print(f"removed upstream provider {upstream_id}")
+
+
+@saml_app.command("add-sp")
+def saml_add_sp(
+    metadata: Annotated[
+        str,
+        typer.Option(
+            "--metadata",
+            help="The SP's metadata: a file, or an https URL to fetch it from (once).",
+        ),
+    ],
+    name: Annotated[
+        str | None,
+        typer.Option("--name", help="Name shown to officials (default: from the metadata)."),
+    ] = None,
+    attribute: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Attribute group released (repeat): {', '.join(RELEASABLE)}."),
+    ] = None,
+    name_id_format: Annotated[
+        str | None,
+        typer.Option(
+            help="NameID format when the request names none (default: the metadata's first "
+            f"supported one, else persistent): {', '.join(NAME_ID_FORMATS)}."
+        ),
+    ] = None,
+    encrypt_assertions: Annotated[
+        bool, typer.Option(help="Encrypt assertions to the SP's encryption certificate.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Register a SAML service provider from its metadata (audited)."""
+    if metadata.startswith(("https://", "http://")):
+        try:
+            document = saml_sp_metadata.fetch(metadata)
+        except DomainError as error:
+            fail(error.text())
+    else:
+        try:
+            document = Path(metadata).read_bytes()
+        except OSError as error:
+            fail(f"cannot read {metadata}: {error.strerror}")
+    data = run_in_transaction(
+        lambda session: saml_service_providers.as_dict(
+            saml_service_providers.register(
+                session=session,
+                clock=SystemClock(),
+                actor=CLI_ACTOR,
+                metadata_xml=document,
+                name=name,
+                attributes=attribute or [],
+                name_id_format=name_id_format,
+                encrypt_assertions=encrypt_assertions,
+            )
+        )
+    )
+    if as_json:
+        emit(data)
+        return
+    console.print(f"registered SAML service provider {escape(data['entity_id'])}")
+
+
+@saml_app.command("list-sps")
+def saml_list_sps(as_json: JsonOption = False) -> None:
+    """List the registered SAML service providers."""
+    rows = run_in_transaction(
+        lambda session: [
+            saml_service_providers.as_dict(sp) for sp in saml_service_providers.list_active(session)
+        ]
+    )
+    if as_json:
+        emit(rows)
+        return
+    table = Table("entity ID", "name", "ACS URLs", "signed requests", "NameID", "attributes")
+    for row in rows:
+        table.add_row(
+            escape(row["entity_id"]),
+            row["name"],
+            escape(" ".join(acs["url"] for acs in row["assertion_consumer_services"])),
+            "yes" if row["authn_requests_signed"] else "no",
+            row["name_id_format"].rsplit(":", 1)[-1],
+            ", ".join(row["attributes"]),
+        )
+    console.print(table)
+
+
+@saml_app.command("remove-sp")
+def saml_remove_sp(entity_id: str) -> None:
+    """Remove a SAML service provider: it gets no more assertions (its history stays)."""
+    run_in_transaction(
+        lambda session: saml_service_providers.remove(
+            session=session,
+            clock=SystemClock(),
+            actor=CLI_ACTOR,
+            sp=saml_service_providers.get_active(session, entity_id),
+        )
+    )
+    console.print(f"removed SAML service provider {escape(entity_id)}")
 
 
 def key_as_dict(info: Any, now: Any) -> dict[str, Any]:

@@ -68,6 +68,9 @@ AUDIT_ACTIONS = {
     "client.remove": N_("App removed"),
     "cas.service_registered": N_("CAS service registered"),
     "cas.service_removed": N_("CAS service removed"),
+    "saml.sp_registered": N_("SAML application registered"),
+    "saml.sp_removed": N_("SAML application removed"),
+    "saml.assertion_issued": N_("Signed in to a SAML application"),
     "upstream.registered": N_("Sign-in provider added"),
     "upstream.removed": N_("Sign-in provider removed"),
     "scim.user.create": N_("Account created through SCIM"),
@@ -177,3 +180,15 @@ def import_column(name: str, translate: Callable[[str], str]) -> str:
     """An import column's name in the reader's language (the CLI and the per-row result file)."""
     msgid = IMPORT_COLUMNS.get(name)
     return translate(msgid) if msgid else name
+
+
+# The attribute groups an administrator releases to a CAS or SAML app
+# (idp.released_attributes.RELEASABLE).
+ATTRIBUTE_GROUPS = {
+    "name": N_("Full name"),
+    "email": N_("E-mail address"),
+    "unit": N_("Unit (code and name)"),
+    "province": N_("Province (code and name)"),
+    "agency": N_("Agency"),
+    "position": N_("Position"),
+}

@@ -19,6 +19,7 @@ from sqlalchemy import (
     Integer,
     String,
     Text,
+    UniqueConstraint,
     text,
     true,
 )
@@ -593,7 +594,7 @@ class CasService(Base):
     # "exact" or "regex"
     match_kind: Mapped[str] = mapped_column(String(8))
     url_pattern: Mapped[str] = mapped_column(Text)
-    # Attribute groups released (idp.cas.attributes.RELEASABLE), in registration order.
+    # Attribute groups released (idp.released_attributes.RELEASABLE), in registration order.
     attributes: Mapped[list[str]] = mapped_column(JSON, default=list)
     single_logout: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
@@ -672,3 +673,88 @@ class UpstreamSession(Base):
     upstream_subject: Mapped[str] = mapped_column(String(255))
     sealed_id_token: Mapped[str] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class SamlServiceProvider(Base):
+    """A SAML 2.0 service provider registered from its metadata (0022). The endpoints,
+    certificates and flags are read from the metadata at registration; ``metadata_xml`` keeps
+    what was registered, for the record."""
+
+    __tablename__ = "idp_saml_sp"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    # SAML Core §8.3.6: an entity identifier is at most 1024 characters.
+    entity_id: Mapped[str] = mapped_column(String(1024), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    metadata_xml: Mapped[str] = mapped_column(Text)
+    # [{"url", "binding", "index", "is_default"}], in metadata order.
+    assertion_consumer_services: Mapped[list[dict[str, Any]]] = mapped_column(JSON)
+    # [{"url", "binding", "response_url"}], in metadata order.
+    single_logout_services: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+    # Base64 DER certificates from the KeyDescriptors ("signing" / "encryption"; one without
+    # ``use`` counts for both).
+    signing_certificates: Mapped[list[str]] = mapped_column(JSON, default=list)
+    encryption_certificates: Mapped[list[str]] = mapped_column(JSON, default=list)
+    authn_requests_signed: Mapped[bool] = mapped_column(Boolean, default=False)
+    want_assertions_signed: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The NameID format sent when the request names none (idp.saml.name_ids).
+    name_id_format: Mapped[str] = mapped_column(String(128))
+    # Attribute groups released (idp.released_attributes.RELEASABLE), in registration order.
+    attributes: Mapped[list[str]] = mapped_column(JSON, default=list)
+    encrypt_assertions: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class SamlRequestId(Base):
+    """Replay cache of AuthnRequest and LogoutRequest IDs (0022), shared by every worker and
+    host: a request ID is accepted once per service provider until ``expires_at``, after which
+    its IssueInstant is too old to be accepted anyway."""
+
+    __tablename__ = "idp_saml_request_id"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    sp_pk: Mapped[int] = mapped_column(ForeignKey("idp_saml_sp.id", ondelete="CASCADE"))
+    request_id: Mapped[str] = mapped_column(String(256))
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("sp_pk", "request_id", name="uq_idp_saml_request_id_sp_pk_request_id"),
+        Index("ix_idp_saml_request_id_expires_at", "expires_at"),
+    )
+
+
+class SamlPersistentId(Base):
+    """The persistent NameID of an official at one service provider (0022): random, pairwise
+    (another SP cannot correlate it) and stable for as long as the registration lives."""
+
+    __tablename__ = "idp_saml_persistent_id"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("idp_account.id", ondelete="CASCADE"))
+    sp_pk: Mapped[int] = mapped_column(ForeignKey("idp_saml_sp.id", ondelete="CASCADE"))
+    value: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (
+        UniqueConstraint("account_id", "sp_pk", name="uq_idp_saml_persistent_id_account_sp"),
+        UniqueConstraint("sp_pk", "value", name="uq_idp_saml_persistent_id_sp_pk_value"),
+    )
+
+
+class SamlSessionParticipant(Base):
+    """A service provider that received an assertion in a browser session (0022), with the
+    NameID and SessionIndex it was given: what a LogoutRequest to it must carry (SAML Core
+    §3.7.1) when the session ends."""
+
+    __tablename__ = "idp_saml_session_participant"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("idp_session.id", ondelete="CASCADE"))
+    sp_pk: Mapped[int] = mapped_column(ForeignKey("idp_saml_sp.id", ondelete="CASCADE"))
+    name_id: Mapped[str] = mapped_column(String(256))
+    name_id_format: Mapped[str] = mapped_column(String(128))
+    session_index: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_idp_saml_session_participant_session_id", "session_id"),)

@@ -16,7 +16,13 @@ from starlette.responses import Response
 
 from core.db import transaction
 from core.web.i18n import negotiate_locale
-from idp.oauth.http import FormTooLarge, HttpInput, json_error, read_http_input
+from idp.oauth.http import (
+    MAX_FIELD_LENGTH,
+    FormTooLarge,
+    HttpInput,
+    json_error,
+    read_http_input,
+)
 from idp.runtime import IdpRuntime
 
 
@@ -41,11 +47,17 @@ def runtime_of(request: Request) -> IdpRuntime:
 
 
 async def run_in_request_scope(
-    request: Request, handler: Callable[[RequestScope], Response]
+    request: Request,
+    handler: Callable[[RequestScope], Response],
+    *,
+    max_field_length: int = MAX_FIELD_LENGTH,
 ) -> Response:
+    """``max_field_length``: larger for protocols whose messages are posted whole (SAML)."""
     runtime = runtime_of(request)
     try:
-        http = await read_http_input(request, settings=runtime.settings)
+        http = await read_http_input(
+            request, settings=runtime.settings, max_field_length=max_field_length
+        )
     except FormTooLarge:
         return json_error(400, "invalid_request", "A parameter is too long.")
 

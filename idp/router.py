@@ -15,6 +15,7 @@ from idp.oauth.endpoints.introspection import introspection_endpoint
 from idp.oauth.endpoints.revocation import revocation_endpoint
 from idp.oauth.endpoints.token import token_endpoint
 from idp.oauth.endpoints.userinfo import userinfo_endpoint
+from idp.saml.routes import saml_routes
 from idp.scim.endpoints import scim_routes
 from idp.web.account.routes import account_routes
 from idp.web.admin_pages import admin_page_routes
@@ -50,6 +51,7 @@ def idp_routes() -> list[Route]:
         Route("/consent", consent_page, methods=["GET"]),
         Route("/consent", consent_submit, methods=["POST"]),
         *cas_routes(),
+        *saml_routes(),
         *federation_routes(),
         *scim_routes(),
         *admin_api_routes(import_runner),

@@ -10,7 +10,7 @@ from keys.errors import (
     SigningKeyError,
     WrongPassphrase,
 )
-from keys.keyring import SUPPORTED_ALGORITHMS, KeyInfo, KeyRing
+from keys.keyring import SUPPORTED_ALGORITHMS, CertifiedKey, KeyInfo, KeyRing
 from keys.passphrase import load_or_create_secret_file
 from keys.signing_keys import (
     KEY_ALGORITHMS,
@@ -26,6 +26,7 @@ from keys.signing_keys import (
 __all__ = [
     "KEY_ALGORITHMS",
     "SUPPORTED_ALGORITHMS",
+    "CertifiedKey",
     "InvalidToken",
     "KeyInfo",
     "KeyRing",

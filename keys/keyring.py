@@ -38,9 +38,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
+from cryptography.x509.oid import NameOID
 from joserfc.errors import JoseError, UnsupportedAlgorithmError
 from joserfc.jwk import ECKey, JWKRegistry, Key, KeyParameters, OKPKey, RSAKey
 from joserfc.jws import JWSAlgModel, JWSRegistry, extract_compact, validate_compact
@@ -49,7 +51,7 @@ from pydantic_core import to_json
 
 from keys.errors import InvalidToken, KeyRingError, NoSigningKey, WrongPassphrase
 
-__all__ = ["SUPPORTED_ALGORITHMS", "KeyInfo", "KeyRing"]
+__all__ = ["SUPPORTED_ALGORITHMS", "CertifiedKey", "KeyInfo", "KeyRing"]
 
 SUPPORTED_ALGORITHMS: tuple[str, ...] = ("RS256", "ES256", "EdDSA")
 
@@ -480,6 +482,65 @@ class _Signer:
         return ed25519_signature
 
 
+# Long enough never to matter: SAML trusts the certificate because metadata names it, not its
+# dates (SAML V2.0 Metadata Interoperability Profile §2.5.1); rotation replaces it long before.
+_CERTIFICATE_LIFETIME = timedelta(days=20 * 365)
+# Key types that can sign an X.509 certificate for XML signatures (EdDSA has no XML-DSig URI that
+# SAML software accepts).
+_CERTIFIABLE = frozenset({"RS256", "ES256"})
+
+
+@dataclass(frozen=True)
+class CertifiedKey:
+    """A signing key with a self-signed X.509 certificate, for XML signatures (SAML 2.0), whose
+    verifiers want a certificate rather than a JWK. ``private_key`` is a ``cryptography`` key
+    object (an HSM key would behave the same)."""
+
+    kid: str
+    alg: str
+    private_key: Any
+    certificate: x509.Certificate
+
+
+def _self_signed_certificate(loaded: _LoadedKey) -> x509.Certificate:
+    """The same bytes in every process and on every host: subject, serial and dates come from
+    the key's manifest entry, and the signature is deterministic (RSA PKCS#1 v1.5; ECDSA with
+    RFC 6979 nonces), so metadata served by any worker names the same certificate."""
+    info, native = loaded.info, loaded.signer.native
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"commune-sso {info.kid}")])
+    digest = hashes.Hash(hashes.SHA256())
+    digest.update(info.kid.encode("ascii"))
+    serial = (int.from_bytes(digest.finalize()[:16], "big") >> 1) | 1
+    not_before = info.created_at.astimezone(UTC).replace(microsecond=0)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(native.public_key())
+        .serial_number(serial)
+        .not_valid_before(not_before)
+        .not_valid_after(not_before + _CERTIFICATE_LIFETIME)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=False,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+    )
+    if info.alg == "ES256":
+        return builder.sign(native, hashes.SHA256(), ecdsa_deterministic=True)
+    return builder.sign(native, hashes.SHA256())
+
+
 class KeyRing:
     """The token-signing keys of this IdP (RFC 7517 key set, RFC 7638 kids, RFC 7515 JWS).
 
@@ -495,6 +556,8 @@ class KeyRing:
         self._passphrase = passphrase
         self._snapshot = snapshot
         self._reload_lock = threading.Lock()
+        # kid -> certificate; a kid names one key forever, so entries never go stale.
+        self._certificates: dict[str, x509.Certificate] = {}
 
     @classmethod
     def load_or_create(cls, directory: Path, passphrase: bytes, *, now: datetime) -> KeyRing:
@@ -603,6 +666,40 @@ class KeyRing:
         return {
             "keys": [dict(k.public_jwk) for k in self._snapshot.keys if k.info.is_published(now)]
         }
+
+    def _certificate(self, loaded: _LoadedKey) -> x509.Certificate:
+        certificate = self._certificates.get(loaded.info.kid)
+        if certificate is None:
+            certificate = _self_signed_certificate(loaded)
+            self._certificates[loaded.info.kid] = certificate
+        return certificate
+
+    def certified_signing_key(self, *, alg: str, now: datetime) -> CertifiedKey:
+        """The key of ``alg`` that signs at ``now`` with its certificate (RS256 or ES256), for
+        XML signatures. Raises :class:`NoSigningKey` if there is none."""
+        _check_aware(now)
+        if alg not in _CERTIFIABLE:
+            raise NoSigningKey(f"{alg} keys are not used for XML signatures")
+        loaded = self._signing_key(alg, now)
+        return CertifiedKey(
+            kid=loaded.info.kid,
+            alg=alg,
+            private_key=loaded.signer.native,
+            certificate=self._certificate(loaded),
+        )
+
+    def published_certificates(self, *, alg: str, now: datetime) -> list[x509.Certificate]:
+        """Certificates of the ``alg`` keys published at ``now`` (pending, active, retired),
+        newest first: SAML metadata announces a rotated key before it signs, as the JWKS
+        does (SAML V2.0 Metadata Interoperability Profile §2.5.1, several KeyDescriptors)."""
+        _check_aware(now)
+        if alg not in _CERTIFIABLE:
+            return []
+        return [
+            self._certificate(loaded)
+            for loaded in self._snapshot.newest_first.get(alg, ())
+            if loaded.info.is_published(now)
+        ]
 
     def verify_jwt(
         self,

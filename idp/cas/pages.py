@@ -7,6 +7,7 @@ from starlette.responses import Response
 
 from core.web.i18n import N_
 from idp.request_scope import RequestScope
+from idp.web import login as login_pages
 
 UNKNOWN_SERVICE = N_(
     "Unknown application or unregistered return address. For your safety you were not redirected."
@@ -15,10 +16,4 @@ EXPIRED_SIGN_IN = N_("Your sign-in session has expired. Please start again from 
 
 
 def sign_in_error(scope: RequestScope, message: str) -> Response:
-    return scope.runtime.pages.render(
-        scope.request,
-        "error.html",
-        {"title": N_("Sign-in error"), "message": message, "status_code": 400},
-        locale=scope.locale(),
-        status_code=400,
-    )
+    return login_pages.sign_in_error_page(scope, message)

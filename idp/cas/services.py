@@ -15,8 +15,8 @@ from core.clock import Clock
 from core.errors import Conflict, DomainError, NotFound
 from core.web.i18n import N_
 from idp.cas import service_urls
-from idp.cas.attributes import RELEASABLE
 from idp.models import CasService
+from idp.released_attributes import RELEASABLE
 
 # Shown in logs and as "cas:<service_id>" in the delivery log (whose column holds 64).
 SERVICE_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,47}")

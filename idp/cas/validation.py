@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from idp import sessions
-from idp.cas import attributes, service_urls, tickets
+from idp import released_attributes, sessions
+from idp.cas import service_urls, tickets
 from idp.cas.responses import (
     INVALID_REQUEST,
     INVALID_SERVICE,
@@ -65,6 +65,6 @@ def validate(scope: RequestScope, params: dict[str, str]) -> Success | Failure:
         "authenticationDate": _utc(browser_session.auth_time),
         "longTermAuthenticationRequestTokenUsed": "false",
         "isFromNewLogin": "true" if issued.from_new_login else "false",
-        **attributes.released(session, account, service.attributes),
+        **released_attributes.released(session, account, service.attributes),
     }
     return Success(user=account.username, attributes=released)

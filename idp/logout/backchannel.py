@@ -1,8 +1,10 @@
 """OpenID Back-Channel Logout 1.0: logout tokens, the delivery outbox, sending with retries.
 
 The outbox carries every protocol's server-to-server logout notices: OIDC logout tokens (signed
-when sent) and, for CAS services, the ``logoutRequest`` of ``idp.cas.single_logout`` (built
-when queued, stored form-encoded in ``payload``); one worker, one retry schedule, one log.
+when sent), for CAS services the ``logoutRequest`` of ``idp.cas.single_logout`` (built
+when queued, stored form-encoded in ``payload``), for SAML SPs with a SOAP logout endpoint the
+LogoutRequest of ``idp.saml.single_logout`` (signed when sent); one worker, one retry
+schedule, one log.
 
 When a browser session ends (RP-initiated logout, an account disabled or deleted, "sign out
 everywhere"), one delivery row per app to tell is written in the same transaction as the end
@@ -23,8 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
@@ -40,6 +42,7 @@ from core.db import is_postgresql, transaction
 from idp.cas import single_logout as cas_single_logout
 from idp.logout.participants import clients_by_session
 from idp.models import Account, BrowserSession, Client, LogoutDelivery
+from idp.saml import single_logout as saml_single_logout
 from keys.errors import KeyRingError
 from keys.keyring import KeyRing
 
@@ -65,6 +68,7 @@ FAILED = "failed"
 STATUSES = (PENDING, DELIVERED, FAILED)
 OIDC = "oidc"
 FORM_CONTENT_TYPE = "application/x-www-form-urlencoded"
+FORM_HEADERS = {"Accept": "application/json", "Content-Type": FORM_CONTENT_TYPE}
 
 
 def epoch(moment: datetime) -> int:
@@ -134,7 +138,7 @@ def enqueue_for_sessions(
             )
     notices = cas_single_logout.notices_for_sessions(
         session, clock=clock, browser_sessions=browser_sessions
-    )
+    ) + saml_single_logout.notices_for_sessions(session, browser_sessions=browser_sessions)
     for notice in notices:
         session.add(
             _due_now(
@@ -142,7 +146,7 @@ def enqueue_for_sessions(
                 client_pk=None,
                 client_id=notice.participant,
                 protocol=notice.protocol,
-                payload=urlencode(notice.form),
+                payload=notice.payload if notice.payload is not None else urlencode(notice.form),
                 uri=notice.uri,
                 subject=notice.subject,
                 sid=notice.session_index,
@@ -196,6 +200,8 @@ class ClaimedDelivery:
     # and is retried like any other failure.
     body: str | None
     signing_error: str | None = None
+    # A form, except for SAML's SOAP messages.
+    headers: Mapping[str, str] = field(default_factory=lambda: dict(FORM_HEADERS))
 
 
 @dataclass(frozen=True)
@@ -285,7 +291,15 @@ def claim_due(
     }
     claimed = []
     for row in rows:
-        body, error = row.payload, None
+        body, error, headers = row.payload, None, FORM_HEADERS
+        if row.protocol == saml_single_logout.PROTOCOL:
+            try:
+                body = saml_single_logout.soap_logout_request(
+                    row.payload or "{}", keyring=keyring, issuer=issuer, now=now
+                )
+                headers = saml_single_logout.SOAP_HEADERS
+            except KeyRingError as problem:
+                body, error = None, f"cannot sign the LogoutRequest: {problem}"[:300]
         if row.protocol == OIDC:
             try:
                 token = logout_token(
@@ -308,21 +322,22 @@ def claim_due(
                 client_id=row.client_id,
                 body=body,
                 signing_error=error,
+                headers=headers,
             )
         )
     return claimed
 
 
 async def send(http: httpx.AsyncClient, delivery: ClaimedDelivery) -> AttemptResult:
-    """§2.5: POST ``logout_token`` form-encoded (CAS: ``logoutRequest``); no redirects
-    followed (§2.8 answers 200)."""
+    """§2.5: POST ``logout_token`` form-encoded (CAS: ``logoutRequest``; SAML: a SOAP
+    envelope); no redirects followed (§2.8 answers 200)."""
     if delivery.body is None:
         return AttemptResult(delivered=False, status_code=None, error=delivery.signing_error)
     try:
         response = await http.post(
             delivery.uri,
             content=delivery.body,
-            headers={"Accept": "application/json", "Content-Type": FORM_CONTENT_TYPE},
+            headers=dict(delivery.headers),
             timeout=SEND_TIMEOUT,
             follow_redirects=False,
         )

@@ -8,7 +8,7 @@ token was revoked may still hold a local session that has to end.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -47,12 +47,15 @@ def clients_by_session(
 
 @dataclass(frozen=True)
 class ProtocolLogoutNotice:
-    """A notice another protocol (CAS) asks the delivery worker to POST when a session ends:
-    ``form`` form-encoded to ``uri``, retried and logged like a logout token."""
+    """A notice another protocol (CAS, SAML) asks the delivery worker to POST when a session
+    ends: ``form`` form-encoded to ``uri`` (CAS), or ``payload`` kept as it is for the protocol
+    to turn into its message when sent (SAML signs its SOAP LogoutRequest then); retried and
+    logged like a logout token."""
 
     protocol: str
     participant: str  # as the delivery log names it, e.g. "cas:<service id>"
     uri: str
     subject: str
     session_index: str
-    form: Mapping[str, str]
+    form: Mapping[str, str] = field(default_factory=dict)
+    payload: str | None = None

@@ -1,7 +1,8 @@
 """Ending an official's browser session from the browser, whatever protocol asked for it
-(OIDC RP-initiated logout, CAS ``/cas/logout``): one place that ends the session, revokes its
-grants, queues every protocol's server-to-server notices, audits, and shows the logged-out
-page with the front-channel iframes.
+(OIDC RP-initiated logout, CAS ``/cas/logout``, a SAML LogoutRequest at ``/saml/slo``): one
+place that ends the session, revokes its grants, queues every protocol's server-to-server
+notices, audits, and shows the logged-out page with the front-channel iframes (OIDC
+front-channel logout and SAML LogoutRequests by HTTP-Redirect).
 
 Notices are queued in the logout's transaction; the delivery worker is woken once it
 committed (:func:`wake_delivery_worker`), so the response never waits for an app.
@@ -19,19 +20,32 @@ from idp.logout import backchannel, frontchannel
 from idp.logout import worker as logout_worker
 from idp.models import BrowserSession
 from idp.request_scope import RequestScope
+from idp.saml import single_logout as saml_single_logout
 
 QUEUED_STATE = "logout_deliveries_queued"
 UPSTREAM_LOGOUT_STATE = "upstream_logout"
 
 
 def end_browser_session(
-    scope: RequestScope, browser_session: BrowserSession, *, target: str | None
+    scope: RequestScope,
+    browser_session: BrowserSession,
+    *,
+    target: str | None,
+    except_saml_sp: int | None = None,
 ) -> list[str]:
     """End the session, revoke its grants, queue the notices; returns the front-channel
-    iframe URLs for the logged-out page. ``target``: who asked, for the audit log."""
+    iframe URLs for the logged-out page. ``target``: who asked, for the audit log;
+    ``except_saml_sp``: the SAML SP that asked (it gets a LogoutResponse instead)."""
     clock = scope.runtime.clock
     frontchannel_urls = frontchannel.logout_urls(
         scope.session, issuer=scope.runtime.settings.issuer, browser_session=browser_session
+    ) + saml_single_logout.frontchannel_urls(
+        scope.session,
+        issuer=scope.runtime.settings.issuer,
+        keyring=scope.runtime.keyring,
+        now=clock.now(),
+        browser_session=browser_session,
+        except_sp_pk=except_saml_sp,
     )
     queued = backchannel.enqueue_for_sessions(
         session=scope.session, clock=clock, browser_sessions=[browser_session], reason="logout"

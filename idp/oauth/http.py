@@ -50,14 +50,16 @@ def request_client_address(request: Request, settings: Settings) -> str | None:
     return configured_client_address(request.scope, settings)
 
 
-async def read_http_input(request: Request, *, settings: Settings) -> HttpInput:
+async def read_http_input(
+    request: Request, *, settings: Settings, max_field_length: int = MAX_FIELD_LENGTH
+) -> HttpInput:
     form_items: list[tuple[str, str]] = []
     content_type = request.headers.get("content-type", "")
     if request.method == "POST" and content_type.startswith("application/x-www-form-urlencoded"):
         form: FormData = await request.form(max_fields=MAX_FORM_FIELDS, max_files=0)
         for key, value in form.multi_items():
             if isinstance(value, str):
-                if len(value) > MAX_FIELD_LENGTH:
+                if len(value) > max_field_length:
                     raise FormTooLarge(key)
                 form_items.append((key, value))
     return HttpInput(

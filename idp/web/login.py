@@ -54,6 +54,45 @@ CLIENT_NAME_KEY = "client_name"
 AUDIT_TARGET_KEY = "audit_target"
 
 
+def start_protocol_interaction(
+    scope: RequestScope,
+    *,
+    client_id: str,
+    client_name: str,
+    audit_target: str,
+    resume_path: str,
+    protocol_key: str,
+    protocol_params: dict[str, object],
+) -> str:
+    """Park another protocol's request (CAS, SAML) while the official signs in; the login
+    sends the browser to ``resume_path`` with the handle. Returns the interaction handle."""
+    return sessions.start_interaction(
+        session=scope.session,
+        clock=scope.runtime.clock,
+        settings=scope.runtime.settings,
+        client_id=client_id,
+        params={
+            "items": [],
+            RESUME_KEY: resume_path,
+            CLIENT_NAME_KEY: client_name,
+            AUDIT_TARGET_KEY: audit_target,
+            protocol_key: protocol_params,
+        },
+    )
+
+
+def sign_in_error_page(scope: RequestScope, message: str) -> Response:
+    """The error page of a protocol request we do not answer to the app (unknown app,
+    unregistered return address, a refused request): never a redirect."""
+    return scope.runtime.pages.render(
+        scope.request,
+        "error.html",
+        {"title": N_("Sign-in error"), "message": message, "status_code": 400},
+        locale=scope.locale(),
+        status_code=400,
+    )
+
+
 def submitted_username(raw: str) -> str:
     return CONTROL_CHARACTERS.sub("\ufffd", raw.strip())[: accounts.MAX_USERNAME_LENGTH]
 

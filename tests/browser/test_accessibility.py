@@ -219,6 +219,7 @@ VISITS: list[Visit] = [
     Visit("admin-imports", "admin", "/admin/imports"),
     Visit("admin-import-job", "admin", lambda p: p.import_job_path),
     Visit("admin-deliveries", "admin", "/admin/logout-deliveries"),
+    Visit("admin-saml", "admin", "/admin/saml"),
     Visit("admin-audit", "admin", "/admin/audit"),
     # Certificates.
     Visit("ca-welcome", "anonymous", f"{PAGES}/"),

@@ -52,6 +52,8 @@ ACTION_ONLY_COMMANDS = {
     "user enable",
     "client remove",
     "cas remove-service",
+    "saml remove-sp",
+    "upstream remove",
 }
 
 

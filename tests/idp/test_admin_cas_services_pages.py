@@ -12,8 +12,8 @@ from sqlalchemy import func, select
 
 from core.db import transaction
 from idp.cas import services
-from idp.cas.attributes import RELEASABLE
 from idp.models import CasService
+from idp.released_attributes import RELEASABLE
 from idp.runtime import IdpRuntime
 from idp.web.admin_pages.cas_services import ATTRIBUTE_LABELS
 from tests.idp.test_admin_pages import audit_actions, csrf_of, post, sign_in

@@ -70,18 +70,14 @@ def login(scope: RequestScope) -> Response:
         )
     if browser_session is None and not renew and is_set(params.get("gateway")):
         return RedirectResponse(service_url, status_code=303)
-    handle = sessions.start_interaction(
-        session=scope.session,
-        clock=scope.runtime.clock,
-        settings=scope.runtime.settings,
+    handle = login_pages.start_protocol_interaction(
+        scope,
         client_id=f"cas:{service.service_id}",
-        params={
-            "items": [],
-            login_pages.RESUME_KEY: RESUME_PATH,
-            login_pages.CLIENT_NAME_KEY: service.name,
-            login_pages.AUDIT_TARGET_KEY: f"cas_service:{service.service_id}",
-            "cas": {"service_url": service_url, "service_pk": service.id},
-        },
+        client_name=service.name,
+        audit_target=f"cas_service:{service.service_id}",
+        resume_path=RESUME_PATH,
+        protocol_key="cas",
+        protocol_params={"service_url": service_url, "service_pk": service.id},
     )
     return login_pages.render_login_form(scope, handle, client_name=service.name, ui_locales=None)
 

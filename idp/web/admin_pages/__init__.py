@@ -22,6 +22,7 @@ from idp.web.admin_pages import (
     deliveries,
     imports,
     officials,
+    saml_sps,
     units,
 )
 from idp.web.admin_pages.guard import Admin, admin_action, admin_page, render
@@ -101,6 +102,17 @@ def admin_page_routes(import_api: ImportsApi) -> list[Route]:
             "/admin/clients/{client_id:path}",
             admin_action(clients.change_client, **system),
             methods=["POST"],
+        ),
+        Route(saml_sps.PATH, admin_page(saml_sps.list_sps, **system), methods=["GET"]),
+        Route(
+            saml_sps.PATH,
+            admin_action(
+                saml_sps.register_sp, max_field_length=saml_sps.MAX_METADATA_FIELD, **system
+            ),
+            methods=["POST"],
+        ),
+        Route(
+            f"{saml_sps.PATH}/remove", admin_action(saml_sps.remove_sp, **system), methods=["POST"]
         ),
         Route(
             cas_services.LIST_PATH,

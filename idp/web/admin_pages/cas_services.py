@@ -17,6 +17,7 @@ from starlette.responses import RedirectResponse, Response
 
 from core.errors import Conflict, DomainError
 from core.web.i18n import N_
+from idp import labels
 from idp.cas import service_urls, services
 from idp.clients import FieldProblem
 from idp.models import CasService
@@ -26,15 +27,8 @@ from idp.web.admin_pages.guard import Admin, form_list, form_of, not_found, quer
 LIST_PATH = "/admin/cas-services"
 NEW_PATH = f"{LIST_PATH}/new"
 REMOVE = "remove"
-# What each attribute group releases, as the form names it.
-ATTRIBUTE_LABELS = {
-    "name": N_("Full name"),
-    "email": N_("E-mail address"),
-    "unit": N_("Unit (code and name)"),
-    "province": N_("Province (code and name)"),
-    "agency": N_("Agency"),
-    "position": N_("Position"),
-}
+# What each attribute group releases, as the form names it (shared with the SAML page).
+ATTRIBUTE_LABELS = labels.ATTRIBUTE_GROUPS
 MATCH_LABELS = {
     services.EXACT: N_("Exact URL"),
     services.REGEX: N_("Pattern (regular expression)"),

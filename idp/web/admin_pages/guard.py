@@ -29,6 +29,7 @@ from core.web.i18n import N_, negotiate_locale
 from idp import sessions
 from idp.admin_scope import AdminScope, scope_of
 from idp.models import Account, BrowserSession
+from idp.oauth.http import MAX_FIELD_LENGTH
 from idp.request_scope import RequestScope, run_in_request_scope
 from idp.web import login as login_pages
 from idp.web.site_visitor import show_signed_in
@@ -148,9 +149,19 @@ def _guarded(handler: AdminHandler, *, system_only: bool) -> Callable[[RequestSc
     return run
 
 
-async def _run(request: Request, handler: AdminHandler, *, system_only: bool) -> Response:
+async def _run(
+    request: Request,
+    handler: AdminHandler,
+    *,
+    system_only: bool,
+    max_field_length: int = MAX_FIELD_LENGTH,
+) -> Response:
     try:
-        return await run_in_request_scope(request, _guarded(handler, system_only=system_only))
+        return await run_in_request_scope(
+            request,
+            _guarded(handler, system_only=system_only),
+            max_field_length=max_field_length,
+        )
     except NotFound as error:
         # Raised, so the transaction rolled back; rendered here as a page, never as JSON.
         return error_page(
@@ -183,9 +194,12 @@ def admin_page(handler: AdminHandler, *, system_only: bool = False) -> Callable[
     return route
 
 
-def admin_action(handler: AdminHandler, *, system_only: bool = False) -> Callable[[Request], Any]:
+def admin_action(
+    handler: AdminHandler, *, system_only: bool = False, max_field_length: int = MAX_FIELD_LENGTH
+) -> Callable[[Request], Any]:
     """A POST route: the CSRF token first (a stale one gets the friendly "form expired" page),
-    then the same checks as :func:`admin_page`."""
+    then the same checks as :func:`admin_page`. ``max_field_length``: for a form that carries
+    a document (SAML metadata)."""
 
     async def route(request: Request) -> Response:
         form = await request.form()
@@ -194,7 +208,9 @@ def admin_action(handler: AdminHandler, *, system_only: bool = False) -> Callabl
             request.app.state.idp.csrf.verify(request, token if isinstance(token, str) else None)
         except CsrfError as error:
             return error_page(request, status_code=403, title=N_("Form expired"), message=error)
-        return await _run(request, handler, system_only=system_only)
+        return await _run(
+            request, handler, system_only=system_only, max_field_length=max_field_length
+        )
 
     return route
 

@@ -1,5 +1,6 @@
-"""Attributes released to a CAS service (CAS 3.0 §2.5.2 ``cas:attributes``): the claims OIDC
-releases (``idp.claims``), chosen per service by group."""
+"""Attributes released to an app that does not ask by OIDC scope (CAS 3.0 §2.5.2
+``cas:attributes``, SAML 2.0 ``AttributeStatement``): the claims OIDC releases
+(``idp.claims``), chosen per registered app by group."""
 
 from __future__ import annotations
 
