@@ -11,8 +11,9 @@ from sqlalchemy import select
 
 from core import audit
 from core.db import transaction
+from core.sealed_values import open_sealed
 from idp import accounts
-from idp.federation.upstream_logout import RETURN_PATH
+from idp.federation.upstream_logout import _ID_TOKEN_PURPOSE, RETURN_PATH
 from idp.models import Account, BrowserSession, UpstreamProvider, UpstreamSession
 from idp.runtime import IdpRuntime
 from tests.conftest import RP_LOGOUT_REDIRECT, RP_REDIRECT
@@ -114,8 +115,19 @@ def test_sign_in_linked_by_citizen_id(
     with transaction(runtime.session_factory) as session:
         [record] = session.scalars(select(UpstreamSession)).all()
         assert record.upstream_pk == registered.id
-        # Sealed: the upstream's ID token is not stored in the clear.
-        assert "eyJ" not in record.sealed_id_token
+        # Sealed: the upstream's ID token is not stored in the clear (a JWT's header segment
+        # would open the value; a random "eyJ" inside the ciphertext is no leak), and it opens
+        # back to the upstream's JWT with our secret, bound to this browser session.
+        assert not record.sealed_id_token.startswith("eyJ")
+        assert record.sealed_id_token.count(".") < 2
+        opened = open_sealed(
+            record.sealed_id_token,
+            server_secret=runtime.server_secret,
+            purpose=_ID_TOKEN_PURPOSE,
+            bound_to=f"session:{record.session_id}".encode("ascii"),
+        ).decode("ascii")
+        assert opened.startswith("eyJ") and opened.count(".") == 2
+        assert opened.split(".")[0] not in record.sealed_id_token
 
 
 def test_the_callback_works_once(
