@@ -20,6 +20,7 @@ from core.errors import Conflict, DomainError, NotFound
 from core.opaque_tokens import digest, matches_digest, new_opaque_token
 from core.web.i18n import N_
 from idp import token_store
+from idp.admin_scope import AdminScope
 from idp.claims import SUPPORTED_SCOPES
 from idp.models import Client, ClientUnitScope, Unit
 from keys.keyring import SUPPORTED_ALGORITHMS
@@ -326,6 +327,15 @@ class ClientInfo:
         return self.token_endpoint_auth_method == "none"
 
 
+@dataclass(frozen=True)
+class ProvisioningReach:
+    """The units a provisioning (SCIM) client reaches: its scope, and the ids of every unit in
+    it, listed (a province's wards included) so that queries need not look them up."""
+
+    scope: AdminScope
+    unit_ids: frozenset[int]
+
+
 class ClientCache:
     """Registrations cached per worker process for a few seconds.
 
@@ -339,6 +349,9 @@ class ClientCache:
     def __init__(self, ttl: float = 5.0) -> None:
         self._ttl = ttl
         self._entries: dict[str, tuple[float, ClientInfo]] = {}
+        # What a provisioning (SCIM) client reaches, derived from its unit scope rows and the
+        # units table: asked on every SCIM request, changed by an administrator now and then.
+        self._reaches: dict[str, tuple[float, ProvisioningReach]] = {}
 
     def cached(self, client_id: str) -> ClientInfo | None:
         """A fresh cached registration, without touching the database (None on a miss)."""
@@ -360,11 +373,29 @@ class ClientCache:
         self._entries[client_id] = (now, info)
         return info
 
+    def cached_reach(self, client_id: str) -> ProvisioningReach | None:
+        """A fresh reach remembered by :meth:`remember_reach` (None on a miss)."""
+        cached = self._reaches.get(client_id)
+        if cached is not None and time.monotonic() - cached[0] < self._ttl:
+            return cached[1]
+        return None
+
+    def remember_reach(self, client_id: str, reach: ProvisioningReach, *, read_at: float) -> None:
+        """``read_at``: :func:`time.monotonic` before the rows were read, so that a change
+        forgotten while they were being read is not kept longer than ``ttl`` after it."""
+        self._reaches[client_id] = (read_at, reach)
+
     def forget(self, client_id: str) -> None:
         self._entries.pop(client_id, None)
+        self._reaches.pop(client_id, None)
+
+    def forget_reaches(self) -> None:
+        """Units were added, renamed or moved: every reach is read again."""
+        self._reaches = {}
 
     def forget_all(self) -> None:
         self._entries = {}
+        self._reaches = {}
 
 
 def find_active(session: Session, client_id: str) -> Client | None:

@@ -262,6 +262,7 @@ class TokenStateCache:
                 elif change.kind == DIRECTORY:
                     for account in self._accounts.values():
                         account.userinfo_bodies = {}
+                    self._client_cache().forget_reaches()
                 elif change.kind == ACCESS_TOKEN:
                     added_jtis.add(change.key)
                 elif change.kind == CLIENT:

@@ -7,6 +7,7 @@ A client with no rows reaches nothing (secure by default).
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 from sqlalchemy import select
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from idp.admin_scope import AdminScope
 from idp.claims import SCIM_SCOPE
+from idp.clients import ClientCache, ProvisioningReach
 from idp.models import Client, ClientUnitScope, Unit
 from idp.oauth.access_tokens import read_access_token
 from idp.request_scope import RequestScope
@@ -24,6 +26,8 @@ from idp.scim.errors import Forbidden, Unauthorized
 class Provisioner:
     client_id: str
     reach: AdminScope
+    # Every unit in reach, a province's wards included: listings filter on these ids.
+    unit_ids: frozenset[int]
 
 
 def _challenge(error: str | None = None) -> dict[str, str]:
@@ -35,8 +39,17 @@ def _challenge(error: str | None = None) -> dict[str, str]:
     return {"WWW-Authenticate": value}
 
 
-def find_provisioner(session: Session, client_id: str) -> Provisioner | None:
-    """The active client and the units it reaches, in one query (it runs on every request)."""
+def find_provisioner(
+    session: Session, client_id: str, cache: ClientCache | None = None
+) -> Provisioner | None:
+    """The active client and the units it reaches. It is asked on every request: ``cache``
+    keeps it per worker, forgotten when the client or the units change (the token state feed,
+    idp/token_state.py) and after the client cache's few seconds whatever happens."""
+    if cache is not None:
+        cached = cache.cached_reach(client_id)
+        if cached is not None:
+            return Provisioner(client_id=client_id, reach=cached.scope, unit_ids=cached.unit_ids)
+    read_at = time.monotonic()
     rows = session.execute(
         select(Unit.id, Unit.level, Unit.province_code, Unit.status)
         .select_from(Client)
@@ -55,7 +68,12 @@ def find_provisioner(session: Session, client_id: str) -> Provisioner | None:
             if r.id is not None and r.level != "province" and r.status == "active"
         ),
     )
-    return Provisioner(client_id=client_id, reach=reach)
+    unit_ids = frozenset(session.scalars(select(Unit.id).where(reach.units_clause())))
+    if cache is not None:
+        cache.remember_reach(
+            client_id, ProvisioningReach(scope=reach, unit_ids=unit_ids), read_at=read_at
+        )
+    return Provisioner(client_id=client_id, reach=reach, unit_ids=unit_ids)
 
 
 def authenticate(scope: RequestScope) -> Provisioner:
@@ -73,7 +91,11 @@ def authenticate(scope: RequestScope) -> Provisioner:
             "The access token lacks the scim scope.", headers=_challenge("insufficient_scope")
         )
     # Provisioning is done by clients on their own behalf, never with an official's token.
-    caller = find_provisioner(scope.session, view.client_id) if view.grant is None else None
+    caller = (
+        find_provisioner(scope.session, view.client_id, scope.runtime.client_cache)
+        if view.grant is None
+        else None
+    )
     if caller is None:
         raise Forbidden(
             "Only provisioning clients (client_credentials) may use SCIM.",

@@ -355,15 +355,18 @@ def _search_request(scope: RequestScope) -> SearchParameters:
 def _search(scope: RequestScope, kind: str, parameters: SearchParameters) -> Response:
     caller = authenticate(scope)
     base = base_url(scope)
-    search = users.search if kind == "User" else groups.search
-    page: users.Page | groups.Page = search(
-        scope.session,
-        reach=caller.reach,
-        filter_text=parameters.filter,
-        sort_by=parameters.sort_by,
-        sort_order=parameters.sort_order,
-        start_index=parameters.start_index,
-        count=parameters.count,
+    criteria: dict[str, Any] = {
+        "reach": caller.reach,
+        "filter_text": parameters.filter,
+        "sort_by": parameters.sort_by,
+        "sort_order": parameters.sort_order,
+        "start_index": parameters.start_index,
+        "count": parameters.count,
+    }
+    page: users.Page | groups.Page = (
+        users.search(scope.session, unit_ids=caller.unit_ids, **criteria)
+        if kind == "User"
+        else groups.search(scope.session, **criteria)
     )
     resources = [
         _project(_document(row, base, parameters.response)[1], kind, parameters.response)
@@ -400,6 +403,7 @@ def _root_search(scope: RequestScope) -> Response:
         start_index=start,
         count=size,
         unknown_is_false=True,
+        unit_ids=caller.unit_ids,
     )
     taken = len(user_page.rows)
     group_page = groups.search(
@@ -454,7 +458,18 @@ def _retrieve(scope: RequestScope, kind: str) -> Response:
     """RFC 7644 §3.4.1. Missing, deleted and out-of-reach resources are the same 404."""
     caller = authenticate(scope)
     parameters = _response_parameters(scope)
-    row = _find(scope.session, caller, kind, scope.request.path_params["id"], for_update=False)
+    resource_id = scope.request.path_params["id"]
+    row: users.UserView | groups.GroupRow
+    if kind == "User":
+        # Read with one Core statement: no rows to lock or change, no ORM entities.
+        found = users.view_of(
+            scope.session, reach=caller.reach, subject=resource_id, unit_ids=caller.unit_ids
+        )
+        if found is None:
+            raise NotFound("No such user.")
+        row = found
+    else:
+        row = _find(scope.session, caller, kind, resource_id, for_update=False)
     etag = _etag(row)
     if _none_match(scope.http.header("if-none-match"), etag):
         return Response(status_code=304, headers={**PRIVATE, "ETag": etag})
@@ -496,8 +511,10 @@ class Outcome:
     etag: str | None
 
 
-def _etag(row: users.Row | groups.GroupRow) -> str:
-    return users.etag(row.view) if isinstance(row, users.Row) else groups.etag(row)
+def _etag(row: users.Row | users.UserView | groups.GroupRow) -> str:
+    if isinstance(row, groups.GroupRow):
+        return groups.etag(row)
+    return users.etag(row.view if isinstance(row, users.Row) else row)
 
 
 def _find(

@@ -382,16 +382,6 @@ def _views_of_rows(rows: Iterable[Any], units: frozenset[int] | None) -> dict[in
     }
 
 
-def _views(
-    connection: Connection, units: frozenset[int] | None, account_ids: list[int]
-) -> list[UserView]:
-    """The officials of ``account_ids`` in that order, with their groups; those deleted or
-    moved out of the reach since the ids were read are left out."""
-    query = _views_by_account(connection.dialect.name)
-    found = _views_of_rows(connection.execute(query, {"ids": account_ids}), units)
-    return [found[account_id] for account_id in account_ids if account_id in found]
-
-
 # The common case (a client walking the directory) reads the profile table alone, through
 # the partial "live" index (SQLite's planner, without statistics, would pick the unit_id index
 # and sort: 30 ms instead of 2 ms for 35,200 officials), and the counts per unit. The
@@ -465,8 +455,10 @@ def search(
     start_index: str | int | None,
     count: str | int | None,
     unknown_is_false: bool = False,
+    unit_ids: frozenset[int] | None = None,
 ) -> Page:
-    """RFC 7644 §3.4.2 (see :func:`page_window`)."""
+    """RFC 7644 §3.4.2 (see :func:`page_window`). ``unit_ids``: the ids of the units in
+    ``reach`` when the caller knows them (a provisioning client's are cached); else read."""
     start, size = page_window(start_index, count)
     # Core statements on the session's connection: the ORM's execution layer costs ~0.05 ms a
     # statement and nothing here needs it (no entities); pending changes are flushed first.
@@ -485,7 +477,7 @@ def search(
     # The units as a list of ids rather than a subquery, so that PostgreSQL's planner sees how
     # many officials they hold: a province's officials are all in its own units, and from a
     # subquery it guessed 1/33 of them and chose to sort (5× slower).
-    units = _unit_ids_in_reach(connection, reach)
+    units = unit_ids if unit_ids is not None else _unit_ids_in_reach(connection, reach)
     window = {"skip": start - 1, "size": size}
     if not (filtered or sort_by):
         # The common case, a client walking the directory: one statement.
@@ -511,14 +503,74 @@ def search(
         .outerjoin(Agency, Agency.id == AccountProfile.agency_id)
         .where(reach.units_clause(), AccountProfile.deleted_at.is_(None), *where)
     )
+    if size:
+        # The count, the page's ids and their values in one statement (one round trip, not
+        # three): the window functions run over every match before OFFSET and LIMIT.
+        page_rows = list(connection.execute(_filtered_page_views(ids, order), window))
+        if page_rows:
+            total = page_rows[0][_VIEW_WIDTH + 4]
+            return Page(total, start, [*_views_of_rows(page_rows, units).values()])
+        if start == 1:
+            return Page(0, start, [])  # no match at all: nothing to count
     total = connection.scalar(select(func.count()).select_from(ids.subquery())) or 0
-    page: list[UserView] = []
-    if size and start <= total:
-        page_ids = ids.order_by(*order).offset(bindparam("skip")).limit(bindparam("size"))
-        ids_of_page = list(connection.scalars(page_ids, window))
-        if ids_of_page:
-            page = _views(connection, units, ids_of_page)
-    return Page(total=total, start_index=start, rows=page)
+    return Page(total=total, start_index=start, rows=[])
+
+
+def _filtered_page_views(ids: Select[Any], order: list[Any]) -> Select[*tuple[Any, ...]]:
+    """One page of ``ids`` (in ``order``, parameters ``skip`` and ``size``) with the count of
+    every match and each official's values and groups, in the page's order."""
+    page = (
+        ids.add_columns(
+            func.count().over().label("matches"),
+            func.row_number().over(order_by=order).label("position"),
+        )
+        .order_by(*order)
+        .offset(bindparam("skip"))
+        .limit(bindparam("size"))
+        .subquery("page")
+    )
+    return (
+        select(
+            *_VIEW_COLUMNS,
+            AccountProfile.unit_id,
+            Group.scim_id,
+            Group.display_name,
+            Group.unit_id,
+            page.c.matches,
+        )
+        .select_from(page)
+        .join(Account, Account.id == page.c.id)
+        .join(AccountProfile, AccountProfile.account_id == Account.id)
+        .join(Unit, Unit.id == AccountProfile.unit_id)
+        .outerjoin(Agency, Agency.id == AccountProfile.agency_id)
+        .outerjoin(GroupMember, GroupMember.account_id == Account.id)
+        .outerjoin(Group, Group.id == GroupMember.group_id)
+        .order_by(page.c.position, Group.id)
+    )
+
+
+def view_of(
+    session: Session, *, reach: AdminScope, subject: str, unit_ids: frozenset[int] | None = None
+) -> UserView | None:
+    """One official in reach, with the groups in reach, for reading (one Core statement; the
+    writes use :func:`find`, which locks and returns the ORM rows)."""
+    session.flush()
+    connection = session.connection()
+    units = unit_ids if unit_ids is not None else _unit_ids_in_reach(connection, reach)
+    query = (
+        select(
+            *_VIEW_COLUMNS, AccountProfile.unit_id, Group.scim_id, Group.display_name, Group.unit_id
+        )
+        .join(AccountProfile, AccountProfile.account_id == Account.id)
+        .join(Unit, Unit.id == AccountProfile.unit_id)
+        .outerjoin(Agency, Agency.id == AccountProfile.agency_id)
+        .outerjoin(GroupMember, GroupMember.account_id == Account.id)
+        .outerjoin(Group, Group.id == GroupMember.group_id)
+        .where(Account.subject == subject, AccountProfile.deleted_at.is_(None))
+        .order_by(Group.id)
+    )
+    found = _views_of_rows(connection.execute(query), units)
+    return next(iter(found.values()), None)
 
 
 def etag(user: UserView) -> str:

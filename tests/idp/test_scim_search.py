@@ -4,11 +4,14 @@ PostgreSQL."""
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 
 from scim2_models import Context
 
 from core.db import transaction
+from idp import accounts
+from idp.models import AccountProfile, Unit
 from idp.scim import users
 from idp.scim.schemas import ScimUser, UserListResponse
 from tests.idp import test_scim as read_side
@@ -222,3 +225,95 @@ def test_reach_as_ranges_keeps_exactly_the_units_given():
                 connection.scalars(select(table.c.n).where(users._within(table.c.n, values)))
             )
             assert kept == set(values), sorted(values)
+
+
+def test_a_ward_added_to_the_province_is_in_a_cached_reach_within_a_second(
+    web, runtime, province_token, directory
+):
+    """A provisioning client's reach (its units, a province's wards listed) is cached per
+    worker; a new ward of the province reaches every worker through the token state feed."""
+    assert read_side.names(web, province_token, '?filter=userName eq "moi.phuong"') == []
+    now = runtime.clock.now()
+    with transaction(runtime.session_factory) as session:
+        ward = Unit(
+            code="02699",
+            level="ward",
+            name="Phường Mới",
+            division_type="phường",
+            province_code="15",
+            status="active",
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(ward)
+        session.flush()
+        account = accounts.create(
+            session=session,
+            clock=runtime.clock,
+            passwords=runtime.passwords,
+            actor="test",
+            username="moi.phuong",
+            full_name="Người Phường Mới",
+        )
+        session.add(
+            AccountProfile(
+                account_id=account.id,
+                unit_id=ward.id,
+                search_name="nguoi phuong moi",
+                version=1,
+            )
+        )
+    # The feed reads a change within a second; a loaded test machine gets three, still short
+    # of the client cache's five seconds after which any reach is read again.
+    deadline = time.monotonic() + 3.0
+    while not read_side.names(web, province_token, '?filter=userName eq "moi.phuong"'):
+        assert time.monotonic() < deadline, "the new ward is still out of the cached reach"
+        time.sleep(0.02)
+    assert "moi.phuong" in read_side.names(web, province_token, "?count=200")
+
+
+def test_a_filtered_page_is_one_statement_with_its_count(runtime, province_token):
+    """The count of every match, the page's ids and their values come in one statement (a
+    round trip each on PostgreSQL was most of a filtered lookup); the count is still that of
+    every match, past the page and past the end."""
+    from idp.oauth.access_tokens import read_access_token
+    from idp.scim.auth import find_provisioner
+
+    engine = runtime.session_factory.kw["bind"]
+    with transaction(runtime.session_factory) as session:
+        view = read_access_token(runtime, session, province_token)
+        caller = find_provisioner(session, view.client_id, runtime.client_cache)
+
+        def page(filter_text, start_index, count, sort_by="userName"):
+            return users.search(
+                session,
+                reach=caller.reach,
+                unit_ids=caller.unit_ids,
+                filter_text=filter_text,
+                sort_by=sort_by,
+                sort_order="descending",
+                start_index=start_index,
+                count=count,
+            )
+
+        with statements_sent(engine) as statements:
+            found = page('userName eq "nguyen.van.an"', 1, 10, sort_by=None)
+        assert (found.total, [row.username for row in found.rows]) == (1, ["nguyen.van.an"])
+        assert len(statements) == 1, statements
+        everyone = page("userName pr", 1, 100)
+        assert everyone.total == 5
+        names = [row.username for row in everyone.rows]
+        assert names == sorted(names, reverse=True)
+        second = page("userName pr", 2, 2)
+        assert (second.total, [row.username for row in second.rows]) == (5, names[1:3])
+        with statements_sent(engine) as statements:
+            past_the_end = page("userName pr", 9, 2)
+        assert (past_the_end.total, past_the_end.rows) == (5, [])
+        assert len(statements) == 2, statements  # no row to carry the count: counted again
+        with statements_sent(engine) as statements:
+            nothing = page('userName eq "khong.co"', 1, 10)
+        assert (nothing.total, nothing.rows, len(statements)) == (0, [], 1)
+        # A cached reach: the second provisioner lookup reads nothing.
+        with statements_sent(engine) as statements:
+            again = find_provisioner(session, view.client_id, runtime.client_cache)
+        assert again == caller and statements == []
