@@ -26,6 +26,8 @@ from collections.abc import Iterable
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core import audit
+from core.clock import Clock
 from core.web.i18n import N_
 from idp.models import Account, AccountProfile, Unit
 
@@ -103,3 +105,29 @@ def required_for_account(session: Session, account: Account, required: str | Non
     if unit_requires_phishing_resistant(session, account):
         return PHISHING_RESISTANT
     return required
+
+
+def set_unit_requirement(
+    *,
+    session: Session,
+    clock: Clock,
+    actor: str,
+    unit: Unit,
+    required: bool,
+    client_address: str | None = None,
+) -> bool:
+    """Require (or stop requiring) passkeys of the unit's officials; audited. False when it was
+    already so (nothing audited)."""
+    if unit.requires_phishing_resistant == required:
+        return False
+    unit.requires_phishing_resistant = required
+    unit.updated_at = clock.now()
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action="unit.passkeys_required" if required else "unit.passkeys_not_required",
+        target=f"unit:{unit.code}",
+        client_address=client_address,
+    )
+    return True

@@ -472,3 +472,85 @@ def test_a_unit_requirement_applies_to_its_officials(web, official, runtime, rp,
     page = login_form(web, authorize_params(rp[0].client_id, challenge))
     done = follow_to_client(web, passkey_ceremony(web, page, authenticator, mode="alone"))
     assert id_token_claims(web, rp, done, verifier)["acr"] == PHISHING_RESISTANT
+
+
+# --- admin pages ----------------------------------------------------------------------------
+
+
+def system_admin_web(web: TestClient, runtime: IdpRuntime) -> TestClient:
+    with transaction(runtime.session_factory) as session:
+        accounts.create(
+            session=session,
+            clock=runtime.clock,
+            passwords=runtime.passwords,
+            actor="test",
+            username="quan.tri",
+            full_name="Quản trị hệ thống",
+            password=OFFICIAL_PASSWORD,
+            is_system_admin=True,
+        )
+    assert sign_in_directly(web, "quan.tri", OFFICIAL_PASSWORD).status_code == 303
+    return web
+
+
+def test_an_admin_sets_a_clients_minimum_level_on_its_page(web, runtime, rp):
+    admin = system_admin_web(web, runtime)
+    client, _ = rp
+    path = f"/admin/clients/{client.client_id}"
+    page = admin.get(path)
+    assert "Mức đăng nhập thấp nhất ứng dụng chấp nhận" in page.text
+    form = {
+        "csrf_token": fields_of(page)["csrf_token"],
+        "name": client.name,
+        "grant_types": ["authorization_code", "refresh_token"],
+        "scope": client.scope,
+        "redirect_uris": "\n".join(client.redirect_uris),
+        "post_logout_redirect_uris": "\n".join(client.post_logout_redirect_uris),
+        "id_token_signed_response_alg": "RS256",
+        "access_token_signed_response_alg": "RS256",
+        "minimum_acr": PHISHING_RESISTANT,
+    }
+    saved = admin.post(path, data=form)
+    assert saved.status_code == 303, saved.text
+    with transaction(runtime.session_factory) as session:
+        row = session.scalar(select(Client).where(Client.client_id == client.client_id))
+        assert row is not None and row.minimum_acr == PHISHING_RESISTANT
+    refused = admin.post(path, data={**form, "minimum_acr": "urn:other"})
+    assert refused.status_code == 400
+    assert "Mức đăng nhập tối thiểu phải là một trong" in refused.text
+
+
+def test_an_admin_requires_passkeys_in_a_province_and_its_wards_follow(web, runtime, official, rp):
+    now = runtime.clock.now()
+    with transaction(runtime.session_factory) as session:
+        for code, level in (("10", "province"), ("10001", "ward")):
+            session.add(
+                Unit(
+                    code=code,
+                    level=level,
+                    name=f"Đơn vị {code}",
+                    division_type="xã",
+                    province_code="10",
+                    status="active",
+                    created_at=now,
+                    updated_at=now,
+                )
+            )
+        session.flush()
+        ward = session.scalar(select(Unit).where(Unit.code == "10001"))
+        assert ward is not None
+        session.add(AccountProfile(account_id=official.id, unit_id=ward.id, search_name="an"))
+    admin = system_admin_web(web, runtime)
+    page = admin.get("/admin/units/10")
+    assert "phải đăng nhập vào các ứng dụng bằng khóa truy cập" in page.text
+    saved = admin.post(
+        "/admin/units/10/passkeys",
+        data={"csrf_token": fields_of(page)["csrf_token"], "required": "on"},
+    )
+    assert saved.headers["location"] == "/admin/units/10?done=passkeys-required"
+    assert "unit.passkeys_required" in audit_actions(runtime)
+    admin.cookies.clear()
+    _, challenge = pkce_pair()
+    page = login_form(web, authorize_params(rp[0].client_id, challenge))
+    answer = submit_login(web, page, official.username, OFFICIAL_PASSWORD)
+    assert answer.status_code == 403 and "Cần khóa truy cập" in answer.text
