@@ -309,33 +309,12 @@ def submit_login(scope: RequestScope) -> Response:
 
     if check.new_hash:
         accounts.upgrade_password_hash(account=account, new_hash=check.new_hash, clock=clock)
+    # The password was right; with a passkey or TOTP the login finishes only after that second
+    # factor (a passkey first: it is the stronger one).
     if passkeys.available(runtime.settings) and passkeys.has_passkey(session, account):
-        # An official with a passkey is asked for it after the password, like a TOTP code.
-        interaction.mfa_account_id = account.id
-        LOGINS.labels("second_factor_required").inc()
-        audit.record(
-            session,
-            clock=clock,
-            actor=f"user:{account.username}",
-            action="login.second_factor_required",
-            target=audit_target(interaction),
-            client_address=address,
-            details={"second_factor": "passkey"},
-        )
-        return RedirectResponse(f"/login/passkey?{urlencode({'interaction': handle})}", 303)
+        return _ask_second_factor(scope, interaction, handle, account, page="/login/passkey")
     if mfa.has_totp(session, account):
-        # The password was right; the login finishes only after the second factor.
-        interaction.mfa_account_id = account.id
-        LOGINS.labels("second_factor_required").inc()
-        audit.record(
-            session,
-            clock=clock,
-            actor=f"user:{account.username}",
-            action="login.second_factor_required",
-            target=audit_target(interaction),
-            client_address=address,
-        )
-        return RedirectResponse(f"/login/otp?{urlencode({'interaction': handle})}", 303)
+        return _ask_second_factor(scope, interaction, handle, account, page="/login/otp")
     return finish_login(
         scope,
         interaction,
@@ -346,6 +325,23 @@ def submit_login(scope: RequestScope) -> Response:
         details={"rehashed": bool(check.new_hash)},
         finish_authorization=True,
     )
+
+
+def _ask_second_factor(
+    scope: RequestScope, interaction: Interaction, handle: str, account: Account, *, page: str
+) -> Response:
+    interaction.mfa_account_id = account.id
+    LOGINS.labels("second_factor_required").inc()
+    audit.record(
+        scope.session,
+        clock=scope.runtime.clock,
+        actor=f"user:{account.username}",
+        action="login.second_factor_required",
+        target=audit_target(interaction),
+        client_address=scope.http.client_address,
+        details={"page": page},
+    )
+    return RedirectResponse(f"{page}?{urlencode({'interaction': handle})}", 303)
 
 
 def audit_target(interaction: Interaction) -> str:
