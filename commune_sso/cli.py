@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -43,7 +44,7 @@ from core.clock import SystemClock
 from core.db import is_database_unavailable, make_engine, make_session_factory, transaction
 from core.errors import ConfigurationError, DomainError
 from core.settings import Settings
-from idp import accounts, admin_scope, clients, official_directory, units
+from idp import accounts, admin_scope, authentication_levels, clients, official_directory, units
 from idp.cas import services as cas_services
 from idp.federation import discovery as upstream_discovery
 from idp.federation import providers as upstream_providers
@@ -504,6 +505,16 @@ def user_revoke_admin(
     emit(data) if as_json else console.print(f"{username}: no longer {role} of unit {unit}")
 
 
+MinimumAcrOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Lowest sign-in level the app accepts: "
+        + ", ".join(authentication_levels.LEVELS)
+        + " (the last one: a passkey)."
+    ),
+]
+
+
 def client_as_dict(client: clients.Client) -> dict[str, Any]:
     return {
         "client_id": client.client_id,
@@ -520,6 +531,7 @@ def client_as_dict(client: clients.Client) -> dict[str, Any]:
         "backchannel_logout_session_required": client.backchannel_logout_session_required,
         "frontchannel_logout_uri": client.frontchannel_logout_uri,
         "frontchannel_logout_session_required": client.frontchannel_logout_session_required,
+        "minimum_acr": client.minimum_acr,
     }
 
 
@@ -565,6 +577,7 @@ def client_add(
     frontchannel_logout_session_required: Annotated[
         bool, typer.Option(help="Add iss and sid to the front-channel logout URI.")
     ] = True,
+    minimum_acr: MinimumAcrOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Register a client. The secret is printed once and stored only as a digest."""
@@ -591,6 +604,7 @@ def client_add(
                 backchannel_logout_session_required=backchannel_logout_session_required,
                 frontchannel_logout_uri=frontchannel_logout_uri,
                 frontchannel_logout_session_required=frontchannel_logout_session_required,
+                minimum_acr=minimum_acr,
             )
             data = {**client_as_dict(client), "client_secret": secret}
     except DomainError as error:
@@ -601,6 +615,44 @@ def client_add(
     console.print(f"client_id:     {data['client_id']}")
     if secret:
         console.print(f"client_secret: {secret}   [yellow](shown once; store it now)[/yellow]")
+
+
+@client_app.command("set-minimum-acr")
+def client_set_minimum_acr(
+    client_id: str,
+    level: Annotated[
+        str,
+        typer.Argument(
+            help="An ACR URI ("
+            + ", ".join(authentication_levels.LEVELS)
+            + "), or 'none' for any level."
+        ),
+    ],
+    as_json: JsonOption = False,
+) -> None:
+    """Set the lowest sign-in level a client accepts (audited)."""
+    current = settings()
+    try:
+        with transaction(session_factory(current)) as session:
+            client = clients.get_active(session, client_id)
+            chosen = dataclasses.replace(
+                clients.ClientSettings.of(client),
+                minimum_acr=None if level == "none" else level,
+            )
+            clients.update_settings(
+                session=session,
+                clock=SystemClock(),
+                actor=CLI_ACTOR,
+                client=client,
+                settings=chosen,
+            )
+            data = client_as_dict(client)
+    except DomainError as error:
+        fail(error.text())
+    if as_json:
+        emit(data)
+        return
+    console.print(f"{client_id}: minimum acr {data['minimum_acr'] or 'none'}")
 
 
 @client_app.command("rotate-secret")
@@ -1454,6 +1506,31 @@ def unit_show(code: str, as_json: JsonOption = False) -> None:
     for event in data["events"]:
         details = json.dumps(event["details"], ensure_ascii=False)
         console.print(f"  {event['at']}  {event['kind']}  {escape(details)}")
+
+
+@unit_app.command("require-passkeys")
+def unit_require_passkeys(
+    code: str,
+    off: Annotated[bool, typer.Option("--off", help="Stop requiring passkeys.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Require every official of a unit (of all its wards, for a province) to sign in to the
+    shared apps with a passkey (phishing-resistant); --off lifts it. Audited."""
+    current = settings()
+    try:
+        with transaction(session_factory(current)) as session:
+            unit = units.get_by_code(session, code)
+            authentication_levels.set_unit_requirement(
+                session=session, clock=SystemClock(), actor=CLI_ACTOR, unit=unit, required=not off
+            )
+            data = {"code": unit.code, "requires_passkeys": unit.requires_phishing_resistant}
+    except DomainError as error:
+        fail(error.text())
+    if as_json:
+        emit(data)
+        return
+    state = "required" if data["requires_passkeys"] else "not required"
+    console.print(f"{data['code']}: passkeys {state}")
 
 
 @unit_app.command("rename")

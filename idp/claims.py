@@ -49,6 +49,7 @@ SUPPORTED_CLAIMS = (
     "at_hash",
     "sid",
     "amr",
+    "acr",
     *(claim for claims in CLAIMS_BY_SCOPE.values() for claim in claims),
     *UNIT_CLAIMS,
     CITIZEN_ID_CLAIM,

@@ -21,6 +21,7 @@ from core.opaque_tokens import digest, matches_digest, new_opaque_token
 from core.web.i18n import N_
 from idp import token_store
 from idp.admin_scope import AdminScope
+from idp.authentication_levels import LEVELS
 from idp.claims import SUPPORTED_SCOPES
 from idp.models import Client, ClientUnitScope, Unit
 from keys.keyring import SUPPORTED_ALGORITHMS
@@ -77,6 +78,7 @@ BAD_OVERLAP = N_(
 )
 PUBLIC_NO_SECRET = N_("This app has no secret to rotate (it is a public app).")
 NO_OLD_SECRET = N_("No old secret of this app is still valid.")
+UNKNOWN_ACR = N_("The minimum sign-in level must be one of %(choices)s.")
 
 
 def _uri_problem(uri: str, *, not_absolute: str, fragment: str, not_https: str) -> str | None:
@@ -151,6 +153,8 @@ class ClientSettings:
     access_token_alg: str = "RS256"
     backchannel_logout_uri: str | None = None
     frontchannel_logout_uri: str | None = None
+    # The lowest authentication level the app accepts (idp.authentication_levels); None: any.
+    minimum_acr: str | None = None
 
     def normalised(self) -> ClientSettings:
         """Names and URIs without surrounding blanks, scopes once each, empty URIs as None."""
@@ -165,6 +169,7 @@ class ClientSettings:
             ),
             backchannel_logout_uri=(self.backchannel_logout_uri or "").strip() or None,
             frontchannel_logout_uri=(self.frontchannel_logout_uri or "").strip() or None,
+            minimum_acr=(self.minimum_acr or "").strip() or None,
         )
 
     @classmethod
@@ -179,6 +184,7 @@ class ClientSettings:
             access_token_alg=client.access_token_signed_response_alg,
             backchannel_logout_uri=client.backchannel_logout_uri,
             frontchannel_logout_uri=client.frontchannel_logout_uri,
+            minimum_acr=client.minimum_acr,
         )
 
     def as_dict(self) -> dict[str, object]:
@@ -192,6 +198,7 @@ class ClientSettings:
             "access_token_signed_response_alg": self.access_token_alg,
             "backchannel_logout_uri": self.backchannel_logout_uri,
             "frontchannel_logout_uri": self.frontchannel_logout_uri,
+            "minimum_acr": self.minimum_acr,
         }
 
 
@@ -258,6 +265,8 @@ def settings_problems(settings: ClientSettings, *, public: bool) -> list[FieldPr
                     {"scope": unknown_scopes[0], "choices": " ".join(SUPPORTED_SCOPES)},
                 )
             )
+    if settings.minimum_acr is not None and settings.minimum_acr not in LEVELS:
+        problems.append(FieldProblem("minimum_acr", UNKNOWN_ACR, {"choices": ", ".join(LEVELS)}))
     for field, alg in (
         ("id_token_signed_response_alg", settings.id_token_alg),
         ("access_token_signed_response_alg", settings.access_token_alg),
@@ -302,6 +311,7 @@ class ClientInfo:
     id_token_signed_response_alg: str
     access_token_signed_response_alg: str
     first_party: bool
+    minimum_acr: str | None = None
 
     @classmethod
     def of(cls, row: Client) -> ClientInfo:
@@ -320,6 +330,7 @@ class ClientInfo:
             id_token_signed_response_alg=row.id_token_signed_response_alg,
             access_token_signed_response_alg=row.access_token_signed_response_alg,
             first_party=row.first_party,
+            minimum_acr=row.minimum_acr,
         )
 
     @property
@@ -460,6 +471,7 @@ def create(
     backchannel_logout_session_required: bool = True,
     frontchannel_logout_uri: str | None = None,
     frontchannel_logout_session_required: bool = True,
+    minimum_acr: str | None = None,
 ) -> tuple[Client, str | None]:
     """Register a client; returns it with its secret, which is shown once and stored hashed.
 
@@ -485,6 +497,7 @@ def create(
         access_token_alg=access_token_alg,
         backchannel_logout_uri=backchannel_logout_uri,
         frontchannel_logout_uri=frontchannel_logout_uri,
+        minimum_acr=minimum_acr,
     ).normalised()
     problems = settings_problems(settings, public=public)
     if problems:
@@ -516,6 +529,7 @@ def create(
         backchannel_logout_session_required=backchannel_logout_session_required,
         frontchannel_logout_uri=settings.frontchannel_logout_uri,
         frontchannel_logout_session_required=frontchannel_logout_session_required,
+        minimum_acr=settings.minimum_acr,
     )
     session.add(client)
     session.flush()
@@ -536,6 +550,7 @@ def create(
             "units": [unit.code for unit in units],
             "backchannel_logout_uri": settings.backchannel_logout_uri,
             "frontchannel_logout_uri": settings.frontchannel_logout_uri,
+            "minimum_acr": settings.minimum_acr,
         },
     )
     return client, secret
@@ -569,6 +584,7 @@ def update_settings(
     client.access_token_signed_response_alg = settings.access_token_alg
     client.backchannel_logout_uri = settings.backchannel_logout_uri
     client.frontchannel_logout_uri = settings.frontchannel_logout_uri
+    client.minimum_acr = settings.minimum_acr
     old, new = before.as_dict(), settings.as_dict()
     audit.record(
         session,

@@ -17,9 +17,11 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
     true,
 )
@@ -84,6 +86,9 @@ class Client(Base):
     frontchannel_logout_session_required: Mapped[bool] = mapped_column(
         Boolean, default=True, server_default=true()
     )
+    # The lowest authentication level (an ACR URI of idp.authentication_levels) the app accepts
+    # (0024); None: any level.
+    minimum_acr: Mapped[str | None] = mapped_column(String(64))
 
     @property
     def is_public(self) -> bool:
@@ -284,6 +289,11 @@ class Unit(Base):
     merged_into_id: Mapped[int | None] = mapped_column(ForeignKey("idp_unit.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # Every official of the unit (and of its wards, for a province) signs in to the shared apps
+    # with a passkey (phishing-resistant, 0024).
+    requires_phishing_resistant: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
 
 
 class UnitSource(Base):
@@ -758,3 +768,53 @@ class SamlSessionParticipant(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
     __table_args__ = (Index("ix_idp_saml_session_participant_session_id", "session_id"),)
+
+
+class Passkey(Base):
+    """A WebAuthn credential of an official (0024), several per account.
+
+    ``credential_id`` is the authenticator's id (base64url), unique across accounts: an
+    assertion names it, and it must belong to the account the login is for. ``backup_eligible``
+    is the BE flag of registration (WebAuthn §6.1, it never changes for a credential): a
+    credential that may be synced leaves the hardware, so it counts as a software key ("swk")
+    and a device-bound one as a hardware key ("hwk", RFC 8176). ``sign_count`` is the last
+    counter seen (§6.1.1); ``clone_suspected_at`` records a counter that went back.
+    """
+
+    __tablename__ = "idp_passkey"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("idp_account.id", ondelete="CASCADE"))
+    credential_id: Mapped[str] = mapped_column(String(1400), unique=True)
+    public_key: Mapped[bytes] = mapped_column(LargeBinary)
+    sign_count: Mapped[int] = mapped_column(BigInteger, default=0)
+    name: Mapped[str] = mapped_column(String(100))
+    aaguid: Mapped[str] = mapped_column(String(36))
+    backup_eligible: Mapped[bool] = mapped_column(Boolean, default=False)
+    transports: Mapped[list[str]] = mapped_column(JSON, default=list)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    clone_suspected_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    __table_args__ = (Index("ix_idp_passkey_account_id", "account_id"),)
+
+
+class WebAuthnChallenge(Base):
+    """A ceremony's challenge (0024), kept server-side so any worker can finish it: single use
+    (``used_at`` is set by a conditional UPDATE) and short-lived. ``purpose`` is "register"
+    (for ``account_id``) or "authenticate" (for an interaction: ``interaction_id``; with
+    ``account_id`` when it is the second factor of that account)."""
+
+    __tablename__ = "idp_webauthn_challenge"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    challenge: Mapped[str] = mapped_column(String(128), unique=True)
+    purpose: Mapped[str] = mapped_column(String(16))
+    account_id: Mapped[int | None] = mapped_column(ForeignKey("idp_account.id", ondelete="CASCADE"))
+    interaction_id: Mapped[int | None] = mapped_column(
+        ForeignKey("idp_interaction.id", ondelete="CASCADE")
+    )
+    user_verification: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

@@ -17,6 +17,7 @@ from idp.oauth.endpoints.token import token_endpoint
 from idp.oauth.endpoints.userinfo import userinfo_endpoint
 from idp.saml.routes import saml_routes
 from idp.scim.endpoints import scim_routes
+from idp.web import passkey_login
 from idp.web.account.routes import account_routes
 from idp.web.admin_pages import admin_page_routes
 from idp.web.home import home_page
@@ -48,6 +49,9 @@ def idp_routes() -> list[Route]:
         Route("/login", login_submit, methods=["POST"]),
         Route("/login/otp", second_factor_page, methods=["GET"]),
         Route("/login/otp", second_factor_submit, methods=["POST"]),
+        Route("/login/passkey", passkey_login.second_factor_page, methods=["GET"]),
+        Route("/login/passkey", passkey_login.submit_endpoint, methods=["POST"]),
+        Route("/login/passkey/options", passkey_login.options_endpoint, methods=["POST"]),
         Route("/consent", consent_page, methods=["GET"]),
         Route("/consent", consent_submit, methods=["POST"]),
         *cas_routes(),

@@ -12,6 +12,7 @@ from typing import Any
 from sqlalchemy.orm import object_session
 
 from idp import units
+from idp.authentication_levels import acr_of
 from idp.claims import claims_for_scope, wants_directory_claims
 from idp.clients import ClientInfo
 from idp.models import Account, Client, Grant
@@ -98,6 +99,8 @@ def issue_id_token(
         claims["sid"] = grant.sid
     if grant.amr:
         claims["amr"] = list(grant.amr)
+    # OIDC Core §2: the level the login reached (idp.authentication_levels).
+    claims["acr"] = acr_of(grant.amr)
     # The family's account is loaded in the token request's session; the unit claims need it.
     session = object_session(account)
     extra = (

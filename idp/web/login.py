@@ -14,7 +14,8 @@ from starlette.responses import RedirectResponse, Response
 from core import audit
 from core.metrics import LOGINS
 from core.web.i18n import N_
-from idp import accounts, login_throttle, mfa, sessions
+from idp import accounts, login_throttle, mfa, passkeys, sessions
+from idp import authentication_levels as levels
 from idp.clients import find_active as find_client
 from idp.federation import providers as upstream_providers
 from idp.models import Account, BrowserSession, Consent, Interaction
@@ -44,6 +45,9 @@ MISSING_SECOND_FACTOR = N_("Please enter the code from your authenticator app.")
 DIRECT_LOGIN_NEXT = re.compile(r"^/(?:(?:account|admin)(?:/(?!\.\.?(?:/|$))[A-Za-z0-9._-]+)*)?$")
 # Where ``/login`` opened by itself (a bookmark, a typed address) leads after signing in.
 DIRECT_LOGIN_HOME = "/"
+# The interaction's key for the authentication level the application requires (an ACR URI of
+# idp.authentication_levels), set by the authorization endpoint.
+REQUIRED_ACR_KEY = "required_acr"
 
 
 # Another protocol (CAS) parks its request in an interaction with these keys: where the
@@ -102,7 +106,7 @@ def _interaction_param(scope: RequestScope) -> str | None:
     return dict(source).get("interaction")
 
 
-def _load_interaction(scope: RequestScope) -> tuple[Interaction | None, str | None]:
+def load_interaction(scope: RequestScope) -> tuple[Interaction | None, str | None]:
     handle = _interaction_param(scope)
     interaction = sessions.find_interaction(
         session=scope.session, clock=scope.runtime.clock, handle=handle
@@ -148,11 +152,11 @@ def _start_direct_login(scope: RequestScope) -> Response | None:
     return RedirectResponse(f"/login?{urlencode(query)}", status_code=303)
 
 
-def _ui_locales(interaction: Interaction) -> str | None:
+def ui_locales_of(interaction: Interaction) -> str | None:
     return dict((str(k), str(v)) for k, v in interaction.params["items"]).get("ui_locales")
 
 
-def _client_name(scope: RequestScope, interaction: Interaction) -> str | None:
+def client_name_of(scope: RequestScope, interaction: Interaction) -> str | None:
     if is_direct(interaction):
         return None
     if CLIENT_NAME_KEY in interaction.params:
@@ -170,10 +174,12 @@ def render_login_form(
     username: str = "",
     error: str | None = None,
     status_code: int = 200,
+    passkey_required: bool = False,
 ) -> Response:
     """The sign-in form for the interaction ``handle``; it always posts to ``/login``, also
-    when the authorization endpoint answers with it directly. Below it, one button per
-    upstream provider (idp.federation), which continues the same interaction there."""
+    when the authorization endpoint answers with it directly. Below it, the passkey button
+    (username-less sign-in, idp.web.passkey_login) and one button per upstream provider
+    (idp.federation), which continue the same interaction there."""
     locale = scope.locale(ui_locales)
     upstreams = [
         {
@@ -191,6 +197,8 @@ def render_login_form(
             "error": error,
             "client_name": client_name,
             "upstreams": upstreams,
+            "passkeys_available": passkeys.available(scope.runtime.settings),
+            "passkey_required": passkey_required,
         },
         locale=locale,
         status_code=status_code,
@@ -210,16 +218,26 @@ def render_login(
     return render_login_form(
         scope,
         handle,
-        client_name=_client_name(scope, interaction),
-        ui_locales=_ui_locales(interaction),
+        client_name=client_name_of(scope, interaction),
+        ui_locales=ui_locales_of(interaction),
         username=username,
         error=error,
         status_code=status_code,
+        passkey_required=interaction.params.get(REQUIRED_ACR_KEY) == levels.PHISHING_RESISTANT,
+    )
+
+
+def required_acr(scope: RequestScope, interaction: Interaction, account: Account) -> str | None:
+    """The level this sign-in must reach: the application's (acr_values, its minimum), raised
+    by the official's unit policy."""
+    required = interaction.params.get(REQUIRED_ACR_KEY)
+    return levels.required_for_account(
+        scope.session, account, str(required) if required in levels.LEVELS else None
     )
 
 
 def show_login(scope: RequestScope) -> Response:
-    interaction, handle = _load_interaction(scope)
+    interaction, handle = load_interaction(scope)
     if interaction is None and _interaction_param(scope) is None:
         started = _start_direct_login(scope)
         if started is not None:
@@ -233,7 +251,7 @@ def show_login(scope: RequestScope) -> Response:
 def submit_login(scope: RequestScope) -> Response:
     """Check the password; same message and same work for an unknown user (PITFALLS)."""
     runtime, session, clock = scope.runtime, scope.session, scope.runtime.clock
-    interaction, handle = _load_interaction(scope)
+    interaction, handle = load_interaction(scope)
     if interaction is None or handle is None:
         return authorization.expired_interaction_page(scope)
     form = dict(scope.http.form)
@@ -291,19 +309,12 @@ def submit_login(scope: RequestScope) -> Response:
 
     if check.new_hash:
         accounts.upgrade_password_hash(account=account, new_hash=check.new_hash, clock=clock)
+    # The password was right; with a passkey or TOTP the login finishes only after that second
+    # factor (a passkey first: it is the stronger one).
+    if passkeys.available(runtime.settings) and passkeys.has_passkey(session, account):
+        return _ask_second_factor(scope, interaction, handle, account, page="/login/passkey")
     if mfa.has_totp(session, account):
-        # The password was right; the login finishes only after the second factor.
-        interaction.mfa_account_id = account.id
-        LOGINS.labels("second_factor_required").inc()
-        audit.record(
-            session,
-            clock=clock,
-            actor=f"user:{account.username}",
-            action="login.second_factor_required",
-            target=_audit_target(interaction),
-            client_address=address,
-        )
-        return RedirectResponse(f"/login/otp?{urlencode({'interaction': handle})}", 303)
+        return _ask_second_factor(scope, interaction, handle, account, page="/login/otp")
     return finish_login(
         scope,
         interaction,
@@ -316,7 +327,24 @@ def submit_login(scope: RequestScope) -> Response:
     )
 
 
-def _audit_target(interaction: Interaction) -> str:
+def _ask_second_factor(
+    scope: RequestScope, interaction: Interaction, handle: str, account: Account, *, page: str
+) -> Response:
+    interaction.mfa_account_id = account.id
+    LOGINS.labels("second_factor_required").inc()
+    audit.record(
+        scope.session,
+        clock=scope.runtime.clock,
+        actor=f"user:{account.username}",
+        action="login.second_factor_required",
+        target=audit_target(interaction),
+        client_address=scope.http.client_address,
+        details={"page": page},
+    )
+    return RedirectResponse(f"{page}?{urlencode({'interaction': handle})}", 303)
+
+
+def audit_target(interaction: Interaction) -> str:
     if AUDIT_TARGET_KEY in interaction.params:
         return str(interaction.params[AUDIT_TARGET_KEY])
     return "account_pages" if is_direct(interaction) else f"client:{interaction.client_id}"
@@ -369,7 +397,7 @@ def finish_login(
         clock=clock,
         actor=f"user:{account.username}",
         action="login.success",
-        target=_audit_target(interaction),
+        target=audit_target(interaction),
         client_address=scope.http.client_address,
         details={"sid": browser_session.sid, "amr": amr, **details},
     )
@@ -409,10 +437,10 @@ def set_session_cookie(scope: RequestScope, response: Response, cookie_value: st
     )
 
 
-def _second_factor_account(
+def second_factor_account(
     scope: RequestScope,
 ) -> tuple[Interaction | None, str | None, Account | None]:
-    interaction, handle = _load_interaction(scope)
+    interaction, handle = load_interaction(scope)
     if interaction is None or interaction.mfa_account_id is None:
         return interaction, handle, None
     account = scope.session.get(Account, interaction.mfa_account_id)
@@ -430,15 +458,15 @@ def _render_second_factor(
     return scope.runtime.pages.render(
         scope.request,
         "account/login_otp.html",
-        {"interaction": handle, "error": error, "client_name": _client_name(scope, interaction)},
-        locale=scope.locale(_ui_locales(interaction)),
+        {"interaction": handle, "error": error, "client_name": client_name_of(scope, interaction)},
+        locale=scope.locale(ui_locales_of(interaction)),
         status_code=status_code,
         remember_locale="lang" in scope.request.query_params,
     )
 
 
 def show_second_factor(scope: RequestScope) -> Response:
-    interaction, handle, account = _second_factor_account(scope)
+    interaction, handle, account = second_factor_account(scope)
     if interaction is None or handle is None or account is None:
         return authorization.expired_interaction_page(scope)
     return _render_second_factor(scope, interaction, handle)
@@ -447,7 +475,7 @@ def show_second_factor(scope: RequestScope) -> Response:
 def submit_second_factor(scope: RequestScope) -> Response:
     """The TOTP code (RFC 6238) or, once each, a recovery code; throttled like the password."""
     runtime, session, clock = scope.runtime, scope.session, scope.runtime.clock
-    interaction, handle, account = _second_factor_account(scope)
+    interaction, handle, account = second_factor_account(scope)
     if interaction is None or handle is None or account is None:
         return authorization.expired_interaction_page(scope)
     code = dict(scope.http.form).get("code", "").strip()[:64]
@@ -485,7 +513,7 @@ def submit_second_factor(scope: RequestScope) -> Response:
             keys=throttle_keys,
             actor=f"user:{account.username}",
             action="login.second_factor_failure",
-            target=_audit_target(interaction),
+            target=audit_target(interaction),
             client_address=address,
         )
         return _render_second_factor(
@@ -504,7 +532,7 @@ def submit_second_factor(scope: RequestScope) -> Response:
 
 
 def show_consent(scope: RequestScope) -> Response:
-    interaction, handle = _load_interaction(scope)
+    interaction, handle = load_interaction(scope)
     if interaction is None or handle is None:
         return authorization.expired_interaction_page(scope)
     browser_session = sessions.find_active(
@@ -521,7 +549,7 @@ def show_consent(scope: RequestScope) -> Response:
         "consent.html",
         {
             "interaction": handle,
-            "client_name": _client_name(scope, interaction),
+            "client_name": client_name_of(scope, interaction),
             "scopes": params.get("scope", "").split(),
             "user_name": browser_session.account.full_name,
         },
@@ -532,7 +560,7 @@ def show_consent(scope: RequestScope) -> Response:
 
 def submit_consent(scope: RequestScope) -> Response:
     runtime, session, clock = scope.runtime, scope.session, scope.runtime.clock
-    interaction, handle = _load_interaction(scope)
+    interaction, handle = load_interaction(scope)
     browser_session = sessions.find_active(
         session=session,
         clock=clock,

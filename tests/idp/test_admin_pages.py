@@ -842,6 +842,7 @@ def test_settings_are_edited_and_audited(web, runtime, world, rp):
         "access_token_signed_response_alg": "EdDSA",
         "backchannel_logout_uri": None,
         "frontchannel_logout_uri": "http://127.0.0.1:9/fcl",
+        "minimum_acr": None,
     }
     [entry] = audit_actions(runtime, "client.update")
     details = json.loads(entry.details)

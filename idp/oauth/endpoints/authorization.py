@@ -19,7 +19,8 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from core.web.i18n import N_
-from idp import sessions
+from idp import authentication_levels as levels
+from idp import passkeys, sessions
 from idp.models import BrowserSession, Consent, Interaction
 from idp.oauth import authorization_checks as checks
 from idp.oauth.grants import AuthenticatedUser, OAuthClient
@@ -128,16 +129,34 @@ def authorize(
         and interaction.authenticated_session_id == browser_session.id
     )
     login_hint = data.get("login_hint", "").strip().lower()
-    needs_login = browser_session is None or (
-        not logged_in_here
-        and (
-            "login" in prompts
-            # OIDC Core §3.1.2.1: max_age=0 equals prompt=login, even within the same second.
-            or max_age == 0
-            or (
-                max_age is not None and now - browser_session.auth_time > timedelta(seconds=max_age)
+    required_acr = levels.highest(
+        levels.requested_level(data.get("acr_values")), client.info.minimum_acr
+    )
+    level_missing = False
+    if browser_session is not None:
+        required_acr = levels.required_for_account(
+            scope.session, browser_session.account, required_acr
+        )
+        level_missing = not levels.satisfies(levels.acr_of(browser_session.amr), required_acr)
+        if level_missing and logged_in_here:
+            # Signed in just now with every factor the official has, and still short of the
+            # level: a passkey is missing (the password step asks for one when there is one).
+            return passkey_required_page(scope, client.info.name, ui_locales)
+    needs_login = (
+        browser_session is None
+        or level_missing
+        or (
+            not logged_in_here
+            and (
+                "login" in prompts
+                # OIDC Core §3.1.2.1: max_age=0 equals prompt=login, even within the same second.
+                or max_age == 0
+                or (
+                    max_age is not None
+                    and now - browser_session.auth_time > timedelta(seconds=max_age)
+                )
+                or (login_hint and login_hint != browser_session.account.username)
             )
-            or (login_hint and login_hint != browser_session.account.username)
         )
     )
     try:
@@ -164,7 +183,10 @@ def authorize(
             clock=runtime.clock,
             settings=runtime.settings,
             client_id=client.client_id,
-            params={"items": oauth_request.payload_items},
+            params={
+                "items": oauth_request.payload_items,
+                login_pages.REQUIRED_ACR_KEY: required_acr,
+            },
             # Login then consent: the consent step must not send the official back to log in.
             authenticated_session_id=interaction.authenticated_session_id if interaction else None,
         )
@@ -179,6 +201,7 @@ def authorize(
                 client_name=client.info.name,
                 ui_locales=ui_locales,
                 username=data.get("login_hint", "")[:64],
+                passkey_required=required_acr == levels.PHISHING_RESISTANT,
             )
         return redirect_to_page("/login" if needs_login else "/consent", handle)
 
@@ -207,6 +230,24 @@ def resume(scope: RequestScope) -> Response:
         return expired_interaction_page(scope)
     items = [(str(k), str(v)) for k, v in interaction.params["items"]]
     return authorize(scope, items=items, interaction=interaction)
+
+
+def passkey_required_page(
+    scope: RequestScope, client_name: str, ui_locales: str | None
+) -> Response:
+    """The application (or the official's unit) requires a passkey and the official has none:
+    what to do. The session just started stays, so the official can add a passkey on the
+    account page at once (the bootstrap: every other factor of the account was checked)."""
+    return scope.runtime.pages.render(
+        scope.request,
+        "passkey_required.html",
+        {
+            "client_name": client_name,
+            "passkeys_available": passkeys.available(scope.runtime.settings),
+        },
+        locale=scope.locale(ui_locales),
+        status_code=403,
+    )
 
 
 def expired_interaction_page(scope: RequestScope) -> Response:

@@ -12,6 +12,7 @@ from starlette.responses import JSONResponse, Response
 
 from core.settings import Settings
 from core.web.i18n import SUPPORTED_LOCALES
+from idp.authentication_levels import LEVELS
 from idp.claims import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
 from idp.request_scope import runtime_of
 from keys.keyring import SUPPORTED_ALGORITHMS
@@ -54,6 +55,8 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
             ],
             "code_challenge_methods_supported": ["S256"],
             "claims_supported": list(SUPPORTED_CLAIMS),
+            # OIDC Discovery §3; the levels and their order: idp.authentication_levels.
+            "acr_values_supported": list(LEVELS),
             "claim_types_supported": ["normal"],
             "claims_parameter_supported": False,
             "request_parameter_supported": False,

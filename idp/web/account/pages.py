@@ -33,6 +33,8 @@ NOTICES = {
     "activated": N_("Your account is now active. Welcome!"),
     "totp-enabled": N_("Two-step sign-in is on."),
     "totp-disabled": N_("Two-step sign-in has been turned off."),
+    "passkey-added": N_("The passkey has been added."),
+    "passkey-removed": N_("The passkey has been removed."),
 }
 
 CURRENT_PASSWORD_MISSING = N_("Please enter your current password.")

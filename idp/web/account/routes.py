@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import Route
 
-from idp.web.account import activation, pages, security
+from idp.web.account import activation, pages, passkeys, security
 
 
 def account_routes() -> list[Route]:
@@ -24,6 +24,11 @@ def account_routes() -> list[Route]:
             security.regenerate_codes_endpoint,
             methods=["POST"],
         ),
+        Route("/account/passkeys", passkeys.passkeys_page_endpoint, methods=["GET"]),
+        Route("/account/passkeys/options", passkeys.options_endpoint, methods=["POST"]),
+        Route("/account/passkeys/add", passkeys.add_endpoint, methods=["POST"]),
+        Route("/account/passkeys/remove", passkeys.remove_page_endpoint, methods=["GET"]),
+        Route("/account/passkeys/remove", passkeys.remove_endpoint, methods=["POST"]),
         Route("/activate", activation.activation_page_endpoint, methods=["GET"]),
         Route("/activate", activation.activation_submit_endpoint, methods=["POST"]),
     ]

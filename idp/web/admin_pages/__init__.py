@@ -87,6 +87,11 @@ def admin_page_routes(import_api: ImportsApi) -> list[Route]:
         ),
         Route("/admin/units", admin_page(units.list_units), methods=["GET"]),
         Route("/admin/units/{code}", admin_page(units.show_unit), methods=["GET"]),
+        Route(
+            "/admin/units/{code}/passkeys",
+            admin_action(units.change_passkey_requirement),
+            methods=["POST"],
+        ),
         Route("/admin/clients", admin_page(clients.list_clients, **system), methods=["GET"]),
         Route("/admin/clients/new", admin_page(clients.new_client, **system), methods=["GET"]),
         Route(

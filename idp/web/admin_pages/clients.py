@@ -28,7 +28,7 @@ from starlette.responses import RedirectResponse, Response
 from core import audit
 from core.errors import Conflict, DomainError
 from core.web.i18n import N_
-from idp import clients
+from idp import authentication_levels, clients
 from idp.clients import ClientSettings, FieldProblem, InvalidClientSettings
 from idp.models import Client
 from idp.request_scope import RequestScope
@@ -96,6 +96,7 @@ def _page_context(scope: RequestScope) -> dict[str, Any]:
         "client_path": client_path,
         "grant_labels": GRANT_LABELS,
         "algorithms": SUPPORTED_ALGORITHMS,
+        "acr_levels": authentication_levels.LEVEL_LABELS,
         "now": scope.runtime.clock.now(),
     }
 
@@ -118,6 +119,7 @@ def _form_settings(scope: RequestScope) -> tuple[dict[str, Any], ClientSettings]
         access_token_alg=values.get("access_token_signed_response_alg", "RS256"),
         backchannel_logout_uri=values.get("backchannel_logout_uri"),
         frontchannel_logout_uri=values.get("frontchannel_logout_uri"),
+        minimum_acr=values.get("minimum_acr"),
     )
     return values, settings
 
@@ -134,6 +136,7 @@ def _form_values(settings: ClientSettings) -> dict[str, Any]:
         "access_token_signed_response_alg": settings.access_token_alg,
         "backchannel_logout_uri": settings.backchannel_logout_uri or "",
         "frontchannel_logout_uri": settings.frontchannel_logout_uri or "",
+        "minimum_acr": settings.minimum_acr or "",
     }
 
 
@@ -199,6 +202,7 @@ def create_client(scope: RequestScope, admin: Admin) -> Response:
             first_party=values.get("first_party") == "on",
             backchannel_logout_uri=settings.backchannel_logout_uri,
             frontchannel_logout_uri=settings.frontchannel_logout_uri,
+            minimum_acr=settings.minimum_acr,
         )
     except DomainError as error:
         return _render_form(

@@ -4,15 +4,15 @@ officials and history (renames, mergers, dissolutions: ``UnitEvent``)."""
 from __future__ import annotations
 
 from sqlalchemy import func, select
-from starlette.responses import Response
+from starlette.responses import RedirectResponse, Response
 
 from core.web.i18n import N_
-from idp import units
+from idp import authentication_levels, units
 from idp.models import Account, AccountProfile, Unit
 from idp.official_data import fold_for_search
 from idp.official_directory import status_column
 from idp.request_scope import RequestScope
-from idp.web.admin_pages.guard import Admin, not_found, pager, query_of, render
+from idp.web.admin_pages.guard import Admin, form_of, not_found, pager, query_of, render
 from idp.web.admin_pages.officials import STATUS_LABELS
 
 LEVELS = {"province": N_("Province"), "ward": N_("Commune / ward")}
@@ -63,11 +63,38 @@ def list_units(scope: RequestScope, admin: Admin) -> Response:
     )
 
 
-def show_unit(scope: RequestScope, admin: Admin) -> Response:
+NOTICES = {
+    "passkeys-required": N_("The officials of this unit now sign in to the apps with a passkey."),
+    "passkeys-not-required": N_("Passkeys are no longer required in this unit."),
+}
+
+
+def _unit_in_reach(scope: RequestScope, admin: Admin) -> Unit:
     unit = units.find_by_code(scope.session, str(scope.request.path_params["code"])[:8])
     # Out of scope answers like a unit that does not exist.
     if unit is None or not admin.reach.covers(unit):
         raise not_found()
+    return unit
+
+
+def change_passkey_requirement(scope: RequestScope, admin: Admin) -> Response:
+    """Require passkeys (phishing-resistant sign-in) of every official of the unit, or stop."""
+    unit = _unit_in_reach(scope, admin)
+    required = form_of(scope).get("required") == "on"
+    authentication_levels.set_unit_requirement(
+        session=scope.session,
+        clock=scope.runtime.clock,
+        actor=admin.actor,
+        unit=unit,
+        required=required,
+        client_address=scope.http.client_address,
+    )
+    done = "passkeys-required" if required else "passkeys-not-required"
+    return RedirectResponse(f"/admin/units/{unit.code}?done={done}", status_code=303)
+
+
+def show_unit(scope: RequestScope, admin: Admin) -> Response:
+    unit = _unit_in_reach(scope, admin)
     shown_status = status_column()
     by_status = dict(
         scope.session.execute(
@@ -97,5 +124,6 @@ def show_unit(scope: RequestScope, admin: Admin) -> Response:
             "events": units.events_of(scope.session, unit),
             "merged_into": merged_into if merged_into and admin.reach.covers(merged_into) else None,
             "merged_from": [u for u in merged_from if admin.reach.covers(u)],
+            "notice": NOTICES.get(query_of(scope).get("done", "")),
         },
     )
