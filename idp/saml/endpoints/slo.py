@@ -130,9 +130,17 @@ def _logout_request(scope: RequestScope, message: bindings.ReceivedMessage) -> R
 def single_logout_service(scope: RequestScope) -> Response:
     source = dict(scope.http.form if scope.http.method == "POST" else scope.http.query)
     if "SAMLResponse" in source and "SAMLRequest" not in source:
-        # An SP's answer to our LogoutRequest, loaded in the logged-out page's iframe.
-        return session_end.logged_out_page(
-            scope, client_name=None, frontchannel_urls=[], continue_url=None
+        # An SP's answer to our LogoutRequest, in the hidden iframe of our own logged-out
+        # page: nothing to show, and only our page may frame it.
+        return Response(
+            "<!doctype html><title>Signed out</title>",
+            media_type="text/html",
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Security-Policy": "default-src 'none'; frame-ancestors 'self'",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+            },
         )
     try:
         message = received_message(scope, "SAMLRequest")
