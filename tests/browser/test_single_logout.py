@@ -63,6 +63,14 @@ def sign_in_without_password(page: Page, app: SharedApp) -> None:
     expect(page.locator("#status")).to_contain_text(SIGNED_IN)
 
 
+def sign_out_at(page: Page, app: SharedApp) -> None:
+    """Sign out with the app's button and land on its post-logout page."""
+    page.goto(app.url("/"))
+    page.locator("#logout").click()
+    page.wait_for_url(logged_out_page(app))
+    expect(page.locator("#status")).to_contain_text(NOT_SIGNED_IN)
+
+
 def expect_signed_out(page: Page, app: SharedApp, within: float = 5.0) -> None:
     """The app's page shows signed out (a notice may take a moment: reload until it does)."""
     deadline = time.monotonic() + within
