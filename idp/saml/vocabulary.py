@@ -9,6 +9,8 @@ METADATA_NS = "urn:oasis:names:tc:SAML:2.0:metadata"
 DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
 XENC_NS = "http://www.w3.org/2001/04/xmlenc#"
 MDUI_NS = "urn:oasis:names:tc:SAML:metadata:ui"
+# SAML V2.0 Metadata Profile for Algorithm Support: md:Extensions/alg:SigningMethod.
+ALG_NS = "urn:oasis:names:tc:SAML:metadata:algsupport"
 NAMESPACES = {
     "samlp": PROTOCOL_NS,
     "saml": ASSERTION_NS,
@@ -16,6 +18,7 @@ NAMESPACES = {
     "ds": DSIG_NS,
     "xenc": XENC_NS,
     "mdui": MDUI_NS,
+    "alg": ALG_NS,
 }
 
 # Bindings §3.4 and §3.5; responses go to an SP only by HTTP-POST (no artifacts here).

@@ -36,6 +36,7 @@ from idp.saml import (
     responses,
     service_providers,
     sp_metadata,
+    xml_signatures,
 )
 from idp.saml.authn_request import AcceptedAuthnRequest, RequestRefused, StatusForSp
 from idp.saml.service_providers import audit_target
@@ -67,9 +68,9 @@ def received_message(scope: RequestScope, parameter: str) -> bindings.ReceivedMe
     return bindings.from_redirect(dict(scope.http.query), raw_query, parameter)
 
 
-def _signing_key(scope: RequestScope) -> CertifiedKey:
-    return scope.runtime.keyring.certified_signing_key(
-        alg=idp_metadata.SIGNING_ALG, now=scope.runtime.clock.now()
+def _signing_key(scope: RequestScope, sp: SamlServiceProvider) -> CertifiedKey:
+    return xml_signatures.signing_key_for(
+        scope.runtime.keyring, sp.signing_methods, now=scope.runtime.clock.now()
     )
 
 
@@ -93,7 +94,7 @@ def _post_status(
         destination=request.acs_url,
         in_response_to=request.request_id,
         now=scope.runtime.clock.now(),
-        key=_signing_key(scope),
+        key=_signing_key(scope, request.sp),
         status=status,
         sub_status=sub_status,
     )
@@ -151,7 +152,7 @@ def _post_assertion(
     )
     attributes = released_attributes.released(session, account, sp.attributes)
     issuer = idp_metadata.entity_id(runtime.settings.issuer)
-    key = _signing_key(scope)
+    key = _signing_key(scope, sp)
     assertion = responses.assertion(
         issuer=issuer,
         audience=sp.entity_id,
