@@ -23,10 +23,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from core import audit
-from idp import released_attributes, sessions
+from idp import mfa, released_attributes, sessions
 from idp.models import BrowserSession, SamlServiceProvider, SamlSessionParticipant
 from idp.request_scope import RequestScope, run_in_request_scope
 from idp.saml import (
+    authn_context,
     authn_request,
     bindings,
     encryption,
@@ -43,10 +44,10 @@ from idp.saml.service_providers import audit_target
 from idp.saml.vocabulary import (
     HTTP_POST,
     INVALID_NAME_ID_POLICY,
+    NO_AUTHN_CONTEXT,
     NO_PASSIVE,
     REQUESTER,
     RESPONDER,
-    authn_context_class,
 )
 from idp.web import login as login_pages
 from keys import CertifiedKey
@@ -130,6 +131,12 @@ def _post_assertion(
     runtime, session = scope.runtime, scope.session
     now = runtime.clock.now()
     sp, account = request.sp, browser_session.account
+    context_class = authn_context.class_to_state(
+        request.requested_context, list(browser_session.amr)
+    )
+    if context_class is None:
+        # Even after signing in (again) the session does not satisfy RequestedAuthnContext.
+        return _post_status(scope, request, RESPONDER, NO_AUTHN_CONTEXT)
     name_id = name_ids.name_id_for(
         session=session,
         clock=runtime.clock,
@@ -164,7 +171,7 @@ def _post_assertion(
             session_index=session_index,
             authn_instant=browser_session.auth_time,
             session_not_on_or_after=browser_session.expires_at,
-            authn_context_class=authn_context_class(list(browser_session.amr)),
+            authn_context_class=context_class,
             attributes=attributes,
         ),
         now=now,
@@ -197,6 +204,7 @@ def _post_assertion(
             "force_authn": request.force_authn,
             "unsolicited": request.request_id is None,
             "encrypted": sp.encrypt_assertions,
+            "authn_context": context_class,
         },
     )
     return _post_response(scope, request, xml)
@@ -215,11 +223,33 @@ def _park(scope: RequestScope, request: AcceptedAuthnRequest) -> str:
     )
 
 
+def _needs_stronger_sign_in(
+    scope: RequestScope, request: AcceptedAuthnRequest, browser_session: BrowserSession
+) -> bool | None:
+    """Whether the session falls short of RequestedAuthnContext (Core §3.3.2.2.1): False when
+    it satisfies it; True when signing in again would (a second factor enrolled, which the
+    login then requires); None when nothing we offer would."""
+    requested = request.requested_context
+    if authn_context.class_to_state(requested, list(browser_session.amr)) is not None:
+        return False
+    if mfa.has_totp(scope.session, browser_session.account):
+        return True
+    return None
+
+
 def _proceed(scope: RequestScope, request: AcceptedAuthnRequest, handle: str | None) -> Response:
+    if not authn_context.satisfiable_at_all(request.requested_context):
+        return _post_status(scope, request, RESPONDER, NO_AUTHN_CONTEXT)
     browser_session = login_pages.signed_in_session(scope)
-    if request.is_passive and (browser_session is None or request.force_authn):
+    sign_in_again = request.force_authn
+    if browser_session is not None and not sign_in_again:
+        shortfall = _needs_stronger_sign_in(scope, request, browser_session)
+        if shortfall is None:
+            return _post_status(scope, request, RESPONDER, NO_AUTHN_CONTEXT)
+        sign_in_again = shortfall
+    if request.is_passive and (browser_session is None or sign_in_again):
         return _post_status(scope, request, RESPONDER, NO_PASSIVE)
-    if browser_session is not None and not request.force_authn:
+    if browser_session is not None and not sign_in_again:
         return _post_assertion(scope, request, browser_session)
     handle = handle or _park(scope, request)
     return login_pages.render_login_form(
