@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from urllib.parse import urlencode
 
+import pytest
 from playwright.sync_api import Page, Request, expect
 
 from idp.saml.vocabulary import PASSWORD_PROTECTED_TRANSPORT
@@ -18,6 +19,7 @@ from tests.browser.test_single_logout import (
     NOT_SIGNED_IN,
     SIGNED_IN,
     USERNAME,
+    expect_attributes_in_vietnamese,
     expect_signed_out,
     sign_in_with_password,
     sign_in_without_password,
@@ -58,18 +60,7 @@ def test_saml_app_signs_in_shows_attributes_in_vietnamese_and_signs_out(
     # SP-initiated, HTTP-Redirect binding, signed in the query.
     assert saml_requests and saml_requests[0].startswith(f"{provider}/saml/sso?SAMLRequest=")
     assert "Signature=" in saml_requests[0] and "SigAlg=" in saml_requests[0]
-    attributes = page.locator("#attributes")
-    for label, value in (
-        ("Họ và tên", "Nguyễn Văn An"),
-        ("Thư điện tử", "an.nv@laocai.gov.vn"),
-        ("Đơn vị", "Phường Cam Đường"),
-        ("Tỉnh", "Tỉnh Lào Cai"),
-        ("Cơ quan", "UBND phường Cam Đường"),
-        ("Chức vụ", "Phó Chủ tịch"),
-    ):
-        expect(attributes).to_contain_text(label)
-        expect(attributes).to_contain_text(value)
-    expect(page.locator('[data-attribute="unit_code"]')).to_have_text("02647")
+    expect_attributes_in_vietnamese(page)
     expect(page.locator('[data-attribute="province_code"]')).to_have_text("15")
     # pysaml2 wants both the Response and the Assertion signed, and verified them.
     expect(page.locator("#assertion")).to_have_attribute("data-signed", "true")
@@ -159,16 +150,26 @@ def sign_in_to_all_three(
     assert len(logins) == 1, logins
 
 
-def test_logout_at_the_saml_app_ends_the_cas_and_oidc_sessions(
+@pytest.fixture
+def three_apps(
     page: Page,
     saml_app: SharedApp,
     cas_app: SharedApp,
     start_oidc_app: StartApp,
     provider: str,
     shoot: Shoot,
-):
+) -> tuple[SharedApp, SharedApp, SharedApp]:
+    """A SAML, a CAS and an OIDC demo app, the official signed in to all three (SAML first,
+    with the password; the other two by single sign-on)."""
     oidc_app = start_oidc_app("OIDC")
     sign_in_to_all_three(page, provider, shoot, saml_app, cas_app, oidc_app)
+    return saml_app, cas_app, oidc_app
+
+
+def test_logout_at_the_saml_app_ends_the_cas_and_oidc_sessions(
+    page: Page, three_apps: tuple[SharedApp, SharedApp, SharedApp], shoot: Shoot
+):
+    saml_app, cas_app, oidc_app = three_apps
 
     sign_out_at(page, saml_app)
 
@@ -183,15 +184,9 @@ def test_logout_at_the_saml_app_ends_the_cas_and_oidc_sessions(
 
 
 def test_logout_at_the_oidc_app_ends_the_saml_and_cas_sessions(
-    page: Page,
-    saml_app: SharedApp,
-    cas_app: SharedApp,
-    start_oidc_app: StartApp,
-    provider: str,
-    shoot: Shoot,
+    page: Page, three_apps: tuple[SharedApp, SharedApp, SharedApp], provider: str, shoot: Shoot
 ):
-    oidc_app = start_oidc_app("OIDC")
-    sign_in_to_all_three(page, provider, shoot, saml_app, cas_app, oidc_app)
+    saml_app, cas_app, oidc_app = three_apps
     saml_requests = watch_saml_requests(page, provider)
     slo_frames: list[str] = []
     page.on(
