@@ -714,6 +714,9 @@ class SamlServiceProvider(Base):
     encrypt_assertions: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # The md:Extensions/alg:SigningMethod algorithms of the metadata, in order (0026); None
+    # when it declares none (then RSA-SHA256, which every SP verifies).
+    signing_methods: Mapped[list[str] | None] = mapped_column(JSON)
 
 
 class SamlRequestId(Base):

@@ -10,6 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import uvicorn
@@ -17,6 +18,7 @@ import uvicorn
 from examples.shared_app.app import Settings as SharedAppSettings
 from examples.shared_app.app import create_app as create_shared_app
 from examples.shared_app.cas_app import CasSettings, create_cas_app
+from examples.shared_app.saml_app import SamlSettings, create_saml_app
 from tests.idp.live_server import bind_loopback
 
 READY_TIMEOUT = 10.0
@@ -99,11 +101,31 @@ def run_shared_cas_app(
         yield SharedApp(base_url=base_url, client_id=settings.service_url)
 
 
+@contextmanager
+def run_shared_saml_app(
+    *, idp_metadata_url: str, key_dir: Path, sock: socket.socket, name: str
+) -> Iterator[SharedApp]:
+    """The demo app's SAML variant on ``sock``, its key pair made in ``key_dir``; register its
+    metadata (``<base URL>/saml/metadata``) before signing in. ``client_id`` is its entity ID."""
+    port = port_of(sock)
+    settings = SamlSettings(
+        idp_metadata_url=idp_metadata_url,
+        base_url=f"http://127.0.0.1:{port}",
+        key_file=key_dir / "sp.key",
+        cert_file=key_dir / "sp.crt",
+        name=name,
+        cookie_name=f"shared_saml_app_{port}",
+    )
+    with serve(create_saml_app(settings), sock, name=f"shared-saml-app-{port}"):
+        yield SharedApp(base_url=settings.base_url, client_id=settings.entity_id)
+
+
 __all__ = [
     "SharedApp",
     "bind_loopback",
     "port_of",
     "run_shared_app",
     "run_shared_cas_app",
+    "run_shared_saml_app",
     "serve",
 ]

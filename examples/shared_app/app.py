@@ -262,6 +262,35 @@ SIGNED_OUT_BODY = (
 )
 
 
+# Attributes commune-sso may release (by CAS and SAML alike), with the labels the app shows.
+ATTRIBUTE_LABELS = {
+    "name": "Họ và tên / Name",
+    "email": "Thư điện tử / E-mail",
+    "unit_code": "Mã đơn vị / Unit code",
+    "unit_name": "Đơn vị / Unit",
+    "province_code": "Mã tỉnh / Province code",
+    "province_name": "Tỉnh / Province",
+    "agency": "Cơ quan / Agency",
+    "position": "Chức vụ / Position",
+}
+
+
+def attribute_rows(attributes: Mapping[str, Any], *, skip: frozenset[str] = frozenset()) -> str:
+    """The released attributes as a table (values may be lists: SAML and CAS allow several)."""
+    rows = []
+    for key, value in attributes.items():
+        if key in skip:
+            continue
+        shown = ", ".join(value) if isinstance(value, list) else str(value)
+        rows.append(
+            f'<tr><th scope="row">{html.escape(ATTRIBUTE_LABELS.get(key, key))}</th>'
+            f'<td data-attribute="{html.escape(key)}">{html.escape(shown)}</td></tr>'
+        )
+    if not rows:
+        return "<p>Không có thuộc tính nào được cung cấp / No attributes released.</p>"
+    return '<table id="attributes">' + "".join(rows) + "</table>"
+
+
 def app_with_sessions(name: str, store: SessionStore, cookie_name: str, base_url: str) -> FastAPI:
     """The app, its sessions kept in ``store`` (also ``app.state.sessions``)."""
     app = FastAPI(title=name, docs_url=None, redoc_url=None, openapi_url=None)

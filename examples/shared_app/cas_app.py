@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import html
 from dataclasses import dataclass
-from typing import Any
 from urllib.parse import urlsplit
 
 from cas import CASClient
@@ -29,26 +28,19 @@ from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse,
 from lxml import etree
 from starlette.concurrency import run_in_threadpool
 
-from examples.shared_app.app import SIGNED_OUT_BODY, SessionStore, app_with_sessions, page
+from examples.shared_app.app import (
+    SIGNED_OUT_BODY,
+    SessionStore,
+    app_with_sessions,
+    attribute_rows,
+    page,
+)
 
 SAML_PROTOCOL = "urn:oasis:names:tc:SAML:2.0:protocol"
-# Attributes commune-sso may release, with the labels this app shows them under.
-ATTRIBUTE_LABELS = {
-    "name": "Họ và tên / Name",
-    "email": "Thư điện tử / E-mail",
-    "unit_code": "Mã đơn vị / Unit code",
-    "unit_name": "Đơn vị / Unit",
-    "province_code": "Mã tỉnh / Province code",
-    "province_name": "Tỉnh / Province",
-    "agency": "Cơ quan / Agency",
-    "position": "Chức vụ / Position",
-}
 # What CAS 3.0 itself adds to every validation (§2.5.2): about the sign-in, not the official.
-PROTOCOL_ATTRIBUTES = {
-    "authenticationDate",
-    "isFromNewLogin",
-    "longTermAuthenticationRequestTokenUsed",
-}
+PROTOCOL_ATTRIBUTES = frozenset(
+    {"authenticationDate", "isFromNewLogin", "longTermAuthenticationRequestTokenUsed"}
+)
 # A logoutRequest is a few hundred bytes; anything much bigger is not one.
 MAX_LOGOUT_REQUEST = 8192
 
@@ -111,21 +103,6 @@ def session_index_of(logout_request: str) -> str:
     return (indexes[0].text or "").strip()
 
 
-def _attribute_rows(attributes: dict[str, Any]) -> str:
-    rows = []
-    for key, value in attributes.items():
-        if key in PROTOCOL_ATTRIBUTES:
-            continue
-        shown = ", ".join(value) if isinstance(value, list) else str(value)
-        rows.append(
-            f'<tr><th scope="row">{html.escape(ATTRIBUTE_LABELS.get(key, key))}</th>'
-            f'<td data-attribute="{html.escape(key)}">{html.escape(shown)}</td></tr>'
-        )
-    if not rows:
-        return "<p>Không có thuộc tính nào được cung cấp / No attributes released.</p>"
-    return '<table id="attributes">' + "".join(rows) + "</table>"
-
-
 def create_cas_app(settings: CasSettings) -> FastAPI:
     store = SessionStore()
     cas = CASClient(version=3, service_url=settings.service_url, server_url=settings.cas_url)
@@ -147,7 +124,7 @@ def create_cas_app(settings: CasSettings) -> FastAPI:
             settings.name,
             f'<p id="status">Đăng nhập với tên / Signed in as <strong>{name}</strong></p>'
             "<h2>Thuộc tính nhận được / Attributes released</h2>"
-            f"{_attribute_rows(user.get('attributes') or {})}"
+            f"{attribute_rows(user.get('attributes') or {}, skip=PROTOCOL_ATTRIBUTES)}"
             '<a class="button" id="logout" href="/logout">Đăng xuất / Sign out</a>',
         )
 

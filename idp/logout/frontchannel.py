@@ -67,8 +67,10 @@ def page_headers(urls: Sequence[str], continue_url: str | None) -> dict[str, str
     headers: dict[str, str] = {}
     origins = frame_origins(urls)
     if origins:
+        # 'self': a SAML SP answers our LogoutRequest by sending its iframe back to our SLO
+        # endpoint with a LogoutResponse (SAML Profiles §4.4.3.4).
         headers["Content-Security-Policy"] = (
-            f"{CONTENT_SECURITY_POLICY}; frame-src {' '.join(origins)}"
+            f"{CONTENT_SECURITY_POLICY}; frame-src 'self' {' '.join(origins)}"
         )
     if continue_url:
         headers["Refresh"] = f"{REDIRECT_DELAY}; url={continue_url}"

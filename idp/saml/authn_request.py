@@ -7,7 +7,7 @@ oracle); one that fails after that is answered at the ACS with a SAML status
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 from lxml import etree
@@ -16,6 +16,11 @@ from sqlalchemy.orm import Session
 from core.clock import Clock
 from idp.models import SamlServiceProvider
 from idp.saml import replay_cache, service_providers
+from idp.saml.authn_context import (
+    InvalidRequestedContext,
+    RequestedContext,
+    requested_context,
+)
 from idp.saml.bindings import HTTP_POST, HTTP_REDIRECT, ReceivedMessage, redirect_signature_is_valid
 from idp.saml.vocabulary import (
     INVALID_NAME_ID_POLICY,
@@ -56,6 +61,8 @@ class AcceptedAuthnRequest:
     is_passive: bool
     name_id_format: str
     allow_create: bool
+    # RequestedAuthnContext; None: any class will do.
+    requested_context: RequestedContext | None = None
 
     def parked(self) -> dict[str, object]:
         """What the login interaction keeps (JSON) until the official has signed in."""
@@ -68,6 +75,9 @@ class AcceptedAuthnRequest:
             "is_passive": self.is_passive,
             "name_id_format": self.name_id_format,
             "allow_create": self.allow_create,
+            "requested_context": (
+                self.requested_context.as_params() if self.requested_context else None
+            ),
         }
 
     @classmethod
@@ -84,6 +94,7 @@ class AcceptedAuthnRequest:
             is_passive=bool(parked["is_passive"]),
             name_id_format=str(parked["name_id_format"]),
             allow_create=bool(parked["allow_create"]),
+            requested_context=RequestedContext.from_params(parked.get("requested_context")),
         )
 
 
@@ -284,4 +295,7 @@ def accept(
     )
     if accepted.name_id_format not in NAME_ID_FORMATS:
         raise StatusForSp(accepted, REQUESTER, INVALID_NAME_ID_POLICY)
-    return accepted
+    try:
+        return replace(accepted, requested_context=requested_context(root))
+    except InvalidRequestedContext as error:
+        raise StatusForSp(accepted, REQUESTER, None) from error

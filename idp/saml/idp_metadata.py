@@ -1,7 +1,8 @@
 """Our IdP metadata (SAML Metadata §2.4.3 IDPSSODescriptor) at a stable URL, which is also our
 entity ID: SSO and SLO endpoints for both bindings, the NameID formats, and one signing
-KeyDescriptor per published key, so a rotated key is announced before it signs (the key ring
-publishes a new key ahead of use, as for the JWKS). The document is signed by the active key."""
+KeyDescriptor per published RSA and EC (P-256) key, so a rotated key is announced before it
+signs (the key ring publishes a new key ahead of use, as for the JWKS). The document is signed
+by the active RSA key."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ METADATA_PATH = "/saml/metadata"
 SSO_PATH = "/saml/sso"
 SLO_PATH = "/saml/slo"
 SIGNING_ALG = "RS256"
+PUBLISHED_ALGS = ("RS256", "ES256")
 # SPs refetch at least this often, so a rotation published ahead (keys rotate
 # --publish-ahead) reaches them before the new key signs.
 CACHE_DURATION = "PT1H"
@@ -52,7 +54,13 @@ def document(*, issuer: str, keyring: KeyRing, now: datetime) -> bytes:
         protocolSupportEnumeration=PROTOCOL_NS,
         WantAuthnRequestsSigned="false",
     )
-    for certificate in keyring.published_certificates(alg=SIGNING_ALG, now=now):
+    # ES256 too: SPs that declare ECDSA only are signed for with it (xml_signatures).
+    certificates = [
+        certificate
+        for alg in PUBLISHED_ALGS
+        for certificate in keyring.published_certificates(alg=alg, now=now)
+    ]
+    for certificate in certificates:
         key_info = etree.SubElement(
             md(descriptor, "KeyDescriptor", use="signing"), etree.QName(DSIG_NS, "KeyInfo")
         )

@@ -18,7 +18,7 @@ from core.errors import Conflict, DomainError, NotFound
 from core.web.i18n import N_
 from idp.models import SamlServiceProvider
 from idp.released_attributes import RELEASABLE
-from idp.saml import sp_metadata
+from idp.saml import sp_metadata, xml_signatures
 from idp.saml.vocabulary import NAME_ID_FORMATS
 
 
@@ -89,6 +89,7 @@ def register(
     sp.name_id_format = chosen_format
     sp.attributes = list(dict.fromkeys(attributes))
     sp.encrypt_assertions = encrypt_assertions
+    sp.signing_methods = metadata.signing_methods
     session.flush()
     audit.record(
         session,
@@ -114,6 +115,8 @@ def as_dict(sp: SamlServiceProvider) -> dict[str, Any]:
         "name_id_format": sp.name_id_format,
         "attributes": list(sp.attributes),
         "encrypt_assertions": sp.encrypt_assertions,
+        "signing_methods": list(sp.signing_methods or []),
+        "signs_with": xml_signatures.key_alg_for(sp.signing_methods),
     }
 
 

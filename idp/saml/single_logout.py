@@ -168,6 +168,7 @@ def notices_for_sessions(
                             "name_id_format": target.name_id_format,
                             "session_indexes": target.session_indexes,
                             "destination": str(service["url"]),
+                            "signing_methods": target.sp.signing_methods,
                         }
                     ),
                 )
@@ -187,7 +188,7 @@ def soap_logout_request(payload: str, *, keyring: KeyRing, issuer: str, now: dat
         session_indexes=facts["session_indexes"],
         now=now,
     )
-    key = keyring.certified_signing_key(alg=idp_metadata.SIGNING_ALG, now=now)
+    key = xml_signatures.signing_key_for(keyring, facts.get("signing_methods"), now=now)
     envelope = etree.Element(
         etree.QName(SOAP_ENVELOPE_NS, "Envelope"), nsmap={"soap": SOAP_ENVELOPE_NS}
     )
@@ -209,7 +210,6 @@ def frontchannel_urls(
     targets = [t for t in participants(session, browser_session) if t.sp.id != except_sp_pk]
     if not targets:
         return []
-    key = keyring.certified_signing_key(alg=idp_metadata.SIGNING_ALG, now=now)
     urls = []
     for target in targets:
         if endpoint(target.sp, [SOAP_BINDING]) is not None:
@@ -229,5 +229,6 @@ def frontchannel_urls(
                 now=now,
             )
         )
+        key = xml_signatures.signing_key_for(keyring, target.sp.signing_methods, now=now)
         urls.append(bindings.redirect_url(location, "SAMLRequest", xml, relay_state=None, key=key))
     return urls

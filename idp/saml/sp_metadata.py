@@ -42,6 +42,9 @@ class SpMetadata:
     authn_requests_signed: bool = False
     want_assertions_signed: bool = False
     name_id_format: str = PERSISTENT
+    # alg:SigningMethod Algorithms, of the SPSSODescriptor or else the EntityDescriptor; None
+    # when the metadata declares none.
+    signing_methods: list[str] | None = None
 
 
 def _flag(element: etree._Element, name: str) -> bool:
@@ -91,6 +94,21 @@ def _display_name(descriptor: etree._Element, entity: etree._Element) -> str | N
         text = (candidate.text or "").strip()
         if text:
             return text[:200]
+    return None
+
+
+def declared_signing_methods(
+    descriptor: etree._Element, entity: etree._Element
+) -> list[str] | None:
+    """Metadata Profile for Algorithm Support §2.3: the role's own list wins over the
+    entity's; each Algorithm once, in order."""
+    for holder in (descriptor, entity):
+        methods = [
+            (method.get("Algorithm") or "").strip()
+            for method in holder.findall("md:Extensions/alg:SigningMethod", NAMESPACES)
+        ]
+        if any(methods):
+            return list(dict.fromkeys(method for method in methods if method))
     return None
 
 
@@ -180,6 +198,7 @@ def parse(document: bytes) -> SpMetadata:
         authn_requests_signed=authn_requests_signed,
         want_assertions_signed=_flag(descriptor, "WantAssertionsSigned"),
         name_id_format=supported[0] if supported else PERSISTENT,
+        signing_methods=declared_signing_methods(descriptor, entity),
     )
 
 

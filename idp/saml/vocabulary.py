@@ -9,6 +9,8 @@ METADATA_NS = "urn:oasis:names:tc:SAML:2.0:metadata"
 DSIG_NS = "http://www.w3.org/2000/09/xmldsig#"
 XENC_NS = "http://www.w3.org/2001/04/xmlenc#"
 MDUI_NS = "urn:oasis:names:tc:SAML:metadata:ui"
+# SAML V2.0 Metadata Profile for Algorithm Support: md:Extensions/alg:SigningMethod.
+ALG_NS = "urn:oasis:names:tc:SAML:metadata:algsupport"
 NAMESPACES = {
     "samlp": PROTOCOL_NS,
     "saml": ASSERTION_NS,
@@ -16,6 +18,7 @@ NAMESPACES = {
     "ds": DSIG_NS,
     "xenc": XENC_NS,
     "mdui": MDUI_NS,
+    "alg": ALG_NS,
 }
 
 # Bindings §3.4 and §3.5; responses go to an SP only by HTTP-POST (no artifacts here).
@@ -37,6 +40,7 @@ SUCCESS = "urn:oasis:names:tc:SAML:2.0:status:Success"
 REQUESTER = "urn:oasis:names:tc:SAML:2.0:status:Requester"
 RESPONDER = "urn:oasis:names:tc:SAML:2.0:status:Responder"
 NO_PASSIVE = "urn:oasis:names:tc:SAML:2.0:status:NoPassive"
+NO_AUTHN_CONTEXT = "urn:oasis:names:tc:SAML:2.0:status:NoAuthnContext"
 INVALID_NAME_ID_POLICY = "urn:oasis:names:tc:SAML:2.0:status:InvalidNameIDPolicy"
 PARTIAL_LOGOUT = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout"
 
@@ -54,8 +58,3 @@ EXCLUSIVE_C14N = "http://www.w3.org/2001/10/xml-exc-c14n#"
 def qualified(prefix: str, local: str) -> str:
     """``{namespace}local`` for lxml, e.g. ``qualified("samlp", "Response")``."""
     return f"{{{NAMESPACES[prefix]}}}{local}"
-
-
-def authn_context_class(amr: list[str]) -> str:
-    """A second factor (TOTP, a recovery code) counts as a time-synchronised token."""
-    return TIME_SYNC_TOKEN if "otp" in amr else PASSWORD_PROTECTED_TRANSPORT

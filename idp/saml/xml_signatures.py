@@ -1,7 +1,8 @@
 """Enveloped XML signatures (XML-DSig through ``signxml``; never our own canonicalisation) on
 our messages and on the messages of service providers.
 
-Ours: RSA-SHA256 (ECDSA-SHA256 with an ES256 key), SHA-256 digests, exclusive
+Ours: RSA-SHA256, or ECDSA-SHA256 (P-256) for an SP whose metadata declares it and not
+RSA-SHA256 (:func:`signing_key_for`), SHA-256 digests, exclusive
 canonicalisation, the certificate in KeyInfo, the Signature right after the Issuer (SAML Core
 §5.4.1, where the schema wants it).
 
@@ -13,8 +14,10 @@ back as signed — never the tree it was given. That is what defeats the signatu
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import replace
+from datetime import datetime
 
 from cryptography import x509
 from lxml import etree
@@ -29,7 +32,9 @@ from signxml import (
 from signxml.exceptions import InvalidInput, InvalidSignature
 
 from idp.saml.vocabulary import DSIG_NS, ECDSA_SHA256, RSA_SHA256, qualified
-from keys import CertifiedKey
+from keys import CertifiedKey, KeyRing, NoSigningKey
+
+log = logging.getLogger("commune_sso.saml")
 
 PLACEHOLDER_ID = "placeholder"  # signxml replaces <ds:Signature Id="placeholder"/> in place
 _ACCEPTED = SignatureConfiguration(
@@ -52,6 +57,31 @@ _ACCEPTED = SignatureConfiguration(
 
 class SignatureRefused(ValueError):
     """Missing, malformed, wrapped, or not by a certificate the SP registered."""
+
+
+def key_alg_for(signing_methods: Sequence[str] | None) -> str:
+    """The key ring algorithm to sign for an SP: ES256 when its metadata's SigningMethods
+    (Metadata Profile for Algorithm Support §2.3, the SP's accepted algorithms) include
+    ECDSA-SHA256 but not RSA-SHA256; RS256 otherwise, which every SP verifies."""
+    methods = signing_methods or ()
+    if ECDSA_SHA256 in methods and RSA_SHA256 not in methods:
+        return "ES256"
+    return "RS256"
+
+
+def signing_key_for(
+    keyring: KeyRing, signing_methods: Sequence[str] | None, *, now: datetime
+) -> CertifiedKey:
+    """Our certified key for an SP's declared signing methods (:func:`key_alg_for`)."""
+    alg = key_alg_for(signing_methods)
+    try:
+        return keyring.certified_signing_key(alg=alg, now=now)
+    except NoSigningKey:
+        if alg == "RS256":
+            raise
+        # A ring without an EC key signs with RSA rather than not at all; the SP will say.
+        log.warning("no %s key to sign for an SP that declares it; RS256 used", alg)
+        return keyring.certified_signing_key(alg="RS256", now=now)
 
 
 def signature_placeholder() -> etree._Element:

@@ -13,15 +13,28 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from pathlib import Path
 
+import httpx
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 from starlette.applications import Starlette
 
 from ca_admin.runtime import CaRuntime
 from core.clock import SystemClock
+from core.db import transaction
 from core.settings import Settings
-from tests.browser_support import SharedApp, bind_loopback, run_shared_app, serve
+from idp.cas import services as cas_services
+from idp.runtime import IdpRuntime
+from idp.saml import service_providers as saml_service_providers
+from tests.browser_support import (
+    SharedApp,
+    bind_loopback,
+    run_shared_app,
+    run_shared_cas_app,
+    run_shared_saml_app,
+    serve,
+)
 from tests.conftest import register_client
+from tests.idp.cas.cas_flow import place_at_work
 from tests.idp.live_server import issuer_for
 
 CHROMIUM = "/usr/bin/chromium"
@@ -140,6 +153,85 @@ def shared_apps(start_oidc_app: StartApp) -> StartApps:
         return start_oidc_app("A", "backchannel"), start_oidc_app("B", b_logout)
 
     return start
+
+
+CAS_SERVICE_PATH = "/cas/callback"
+ALL_ATTRIBUTES = ["name", "email", "unit", "province", "agency", "position"]
+
+
+@pytest.fixture
+def official_at_work(runtime: IdpRuntime, official):
+    """The official placed in a ward, so that every attribute group has a value."""
+    place_at_work(runtime, official)
+    return official
+
+
+@pytest.fixture
+def cas_app(runtime: IdpRuntime, provider: str, official_at_work) -> Iterator[SharedApp]:
+    """The CAS demo app, registered by its exact service URL with every attribute group."""
+    with ExitStack() as stack:
+        sock = bind_loopback()
+        stack.callback(sock.close)
+        service_url = f"http://127.0.0.1:{sock.getsockname()[1]}{CAS_SERVICE_PATH}"
+        with transaction(runtime.session_factory) as session:
+            cas_services.register(
+                session=session,
+                clock=runtime.clock,
+                actor="test",
+                service_id="demo-cas",
+                name="Quản lý văn bản (CAS)",
+                url=service_url,
+                attributes=ALL_ATTRIBUTES,
+            )
+        yield stack.enter_context(
+            run_shared_cas_app(
+                cas_url=f"{provider}/cas/",
+                service_path=CAS_SERVICE_PATH,
+                sock=sock,
+                name="Quản lý văn bản (CAS)",
+            )
+        )
+
+
+@pytest.fixture
+def start_saml_app(
+    runtime: IdpRuntime, provider: str, official_at_work, tmp_path: Path
+) -> Iterator[StartApp]:
+    """``start_saml_app(encrypt_assertions=False)``: the SAML demo app running, registered
+    from its own metadata URL (as ``commune-sso saml add-sp --metadata <URL>`` does) with
+    every attribute group."""
+    with ExitStack() as stack:
+
+        def start(*, encrypt_assertions: bool = False) -> SharedApp:
+            sock = bind_loopback()
+            stack.callback(sock.close)
+            app = stack.enter_context(
+                run_shared_saml_app(
+                    idp_metadata_url=f"{provider}/saml/metadata",
+                    key_dir=tmp_path / f"saml-app-{sock.getsockname()[1]}",
+                    sock=sock,
+                    name="Một cửa điện tử (SAML)",
+                )
+            )
+            metadata = httpx.get(app.url("/saml/metadata"), timeout=10.0)
+            metadata.raise_for_status()
+            with transaction(runtime.session_factory) as session:
+                saml_service_providers.register(
+                    session=session,
+                    clock=runtime.clock,
+                    actor="test",
+                    metadata_xml=metadata.content,
+                    attributes=ALL_ATTRIBUTES,
+                    encrypt_assertions=encrypt_assertions,
+                )
+            return app
+
+        yield start
+
+
+@pytest.fixture
+def saml_app(start_saml_app: StartApp) -> SharedApp:
+    return start_saml_app()
 
 
 # Module scope, not session: Playwright's sync API runs an event loop in the main thread

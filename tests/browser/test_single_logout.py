@@ -63,6 +63,30 @@ def sign_in_without_password(page: Page, app: SharedApp) -> None:
     expect(page.locator("#status")).to_contain_text(SIGNED_IN)
 
 
+def expect_attributes_in_vietnamese(page: Page) -> None:
+    """The demo app (CAS or SAML) shows every attribute group of the official at work."""
+    attributes = page.locator("#attributes")
+    for label, value in (
+        ("Họ và tên", "Nguyễn Văn An"),
+        ("Thư điện tử", "an.nv@laocai.gov.vn"),
+        ("Đơn vị", "Phường Cam Đường"),
+        ("Tỉnh", "Tỉnh Lào Cai"),
+        ("Cơ quan", "UBND phường Cam Đường"),
+        ("Chức vụ", "Phó Chủ tịch"),
+    ):
+        expect(attributes).to_contain_text(label)
+        expect(attributes).to_contain_text(value)
+    expect(page.locator('[data-attribute="unit_code"]')).to_have_text("02647")
+
+
+def sign_out_at(page: Page, app: SharedApp) -> None:
+    """Sign out with the app's button and land on its post-logout page."""
+    page.goto(app.url("/"))
+    page.locator("#logout").click()
+    page.wait_for_url(logged_out_page(app))
+    expect(page.locator("#status")).to_contain_text(NOT_SIGNED_IN)
+
+
 def expect_signed_out(page: Page, app: SharedApp, within: float = 5.0) -> None:
     """The app's page shows signed out (a notice may take a moment: reload until it does)."""
     deadline = time.monotonic() + within

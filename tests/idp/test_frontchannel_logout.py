@@ -54,7 +54,7 @@ def test_logged_out_page_frames_each_app_with_iss_and_sid(app, runtime, official
     assert parse_qs(urlsplit(framed_a).query) == {"app": ["a"], "iss": [ISSUER], "sid": [sid]}
     # Not session-required: the bare URI, the app ends the session its cookie names.
     assert f"{APP_ORIGIN}/fcl-b" in urls
-    assert frame_src(page) == f"frame-src {APP_ORIGIN}"
+    assert frame_src(page) == f"frame-src 'self' {APP_ORIGIN}"
     assert page.headers["content-security-policy"].startswith(CONTENT_SECURITY_POLICY)
     assert "refresh" not in page.headers  # nowhere to go on to
     # The iframes are hidden and the official sees the usual page.

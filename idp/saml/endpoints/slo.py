@@ -21,7 +21,14 @@ from starlette.responses import Response
 from idp.logout import session_end
 from idp.models import BrowserSession, SamlSessionParticipant
 from idp.request_scope import RequestScope, run_in_request_scope
-from idp.saml import bindings, idp_metadata, pages, service_providers, single_logout
+from idp.saml import (
+    bindings,
+    idp_metadata,
+    pages,
+    service_providers,
+    single_logout,
+    xml_signatures,
+)
 from idp.saml.authn_request import RequestRefused, check_request, check_signature, issuer_of
 from idp.saml.endpoints.sso import MAX_POSTED_FIELD, received_message
 from idp.saml.vocabulary import HTTP_POST, HTTP_REDIRECT, NAMESPACES, qualified
@@ -92,7 +99,7 @@ def _logout_request(scope: RequestScope, message: bindings.ReceivedMessage) -> R
             scope, client_name=sp.name, frontchannel_urls=frontchannel_urls, continue_url=None
         )
     now = runtime.clock.now()
-    key = runtime.keyring.certified_signing_key(alg=idp_metadata.SIGNING_ALG, now=now)
+    key = xml_signatures.signing_key_for(runtime.keyring, sp.signing_methods, now=now)
     location = str(service["response_url"])
     answer = single_logout.logout_response(
         issuer=idp_metadata.entity_id(runtime.settings.issuer),
@@ -130,9 +137,17 @@ def _logout_request(scope: RequestScope, message: bindings.ReceivedMessage) -> R
 def single_logout_service(scope: RequestScope) -> Response:
     source = dict(scope.http.form if scope.http.method == "POST" else scope.http.query)
     if "SAMLResponse" in source and "SAMLRequest" not in source:
-        # An SP's answer to our LogoutRequest, loaded in the logged-out page's iframe.
-        return session_end.logged_out_page(
-            scope, client_name=None, frontchannel_urls=[], continue_url=None
+        # An SP's answer to our LogoutRequest, in the hidden iframe of our own logged-out
+        # page: nothing to show, and only our page may frame it.
+        return Response(
+            "<!doctype html><title>Signed out</title>",
+            media_type="text/html",
+            headers={
+                "Cache-Control": "no-store",
+                "Content-Security-Policy": "default-src 'none'; frame-ancestors 'self'",
+                "X-Content-Type-Options": "nosniff",
+                "Referrer-Policy": "no-referrer",
+            },
         )
     try:
         message = received_message(scope, "SAMLRequest")

@@ -23,10 +23,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from core import audit
-from idp import released_attributes, sessions
+from idp import mfa, released_attributes, sessions
 from idp.models import BrowserSession, SamlServiceProvider, SamlSessionParticipant
 from idp.request_scope import RequestScope, run_in_request_scope
 from idp.saml import (
+    authn_context,
     authn_request,
     bindings,
     encryption,
@@ -36,16 +37,17 @@ from idp.saml import (
     responses,
     service_providers,
     sp_metadata,
+    xml_signatures,
 )
 from idp.saml.authn_request import AcceptedAuthnRequest, RequestRefused, StatusForSp
 from idp.saml.service_providers import audit_target
 from idp.saml.vocabulary import (
     HTTP_POST,
     INVALID_NAME_ID_POLICY,
+    NO_AUTHN_CONTEXT,
     NO_PASSIVE,
     REQUESTER,
     RESPONDER,
-    authn_context_class,
 )
 from idp.web import login as login_pages
 from keys import CertifiedKey
@@ -67,9 +69,9 @@ def received_message(scope: RequestScope, parameter: str) -> bindings.ReceivedMe
     return bindings.from_redirect(dict(scope.http.query), raw_query, parameter)
 
 
-def _signing_key(scope: RequestScope) -> CertifiedKey:
-    return scope.runtime.keyring.certified_signing_key(
-        alg=idp_metadata.SIGNING_ALG, now=scope.runtime.clock.now()
+def _signing_key(scope: RequestScope, sp: SamlServiceProvider) -> CertifiedKey:
+    return xml_signatures.signing_key_for(
+        scope.runtime.keyring, sp.signing_methods, now=scope.runtime.clock.now()
     )
 
 
@@ -93,7 +95,7 @@ def _post_status(
         destination=request.acs_url,
         in_response_to=request.request_id,
         now=scope.runtime.clock.now(),
-        key=_signing_key(scope),
+        key=_signing_key(scope, request.sp),
         status=status,
         sub_status=sub_status,
     )
@@ -129,6 +131,12 @@ def _post_assertion(
     runtime, session = scope.runtime, scope.session
     now = runtime.clock.now()
     sp, account = request.sp, browser_session.account
+    context_class = authn_context.class_to_state(
+        request.requested_context, list(browser_session.amr)
+    )
+    if context_class is None:
+        # Even after signing in (again) the session does not satisfy RequestedAuthnContext.
+        return _post_status(scope, request, RESPONDER, NO_AUTHN_CONTEXT)
     name_id = name_ids.name_id_for(
         session=session,
         clock=runtime.clock,
@@ -151,7 +159,7 @@ def _post_assertion(
     )
     attributes = released_attributes.released(session, account, sp.attributes)
     issuer = idp_metadata.entity_id(runtime.settings.issuer)
-    key = _signing_key(scope)
+    key = _signing_key(scope, sp)
     assertion = responses.assertion(
         issuer=issuer,
         audience=sp.entity_id,
@@ -163,7 +171,7 @@ def _post_assertion(
             session_index=session_index,
             authn_instant=browser_session.auth_time,
             session_not_on_or_after=browser_session.expires_at,
-            authn_context_class=authn_context_class(list(browser_session.amr)),
+            authn_context_class=context_class,
             attributes=attributes,
         ),
         now=now,
@@ -196,6 +204,7 @@ def _post_assertion(
             "force_authn": request.force_authn,
             "unsolicited": request.request_id is None,
             "encrypted": sp.encrypt_assertions,
+            "authn_context": context_class,
         },
     )
     return _post_response(scope, request, xml)
@@ -214,11 +223,33 @@ def _park(scope: RequestScope, request: AcceptedAuthnRequest) -> str:
     )
 
 
+def _needs_stronger_sign_in(
+    scope: RequestScope, request: AcceptedAuthnRequest, browser_session: BrowserSession
+) -> bool | None:
+    """Whether the session falls short of RequestedAuthnContext (Core §3.3.2.2.1): False when
+    it satisfies it; True when signing in again would (a second factor enrolled, which the
+    login then requires); None when nothing we offer would."""
+    requested = request.requested_context
+    if authn_context.class_to_state(requested, list(browser_session.amr)) is not None:
+        return False
+    if mfa.has_totp(scope.session, browser_session.account):
+        return True
+    return None
+
+
 def _proceed(scope: RequestScope, request: AcceptedAuthnRequest, handle: str | None) -> Response:
+    if not authn_context.satisfiable_at_all(request.requested_context):
+        return _post_status(scope, request, RESPONDER, NO_AUTHN_CONTEXT)
     browser_session = login_pages.signed_in_session(scope)
-    if request.is_passive and (browser_session is None or request.force_authn):
+    sign_in_again = request.force_authn
+    if browser_session is not None and not sign_in_again:
+        shortfall = _needs_stronger_sign_in(scope, request, browser_session)
+        if shortfall is None:
+            return _post_status(scope, request, RESPONDER, NO_AUTHN_CONTEXT)
+        sign_in_again = shortfall
+    if request.is_passive and (browser_session is None or sign_in_again):
         return _post_status(scope, request, RESPONDER, NO_PASSIVE)
-    if browser_session is not None and not request.force_authn:
+    if browser_session is not None and not sign_in_again:
         return _post_assertion(scope, request, browser_session)
     handle = handle or _park(scope, request)
     return login_pages.render_login_form(

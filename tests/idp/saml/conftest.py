@@ -9,10 +9,11 @@ import pytest
 from starlette.testclient import TestClient
 
 from core.db import transaction
+from idp import mfa, totp
 from idp.runtime import IdpRuntime
 from idp.saml import service_providers
 from tests.conftest import ISSUER
-from tests.idp.cas.cas_flow import place_at_work
+from tests.idp.cas.cas_flow import hidden_inputs, place_at_work
 from tests.idp.saml.pysaml2_sp import (
     ServiceProvider,
     sp_config,
@@ -54,3 +55,40 @@ def sp(
     idp_metadata = web.get("/saml/metadata").text
     config = sp_config(key_path=key_path, cert_path=cert_path, idp_metadata=idp_metadata)
     return ServiceProvider(config, IDP_ENTITY_ID)
+
+
+def enrol_totp(runtime: IdpRuntime, official: Any) -> bytes:
+    """TOTP enrolled for the official a minute ago (so the next sign-in's code is of a later
+    time step); returns the secret."""
+    runtime.clock.advance(-60)
+    with transaction(runtime.session_factory) as session:
+        account = session.merge(official)
+        mfa.start_enrolment(
+            session=session,
+            clock=runtime.clock,
+            server_secret=runtime.server_secret,
+            account=account,
+        )
+        pending = mfa.pending_enrolment(
+            session=session, server_secret=runtime.server_secret, account=account, issuer_name="x"
+        )
+        assert pending is not None
+        secret = pending.secret
+        assert mfa.confirm_enrolment(
+            session=session,
+            clock=runtime.clock,
+            server_secret=runtime.server_secret,
+            account=account,
+            code=totp.totp(secret, runtime.clock.now()),
+        )
+    runtime.clock.advance(60)
+    return secret
+
+
+def submit_code(web: TestClient, runtime: IdpRuntime, otp_page: Any, secret: bytes) -> Any:
+    """The second step of the login form: the current TOTP code."""
+    assert 'name="code"' in otp_page.text
+    return web.post(
+        "/login/otp",
+        data={**hidden_inputs(otp_page.text), "code": totp.totp(secret, runtime.clock.now())},
+    )

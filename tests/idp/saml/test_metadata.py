@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from lxml import etree
 from signxml import XMLVerifier
 from starlette.testclient import TestClient
@@ -26,8 +27,11 @@ def key_dir(tmp_path: Path) -> Path:
     return tmp_path / "keys"
 
 
-def signing_certificates(root: etree._Element) -> list[x509.Certificate]:
-    return [
+def signing_certificates(
+    root: etree._Element, key_type: type = rsa.RSAPublicKey
+) -> list[x509.Certificate]:
+    """The signing certificates of the metadata whose keys are of ``key_type``."""
+    certificates = [
         x509.load_der_x509_certificate(base64.b64decode(text.text))
         for text in root.findall(
             "md:IDPSSODescriptor/md:KeyDescriptor[@use='signing']/ds:KeyInfo/ds:X509Data/"
@@ -35,6 +39,7 @@ def signing_certificates(root: etree._Element) -> list[x509.Certificate]:
             MD,
         )
     ]
+    return [c for c in certificates if isinstance(c.public_key(), key_type)]
 
 
 def test_metadata_is_signed_and_complete(web: TestClient) -> None:
@@ -43,6 +48,9 @@ def test_metadata_is_signed_and_complete(web: TestClient) -> None:
     root = etree.fromstring(reply.content)
     assert root.get("entityID") == f"{ISSUER}/saml/metadata"
     (certificate,) = signing_certificates(root)
+    # The P-256 key's certificate too, for SPs that declare ECDSA only.
+    (ec_certificate,) = signing_certificates(root, ec.EllipticCurvePublicKey)
+    assert isinstance(ec_certificate.public_key().curve, ec.SECP256R1)
     verified = XMLVerifier().verify(root, x509_cert=certificate, id_attribute="ID")
     assert verified.signed_xml.get("entityID") == root.get("entityID")
     descriptor = root.find("md:IDPSSODescriptor", MD)

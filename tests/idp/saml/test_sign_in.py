@@ -16,10 +16,10 @@ from starlette.testclient import TestClient
 
 from core import audit
 from core.db import transaction
-from idp import mfa, totp
 from idp.runtime import IdpRuntime
 from idp.saml.vocabulary import PASSWORD_PROTECTED_TRANSPORT, TIME_SYNC_TOKEN
-from tests.idp.cas.cas_flow import hidden_inputs, is_login_form, submit_password
+from tests.idp.cas.cas_flow import is_login_form, submit_password
+from tests.idp.saml.conftest import enrol_totp, submit_code
 from tests.idp.saml.pysaml2_sp import (
     ACS_URL,
     PostedForm,
@@ -150,37 +150,11 @@ def test_is_passive_with_a_session_signs_in_without_the_form(
 def test_totp_sign_in_is_a_time_sync_token(
     web: TestClient, sp: ServiceProvider, runtime: IdpRuntime, official_at_work: Any
 ) -> None:
-    # Enrolled a minute ago, so the sign-in's code is of a later time step.
-    runtime.clock.advance(-60)
-    with transaction(runtime.session_factory) as session:
-        account = session.merge(official_at_work)
-        mfa.start_enrolment(
-            session=session,
-            clock=runtime.clock,
-            server_secret=runtime.server_secret,
-            account=account,
-        )
-        pending = mfa.pending_enrolment(
-            session=session, server_secret=runtime.server_secret, account=account, issuer_name="x"
-        )
-        assert pending is not None
-        secret = pending.secret
-        assert mfa.confirm_enrolment(
-            session=session,
-            clock=runtime.clock,
-            server_secret=runtime.server_secret,
-            account=account,
-            code=totp.totp(secret, runtime.clock.now()),
-        )
-    runtime.clock.advance(60)
+    secret = enrol_totp(runtime, official_at_work)
     request_id, info = sp.authn_request()
     page = follow_to_sp(web, send_to_idp(web, info))
     otp_page = follow_to_sp(web, submit_password(web, page))
-    assert 'name="code"' in otp_page.text
-    answer = web.post(
-        "/login/otp",
-        data={**hidden_inputs(otp_page.text), "code": totp.totp(secret, runtime.clock.now())},
-    )
+    answer = submit_code(web, runtime, otp_page, secret)
     response = sp.parse_response(posted_form(follow_to_sp(web, answer)), request_id)
     assert response.authn_info()[0][0] == TIME_SYNC_TOKEN
 

@@ -151,6 +151,12 @@ def test_logout_elsewhere_sends_the_sp_a_logout_request(
     encoded = parse_qs(urlsplit(location).query)["SAMLResponse"][0]
     answer = zlib.decompress(base64.b64decode(encoded), -zlib.MAX_WBITS).decode()
     assert STATUS_SUCCESS in answer  # pysaml2 found its user and logged it out
-    # The SP's answer, loaded in its iframe, lands on our SLO endpoint without harm.
-    assert web.get(location).status_code == 200
+    # The SP's answer, loaded in its iframe, lands on our SLO endpoint without harm, and may
+    # be framed by our own logged-out page (whose frame-src allows our origin for it).
+    answered = web.get(location)
+    assert answered.status_code == 200
+    assert "frame-ancestors 'self'" in answered.headers["content-security-policy"]
+    assert (
+        "frame-src 'self' https://vanban.laocai.gov.vn" in page.headers["content-security-policy"]
+    )
     assert session_is_over(web, sp)
