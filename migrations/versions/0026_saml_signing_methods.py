@@ -2,7 +2,7 @@
 Profile for Algorithm Support), so that an SP declaring ECDSA only gets ECDSA signatures
 
 Revision ID: 0026
-Revises: 0022
+Revises: 0024
 Create Date: 2026-12-07 16:30:00
 """
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0026"
-down_revision = "0022"
+down_revision = "0024"
 branch_labels = None
 depends_on = None
 
