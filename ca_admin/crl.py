@@ -8,6 +8,7 @@ copies the immutable builder each time, quadratic in the number of entries (PITF
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 
 from cryptography import x509
@@ -19,6 +20,9 @@ from ca_admin.models import Authority, IssuedCertificate, PublishedCrl
 from ca_admin.runtime import CaRuntime
 from ca_admin.signing import signature_parameters
 from core import audit
+from keys.errors import KeyUnavailable
+
+log = logging.getLogger(__name__)
 
 REVOKED_STATUSES = ("revoked", "hold")
 
@@ -121,6 +125,7 @@ def publish(
         next_update=next_update,
     )
     authority.crl_number = number
+    authority.crl_pending_since = None
     published = session.get(PublishedCrl, authority.id)
     entries = len(crl)
     der = crl.public_bytes(Encoding.DER)
@@ -150,8 +155,40 @@ def publish(
     return published
 
 
+def publish_or_defer(
+    *, session: Session, runtime: CaRuntime, authority: Authority, actor: str, cause: str
+) -> PublishedCrl | None:
+    """:func:`publish`, or with the CA key unavailable (an HSM token pulled or unreachable),
+    record that a CRL is owed and audit it: the change that needs the CRL still commits, and
+    the maintenance pass (:func:`refresh_due`) signs the CRL as soon as the key is back."""
+    try:
+        # publish() signs before it writes anything: a refusal of the key leaves no trace.
+        return publish(
+            session=session, runtime=runtime, authority=authority, actor=actor, cause=cause
+        )
+    except KeyUnavailable as error:
+        log.warning("CRL of %s deferred: the CA key is unavailable (%s)", authority.name, error)
+        if authority.crl_pending_since is not None:
+            return None  # already owed and audited: the maintenance pass retries quietly
+        authority.crl_pending_since = runtime.clock.now()
+        audit.record(
+            session,
+            clock=runtime.clock,
+            actor=actor,
+            action="ca.crl.deferred",
+            target=f"ca:{authority.name}",
+            details={
+                "cause": cause,
+                "pending_since": authority.crl_pending_since.isoformat(),
+                "error": str(error)[:300],
+            },
+        )
+        return None
+
+
 def refresh_due(*, session: Session, runtime: CaRuntime, actor: str) -> list[PublishedCrl]:
-    """Re-sign every online CA's CRL that is within ``crl_refresh_before`` of its nextUpdate.
+    """Re-sign every online CA's CRL that is within ``crl_refresh_before`` of its nextUpdate,
+    or that owes a change (:func:`publish_or_defer`).
 
     The root is skipped: its key is meant to be offline, and its CRL lives a year.
     """
@@ -159,14 +196,15 @@ def refresh_due(*, session: Session, runtime: CaRuntime, actor: str) -> list[Pub
     refreshed = []
     for authority in session.scalars(select(Authority).where(Authority.role == "issuing")):
         current = session.get(PublishedCrl, authority.id)
-        if current is None or current.next_update - now <= runtime.crl_refresh_before:
-            refreshed.append(
-                publish(
-                    session=session,
-                    runtime=runtime,
-                    authority=authority,
-                    actor=actor,
-                    cause="schedule",
-                )
+        owed = authority.crl_pending_since is not None
+        if owed or current is None or current.next_update - now <= runtime.crl_refresh_before:
+            published = publish_or_defer(
+                session=session,
+                runtime=runtime,
+                authority=authority,
+                actor=actor,
+                cause="backlog" if owed else "schedule",
             )
+            if published is not None:
+                refreshed.append(published)
     return refreshed

@@ -46,6 +46,8 @@ class Authority(Base):
     ocsp_key_uri: Mapped[str | None] = mapped_column(String(500))
     ocsp_certificate_der: Mapped[bytes | None] = mapped_column(LargeBinary)
     crl_number: Mapped[int] = mapped_column(Integer, default=0)
+    # A change (revocation, hold, release) not yet in a signed CRL: the key was unavailable.
+    crl_pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

@@ -33,6 +33,7 @@ from ca_admin import ocsp
 from ca_admin.models import IssuedCertificate, PreproducedOcspResponse
 from ca_admin.runtime import CaRuntime
 from core.db import transaction
+from keys.errors import KeyUnavailable
 
 REFRESH_BATCH = 500  # answers signed per transaction by the maintenance pass
 
@@ -55,11 +56,18 @@ class StatusRow(Protocol):
     def revocation_reason(self) -> str | None: ...
 
 
-def produce(*, session: Session, runtime: CaRuntime, certificates: Iterable[StatusRow]) -> int:
+def produce(
+    *,
+    session: Session,
+    runtime: CaRuntime,
+    certificates: Iterable[StatusRow],
+    refreshing: bool = False,
+) -> int:
     """Sign and store the current answer of each certificate in the caller's transaction.
 
     A certificate whose CA has no OCSP signer (the root's) gets none; if one was stored, it is
-    deleted rather than left saying something older. Returns the number signed.
+    deleted rather than left saying something older; so is one whose signer's key is absent,
+    unless ``refreshing`` (the status did not change). Returns the number signed.
     """
     authorities = runtime.authorities(session)
     now = runtime.clock.now().replace(microsecond=0)
@@ -77,6 +85,24 @@ def produce(*, session: Session, runtime: CaRuntime, certificates: Iterable[Stat
         status = ocsp.certificate_status(
             (certificate.status, certificate.revoked_at, certificate.revocation_reason)
         )
+        try:
+            der = ocsp.sign_status(
+                runtime=runtime,
+                authority=authority,
+                algorithm=hashes.SHA1(),  # noqa: S303 — RFC 5019 §2.1.1 CertID
+                issuer_name_hash=authority.name_hash_sha1,
+                issuer_key_hash=authority.key_hash_sha1,
+                serial_number=int(certificate.serial, 16),
+                status=status,
+                this_update=now,
+            )
+        except KeyUnavailable:
+            # The signer's key is absent (HSM token). After a status change the stored answer
+            # is out of date and goes: the responder answers tryLater until the maintenance
+            # pass signs a new one. A refresh keeps the old one, still true until nextUpdate.
+            if not refreshing:
+                unsigned.append(certificate.serial)
+            continue
         signed.append(
             {
                 "serial": certificate.serial,
@@ -84,16 +110,7 @@ def produce(*, session: Session, runtime: CaRuntime, certificates: Iterable[Stat
                 "status": status.label,
                 "this_update": now,
                 "next_update": now + runtime.ocsp_lifetime,
-                "der": ocsp.sign_status(
-                    runtime=runtime,
-                    authority=authority,
-                    algorithm=hashes.SHA1(),  # noqa: S303 — RFC 5019 §2.1.1 CertID
-                    issuer_name_hash=authority.name_hash_sha1,
-                    issuer_key_hash=authority.key_hash_sha1,
-                    serial_number=int(certificate.serial, 16),
-                    status=status,
-                    this_update=now,
-                ),
+                "der": der,
             }
         )
     if signed:
@@ -151,7 +168,7 @@ def _refresh_batch(session: Session, runtime: CaRuntime) -> int:
             .with_for_update(of=_CERTIFICATES, skip_locked=True)
         )
         rows += session.connection().execute(missing)
-    return produce(session=session, runtime=runtime, certificates=rows)
+    return produce(session=session, runtime=runtime, certificates=rows, refreshing=True)
 
 
 def refresh_due(runtime: CaRuntime) -> int:

@@ -263,4 +263,6 @@ def publish_crls(session: Session, runtime: CaRuntime, actor: str, authority_ids
     for authority_id in sorted(authority_ids):
         authority = session.get(Authority, authority_id)
         assert authority is not None
-        crl.publish(session=session, runtime=runtime, authority=authority, actor=actor)
+        crl.publish_or_defer(
+            session=session, runtime=runtime, authority=authority, actor=actor, cause="revocation"
+        )

@@ -33,7 +33,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from ca_admin import certificate_requests, crl, hierarchy, revocation, unit_merger
 from ca_admin.certificate_requests import Submission
 from ca_admin.errors import ApprovalRefused
-from ca_admin.models import Approval, Authority, CertificateRequest, IssuedCertificate
+from ca_admin.models import Approval, Authority, CertificateRequest, IssuedCertificate, PublishedCrl
 from ca_admin.officials import OfficialIdentity, usernames_of
 from ca_admin.profiles import dn_text
 from ca_admin.revocation import END_ENTITY_REASONS
@@ -578,7 +578,21 @@ def _status_change(
             changed = revocation.revoke(
                 session=session, runtime=runtime, actor=actor, serial=serial, **options
             )
-        return certificate_as_dict(changed, authority_names(session))
+        issuer = session.get(Authority, changed.authority_id)
+        owed = issuer.crl_pending_since if issuer is not None else None
+        return {
+            **certificate_as_dict(changed, authority_names(session)),
+            "crl_owed_since": iso(owed),
+        }
+
+
+def _crl_outcome(data: dict[str, Any]) -> str:
+    if data["crl_owed_since"]:
+        return (
+            "the CA key is unavailable: the CRL is signed as soon as it is back "
+            "(see `ca authorities`); OCSP answers tryLater meanwhile"
+        )
+    return "a new CRL is published"
 
 
 @ca_app.command("revoke")
@@ -600,7 +614,7 @@ def ca_revoke(
     if as_json:
         emit(data)
         return
-    console.print(f"revoked {data['serial']} ({reason}); a new CRL is published")
+    console.print(f"revoked {data['serial']} ({reason}); {_crl_outcome(data)}")
 
 
 @ca_app.command("hold")
@@ -611,7 +625,7 @@ def ca_hold(
 ) -> None:
     """Suspend a certificate (certificateHold); `ca release` undoes it."""
     data = _status_change(serial, as_admin, "revoke", reason="certificateHold")
-    emit(data) if as_json else console.print(f"{data['serial']} is on hold")
+    emit(data) if as_json else console.print(f"{data['serial']} is on hold; {_crl_outcome(data)}")
 
 
 @ca_app.command("release")
@@ -622,11 +636,49 @@ def ca_release(
 ) -> None:
     """Take a certificate off hold."""
     data = _status_change(serial, as_admin, "release")
-    emit(data) if as_json else console.print(f"{data['serial']} is valid again")
+    emit(data) if as_json else console.print(
+        f"{data['serial']} is valid again; {_crl_outcome(data)}"
+    )
 
 
 # --------------------------------------------------------------------------------------------
 # reading
+
+
+@ca_app.command("authorities")
+def ca_authorities(as_json: JsonOption = False) -> None:
+    """The CAs, their CRLs, and any CRL owed since the CA key became unavailable."""
+    runtime = ca_runtime()
+    with clean_errors(), transaction(runtime.session_factory) as session:
+        rows: list[dict[str, Any]] = []
+        for authority in session.scalars(select(Authority).order_by(Authority.id)):
+            published = session.get(PublishedCrl, authority.id)
+            rows.append(
+                {
+                    "name": authority.name,
+                    "role": authority.role,
+                    "active": authority.active,
+                    "subject": authority.subject,
+                    "not_after": iso(authority.not_after),
+                    "crl_number": authority.crl_number,
+                    "crl_next_update": iso(published.next_update) if published else None,
+                    "crl_owed_since": iso(authority.crl_pending_since),
+                }
+            )
+    if as_json:
+        emit(rows)
+        return
+    table = Table("name", "role", "active", "CRL number", "CRL next update", "CRL owed since")
+    for row in rows:
+        table.add_row(
+            row["name"],
+            row["role"],
+            "yes" if row["active"] else "no",
+            str(row["crl_number"]),
+            str(row["crl_next_update"] or "")[:19],
+            str(row["crl_owed_since"] or "")[:19] or "—",
+        )
+    console.print(table)
 
 
 @ca_app.command("list")

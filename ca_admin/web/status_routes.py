@@ -30,6 +30,8 @@ from ca_admin import ocsp
 from ca_admin.models import PublishedCrl
 from ca_admin.runtime import CaRuntime
 from core.db import is_database_unavailable, transaction
+from core.metrics import OCSP_RESPONSES
+from keys.errors import KeyUnavailable
 
 log = logging.getLogger("ca_admin")
 
@@ -134,11 +136,15 @@ def _answer(runtime: CaRuntime, request_der: bytes) -> ocsp.Answer:
     try:
         return ocsp.answer(runtime=runtime, request_der=request_der)
     except Exception as error:
-        if not is_database_unavailable(error):
+        if isinstance(error, KeyUnavailable):
+            log.warning("OCSP answered tryLater: the signing key is unavailable (%s)", error)
+        elif is_database_unavailable(error):
+            log.warning("OCSP answered tryLater: the database is unavailable")
+        else:
             raise
         # RFC 6960 §2.3: tryLater, "the responder is currently unable to give a response":
         # an OCSP client understands it, while an HTTP 503 may read as "responder broken".
-        log.warning("OCSP answered tryLater: the database is unavailable")
+        OCSP_RESPONSES.labels("try_later").inc()
         return ocsp.Answer(
             x509_ocsp.OCSPResponseBuilder.build_unsuccessful(
                 x509_ocsp.OCSPResponseStatus.TRY_LATER
