@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import sys
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
-from urllib.parse import urlsplit
 
 import typer
 from pydantic import ValidationError
@@ -818,11 +816,6 @@ def cas_remove_service(service_id: str) -> None:
     console.print(f"removed CAS service {service_id}")
 
 
-def _default_upstream_id(issuer: str) -> str:
-    host = (urlsplit(issuer).hostname or "upstream").lower()
-    return re.sub(r"[^a-z0-9.-]+", "-", host).strip(".-")[:48] or "upstream"
-
-
 @upstream_app.command("add")
 def upstream_add(
     issuer: Annotated[str, typer.Argument(help="The provider's issuer (https URL).")],
@@ -872,7 +865,7 @@ def upstream_add(
     secret = sys.stdin.readline().rstrip("\r\n") if client_secret_stdin else None
     if client_secret_stdin and not secret:
         fail("no client secret on stdin")
-    chosen_id = upstream_id or _default_upstream_id(issuer)
+    chosen_id = upstream_id or upstream_providers.default_upstream_id(issuer)
     current = settings()
     try:
         metadata = upstream_discovery.discover(issuer)
