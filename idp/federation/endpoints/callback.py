@@ -32,7 +32,13 @@ from idp import sessions
 from idp.federation import linking, providers, upstream_logout
 from idp.federation.endpoints.start import NO_LONGER_OFFERED, PENDING_KEY, callback_uri, cookie_name
 from idp.federation.id_tokens import IdTokenRejected, verify_id_token
-from idp.federation.token_request import TokenRequest, UpstreamUnavailable, exchange_code
+from idp.federation.token_request import (
+    TokenRequest,
+    UpstreamUnavailable,
+    exchange_code,
+    key_id,
+    upstream_jwks,
+)
 from idp.models import Interaction, UpstreamProvider
 from idp.oauth.endpoints import authorization
 from idp.request_scope import RequestScope, run_in_request_scope
@@ -263,10 +269,15 @@ def finish(scope: RequestScope, pending: PendingSignIn, outcome: Verified | str)
 async def exchange_and_verify(request: Request, pending: PendingSignIn) -> Verified | str:
     runtime = request.app.state.idp
     try:
-        tokens, jwks = await exchange_code(
+        tokens = await exchange_code(
             pending.token_request, keyring=runtime.keyring, now=runtime.clock.now()
         )
         id_token = str(tokens["id_token"])
+        jwks = await upstream_jwks(
+            pending.token_request.jwks_uri,
+            kid=key_id(id_token),
+            cache=runtime.upstream_documents,
+        )
         claims = verify_id_token(
             id_token,
             jwks=jwks,

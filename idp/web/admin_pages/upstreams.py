@@ -150,7 +150,7 @@ def add_provider(scope: RequestScope, admin: Admin) -> Response:
     # so the fetch (up to its timeout) keeps no pooled connection idle in a transaction.
     scope.session.commit()
     try:
-        metadata = discovery.discover(issuer)
+        metadata = discovery.discover(issuer, cache=scope.runtime.upstream_documents)
         provider = providers.register(
             session=scope.session,
             clock=scope.runtime.clock,
