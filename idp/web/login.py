@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
@@ -17,6 +18,7 @@ from core.web.i18n import N_
 from idp import accounts, login_throttle, mfa, sessions
 from idp.clients import find_active as find_client
 from idp.federation import providers as upstream_providers
+from idp.federation import upstream_logout
 from idp.models import Account, BrowserSession, Consent, Interaction
 from idp.oauth.endpoints import authorization
 from idp.request_scope import RequestScope, run_in_request_scope
@@ -52,6 +54,8 @@ DIRECT_LOGIN_HOME = "/"
 RESUME_KEY = "resume"
 CLIENT_NAME_KEY = "client_name"
 AUDIT_TARGET_KEY = "audit_target"
+# A first factor done, the second (TOTP) due: what the end of the login needs of the first.
+FIRST_FACTOR_KEY = "first_factor"
 
 
 def start_protocol_interaction(
@@ -293,17 +297,7 @@ def submit_login(scope: RequestScope) -> Response:
         accounts.upgrade_password_hash(account=account, new_hash=check.new_hash, clock=clock)
     if mfa.has_totp(session, account):
         # The password was right; the login finishes only after the second factor.
-        interaction.mfa_account_id = account.id
-        LOGINS.labels("second_factor_required").inc()
-        audit.record(
-            session,
-            clock=clock,
-            actor=f"user:{account.username}",
-            action="login.second_factor_required",
-            target=_audit_target(interaction),
-            client_address=address,
-        )
-        return RedirectResponse(f"/login/otp?{urlencode({'interaction': handle})}", 303)
+        return ask_second_factor(scope, interaction, handle, account=account, amr=["pwd"])
     return finish_login(
         scope,
         interaction,
@@ -314,6 +308,52 @@ def submit_login(scope: RequestScope) -> Response:
         details={"rehashed": bool(check.new_hash)},
         finish_authorization=True,
     )
+
+
+def ask_second_factor(
+    scope: RequestScope,
+    interaction: Interaction,
+    handle: str,
+    *,
+    account: Account,
+    amr: list[str],
+    details: dict[str, object] | None = None,
+    parked: dict[str, object] | None = None,
+) -> Response:
+    """The first factor (``amr``: a password, or an upstream sign-in that did no multi-factor)
+    is done; the login finishes at ``/login/otp`` with our TOTP. What the first factor leaves
+    for the end (``details`` for the audit log, ``parked``: the upstream's sign-in for its
+    logout) waits in the interaction, for this account only."""
+    interaction.mfa_account_id = account.id
+    # A new dict: the JSON column sees the change only when the value is replaced.
+    interaction.params = {
+        **interaction.params,
+        FIRST_FACTOR_KEY: {
+            "account_id": account.id,
+            "amr": amr,
+            "details": details or {},
+            "upstream": parked,
+        },
+    }
+    LOGINS.labels("second_factor_required").inc()
+    audit.record(
+        scope.session,
+        clock=scope.runtime.clock,
+        actor=f"user:{account.username}",
+        action="login.second_factor_required",
+        target=_audit_target(interaction),
+        client_address=scope.http.client_address,
+        details={"amr": amr, **(details or {})},
+    )
+    return RedirectResponse(f"/login/otp?{urlencode({'interaction': handle})}", 303)
+
+
+def _first_factor(interaction: Interaction, account: Account) -> dict[str, Any]:
+    """What :func:`ask_second_factor` parked for ``account``; a password's when none."""
+    parked = interaction.params.get(FIRST_FACTOR_KEY)
+    if isinstance(parked, dict) and parked.get("account_id") == account.id:
+        return parked
+    return {"amr": ["pwd"], "details": {}, "upstream": None}
 
 
 def _audit_target(interaction: Interaction) -> str:
@@ -363,6 +403,8 @@ def finish_login(
     )
     interaction.authenticated_session_id = browser_session.id
     interaction.mfa_account_id = None
+    if FIRST_FACTOR_KEY in interaction.params:
+        interaction.params = {k: v for k, v in interaction.params.items() if k != FIRST_FACTOR_KEY}
     LOGINS.labels("success").inc()
     audit.record(
         session,
@@ -491,16 +533,27 @@ def submit_second_factor(scope: RequestScope) -> Response:
         return _render_second_factor(
             scope, interaction, handle, error=WRONG_SECOND_FACTOR, status_code=401
         )
-    return finish_login(
+    first_factor = _first_factor(interaction, account)
+    response = finish_login(
         scope,
         interaction,
         handle,
         account=account,
         # RFC 8176: "otp" for a one-time password, which a recovery code also is.
-        amr=["pwd", "otp"],
+        amr=[*first_factor["amr"], "otp"],
         throttle_key=throttle_keys[0] if state.has_failures else None,
-        details={"second_factor": method},
+        details={**first_factor["details"], "second_factor": method},
     )
+    if first_factor["upstream"] is not None and interaction.authenticated_session_id is not None:
+        upstream_logout.remember_parked(
+            session=session,
+            clock=clock,
+            server_secret=runtime.server_secret,
+            interaction_id=interaction.id,
+            parked=first_factor["upstream"],
+            browser_session_id=interaction.authenticated_session_id,
+        )
+    return response
 
 
 def show_consent(scope: RequestScope) -> Response:
