@@ -12,12 +12,13 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.clock import Clock
-from core.errors import Conflict, DomainError, NotFound
+from core.errors import Conflict, DomainError
 from core.sealed_values import open_sealed, seal
 from core.web.i18n import N_
 from idp.federation.discovery import ProviderMetadata
 from idp.federation.linking import LINK_CLAIMS, REFUSED_LINK_CLAIMS
 from idp.models import UpstreamProvider
+from idp.registry import SoftRemovedRegistry
 
 UPSTREAM_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,47}")
 CLIENT_SECRET_BASIC = "client_secret_basic"
@@ -225,50 +226,15 @@ def as_dict(provider: UpstreamProvider) -> dict[str, Any]:
     }
 
 
-def list_active(session: Session) -> list[UpstreamProvider]:
-    return list(
-        session.scalars(
-            select(UpstreamProvider)
-            .where(UpstreamProvider.removed_at.is_(None))
-            .order_by(UpstreamProvider.id)
-        )
-    )
-
-
-def find_active(session: Session, upstream_id: str) -> UpstreamProvider | None:
-    return session.scalar(
-        select(UpstreamProvider).where(
-            UpstreamProvider.upstream_id == upstream_id, UpstreamProvider.removed_at.is_(None)
-        )
-    )
-
-
-def get_active(session: Session, upstream_id: str) -> UpstreamProvider:
-    provider = find_active(session, upstream_id)
-    if provider is None:
-        raise NotFound(N_("No upstream provider with this id."), field="upstream_id")
-    return provider
-
-
-def remove(
-    *,
-    session: Session,
-    clock: Clock,
-    actor: str,
-    provider: UpstreamProvider,
-    client_address: str | None = None,
-) -> None:
-    """The login page stops offering it and sign-ins under way through it are refused; the
-    sessions it started stay until they end (and still log out upstream)."""
-    provider.removed_at = clock.now()
-    audit.record(
-        session,
-        clock=clock,
-        actor=actor,
-        action="upstream.removed",
-        target=f"upstream:{provider.upstream_id}",
-        client_address=client_address,
-    )
+# Removed, the login page stops offering it and sign-ins under way through it are refused; the
+# sessions it started stay until they end (and still log out upstream).
+REGISTRY = SoftRemovedRegistry(
+    UpstreamProvider,
+    key="upstream_id",
+    target_prefix="upstream",
+    removed_action="upstream.removed",
+    not_found=N_("No upstream provider with this id."),
+)
 
 
 def display_name(provider: UpstreamProvider, locale: str) -> str:

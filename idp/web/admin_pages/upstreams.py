@@ -70,7 +70,9 @@ def _page_context(scope: RequestScope) -> dict[str, Any]:
 
 def _provider(scope: RequestScope) -> UpstreamProvider:
     try:
-        return providers.get_active(scope.session, str(scope.request.path_params["upstream_id"]))
+        return providers.REGISTRY.get_active(
+            scope.session, str(scope.request.path_params["upstream_id"])
+        )
     except DomainError:
         raise not_found() from None
 
@@ -85,7 +87,7 @@ def list_providers(scope: RequestScope, admin: Admin) -> Response:
         scope,
         admin,
         "admin/upstreams.html",
-        {"providers": providers.list_active(scope.session), **_page_context(scope)},
+        {"providers": providers.REGISTRY.list_active(scope.session), **_page_context(scope)},
     )
 
 
@@ -227,11 +229,11 @@ def change_provider(scope: RequestScope, admin: Admin) -> Response:
     provider = _provider(scope)
     action = query_of(scope).get("action")
     if action == REMOVE:
-        providers.remove(
+        providers.REGISTRY.remove(
             session=scope.session,
             clock=scope.runtime.clock,
             actor=admin.actor,
-            provider=provider,
+            entry=provider,
             client_address=scope.http.client_address,
         )
         return RedirectResponse(f"{LIST_PATH}?removed=1", status_code=303)

@@ -42,7 +42,7 @@ def form(upstream: Upstream, **changes: object) -> dict[str, object]:
 
 def active(runtime: IdpRuntime) -> list[dict[str, object]]:
     with transaction(runtime.session_factory) as session:
-        return [providers.as_dict(p) for p in providers.list_active(session)]
+        return [providers.as_dict(p) for p in providers.REGISTRY.list_active(session)]
 
 
 def problem(page: str, field: str) -> str:
@@ -97,7 +97,7 @@ def test_add_by_issuer_audited_as_the_admin(web, runtime, world, upstream):
     assert added["link_claim"] == "citizen_id" and added["scope"] == UPSTREAM_SCOPE
     assert str(added["end_session_endpoint"]).startswith(upstream.issuer)
     with transaction(runtime.session_factory) as session:
-        provider = providers.get_active(session, UPSTREAM_ID)
+        provider = providers.REGISTRY.get_active(session, UPSTREAM_ID)
         secret = providers.client_secret(provider, server_secret=runtime.server_secret)
         assert secret == upstream.client_secret
     [entry] = audit_actions(runtime, "upstream.registered")
