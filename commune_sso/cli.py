@@ -5,14 +5,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
-from urllib.parse import urlsplit
 
 import typer
 from pydantic import ValidationError
@@ -54,6 +52,7 @@ from idp.labels import import_column
 from idp.logout import backchannel, sign_out
 from idp.models import Account
 from idp.passwords import PasswordHasher
+from idp.registry import SoftRemovedRegistry
 from idp.released_attributes import RELEASABLE
 from idp.saml import service_providers as saml_service_providers
 from idp.saml import sp_metadata as saml_sp_metadata
@@ -787,6 +786,39 @@ def run_in_transaction(work: Callable[[Session], Result]) -> Result:
         fail(error.text())
 
 
+def _list_registered(
+    registry: SoftRemovedRegistry[Any],
+    as_dict: Callable[[Any], dict[str, Any]],
+    *,
+    as_json: bool,
+    columns: Sequence[str],
+    cells: Callable[[dict[str, Any]], Sequence[str]],
+) -> None:
+    """A registry's active entries: as JSON (``as_dict``), or a table of ``columns``."""
+    rows = run_in_transaction(
+        lambda session: [as_dict(entry) for entry in registry.list_active(session)]
+    )
+    if as_json:
+        emit(rows)
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*cells(row))
+    console.print(table)
+
+
+def _remove_registered(registry: SoftRemovedRegistry[Any], key: str) -> None:
+    """Remove a registry's entry softly, audited as the CLI."""
+    run_in_transaction(
+        lambda session: registry.remove(
+            session=session,
+            clock=SystemClock(),
+            actor=CLI_ACTOR,
+            entry=registry.get_active(session, key),
+        )
+    )
+
+
 @cas_app.command("add-service")
 def cas_add_service(
     service_id: Annotated[
@@ -837,42 +869,27 @@ def cas_add_service(
 @cas_app.command("list-services")
 def cas_list_services(as_json: JsonOption = False) -> None:
     """List the registered CAS services."""
-    rows = run_in_transaction(
-        lambda session: [cas_services.as_dict(s) for s in cas_services.list_active(session)]
-    )
-    if as_json:
-        emit(rows)
-        return
-    table = Table("service_id", "name", "match", "URL or pattern", "attributes", "single logout")
-    for row in rows:
-        table.add_row(
+    _list_registered(
+        cas_services.REGISTRY,
+        cas_services.as_dict,
+        as_json=as_json,
+        columns=("service_id", "name", "match", "URL or pattern", "attributes", "single logout"),
+        cells=lambda row: (
             row["service_id"],
             row["name"],
             row["match"],
             escape(row["url_pattern"]),
             ", ".join(row["attributes"]),
             "yes" if row["single_logout"] else "no",
-        )
-    console.print(table)
+        ),
+    )
 
 
 @cas_app.command("remove-service")
 def cas_remove_service(service_id: str) -> None:
     """Remove a CAS service: its tickets stop validating (its history stays)."""
-    run_in_transaction(
-        lambda session: cas_services.remove(
-            session=session,
-            clock=SystemClock(),
-            actor=CLI_ACTOR,
-            service=cas_services.get_active(session, service_id),
-        )
-    )
+    _remove_registered(cas_services.REGISTRY, service_id)
     console.print(f"removed CAS service {service_id}")
-
-
-def _default_upstream_id(issuer: str) -> str:
-    host = (urlsplit(issuer).hostname or "upstream").lower()
-    return re.sub(r"[^a-z0-9.-]+", "-", host).strip(".-")[:48] or "upstream"
 
 
 @upstream_app.command("add")
@@ -924,7 +941,7 @@ def upstream_add(
     secret = sys.stdin.readline().rstrip("\r\n") if client_secret_stdin else None
     if client_secret_stdin and not secret:
         fail("no client secret on stdin")
-    chosen_id = upstream_id or _default_upstream_id(issuer)
+    chosen_id = upstream_id or upstream_providers.default_upstream_id(issuer)
     current = settings()
     try:
         metadata = upstream_discovery.discover(issuer)
@@ -964,17 +981,12 @@ def upstream_add(
 @upstream_app.command("list")
 def upstream_list(as_json: JsonOption = False) -> None:
     """List the upstream providers offered on the sign-in page."""
-    rows = run_in_transaction(
-        lambda session: [
-            upstream_providers.as_dict(p) for p in upstream_providers.list_active(session)
-        ]
-    )
-    if as_json:
-        emit(rows)
-        return
-    table = Table("id", "name", "issuer", "client_id", "auth", "link claim", "logout")
-    for row in rows:
-        table.add_row(
+    _list_registered(
+        upstream_providers.REGISTRY,
+        upstream_providers.as_dict,
+        as_json=as_json,
+        columns=("id", "name", "issuer", "client_id", "auth", "link claim", "logout"),
+        cells=lambda row: (
             row["upstream_id"],
             row["name"],
             escape(row["issuer"]),
@@ -982,21 +994,14 @@ def upstream_list(as_json: JsonOption = False) -> None:
             row["token_endpoint_auth_method"],
             row["link_claim"],
             "yes" if row["end_session_endpoint"] else "no",
-        )
-    console.print(table)
+        ),
+    )
 
 
 @upstream_app.command("remove")
 def upstream_remove(upstream_id: str) -> None:
     """Stop offering an upstream provider; sign-ins under way through it are refused."""
-    run_in_transaction(
-        lambda session: upstream_providers.remove(
-            session=session,
-            clock=SystemClock(),
-            actor=CLI_ACTOR,
-            provider=upstream_providers.get_active(session, upstream_id),
-        )
-    )
+    _remove_registered(upstream_providers.REGISTRY, upstream_id)
     console.print(f"removed upstream provider {upstream_id}")
 
 
@@ -1063,38 +1068,26 @@ def saml_add_sp(
 @saml_app.command("list-sps")
 def saml_list_sps(as_json: JsonOption = False) -> None:
     """List the registered SAML service providers."""
-    rows = run_in_transaction(
-        lambda session: [
-            saml_service_providers.as_dict(sp) for sp in saml_service_providers.list_active(session)
-        ]
-    )
-    if as_json:
-        emit(rows)
-        return
-    table = Table("entity ID", "name", "ACS URLs", "signed requests", "NameID", "attributes")
-    for row in rows:
-        table.add_row(
+    _list_registered(
+        saml_service_providers.REGISTRY,
+        saml_service_providers.as_dict,
+        as_json=as_json,
+        columns=("entity ID", "name", "ACS URLs", "signed requests", "NameID", "attributes"),
+        cells=lambda row: (
             escape(row["entity_id"]),
             row["name"],
             escape(" ".join(acs["url"] for acs in row["assertion_consumer_services"])),
             "yes" if row["authn_requests_signed"] else "no",
             row["name_id_format"].rsplit(":", 1)[-1],
             ", ".join(row["attributes"]),
-        )
-    console.print(table)
+        ),
+    )
 
 
 @saml_app.command("remove-sp")
 def saml_remove_sp(entity_id: str) -> None:
     """Remove a SAML service provider: it gets no more assertions (its history stays)."""
-    run_in_transaction(
-        lambda session: saml_service_providers.remove(
-            session=session,
-            clock=SystemClock(),
-            actor=CLI_ACTOR,
-            sp=saml_service_providers.get_active(session, entity_id),
-        )
-    )
+    _remove_registered(saml_service_providers.REGISTRY, entity_id)
     console.print(f"removed SAML service provider {escape(entity_id)}")
 
 

@@ -13,6 +13,7 @@ from core.settings import Settings
 from core.web.csrf import CsrfProtection
 from core.web.templating import PageRenderer
 from idp.clients import ClientCache
+from idp.federation.document_cache import UpstreamDocumentCache
 from idp.passwords import PasswordHasher
 from idp.setup_checklist import OutsideState
 from idp.token_state import TokenStateCache
@@ -38,11 +39,14 @@ class IdpRuntime:
     # Revocation state and userinfo claims for the token endpoints' fast path; filled and
     # kept current while the app's lifespan runs its feed (idp/token_state.py).
     token_state: TokenStateCache = field(init=False)
+    # The upstream providers' discovery documents and JWK Sets (idp/federation/document_cache.py).
+    upstream_documents: UpstreamDocumentCache = field(init=False)
     _keyring_checked: float = field(default=0.0, init=False)
     _keyring_lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __post_init__(self) -> None:
         self.token_state = TokenStateCache(self.session_factory, lambda: self.client_cache)
+        self.upstream_documents = UpstreamDocumentCache(self.clock)
 
     @property
     def keyring(self) -> KeyRing:

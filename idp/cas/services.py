@@ -12,10 +12,11 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.clock import Clock
-from core.errors import Conflict, DomainError, NotFound
+from core.errors import Conflict, DomainError
 from core.web.i18n import N_
 from idp.cas import service_urls
 from idp.models import CasService
+from idp.registry import SoftRemovedRegistry
 from idp.released_attributes import RELEASABLE
 
 # Shown in logs and as "cas:<service_id>" in the delivery log (whose column holds 64).
@@ -97,43 +98,14 @@ def as_dict(service: CasService) -> dict[str, Any]:
     }
 
 
-def list_active(session: Session) -> list[CasService]:
-    return list(
-        session.scalars(
-            select(CasService).where(CasService.removed_at.is_(None)).order_by(CasService.id)
-        )
-    )
-
-
-def get_active(session: Session, service_id: str) -> CasService:
-    service = session.scalar(
-        select(CasService).where(
-            CasService.service_id == service_id, CasService.removed_at.is_(None)
-        )
-    )
-    if service is None:
-        raise NotFound(N_("No CAS service with this id."), field="service_id")
-    return service
-
-
-def remove(
-    *,
-    session: Session,
-    clock: Clock,
-    actor: str,
-    service: CasService,
-    client_address: str | None = None,
-) -> None:
-    """Tickets not yet validated stop validating; its history stays."""
-    service.removed_at = clock.now()
-    audit.record(
-        session,
-        clock=clock,
-        actor=actor,
-        action="cas.service_removed",
-        target=f"cas_service:{service.service_id}",
-        client_address=client_address,
-    )
+# Removed, its tickets not yet validated stop validating; its history stays.
+REGISTRY = SoftRemovedRegistry(
+    CasService,
+    key="service_id",
+    target_prefix="cas_service",
+    removed_action="cas.service_removed",
+    not_found=N_("No CAS service with this id."),
+)
 
 
 def find_for_url(session: Session, normalised_url: str) -> CasService | None:

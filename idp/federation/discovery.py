@@ -13,6 +13,7 @@ import httpx
 from core.errors import DomainError
 from core.web.i18n import N_
 from core.web.json_body import JsonBodyError, parse_json_body
+from idp.federation.document_cache import UpstreamDocumentCache
 
 WELL_KNOWN = "/.well-known/openid-configuration"
 FETCH_TIMEOUT = httpx.Timeout(10.0, connect=5.0)
@@ -63,8 +64,9 @@ def checked_url(value: object, *, what: str) -> str:
     return value
 
 
-def fetch_json(url: str, http: httpx.Client) -> Any:
-    """GET a JSON document of bounded size and depth (PITFALLS: json.loads recurses)."""
+def fetch_json(url: str, http: httpx.Client) -> tuple[Any, str | None]:
+    """GET a JSON document of bounded size and depth (PITFALLS: json.loads recurses); with
+    the response's Cache-Control header, for :mod:`idp.federation.document_cache`."""
     try:
         response = http.get(url, headers={"Accept": "application/json"})
     except httpx.HTTPError as error:
@@ -76,9 +78,10 @@ def fetch_json(url: str, http: httpx.Client) -> Any:
             N_("%(url)s answered HTTP %(status)s."), url=url, status=response.status_code
         )
     try:
-        return parse_json_body(response.content, max_bytes=MAX_DOCUMENT_BYTES)
+        document = parse_json_body(response.content, max_bytes=MAX_DOCUMENT_BYTES)
     except JsonBodyError:
         raise DiscoveryFailed(N_("%(url)s did not answer with a JSON document."), url=url) from None
+    return document, response.headers.get("cache-control")
 
 
 def _string_list(document: dict[str, Any], name: str) -> list[str] | None:
@@ -132,11 +135,19 @@ def metadata_from(document: Any, *, issuer: str) -> ProviderMetadata:
     )
 
 
-def discover(issuer: str) -> ProviderMetadata:
-    """Fetch ``<issuer>/.well-known/openid-configuration`` and check it (§4.1, §4.3)."""
+def discover(issuer: str, *, cache: UpstreamDocumentCache | None = None) -> ProviderMetadata:
+    """Fetch ``<issuer>/.well-known/openid-configuration`` and check it (§4.1, §4.3); with a
+    ``cache``, a document that passed the checks within its max-age is not fetched again."""
     issuer = checked_url(issuer, what="issuer")
     if urlsplit(issuer).query:
         raise DiscoveryFailed(N_("An issuer has no query part."))
+    url = issuer.rstrip("/") + WELL_KNOWN
+    kept = cache.fresh(url) if cache is not None else None
+    if kept is not None:
+        return metadata_from(kept, issuer=issuer)
     with httpx.Client(timeout=FETCH_TIMEOUT, follow_redirects=False) as http:
-        document = fetch_json(issuer.rstrip("/") + WELL_KNOWN, http)
-    return metadata_from(document, issuer=issuer)
+        document, cache_control = fetch_json(url, http)
+    metadata = metadata_from(document, issuer=issuer)
+    if cache is not None:
+        cache.keep(url, document, cache_control=cache_control)
+    return metadata

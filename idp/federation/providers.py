@@ -5,18 +5,20 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from core import audit
 from core.clock import Clock
-from core.errors import Conflict, DomainError, NotFound
+from core.errors import Conflict, DomainError
 from core.sealed_values import open_sealed, seal
 from core.web.i18n import N_
 from idp.federation.discovery import ProviderMetadata
 from idp.federation.linking import LINK_CLAIMS, REFUSED_LINK_CLAIMS
 from idp.models import UpstreamProvider
+from idp.registry import SoftRemovedRegistry
 
 UPSTREAM_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._-]{0,47}")
 CLIENT_SECRET_BASIC = "client_secret_basic"
@@ -42,6 +44,36 @@ def client_secret(provider: UpstreamProvider, *, server_secret: bytes) -> str | 
     ).decode("utf-8")
 
 
+def default_upstream_id(issuer: str) -> str:
+    """The id an administrator gets when they choose none: the issuer's host name."""
+    host = (urlsplit(issuer).hostname or "upstream").lower()
+    return re.sub(r"[^a-z0-9.-]+", "-", host).strip(".-")[:48] or "upstream"
+
+
+def _checked_link_claim(link_claim: str) -> str:
+    if link_claim in REFUSED_LINK_CLAIMS:
+        raise DomainError(
+            N_("Officials are never linked by e-mail alone: choose %(choices)s."),
+            field="link_claim",
+            choices=", ".join(LINK_CLAIMS),
+        )
+    if link_claim not in LINK_CLAIMS:
+        raise DomainError(
+            N_("Unknown link claim %(claim)s; choose %(choices)s."),
+            field="link_claim",
+            claim=link_claim,
+            choices=", ".join(LINK_CLAIMS),
+        )
+    return link_claim
+
+
+def _checked_names(name_vi: str, name_en: str | None) -> tuple[str, str | None]:
+    name_vi, name_en = name_vi.strip(), (name_en or "").strip() or None
+    if not name_vi or len(name_vi) > 200 or (name_en is not None and len(name_en) > 200):
+        raise DomainError(N_("A provider needs a name of at most 200 characters."), field="name")
+    return name_vi, name_en
+
+
 def _checked_scope(scope: str) -> str:
     scopes = list(dict.fromkeys(scope.split()))
     if "openid" not in scopes:
@@ -65,6 +97,7 @@ def register(
     name_vi: str,
     name_en: str | None = None,
     scope: str = DEFAULT_SCOPE,
+    client_address: str | None = None,
 ) -> UpstreamProvider:
     """Register a provider whose discovery document was fetched and checked (``metadata``).
 
@@ -76,22 +109,8 @@ def register(
             N_("An upstream id is 1 to 48 lower-case letters, digits, '.', '_' or '-'."),
             field="upstream_id",
         )
-    if link_claim in REFUSED_LINK_CLAIMS:
-        raise DomainError(
-            N_("Officials are never linked by e-mail alone: choose %(choices)s."),
-            field="link_claim",
-            choices=", ".join(LINK_CLAIMS),
-        )
-    if link_claim not in LINK_CLAIMS:
-        raise DomainError(
-            N_("Unknown link claim %(claim)s; choose %(choices)s."),
-            field="link_claim",
-            claim=link_claim,
-            choices=", ".join(LINK_CLAIMS),
-        )
-    name_vi, name_en = name_vi.strip(), (name_en or "").strip() or None
-    if not name_vi or len(name_vi) > 200 or (name_en is not None and len(name_en) > 200):
-        raise DomainError(N_("A provider needs a name of at most 200 characters."), field="name")
+    link_claim = _checked_link_claim(link_claim)
+    name_vi, name_en = _checked_names(name_vi, name_en)
     client_id = client_id.strip()
     if not client_id or len(client_id) > 255:
         raise DomainError(N_("A client_id of 1 to 255 characters is needed."), field="client_id")
@@ -144,9 +163,51 @@ def register(
         actor=actor,
         action="upstream.registered",
         target=f"upstream:{upstream_id}",
+        client_address=client_address,
         details=as_dict(provider),
     )
     return provider
+
+
+def change(
+    *,
+    session: Session,
+    clock: Clock,
+    actor: str,
+    provider: UpstreamProvider,
+    link_claim: str,
+    scope: str,
+    name_vi: str,
+    name_en: str | None,
+    client_address: str | None = None,
+) -> bool:
+    """Change what an administrator may change after registration: the linking claim, the
+    scopes asked for and the button's label. The endpoints and the client stay as discovered
+    and registered (remove and add again for another issuer or client). Audited with what
+    changed; returns False (and records nothing) when nothing did."""
+    link_claim = _checked_link_claim(link_claim)
+    name_vi, name_en = _checked_names(name_vi, name_en)
+    scope = _checked_scope(scope)
+    wanted = {"link_claim": link_claim, "scope": scope, "name_vi": name_vi, "name_en": name_en}
+    changed = {
+        name: {"from": getattr(provider, name), "to": value}
+        for name, value in wanted.items()
+        if getattr(provider, name) != value
+    }
+    if not changed:
+        return False
+    for name, value in wanted.items():
+        setattr(provider, name, value)
+    audit.record(
+        session,
+        clock=clock,
+        actor=actor,
+        action="upstream.changed",
+        target=f"upstream:{provider.upstream_id}",
+        client_address=client_address,
+        details=changed,
+    )
+    return True
 
 
 def as_dict(provider: UpstreamProvider) -> dict[str, Any]:
@@ -165,42 +226,15 @@ def as_dict(provider: UpstreamProvider) -> dict[str, Any]:
     }
 
 
-def list_active(session: Session) -> list[UpstreamProvider]:
-    return list(
-        session.scalars(
-            select(UpstreamProvider)
-            .where(UpstreamProvider.removed_at.is_(None))
-            .order_by(UpstreamProvider.id)
-        )
-    )
-
-
-def find_active(session: Session, upstream_id: str) -> UpstreamProvider | None:
-    return session.scalar(
-        select(UpstreamProvider).where(
-            UpstreamProvider.upstream_id == upstream_id, UpstreamProvider.removed_at.is_(None)
-        )
-    )
-
-
-def get_active(session: Session, upstream_id: str) -> UpstreamProvider:
-    provider = find_active(session, upstream_id)
-    if provider is None:
-        raise NotFound(N_("No upstream provider with this id."), field="upstream_id")
-    return provider
-
-
-def remove(*, session: Session, clock: Clock, actor: str, provider: UpstreamProvider) -> None:
-    """The login page stops offering it and sign-ins under way through it are refused; the
-    sessions it started stay until they end (and still log out upstream)."""
-    provider.removed_at = clock.now()
-    audit.record(
-        session,
-        clock=clock,
-        actor=actor,
-        action="upstream.removed",
-        target=f"upstream:{provider.upstream_id}",
-    )
+# Removed, the login page stops offering it and sign-ins under way through it are refused; the
+# sessions it started stay until they end (and still log out upstream).
+REGISTRY = SoftRemovedRegistry(
+    UpstreamProvider,
+    key="upstream_id",
+    target_prefix="upstream",
+    removed_action="upstream.removed",
+    not_found=N_("No upstream provider with this id."),
+)
 
 
 def display_name(provider: UpstreamProvider, locale: str) -> str:

@@ -1,9 +1,12 @@
 """The back-channel half of an upstream sign-in: the code exchanged at the upstream's token
-endpoint (RFC 6749 §4.1.3, with the PKCE verifier of RFC 7636 §4.5) and its JWK Set fetched,
-both over HTTP with timeouts and bounded bodies, outside any database transaction."""
+endpoint (RFC 6749 §4.1.3, with the PKCE verifier of RFC 7636 §4.5) and its JWK Set (kept in
+:mod:`idp.federation.document_cache`), both over HTTP with timeouts and bounded bodies, outside
+any database transaction."""
 
 from __future__ import annotations
 
+import base64
+import json
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +16,7 @@ from urllib.parse import quote
 import httpx
 
 from core.web.json_body import JsonBodyError, parse_json_body
+from idp.federation.document_cache import UpstreamDocumentCache
 from idp.federation.providers import PRIVATE_KEY_JWT
 from keys.keyring import KeyRing
 
@@ -21,6 +25,7 @@ MAX_BODY_BYTES = 256 * 1024
 CLIENT_ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 CLIENT_ASSERTION_LIFETIME = 60
 CLIENT_ASSERTION_ALG = "RS256"
+MAX_KID_LENGTH = 200
 
 
 class UpstreamUnavailable(Exception):
@@ -59,7 +64,10 @@ def client_assertion(request: TokenRequest, *, keyring: KeyRing, now: datetime) 
     )
 
 
-async def _json(http: httpx.AsyncClient, method: str, url: str, **options: Any) -> Any:
+async def _json(
+    http: httpx.AsyncClient, method: str, url: str, **options: Any
+) -> tuple[Any, str | None]:
+    """The JSON object answered, with the response's Cache-Control header."""
     try:
         response = await http.request(method, url, **options)
     except httpx.HTTPError as error:
@@ -71,13 +79,13 @@ async def _json(http: httpx.AsyncClient, method: str, url: str, **options: Any) 
     if response.status_code != 200 or not isinstance(body, dict):
         code = body.get("error") if isinstance(body, dict) else None
         raise UpstreamUnavailable(f"{url}: HTTP {response.status_code} {code or ''}".strip())
-    return body
+    return body, response.headers.get("cache-control")
 
 
 async def exchange_code(
     request: TokenRequest, *, keyring: KeyRing, now: datetime
-) -> tuple[dict[str, Any], Any]:
-    """The token response (with an ``id_token``) and the upstream's JWK Set."""
+) -> dict[str, Any]:
+    """The token response, with an ``id_token``."""
     form = {
         "grant_type": "authorization_code",
         "code": request.code,
@@ -94,7 +102,7 @@ async def exchange_code(
         # RFC 6749 §2.3.1: both form-urlencoded before they go into the Basic header.
         auth = (quote(request.client_id, safe=""), quote(request.client_secret, safe=""))
     async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False) as http:
-        tokens = await _json(
+        tokens, _ = await _json(
             http,
             "POST",
             request.token_endpoint,
@@ -102,7 +110,39 @@ async def exchange_code(
             auth=auth,
             headers={"Accept": "application/json"},
         )
-        if not isinstance(tokens.get("id_token"), str):
-            raise UpstreamUnavailable("the token response has no id_token")
-        jwks = await _json(http, "GET", request.jwks_uri, headers={"Accept": "application/json"})
-    return tokens, jwks
+    if not isinstance(tokens.get("id_token"), str):
+        raise UpstreamUnavailable("the token response has no id_token")
+    return dict(tokens)
+
+
+def key_id(id_token: str) -> str | None:
+    """The ``kid`` of a JWS header (RFC 7515 §4.1.4), read before anything is verified only
+    to choose whether the JWK Set is to be fetched again."""
+    try:
+        header = json.loads(base64.urlsafe_b64decode(id_token.split(".", 1)[0] + "=="))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    kid = header.get("kid") if isinstance(header, dict) else None
+    return kid if isinstance(kid, str) and len(kid) <= MAX_KID_LENGTH else None
+
+
+async def upstream_jwks(jwks_uri: str, *, kid: str | None, cache: UpstreamDocumentCache) -> Any:
+    """The upstream's JWK Set: the copy in ``cache`` while it is fresh and holds ``kid``;
+    otherwise fetched (at most once per interval for a ``kid`` it lacks, so a forged one does
+    not make us hammer the upstream). A failed fetch falls back on the copy in hand."""
+    if not cache.jwks_to_fetch(jwks_uri, kid=kid):
+        kept = cache.in_hand(jwks_uri)
+        if kept is not None:
+            return kept
+    try:
+        async with httpx.AsyncClient(timeout=TIMEOUT, follow_redirects=False) as http:
+            jwks, cache_control = await _json(
+                http, "GET", jwks_uri, headers={"Accept": "application/json"}
+            )
+    except UpstreamUnavailable:
+        kept = cache.in_hand(jwks_uri)
+        if kept is None:
+            raise
+        return kept
+    cache.keep(jwks_uri, jwks, cache_control=cache_control)
+    return jwks

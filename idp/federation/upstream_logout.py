@@ -20,10 +20,15 @@ from idp.models import BrowserSession, UpstreamProvider, UpstreamSession
 RETURN_PATH = "/login/upstream/logged-out"
 PARKED_KEY = "upstream_logout"
 _ID_TOKEN_PURPOSE = b"commune-sso/idp/upstream-id-token/v1"
+_PARKED_ID_TOKEN_PURPOSE = b"commune-sso/idp/upstream-id-token-parked/v1"
 
 
 def _bound_to(session_id: int) -> bytes:
     return f"session:{session_id}".encode("ascii")
+
+
+def _parked_bound_to(interaction_id: int) -> bytes:
+    return f"interaction:{interaction_id}".encode("ascii")
 
 
 def remember(
@@ -49,6 +54,61 @@ def remember(
             ),
             created_at=clock.now(),
         )
+    )
+
+
+def park(
+    *,
+    server_secret: bytes,
+    interaction_id: int,
+    provider: UpstreamProvider,
+    upstream_subject: str,
+    id_token: str,
+) -> dict[str, object]:
+    """What :func:`remember_parked` needs once our own second factor is done: kept in the
+    login interaction (a JSON column), the ID token sealed and bound to that interaction."""
+    return {
+        "upstream_pk": provider.id,
+        "subject": upstream_subject[:255],
+        "sealed_id_token": seal(
+            id_token.encode("ascii"),
+            server_secret=server_secret,
+            purpose=_PARKED_ID_TOKEN_PURPOSE,
+            bound_to=_parked_bound_to(interaction_id),
+        ),
+    }
+
+
+def remember_parked(
+    *,
+    session: Session,
+    clock: Clock,
+    server_secret: bytes,
+    interaction_id: int,
+    parked: dict[str, object],
+    browser_session_id: int,
+) -> None:
+    """The upstream sign-in parked by :func:`park`, remembered for the session that began."""
+    provider = session.get(UpstreamProvider, int(str(parked["upstream_pk"])))
+    if provider is None:
+        return
+    try:
+        id_token = open_sealed(
+            str(parked["sealed_id_token"]),
+            server_secret=server_secret,
+            purpose=_PARKED_ID_TOKEN_PURPOSE,
+            bound_to=_parked_bound_to(interaction_id),
+        ).decode("ascii")
+    except SealError:
+        return  # the session still ends here; the upstream is then not asked to log out
+    remember(
+        session=session,
+        clock=clock,
+        server_secret=server_secret,
+        browser_session_id=browser_session_id,
+        provider=provider,
+        upstream_subject=str(parked["subject"]),
+        id_token=id_token,
     )
 
 

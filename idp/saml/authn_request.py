@@ -261,7 +261,7 @@ def accept(
     if root.tag != qualified("samlp", "AuthnRequest"):
         raise RequestRefused("not an AuthnRequest")
     issuer = issuer_of(root)
-    sp = service_providers.find_active(session, issuer) if issuer else None
+    sp = service_providers.REGISTRY.find_active(session, issuer) if issuer else None
     if sp is None:
         raise RequestRefused("unknown service provider")
     try:

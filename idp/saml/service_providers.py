@@ -14,16 +14,13 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.clock import Clock
-from core.errors import Conflict, DomainError, NotFound
+from core.errors import Conflict, DomainError
 from core.web.i18n import N_
 from idp.models import SamlServiceProvider
+from idp.registry import SoftRemovedRegistry
 from idp.released_attributes import RELEASABLE
 from idp.saml import sp_metadata, xml_signatures
 from idp.saml.vocabulary import NAME_ID_FORMATS
-
-
-def audit_target(sp: SamlServiceProvider) -> str:
-    return f"saml_sp:{sp.entity_id}"
 
 
 def register(
@@ -96,7 +93,7 @@ def register(
         clock=clock,
         actor=actor,
         action="saml.sp_registered",
-        target=audit_target(sp),
+        target=REGISTRY.audit_target(sp),
         details=as_dict(sp),
     )
     return sp
@@ -120,41 +117,14 @@ def as_dict(sp: SamlServiceProvider) -> dict[str, Any]:
     }
 
 
-def list_active(session: Session) -> list[SamlServiceProvider]:
-    return list(
-        session.scalars(
-            select(SamlServiceProvider)
-            .where(SamlServiceProvider.removed_at.is_(None))
-            .order_by(SamlServiceProvider.id)
-        )
-    )
-
-
-def find_active(session: Session, entity_id: str) -> SamlServiceProvider | None:
-    return session.scalar(
-        select(SamlServiceProvider).where(
-            SamlServiceProvider.entity_id == entity_id, SamlServiceProvider.removed_at.is_(None)
-        )
-    )
-
-
-def get_active(session: Session, entity_id: str) -> SamlServiceProvider:
-    sp = find_active(session, entity_id)
-    if sp is None:
-        raise NotFound(N_("No SAML service provider with this entity ID."), field="entity_id")
-    return sp
-
-
-def remove(*, session: Session, clock: Clock, actor: str, sp: SamlServiceProvider) -> None:
-    """It gets no more assertions; its history stays, and registering it again revives it."""
-    sp.removed_at = clock.now()
-    audit.record(
-        session,
-        clock=clock,
-        actor=actor,
-        action="saml.sp_removed",
-        target=audit_target(sp),
-    )
+# Removed, it gets no more assertions; its history stays, and registering it again revives it.
+REGISTRY = SoftRemovedRegistry(
+    SamlServiceProvider,
+    key="entity_id",
+    target_prefix="saml_sp",
+    removed_action="saml.sp_removed",
+    not_found=N_("No SAML service provider with this entity ID."),
+)
 
 
 def signing_certificates(sp: SamlServiceProvider) -> list[x509.Certificate]:

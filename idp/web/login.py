@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import Callable
+from typing import Any
 from urllib.parse import urlencode
 
 from authlib.common.urls import add_params_to_uri
@@ -18,6 +19,7 @@ from idp import accounts, login_throttle, mfa, passkeys, sessions
 from idp import authentication_levels as levels
 from idp.clients import find_active as find_client
 from idp.federation import providers as upstream_providers
+from idp.federation import upstream_logout
 from idp.models import Account, BrowserSession, Consent, Interaction
 from idp.oauth.endpoints import authorization
 from idp.request_scope import RequestScope, run_in_request_scope
@@ -56,6 +58,8 @@ REQUIRED_ACR_KEY = "required_acr"
 RESUME_KEY = "resume"
 CLIENT_NAME_KEY = "client_name"
 AUDIT_TARGET_KEY = "audit_target"
+# A first factor done, the second (TOTP) due: what the end of the login needs of the first.
+FIRST_FACTOR_KEY = "first_factor"
 
 
 def start_protocol_interaction(
@@ -186,7 +190,7 @@ def render_login_form(
             "url": f"/login/upstream/{p.upstream_id}?{urlencode({'interaction': handle})}",
             "name": upstream_providers.display_name(p, locale),
         }
-        for p in upstream_providers.list_active(scope.session)
+        for p in upstream_providers.REGISTRY.list_active(scope.session)
     ]
     return scope.runtime.pages.render(
         scope.request,
@@ -312,9 +316,11 @@ def submit_login(scope: RequestScope) -> Response:
     # The password was right; with a passkey or TOTP the login finishes only after that second
     # factor (a passkey first: it is the stronger one).
     if passkeys.available(runtime.settings) and passkeys.has_passkey(session, account):
-        return _ask_second_factor(scope, interaction, handle, account, page="/login/passkey")
+        return ask_second_factor(
+            scope, interaction, handle, account=account, amr=["pwd"], page="/login/passkey"
+        )
     if mfa.has_totp(session, account):
-        return _ask_second_factor(scope, interaction, handle, account, page="/login/otp")
+        return ask_second_factor(scope, interaction, handle, account=account, amr=["pwd"])
     return finish_login(
         scope,
         interaction,
@@ -327,10 +333,32 @@ def submit_login(scope: RequestScope) -> Response:
     )
 
 
-def _ask_second_factor(
-    scope: RequestScope, interaction: Interaction, handle: str, account: Account, *, page: str
+def ask_second_factor(
+    scope: RequestScope,
+    interaction: Interaction,
+    handle: str,
+    *,
+    account: Account,
+    amr: list[str],
+    page: str = "/login/otp",
+    details: dict[str, object] | None = None,
+    parked: dict[str, object] | None = None,
 ) -> Response:
+    """The first factor (``amr``: a password, or an upstream sign-in that did no multi-factor)
+    is done; the login finishes at ``page`` (our TOTP, or a passkey). What the first factor
+    leaves for the end (``details`` for the audit log, ``parked``: the upstream's sign-in for
+    its logout) waits in the interaction, for this account only."""
     interaction.mfa_account_id = account.id
+    # A new dict: the JSON column sees the change only when the value is replaced.
+    interaction.params = {
+        **interaction.params,
+        FIRST_FACTOR_KEY: {
+            "account_id": account.id,
+            "amr": amr,
+            "details": details or {},
+            "upstream": parked,
+        },
+    }
     LOGINS.labels("second_factor_required").inc()
     audit.record(
         scope.session,
@@ -339,9 +367,17 @@ def _ask_second_factor(
         action="login.second_factor_required",
         target=audit_target(interaction),
         client_address=scope.http.client_address,
-        details={"page": page},
+        details={"page": page, "amr": amr, **(details or {})},
     )
     return RedirectResponse(f"{page}?{urlencode({'interaction': handle})}", 303)
+
+
+def _first_factor(interaction: Interaction, account: Account) -> dict[str, Any]:
+    """What :func:`ask_second_factor` parked for ``account``; a password's when none."""
+    parked = interaction.params.get(FIRST_FACTOR_KEY)
+    if isinstance(parked, dict) and parked.get("account_id") == account.id:
+        return parked
+    return {"amr": ["pwd"], "details": {}, "upstream": None}
 
 
 def audit_target(interaction: Interaction) -> str:
@@ -391,6 +427,8 @@ def finish_login(
     )
     interaction.authenticated_session_id = browser_session.id
     interaction.mfa_account_id = None
+    if FIRST_FACTOR_KEY in interaction.params:
+        interaction.params = {k: v for k, v in interaction.params.items() if k != FIRST_FACTOR_KEY}
     LOGINS.labels("success").inc()
     audit.record(
         session,
@@ -519,16 +557,27 @@ def submit_second_factor(scope: RequestScope) -> Response:
         return _render_second_factor(
             scope, interaction, handle, error=WRONG_SECOND_FACTOR, status_code=401
         )
-    return finish_login(
+    first_factor = _first_factor(interaction, account)
+    response = finish_login(
         scope,
         interaction,
         handle,
         account=account,
         # RFC 8176: "otp" for a one-time password, which a recovery code also is.
-        amr=["pwd", "otp"],
+        amr=[*first_factor["amr"], "otp"],
         throttle_key=throttle_keys[0] if state.has_failures else None,
-        details={"second_factor": method},
+        details={**first_factor["details"], "second_factor": method},
     )
+    if first_factor["upstream"] is not None and interaction.authenticated_session_id is not None:
+        upstream_logout.remember_parked(
+            session=session,
+            clock=clock,
+            server_secret=runtime.server_secret,
+            interaction_id=interaction.id,
+            parked=first_factor["upstream"],
+            browser_session_id=interaction.authenticated_session_id,
+        )
+    return response
 
 
 def show_consent(scope: RequestScope) -> Response:

@@ -40,7 +40,7 @@ def form(**changes: object) -> dict[str, object]:
 
 def registered(runtime: IdpRuntime) -> list[dict[str, object]]:
     with transaction(runtime.session_factory) as session:
-        return [services.as_dict(s) for s in services.list_active(session)]
+        return [services.as_dict(s) for s in services.REGISTRY.list_active(session)]
 
 
 def register(runtime: IdpRuntime, service_id: str = "van-ban", **options: object) -> None:

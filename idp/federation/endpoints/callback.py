@@ -9,7 +9,9 @@ Core §3.1.2.5), in three steps so that no database transaction waits on the net
 3. ``finish`` (one transaction): the official found by the administrator's link claim only
    (``linking``), refused when there is none or the account is disabled, otherwise our own
    login finished as after a password, with ``amr`` ["fed", ...the upstream's] and the
-   upstream's ID token kept for logout (``upstream_logout``).
+   upstream's ID token kept for logout (``upstream_logout``). When the upstream's ``amr``
+   shows no multi-factor and the official has our TOTP, the login's TOTP step is asked first
+   (``amr`` then ends with "otp"), the upstream's sign-in waiting sealed in the interaction.
 
 Every refusal is audited and shown on the sign-in form in the official's language, so the
 official can still sign in with a password."""
@@ -28,11 +30,17 @@ from starlette.responses import Response
 from core import audit
 from core.metrics import LOGINS
 from core.web.i18n import N_
-from idp import sessions
+from idp import mfa, sessions
 from idp.federation import linking, providers, upstream_logout
 from idp.federation.endpoints.start import NO_LONGER_OFFERED, PENDING_KEY, callback_uri, cookie_name
 from idp.federation.id_tokens import IdTokenRejected, verify_id_token
-from idp.federation.token_request import TokenRequest, UpstreamUnavailable, exchange_code
+from idp.federation.token_request import (
+    TokenRequest,
+    UpstreamUnavailable,
+    exchange_code,
+    key_id,
+    upstream_jwks,
+)
 from idp.models import Interaction, UpstreamProvider
 from idp.oauth.endpoints import authorization
 from idp.request_scope import RequestScope, run_in_request_scope
@@ -56,6 +64,10 @@ ACCOUNT_DISABLED = N_(
 # RFC 8176 values are short tokens; a few of them are enough to say how the upstream checked.
 MAX_UPSTREAM_AMR = 8
 MAX_AMR_LENGTH = 32
+# RFC 8176 values that say the upstream did multi-factor authentication or checked a
+# possession factor: "mfa" itself, one-time passwords ("otp", "sms", "tel"), proof of
+# possession of a hardware or software key ("hwk", "swk", "sc"), multiple channels ("mca").
+MULTI_FACTOR_AMR = frozenset({"mfa", "otp", "sms", "tel", "hwk", "swk", "sc", "mca"})
 
 
 class ExchangeDue(Response):
@@ -192,6 +204,12 @@ def upstream_amr(claims: dict[str, Any]) -> list[str]:
     return ["fed", *list(dict.fromkeys(values))[:MAX_UPSTREAM_AMR]]
 
 
+def did_multi_factor(amr: list[str]) -> bool:
+    """Whether the upstream's ``amr`` (RFC 8176 §2) shows more than one factor or a factor
+    that is one of a second kind: then our own TOTP is not asked again."""
+    return any(value in MULTI_FACTOR_AMR for value in amr)
+
+
 def finish(scope: RequestScope, pending: PendingSignIn, outcome: Verified | str) -> Response:
     """``outcome``: the verified ID token, or why the exchange or the token failed."""
     interaction = sessions.find_interaction(
@@ -236,12 +254,33 @@ def finish(scope: RequestScope, pending: PendingSignIn, outcome: Verified | str)
             status_code=403,
             actor=f"user:{account.username}",
         )
+    amr = upstream_amr(outcome.claims)
+    if not did_multi_factor(amr) and mfa.has_totp(scope.session, account):
+        # The upstream checked one factor; the official has our TOTP: ask it, as after a
+        # password, before the login finishes (the upstream's sign-in waits, sealed).
+        response = login_pages.ask_second_factor(
+            scope,
+            interaction,
+            pending.handle,
+            account=account,
+            amr=amr,
+            details={"upstream": provider.upstream_id},
+            parked=upstream_logout.park(
+                server_secret=scope.runtime.server_secret,
+                interaction_id=interaction.id,
+                provider=provider,
+                upstream_subject=str(outcome.claims["sub"]),
+                id_token=outcome.id_token,
+            ),
+        )
+        response.delete_cookie(cookie_name(scope), path="/")
+        return response
     response = login_pages.finish_login(
         scope,
         interaction,
         pending.handle,
         account=account,
-        amr=upstream_amr(outcome.claims),
+        amr=amr,
         throttle_key=None,
         details={"upstream": provider.upstream_id},
         finish_authorization=True,
@@ -263,10 +302,15 @@ def finish(scope: RequestScope, pending: PendingSignIn, outcome: Verified | str)
 async def exchange_and_verify(request: Request, pending: PendingSignIn) -> Verified | str:
     runtime = request.app.state.idp
     try:
-        tokens, jwks = await exchange_code(
+        tokens = await exchange_code(
             pending.token_request, keyring=runtime.keyring, now=runtime.clock.now()
         )
         id_token = str(tokens["id_token"])
+        jwks = await upstream_jwks(
+            pending.token_request.jwks_uri,
+            kid=key_id(id_token),
+            cache=runtime.upstream_documents,
+        )
         claims = verify_id_token(
             id_token,
             jwks=jwks,

@@ -48,7 +48,7 @@ def start(scope: RequestScope, upstream_id: str) -> Response:
     )
     if interaction is None or handle is None:
         return authorization.expired_interaction_page(scope)
-    provider = providers.find_active(scope.session, upstream_id)
+    provider = providers.REGISTRY.find_active(scope.session, upstream_id)
     if provider is None:
         return login_pages.render_login(
             scope, interaction, handle, error=NO_LONGER_OFFERED, status_code=404

@@ -66,7 +66,7 @@ def _logout_request(scope: RequestScope, message: bindings.ReceivedMessage) -> R
         log.info("SAML LogoutRequest refused: %s", error)
         return pages.refused(scope)
     issuer = issuer_of(root) if root.tag == qualified("samlp", "LogoutRequest") else None
-    sp = service_providers.find_active(scope.session, issuer) if issuer else None
+    sp = service_providers.REGISTRY.find_active(scope.session, issuer) if issuer else None
     if sp is None:
         log.info("SAML LogoutRequest refused: unknown service provider")
         return pages.refused(scope, pages.UNKNOWN_SP)
@@ -90,7 +90,7 @@ def _logout_request(scope: RequestScope, message: bindings.ReceivedMessage) -> R
         frontchannel_urls += session_end.end_browser_session(
             scope,
             browser_session,
-            target=service_providers.audit_target(sp),
+            target=service_providers.REGISTRY.audit_target(sp),
             except_saml_sp=sp.id,
         )
     service = single_logout.endpoint(sp, [message.binding, HTTP_REDIRECT, HTTP_POST])

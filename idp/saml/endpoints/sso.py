@@ -40,7 +40,7 @@ from idp.saml import (
     xml_signatures,
 )
 from idp.saml.authn_request import AcceptedAuthnRequest, RequestRefused, StatusForSp
-from idp.saml.service_providers import audit_target
+from idp.saml.service_providers import REGISTRY as SERVICE_PROVIDERS
 from idp.saml.vocabulary import (
     HTTP_POST,
     INVALID_NAME_ID_POLICY,
@@ -194,7 +194,7 @@ def _post_assertion(
         clock=runtime.clock,
         actor=f"user:{account.username}",
         action="saml.assertion_issued",
-        target=audit_target(sp),
+        target=SERVICE_PROVIDERS.audit_target(sp),
         client_address=scope.http.client_address,
         details={
             "sid": browser_session.sid,
@@ -216,7 +216,7 @@ def _park(scope: RequestScope, request: AcceptedAuthnRequest) -> str:
         scope,
         client_id=f"saml:{sp.id}",
         client_name=sp.name,
-        audit_target=audit_target(sp),
+        audit_target=SERVICE_PROVIDERS.audit_target(sp),
         resume_path=RESUME_PATH,
         protocol_key=INTERACTION_KEY,
         protocol_params=request.parked(),
@@ -292,7 +292,7 @@ def initiate(scope: RequestScope) -> Response:
     """IdP-initiated sign-in (Profiles §4.1.5): ``?providerId=<entity ID>&RelayState=...``,
     a link on a portal page; the Response goes to the SP's registered default ACS only."""
     params = dict(scope.http.query)
-    sp = service_providers.find_active(scope.session, params.get("providerId", ""))
+    sp = service_providers.REGISTRY.find_active(scope.session, params.get("providerId", ""))
     if sp is None:
         return pages.refused(scope, pages.UNKNOWN_SP)
     relay_state = params.get("RelayState")

@@ -24,6 +24,7 @@ from idp.web.admin_pages import (
     officials,
     saml_sps,
     units,
+    upstreams,
 )
 from idp.web.admin_pages.guard import Admin, admin_action, admin_page, render
 
@@ -140,6 +141,19 @@ def admin_page_routes(import_api: ImportsApi) -> list[Route]:
         Route(
             f"{cas_services.LIST_PATH}/{{service_id}}",
             admin_action(cas_services.remove_service, **system),
+            methods=["POST"],
+        ),
+        Route(upstreams.LIST_PATH, admin_page(upstreams.list_providers, **system), methods=["GET"]),
+        Route(upstreams.NEW_PATH, admin_page(upstreams.new_provider, **system), methods=["GET"]),
+        Route(upstreams.NEW_PATH, admin_action(upstreams.add_provider, **system), methods=["POST"]),
+        Route(
+            f"{upstreams.LIST_PATH}/{{upstream_id}}",
+            admin_page(upstreams.show_provider, **system),
+            methods=["GET"],
+        ),
+        Route(
+            f"{upstreams.LIST_PATH}/{{upstream_id}}",
+            admin_action(upstreams.change_provider, **system),
             methods=["POST"],
         ),
         Route("/admin/audit", admin_page(audit.show_log, **system), methods=["GET"]),

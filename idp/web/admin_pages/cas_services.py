@@ -52,7 +52,9 @@ def _page_context() -> dict[str, Any]:
 
 def _service(scope: RequestScope) -> CasService:
     try:
-        return services.get_active(scope.session, str(scope.request.path_params["service_id"]))
+        return services.REGISTRY.get_active(
+            scope.session, str(scope.request.path_params["service_id"])
+        )
     except DomainError:
         raise not_found() from None
 
@@ -62,7 +64,7 @@ def list_services(scope: RequestScope, admin: Admin) -> Response:
         scope,
         admin,
         "admin/cas_services.html",
-        {"services": services.list_active(scope.session), **_page_context()},
+        {"services": services.REGISTRY.list_active(scope.session), **_page_context()},
     )
 
 
@@ -130,7 +132,7 @@ def _submitted_again(
 ) -> bool:
     """Whether the service registered under ``service_id`` is exactly what the form asks."""
     try:
-        service = services.get_active(scope.session, service_id)
+        service = services.REGISTRY.get_active(scope.session, service_id)
         stored = (
             service_urls.registrable_url(address) if values["match"] == services.EXACT else address
         )
@@ -165,11 +167,11 @@ def remove_service(scope: RequestScope, admin: Admin) -> Response:
     service = _service(scope)
     if query_of(scope).get("action") != REMOVE:
         raise not_found()
-    services.remove(
+    services.REGISTRY.remove(
         session=scope.session,
         clock=scope.runtime.clock,
         actor=admin.actor,
-        service=service,
+        entry=service,
         client_address=scope.http.client_address,
     )
     return RedirectResponse(f"{LIST_PATH}?removed=1", status_code=303)

@@ -38,7 +38,8 @@ def _render(
         "admin/saml_sps.html",
         {
             "sps": [
-                service_providers.as_dict(sp) for sp in service_providers.list_active(scope.session)
+                service_providers.as_dict(sp)
+                for sp in service_providers.REGISTRY.list_active(scope.session)
             ],
             "groups": {group: labels.ATTRIBUTE_GROUPS[group] for group in RELEASABLE},
             "values": values or {"attributes": []},
@@ -76,10 +77,12 @@ def register_sp(scope: RequestScope, admin: Admin) -> Response:
 
 
 def remove_sp(scope: RequestScope, admin: Admin) -> Response:
-    service_providers.remove(
+    service_providers.REGISTRY.remove(
         session=scope.session,
         clock=scope.runtime.clock,
         actor=admin.actor,
-        sp=service_providers.get_active(scope.session, form_of(scope).get("entity_id", "")),
+        entry=service_providers.REGISTRY.get_active(
+            scope.session, form_of(scope).get("entity_id", "")
+        ),
     )
     return RedirectResponse(f"{PATH}?removed=1", status_code=303)

@@ -363,11 +363,11 @@ def test_removed_service_tickets_stop_validating(
 ) -> None:
     ticket = ticket_of(sign_in(browser, login_url(live_server, service_url), live_server.issuer))
     with transaction(runtime.session_factory) as session:
-        services.remove(
+        services.REGISTRY.remove(
             session=session,
             clock=runtime.clock,
             actor="test",
-            service=services.get_active(session, "van-ban"),
+            entry=services.REGISTRY.get_active(session, "van-ban"),
         )
     assert failure_code(validate_raw(live_server, service_url, ticket or "")) == "INVALID_SERVICE"
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.applications import Starlette
@@ -44,6 +45,23 @@ UPSTREAM_ID = "vneid"
 UPSTREAM_SCOPE = "openid profile citizen_id"
 
 
+class RequestLog:
+    """The paths of the requests the upstream answered, in order (an ASGI wrapper): what the
+    caching of its documents is tested by."""
+
+    def __init__(self, app: Starlette) -> None:
+        self.app = app
+        self.paths: list[str] = []
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http":
+            self.paths.append(scope["path"])
+        await self.app(scope, receive, send)
+
+    def count(self, path: str) -> int:
+        return self.paths.count(path)
+
+
 @dataclass
 class Upstream:
     issuer: str
@@ -51,6 +69,7 @@ class Upstream:
     clock: FixedClock
     client_id: str
     client_secret: str
+    requests: RequestLog
 
     def url(self, path: str) -> str:
         return f"{self.issuer}{path}"
@@ -129,14 +148,16 @@ def upstream(
     create_official(
         runtime, username=UPSTREAM_USERNAME, citizen_id=CITIZEN_ID, password=OFFICIAL_PASSWORD
     )
+    requests = RequestLog(app)
     try:
-        with serve(app, sock):
+        with serve(requests, sock):  # type: ignore[arg-type]
             yield Upstream(
                 issuer=settings.issuer,
                 runtime=runtime,
                 clock=clock,
                 client_id=client.client_id,
                 client_secret=secret,
+                requests=requests,
             )
     finally:
         sock.close()

@@ -276,11 +276,11 @@ def test_a_removed_upstream_is_refused_and_no_longer_offered(
     started = browser.to_upstream(rp[0].client_id)
     back = browser.sign_in_upstream(started.headers["location"])
     with transaction(runtime.session_factory) as session:
-        providers.remove(
+        providers.REGISTRY.remove(
             session=session,
             clock=runtime.clock,
             actor="test",
-            provider=providers.get_active(session, UPSTREAM_ID),
+            entry=providers.REGISTRY.get_active(session, UPSTREAM_ID),
         )
     refused = browser.get(back.headers["location"])
     assert refused.status_code == 403
