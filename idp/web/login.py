@@ -38,6 +38,10 @@ MISSING_CREDENTIALS = N_("Please enter your username and password.")
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 WRONG_SECOND_FACTOR = N_("The code is not valid. Please try again with a new code.")
 MISSING_SECOND_FACTOR = N_("Please enter the code from your authenticator app.")
+REPLAYED_SECOND_FACTOR = N_(
+    "This code has already been used. Please wait for the next code in your authenticator app "
+    "and enter it."
+)
 # Where a login that no application asked for may return to: the home page, our own account
 # and admin pages only (no open redirect: a fixed prefix, no "//", no scheme, no backslash, no
 # dot segments).
@@ -466,30 +470,37 @@ def submit_second_factor(scope: RequestScope) -> Response:
     if state.delay_seconds > 0 and not getattr(scope.request.state, "throttle_delay_served", False):
         return ThrottleDelay(state.delay_seconds)
     method = "otp"
-    accepted = mfa.verify_totp(
+    outcome = mfa.verify_totp(
         session=session,
         clock=clock,
         server_secret=runtime.server_secret,
         account=account,
         code=code,
     )
-    if not accepted and mfa.looks_like_recovery_code(code):
+    accepted = outcome is mfa.TotpOutcome.ACCEPTED
+    if outcome is mfa.TotpOutcome.WRONG and mfa.looks_like_recovery_code(code):
         method = "recovery_code"
         accepted = mfa.use_recovery_code(session=session, clock=clock, account=account, code=code)
     if not accepted:
+        replayed = outcome is mfa.TotpOutcome.REPLAYED
         LOGINS.labels("second_factor_failure").inc()
+        # A replay still counts against the throttle: it proves nothing new.
         login_throttle.record_audited_failure(
             session=session,
             clock=clock,
             settings=runtime.settings,
             keys=throttle_keys,
             actor=f"user:{account.username}",
-            action="login.second_factor_failure",
+            action="login.second_factor_replayed" if replayed else "login.second_factor_failure",
             target=_audit_target(interaction),
             client_address=address,
         )
         return _render_second_factor(
-            scope, interaction, handle, error=WRONG_SECOND_FACTOR, status_code=401
+            scope,
+            interaction,
+            handle,
+            error=REPLAYED_SECOND_FACTOR if replayed else WRONG_SECOND_FACTOR,
+            status_code=401,
         )
     return finish_login(
         scope,
