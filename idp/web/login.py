@@ -14,7 +14,7 @@ from starlette.responses import RedirectResponse, Response
 from core import audit
 from core.metrics import LOGINS
 from core.web.i18n import N_
-from idp import accounts, login_throttle, mfa, sessions
+from idp import accounts, device_cookies, login_throttle, mfa, sessions
 from idp.clients import find_active as find_client
 from idp.federation import providers as upstream_providers
 from idp.models import Account, BrowserSession, Consent, Interaction
@@ -99,6 +99,21 @@ def sign_in_error_page(scope: RequestScope, message: str) -> Response:
 
 def submitted_username(raw: str) -> str:
     return CONTROL_CHARACTERS.sub("\ufffd", raw.strip())[: accounts.MAX_USERNAME_LENGTH]
+
+
+def throttle_attempt(scope: RequestScope, username: str) -> login_throttle.Attempt:
+    """This request's attempt at ``username``: its client address (from trusted proxies only)
+    and, when the browser signed in to that account before, its device id."""
+    runtime = scope.runtime
+    return login_throttle.Attempt(
+        username=username,
+        client_address=scope.http.client_address,
+        device=device_cookies.device_for(
+            scope.http.cookies.get(device_cookies.cookie_name(runtime.settings)),
+            server_secret=runtime.server_secret,
+            username=username,
+        ),
+    )
 
 
 def _interaction_param(scope: RequestScope) -> str | None:
@@ -253,9 +268,9 @@ def submit_login(scope: RequestScope) -> Response:
             status_code=400,
         )
     address = scope.http.client_address
-    throttle_keys = login_throttle.keys_for(username, address)
+    attempt = throttle_attempt(scope, username)
     state = login_throttle.assess(
-        session=session, clock=clock, settings=runtime.settings, keys=throttle_keys
+        session=session, clock=clock, settings=runtime.settings, attempt=attempt
     )
     if state.locked:
         LOGINS.labels("locked").inc()
@@ -283,11 +298,10 @@ def submit_login(scope: RequestScope) -> Response:
             session=session,
             clock=clock,
             settings=runtime.settings,
-            keys=throttle_keys,
+            attempt=attempt,
             actor="anonymous",
             action="login.failure",
             target=f"account:{username.lower()}",
-            client_address=address,
         )
         return render_login(
             scope, interaction, handle, username=username, error=WRONG_CREDENTIALS, status_code=401
@@ -314,7 +328,7 @@ def submit_login(scope: RequestScope) -> Response:
         handle,
         account=account,
         amr=["pwd"],
-        throttle_key=throttle_keys[0] if state.has_failures else None,
+        throttle=attempt if state.has_failures else None,
         details={"rehashed": bool(check.new_hash)},
         finish_authorization=True,
     )
@@ -333,7 +347,7 @@ def finish_login(
     *,
     account: Account,
     amr: list[str],
-    throttle_key: str | None,
+    throttle: login_throttle.Attempt | None,
     details: dict[str, object],
     finish_authorization: bool = False,
 ) -> Response:
@@ -346,8 +360,8 @@ def finish_login(
     session in a request of its own. The checks are the same: :func:`authorization.authorize`
     runs on the parked parameters with the session just started."""
     runtime, session, clock = scope.runtime, scope.session, scope.runtime.clock
-    if throttle_key is not None:
-        login_throttle.clear(session=session, key=throttle_key)
+    if throttle is not None:
+        login_throttle.clear_after_success(session=session, attempt=throttle)
     previous = sessions.find_active(
         session=session,
         clock=clock,
@@ -397,7 +411,28 @@ def finish_login(
         location = f"/oauth2/authorize/resume?{urlencode({'interaction': handle})}"
         response = RedirectResponse(location, status_code=303)
     set_session_cookie(scope, response, cookie_value)
+    set_device_cookie(scope, response, account)
     return response
+
+
+def set_device_cookie(scope: RequestScope, response: Response, account: Account) -> None:
+    """This browser signed in to ``account``: from now on its failures there have a budget
+    of their own (idp.device_cookies)."""
+    settings = scope.runtime.settings
+    name = device_cookies.cookie_name(settings)
+    response.set_cookie(
+        name,
+        device_cookies.remembered(
+            scope.http.cookies.get(name),
+            server_secret=scope.runtime.server_secret,
+            username=account.username,
+        ),
+        max_age=settings.device_cookie_days * 86400,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=settings.issuer_is_https,
+    )
 
 
 def set_session_cookie(scope: RequestScope, response: Response, cookie_value: str) -> None:
@@ -459,10 +494,9 @@ def submit_second_factor(scope: RequestScope) -> Response:
         return _render_second_factor(
             scope, interaction, handle, error=MISSING_SECOND_FACTOR, status_code=400
         )
-    address = scope.http.client_address
-    throttle_keys = login_throttle.keys_for(account.username, address)
+    attempt = throttle_attempt(scope, account.username)
     state = login_throttle.assess(
-        session=session, clock=clock, settings=runtime.settings, keys=throttle_keys
+        session=session, clock=clock, settings=runtime.settings, attempt=attempt
     )
     if state.locked:
         LOGINS.labels("locked").inc()
@@ -489,11 +523,10 @@ def submit_second_factor(scope: RequestScope) -> Response:
             session=session,
             clock=clock,
             settings=runtime.settings,
-            keys=throttle_keys,
+            attempt=attempt,
             actor=f"user:{account.username}",
             action="login.second_factor_replayed" if replayed else "login.second_factor_failure",
             target=_audit_target(interaction),
-            client_address=address,
         )
         return _render_second_factor(
             scope,
@@ -509,7 +542,7 @@ def submit_second_factor(scope: RequestScope) -> Response:
         account=account,
         # RFC 8176: "otp" for a one-time password, which a recovery code also is.
         amr=["pwd", "otp"],
-        throttle_key=throttle_keys[0] if state.has_failures else None,
+        throttle=attempt if state.has_failures else None,
         details={"second_factor": method},
     )
 
