@@ -146,6 +146,8 @@ LOGIN_THROTTLE_KINDS = {
     "account": N_("This account from unknown devices"),
     "device": N_("This account from one known device"),
     "address": N_("This address, any account"),
+    "reset_account": N_("Reset links sent by e-mail (per account)"),
+    "reset_address": N_("Reset links asked for from this address"),
 }
 
 # Import file columns, as refused-row errors and changed-field lists name them.

@@ -38,7 +38,11 @@ from core.settings import Settings
 from idp.models import LoginThrottle
 
 ACCOUNT_ADDRESS, ACCOUNT, DEVICE, ADDRESS = "account_address", "account", "device", "address"
-KINDS = (ACCOUNT_ADDRESS, ACCOUNT, DEVICE, ADDRESS)
+# Password reset e-mails asked for (idp.password_reset): per account name and per address.
+RESET_ACCOUNT, RESET_ADDRESS = "reset_account", "reset_address"
+KINDS = (ACCOUNT_ADDRESS, ACCOUNT, DEVICE, ADDRESS, RESET_ACCOUNT, RESET_ADDRESS)
+# A client address asks for this many times an account's reset e-mails.
+RESET_ADDRESS_FACTOR = 10
 MAX_NAME_LENGTH = 150
 # The first delay, doubled for every further failure up to ``login_max_delay``.
 FIRST_DELAY_SECONDS = 0.25
@@ -71,6 +75,11 @@ def rule_for(kind: str, settings: Settings) -> Rule:
             lock_for=timedelta(seconds=settings.login_account_lock_seconds),
         )
     window = timedelta(seconds=settings.login_failure_window)
+    if kind in (RESET_ACCOUNT, RESET_ADDRESS):
+        limit = settings.password_reset_requests * (
+            RESET_ADDRESS_FACTOR if kind == RESET_ADDRESS else 1
+        )
+        return Rule(slowdown_after=limit, lock_after=limit, window=window, lock_for=window)
     if kind == ADDRESS:
         return Rule(settings.login_address_slowdown_after, None, window, timedelta(0))
     return Rule(
@@ -153,8 +162,10 @@ def assess(
 
 def record_failure(*, session: Session, clock: Clock, settings: Settings, attempt: Attempt) -> bool:
     """Count one failure on every counter of ``attempt``; True if this failure stopped one."""
-    now = clock.now()
-    counters = attempt.counters()
+    return _count(session=session, now=clock.now(), settings=settings, counters=attempt.counters())
+
+
+def _count(*, session: Session, now: datetime, settings: Settings, counters: list[Counter]) -> bool:
     existing = {row.key: row for row in _rows(session, counters)}
     newly_locked = False
     for counter in counters:
@@ -255,3 +266,26 @@ def clear(*, session: Session, key: str) -> LoginThrottle | None:
         session.delete(row)
         session.flush()
     return row
+
+
+def allow_reset_request(
+    *,
+    session: Session,
+    clock: Clock,
+    settings: Settings,
+    account_name: str,
+    client_address: str | None,
+) -> bool:
+    """Count one password reset request for ``account_name`` (whether or not it exists) and
+    from ``client_address``; False when either has asked too often within the window."""
+    name = normalised_name(account_name)
+    counters = [_counter(RESET_ACCOUNT, name, name=name, address=None)]
+    if client_address:
+        counters.append(_counter(RESET_ADDRESS, client_address, name=None, address=client_address))
+    now = clock.now()
+    if any(
+        row.locked_until is not None and row.locked_until > now for row in _rows(session, counters)
+    ):
+        return False
+    _count(session=session, now=now, settings=settings, counters=counters)
+    return True

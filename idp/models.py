@@ -38,7 +38,8 @@ class Account(Base):
     username: Mapped[str] = mapped_column(String(256), unique=True)
     # Empty when a directory provisioned the official without a name (SCIM name is optional).
     full_name: Mapped[str] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(254))
+    # Indexed: the password reset form finds an official by e-mail.
+    email: Mapped[str | None] = mapped_column(String(254), index=True)
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     phone: Mapped[str | None] = mapped_column(String(32))
     password_hash: Mapped[str | None] = mapped_column(String(512))

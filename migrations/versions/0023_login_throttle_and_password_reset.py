@@ -55,9 +55,11 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_idp_password_reset_account_id"), "idp_password_reset", ["account_id"]
     )
+    op.create_index(op.f("ix_idp_account_email"), "idp_account", ["email"])
 
 
 def downgrade() -> None:
+    op.drop_index(op.f("ix_idp_account_email"), table_name="idp_account")
     op.drop_index(op.f("ix_idp_password_reset_account_id"), table_name="idp_password_reset")
     op.drop_table("idp_password_reset")
     with op.batch_alter_table("idp_login_throttle") as batch:
