@@ -22,7 +22,6 @@ from sqlalchemy.orm import Session, sessionmaker
 import ca_admin
 import core
 import idp
-from ca_admin.mail import Mailer, MailSettings
 from ca_admin.officials import OfficialIdentity
 from ca_admin.runtime import CaRuntime
 from ca_admin.signing import CaKeyStore
@@ -34,6 +33,7 @@ from commune_sso.site_areas import SITE_AREAS
 from core import audit
 from core.clock import Clock
 from core.db import transaction
+from core.mail import Mailer, mail_settings
 from core.opaque_tokens import digest
 from core.settings import Settings
 from core.web.i18n import N_, load_translations
@@ -353,18 +353,4 @@ def _ca_pages(runtime: IdpRuntime) -> PageRenderer:
         organisation_names=runtime.settings.organisation_names,
         areas=SITE_AREAS,
         code_labels=page_labels(),
-    )
-
-
-def mail_settings(settings: Settings) -> MailSettings:
-    return MailSettings(
-        host=settings.smtp_host,
-        port=settings.smtp_port,
-        sender=settings.smtp_from,
-        username=settings.smtp_username,
-        password=settings.smtp_password,
-        starttls=settings.smtp_starttls,
-        directory=(settings.var_dir / "mail").absolute(),
-        base_url=settings.issuer,
-        organisation_names=settings.organisation_names,
     )

@@ -279,22 +279,74 @@ class Settings(BaseSettings):
     login_slowdown_after: int = Field(
         default=3,
         ge=1,
-        description="Failed logins (per account and per address) before each "
-        "further attempt is delayed.",
+        description="Failed logins of one account from one client address (or from one device "
+        "that signed in to it before) before each further attempt there is delayed.",
     )
     login_lock_after: int = Field(
         default=10,
         ge=2,
-        description="Failed logins within the window that lock the account name or client address.",
+        description="Failed logins within the window that stop one account from one client "
+        "address, or one device cookie; never the account from everywhere.",
     )
     login_failure_window: int = Field(
         default=900, ge=60, description="Seconds over which failed logins are counted."
     )
     login_lock_seconds: int = Field(
-        default=900, ge=10, description="Seconds a locked account name or address stays locked."
+        default=900,
+        ge=10,
+        description="Seconds an account stays stopped from one address (or one device).",
     )
     login_max_delay: float = Field(
         default=4.0, ge=0, description="Longest delay in seconds added to a throttled attempt."
+    )
+    login_account_slowdown_after: int = Field(
+        default=10,
+        ge=1,
+        description="Failed logins of one account from devices it has not signed in on, from "
+        "any address, before each further such attempt is delayed.",
+    )
+    login_account_lock_after: int = Field(
+        default=100,
+        ge=2,
+        le=100,
+        description="Consecutive failed logins of one account from devices it has not signed "
+        "in on that stop such devices for a while (NIST SP 800-63B §5.2.2: at most 100). A "
+        "device that signed in to the account before keeps its own budget.",
+    )
+    login_account_failure_window: int = Field(
+        default=86400,
+        ge=60,
+        description="Seconds over which failures of one account from any address are counted.",
+    )
+    login_account_lock_seconds: int = Field(
+        default=3600,
+        ge=10,
+        description="Seconds devices unknown to an account stay stopped after "
+        "login_account_lock_after failures.",
+    )
+    login_address_slowdown_after: int = Field(
+        default=20,
+        ge=1,
+        description="Failed logins from one client address, whatever the account, before each "
+        "further attempt from there is delayed (never locked: officials share addresses).",
+    )
+    device_cookie_days: int = Field(
+        default=180,
+        ge=1,
+        description="Days a device that signed in keeps its own failed-login budget (OWASP "
+        "device cookies).",
+    )
+    password_reset_minutes: int = Field(
+        default=30,
+        ge=5,
+        le=240,
+        description="Minutes a self-service password reset link stays valid (single use).",
+    )
+    password_reset_requests: int = Field(
+        default=3,
+        ge=1,
+        description="Reset e-mails one account may be sent within login_failure_window; the "
+        "same limit counts requests from one client address times ten.",
     )
 
     db_pool_size: int = Field(default=10, ge=1, description="Connections per worker (PostgreSQL).")

@@ -294,8 +294,11 @@ def change_password(
     account: Account,
     new_password: str,
     current_session: BrowserSession | None,
+    action: str = "account.password_changed",
+    client_address: str | None = None,
 ) -> tuple[int, int]:
-    """The official's own password change (the caller checked the current password).
+    """The official's own password change (the caller checked the current password, or a
+    reset link: ``action`` "account.password_reset").
 
     Hashed with the current policy (argon2id). Every OTHER session of the account ends, with
     its grants revoked and its apps told through back-channel logout (whoever knew the old
@@ -317,8 +320,9 @@ def change_password(
         session,
         clock=clock,
         actor=f"user:{account.username}",
-        action="account.password_changed",
+        action=action,
         target=f"account:{account.username}",
+        client_address=client_address,
         details={"sessions_ended": ended, "backchannel_deliveries": queued},
     )
     return ended, queued

@@ -19,6 +19,10 @@ AUDIT_ACTIONS = {
     "login.refused_locked": N_("Sign-in refused: too many failed attempts"),
     "login.second_factor_required": N_("Sign-in: authenticator code asked for"),
     "login.second_factor_failure": N_("Sign-in: wrong authenticator code"),
+    "login.second_factor_replayed": N_("Sign-in: authenticator code used twice"),
+    "login_throttle.cleared": N_("Sign-in throttle cleared"),
+    "account.password_reset_requested": N_("Password reset link sent"),
+    "account.password_reset": N_("Password reset by the official"),
     "login.upstream_failure": N_("Sign-in through another provider did not complete"),
     "login.upstream_no_match": N_("Sign-in through another provider: no matching official"),
     "login.upstream_refused_disabled": N_(
@@ -136,6 +140,16 @@ LOGOUT_REASONS = {
     "ended_by_official": N_("Session ended by the official"),
 }
 
+# What a sign-in throttle counts (idp.login_throttle.KINDS).
+LOGIN_THROTTLE_KINDS = {
+    "account_address": N_("This account from this address"),
+    "account": N_("This account from unknown devices"),
+    "device": N_("This account from one known device"),
+    "address": N_("This address, any account"),
+    "reset_account": N_("Reset links sent by e-mail (per account)"),
+    "reset_address": N_("Reset links asked for from this address"),
+}
+
 # Import file columns, as refused-row errors and changed-field lists name them.
 IMPORT_COLUMNS = {
     "citizen_id": N_("Citizen ID"),
@@ -170,6 +184,7 @@ LABELS: CodeLabels = {
     "unit_event_source": UNIT_EVENT_SOURCES,
     "logout_delivery_status": LOGOUT_DELIVERY_STATUSES,
     "logout_reason": LOGOUT_REASONS,
+    "login_throttle_kind": LOGIN_THROTTLE_KINDS,
     "import_column": IMPORT_COLUMNS,
     "import_job_status": IMPORT_JOB_STATUSES,
     "import_row_action": IMPORT_ROW_ACTIONS,

@@ -16,6 +16,7 @@ import base64
 import os
 import secrets
 from dataclasses import dataclass
+from enum import Enum
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -138,16 +139,27 @@ def _accept_step(session: Session, credential: TotpCredential, step: int) -> boo
     return accepted
 
 
+class TotpOutcome(Enum):
+    ACCEPTED = "accepted"
+    # The right code of a step already used (RFC 6238 §5.2: accepted once only), e.g. the one
+    # that confirmed the enrolment: the official waits for the next code, nothing is wrong.
+    REPLAYED = "replayed"
+    WRONG = "wrong"
+
+
 def _check_code(
     session: Session, clock: Clock, server_secret: bytes, credential: TotpCredential, code: str
-) -> bool:
+) -> TotpOutcome:
     secret = open_secret(
         credential.sealed_secret, server_secret=server_secret, account_id=credential.account_id
     )
-    step = totp.matching_step(
-        secret, code, now=clock.now(), last_used_step=credential.last_used_step
-    )
-    return step is not None and _accept_step(session, credential, step)
+    step = totp.code_step(secret, code, now=clock.now())
+    if step is None:
+        return TotpOutcome.WRONG
+    # _accept_step also refuses a step another request has just used.
+    if _accept_step(session, credential, step):
+        return TotpOutcome.ACCEPTED
+    return TotpOutcome.REPLAYED
 
 
 def confirm_enrolment(
@@ -158,7 +170,7 @@ def confirm_enrolment(
     credential = credential_of(session, account)
     if credential is None or credential.confirmed_at is not None:
         return None
-    if not _check_code(session, clock, server_secret, credential, code):
+    if _check_code(session, clock, server_secret, credential, code) is not TotpOutcome.ACCEPTED:
         return None
     credential.confirmed_at = clock.now()
     codes = _replace_recovery_codes(session=session, clock=clock, account=account)
@@ -174,11 +186,11 @@ def confirm_enrolment(
 
 def verify_totp(
     *, session: Session, clock: Clock, server_secret: bytes, account: Account, code: str
-) -> bool:
+) -> TotpOutcome:
     """A login's second step: the code of the confirmed authenticator, not replayed."""
     credential = credential_of(session, account)
     if credential is None or credential.confirmed_at is None:
-        return False
+        return TotpOutcome.WRONG
     return _check_code(session, clock, server_secret, credential, code)
 
 

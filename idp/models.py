@@ -40,7 +40,8 @@ class Account(Base):
     username: Mapped[str] = mapped_column(String(256), unique=True)
     # Empty when a directory provisioned the official without a name (SCIM name is optional).
     full_name: Mapped[str] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(254))
+    # Indexed: the password reset form finds an official by e-mail.
+    email: Mapped[str | None] = mapped_column(String(254), index=True)
     email_verified: Mapped[bool] = mapped_column(Boolean, default=False)
     phone: Mapped[str | None] = mapped_column(String(32))
     password_hash: Mapped[str | None] = mapped_column(String(512))
@@ -260,13 +261,20 @@ class TokenStateChange(Base):
 
 
 class LoginThrottle(Base):
-    """Failed-login counter for one account name or one client address."""
+    """Failed-attempt counter of one kind (idp.login_throttle.KINDS): an account name from one
+    client address, an account name from devices it does not know, one device cookie, one
+    client address. ``key`` is the kind and a digest of the rest; the account name and address
+    are kept readable for the admin page."""
 
     __tablename__ = "idp_login_throttle"
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(24), index=True)
+    account_name: Mapped[str | None] = mapped_column(String(150), index=True)
+    client_address: Mapped[str | None] = mapped_column(String(64))
     failures: Mapped[int] = mapped_column(Integer, default=0)
     window_started_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_failure_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     locked_until: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
 
@@ -482,6 +490,23 @@ class ActivationCode(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class PasswordReset(Base):
+    """A self-service password reset link sent to the official's verified e-mail: single use,
+    short-lived, stored as the SHA-256 digest of its token (a 256-bit random value)."""
+
+    __tablename__ = "idp_password_reset"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(
+        ForeignKey("idp_account.id", ondelete="CASCADE"), index=True
+    )
+    token_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    client_address: Mapped[str | None] = mapped_column(String(64))
 
 
 class LifecycleEvent(Base):

@@ -8,6 +8,7 @@ the removal is audited in the caller's transaction."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Generic, TypeVar
 
 from sqlalchemy import select
@@ -24,7 +25,8 @@ class SoftRemovedRegistry(Generic[Entry]):
     """``model``: a mapped class with ``id`` and ``removed_at``; ``key``: the name of its
     column the administrator addresses an entry by. ``target_prefix``: the audit target is
     ``<prefix>:<key>``; ``removed_action``: the audit action of a removal; ``not_found``: the
-    msgid of :class:`NotFound` for an unknown or removed key."""
+    :class:`NotFound` for an unknown or removed key (made where its msgid is written, so that
+    tests/core/test_error_messages_translated.py sees a literal)."""
 
     def __init__(
         self,
@@ -33,7 +35,7 @@ class SoftRemovedRegistry(Generic[Entry]):
         key: str,
         target_prefix: str,
         removed_action: str,
-        not_found: str,
+        not_found: Callable[[], NotFound],
     ) -> None:
         self.model = model
         self.key = key
@@ -65,7 +67,7 @@ class SoftRemovedRegistry(Generic[Entry]):
     def get_active(self, session: Session, key: str) -> Entry:
         entry = self.find_active(session, key)
         if entry is None:
-            raise NotFound(self.not_found, field=self.key)
+            raise self.not_found()
         return entry
 
     def remove(

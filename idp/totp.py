@@ -65,6 +65,17 @@ def matching_step(
 ) -> int | None:
     """The time step ``code`` belongs to, within ±``drift_steps`` of now and after
     ``last_used_step``; None if there is none (wrong, too old, or a replay)."""
+    found = code_step(key, code, now=now, drift_steps=drift_steps)
+    if found is None or (last_used_step is not None and found <= last_used_step):
+        return None
+    return found
+
+
+def code_step(
+    key: bytes, code: str, *, now: datetime, drift_steps: int = DRIFT_STEPS
+) -> int | None:
+    """The time step ``code`` belongs to, within ±``drift_steps`` of now, used or not; None for
+    a wrong or too old code. :func:`matching_step` adds the replay check."""
     code = code.strip().replace(" ", "")
     if not CODE_PATTERN.fullmatch(code):
         return None
@@ -75,8 +86,6 @@ def matching_step(
     for step in range(current - drift_steps, current + drift_steps + 1):
         if hmac.compare_digest(hotp(key, step).encode("ascii"), code.encode("ascii")):
             found = step if found is None else found
-    if found is None or (last_used_step is not None and found <= last_used_step):
-        return None
     return found
 
 

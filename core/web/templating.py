@@ -89,6 +89,11 @@ class PageRenderer:
         except KeyError:
             raise ValueError(f"unsupported locale {locale!r}") from None
 
+    @property
+    def translations(self) -> dict[str, Translations]:
+        """The merged catalogues by locale, for text composed outside a page (e-mail)."""
+        return self._translations
+
     def gettext(self, locale: str, message: str) -> str:
         """``message`` (a msgid) in ``locale``, for text outside a template (JSON errors)."""
         catalogue = self._translations.get(locale)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.clock import Clock
-from core.errors import Conflict, DomainError
+from core.errors import Conflict, DomainError, NotFound
 from core.web.i18n import N_
 from idp.cas import service_urls
 from idp.models import CasService
@@ -104,7 +104,7 @@ REGISTRY = SoftRemovedRegistry(
     key="service_id",
     target_prefix="cas_service",
     removed_action="cas.service_removed",
-    not_found=N_("No CAS service with this id."),
+    not_found=lambda: NotFound(N_("No CAS service with this id."), field="service_id"),
 )
 
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.clock import Clock
-from core.errors import Conflict, DomainError
+from core.errors import Conflict, DomainError, NotFound
 from core.sealed_values import open_sealed, seal
 from core.web.i18n import N_
 from idp.federation.discovery import ProviderMetadata
@@ -233,7 +233,7 @@ REGISTRY = SoftRemovedRegistry(
     key="upstream_id",
     target_prefix="upstream",
     removed_action="upstream.removed",
-    not_found=N_("No upstream provider with this id."),
+    not_found=lambda: NotFound(N_("No upstream provider with this id."), field="upstream_id"),
 )
 
 

@@ -20,7 +20,10 @@ from authlib.oidc.core.errors import RequestNotSupportedError, RequestURINotSupp
 from idp.oauth.grants import OAuthClient
 from idp.oauth.http import OAuthRequest
 
-PROMPT_VALUES = frozenset({"none", "login", "consent", "select_account"})
+# OIDC Core §3.1.2.1. Not "select_account": a browser holds one SSO session here, so there is
+# no account to choose between; asked for, it is an unsupported value (invalid_request, as the
+# OpenID Connect Prompt Create spec §4.1 says of values not in prompt_values_supported).
+PROMPT_VALUES = ("none", "login", "consent")
 SUPPORTED_RESPONSE_MODES = frozenset({"query"})
 MAX_STATE_OR_NONCE = 2048
 # None of the grammars of RFC 6749 Appendix A (VSCHAR, NQCHAR, UNICODECHARNOCRLF, URI) admits
@@ -134,7 +137,7 @@ def check_pkce(request: OAuthRequest, redirect_uri: str) -> None:
 def check_prompt(request: OAuthRequest, redirect_uri: str) -> frozenset[str]:
     """OIDC Core §3.1.2.1: "none" must stand alone; unknown values are an error."""
     prompts = frozenset(request.payload.data.get("prompt", "").split())
-    if not prompts <= PROMPT_VALUES:
+    if not prompts <= frozenset(PROMPT_VALUES):
         raise InvalidRequestError("Unsupported 'prompt' value.", redirect_uri=redirect_uri)
     if "none" in prompts and len(prompts) > 1:
         raise InvalidRequestError(

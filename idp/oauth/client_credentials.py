@@ -29,7 +29,7 @@ from starlette.responses import Response
 from idp import clients
 from idp.claims import SUPPORTED_SCOPES
 from idp.clients import ClientCache, ClientInfo
-from idp.oauth.client_authentication import basic_credentials
+from idp.oauth.client_authentication import basic_credentials, presented_methods
 from idp.oauth.http import NO_STORE
 from idp.oauth.server import is_client_id
 from idp.oauth.token_issuer import issue_access_token
@@ -86,8 +86,11 @@ def authenticated_client(
     ``client_secret_basic`` when there is an Authorization header (and no credentials in the
     body), ``client_secret_post`` otherwise. The general path handles every other combination.
     """
+    # Exactly one method; two (RFC 6749 §2.3) are refused by the general path.
+    if len(presented_methods(authorization, fields)) != 1:
+        return None
     if authorization is not None:
-        if "client_id" in fields or "client_secret" in fields:
+        if "client_id" in fields:
             return None
         credentials = basic_credentials(authorization)
         if credentials is None:

@@ -19,7 +19,10 @@ from idp import token_store
 from idp.claims import SUPPORTED_SCOPES
 from idp.clients import ClientInfo
 from idp.models import Grant, RefreshToken
-from idp.oauth.client_authentication import authenticate_client_secret_basic
+from idp.oauth.client_authentication import (
+    authenticate_client_secret_basic,
+    refuse_several_methods,
+)
 from idp.oauth.grants import (
     CodeGrant,
     IdTokenExtension,
@@ -62,6 +65,12 @@ class OAuthServer(AuthorizationServer):
             )
             self._clients[client_id] = OAuthClient(info, self.runtime.clock) if info else None
         return self._clients[client_id]
+
+    def authenticate_client(self, request: Any, methods: Any, endpoint: str = "token") -> Any:
+        """Every endpoint that authenticates clients (token, introspection, revocation) comes
+        here: one method per request first (RFC 6749 §2.3), then Authlib's methods in turn."""
+        refuse_several_methods(request.headers.get("Authorization"), request.form)
+        return super().authenticate_client(request, methods, endpoint)
 
     def save_token(self, token: dict, request: Any) -> None:
         """Refresh tokens are stored when generated (they need their grant); access tokens

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.clock import Clock
-from core.errors import Conflict, DomainError
+from core.errors import Conflict, DomainError, NotFound
 from core.web.i18n import N_
 from idp.models import SamlServiceProvider
 from idp.registry import SoftRemovedRegistry
@@ -123,7 +123,9 @@ REGISTRY = SoftRemovedRegistry(
     key="entity_id",
     target_prefix="saml_sp",
     removed_action="saml.sp_removed",
-    not_found=N_("No SAML service provider with this entity ID."),
+    not_found=lambda: NotFound(
+        N_("No SAML service provider with this entity ID."), field="entity_id"
+    ),
 )
 
 

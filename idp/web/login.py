@@ -15,7 +15,7 @@ from starlette.responses import RedirectResponse, Response
 from core import audit
 from core.metrics import LOGINS
 from core.web.i18n import N_
-from idp import accounts, login_throttle, mfa, passkeys, sessions
+from idp import accounts, device_cookies, login_throttle, mfa, passkeys, sessions
 from idp import authentication_levels as levels
 from idp.clients import find_active as find_client
 from idp.federation import providers as upstream_providers
@@ -41,6 +41,10 @@ MISSING_CREDENTIALS = N_("Please enter your username and password.")
 CONTROL_CHARACTERS = re.compile(r"[\x00-\x1f\x7f]")
 WRONG_SECOND_FACTOR = N_("The code is not valid. Please try again with a new code.")
 MISSING_SECOND_FACTOR = N_("Please enter the code from your authenticator app.")
+REPLAYED_SECOND_FACTOR = N_(
+    "This code has already been used. Please wait for the next code in your authenticator app "
+    "and enter it."
+)
 # Where a login that no application asked for may return to: the home page, our own account
 # and admin pages only (no open redirect: a fixed prefix, no "//", no scheme, no backslash, no
 # dot segments).
@@ -103,6 +107,21 @@ def sign_in_error_page(scope: RequestScope, message: str) -> Response:
 
 def submitted_username(raw: str) -> str:
     return CONTROL_CHARACTERS.sub("\ufffd", raw.strip())[: accounts.MAX_USERNAME_LENGTH]
+
+
+def throttle_attempt(scope: RequestScope, username: str) -> login_throttle.Attempt:
+    """This request's attempt at ``username``: its client address (from trusted proxies only)
+    and, when the browser signed in to that account before, its device id."""
+    runtime = scope.runtime
+    return login_throttle.Attempt(
+        username=username,
+        client_address=scope.http.client_address,
+        device=device_cookies.device_for(
+            scope.http.cookies.get(device_cookies.cookie_name(runtime.settings)),
+            server_secret=runtime.server_secret,
+            username=username,
+        ),
+    )
 
 
 def _interaction_param(scope: RequestScope) -> str | None:
@@ -271,9 +290,9 @@ def submit_login(scope: RequestScope) -> Response:
             status_code=400,
         )
     address = scope.http.client_address
-    throttle_keys = login_throttle.keys_for(username, address)
+    attempt = throttle_attempt(scope, username)
     state = login_throttle.assess(
-        session=session, clock=clock, settings=runtime.settings, keys=throttle_keys
+        session=session, clock=clock, settings=runtime.settings, attempt=attempt
     )
     if state.locked:
         LOGINS.labels("locked").inc()
@@ -301,11 +320,10 @@ def submit_login(scope: RequestScope) -> Response:
             session=session,
             clock=clock,
             settings=runtime.settings,
-            keys=throttle_keys,
+            attempt=attempt,
             actor="anonymous",
             action="login.failure",
             target=f"account:{username.lower()}",
-            client_address=address,
         )
         return render_login(
             scope, interaction, handle, username=username, error=WRONG_CREDENTIALS, status_code=401
@@ -327,7 +345,7 @@ def submit_login(scope: RequestScope) -> Response:
         handle,
         account=account,
         amr=["pwd"],
-        throttle_key=throttle_keys[0] if state.has_failures else None,
+        throttle=attempt if state.has_failures else None,
         details={"rehashed": bool(check.new_hash)},
         finish_authorization=True,
     )
@@ -393,7 +411,7 @@ def finish_login(
     *,
     account: Account,
     amr: list[str],
-    throttle_key: str | None,
+    throttle: login_throttle.Attempt | None,
     details: dict[str, object],
     finish_authorization: bool = False,
 ) -> Response:
@@ -406,8 +424,8 @@ def finish_login(
     session in a request of its own. The checks are the same: :func:`authorization.authorize`
     runs on the parked parameters with the session just started."""
     runtime, session, clock = scope.runtime, scope.session, scope.runtime.clock
-    if throttle_key is not None:
-        login_throttle.clear(session=session, key=throttle_key)
+    if throttle is not None:
+        login_throttle.clear_after_success(session=session, attempt=throttle)
     previous = sessions.find_active(
         session=session,
         clock=clock,
@@ -459,7 +477,28 @@ def finish_login(
         location = f"/oauth2/authorize/resume?{urlencode({'interaction': handle})}"
         response = RedirectResponse(location, status_code=303)
     set_session_cookie(scope, response, cookie_value)
+    set_device_cookie(scope, response, account)
     return response
+
+
+def set_device_cookie(scope: RequestScope, response: Response, account: Account) -> None:
+    """This browser signed in to ``account``: from now on its failures there have a budget
+    of their own (idp.device_cookies)."""
+    settings = scope.runtime.settings
+    name = device_cookies.cookie_name(settings)
+    response.set_cookie(
+        name,
+        device_cookies.remembered(
+            scope.http.cookies.get(name),
+            server_secret=scope.runtime.server_secret,
+            username=account.username,
+        ),
+        max_age=settings.device_cookie_days * 86400,
+        path="/",
+        httponly=True,
+        samesite="lax",
+        secure=settings.issuer_is_https,
+    )
 
 
 def set_session_cookie(scope: RequestScope, response: Response, cookie_value: str) -> None:
@@ -521,10 +560,9 @@ def submit_second_factor(scope: RequestScope) -> Response:
         return _render_second_factor(
             scope, interaction, handle, error=MISSING_SECOND_FACTOR, status_code=400
         )
-    address = scope.http.client_address
-    throttle_keys = login_throttle.keys_for(account.username, address)
+    attempt = throttle_attempt(scope, account.username)
     state = login_throttle.assess(
-        session=session, clock=clock, settings=runtime.settings, keys=throttle_keys
+        session=session, clock=clock, settings=runtime.settings, attempt=attempt
     )
     if state.locked:
         LOGINS.labels("locked").inc()
@@ -532,30 +570,36 @@ def submit_second_factor(scope: RequestScope) -> Response:
     if state.delay_seconds > 0 and not getattr(scope.request.state, "throttle_delay_served", False):
         return ThrottleDelay(state.delay_seconds)
     method = "otp"
-    accepted = mfa.verify_totp(
+    outcome = mfa.verify_totp(
         session=session,
         clock=clock,
         server_secret=runtime.server_secret,
         account=account,
         code=code,
     )
-    if not accepted and mfa.looks_like_recovery_code(code):
+    accepted = outcome is mfa.TotpOutcome.ACCEPTED
+    if outcome is mfa.TotpOutcome.WRONG and mfa.looks_like_recovery_code(code):
         method = "recovery_code"
         accepted = mfa.use_recovery_code(session=session, clock=clock, account=account, code=code)
     if not accepted:
+        replayed = outcome is mfa.TotpOutcome.REPLAYED
         LOGINS.labels("second_factor_failure").inc()
+        # A replay still counts against the throttle: it proves nothing new.
         login_throttle.record_audited_failure(
             session=session,
             clock=clock,
             settings=runtime.settings,
-            keys=throttle_keys,
+            attempt=attempt,
             actor=f"user:{account.username}",
-            action="login.second_factor_failure",
+            action="login.second_factor_replayed" if replayed else "login.second_factor_failure",
             target=audit_target(interaction),
-            client_address=address,
         )
         return _render_second_factor(
-            scope, interaction, handle, error=WRONG_SECOND_FACTOR, status_code=401
+            scope,
+            interaction,
+            handle,
+            error=REPLAYED_SECOND_FACTOR if replayed else WRONG_SECOND_FACTOR,
+            status_code=401,
         )
     first_factor = _first_factor(interaction, account)
     response = finish_login(
@@ -565,7 +609,7 @@ def submit_second_factor(scope: RequestScope) -> Response:
         account=account,
         # RFC 8176: "otp" for a one-time password, which a recovery code also is.
         amr=[*first_factor["amr"], "otp"],
-        throttle_key=throttle_keys[0] if state.has_failures else None,
+        throttle=attempt if state.has_failures else None,
         details={**first_factor["details"], "second_factor": method},
     )
     if first_factor["upstream"] is not None and interaction.authenticated_session_id is not None:

@@ -159,7 +159,7 @@ def submit(scope: RequestScope) -> Response:
         handle,
         account=assertion.account,
         amr=amr,
-        throttle_key=None,
+        throttle=None,
         details={
             "passkey_id": assertion.passkey.id,
             "second_factor": "passkey" if second_factor else None,

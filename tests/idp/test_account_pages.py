@@ -607,9 +607,14 @@ def test_login_requires_the_totp_code_after_enrolment(
         browser, otp_location, "123456" if totp.totp(key, clock.now()) != "123456" else "654321"
     )
     assert wrong.status_code == 401 and "Mã không đúng" in wrong.text
-    # The code used to confirm the enrolment (same time step) is a replay: refused.
+    # The code used to confirm the enrolment (same time step) is a replay: refused, and the
+    # official is told it was already used and to wait for the next one (not "wrong code").
     replay = submit_code(browser, otp_location, totp.totp(key, clock.now()))
     assert replay.status_code == 401
+    assert "Mã này đã được dùng" in replay.text and "chờ mã tiếp theo" in replay.text
+    assert "Mã không đúng" not in replay.text
+    replay_en = submit_code(browser, otp_location + "&lang=en", totp.totp(key, clock.now()))
+    assert "already been used" in replay_en.text and "wait for the next code" in replay_en.text
     clock.advance(30)
     accepted = submit_code(browser, otp_location, totp.totp(key, clock.now()))
     assert accepted.status_code == 303 and accepted.headers["location"] == "/account"
@@ -618,9 +623,11 @@ def test_login_requires_the_totp_code_after_enrolment(
     # Used now: the same code again, in a third browser, is refused.
     third = new_browser()
     otp_again = sign_in(third, official.username, OFFICIAL_PASSWORD).headers["location"]
-    assert submit_code(third, otp_again, totp.totp(key, clock.now())).status_code == 401
+    used = submit_code(third, otp_again, totp.totp(key, clock.now()))
+    assert used.status_code == 401 and "Mã này đã được dùng" in used.text
     actions = audit_actions(runtime)
-    assert actions.count("login.second_factor_failure") == 3
+    assert actions.count("login.second_factor_failure") == 1
+    assert actions.count("login.second_factor_replayed") == 3
     assert "login.second_factor_required" in actions
 
 

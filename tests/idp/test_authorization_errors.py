@@ -167,6 +167,8 @@ REDIRECTED_ERRORS = [
     pytest.param({"code_challenge": "!" * 43}, "invalid_request", id="pkce-bad-characters"),
     pytest.param({"prompt": "none login"}, "invalid_request", id="prompt-none-with-login"),
     pytest.param({"prompt": "bogus"}, "invalid_request", id="prompt-unknown"),
+    # Not offered (one SSO session per browser: nothing to choose), so not silently ignored.
+    pytest.param({"prompt": "select_account"}, "invalid_request", id="prompt-select-account"),
     pytest.param({"max_age": "abc"}, "invalid_request", id="max-age-not-a-number"),
     pytest.param({"max_age": "-5"}, "invalid_request", id="max-age-negative"),
     pytest.param({"request": "eyJhbGciOiJub25lIn0.e30."}, "request_not_supported", id="request"),
@@ -344,3 +346,14 @@ def test_login_with_a_nul_is_refused_not_a_server_error(web, rp, official, usern
     response = submit_login(web, login_page, username, password)
     assert response.status_code == 401
     assert "Traceback" not in response.text
+
+
+def test_discovery_offers_only_the_prompt_values_that_work(web, rp):
+    """select_account is not offered (a browser holds one SSO session: nothing to choose), and
+    every value that is offered is accepted by the authorization endpoint."""
+    offered = web.get("/.well-known/openid-configuration").json()["prompt_values_supported"]
+    assert offered == ["none", "login", "consent"]
+    for value in offered:
+        params = valid_params(rp[0].client_id, prompt=value)
+        response = web.get("/oauth2/authorize", params=params)
+        assert "error=invalid_request" not in response.headers.get("location", ""), value

@@ -295,7 +295,7 @@ EXPECTED_ERRORS = {
     "repeated grant_type": (400, "invalid_request"),
     "post client using basic": (401, "invalid_client"),
     "basic client using post": (401, "invalid_client"),
-    "basic and post at once": (200, None),  # Authlib tries Basic first: no error at all
+    "basic and post at once": (400, "invalid_request"),  # RFC 6749 §2.3: one method only
     "client without the grant": (400, "unauthorized_client"),
     "unreadable basic header": (401, "invalid_client"),
     "no authentication": (401, "invalid_client"),

@@ -6,12 +6,14 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from core import audit
 from core.db import transaction
 from core.web.client_address import parse_networks
-from idp.models import BrowserSession
+from idp import login_throttle
+from idp.models import BrowserSession, LoginThrottle
 from tests.conftest import ISSUER, OFFICIAL_PASSWORD
 from tests.idp.oidc_flow import authorize_params, open_login_form, pkce_pair, submit_login
 
@@ -41,18 +43,28 @@ def attempt(web: TestClient, client_id: str, username: str, password: str, spoof
     return submit_login(web, page, username, password)
 
 
-def test_a_fresh_spoofed_address_per_guess_is_still_locked_out(behind_proxy, rp, official, runtime):
+def test_a_fresh_spoofed_address_per_guess_is_still_counted_on_the_real_one(
+    behind_proxy, rp, official, runtime
+):
     client_id = rp[0].client_id
+    runtime.settings.login_address_slowdown_after = 3
     for n in range(runtime.settings.login_lock_after):
-        # A different user name each time: only the address can lock this out.
+        # A different user name each time: only the address counts them together.
         attempt(behind_proxy, client_id, f"doan.ten.{n}", "sai", spoofed=f"198.51.100.{n}")
-    refused = attempt(behind_proxy, client_id, official.username, OFFICIAL_PASSWORD, "192.0.2.1")
-    assert refused.status_code == 429
     with transaction(runtime.session_factory) as session:
         entries = audit.tail(session, limit=50)
+        address_counter = session.scalars(
+            select(LoginThrottle).where(LoginThrottle.kind == login_throttle.ADDRESS)
+        ).one()
     failures = [e for e in entries if e.action == "login.failure"]
     assert len(failures) == runtime.settings.login_lock_after
     assert {e.client_address for e in failures} == {REAL_CLIENT}
+    # The real address is slowed down, never locked: officials behind it still sign in.
+    assert address_counter.client_address == REAL_CLIENT
+    assert address_counter.failures == runtime.settings.login_lock_after
+    assert address_counter.locked_until is None
+    ok = attempt(behind_proxy, client_id, official.username, OFFICIAL_PASSWORD, "192.0.2.1")
+    assert ok.status_code == 303
 
 
 def test_a_spoofed_header_cannot_lock_out_an_address_of_its_choice(behind_proxy, rp, official):

@@ -281,7 +281,7 @@ def finish(scope: RequestScope, pending: PendingSignIn, outcome: Verified | str)
         pending.handle,
         account=account,
         amr=amr,
-        throttle_key=None,
+        throttle=None,
         details={"upstream": provider.upstream_id},
         finish_authorization=True,
     )

@@ -14,6 +14,7 @@ from core.settings import Settings
 from core.web.i18n import SUPPORTED_LOCALES
 from idp.authentication_levels import LEVELS
 from idp.claims import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
+from idp.oauth.authorization_checks import PROMPT_VALUES
 from idp.request_scope import runtime_of
 from keys.keyring import SUPPORTED_ALGORITHMS
 
@@ -62,7 +63,7 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
             "request_parameter_supported": False,
             "request_uri_parameter_supported": False,
             "require_request_uri_registration": False,
-            "prompt_values_supported": ["none", "login", "consent", "select_account"],
+            "prompt_values_supported": list(PROMPT_VALUES),
             "ui_locales_supported": list(SUPPORTED_LOCALES),
             "claims_locales_supported": ["vi"],
             "authorization_response_iss_parameter_supported": True,

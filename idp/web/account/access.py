@@ -16,7 +16,13 @@ from idp.logout import worker as logout_worker
 from idp.models import Account, BrowserSession
 from idp.oauth.endpoints.authorization import current_session
 from idp.request_scope import RequestScope
-from idp.web.login import DIRECT_LOGIN_NEXT, ThrottleDelay, direct_login_url, run_throttled
+from idp.web.login import (
+    DIRECT_LOGIN_NEXT,
+    ThrottleDelay,
+    direct_login_url,
+    run_throttled,
+    throttle_attempt,
+)
 from idp.web.site_visitor import show_signed_in
 
 
@@ -82,7 +88,7 @@ def throttle_check(account_scope: AccountScope) -> Response | bool:
         session=scope.session,
         clock=scope.runtime.clock,
         settings=scope.runtime.settings,
-        keys=throttle_keys(account_scope),
+        attempt=throttle_attempt(scope, account_scope.account.username),
     )
     if state.locked:
         return True
@@ -91,19 +97,13 @@ def throttle_check(account_scope: AccountScope) -> Response | bool:
     return False
 
 
-def throttle_keys(account_scope: AccountScope) -> list[str]:
-    return login_throttle.keys_for(
-        account_scope.account.username, account_scope.scope.http.client_address
-    )
-
-
 def record_wrong_password(account_scope: AccountScope) -> None:
     scope = account_scope.scope
     login_throttle.record_failure(
         session=scope.session,
         clock=scope.runtime.clock,
         settings=scope.runtime.settings,
-        keys=throttle_keys(account_scope),
+        attempt=throttle_attempt(scope, account_scope.account.username),
     )
 
 

@@ -27,8 +27,10 @@ from idp.web.login import (
     LOCKED_OUT,
     ThrottleDelay,
     direct_login_url,
+    set_device_cookie,
     set_session_cookie,
     submitted_username,
+    throttle_attempt,
 )
 
 USERNAME_MISSING = N_("Please enter your username.")
@@ -78,9 +80,9 @@ def submit_activation(scope: RequestScope) -> Response:
         return _render(scope, username=username, code=code, errors=errors, status_code=400)
 
     address = scope.http.client_address
-    throttle_keys = login_throttle.keys_for(username, address)
+    attempt = throttle_attempt(scope, username)
     state = login_throttle.assess(
-        session=session, clock=clock, settings=runtime.settings, keys=throttle_keys
+        session=session, clock=clock, settings=runtime.settings, attempt=attempt
     )
     if state.locked:
         return _render(scope, username=username, code=code, error=LOCKED_OUT, status_code=429)
@@ -104,11 +106,10 @@ def submit_activation(scope: RequestScope) -> Response:
             session=session,
             clock=clock,
             settings=runtime.settings,
-            keys=throttle_keys,
+            attempt=attempt,
             actor="anonymous",
             action="account.activation_failed",
             target=f"account:{username.lower()}",
-            client_address=address,
         )
         return _render(
             scope,
@@ -119,7 +120,7 @@ def submit_activation(scope: RequestScope) -> Response:
         )
 
     if state.has_failures:
-        login_throttle.clear(session=session, key=throttle_keys[0])
+        login_throttle.clear_after_success(session=session, attempt=attempt)
     # A re-sent code works as a reset: whoever held the old password is signed out.
     _, queued = accounts.end_browser_sessions(
         session=session,
@@ -154,6 +155,7 @@ def submit_activation(scope: RequestScope) -> Response:
     )
     response = redirect("/account?done=activated")
     set_session_cookie(scope, response, cookie_value)
+    set_device_cookie(scope, response, account)
     return response
 
 

@@ -1,10 +1,10 @@
-"""The routes of the official's account pages and of the activation page."""
+"""The routes of the official's account pages, the activation page and the password reset."""
 
 from __future__ import annotations
 
 from starlette.routing import Route
 
-from idp.web.account import activation, pages, passkeys, security
+from idp.web.account import activation, pages, passkeys, password_reset, security
 
 
 def account_routes() -> list[Route]:
@@ -31,4 +31,8 @@ def account_routes() -> list[Route]:
         Route("/account/passkeys/remove", passkeys.remove_endpoint, methods=["POST"]),
         Route("/activate", activation.activation_page_endpoint, methods=["GET"]),
         Route("/activate", activation.activation_submit_endpoint, methods=["POST"]),
+        Route("/login/forgot", password_reset.request_page_endpoint, methods=["GET"]),
+        Route("/login/forgot", password_reset.request_submit_endpoint, methods=["POST"]),
+        Route("/login/reset", password_reset.reset_page_endpoint, methods=["GET"]),
+        Route("/login/reset", password_reset.reset_submit_endpoint, methods=["POST"]),
     ]

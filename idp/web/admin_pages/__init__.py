@@ -21,6 +21,7 @@ from idp.web.admin_pages import (
     clients,
     deliveries,
     imports,
+    login_throttles,
     officials,
     saml_sps,
     units,
@@ -162,6 +163,16 @@ def admin_page_routes(import_api: ImportsApi) -> list[Route]:
             "/admin/logout-deliveries",
             admin_page(deliveries.list_deliveries, **system),
             methods=["GET"],
+        ),
+        Route(
+            login_throttles.PATH,
+            admin_page(login_throttles.list_throttles, **system),
+            methods=["GET"],
+        ),
+        Route(
+            f"{login_throttles.PATH}/clear",
+            admin_action(login_throttles.clear_throttle, **system),
+            methods=["POST"],
         ),
         *import_pages.routes(),
     ]
