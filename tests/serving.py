@@ -12,11 +12,13 @@ import pytest
 
 
 def wait_until_answering(
-    server: subprocess.Popen[bytes], url: str, log_path: Path, *, timeout: float = 60
+    server: subprocess.Popen[bytes], url: str, log_path: Path, *, timeout: float = 180
 ) -> httpx.Response:
     """Poll ``url`` until it answers 200; fail with the server's output if it exits first or
     does not answer in time. Returns that first 200 response. A first start loads the units
-    and creates the quick-start CA: on a busy two-core machine that can pass 30 s."""
+    and creates the quick-start CA: on a busy two-core machine that can pass 30 s, and with
+    several workers each importing the app under load, over 60 s. A liveness bound, not a
+    speed target: a server that never comes up still fails, with its output."""
     deadline = time.monotonic() + timeout
     while True:
         if server.poll() is not None:
