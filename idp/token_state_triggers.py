@@ -191,6 +191,18 @@ def create_triggers(connection: Connection) -> None:
             connection.execute(text(build(watch, name, event)))
 
 
+def recreate_sqlite_triggers(connection: Connection, tables: set[str]) -> None:
+    """After a migration rebuilt ``tables`` on SQLite (Alembic's batch mode copies a table,
+    which drops its triggers): their triggers again. PostgreSQL alters in place: nothing."""
+    if connection.dialect.name == "postgresql":
+        return
+    for watch in WATCHES:
+        if watch.table in tables:
+            for name, event in trigger_names(watch):
+                connection.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
+                connection.execute(text(_sqlite_trigger(watch, name, event)))
+
+
 def drop_triggers(connection: Connection) -> None:
     postgresql = connection.dialect.name == "postgresql"
     for watch in WATCHES:

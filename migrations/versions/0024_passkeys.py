@@ -9,6 +9,8 @@ Create Date: 2026-12-10 09:00:00
 import sqlalchemy as sa
 from alembic import op
 
+from idp import token_state_triggers
+
 import core.db
 
 revision = "0024"
@@ -85,6 +87,8 @@ def upgrade() -> None:
                 nullable=False,
             )
         )
+    # SQLite's batch mode rebuilt both tables, dropping the token state feed's triggers.
+    token_state_triggers.recreate_sqlite_triggers(op.get_bind(), {"idp_client", "idp_unit"})
 
 
 def downgrade() -> None:
@@ -92,6 +96,7 @@ def downgrade() -> None:
         batch_op.drop_column("requires_phishing_resistant")
     with op.batch_alter_table("idp_client", schema=None) as batch_op:
         batch_op.drop_column("minimum_acr")
+    token_state_triggers.recreate_sqlite_triggers(op.get_bind(), {"idp_client", "idp_unit"})
     op.drop_index(
         op.f("ix_idp_webauthn_challenge_expires_at"), table_name="idp_webauthn_challenge"
     )
