@@ -30,8 +30,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONFIDENTIAL_OR_PUBLIC = ["client_secret_basic", "client_secret_post", "none"]
-CONFIDENTIAL_ONLY = ["client_secret_basic", "client_secret_post"]
+# The order is Authlib's order of trying them; a request authenticates one client, with the
+# method that client registered (OAuthClient.check_endpoint_auth_method).
+CONFIDENTIAL_ONLY = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+CONFIDENTIAL_OR_PUBLIC = [*CONFIDENTIAL_ONLY, "none"]
 
 
 class OAuthClient(ClientMixin):

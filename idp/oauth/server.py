@@ -17,8 +17,9 @@ from starlette.responses import Response
 
 from idp import token_store
 from idp.claims import SUPPORTED_SCOPES
-from idp.clients import ClientInfo
+from idp.clients import PRIVATE_KEY_JWT, ClientInfo
 from idp.models import Grant, RefreshToken
+from idp.oauth.client_assertion import authenticate_private_key_jwt
 from idp.oauth.client_authentication import authenticate_client_secret_basic
 from idp.oauth.grants import (
     CodeGrant,
@@ -52,6 +53,9 @@ class OAuthServer(AuthorizationServer):
         self.register_grant(RotatingRefreshGrant, [IdTokenExtension()])
         self.register_grant(ServiceCredentialsGrant)
         self.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
+        self.register_client_auth_method(
+            PRIVATE_KEY_JWT, lambda _query, request: authenticate_private_key_jwt(self, request)
+        )
 
     def query_client(self, client_id: str) -> OAuthClient | None:
         if client_id not in self._clients:

@@ -14,6 +14,8 @@ from core.settings import Settings
 from core.web.i18n import SUPPORTED_LOCALES
 from idp.authentication_levels import LEVELS
 from idp.claims import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
+from idp.oauth.client_signed_jwts import CLIENT_SIGNING_ALGORITHMS
+from idp.oauth.grants import CONFIDENTIAL_ONLY, CONFIDENTIAL_OR_PUBLIC
 from idp.request_scope import runtime_of
 from keys.keyring import SUPPORTED_ALGORITHMS
 
@@ -39,20 +41,17 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
             "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": list(SUPPORTED_ALGORITHMS),
-            "token_endpoint_auth_methods_supported": [
-                "client_secret_basic",
-                "client_secret_post",
-                "none",
-            ],
-            "revocation_endpoint_auth_methods_supported": [
-                "client_secret_basic",
-                "client_secret_post",
-                "none",
-            ],
-            "introspection_endpoint_auth_methods_supported": [
-                "client_secret_basic",
-                "client_secret_post",
-            ],
+            # RFC 8414 §2; private_key_jwt: RFC 7523 §2.2 (idp/oauth/client_assertion.py).
+            "token_endpoint_auth_methods_supported": CONFIDENTIAL_OR_PUBLIC,
+            "token_endpoint_auth_signing_alg_values_supported": list(CLIENT_SIGNING_ALGORITHMS),
+            "revocation_endpoint_auth_methods_supported": CONFIDENTIAL_OR_PUBLIC,
+            "revocation_endpoint_auth_signing_alg_values_supported": list(
+                CLIENT_SIGNING_ALGORITHMS
+            ),
+            "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_ONLY,
+            "introspection_endpoint_auth_signing_alg_values_supported": list(
+                CLIENT_SIGNING_ALGORITHMS
+            ),
             "code_challenge_methods_supported": ["S256"],
             "claims_supported": list(SUPPORTED_CLAIMS),
             # OIDC Discovery §3; the levels and their order: idp.authentication_levels.
