@@ -27,6 +27,8 @@ PATHS = {
     "end_session_endpoint": "/oauth2/logout",
     "revocation_endpoint": "/oauth2/revoke",
     "introspection_endpoint": "/oauth2/introspect",
+    # RFC 9126 §5 (idp/oauth/endpoints/pushed_authorization.py).
+    "pushed_authorization_request_endpoint": "/oauth2/par",
 }
 
 
@@ -53,6 +55,9 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
                 CLIENT_SIGNING_ALGORITHMS
             ),
             "code_challenge_methods_supported": ["S256"],
+            # RFC 9126 §5: pushing is required per client (require_pushed_authorization_requests
+            # in its registration), not for every client.
+            "require_pushed_authorization_requests": False,
             "claims_supported": list(SUPPORTED_CLAIMS),
             # OIDC Discovery §3; the levels and their order: idp.authentication_levels.
             "acr_values_supported": list(LEVELS),
