@@ -191,6 +191,17 @@ def create_triggers(connection: Connection) -> None:
             connection.execute(text(build(watch, name, event)))
 
 
+def restore_sqlite_triggers(connection: Connection) -> None:
+    """Create again every SQLite trigger a migration lost: an Alembic batch that copies a
+    table on SQLite (0024 did for idp_unit) leaves it without its triggers."""
+    if connection.dialect.name != "sqlite":
+        return
+    for watch in WATCHES:
+        for name, event in trigger_names(watch):
+            connection.execute(text(f"DROP TRIGGER IF EXISTS {name}"))
+            connection.execute(text(_sqlite_trigger(watch, name, event)))
+
+
 def drop_triggers(connection: Connection) -> None:
     postgresql = connection.dialect.name == "postgresql"
     for watch in WATCHES:

@@ -10,6 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import core.db
+from idp import token_state_triggers
 
 revision = "0027"
 down_revision = "0024"
@@ -37,6 +38,8 @@ def upgrade() -> None:
             sa.Column(flag, sa.Boolean(), server_default=sa.false(), nullable=False),
         )
     op.add_column("idp_grant", sa.Column("dpop_jkt", sa.String(length=64), nullable=True))
+    # 0024's batch on idp_unit dropped that table's token state triggers on SQLite.
+    token_state_triggers.restore_sqlite_triggers(op.get_bind())
     op.create_table(
         "idp_used_jti",
         sa.Column("key_digest", sa.String(length=64), nullable=False),

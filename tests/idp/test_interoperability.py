@@ -624,11 +624,12 @@ def test_discovery_document_is_consistent_and_truthful(
     # silently through the same browser session.
     alg_lists = {name for name in metadata if name.endswith("_alg_values_supported")}
     # The client authentication lists (private_key_jwt) are exercised alg by alg in
-    # tests/idp/fapi/test_private_key_jwt.py; the ID token list here.
+    # tests/idp/fapi/test_private_key_jwt.py, the ID token list here.
+    # DPoP's list in tests/idp/fapi/test_dpop.py.
     client_auth_lists = {
         f"{endpoint}_endpoint_auth_signing_alg_values_supported"
         for endpoint in ("token", "revocation", "introspection")
-    }
+    } | {"dpop_signing_alg_values_supported"}
     assert alg_lists - client_auth_lists == {"id_token_signing_alg_values_supported"}, (
         "teach this test the new list"
     )

@@ -15,6 +15,7 @@ from core.web.i18n import SUPPORTED_LOCALES
 from idp.authentication_levels import LEVELS
 from idp.claims import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
 from idp.oauth.client_signed_jwts import CLIENT_SIGNING_ALGORITHMS
+from idp.oauth.dpop import DPOP_ALGORITHMS
 from idp.oauth.grants import CONFIDENTIAL_ONLY, CONFIDENTIAL_OR_PUBLIC
 from idp.request_scope import runtime_of
 from keys.keyring import SUPPORTED_ALGORITHMS
@@ -55,6 +56,8 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
                 CLIENT_SIGNING_ALGORITHMS
             ),
             "code_challenge_methods_supported": ["S256"],
+            # RFC 9449 §5.1 (idp/oauth/dpop.py): token endpoint, userinfo, introspection.
+            "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
             # RFC 9126 §5: pushing is required per client (require_pushed_authorization_requests
             # in its registration), not for every client.
             "require_pushed_authorization_requests": False,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import secrets
 import time
 from typing import Any
@@ -59,3 +61,40 @@ class AppKey:
             "client_assertion_type": ASSERTION_TYPE,
             "client_assertion": self.assertion(client_id, **overrides),
         }
+
+
+class DpopKey(AppKey):
+    """A key the app holds for DPoP (RFC 9449) and the proofs it signs with it."""
+
+    @property
+    def jkt(self) -> str:
+        return self.key.thumbprint()
+
+    def proof(
+        self,
+        method: str,
+        url: str,
+        *,
+        nonce: str | None = None,
+        access_token: str | None = None,
+        **overrides: Any,
+    ) -> str:
+        claims: dict[str, Any] = {
+            "jti": secrets.token_urlsafe(16),
+            "htm": method,
+            "htu": url,
+            "iat": int(time.time()),
+        }
+        if nonce is not None:
+            claims["nonce"] = nonce
+        if access_token is not None:
+            digest = hashlib.sha256(access_token.encode("ascii")).digest()
+            claims["ath"] = base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+        claims.update(overrides)
+        header = {"alg": self.alg, "typ": "dpop+jwt", "jwk": self.key.as_dict(private=False)}
+        return jwt.encode(
+            header,
+            {k: v for k, v in claims.items() if v is not None},
+            self.key,
+            algorithms=[self.alg],
+        )
