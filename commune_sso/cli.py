@@ -551,8 +551,6 @@ def client_keys_settings(
     require_par: bool,
     require_signed_request_object: bool,
     dpop_bound_access_tokens: bool,
-    tls_subject_dn: str | None,
-    tls_bound_access_tokens: bool,
     fapi2: bool,
 ) -> clients.ClientSettings:
     """The FAPI 2.0 parts of a registration, from ``client add``'s options."""
@@ -570,8 +568,6 @@ def client_keys_settings(
         require_pushed_authorization_requests=require_par,
         require_signed_request_object=require_signed_request_object,
         dpop_bound_access_tokens=dpop_bound_access_tokens,
-        tls_client_auth_subject_dn=tls_subject_dn,
-        tls_client_certificate_bound_access_tokens=tls_bound_access_tokens,
         fapi2_profile=fapi2,
     )
 
@@ -596,9 +592,8 @@ def client_add(
     auth_method: Annotated[
         str | None,
         typer.Option(
-            help="client_secret_basic (default), client_secret_post, private_key_jwt "
-            "(RFC 7523: give --jwks-file or --jwks-uri), tls_client_auth (RFC 8705: give "
-            "--tls-subject-dn) or self_signed_tls_client_auth (give --jwks-file or --jwks-uri)."
+            help="client_secret_basic (default), client_secret_post or private_key_jwt "
+            "(RFC 7523: give --jwks-file or --jwks-uri)."
         ),
     ] = None,
     jwks_file: Annotated[
@@ -616,19 +611,11 @@ def client_add(
     dpop_bound_access_tokens: Annotated[
         bool, typer.Option(help="Every access token bound to a DPoP key (RFC 9449).")
     ] = False,
-    tls_subject_dn: Annotated[
-        str | None,
-        typer.Option(help="Subject DN of the app's TLS client certificate (tls_client_auth)."),
-    ] = None,
-    tls_bound_access_tokens: Annotated[
-        bool,
-        typer.Option(help="Access tokens bound to the app's TLS client certificate (RFC 8705)."),
-    ] = False,
     fapi2: Annotated[
         bool,
         typer.Option(
-            help="FAPI 2.0 Security Profile: PAR, PKCE S256, private_key_jwt or mTLS, "
-            "DPoP- or certificate-bound tokens, no shared secret."
+            help="FAPI 2.0 Security Profile: PAR, PKCE S256, private_key_jwt, DPoP-bound "
+            "tokens, no shared secret."
         ),
     ] = False,
     id_token_alg: Annotated[str, typer.Option(help="RS256, ES256 or EdDSA.")] = "RS256",
@@ -687,8 +674,6 @@ def client_add(
                     require_par=require_par,
                     require_signed_request_object=require_signed_request_object,
                     dpop_bound_access_tokens=dpop_bound_access_tokens,
-                    tls_subject_dn=tls_subject_dn,
-                    tls_bound_access_tokens=tls_bound_access_tokens,
                     fapi2=fapi2,
                 ),
             )

@@ -32,7 +32,9 @@ SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 PRIVATE_KEY_JWT = "private_key_jwt"  # RFC 7523 §2.2, OIDC Core §9
 TLS_CLIENT_AUTH = "tls_client_auth"  # RFC 8705 §2.1: a PKI certificate, matched by subject DN
 SELF_SIGNED_TLS_CLIENT_AUTH = "self_signed_tls_client_auth"  # RFC 8705 §2.2: a key in jwks
-KEY_AUTH_METHODS = (PRIVATE_KEY_JWT, TLS_CLIENT_AUTH, SELF_SIGNED_TLS_CLIENT_AUTH)
+# mTLS client authentication (RFC 8705) has its registration fields but is not served yet:
+# the rules refuse it (fapi2_profile.MTLS_NOT_AVAILABLE), and discovery does not offer it.
+KEY_AUTH_METHODS = (PRIVATE_KEY_JWT,)
 AUTH_METHODS = (*SECRET_AUTH_METHODS, "none", *KEY_AUTH_METHODS)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # Stricter than RFC 6749 A.1 (printable ASCII): ids appear in URLs, logs and audit targets.
@@ -629,7 +631,7 @@ def create(
             N_(
                 "An app without a secret uses the auth method “none”; an app with a secret "
                 "uses client_secret_basic or client_secret_post; an app with keys uses "
-                "private_key_jwt, tls_client_auth or self_signed_tls_client_auth."
+                "private_key_jwt."
             ),
             field="auth_method",
         )

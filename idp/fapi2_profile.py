@@ -5,7 +5,7 @@ registration rules; the protocol side of the same profile is enforced in ``idp/o
 FAPI 2.0 §5.3.1.1 and §5.3.2.1: only confidential clients, authenticated by private_key_jwt or
 mTLS (never a shared secret); §5.3.2.2: authorization requests only through PAR with PKCE S256
 (ours requires S256 for every client already); §5.3.2.1 item 5: access tokens sender-constrained
-by DPoP or mTLS (DPoP unless the app chose certificate-bound tokens).
+by DPoP or mTLS. mTLS (RFC 8705) is not served yet, so here: private_key_jwt and DPoP.
 """
 
 from __future__ import annotations
@@ -17,15 +17,12 @@ from core.web.i18n import N_
 if TYPE_CHECKING:
     from idp.clients import ClientSettings, FieldProblem
 
-# FAPI 2.0 §5.3.2.1: client authentication by key or certificate only.
-FAPI2_AUTH_METHODS = ("private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth")
+# FAPI 2.0 §5.3.2.1: client authentication by key (or certificate: RFC 8705, not served yet).
+FAPI2_AUTH_METHODS = ("private_key_jwt",)
 FAPI2_NEEDS_KEY_AUTH = N_(
-    "A FAPI 2.0 app authenticates with private_key_jwt or a TLS client certificate, never a "
-    "shared secret."
+    "A FAPI 2.0 app authenticates with private_key_jwt, never with a shared secret."
 )
-BOUND_TOKENS_NEED_CERTIFICATE = N_(
-    "Certificate-bound tokens need an app that authenticates with a TLS client certificate."
-)
+MTLS_NOT_AVAILABLE = N_("TLS client certificates (RFC 8705) are not available on this server yet.")
 
 
 def profile_problems(settings: ClientSettings, *, auth_method: str) -> list[FieldProblem]:
@@ -34,10 +31,9 @@ def profile_problems(settings: ClientSettings, *, auth_method: str) -> list[Fiel
     problems: list[FieldProblem] = []
     if settings.fapi2_profile and auth_method not in FAPI2_AUTH_METHODS:
         problems.append(FieldProblem("fapi2_profile", FAPI2_NEEDS_KEY_AUTH))
-    if settings.tls_client_certificate_bound_access_tokens and auth_method not in (
-        "tls_client_auth",
-        "self_signed_tls_client_auth",
-    ):
+    if settings.tls_client_certificate_bound_access_tokens:
         field = "tls_client_certificate_bound_access_tokens"
-        problems.append(FieldProblem(field, BOUND_TOKENS_NEED_CERTIFICATE))
+        problems.append(FieldProblem(field, MTLS_NOT_AVAILABLE))
+    if settings.tls_client_auth_subject_dn is not None:
+        problems.append(FieldProblem("tls_client_auth_subject_dn", MTLS_NOT_AVAILABLE))
     return problems

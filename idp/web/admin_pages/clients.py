@@ -77,22 +77,14 @@ FAPI_FLAGS = {
     ),
     "require_signed_request_object": N_("Authorization requests only signed (JAR, RFC 9101)"),
     "dpop_bound_access_tokens": N_("Access tokens bound to the app's DPoP key (RFC 9449)"),
-    "tls_client_certificate_bound_access_tokens": N_(
-        "Access tokens bound to the app's TLS client certificate (RFC 8705)"
-    ),
     "fapi2_profile": N_(
-        "FAPI 2.0 Security Profile (PAR, PKCE S256, key or certificate authentication, "
-        "sender-constrained tokens)"
+        "FAPI 2.0 Security Profile (PAR, PKCE S256, private_key_jwt, DPoP-bound tokens)"
     ),
 }
 AUTH_METHOD_LABELS = {
     "client_secret_basic": N_("A secret (client_secret_basic)"),
     "client_secret_post": N_("A secret in the request body (client_secret_post)"),
     "private_key_jwt": N_("A JWT signed with the app's key (private_key_jwt)"),
-    "tls_client_auth": N_("A certificate from a CA (tls_client_auth)"),
-    "self_signed_tls_client_auth": N_(
-        "A self-signed certificate whose key is in the JWK Set (self_signed_tls_client_auth)"
-    ),
 }
 
 
@@ -161,7 +153,6 @@ def _form_settings(scope: RequestScope) -> tuple[dict[str, Any], ClientSettings]
         if values.get("jwks", "").strip()
         else None,
         jwks_uri=values.get("jwks_uri"),
-        tls_client_auth_subject_dn=values.get("tls_client_auth_subject_dn"),
         **{flag: values.get(flag) == "on" for flag in FAPI_FLAGS},
     )
     return values, settings
@@ -182,7 +173,6 @@ def _form_values(settings: ClientSettings) -> dict[str, Any]:
         "minimum_acr": settings.minimum_acr or "",
         "jwks": settings.jwks if isinstance(settings.jwks, str) else jwks_text(settings.jwks),
         "jwks_uri": settings.jwks_uri or "",
-        "tls_client_auth_subject_dn": settings.tls_client_auth_subject_dn or "",
         **{flag: "on" if getattr(settings, flag) else "" for flag in FAPI_FLAGS},
     }
 
