@@ -549,7 +549,6 @@ def client_keys_settings(
     jwks_file: Path | None,
     jwks_uri: str | None,
     require_par: bool,
-    require_signed_request_object: bool,
     dpop_bound_access_tokens: bool,
     fapi2: bool,
 ) -> clients.ClientSettings:
@@ -566,7 +565,6 @@ def client_keys_settings(
         jwks=jwks,
         jwks_uri=jwks_uri,
         require_pushed_authorization_requests=require_par,
-        require_signed_request_object=require_signed_request_object,
         dpop_bound_access_tokens=dpop_bound_access_tokens,
         fapi2_profile=fapi2,
     )
@@ -604,9 +602,6 @@ def client_add(
     ] = None,
     require_par: Annotated[
         bool, typer.Option(help="Authorization requests only through PAR (RFC 9126).")
-    ] = False,
-    require_signed_request_object: Annotated[
-        bool, typer.Option(help="Authorization requests only as signed request objects (RFC 9101).")
     ] = False,
     dpop_bound_access_tokens: Annotated[
         bool, typer.Option(help="Every access token bound to a DPoP key (RFC 9449).")
@@ -672,7 +667,6 @@ def client_add(
                     jwks_file=jwks_file,
                     jwks_uri=jwks_uri,
                     require_par=require_par,
-                    require_signed_request_object=require_signed_request_object,
                     dpop_bound_access_tokens=dpop_bound_access_tokens,
                     fapi2=fapi2,
                 ),

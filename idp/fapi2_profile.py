@@ -23,6 +23,7 @@ FAPI2_NEEDS_KEY_AUTH = N_(
     "A FAPI 2.0 app authenticates with private_key_jwt, never with a shared secret."
 )
 MTLS_NOT_AVAILABLE = N_("TLS client certificates (RFC 8705) are not available on this server yet.")
+JAR_NOT_AVAILABLE = N_("Signed request objects (RFC 9101) are not available on this server yet.")
 
 
 def profile_problems(settings: ClientSettings, *, auth_method: str) -> list[FieldProblem]:
@@ -34,6 +35,8 @@ def profile_problems(settings: ClientSettings, *, auth_method: str) -> list[Fiel
     if settings.tls_client_certificate_bound_access_tokens:
         field = "tls_client_certificate_bound_access_tokens"
         problems.append(FieldProblem(field, MTLS_NOT_AVAILABLE))
+    if settings.require_signed_request_object:
+        problems.append(FieldProblem("require_signed_request_object", JAR_NOT_AVAILABLE))
     if settings.tls_client_auth_subject_dn is not None:
         problems.append(FieldProblem("tls_client_auth_subject_dn", MTLS_NOT_AVAILABLE))
     return problems

@@ -75,7 +75,6 @@ FAPI_FLAGS = {
     "require_pushed_authorization_requests": N_(
         "Authorization requests only pushed first (PAR, RFC 9126)"
     ),
-    "require_signed_request_object": N_("Authorization requests only signed (JAR, RFC 9101)"),
     "dpop_bound_access_tokens": N_("Access tokens bound to the app's DPoP key (RFC 9449)"),
     "fapi2_profile": N_(
         "FAPI 2.0 Security Profile (PAR, PKCE S256, private_key_jwt, DPoP-bound tokens)"
@@ -153,9 +152,17 @@ def _form_settings(scope: RequestScope) -> tuple[dict[str, Any], ClientSettings]
         if values.get("jwks", "").strip()
         else None,
         jwks_uri=values.get("jwks_uri"),
-        **{flag: values.get(flag) == "on" for flag in FAPI_FLAGS},
+        require_pushed_authorization_requests=_checked(
+            values, "require_pushed_authorization_requests"
+        ),
+        dpop_bound_access_tokens=_checked(values, "dpop_bound_access_tokens"),
+        fapi2_profile=_checked(values, "fapi2_profile"),
     )
     return values, settings
+
+
+def _checked(values: dict[str, Any], name: str) -> bool:
+    return values.get(name) == "on"
 
 
 def _form_values(settings: ClientSettings) -> dict[str, Any]:
