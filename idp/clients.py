@@ -111,6 +111,11 @@ SUBJECT_DN_REQUIRED = N_(
 SUBJECT_DN_TOO_LONG = N_("At most 1000 characters of subject DN.")
 
 
+def fapi_fields_of(source: object) -> dict[str, Any]:
+    """The FAPI 2.0 fields of a row, settings or registration copy (the same names in each)."""
+    return {name: getattr(source, name) for name in FAPI_FIELDS}
+
+
 def _uri_problem(uri: str, *, not_absolute: str, fragment: str, not_https: str) -> str | None:
     parts = urlsplit(uri)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -228,16 +233,7 @@ class ClientSettings:
             backchannel_logout_uri=client.backchannel_logout_uri,
             frontchannel_logout_uri=client.frontchannel_logout_uri,
             minimum_acr=client.minimum_acr,
-            jwks=client.jwks,
-            jwks_uri=client.jwks_uri,
-            require_pushed_authorization_requests=client.require_pushed_authorization_requests,
-            require_signed_request_object=client.require_signed_request_object,
-            dpop_bound_access_tokens=client.dpop_bound_access_tokens,
-            tls_client_auth_subject_dn=client.tls_client_auth_subject_dn,
-            tls_client_certificate_bound_access_tokens=(
-                client.tls_client_certificate_bound_access_tokens
-            ),
-            fapi2_profile=client.fapi2_profile,
+            **fapi_fields_of(client),
         )
 
     def apply_to(self, client: Client) -> None:
@@ -252,16 +248,8 @@ class ClientSettings:
         client.backchannel_logout_uri = self.backchannel_logout_uri
         client.frontchannel_logout_uri = self.frontchannel_logout_uri
         client.minimum_acr = self.minimum_acr
-        client.jwks = self.jwks
-        client.jwks_uri = self.jwks_uri
-        client.require_pushed_authorization_requests = self.require_pushed_authorization_requests
-        client.require_signed_request_object = self.require_signed_request_object
-        client.dpop_bound_access_tokens = self.dpop_bound_access_tokens
-        client.tls_client_auth_subject_dn = self.tls_client_auth_subject_dn
-        client.tls_client_certificate_bound_access_tokens = (
-            self.tls_client_certificate_bound_access_tokens
-        )
-        client.fapi2_profile = self.fapi2_profile
+        for name, value in fapi_fields_of(self).items():
+            setattr(client, name, value)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -275,16 +263,7 @@ class ClientSettings:
             "backchannel_logout_uri": self.backchannel_logout_uri,
             "frontchannel_logout_uri": self.frontchannel_logout_uri,
             "minimum_acr": self.minimum_acr,
-            "jwks": self.jwks,
-            "jwks_uri": self.jwks_uri,
-            "require_pushed_authorization_requests": self.require_pushed_authorization_requests,
-            "require_signed_request_object": self.require_signed_request_object,
-            "dpop_bound_access_tokens": self.dpop_bound_access_tokens,
-            "tls_client_auth_subject_dn": self.tls_client_auth_subject_dn,
-            "tls_client_certificate_bound_access_tokens": (
-                self.tls_client_certificate_bound_access_tokens
-            ),
-            "fapi2_profile": self.fapi2_profile,
+            **fapi_fields_of(self),
         }
 
 
@@ -452,16 +431,7 @@ class ClientInfo:
             access_token_signed_response_alg=row.access_token_signed_response_alg,
             first_party=row.first_party,
             minimum_acr=row.minimum_acr,
-            jwks=row.jwks,
-            jwks_uri=row.jwks_uri,
-            require_pushed_authorization_requests=row.require_pushed_authorization_requests,
-            require_signed_request_object=row.require_signed_request_object,
-            dpop_bound_access_tokens=row.dpop_bound_access_tokens,
-            tls_client_auth_subject_dn=row.tls_client_auth_subject_dn,
-            tls_client_certificate_bound_access_tokens=(
-                row.tls_client_certificate_bound_access_tokens
-            ),
-            fapi2_profile=row.fapi2_profile,
+            **fapi_fields_of(row),
         )
 
     @property
@@ -647,14 +617,7 @@ def create(
         backchannel_logout_uri=backchannel_logout_uri,
         frontchannel_logout_uri=frontchannel_logout_uri,
         minimum_acr=minimum_acr,
-        jwks=extra.jwks,
-        jwks_uri=extra.jwks_uri,
-        require_pushed_authorization_requests=extra.require_pushed_authorization_requests,
-        require_signed_request_object=extra.require_signed_request_object,
-        dpop_bound_access_tokens=extra.dpop_bound_access_tokens,
-        tls_client_auth_subject_dn=extra.tls_client_auth_subject_dn,
-        tls_client_certificate_bound_access_tokens=extra.tls_client_certificate_bound_access_tokens,
-        fapi2_profile=extra.fapi2_profile,
+        **fapi_fields_of(extra),
     ).normalised()
     problems = settings_problems(settings, auth_method=method)
     if problems:
