@@ -42,7 +42,15 @@ from core.clock import SystemClock
 from core.db import is_database_unavailable, make_engine, make_session_factory, transaction
 from core.errors import ConfigurationError, DomainError
 from core.settings import Settings
-from idp import accounts, admin_scope, authentication_levels, clients, official_directory, units
+from idp import (
+    accounts,
+    admin_scope,
+    authentication_levels,
+    client_keys,
+    clients,
+    official_directory,
+    units,
+)
 from idp.cas import services as cas_services
 from idp.federation import discovery as upstream_discovery
 from idp.federation import providers as upstream_providers
@@ -531,7 +539,34 @@ def client_as_dict(client: clients.Client) -> dict[str, Any]:
         "frontchannel_logout_uri": client.frontchannel_logout_uri,
         "frontchannel_logout_session_required": client.frontchannel_logout_session_required,
         "minimum_acr": client.minimum_acr,
+        **{field: getattr(client, field) for field in clients.FAPI_FIELDS},
     }
+
+
+def client_keys_settings(
+    *,
+    jwks_file: Path | None,
+    jwks_uri: str | None,
+    require_par: bool,
+    dpop_bound_access_tokens: bool,
+    fapi2: bool,
+) -> clients.ClientSettings:
+    """The FAPI 2.0 parts of a registration, from ``client add``'s options."""
+    jwks = None
+    if jwks_file is not None:
+        try:
+            text = jwks_file.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as error:
+            fail(f"--jwks-file: {error}")
+        jwks = client_keys.parse_jwks_text(text)
+    return clients.ClientSettings(
+        name="",
+        jwks=jwks,
+        jwks_uri=jwks_uri,
+        require_pushed_authorization_requests=require_par,
+        dpop_bound_access_tokens=dpop_bound_access_tokens,
+        fapi2_profile=fapi2,
+    )
 
 
 @client_app.command("add")
@@ -552,8 +587,31 @@ def client_add(
     ] = "openid profile email offline_access",
     public: Annotated[bool, typer.Option(help="Public client (PKCE, no secret).")] = False,
     auth_method: Annotated[
-        str | None, typer.Option(help="client_secret_basic (default) or client_secret_post.")
+        str | None,
+        typer.Option(
+            help="client_secret_basic (default), client_secret_post or private_key_jwt "
+            "(RFC 7523: give --jwks-file or --jwks-uri)."
+        ),
     ] = None,
+    jwks_file: Annotated[
+        Path | None, typer.Option(help="A JSON file holding the app's public JWK Set.")
+    ] = None,
+    jwks_uri: Annotated[
+        str | None, typer.Option(help="The https URL where the app publishes its JWK Set.")
+    ] = None,
+    require_par: Annotated[
+        bool, typer.Option(help="Authorization requests only through PAR (RFC 9126).")
+    ] = False,
+    dpop_bound_access_tokens: Annotated[
+        bool, typer.Option(help="Every access token bound to a DPoP key (RFC 9449).")
+    ] = False,
+    fapi2: Annotated[
+        bool,
+        typer.Option(
+            help="FAPI 2.0 Security Profile: PAR, PKCE S256, private_key_jwt, DPoP-bound "
+            "tokens, no shared secret."
+        ),
+    ] = False,
     id_token_alg: Annotated[str, typer.Option(help="RS256, ES256 or EdDSA.")] = "RS256",
     access_token_alg: Annotated[str, typer.Option(help="RS256, ES256 or EdDSA.")] = "RS256",
     first_party: Annotated[bool, typer.Option(help="Skip the consent page.")] = False,
@@ -604,6 +662,13 @@ def client_add(
                 frontchannel_logout_uri=frontchannel_logout_uri,
                 frontchannel_logout_session_required=frontchannel_logout_session_required,
                 minimum_acr=minimum_acr,
+                keys=client_keys_settings(
+                    jwks_file=jwks_file,
+                    jwks_uri=jwks_uri,
+                    require_par=require_par,
+                    dpop_bound_access_tokens=dpop_bound_access_tokens,
+                    fapi2=fapi2,
+                ),
             )
             data = {**client_as_dict(client), "client_secret": secret}
     except DomainError as error:

@@ -235,6 +235,12 @@ class Settings(BaseSettings):
         default=600, ge=30, description="Seconds an access token (RFC 9068 JWT) stays valid."
     )
     id_token_ttl: int = Field(default=600, ge=30, description="Seconds an ID token stays valid.")
+    dpop_nonce_required: bool = Field(
+        default=True,
+        description="DPoP proofs (RFC 9449 §8, §9) must carry a nonce this server issued (the "
+        "DPoP-Nonce header; clients retry once on use_dpop_nonce). Off: proofs are checked "
+        "by their iat window alone.",
+    )
     refresh_token_ttl: int = Field(
         default=30 * 24 * 3600,
         ge=60,

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from sqlalchemy import select
@@ -19,7 +20,7 @@ from core.clock import Clock
 from core.errors import Conflict, DomainError, NotFound
 from core.opaque_tokens import digest, matches_digest, new_opaque_token
 from core.web.i18n import N_
-from idp import token_store
+from idp import client_keys, fapi2_profile, token_store
 from idp.admin_scope import AdminScope
 from idp.authentication_levels import LEVELS
 from idp.claims import SUPPORTED_SCOPES
@@ -27,7 +28,14 @@ from idp.models import Client, ClientUnitScope, Unit
 from keys.keyring import SUPPORTED_ALGORITHMS
 
 GRANT_TYPES = ("authorization_code", "refresh_token", "client_credentials")
-AUTH_METHODS = ("client_secret_basic", "client_secret_post", "none")
+SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
+PRIVATE_KEY_JWT = "private_key_jwt"  # RFC 7523 §2.2, OIDC Core §9
+TLS_CLIENT_AUTH = "tls_client_auth"  # RFC 8705 §2.1: a PKI certificate, matched by subject DN
+SELF_SIGNED_TLS_CLIENT_AUTH = "self_signed_tls_client_auth"  # RFC 8705 §2.2: a key in jwks
+# mTLS client authentication (RFC 8705) has its registration fields but is not served yet:
+# the rules refuse it (fapi2_profile.MTLS_NOT_AVAILABLE), and discovery does not offer it.
+KEY_AUTH_METHODS = (PRIVATE_KEY_JWT,)
+AUTH_METHODS = (*SECRET_AUTH_METHODS, "none", *KEY_AUTH_METHODS)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # Stricter than RFC 6749 A.1 (printable ASCII): ids appear in URLs, logs and audit targets.
 CLIENT_ID_PATTERN = re.compile(r"[A-Za-z0-9._~:/-]{1,64}")
@@ -36,6 +44,17 @@ MAX_URIS = 20
 MAX_SCOPE = 1000
 DEFAULT_GRANT_TYPES = ("authorization_code", "refresh_token")
 DEFAULT_SCOPE = "openid profile email offline_access"
+# The registration fields of the FAPI 2.0 parts (audited on creation when set).
+FAPI_FIELDS = (
+    "jwks",
+    "jwks_uri",
+    "require_pushed_authorization_requests",
+    "require_signed_request_object",
+    "dpop_bound_access_tokens",
+    "tls_client_auth_subject_dn",
+    "tls_client_certificate_bound_access_tokens",
+    "fapi2_profile",
+)
 
 # Rotation with an overlap: the replaced secret keeps working for a while, so the app's
 # instances can be redeployed one by one with the new secret. The page offers these choices;
@@ -79,6 +98,22 @@ BAD_OVERLAP = N_(
 PUBLIC_NO_SECRET = N_("This app has no secret to rotate (it is a public app).")
 NO_OLD_SECRET = N_("No old secret of this app is still valid.")
 UNKNOWN_ACR = N_("The minimum sign-in level must be one of %(choices)s.")
+KEYS_REQUIRED = N_(
+    "This way of authenticating the app needs its public keys: a JWK Set or a JWKS URL."
+)
+ONE_KEY_SOURCE = N_("Give the JWK Set or the JWKS URL, not both.")
+JWKS_URI_NOT_HTTPS = N_(
+    "The JWKS URL must be an absolute https URL (plain http only on the loopback address)."
+)
+SUBJECT_DN_REQUIRED = N_(
+    "Authentication with a CA-issued certificate needs the certificate's subject DN."
+)
+SUBJECT_DN_TOO_LONG = N_("At most 1000 characters of subject DN.")
+
+
+def fapi_fields_of(source: object) -> dict[str, Any]:
+    """The FAPI 2.0 fields of a row, settings or registration copy (the same names in each)."""
+    return {name: getattr(source, name) for name in FAPI_FIELDS}
 
 
 def _uri_problem(uri: str, *, not_absolute: str, fragment: str, not_https: str) -> str | None:
@@ -155,6 +190,16 @@ class ClientSettings:
     frontchannel_logout_uri: str | None = None
     # The lowest authentication level the app accepts (idp.authentication_levels); None: any.
     minimum_acr: str | None = None
+    # FAPI 2.0 parts (see ClientInfo). ``jwks`` is the JSON document as given (checked by
+    # settings_problems): a JWK Set, or the text that failed to parse as one.
+    jwks: Any = None
+    jwks_uri: str | None = None
+    require_pushed_authorization_requests: bool = False
+    require_signed_request_object: bool = False
+    dpop_bound_access_tokens: bool = False
+    tls_client_auth_subject_dn: str | None = None
+    tls_client_certificate_bound_access_tokens: bool = False
+    fapi2_profile: bool = False
 
     def normalised(self) -> ClientSettings:
         """Names and URIs without surrounding blanks, scopes once each, empty URIs as None."""
@@ -170,6 +215,9 @@ class ClientSettings:
             backchannel_logout_uri=(self.backchannel_logout_uri or "").strip() or None,
             frontchannel_logout_uri=(self.frontchannel_logout_uri or "").strip() or None,
             minimum_acr=(self.minimum_acr or "").strip() or None,
+            jwks=self.jwks or None,
+            jwks_uri=(self.jwks_uri or "").strip() or None,
+            tls_client_auth_subject_dn=(self.tls_client_auth_subject_dn or "").strip() or None,
         )
 
     @classmethod
@@ -185,7 +233,23 @@ class ClientSettings:
             backchannel_logout_uri=client.backchannel_logout_uri,
             frontchannel_logout_uri=client.frontchannel_logout_uri,
             minimum_acr=client.minimum_acr,
+            **fapi_fields_of(client),
         )
+
+    def apply_to(self, client: Client) -> None:
+        """Write the (checked) settings into the row."""
+        client.name = self.name
+        client.grant_types = list(self.grant_types)
+        client.scope = self.scope
+        client.redirect_uris = list(self.redirect_uris)
+        client.post_logout_redirect_uris = list(self.post_logout_redirect_uris)
+        client.id_token_signed_response_alg = self.id_token_alg
+        client.access_token_signed_response_alg = self.access_token_alg
+        client.backchannel_logout_uri = self.backchannel_logout_uri
+        client.frontchannel_logout_uri = self.frontchannel_logout_uri
+        client.minimum_acr = self.minimum_acr
+        for name, value in fapi_fields_of(self).items():
+            setattr(client, name, value)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -199,6 +263,7 @@ class ClientSettings:
             "backchannel_logout_uri": self.backchannel_logout_uri,
             "frontchannel_logout_uri": self.frontchannel_logout_uri,
             "minimum_acr": self.minimum_acr,
+            **fapi_fields_of(self),
         }
 
 
@@ -224,9 +289,34 @@ def _frontchannel_problem(uri: str, redirect_uris: Sequence[str]) -> str | None:
     return None
 
 
-def settings_problems(settings: ClientSettings, *, public: bool) -> list[FieldProblem]:
+def key_problems(settings: ClientSettings, *, auth_method: str) -> list[FieldProblem]:
+    """The client's keys and certificate: what its authentication method needs (RFC 7523 §2.2,
+    RFC 8705 §2), each well-formed."""
+    problems: list[FieldProblem] = []
+    if settings.jwks is not None and settings.jwks_uri is not None:
+        problems.append(FieldProblem("jwks", ONE_KEY_SOURCE))
+    elif settings.jwks is not None:
+        problem = client_keys.jwks_problem(settings.jwks)
+        if problem is not None:
+            problems.append(problem)
+    elif settings.jwks_uri is not None:
+        uri = settings.jwks_uri
+        if _uri_problem(uri, not_absolute="-", fragment="-", not_https="-") is not None:
+            problems.append(FieldProblem("jwks_uri", JWKS_URI_NOT_HTTPS))
+    elif auth_method in (PRIVATE_KEY_JWT, SELF_SIGNED_TLS_CLIENT_AUTH):
+        problems.append(FieldProblem("jwks", KEYS_REQUIRED))
+    subject_dn = settings.tls_client_auth_subject_dn
+    if subject_dn is not None and len(subject_dn) > MAX_SCOPE:
+        problems.append(FieldProblem("tls_client_auth_subject_dn", SUBJECT_DN_TOO_LONG))
+    elif subject_dn is None and auth_method == TLS_CLIENT_AUTH:
+        problems.append(FieldProblem("tls_client_auth_subject_dn", SUBJECT_DN_REQUIRED))
+    return problems
+
+
+def settings_problems(settings: ClientSettings, *, auth_method: str) -> list[FieldProblem]:
     """Everything wrong with a (normalised) registration, at most one problem per field, in the
     order of the form. Empty when it may be saved."""
+    public = auth_method == "none"
     problems: list[FieldProblem] = []
     if not settings.name or len(settings.name) > MAX_NAME:
         problems.append(FieldProblem("name", NAME_REQUIRED))
@@ -275,6 +365,8 @@ def settings_problems(settings: ClientSettings, *, public: bool) -> list[FieldPr
             problems.append(
                 FieldProblem(field, UNKNOWN_ALG, {"choices": ", ".join(SUPPORTED_ALGORITHMS)})
             )
+    problems.extend(key_problems(settings, auth_method=auth_method))
+    problems.extend(fapi2_profile.profile_problems(settings, auth_method=auth_method))
     return problems
 
 
@@ -312,6 +404,14 @@ class ClientInfo:
     access_token_signed_response_alg: str
     first_party: bool
     minimum_acr: str | None = None
+    jwks: dict[str, Any] | None = None
+    jwks_uri: str | None = None
+    require_pushed_authorization_requests: bool = False
+    require_signed_request_object: bool = False
+    dpop_bound_access_tokens: bool = False
+    tls_client_auth_subject_dn: str | None = None
+    tls_client_certificate_bound_access_tokens: bool = False
+    fapi2_profile: bool = False
 
     @classmethod
     def of(cls, row: Client) -> ClientInfo:
@@ -331,11 +431,24 @@ class ClientInfo:
             access_token_signed_response_alg=row.access_token_signed_response_alg,
             first_party=row.first_party,
             minimum_acr=row.minimum_acr,
+            **fapi_fields_of(row),
         )
 
     @property
     def is_public(self) -> bool:
         return self.token_endpoint_auth_method == "none"
+
+    @property
+    def requires_dpop(self) -> bool:
+        """RFC 9449 §5.2 dpop_bound_access_tokens, or the FAPI 2.0 profile without mTLS
+        binding (idp.oauth.fapi2)."""
+        return self.dpop_bound_access_tokens or (
+            self.fapi2_profile and not self.tls_client_certificate_bound_access_tokens
+        )
+
+    @property
+    def requires_pushed_requests(self) -> bool:
+        return self.require_pushed_authorization_requests or self.fapi2_profile
 
 
 @dataclass(frozen=True)
@@ -472,21 +585,27 @@ def create(
     frontchannel_logout_uri: str | None = None,
     frontchannel_logout_session_required: bool = True,
     minimum_acr: str | None = None,
+    keys: ClientSettings | None = None,
 ) -> tuple[Client, str | None]:
     """Register a client; returns it with its secret, which is shown once and stored hashed.
 
     The logout URIs are those of OpenID Back-Channel Logout 1.0 §2.2 and Front-Channel
     Logout 1.0 §2; the session-required flags ask for a ``sid`` in what is sent there.
+    ``keys``: the FAPI 2.0 parts of the registration (its keys, certificate and requirements;
+    the other fields of it are not read). An app authenticating with a key or a certificate
+    (private_key_jwt, tls_client_auth, self_signed_tls_client_auth) gets no secret.
     """
     method = auth_method or ("none" if public else "client_secret_basic")
     if method not in AUTH_METHODS or (public != (method == "none")):
         raise DomainError(
             N_(
                 "An app without a secret uses the auth method “none”; an app with a secret "
-                "uses client_secret_basic or client_secret_post."
+                "uses client_secret_basic or client_secret_post; an app with keys uses "
+                "private_key_jwt."
             ),
             field="auth_method",
         )
+    extra = keys or ClientSettings(name="")
     settings = ClientSettings(
         name=name,
         grant_types=tuple(grant_types),
@@ -498,8 +617,9 @@ def create(
         backchannel_logout_uri=backchannel_logout_uri,
         frontchannel_logout_uri=frontchannel_logout_uri,
         minimum_acr=minimum_acr,
+        **fapi_fields_of(extra),
     ).normalised()
-    problems = settings_problems(settings, public=public)
+    problems = settings_problems(settings, auth_method=method)
     if problems:
         raise InvalidClientSettings(problems)
     # Hex: never starts with "-" (a CLI would read it as an option) and reads aloud easily.
@@ -511,7 +631,7 @@ def create(
         )
     if find_active(session, client_id) is not None:
         raise DomainError(N_("That client_id is already registered."), field="client_id")
-    secret = None if public else new_opaque_token()
+    secret = new_opaque_token() if method in SECRET_AUTH_METHODS else None
     client = Client(
         client_id=client_id,
         name=settings.name,
@@ -531,6 +651,7 @@ def create(
         frontchannel_logout_session_required=frontchannel_logout_session_required,
         minimum_acr=settings.minimum_acr,
     )
+    settings.apply_to(client)
     session.add(client)
     session.flush()
     # A provisioning (SCIM) client reaches only these units; with none it reaches nothing.
@@ -551,6 +672,12 @@ def create(
             "backchannel_logout_uri": settings.backchannel_logout_uri,
             "frontchannel_logout_uri": settings.frontchannel_logout_uri,
             "minimum_acr": settings.minimum_acr,
+            "token_endpoint_auth_method": method,
+            **{
+                key: value
+                for key, value in settings.as_dict().items()
+                if key in FAPI_FIELDS and value not in (None, False)
+            },
         },
     )
     return client, secret
@@ -569,22 +696,13 @@ def update_settings(
     as :func:`create` (nothing is changed when one fails). Audited with the old and new values;
     False when nothing changed (and nothing is audited)."""
     settings = settings.normalised()
-    problems = settings_problems(settings, public=client.is_public)
+    problems = settings_problems(settings, auth_method=client.token_endpoint_auth_method)
     if problems:
         raise InvalidClientSettings(problems)
     before = ClientSettings.of(client)
     if before == settings:
         return False
-    client.name = settings.name
-    client.grant_types = list(settings.grant_types)
-    client.scope = settings.scope
-    client.redirect_uris = list(settings.redirect_uris)
-    client.post_logout_redirect_uris = list(settings.post_logout_redirect_uris)
-    client.id_token_signed_response_alg = settings.id_token_alg
-    client.access_token_signed_response_alg = settings.access_token_alg
-    client.backchannel_logout_uri = settings.backchannel_logout_uri
-    client.frontchannel_logout_uri = settings.frontchannel_logout_uri
-    client.minimum_acr = settings.minimum_acr
+    settings.apply_to(client)
     old, new = before.as_dict(), settings.as_dict()
     audit.record(
         session,
@@ -615,7 +733,7 @@ def rotate_secret(
     Only the secret just replaced is kept: rotating again during an overlap ends the older
     secret's validity at once.
     """
-    if client.is_public:
+    if client.token_endpoint_auth_method not in SECRET_AUTH_METHODS:
         raise Conflict(PUBLIC_NO_SECRET)
     if overlap < timedelta(0) or overlap > MAX_SECRET_OVERLAP:
         raise DomainError(BAD_OVERLAP, field="overlap")

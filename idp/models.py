@@ -90,6 +90,30 @@ class Client(Base):
     # The lowest authentication level (an ACR URI of idp.authentication_levels) the app accepts
     # (0024); None: any level.
     minimum_acr: Mapped[str | None] = mapped_column(String(64))
+    # FAPI 2.0 parts (0027). The client's public keys for private_key_jwt (RFC 7523) and signed
+    # request objects (RFC 9101): a JWK Set registered with it, or the URL where it publishes one.
+    jwks: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    jwks_uri: Mapped[str | None] = mapped_column(Text)
+    # RFC 9126 §6: authorization requests only by reference to a pushed request.
+    require_pushed_authorization_requests: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    # RFC 9101 §10.5 (require_signed_request_object): authorization requests only as a JWS.
+    require_signed_request_object: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    # RFC 9449 §5.2: every access token DPoP-bound (a token request without a proof fails).
+    dpop_bound_access_tokens: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    # RFC 8705 §2.1.2: the subject DN of the certificate the app authenticates with
+    # (tls_client_auth); §3.4: access tokens bound to that certificate.
+    tls_client_auth_subject_dn: Mapped[str | None] = mapped_column(Text)
+    tls_client_certificate_bound_access_tokens: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false()
+    )
+    # The FAPI 2.0 Security Profile as a whole (idp.oauth.fapi2).
+    fapi2_profile: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     @property
     def is_public(self) -> bool:
@@ -182,6 +206,9 @@ class Grant(Base):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     revoked_reason: Mapped[str | None] = mapped_column(String(32))
+    # RFC 9449 §5: a public client's refresh tokens are bound to the DPoP key of the first
+    # token request (its JWK SHA-256 thumbprint, RFC 7638); None: not bound.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
     account: Mapped[Account] = relationship(lazy="joined")
     # Not joined: token requests use the cached registration of the authenticated client.
@@ -843,6 +870,33 @@ class WebAuthnChallenge(Base):
         ForeignKey("idp_interaction.id", ondelete="CASCADE")
     )
     user_verification: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class UsedJti(Base):
+    """Single-use JWT ids (private_key_jwt client assertions, RFC 7523 §3; DPoP proofs,
+    RFC 9449 §11.1), kept until the JWT could no longer be accepted anyway. In the database,
+    so a replay to another worker or host is refused like one to the same worker."""
+
+    __tablename__ = "idp_used_jti"
+
+    # SHA-256 of the kind, the issuer (client or key) and the jti: fixed length, no raw input.
+    key_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+
+
+class PushedAuthorizationRequest(Base):
+    """RFC 9126 §2.2: an authorization request pushed by a client, referred to once by its
+    request_uri (of which only the digest is stored) before it expires."""
+
+    __tablename__ = "idp_pushed_authorization_request"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_uri_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    client_pk: Mapped[int] = mapped_column(ForeignKey("idp_client.id", ondelete="CASCADE"))
+    params: Mapped[list[list[str]]] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())

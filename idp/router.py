@@ -12,6 +12,7 @@ from idp.oauth.endpoints.authorization import authorization_endpoint, resume_end
 from idp.oauth.endpoints.discovery import PATHS, discovery_endpoint, jwks_endpoint
 from idp.oauth.endpoints.end_session import confirm_logout_endpoint, end_session_endpoint
 from idp.oauth.endpoints.introspection import introspection_endpoint
+from idp.oauth.endpoints.pushed_authorization import pushed_authorization_endpoint
 from idp.oauth.endpoints.revocation import revocation_endpoint
 from idp.oauth.endpoints.token import token_endpoint
 from idp.oauth.endpoints.userinfo import userinfo_endpoint
@@ -39,6 +40,11 @@ def idp_routes() -> list[Route]:
         Route(PATHS["authorization_endpoint"], authorization_endpoint, methods=["GET", "POST"]),
         Route("/oauth2/authorize/resume", resume_endpoint, methods=["GET"]),
         Route(PATHS["token_endpoint"], token_endpoint, methods=["POST"]),
+        Route(
+            PATHS["pushed_authorization_request_endpoint"],
+            pushed_authorization_endpoint,
+            methods=["POST"],
+        ),
         Route(PATHS["userinfo_endpoint"], userinfo_endpoint, methods=["GET", "POST"]),
         Route(PATHS["introspection_endpoint"], introspection_endpoint, methods=["POST"]),
         Route(PATHS["revocation_endpoint"], revocation_endpoint, methods=["POST"]),

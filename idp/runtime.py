@@ -12,6 +12,7 @@ from core.clock import Clock
 from core.settings import Settings
 from core.web.csrf import CsrfProtection
 from core.web.templating import PageRenderer
+from idp.client_keys import ClientKeyCache
 from idp.clients import ClientCache
 from idp.federation.document_cache import UpstreamDocumentCache
 from idp.passwords import PasswordHasher
@@ -34,6 +35,8 @@ class IdpRuntime:
     csrf: CsrfProtection
     server_secret: bytes  # for HMACs and sealing (e.g. activation codes awaiting download)
     client_cache: ClientCache = field(default_factory=ClientCache)
+    # Clients' JWK Sets fetched from their jwks_uri (private_key_jwt, request objects).
+    client_keys: ClientKeyCache = field(default_factory=ClientKeyCache)
     # Filled by the composition root (commune_sso/app.py): the CA's state for the checklist.
     setup_state: OutsideState = field(default_factory=OutsideState)
     # Revocation state and userinfo claims for the token endpoints' fast path; filled and

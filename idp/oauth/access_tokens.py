@@ -70,12 +70,30 @@ def cached_token_check(runtime: IdpRuntime, claims: dict[str, Any]) -> TokenChec
     )
 
 
+def is_sender_constrained(claims: dict[str, Any]) -> bool:
+    """Bound to a DPoP key or a certificate (``cnf``, RFC 9449 §6, RFC 8705 §3)."""
+    return "cnf" in claims
+
+
 def read_access_token(
-    runtime: IdpRuntime, session: Session, token: str, *, check_status: bool = True
+    runtime: IdpRuntime,
+    session: Session,
+    token: str,
+    *,
+    check_status: bool = True,
+    sender_verified: bool = False,
 ) -> AccessTokenView | None:
-    """The token's claims if it is ours, unexpired, not revoked and its grant still stands."""
+    """The token's claims if it is ours, unexpired, not revoked and its grant still stands.
+
+    A sender-constrained token stands only where its caller proved the key
+    (``sender_verified``): presented as a plain bearer token it is refused (RFC 9449 §7.2,
+    RFC 8705 §3), wherever our tokens are accepted (userinfo, SCIM, the admin and CA APIs).
+    Introspection and revocation read it with ``check_status=False``.
+    """
     claims = verified_access_claims(runtime, token)
     if claims is None:
+        return None
+    if check_status and is_sender_constrained(claims) and not sender_verified:
         return None
     now = runtime.clock.now()
     state_version = runtime.token_state.version

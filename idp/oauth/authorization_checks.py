@@ -9,16 +9,22 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from authlib.oauth2.rfc6749 import (
     InvalidClientError,
     InvalidRequestError,
+    OAuth2Error,
     UnsupportedResponseTypeError,
 )
 from authlib.oidc.core.errors import RequestNotSupportedError, RequestURINotSupportedError
 
 from idp.oauth.grants import OAuthClient
 from idp.oauth.http import OAuthRequest
+
+if TYPE_CHECKING:
+    from idp.oauth.server import OAuthServer
 
 # OIDC Core §3.1.2.1. Not "select_account": a browser holds one SSO session here, so there is
 # no account to choose between; asked for, it is an unsupported value (invalid_request, as the
@@ -106,6 +112,54 @@ def check_request_object(request: OAuthRequest, redirect_uri: str) -> None:
         raise RequestNotSupportedError(redirect_uri=redirect_uri)
     if "request_uri" in data:
         raise RequestURINotSupportedError(redirect_uri=redirect_uri)
+
+
+class InvalidRequestUriError(OAuth2Error):
+    """RFC 9126 §4 / RFC 9101 §7: the request_uri is unknown, expired, used or another
+    client's."""
+
+    error = "invalid_request_uri"
+
+
+def check_pushed(client: OAuthClient, redirect_uri: str, *, pushed: bool) -> None:
+    """RFC 9126 §6 require_pushed_authorization_requests (also under FAPI 2.0 §5.3.2.2)."""
+    if client.info.requires_pushed_requests and not pushed:
+        raise InvalidRequestError(
+            "This client must push its authorization requests first (PAR, RFC 9126).",
+            redirect_uri=redirect_uri,
+        )
+
+
+@dataclass(frozen=True)
+class CheckedRequest:
+    client: OAuthClient
+    redirect_uri: str
+    grant: Any  # Authlib's authorization code grant for the request
+    prompts: frozenset[str]
+    max_age: int | None
+
+
+def check_authorization_request(
+    server: OAuthServer, request: OAuthRequest, *, pushed: bool
+) -> CheckedRequest:
+    """Every check of an authorization request, in order (the authorization endpoint runs
+    them on what the browser brings, the PAR endpoint on what the client pushes). Raises the
+    first problem as an OAuth2Error; those raised after the redirect URI is known carry it."""
+    client = check_client(server.query_client, request)
+    redirect_uri = check_redirect_uri(request, client)
+    check_no_repeated_parameters(request, redirect_uri)
+    check_no_control_characters(request, redirect_uri)
+    check_request_object(request, redirect_uri)
+    check_pushed(client, redirect_uri, pushed=pushed)
+    check_response_type_present(request, redirect_uri)
+    check_response_type_text(request, redirect_uri)
+    grant = server.get_consent_grant(request, end_user=None)
+    check_response_mode(request, redirect_uri)
+    check_lengths(request, redirect_uri)
+    check_pkce(request, redirect_uri)
+    prompts = check_prompt(request, redirect_uri)
+    max_age = check_max_age(request, redirect_uri)
+    return CheckedRequest(client, redirect_uri, grant, prompts, max_age)
 
 
 def check_response_mode(request: OAuthRequest, redirect_uri: str) -> None:

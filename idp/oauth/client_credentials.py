@@ -148,6 +148,8 @@ async def issue_without_database(request: Request, runtime: IdpRuntime) -> Respo
     """The RFC 6749 §5.1 response to a plain client_credentials request, or None to let the
     general path answer."""
     headers = request.headers
+    if "dpop" in headers:
+        return None  # a DPoP proof is checked against the database replay cache (RFC 9449)
     fields = await small_form(request)
     if fields is None or fields.get("grant_type") != GRANT_TYPE:
         return None
@@ -155,7 +157,7 @@ async def issue_without_database(request: Request, runtime: IdpRuntime) -> Respo
     if scope and not is_supported_scope(scope):
         return None
     client = authenticated_client(runtime, headers.get("authorization"), fields)
-    if client is None or GRANT_TYPE not in client.grant_types:
+    if client is None or GRANT_TYPE not in client.grant_types or client.requires_dpop:
         return None
     granted = granted_scope(client, scope)
     access = issue_access_token(runtime, client=client, scope=granted, grant=None)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from authlib.oauth2.rfc6749 import ClientMixin, InvalidGrantError
+from authlib.oauth2.rfc6749 import ClientMixin, InvalidGrantError, OAuth2Error
 from authlib.oauth2.rfc6749.grants import (
     AuthorizationCodeGrant,
     ClientCredentialsGrant,
@@ -30,8 +30,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CONFIDENTIAL_OR_PUBLIC = ["client_secret_basic", "client_secret_post", "none"]
-CONFIDENTIAL_ONLY = ["client_secret_basic", "client_secret_post"]
+# The order is Authlib's order of trying them; a request authenticates one client, with the
+# method that client registered (OAuthClient.check_endpoint_auth_method).
+CONFIDENTIAL_ONLY = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+CONFIDENTIAL_OR_PUBLIC = [*CONFIDENTIAL_ONLY, "none"]
 
 
 class OAuthClient(ClientMixin):
@@ -114,7 +116,26 @@ class RefreshRecord:
         return self.row.scope
 
 
-class CodeGrant(AuthorizationCodeGrant):
+class InvalidDpopProofError(OAuth2Error):
+    """RFC 9449 §5 / §12.2."""
+
+    error = "invalid_dpop_proof"
+
+
+class SenderConstrainedTokens:
+    """After client authentication, before anything is redeemed: a client registered for
+    DPoP-bound tokens (RFC 9449 §5.2, or the FAPI 2.0 profile) must send a proof."""
+
+    server: OAuthServer
+
+    def authenticate_token_endpoint_client(self) -> OAuthClient:
+        client: OAuthClient = super().authenticate_token_endpoint_client()  # type: ignore[misc]
+        if client.info.requires_dpop and self.server.dpop_jkt is None:
+            raise InvalidDpopProofError("This client must send a DPoP proof.")
+        return client
+
+
+class CodeGrant(SenderConstrainedTokens, AuthorizationCodeGrant):
     """RFC 6749 §4.1 with PKCE (RFC 7636) for every client."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_OR_PUBLIC
@@ -224,7 +245,7 @@ class IdTokenExtension:
         )
 
 
-class RotatingRefreshGrant(RefreshTokenGrant):
+class RotatingRefreshGrant(SenderConstrainedTokens, RefreshTokenGrant):
     """RFC 6749 §6 with rotation on every use; reuse of a rotated token revokes the family
     (OAuth 2.0 Security BCP, RFC 9700 §4.14.2)."""
 
@@ -240,6 +261,10 @@ class RotatingRefreshGrant(RefreshTokenGrant):
             token=refresh_token,
             client_pk=self.request.client.info.id,
         )
+        bound_to = row.grant.dpop_jkt if row else None
+        if bound_to is not None and bound_to != self.server.dpop_jkt:
+            # RFC 9449 §5: a public client's refresh token needs a proof of the same key.
+            raise InvalidGrantError("The refresh token is bound to another DPoP key.")
         return RefreshRecord(row) if row else None
 
     def authenticate_user(self, refresh_token: RefreshRecord) -> Account | None:
@@ -264,7 +289,7 @@ class RotatingRefreshGrant(RefreshTokenGrant):
             raise InvalidGrantError("The refresh token was already used.")
 
 
-class ServiceCredentialsGrant(ClientCredentialsGrant):
+class ServiceCredentialsGrant(SenderConstrainedTokens, ClientCredentialsGrant):
     """RFC 6749 §4.4 for service clients (confidential only)."""
 
     TOKEN_ENDPOINT_AUTH_METHODS = CONFIDENTIAL_ONLY

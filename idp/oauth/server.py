@@ -17,8 +17,9 @@ from starlette.responses import Response
 
 from idp import token_store
 from idp.claims import SUPPORTED_SCOPES
-from idp.clients import ClientInfo
+from idp.clients import PRIVATE_KEY_JWT, ClientInfo
 from idp.models import Grant, RefreshToken
+from idp.oauth.client_assertion import authenticate_private_key_jwt
 from idp.oauth.client_authentication import (
     authenticate_client_secret_basic,
     refuse_several_methods,
@@ -50,11 +51,17 @@ class OAuthServer(AuthorizationServer):
         self.runtime = runtime
         self.session = session
         self.for_authorization = for_authorization
+        # The key of the request's verified DPoP proof (RFC 9449 §5), set by the token
+        # endpoint before Authlib runs; the tokens issued are bound to it.
+        self.dpop_jkt: str | None = None
         self._clients: dict[str, OAuthClient | None] = {}
         self.register_grant(CodeGrant, [RequiredS256Challenge(required=True), IdTokenExtension()])
         self.register_grant(RotatingRefreshGrant, [IdTokenExtension()])
         self.register_grant(ServiceCredentialsGrant)
         self.register_client_auth_method("client_secret_basic", authenticate_client_secret_basic)
+        self.register_client_auth_method(
+            PRIVATE_KEY_JWT, lambda _query, request: authenticate_private_key_jwt(self, request)
+        )
 
     def query_client(self, client_id: str) -> OAuthClient | None:
         if client_id not in self._clients:
@@ -108,11 +115,21 @@ class OAuthServer(AuthorizationServer):
         include_refresh_token: bool,
         parent: RefreshToken | None,
     ) -> dict[str, Any]:
-        """RFC 6749 §5.1 body: a JWT access token, and a new refresh token when allowed."""
-        access = issue_access_token(self.runtime, client=client, scope=scope, grant=grant)
+        """RFC 6749 §5.1 body: a JWT access token, and a new refresh token when allowed.
+
+        With a DPoP proof the access token is bound to its key (RFC 9449 §5, token_type
+        "DPoP"); so is a public client's grant, hence its refresh tokens (§5: bound on first
+        use, checked by RotatingRefreshGrant).
+        """
+        confirmation = {"jkt": self.dpop_jkt} if self.dpop_jkt else None
+        if self.dpop_jkt and grant is not None and client.is_public and grant.dpop_jkt is None:
+            grant.dpop_jkt = self.dpop_jkt
+        access = issue_access_token(
+            self.runtime, client=client, scope=scope, grant=grant, confirmation=confirmation
+        )
         token: dict[str, Any] = {
             "access_token": access.token,
-            "token_type": "Bearer",
+            "token_type": "DPoP" if confirmation else "Bearer",
             "expires_in": access.expires_in,
             "scope": scope,
         }

@@ -39,9 +39,18 @@ class IssuedAccessToken:
 
 
 def issue_access_token(
-    runtime: IdpRuntime, *, client: ClientInfo, scope: str, grant: Grant | None
+    runtime: IdpRuntime,
+    *,
+    client: ClientInfo,
+    scope: str,
+    grant: Grant | None,
+    confirmation: dict[str, str] | None = None,
 ) -> IssuedAccessToken:
     """RFC 9068 §2: typ "at+jwt", iss/exp/aud/sub/client_id/iat/jti, plus scope.
+
+    ``confirmation``: the key the token is bound to, as the ``cnf`` claim (RFC 7800 §3.1):
+    ``{"jkt": ...}`` for DPoP (RFC 9449 §6.1), ``{"x5t#S256": ...}`` for a TLS client
+    certificate (RFC 8705 §3.1).
 
     ``grant_id`` ties a user token to its grant, so revoking the grant (logout, code replay,
     refresh reuse) makes userinfo and introspection reject it without a per-token row.
@@ -59,6 +68,8 @@ def issue_access_token(
         "jti": jti,
         "scope": scope,
     }
+    if confirmation:
+        claims["cnf"] = confirmation
     if grant is not None:
         claims["auth_time"] = epoch(grant.auth_time)
         claims["grant_id"] = grant.grant_id

@@ -14,7 +14,18 @@ from idp.oauth.access_tokens import AccessTokenView, looks_like_jwt, read_access
 from idp.oauth.grants import OAuthClient
 from idp.runtime import IdpRuntime
 
-INTROSPECTED_CLAIMS = ("scope", "client_id", "sub", "aud", "iss", "exp", "iat", "jti", "sid")
+INTROSPECTED_CLAIMS = (
+    "scope",
+    "client_id",
+    "sub",
+    "aud",
+    "iss",
+    "exp",
+    "iat",
+    "jti",
+    "sid",
+    "cnf",  # RFC 9449 §6.2, RFC 8705 §3.2: the resource server checks the binding
+)
 
 
 def access_token_introspection(
@@ -23,7 +34,7 @@ def access_token_introspection(
     """RFC 7662 §2.2 members of an active access token (Authlib adds ``active`` last); the
     username when the token has an official behind it."""
     body: dict[str, Any] = {key: claims[key] for key in INTROSPECTED_CLAIMS if key in claims}
-    body["token_type"] = "Bearer"
+    body["token_type"] = "DPoP" if "jkt" in claims.get("cnf", {}) else "Bearer"
     if username is not None:
         body["username"] = username
     return body

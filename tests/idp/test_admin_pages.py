@@ -843,6 +843,15 @@ def test_settings_are_edited_and_audited(web, runtime, world, rp):
         "backchannel_logout_uri": None,
         "frontchannel_logout_uri": "http://127.0.0.1:9/fcl",
         "minimum_acr": None,
+        # The FAPI 2.0 parts, untouched (tests/idp/fapi/test_client_registration_page.py).
+        "jwks": None,
+        "jwks_uri": None,
+        "require_pushed_authorization_requests": False,
+        "require_signed_request_object": False,
+        "dpop_bound_access_tokens": False,
+        "tls_client_auth_subject_dn": None,
+        "tls_client_certificate_bound_access_tokens": False,
+        "fapi2_profile": False,
     }
     [entry] = audit_actions(runtime, "client.update")
     details = json.loads(entry.details)

@@ -603,7 +603,12 @@ def test_discovery_document_is_consistent_and_truthful(
 
     endpoints = {name: url for name, url in metadata.items() if name.endswith("_endpoint")}
     endpoints["jwks_uri"] = metadata["jwks_uri"]
-    post_only = {"token_endpoint", "revocation_endpoint", "introspection_endpoint"}
+    post_only = {
+        "token_endpoint",
+        "revocation_endpoint",
+        "introspection_endpoint",
+        "pushed_authorization_request_endpoint",
+    }
     for name, url in endpoints.items():
         assert url.startswith(live_server.issuer + "/"), name
         answer = httpx.request("POST" if name in post_only else "GET", url, timeout=10)
@@ -618,7 +623,16 @@ def test_discovery_document_is_consistent_and_truthful(
     # Every advertised signing alg really signs: one login, then one client per alg signs in
     # silently through the same browser session.
     alg_lists = {name for name in metadata if name.endswith("_alg_values_supported")}
-    assert alg_lists == {"id_token_signing_alg_values_supported"}, "teach this test the new list"
+    # The client authentication lists (private_key_jwt) are exercised alg by alg in
+    # tests/idp/fapi/test_private_key_jwt.py, the ID token list here.
+    # DPoP's list in tests/idp/fapi/test_dpop.py.
+    client_auth_lists = {
+        f"{endpoint}_endpoint_auth_signing_alg_values_supported"
+        for endpoint in ("token", "revocation", "introspection")
+    } | {"dpop_signing_alg_values_supported"}
+    assert alg_lists - client_auth_lists == {"id_token_signing_alg_values_supported"}, (
+        "teach this test the new list"
+    )
     assert "RS256" in metadata["id_token_signing_alg_values_supported"]  # Discovery §3
     for number, alg in enumerate(metadata["id_token_signing_alg_values_supported"]):
         client, secret = register_client(runtime, id_token_alg=alg)

@@ -20,7 +20,7 @@ from starlette.responses import RedirectResponse, Response
 
 from core.web.i18n import N_
 from idp import authentication_levels as levels
-from idp import passkeys, sessions
+from idp import passkeys, pushed_requests, sessions
 from idp.models import BrowserSession, Consent, Interaction
 from idp.oauth import authorization_checks as checks
 from idp.oauth.grants import AuthenticatedUser, OAuthClient
@@ -33,6 +33,8 @@ INVALID_CLIENT_OR_REDIRECT = N_(
     "Unknown application or unregistered return address. For your safety you were not redirected."
 )
 INVALID_REQUEST = N_("The application sent an invalid sign-in request.")
+# Interaction parameter: the request was pushed (RFC 9126), so a client that must push passes.
+PUSHED_KEY = "pushed"
 
 
 def error_response(
@@ -87,6 +89,25 @@ def has_consent(
     return stored is not None and set(requested.split()) <= set(stored.scopes)
 
 
+def pushed_items(
+    scope: RequestScope, server: OAuthServer, oauth_request: OAuthRequest
+) -> list[tuple[str, str]]:
+    """RFC 9126 §4: the parameters the client pushed, taken once; the ones the browser brought
+    besides ``client_id`` and ``request_uri`` are ignored, as §4 requires."""
+    client = checks.check_client(server.query_client, oauth_request)
+    items = pushed_requests.take(
+        session=scope.session,
+        clock=scope.runtime.clock,
+        request_uri=oauth_request.payload.data["request_uri"],
+        client_pk=client.info.id,
+    )
+    if items is None:
+        raise checks.InvalidRequestUriError(
+            description="The request_uri is unknown, expired or already used."
+        )
+    return items
+
+
 def redirect_to_page(page: str, handle: str) -> Response:
     return RedirectResponse(f"{page}?{urlencode({'interaction': handle})}", status_code=303)
 
@@ -102,24 +123,26 @@ def authorize(
     runtime = scope.runtime
     server = OAuthServer(runtime, scope.session, for_authorization=True)
     oauth_request = OAuthRequest(scope.http, items)
+    # A request pushed first (RFC 9126): resolved once, then its parameters travel with the
+    # interaction like any other request's.
+    pushed = bool(interaction.params.get(PUSHED_KEY)) if interaction is not None else False
+    request_uri = oauth_request.payload.data.get("request_uri", "")
+    # Only our own pushed requests: a request_uri elsewhere (RFC 9101 §5.2) is not fetched
+    # and check_request_object says so.
+    if items is None and request_uri.startswith(pushed_requests.REQUEST_URI_PREFIX):
+        try:
+            oauth_request = OAuthRequest(scope.http, pushed_items(scope, server, oauth_request))
+        except OAuth2Error as error:
+            return error_response(scope, server, error, None, None)
+        pushed = True
     data = oauth_request.payload.data
     state, ui_locales = data.get("state"), data.get("ui_locales")
     try:
-        client = checks.check_client(server.query_client, oauth_request)
-        redirect_uri = checks.check_redirect_uri(oauth_request, client)
-        checks.check_no_repeated_parameters(oauth_request, redirect_uri)
-        checks.check_no_control_characters(oauth_request, redirect_uri)
-        checks.check_request_object(oauth_request, redirect_uri)
-        checks.check_response_type_present(oauth_request, redirect_uri)
-        checks.check_response_type_text(oauth_request, redirect_uri)
-        grant = server.get_consent_grant(oauth_request, end_user=None)
-        checks.check_response_mode(oauth_request, redirect_uri)
-        checks.check_lengths(oauth_request, redirect_uri)
-        checks.check_pkce(oauth_request, redirect_uri)
-        prompts = checks.check_prompt(oauth_request, redirect_uri)
-        max_age = checks.check_max_age(oauth_request, redirect_uri)
+        checked = checks.check_authorization_request(server, oauth_request, pushed=pushed)
     except OAuth2Error as error:
         return error_response(scope, server, error, state, ui_locales)
+    client, redirect_uri, grant = checked.client, checked.redirect_uri, checked.grant
+    prompts, max_age = checked.prompts, checked.max_age
 
     now = runtime.clock.now()
     browser_session = signed_in if signed_in is not None else current_session(scope)
@@ -186,15 +209,17 @@ def authorize(
             params={
                 "items": oauth_request.payload_items,
                 login_pages.REQUIRED_ACR_KEY: required_acr,
+                PUSHED_KEY: pushed,
             },
             # Login then consent: the consent step must not send the official back to log in.
             authenticated_session_id=interaction.authenticated_session_id if interaction else None,
         )
         if interaction is not None:
             interaction.completed_at = now
-        if needs_login and interaction is None and scope.http.method == "GET":
+        if needs_login and interaction is None and scope.http.method == "GET" and not pushed:
             # The form itself, one round trip less than a redirect to /login. Not for a POSTed
-            # request: its language links (GET, same URL) would lose the parameters.
+            # request: its language links (GET, same URL) would lose the parameters; nor for a
+            # pushed one, whose request_uri is used up.
             return login_pages.render_login_form(
                 scope,
                 handle,

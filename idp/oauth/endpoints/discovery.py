@@ -15,6 +15,9 @@ from core.web.i18n import SUPPORTED_LOCALES
 from idp.authentication_levels import LEVELS
 from idp.claims import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
 from idp.oauth.authorization_checks import PROMPT_VALUES
+from idp.oauth.client_signed_jwts import CLIENT_SIGNING_ALGORITHMS
+from idp.oauth.dpop import DPOP_ALGORITHMS
+from idp.oauth.grants import CONFIDENTIAL_ONLY, CONFIDENTIAL_OR_PUBLIC
 from idp.request_scope import runtime_of
 from keys.keyring import SUPPORTED_ALGORITHMS
 
@@ -26,6 +29,8 @@ PATHS = {
     "end_session_endpoint": "/oauth2/logout",
     "revocation_endpoint": "/oauth2/revoke",
     "introspection_endpoint": "/oauth2/introspect",
+    # RFC 9126 §5 (idp/oauth/endpoints/pushed_authorization.py).
+    "pushed_authorization_request_endpoint": "/oauth2/par",
 }
 
 
@@ -40,21 +45,23 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
             "grant_types_supported": ["authorization_code", "refresh_token", "client_credentials"],
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": list(SUPPORTED_ALGORITHMS),
-            "token_endpoint_auth_methods_supported": [
-                "client_secret_basic",
-                "client_secret_post",
-                "none",
-            ],
-            "revocation_endpoint_auth_methods_supported": [
-                "client_secret_basic",
-                "client_secret_post",
-                "none",
-            ],
-            "introspection_endpoint_auth_methods_supported": [
-                "client_secret_basic",
-                "client_secret_post",
-            ],
+            # RFC 8414 §2; private_key_jwt: RFC 7523 §2.2 (idp/oauth/client_assertion.py).
+            "token_endpoint_auth_methods_supported": CONFIDENTIAL_OR_PUBLIC,
+            "token_endpoint_auth_signing_alg_values_supported": list(CLIENT_SIGNING_ALGORITHMS),
+            "revocation_endpoint_auth_methods_supported": CONFIDENTIAL_OR_PUBLIC,
+            "revocation_endpoint_auth_signing_alg_values_supported": list(
+                CLIENT_SIGNING_ALGORITHMS
+            ),
+            "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_ONLY,
+            "introspection_endpoint_auth_signing_alg_values_supported": list(
+                CLIENT_SIGNING_ALGORITHMS
+            ),
             "code_challenge_methods_supported": ["S256"],
+            # RFC 9449 §5.1 (idp/oauth/dpop.py): token endpoint, userinfo, introspection.
+            "dpop_signing_alg_values_supported": list(DPOP_ALGORITHMS),
+            # RFC 9126 §5: pushing is required per client (require_pushed_authorization_requests
+            # in its registration), not for every client.
+            "require_pushed_authorization_requests": False,
             "claims_supported": list(SUPPORTED_CLAIMS),
             # OIDC Discovery §3; the levels and their order: idp.authentication_levels.
             "acr_values_supported": list(LEVELS),

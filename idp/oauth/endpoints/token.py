@@ -12,10 +12,13 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from core.metrics import TOKENS_ISSUED, grant_type_label
+from idp.oauth import dpop
 from idp.oauth.client_credentials import GRANT_TYPE, issue_without_database
 from idp.oauth.http import OAuthRequest, json_error
 from idp.oauth.server import OAuthServer
 from idp.request_scope import RequestScope, run_in_request_scope, runtime_of
+
+PATH = "/oauth2/token"
 
 
 def token_exchange(scope: RequestScope) -> Response:
@@ -30,10 +33,30 @@ def token_exchange(scope: RequestScope) -> Response:
     if not oauth_request.payload.grant_type:
         return json_error(400, "invalid_request", "Missing 'grant_type'.")
     server = OAuthServer(scope.runtime, scope.session)
+    proofs = http.headers.getlist("dpop")
+    if proofs:
+        try:
+            server.dpop_jkt = dpop.verify_proof(
+                scope.runtime,
+                scope.session,
+                proofs=proofs,
+                method="POST",
+                url=scope.runtime.settings.endpoint(PATH),
+            ).jkt
+        except dpop.DpopError as error:
+            return json_error(400, error.error, error.description, headers=nonce_header(scope))
     response: Response = server.create_token_response(oauth_request)
     if response.status_code == 200:
         TOKENS_ISSUED.labels(grant_type_label(oauth_request.payload.grant_type)).inc()
+    if proofs or response.status_code == 400:
+        # RFC 9449 §8: a fresh nonce with every answer to a DPoP client, and with errors (a
+        # client registered for DPoP that sent no proof retries with one).
+        response.headers.update(nonce_header(scope))
     return response
+
+
+def nonce_header(scope: RequestScope) -> dict[str, str]:
+    return {"DPoP-Nonce": dpop.new_nonce(scope.runtime)}
 
 
 async def token_endpoint(request: Request) -> Response:

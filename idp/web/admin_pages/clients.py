@@ -28,7 +28,8 @@ from starlette.responses import RedirectResponse, Response
 from core import audit
 from core.errors import Conflict, DomainError
 from core.web.i18n import N_
-from idp import authentication_levels, clients
+from idp import authentication_levels, client_keys, clients
+from idp.client_keys import jwks_text
 from idp.clients import ClientSettings, FieldProblem, InvalidClientSettings
 from idp.models import Client
 from idp.request_scope import RequestScope
@@ -69,6 +70,31 @@ OVERLAP_LABELS = {
     "7d": N_("After 7 days"),
 }
 SAVED = N_("The app's settings are saved.")
+# The FAPI 2.0 requirements an administrator may switch on (idp.clients.ClientSettings).
+FAPI_FLAGS = {
+    "require_pushed_authorization_requests": N_(
+        "Authorization requests only pushed first (PAR, RFC 9126)"
+    ),
+    "dpop_bound_access_tokens": N_("Access tokens bound to the app's DPoP key (RFC 9449)"),
+    "fapi2_profile": N_(
+        "FAPI 2.0 Security Profile (PAR, PKCE S256, private_key_jwt, DPoP-bound tokens)"
+    ),
+}
+AUTH_METHOD_LABELS = {
+    "client_secret_basic": N_("A secret (client_secret_basic)"),
+    "client_secret_post": N_("A secret in the request body (client_secret_post)"),
+    "private_key_jwt": N_("A JWT signed with the app's key (private_key_jwt)"),
+}
+
+
+def _auth_method(values: dict[str, Any]) -> str | None:
+    """The chosen way of authenticating (none for a public app; the rules refuse the rest)."""
+    if values.get("public") == "on":
+        return None
+    chosen = values.get("token_endpoint_auth_method", "client_secret_basic")
+    return chosen if chosen in AUTH_METHOD_LABELS else "client_secret_basic"
+
+
 OLD_SECRET_REVOKED = N_("The old secret no longer works.")
 
 
@@ -97,6 +123,8 @@ def _page_context(scope: RequestScope) -> dict[str, Any]:
         "grant_labels": GRANT_LABELS,
         "algorithms": SUPPORTED_ALGORITHMS,
         "acr_levels": authentication_levels.LEVEL_LABELS,
+        "fapi_flags": FAPI_FLAGS,
+        "auth_method_labels": AUTH_METHOD_LABELS,
         "now": scope.runtime.clock.now(),
     }
 
@@ -120,8 +148,21 @@ def _form_settings(scope: RequestScope) -> tuple[dict[str, Any], ClientSettings]
         backchannel_logout_uri=values.get("backchannel_logout_uri"),
         frontchannel_logout_uri=values.get("frontchannel_logout_uri"),
         minimum_acr=values.get("minimum_acr"),
+        jwks=client_keys.parse_jwks_text(values["jwks"])
+        if values.get("jwks", "").strip()
+        else None,
+        jwks_uri=values.get("jwks_uri"),
+        require_pushed_authorization_requests=_checked(
+            values, "require_pushed_authorization_requests"
+        ),
+        dpop_bound_access_tokens=_checked(values, "dpop_bound_access_tokens"),
+        fapi2_profile=_checked(values, "fapi2_profile"),
     )
     return values, settings
+
+
+def _checked(values: dict[str, Any], name: str) -> bool:
+    return values.get(name) == "on"
 
 
 def _form_values(settings: ClientSettings) -> dict[str, Any]:
@@ -137,6 +178,9 @@ def _form_values(settings: ClientSettings) -> dict[str, Any]:
         "backchannel_logout_uri": settings.backchannel_logout_uri or "",
         "frontchannel_logout_uri": settings.frontchannel_logout_uri or "",
         "minimum_acr": settings.minimum_acr or "",
+        "jwks": settings.jwks if isinstance(settings.jwks, str) else jwks_text(settings.jwks),
+        "jwks_uri": settings.jwks_uri or "",
+        **{flag: "on" if getattr(settings, flag) else "" for flag in FAPI_FLAGS},
     }
 
 
@@ -197,6 +241,8 @@ def create_client(scope: RequestScope, admin: Admin) -> Response:
             grant_types=settings.grant_types,
             scope=settings.scope,
             public=values.get("public") == "on",
+            auth_method=_auth_method(values),
+            keys=settings,
             id_token_alg=settings.id_token_alg,
             access_token_alg=settings.access_token_alg,
             first_party=values.get("first_party") == "on",
@@ -302,7 +348,7 @@ def change_client(scope: RequestScope, admin: Admin) -> Response:
 
 
 def _refusal(client: Client, action: str, scope: RequestScope) -> str | None:
-    if action == ROTATE and client.is_public:
+    if action == ROTATE and client.token_endpoint_auth_method not in clients.SECRET_AUTH_METHODS:
         return clients.PUBLIC_NO_SECRET
     now = scope.runtime.clock.now()
     if action == REVOKE_OLD_SECRET and clients.old_secret_valid_until(client, now) is None:

@@ -125,12 +125,6 @@ def test_problems_are_shown_next_to_their_field_and_nothing_is_saved(web, runtim
         (form(upstream, issuer=unreachable), "issuer", "Không kết nối được tới"),
         (form(upstream, issuer=upstream.issuer + "/"), "issuer", "ghi một issuer khác"),
         (form(upstream, client_secret=""), "client_secret", "Hãy nhập khóa bí mật"),
-        # The upstream offers no private_key_jwt: the secret typed is not used for it.
-        (
-            form(upstream, auth_method="private_key_jwt"),
-            "auth_method",
-            "không chấp nhận private_key_jwt",
-        ),
         (form(upstream, upstream_id="VNeID"), "upstream_id", "Mã nhà cung cấp gồm 1 đến 48"),
         (
             form(upstream, link_claim="email"),

@@ -120,11 +120,11 @@ def test_unusable_issuers_are_refused(cli, database_url: str, issuer: str, messa
     assert audit_actions(database_url) == []
 
 
-def test_private_key_jwt_needs_the_upstream_to_accept_it(cli, upstream: Upstream) -> None:
-    """commune-sso's token endpoint offers client secrets only."""
-    assert_clean_failure(
-        cli(*add_args(upstream, "--private-key-jwt")), "does not accept private_key_jwt"
-    )
+def test_private_key_jwt_is_accepted_when_the_upstream_offers_it(cli, upstream: Upstream) -> None:
+    """commune-sso's token endpoint now offers private_key_jwt (RFC 7523; the sign-in through
+    it: test_upstream_sign_in.py::test_sign_in_through_an_upstream_that_registered_our_jwks_uri)."""
+    result = cli(*add_args(upstream, "--private-key-jwt"))
+    assert result.exit_code == 0, result.output
 
 
 def test_exactly_one_way_to_authenticate(cli, upstream: Upstream) -> None:

@@ -12,7 +12,8 @@ from sqlalchemy import select
 from core import audit
 from core.db import transaction
 from core.sealed_values import open_sealed
-from idp import accounts
+from idp import accounts, clients
+from idp.federation import discovery, providers
 from idp.federation.upstream_logout import _ID_TOKEN_PURPOSE, RETURN_PATH
 from idp.models import Account, BrowserSession, UpstreamProvider, UpstreamSession
 from idp.runtime import IdpRuntime
@@ -321,3 +322,43 @@ def test_logout_goes_through_the_upstream(
         with transaction(side.session_factory) as session:
             rows = session.scalars(select(BrowserSession)).all()
             assert rows and all(row.ended_at is not None for row in rows)
+
+
+def test_sign_in_through_an_upstream_that_registered_our_jwks_uri(
+    browser: Browser, rp, runtime: IdpRuntime, upstream: Upstream, linked_official
+) -> None:
+    """End to end with private_key_jwt on both sides: the upstream (another commune-sso)
+    registers us with our jwks_uri and no secret; we authenticate at its token endpoint with
+    an assertion signed by our key ring (RFC 7523 §2.2), which it verifies with the keys it
+    fetches from us, and the official signs in."""
+    with transaction(upstream.runtime.session_factory) as session:
+        client, secret = clients.create(
+            session=session,
+            clock=upstream.clock,
+            actor="test",
+            name="Cổng SSO tỉnh Lào Cai (khóa)",
+            redirect_uris=[browser.ours.url(f"/login/upstream/{UPSTREAM_ID}/callback")],
+            scope="openid profile citizen_id",
+            first_party=True,
+            auth_method="private_key_jwt",
+            keys=clients.ClientSettings(name="", jwks_uri=browser.ours.url("/oauth2/jwks")),
+        )
+    assert secret is None
+    with transaction(runtime.session_factory) as session:
+        providers.register(
+            session=session,
+            clock=runtime.clock,
+            actor="test",
+            upstream_id=UPSTREAM_ID,
+            metadata=discovery.discover(upstream.issuer),
+            client_id=client.client_id,
+            client_secret=None,  # private_key_jwt
+            server_secret=runtime.server_secret,
+            link_claim="citizen_id",
+            name_vi="VNeID thử nghiệm",
+            scope="openid profile citizen_id",
+        )
+    code, _callback = signed_in_through_upstream(browser, rp[0].client_id)
+    claims = id_token_claims(runtime, exchange(browser, rp, code)["id_token"])
+    assert claims["sub"] == linked_official.subject
+    assert claims["amr"] == ["fed", "pwd"]

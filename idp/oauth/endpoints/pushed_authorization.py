@@ -1,0 +1,73 @@
+"""Pushed authorization request endpoint, RFC 9126 §2.
+
+The client authenticates as at the token endpoint (RFC 9126 §2: the same methods, public
+clients with their client_id) and posts the parameters of an authorization request; they are
+checked exactly as the authorization endpoint checks them (one list of checks,
+:func:`idp.oauth.authorization_checks.check_authorization_request`) and stored for
+:data:`idp.pushed_requests.LIFETIME` seconds. The answer is ``201`` with the ``request_uri``
+and ``expires_in`` (§2.2); errors are RFC 6749 §5.2 JSON bodies (§2.3), never redirects.
+"""
+
+from __future__ import annotations
+
+from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from idp import pushed_requests
+from idp.oauth import authorization_checks as checks
+from idp.oauth.grants import CONFIDENTIAL_OR_PUBLIC
+from idp.oauth.http import NO_STORE, OAuthRequest, json_error
+from idp.oauth.server import OAuthServer
+from idp.request_scope import RequestScope, run_in_request_scope
+
+ENDPOINT = "pushed_authorization_request"
+# Client authentication, not authorization request parameters: not stored.
+CLIENT_AUTHENTICATION_FIELDS = frozenset(
+    {"client_secret", "client_assertion", "client_assertion_type"}
+)
+
+
+def push(scope: RequestScope) -> Response:
+    http = scope.http
+    if not http.headers.get("content-type", "").startswith("application/x-www-form-urlencoded"):
+        return json_error(
+            400, "invalid_request", "The body must be application/x-www-form-urlencoded."
+        )
+    oauth_request = OAuthRequest(http)
+    server = OAuthServer(scope.runtime, scope.session)
+    try:
+        if oauth_request.payload.duplicated():
+            raise InvalidRequestError("A parameter is repeated.")
+        client = server.authenticate_client(oauth_request, CONFIDENTIAL_OR_PUBLIC, ENDPOINT)
+        if "request_uri" in oauth_request.payload.data:
+            raise InvalidRequestError("A pushed request cannot itself refer to a request_uri.")
+        if oauth_request.payload.data.get("client_id", client.client_id) != client.client_id:
+            raise InvalidRequestError("The client_id is not the authenticated client.")
+        items = [
+            (name, value)
+            for name, value in oauth_request.payload_items
+            if name not in CLIENT_AUTHENTICATION_FIELDS and name != "client_id"
+        ]
+        items.insert(0, ("client_id", client.client_id))
+        checks.check_authorization_request(server, OAuthRequest(http, items), pushed=True)
+    except OAuth2Error as error:
+        # §2.3: the token endpoint's error responses, with the error's own status.
+        status = error.status_code if error.error == "invalid_client" else 400
+        headers = {"WWW-Authenticate": "Basic"} if status == 401 else None
+        return json_error(status, error.error, error.description or None, headers=headers)
+    request_uri = pushed_requests.push(
+        session=scope.session,
+        clock=scope.runtime.clock,
+        client_pk=client.info.id,
+        params=items,
+    )
+    return JSONResponse(
+        {"request_uri": request_uri, "expires_in": pushed_requests.LIFETIME},
+        status_code=201,
+        headers=NO_STORE,
+    )
+
+
+async def pushed_authorization_endpoint(request: Request) -> Response:
+    return await run_in_request_scope(request, push)
