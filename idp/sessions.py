@@ -18,6 +18,8 @@ from core.settings import Settings
 from idp.models import Account, BrowserSession, Interaction
 
 SESSION_TABLE = cast(Table, BrowserSession.__table__)
+# Built once: building the INSERT per login cost more than executing it (see idp.token_store).
+_INSERT_SESSION = insert(SESSION_TABLE).returning(SESSION_TABLE.c.id)
 
 # Writing last_seen_at on every request would turn every page view into a write.
 LAST_SEEN_GRANULARITY = timedelta(seconds=60)
@@ -51,9 +53,7 @@ def create(
     }
     # A plain INSERT (it runs on every login): the ORM's unit of work would cost more than the
     # statement. The object returned is not in the session; it only carries the new row.
-    new_id = session.execute(
-        insert(SESSION_TABLE).values(row).returning(SESSION_TABLE.c.id)
-    ).scalar_one()
+    new_id = session.execute(_INSERT_SESSION, row).scalar_one()
     browser_session = BrowserSession(id=new_id, **row)
     browser_session.account = account
     return browser_session, cookie_value
