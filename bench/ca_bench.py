@@ -56,7 +56,6 @@ import hashlib
 import itertools
 import json
 import multiprocessing
-import os
 import random
 import resource
 import secrets
@@ -96,6 +95,7 @@ from oidc_bench import (
     running_server,
     service_environment,
 )
+from oidc_peer import stop_by_pid
 from postgres_cluster import throwaway_postgres
 from rich.console import Console
 from rich.table import Table
@@ -996,14 +996,7 @@ def running_openssl_ocsp(
             time.sleep(0.2)
         yield peer
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(peer.pid, signal.SIGTERM)  # the group -multi made: its children too
-        try:
-            peer.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(peer.pid, signal.SIGKILL)
-            peer.wait()
+        stop_by_pid(peer, group=True)  # the group -multi made: its children too
 
 
 def _openssl_answers(port: int, probe: bytes) -> bool:
@@ -1208,14 +1201,7 @@ def running_cfssl(
             time.sleep(0.2)
         yield peer
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(peer.pid, signal.SIGTERM)
-        try:
-            peer.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(peer.pid, signal.SIGKILL)
-            peer.wait()
+        stop_by_pid(peer)
 
 
 def _cfssl_signs(port: int, probe: bytes) -> bool:

@@ -270,7 +270,7 @@ def running_peer(
             bearer=bearer,
         )
     finally:
-        _stop(peer)
+        stop_by_pid(peer)
 
 
 def _wait_until_listening(peer: subprocess.Popen[bytes], ready_path: Path, log_path: Path) -> str:
@@ -283,13 +283,16 @@ def _wait_until_listening(peer: subprocess.Popen[bytes], ready_path: Path, log_p
     raise PeerUnavailable(f"oidc-provider did not start:\n{log}")
 
 
-def _stop(peer: subprocess.Popen[bytes]) -> None:
-    if peer.poll() is None:
+def stop_by_pid(peer: subprocess.Popen[bytes], *, group: bool = False) -> None:
+    """SIGTERM to the peer we started (to its process group with ``group``: one it made
+    itself, e.g. ``openssl ocsp -multi``), SIGKILL if it is still there after a while."""
+    send = os.killpg if group else os.kill
+    if peer.poll() is None or group:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(peer.pid, signal.SIGTERM)
+            send(peer.pid, signal.SIGTERM)
         try:
             peer.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             with contextlib.suppress(ProcessLookupError):
-                os.kill(peer.pid, signal.SIGKILL)
+                send(peer.pid, signal.SIGKILL)
             peer.wait()
