@@ -16,7 +16,10 @@ machine, at the same time):
    a PKCS#10 CSR (``key_policy.load_csr``) and calling ``issuance.issue`` (sign, store, audit
    entry in the same transaction), one certificate per transaction and 100 per transaction, with
    the P-256 CA and with the RSA-2048 CA. The official's identity is given directly (the RA step,
-   request and approval, is not part of this figure).
+   request and approval, is not part of this figure). Right before ours with the RSA CA, the
+   peer: ``cfssl serve`` (Debian ``golang-cfssl``) with the same RSA-2048 CA key and
+   certificate signs the same CSRs over HTTP (``/api/v1/cfssl/sign``), driven by
+   ``bench/loadgen.py`` like the OCSP scenarios.
 4. Re-issue of 67,668 certificates: that many officials are written into the IdP tables and
    get a certificate each (``issuance.issue``, 500 per transaction, in parallel: the
    "populate" row); the officials then move to another ward and a unit-merger job
@@ -27,14 +30,19 @@ machine, at the same time):
    invalidityDate) and ``crl.publish`` (read, build, sign, store, audit, commit) is timed. The
    reference is ``cryptography`` building and signing the same entries from memory.
 6. OCSP: first the maintenance pass that pre-produces the answer of every valid certificate of
-   the CAs (``preproduced_ocsp.refresh_due``, timed: the synthetic CRL rows have none yet).
+   the CAs (``preproduced_ocsp.refresh_due``, timed: issuance leaves the answers of new
+   certificates to this pass, and the synthetic CRL rows have none either).
    Then POST requests for random known serials of the RSA CA, without a nonce (RFC 5019:
    pre-produced answers) and with a fresh 16-byte nonce (signed live), driven by
    ``bench/loadgen.py`` against ``openssl ocsp -index -multi N`` (the peer: an index.txt of the
    same certificates and revoked entries, the same RSA-2048 responder key and certificate)
    and then against ``commune-sso serve --workers N``, same load generator and connections.
 
-Targets (2 cores): issuance ≥ 300 certs/s (RSA-2048 CA) and ≥ 1,000/s (P-256 CA); re-issue of
+Requirements: ``openssl`` and ``cfssl`` (``apt-get install golang-cfssl``; without it the bench
+says so and skips that comparison).
+
+Targets (2 cores): issuance ≥ 300 certs/s (RSA-2048 CA, and ≥ 1.2× ``cfssl serve``) and
+≥ 1,000/s (P-256 CA); re-issue of
 67,668 < 5 min; CRL of 70,000 ≤ 2 s and ≤ 54 bytes per entry; OCSP without a nonce ≥ 3× and
 with a nonce ≥ 1.0× ``openssl ocsp`` in the same run (and ≥ 1,000 responses/s, issue 15).
 Traffic goes to 127.0.0.1 only; every loop is bounded in time and count.
@@ -48,10 +56,10 @@ import hashlib
 import itertools
 import json
 import multiprocessing
-import os
 import random
 import resource
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -87,6 +95,7 @@ from oidc_bench import (
     running_server,
     service_environment,
 )
+from oidc_peer import stop_by_pid
 from postgres_cluster import throwaway_postgres
 from rich.console import Console
 from rich.table import Table
@@ -207,6 +216,8 @@ class IssueWork:
     prefix: str
     unit: tuple[str, str]
     from_csr: bool  # False for populate: the public key is given as is
+    # PEM CSRs made by the parent (the set cfssl signs too); otherwise each process makes its own
+    csrs: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -225,18 +236,13 @@ def _cpu_seconds() -> float:
 def _issue_worker(work: IssueWork, ready: Any, results: Any) -> None:
     runtime = ca_runtime(work.service)
     profile = get_profile(PROFILE)
-    keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(work.count)]
-    if work.from_csr:
-        subject = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "ignored")])
-        inputs: list[Any] = [
-            x509.CertificateSigningRequestBuilder()
-            .subject_name(subject)
-            .sign(key, hashes.SHA256())
-            .public_bytes(Encoding.PEM)
-            for key in keys
-        ]
+    inputs: list[Any]
+    if work.csrs:
+        inputs = list(work.csrs)
+    elif work.from_csr:
+        inputs = make_csrs(work.first, work.count)
     else:
-        inputs = [key.public_key() for key in keys]
+        inputs = [ec.generate_private_key(ec.SECP256R1()).public_key() for _ in range(work.count)]
     identities = [
         official(work.first + index, prefix=work.prefix, unit=work.unit)
         for index in range(work.count)
@@ -267,6 +273,22 @@ def _issue_worker(work: IssueWork, ready: Any, results: Any) -> None:
                 )
                 done += 1
     results.put(WorkerResult(done, started, time.monotonic(), _cpu_seconds() - cpu_start))
+
+
+def make_csrs(first: int, count: int) -> list[bytes]:
+    """PKCS#10 requests (PEM) for new P-256 keys, as an official's signing tool makes them."""
+    csrs = []
+    for number in range(first, first + count):
+        subject = x509.Name(
+            [
+                x509.NameAttribute(x509.NameOID.COUNTRY_NAME, "VN"),
+                x509.NameAttribute(x509.NameOID.COMMON_NAME, f"Nguyễn Văn Thử {number}"),
+            ]
+        )
+        key = ec.generate_private_key(ec.SECP256R1())
+        request = x509.CertificateSigningRequestBuilder().subject_name(subject)
+        csrs.append(request.sign(key, hashes.SHA256()).public_bytes(Encoding.PEM))
+    return csrs
 
 
 def run_in_processes(works: Sequence[IssueWork]) -> list[WorkerResult]:
@@ -337,11 +359,27 @@ class Bench:
 
 
 def measure_issuance(
-    bench: Bench, *, ca_kind: str, per_transaction: int, count: int, prefix: str
-) -> None:
+    bench: Bench,
+    *,
+    ca_kind: str,
+    per_transaction: int,
+    count: int,
+    prefix: str,
+    csrs: Sequence[bytes] = (),
+) -> Row:
+    """``count`` certificates issued by N processes (from ``csrs`` when given)."""
     spans = split(count, bench.options.processes)
     works = [
-        IssueWork(bench.service, first, n, per_transaction, prefix, NEW_WARD, from_csr=True)
+        IssueWork(
+            bench.service,
+            first,
+            n,
+            per_transaction,
+            prefix,
+            NEW_WARD,
+            from_csr=True,
+            csrs=tuple(csrs[first : first + n]),
+        )
         for first, n in spans
     ]
     db_before, machine_before = database_cpu(bench), machine_busy_cpu_seconds()
@@ -357,29 +395,30 @@ def measure_issuance(
     # CPU per certificate (workers + database) and the rate the cores would allow at that cost:
     # much less disturbed by other load on the machine than the wall-clock rate.
     cpu_ms = 1000 * (workers_cpu + db_cpu) / done
-    bench.add(
-        Row(
-            name=f"CSR issuance, {ca_kind} CA, {per_transaction}/transaction",
-            figure=rate,
-            unit="certs/s",
-            raw_rate=raw,
-            raw_description=f"{ca_kind} sign ×{bench.options.processes}",
-            ratio=rate / raw,
-            target=f"≥ {minimum:,.0f}/s",
-            passed=rate >= minimum,
-            notes=f"({done} certs in {wall:.1f} s; cpu workers+db {cpu_ms:.2f} ms/cert → "
-            f"ceiling {CORES * 1000 / cpu_ms:,.0f}/s)",
-            extra={
-                "certificates": done,
-                "seconds": wall,
-                "worker_cpu_ms_per_cert": 1000 * workers_cpu / done,
-                "database_cpu_ms_per_cert": 1000 * db_cpu / done,
-                "cpu_bound_ceiling": CORES * 1000 / cpu_ms,
-                # All CPUs of the host as /proc/stat counts them (may be more than ours).
-                "host_busy_cpu_seconds": machine,
-            },
-        )
+    row = Row(
+        name=f"CSR issuance, {ca_kind} CA, {per_transaction}/transaction",
+        figure=rate,
+        unit="certs/s",
+        raw_rate=raw,
+        raw_description=f"{ca_kind} sign ×{bench.options.processes}",
+        ratio=rate / raw,
+        target=f"≥ {minimum:,.0f}/s",
+        passed=rate >= minimum,
+        notes=f"({done} certs in {wall:.1f} s; cpu workers+db {cpu_ms:.2f} ms/cert → "
+        f"ceiling {CORES * 1000 / cpu_ms:,.0f}/s)",
+        extra={
+            "certificates": done,
+            "seconds": wall,
+            "worker_cpu_ms_per_cert": 1000 * workers_cpu / done,
+            "database_cpu_ms_per_cert": 1000 * db_cpu / done,
+            "cpu_bound_ceiling": CORES * 1000 / cpu_ms,
+            # All CPUs of the host as /proc/stat counts them (may be more than ours).
+            "host_busy_cpu_seconds": machine,
+            "cpu_ms_per_cert": cpu_ms,
+        },
     )
+    bench.add(row)
+    return row
 
 
 def database_cpu(bench: Bench) -> float:
@@ -757,7 +796,8 @@ def ocsp_operation(pool: Iterator[tuple[bytes, bytes | None]], path: str) -> Ope
 
 @dataclass(frozen=True)
 class OcspLoad:
-    """One OCSP scenario against one responder, with the CPU each party used meanwhile."""
+    """One HTTP scenario (OCSP, or cfssl's signing) against one server, with the CPU each
+    party used meanwhile."""
 
     load: LoadResult
     server_cpu: float
@@ -806,8 +846,27 @@ def run_ocsp_load(
     requests: list[tuple[bytes, bytes | None]],
     with_database: bool,
 ) -> OcspLoad:
-    duration = QUICK_OCSP_DURATION if bench.options.quick else bench.options.duration
     pool = itertools.cycle(requests)
+    return run_http_load(
+        bench,
+        server_pid=server_pid,
+        port=port,
+        operations=[ocsp_operation(pool, path) for _ in range(OCSP_CONCURRENCY)],
+        with_database=with_database,
+    )
+
+
+def run_http_load(
+    bench: Bench,
+    *,
+    server_pid: int,
+    port: int,
+    operations: list[Operation],
+    with_database: bool,
+) -> OcspLoad:
+    """A closed loop of ``--duration`` seconds (2 with --quick) against one server, with the CPU
+    of its processes, of the database and of the rest of the machine meanwhile."""
+    duration = QUICK_OCSP_DURATION if bench.options.quick else bench.options.duration
     before = (
         process_tree_cpu_seconds(server_pid),
         database_cpu(bench) if with_database else 0.0,
@@ -817,7 +876,7 @@ def run_ocsp_load(
         run_closed_loop(
             host=HOST,
             port=port,
-            operations=[ocsp_operation(pool, path) for _ in range(OCSP_CONCURRENCY)],
+            operations=operations,
             duration=duration,
             warmup=1.0 if not bench.options.quick else 0.5,
             max_operations=int(duration * OCSP_MAX_PER_SECOND),
@@ -937,14 +996,7 @@ def running_openssl_ocsp(
             time.sleep(0.2)
         yield peer
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(peer.pid, signal.SIGTERM)  # the group -multi made: its children too
-        try:
-            peer.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(peer.pid, signal.SIGKILL)
-            peer.wait()
+        stop_by_pid(peer, group=True)  # the group -multi made: its children too
 
 
 def _openssl_answers(port: int, probe: bytes) -> bool:
@@ -1063,6 +1115,184 @@ def measure_ocsp(bench: Bench, runtime: CaRuntime, env: dict[str, str], port: in
     ]
     if errors:
         console.print(f"  [red]server log has {len(errors)} error lines[/red]: {errors[0]}")
+
+
+# --------------------------------------------------------------------------------------------
+# cfssl serve: the issuance peer (issue 15)
+
+CFSSL_SIGN_PATH = "/api/v1/cfssl/sign"
+CFSSL_TARGET = 1.2  # ours ÷ cfssl, RSA-2048 CA, one certificate per transaction
+
+
+class CfsslUnavailable(Exception):
+    """``cfssl`` is not installed or did not start: the bench says so and goes on."""
+
+
+def write_cfssl_ca(runtime: CaRuntime, directory: Path, issuer_url: str) -> dict[str, Path]:
+    """The RSA issuing CA as ``cfssl serve`` reads it (its certificate and key, PEM) and a
+    signing profile like ours: digitalSignature + contentCommitment, emailProtection, one
+    year, CRL distribution point and AIA (OCSP and caIssuers)."""
+    directory.mkdir(mode=0o700, exist_ok=True)
+    with transaction(runtime.session_factory) as session:
+        authority = session.scalars(select(Authority).where(Authority.name == RSA_CA)).one()
+        key = runtime.key_store.get(authority.key_uri)
+        certificate = x509.load_der_x509_certificate(authority.certificate_der)
+    paths = {
+        "ca": directory / "ca.pem",
+        "key": directory / "ca-key.pem",
+        "config": directory / "config.json",
+    }
+    paths["ca"].write_bytes(certificate.public_bytes(Encoding.PEM))
+    paths["key"].touch(mode=0o600)
+    paths["key"].write_bytes(
+        key.private_bytes(
+            Encoding.PEM,
+            serialization.PrivateFormat.TraditionalOpenSSL,
+            serialization.NoEncryption(),
+        )
+    )
+    profile = {
+        "usages": ["digital signature", "content commitment", "email protection"],
+        "expiry": "8760h",
+        "crl_url": f"{issuer_url}/ca/crl/{RSA_CA}.crl",
+        "ocsp_url": f"{issuer_url}/ca/ocsp",
+        "issuer_urls": [f"{issuer_url}/ca/certs/{RSA_CA}.cer"],
+    }
+    paths["config"].write_text(json.dumps({"signing": {"default": profile}}))
+    return paths
+
+
+def cfssl_sign_body(csr: bytes) -> bytes:
+    return json.dumps({"certificate_request": csr.decode("ascii")}).encode("ascii")
+
+
+@contextlib.contextmanager
+def running_cfssl(
+    paths: dict[str, Path], *, port: int, probe: bytes, log_path: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``cfssl serve`` until it signs a real request; stopped by its PID at the end."""
+    if shutil.which("cfssl") is None:
+        raise CfsslUnavailable("cfssl is not installed (Debian: apt-get install golang-cfssl)")
+    command = [
+        "cfssl",
+        "serve",
+        "-address",
+        HOST,
+        "-port",
+        str(port),
+        "-ca",
+        str(paths["ca"]),
+        "-ca-key",
+        str(paths["key"]),
+        "-config",
+        str(paths["config"]),
+        "-loglevel",
+        "2",  # warnings: not one line per request
+    ]
+    with log_path.open("wb") as log:
+        peer = subprocess.Popen(
+            command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while not _cfssl_signs(port, probe):
+            if peer.poll() is not None or time.monotonic() > deadline:
+                raise CfsslUnavailable(f"cfssl serve did not start:\n{log_path.read_text()}")
+            time.sleep(0.2)
+        yield peer
+    finally:
+        stop_by_pid(peer)
+
+
+def _cfssl_signs(port: int, probe: bytes) -> bool:
+    request = urllib.request.Request(
+        f"http://{HOST}:{port}{CFSSL_SIGN_PATH}",
+        data=probe,
+        headers={"Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return bool(json.loads(response.read()).get("success"))
+    except (OSError, ValueError):
+        return False
+
+
+def cfssl_sign_operation(pool: Iterator[bytes]) -> Operation:
+    async def operation(connection: HttpConnection) -> None:
+        response = await connection.request(
+            "POST",
+            CFSSL_SIGN_PATH,
+            headers=[("Content-Type", "application/json")],
+            body=next(pool),
+        )
+        if response.status != 200 or b'"success":true' not in response.body:
+            raise UnexpectedResponse("cfssl sign (not a signed certificate)", response)
+
+    return operation
+
+
+def measure_cfssl(bench: Bench, runtime: CaRuntime, csrs: Sequence[bytes]) -> OcspLoad | None:
+    """``cfssl serve`` with the RSA CA signing the given CSRs over HTTP, the same load generator
+    and connections as the OCSP scenarios; None (and a line saying why) without cfssl."""
+    var_dir = Path(bench.service.var_dir)
+    paths = write_cfssl_ca(runtime, var_dir / "cfssl-ca", bench.service.issuer)
+    bodies = [cfssl_sign_body(csr) for csr in csrs]
+    port = free_port()
+    try:
+        with running_cfssl(
+            paths, port=port, probe=bodies[0], log_path=var_dir / "cfssl.log"
+        ) as cfssl:
+            pool = itertools.cycle(bodies)
+            load = run_http_load(
+                bench,
+                server_pid=cfssl.pid,
+                port=port,
+                operations=[cfssl_sign_operation(pool) for _ in range(OCSP_CONCURRENCY)],
+                with_database=False,
+            )
+    except CfsslUnavailable as error:
+        console.print(f"  [red]cfssl not measured[/red]: {error}", markup=False)
+        bench.add(
+            Row(
+                name="cfssl serve: CSR issuance, RSA-2048 CA",
+                figure=0.0,
+                unit="certs/s",
+                notes=f"(not measured: {error})",
+            )
+        )
+        return None
+    bench.add(
+        Row(
+            name=f"cfssl serve: CSR issuance, RSA-2048 CA, HTTP, {OCSP_CONCURRENCY} connections",
+            figure=load.load.rate,
+            unit="certs/s",
+            notes=load.notes(),
+            extra=load.extra(),
+        )
+    )
+    return load
+
+
+def compare_with_cfssl(bench: Bench, ours: Row, cfssl: OcspLoad) -> None:
+    """Ours (in-process, stored and audited) beside cfssl (HTTP, nothing stored)."""
+    peer_rate = cfssl.load.rate
+    peer_cpu_ms = cfssl.extra()["server_cpu_us_per_response"] / 1000
+    ours_cpu_ms = ours.extra["cpu_ms_per_cert"]
+    bench.add(
+        Row(
+            name=f"{ours.name} ÷ cfssl serve",
+            figure=ours.figure,
+            unit="certs/s",
+            raw_rate=peer_rate,
+            raw_description="cfssl serve, same CSRs, same run",
+            ratio=ours.figure / peer_rate if peer_rate else None,
+            target=f"≥ {CFSSL_TARGET:.1f}× cfssl",
+            passed=cfssl.load.errors == 0 and ours.figure >= CFSSL_TARGET * peer_rate,
+            notes=f"(cpu per certificate: ours {ours_cpu_ms:.2f} ms with PostgreSQL's share, "
+            f"cfssl {peer_cpu_ms:.2f} ms; ours ÷ cfssl {ours_cpu_ms / peer_cpu_ms:.2f})",
+            extra={"ours_cpu_ms_per_cert": ours_cpu_ms, "cfssl_cpu_ms_per_cert": peer_cpu_ms},
+        )
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -1191,15 +1421,21 @@ def main(argv: list[str] | None = None) -> int:
             )
         add_rsa_issuing_ca(runtime)
         runtime.forget_authorities()
-        console.print("[bold]CSR issuance[/bold] (RSA-2048 CA)")
+        console.print("[bold]CSR issuance[/bold] (RSA-2048 CA): cfssl serve, then ours")
+        # The same CSRs, signed by cfssl first (it keeps nothing), then issued by ours.
+        csrs = make_csrs(0, issue_count)
+        cfssl = measure_cfssl(bench, runtime, csrs)
         for per_transaction in (1, BATCHED_TRANSACTION):
-            measure_issuance(
+            row = measure_issuance(
                 bench,
                 ca_kind="RSA-2048",
                 per_transaction=per_transaction,
                 count=issue_count,
                 prefix=f"rsa{per_transaction}",
+                csrs=csrs if per_transaction == 1 else (),
             )
+            if per_transaction == 1 and cfssl is not None:
+                compare_with_cfssl(bench, row, cfssl)
         console.print(f"[bold]re-issue[/bold] of {reissue_total:,} certificates")
         measure_reissue(bench, runtime, reissue_total)
         console.print(f"[bold]CRL[/bold] of {crl_entries:,} entries")

@@ -3,15 +3,18 @@
 One signed answer per certificate of an issuing CA, SHA-1 CertID (RFC 5019 §2.1.1), no nonce,
 stored in ``ca_ocsp_response`` and served as is by the responder (``ca_admin.ocsp``):
 
-* :func:`produce` signs them in the caller's transaction: at issuance, and at every revocation,
-  hold and release, so the stored answer, the CRL and the audit record change together and the
-  old answer is never served after the change commits;
+* :func:`produce` signs them in the caller's transaction at every revocation, hold and release,
+  so the stored answer, the CRL and the audit record change together and the old answer is
+  never served after the change commits;
 * :func:`refresh_due` is the maintenance worker's pass: answers within ``ocsp_refresh_before``
-  of their nextUpdate are signed again, certificates without one (issued before this table
-  existed, or by a process that could not sign) get one, and answers past their nextUpdate whose
-  certificate has expired are dropped. Each batch locks the certificate rows it re-signs
-  (``FOR UPDATE SKIP LOCKED``; on SQLite the write lock), so a revocation committing meanwhile
-  is never overwritten by an older status, and two workers do not sign the same batch.
+  of their nextUpdate are signed again, certificates without one get one (every new
+  certificate: issuance does not sign its answer, so that the OCSP signer's RSA signature stays
+  off the issuing path, and a new certificate is answered live, "good", until the next pass,
+  within ``ca_admin.maintenance.DEFAULT_INTERVAL``; also those issued before this table
+  existed), and answers past their nextUpdate whose certificate has expired are dropped. Each
+  batch locks the certificate rows it signs (``FOR UPDATE SKIP LOCKED``; on SQLite the write
+  lock), so a revocation committing meanwhile is never overwritten by an older status, and two
+  workers do not sign the same batch.
 
 A certificate whose answer is missing or past nextUpdate is answered live, so a late or failed
 pass costs speed, never correctness.
@@ -160,7 +163,8 @@ def _refresh_batch(session: Session, runtime: CaRuntime) -> int:
     )
     rows = list(session.connection().execute(due))
     if len(rows) < REFRESH_BATCH:
-        # Without an answer yet: once after the upgrade that added the table, then rarely.
+        # Without an answer yet: certificates issued since the last pass (issuance leaves their
+        # answer to us), and once, those issued before the upgrade that added the table.
         missing = (
             select(*_STATUS_COLUMNS)
             .where(~exists().where(_RESPONSES.c.serial == _CERTIFICATES.c.serial), *valid)

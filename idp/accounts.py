@@ -12,7 +12,7 @@ import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.orm import Session
 
 from core import audit
@@ -85,8 +85,12 @@ def validate_password(password: str, *, username: str | None = None) -> None:
         raise DomainError(PASSWORD_HAS_USERNAME, field="password")
 
 
+# Read at every sign-in: built once (building it per call cost more than running it, issue 15).
+_BY_USERNAME = select(Account).where(Account.username == bindparam("username"))
+
+
 def find_by_username(session: Session, username: str) -> Account | None:
-    return session.scalar(select(Account).where(Account.username == normalise_username(username)))
+    return session.scalar(_BY_USERNAME, {"username": normalise_username(username)})
 
 
 def get_by_username(session: Session, username: str) -> Account:

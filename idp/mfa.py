@@ -22,7 +22,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import bindparam, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from core import audit
@@ -72,8 +72,12 @@ def open_secret(blob: str, *, server_secret: bytes, account_id: int) -> bytes:
         raise SealError("the TOTP secret does not open") from error
 
 
+# Read at every sign-in: built once (issue 15).
+_CREDENTIAL_OF = select(TotpCredential).where(TotpCredential.account_id == bindparam("account_id"))
+
+
 def credential_of(session: Session, account: Account) -> TotpCredential | None:
-    return session.scalar(select(TotpCredential).where(TotpCredential.account_id == account.id))
+    return session.scalar(_CREDENTIAL_OF, {"account_id": account.id})
 
 
 def has_totp(session: Session, account: Account) -> bool:

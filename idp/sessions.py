@@ -9,7 +9,7 @@ import secrets
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy import Table, bindparam, func, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.clock import Clock
@@ -18,6 +18,12 @@ from core.settings import Settings
 from idp.models import Account, BrowserSession, Interaction
 
 SESSION_TABLE = cast(Table, BrowserSession.__table__)
+# Built once: building the INSERT per login cost more than executing it (see idp.token_store).
+_INSERT_SESSION = insert(SESSION_TABLE).returning(SESSION_TABLE.c.id)
+_SESSION_BY_DIGEST = select(BrowserSession).where(BrowserSession.id_digest == bindparam("digest"))
+INTERACTION_TABLE = cast(Table, Interaction.__table__)
+_INSERT_INTERACTION = insert(INTERACTION_TABLE)
+_INTERACTION_BY_DIGEST = select(Interaction).where(Interaction.handle_digest == bindparam("digest"))
 
 # Writing last_seen_at on every request would turn every page view into a write.
 LAST_SEEN_GRANULARITY = timedelta(seconds=60)
@@ -51,9 +57,7 @@ def create(
     }
     # A plain INSERT (it runs on every login): the ORM's unit of work would cost more than the
     # statement. The object returned is not in the session; it only carries the new row.
-    new_id = session.execute(
-        insert(SESSION_TABLE).values(row).returning(SESSION_TABLE.c.id)
-    ).scalar_one()
+    new_id = session.execute(_INSERT_SESSION, row).scalar_one()
     browser_session = BrowserSession(id=new_id, **row)
     browser_session.account = account
     return browser_session, cookie_value
@@ -64,9 +68,7 @@ def find_active(
 ) -> BrowserSession | None:
     if not cookie_value or len(cookie_value) > 100:
         return None
-    browser_session = session.scalar(
-        select(BrowserSession).where(BrowserSession.id_digest == digest(cookie_value))
-    )
+    browser_session = session.scalar(_SESSION_BY_DIGEST, {"digest": digest(cookie_value)})
     now = clock.now()
     if browser_session is None or not is_alive(browser_session, now=now, settings=settings):
         return None
@@ -123,15 +125,20 @@ def start_interaction(
     """Park a validated authorization request while the official logs in; returns its handle."""
     handle = new_opaque_token()
     now = clock.now()
-    session.add(
-        Interaction(
-            handle_digest=digest(handle),
-            client_id=client_id,
-            params=params,
-            created_at=now,
-            expires_at=now + timedelta(seconds=settings.interaction_ttl),
-            authenticated_session_id=authenticated_session_id,
-        )
+    # A plain INSERT: every sign-in starts one, and the ORM's unit of work cost more.
+    session.execute(
+        _INSERT_INTERACTION,
+        {
+            "handle_digest": digest(handle),
+            "client_id": client_id,
+            "params": params,
+            "created_at": now,
+            "expires_at": now + timedelta(seconds=settings.interaction_ttl),
+            "authenticated_session_id": authenticated_session_id,
+            "consented_at": None,
+            "completed_at": None,
+            "mfa_account_id": None,
+        },
     )
     return handle
 
@@ -139,9 +146,7 @@ def start_interaction(
 def find_interaction(*, session: Session, clock: Clock, handle: str | None) -> Interaction | None:
     if not handle or len(handle) > 100:
         return None
-    interaction = session.scalar(
-        select(Interaction).where(Interaction.handle_digest == digest(handle))
-    )
+    interaction = session.scalar(_INTERACTION_BY_DIGEST, {"digest": digest(handle)})
     if interaction is None or interaction.completed_at is not None:
         return None
     if clock.now() >= interaction.expires_at:

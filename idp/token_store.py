@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.clock import Clock
@@ -29,6 +29,21 @@ from idp.models import (
 GRANT_TABLE = cast(Table, Grant.__table__)
 CODE_TABLE = cast(Table, AuthorizationCode.__table__)
 REFRESH_TOKEN_TABLE = cast(Table, RefreshToken.__table__)
+
+# Statements of every login and code exchange, built once with bound parameters: building them
+# per call (``insert(...).values(row)``, ``update(...).where(... == value)``) cost several times
+# their execution's Python time (issue 15: a login's CPU besides the hash).
+_INSERT_GRANT = insert(GRANT_TABLE).returning(GRANT_TABLE.c.id)
+_INSERT_CODE = insert(CODE_TABLE)
+_INSERT_REFRESH_TOKEN = insert(REFRESH_TOKEN_TABLE)
+_CODE_BY_DIGEST = select(AuthorizationCode).where(
+    AuthorizationCode.code_digest == bindparam("code_digest")
+)
+_CONSUME_CODE = (
+    update(CODE_TABLE)
+    .where(CODE_TABLE.c.id == bindparam("code_id"), CODE_TABLE.c.consumed_at.is_(None))
+    .values(consumed_at=bindparam("now"))
+)
 
 
 def _rowcount(result: object) -> int:
@@ -64,9 +79,7 @@ def create_grant(
     }
     # Plain INSERTs for the rows every login writes (grant, code): cheaper than the ORM's unit
     # of work. The Grant returned is not in the session; it carries the new row and its id.
-    new_id = session.execute(
-        insert(GRANT_TABLE).values(row).returning(GRANT_TABLE.c.id)
-    ).scalar_one()
+    new_id = session.execute(_INSERT_GRANT, row).scalar_one()
     grant = Grant(id=new_id, **row)
     grant.account = account
     return grant
@@ -138,18 +151,19 @@ def store_code(
 ) -> None:
     now = clock.now()
     session.execute(
-        insert(CODE_TABLE).values(
-            code_digest=digest(code),
-            grant_pk=grant.id,
-            redirect_uri=redirect_uri,
-            scope=scope,
-            nonce=nonce,
-            code_challenge=code_challenge,
-            code_challenge_method=code_challenge_method,
-            created_at=now,
-            expires_at=now + lifetime,
-            consumed_at=None,
-        )
+        _INSERT_CODE,
+        {
+            "code_digest": digest(code),
+            "grant_pk": grant.id,
+            "redirect_uri": redirect_uri,
+            "scope": scope,
+            "nonce": nonce,
+            "code_challenge": code_challenge,
+            "code_challenge_method": code_challenge_method,
+            "created_at": now,
+            "expires_at": now + lifetime,
+            "consumed_at": None,
+        },
     )
 
 
@@ -161,19 +175,11 @@ class CodeRedemption:
 
 def redeem_code(*, session: Session, clock: Clock, code: str, client_pk: int) -> CodeRedemption:
     """RFC 6749 §4.1.2: single use. A second use revokes every token issued from the code."""
-    stored = session.scalar(
-        select(AuthorizationCode).where(AuthorizationCode.code_digest == digest(code))
-    )
+    stored = session.scalar(_CODE_BY_DIGEST, {"code_digest": digest(code)})
     if stored is None or stored.grant.client_pk != client_pk:
         return CodeRedemption(code=None)
     now = clock.now()
-    won = _rowcount(
-        session.execute(
-            update(AuthorizationCode)
-            .where(AuthorizationCode.id == stored.id, AuthorizationCode.consumed_at.is_(None))
-            .values(consumed_at=now)
-        )
-    )
+    won = _rowcount(session.execute(_CONSUME_CODE, {"code_id": stored.id, "now": now}))
     if not won:
         revoke_grant(session=session, clock=clock, grant=stored.grant, reason="code_replay")
         return CodeRedemption(code=None, replayed=True)
@@ -194,16 +200,17 @@ def store_refresh_token(
     now = clock.now()
     # A plain INSERT, like the grant's and the code's: every code exchange and refresh writes one.
     session.execute(
-        insert(REFRESH_TOKEN_TABLE).values(
-            token_digest=digest(token),
-            grant_pk=grant.id,
-            parent_id=parent.id if parent else None,
-            scope=scope,
-            created_at=now,
-            expires_at=grant.expires_at,
-            rotated_at=None,
-            revoked_at=None,
-        )
+        _INSERT_REFRESH_TOKEN,
+        {
+            "token_digest": digest(token),
+            "grant_pk": grant.id,
+            "parent_id": parent.id if parent else None,
+            "scope": scope,
+            "created_at": now,
+            "expires_at": grant.expires_at,
+            "rotated_at": None,
+            "revoked_at": None,
+        },
     )
     return token
 

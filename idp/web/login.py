@@ -209,7 +209,7 @@ def render_login_form(
             "url": f"/login/upstream/{p.upstream_id}?{urlencode({'interaction': handle})}",
             "name": upstream_providers.display_name(p, locale),
         }
-        for p in upstream_providers.REGISTRY.list_active(scope.session)
+        for p in upstream_providers.login_choices(scope.session)
     ]
     return scope.runtime.pages.render(
         scope.request,

@@ -13,6 +13,7 @@ from datetime import timedelta
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.serialization import Encoding
@@ -40,7 +41,15 @@ from tests.ca_admin.test_status_http import (
 # The app's own CA runtime (the tests and the routes share one authority cache) and a
 # certificate it issued, as the HTTP status tests use them.
 ca_runtime = test_status_http.ca_runtime
-issued = test_status_http.issued
+just_issued = test_status_http.issued
+
+
+@pytest.fixture
+def issued(ca_runtime: CaRuntime, just_issued: x509.Certificate) -> x509.Certificate:
+    """A certificate whose answer the maintenance pass has pre-produced (issuance leaves it to
+    the pass), as every certificate a few minutes after its issuance."""
+    maintenance.run_due(ca_runtime)
+    return just_issued
 
 
 def _stored(ca_runtime: CaRuntime, certificate: x509.Certificate) -> PreproducedOcspResponse:
@@ -322,3 +331,30 @@ def test_the_ca_certificates_of_the_root_get_no_preproduced_answer(
     # The issuing CA's own certificate is the root's (which answers by CRL only); the OCSP
     # signer's is the issuing CA's and is answered like any other.
     assert set(stored.values()) == {hierarchy[1].id}
+
+
+def test_a_new_certificate_is_answered_live_until_the_maintenance_pass_pre_produces_it(
+    web: TestClient,
+    ca_runtime: CaRuntime,
+    hierarchy: tuple[Authority, Authority],
+    just_issued: x509.Certificate,
+) -> None:
+    """Issuance signs no OCSP answer (issue 15: the OCSP signer's RSA signature would nearly
+    double a P-256 issuance); the responder answers "good" live meanwhile."""
+    issuing = _issuing(hierarchy)
+    request = _ocsp_request(just_issued, issuing)
+    with transaction(ca_runtime.session_factory) as session:
+        assert session.get(PreproducedOcspResponse, serial_hex(just_issued.serial_number)) is None
+    first, second = (_post(web, request) for _ in range(2))
+    for answer in (first, second):
+        _verified(answer, issuing)
+        assert answer.certificate_status == ocsp.OCSPCertStatus.GOOD
+    assert first.signature != second.signature  # ECDSA: each signed on its own
+
+    maintenance.run_due(ca_runtime)
+    stored = _stored(ca_runtime, just_issued)
+    assert stored.status == "good"
+    served = web.post(
+        "/ca/ocsp", content=request, headers={"Content-Type": "application/ocsp-request"}
+    )
+    assert served.content == stored.der
