@@ -2,8 +2,12 @@
 
 The classes we state (Authn Context §3.4) come from the session's RFC 8176 ``amr``: a password
 is PasswordProtectedTransport; a password and a one-time code is TimeSyncToken, which may also
-truthfully be stated as PasswordProtectedTransport when an SP asks for exactly that. The
-comparison (exact, minimum, better, maximum) is applied over that order of strength. A request
+truthfully be stated as PasswordProtectedTransport when an SP asks for exactly that. A passkey
+(``hwk``/``swk``) is stated with the same URI as the OIDC ``acr`` it reaches,
+``urn:commune-sso:acr:phishing-resistant`` (Authn Context has no class for WebAuthn; an SP
+names any URI it agrees with the IdP), and, as a passkey with user verification is two factors,
+also as REFEDS MFA (``https://refeds.org/profile/mfa``). The comparison (exact, minimum,
+better, maximum) is applied over that order of strength. A request
 the session cannot satisfy asks for a stronger sign-in when the official has a second factor
 enrolled (the login then requires it); otherwise it is answered Responder / NoAuthnContext.
 """
@@ -15,13 +19,25 @@ from dataclasses import dataclass
 
 from lxml import etree
 
-from idp.saml.vocabulary import NAMESPACES, PASSWORD_PROTECTED_TRANSPORT, TIME_SYNC_TOKEN
+from idp.authentication_levels import PHISHING_RESISTANT
+from idp.saml.vocabulary import (
+    NAMESPACES,
+    PASSWORD_PROTECTED_TRANSPORT,
+    REFEDS_MFA,
+    TIME_SYNC_TOKEN,
+)
 
 # Our classes, weakest first; a class not here is never stated by us.
-STRENGTH = {PASSWORD_PROTECTED_TRANSPORT: 1, TIME_SYNC_TOKEN: 2}
+STRENGTH = {
+    PASSWORD_PROTECTED_TRANSPORT: 1,
+    TIME_SYNC_TOKEN: 2,
+    REFEDS_MFA: 2,
+    PHISHING_RESISTANT: 3,
+}
 COMPARISONS = ("exact", "minimum", "better", "maximum")
 # What the strongest sign-in we offer can claim, strongest first.
-STRONGEST_SIGN_IN = (TIME_SYNC_TOKEN, PASSWORD_PROTECTED_TRANSPORT)
+STRONGEST_SIGN_IN = (PHISHING_RESISTANT, TIME_SYNC_TOKEN, REFEDS_MFA, PASSWORD_PROTECTED_TRANSPORT)
+PASSKEY_AMR = frozenset({"hwk", "swk"})
 
 
 class InvalidRequestedContext(ValueError):
@@ -29,10 +45,20 @@ class InvalidRequestedContext(ValueError):
 
 
 def claimable_classes(amr: Sequence[str]) -> tuple[str, ...]:
-    """The classes a session may state, strongest first (a recovery code counts as ``otp``)."""
+    """The classes a session may state, strongest first (a recovery code counts as ``otp``);
+    never one the session did not do (a passkey alone is not a password)."""
+    passkey = not PASSKEY_AMR.isdisjoint(amr)
+    claimable: list[str] = []
+    if passkey:
+        claimable.append(PHISHING_RESISTANT)
+    # Of two classes as strong, the OASIS one first: more SPs know it.
     if "otp" in amr:
-        return STRONGEST_SIGN_IN
-    return (PASSWORD_PROTECTED_TRANSPORT,)
+        claimable.append(TIME_SYNC_TOKEN)
+    if "otp" in amr or (passkey and "mfa" in amr):
+        claimable.append(REFEDS_MFA)
+    if "pwd" in amr or not claimable:
+        claimable.append(PASSWORD_PROTECTED_TRANSPORT)
+    return tuple(claimable)
 
 
 @dataclass(frozen=True)

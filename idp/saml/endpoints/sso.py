@@ -23,7 +23,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from core import audit
-from idp import mfa, released_attributes, sessions
+from idp import mfa, passkeys, released_attributes, sessions
 from idp.models import BrowserSession, SamlServiceProvider, SamlSessionParticipant
 from idp.request_scope import RequestScope, run_in_request_scope
 from idp.saml import (
@@ -232,7 +232,10 @@ def _needs_stronger_sign_in(
     requested = request.requested_context
     if authn_context.class_to_state(requested, list(browser_session.amr)) is not None:
         return False
-    if mfa.has_totp(scope.session, browser_session.account):
+    account = browser_session.account
+    if mfa.has_totp(scope.session, account) or (
+        passkeys.available(scope.runtime.settings) and passkeys.has_passkey(scope.session, account)
+    ):
         return True
     return None
 

@@ -14,10 +14,13 @@ from starlette.testclient import TestClient
 
 from core import audit
 from core.db import transaction
+from idp.authentication_levels import PHISHING_RESISTANT
 from idp.runtime import IdpRuntime
+from idp.saml import authn_context
 from idp.saml.vocabulary import (
     NO_AUTHN_CONTEXT,
     PASSWORD_PROTECTED_TRANSPORT,
+    REFEDS_MFA,
     RESPONDER,
     TIME_SYNC_TOKEN,
 )
@@ -176,3 +179,28 @@ def test_better_than_password_with_a_password_session_is_no_authn_context(
 ) -> None:
     with_password(web, sp)
     expect_no_authn_context(web, sp, **asking(PASSWORD_PROTECTED_TRANSPORT, comparison="better"))
+
+
+@pytest.mark.parametrize(
+    ("amr", "claimable"),
+    [
+        (["pwd"], (PASSWORD_PROTECTED_TRANSPORT,)),
+        (["pwd", "otp"], (TIME_SYNC_TOKEN, REFEDS_MFA, PASSWORD_PROTECTED_TRANSPORT)),
+        # A passkey alone (user verified): phishing-resistant and two factors, not a password.
+        (["hwk", "user", "mfa"], (PHISHING_RESISTANT, REFEDS_MFA)),
+        (
+            ["pwd", "swk", "user", "mfa"],
+            (PHISHING_RESISTANT, REFEDS_MFA, PASSWORD_PROTECTED_TRANSPORT),
+        ),
+        (["fed", "pwd"], (PASSWORD_PROTECTED_TRANSPORT,)),
+    ],
+)
+def test_the_classes_a_session_may_state_follow_its_amr(amr, claimable) -> None:
+    """AuthnContextClassRef reflects password, one-time code or passkey (Authn Context §3.4;
+    the passkey class is the OIDC acr URI of the same level)."""
+    assert authn_context.claimable_classes(amr) == claimable
+    asked = authn_context.RequestedContext((PASSWORD_PROTECTED_TRANSPORT,), "minimum")
+    assert authn_context.class_to_state(asked, amr) == claimable[0]
+    phishing_resistant = authn_context.RequestedContext((PHISHING_RESISTANT,), "exact")
+    expected = PHISHING_RESISTANT if "hwk" in amr or "swk" in amr else None
+    assert authn_context.class_to_state(phishing_resistant, amr) == expected
