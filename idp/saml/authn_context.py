@@ -25,6 +25,7 @@ from idp.saml.vocabulary import (
     PASSWORD_PROTECTED_TRANSPORT,
     REFEDS_MFA,
     TIME_SYNC_TOKEN,
+    X509,
 )
 
 # Our classes, weakest first; a class not here is never stated by us.
@@ -33,11 +34,15 @@ STRENGTH = {
     TIME_SYNC_TOKEN: 2,
     REFEDS_MFA: 2,
     PHISHING_RESISTANT: 3,
+    X509: 3,
 }
 COMPARISONS = ("exact", "minimum", "better", "maximum")
 # What the strongest sign-in we offer can claim, strongest first.
 STRONGEST_SIGN_IN = (PHISHING_RESISTANT, TIME_SYNC_TOKEN, REFEDS_MFA, PASSWORD_PROTECTED_TRANSPORT)
 PASSKEY_AMR = frozenset({"hwk", "swk"})
+# A certificate sign-in (TLS client authentication at the proxy): RFC 8176 has no value of its
+# own; "sc" (smart card) is what a certificate on a token is, "x509" what some IdPs send.
+CERTIFICATE_AMR = frozenset({"sc", "x509"})
 
 
 class InvalidRequestedContext(ValueError):
@@ -51,6 +56,8 @@ def claimable_classes(amr: Sequence[str]) -> tuple[str, ...]:
     claimable: list[str] = []
     if passkey:
         claimable.append(PHISHING_RESISTANT)
+    if not CERTIFICATE_AMR.isdisjoint(amr):
+        claimable.append(X509)
     # Of two classes as strong, the OASIS one first: more SPs know it.
     if "otp" in amr:
         claimable.append(TIME_SYNC_TOKEN)

@@ -47,6 +47,8 @@ PARTIAL_LOGOUT = "urn:oasis:names:tc:SAML:2.0:status:PartialLogout"
 # Authn Context §3.4: how the official signed in, from the session's RFC 8176 amr.
 PASSWORD_PROTECTED_TRANSPORT = "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
 TIME_SYNC_TOKEN = "urn:oasis:names:tc:SAML:2.0:ac:classes:TimeSyncToken"
+# A certificate presented through TLS client authentication (Authn Context §3.4.25).
+X509 = "urn:oasis:names:tc:SAML:2.0:ac:classes:X509"
 # REFEDS Multi-Factor Authentication Profile: the class SPs use to ask for any two factors.
 REFEDS_MFA = "https://refeds.org/profile/mfa"
 

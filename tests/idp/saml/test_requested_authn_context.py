@@ -23,6 +23,7 @@ from idp.saml.vocabulary import (
     REFEDS_MFA,
     RESPONDER,
     TIME_SYNC_TOKEN,
+    X509,
 )
 from tests.idp.cas.cas_flow import is_login_form, submit_password
 from tests.idp.saml.conftest import enrol_totp, submit_code
@@ -193,6 +194,7 @@ def test_better_than_password_with_a_password_session_is_no_authn_context(
             (PHISHING_RESISTANT, REFEDS_MFA, PASSWORD_PROTECTED_TRANSPORT),
         ),
         (["fed", "pwd"], (PASSWORD_PROTECTED_TRANSPORT,)),
+        (["x509"], (X509,)),
     ],
 )
 def test_the_classes_a_session_may_state_follow_its_amr(amr, claimable) -> None:
