@@ -17,11 +17,10 @@ from starlette.testclient import TestClient
 
 from ca_admin import ocsp as ocsp_responder
 from ca_admin import revocation
-from ca_admin.hierarchy import CaSetup, init_hierarchy
 from ca_admin.models import Authority
 from ca_admin.runtime import CaRuntime, subject_public_key_bits
 from core.db import transaction
-from tests.ca_admin.conftest import ORGANISATION, People, issue_one
+from tests.ca_admin.conftest import People, issue_one, make_hierarchy
 from tests.ca_admin.interop_support import openssl, write_pem
 
 OCSP_HEADERS = {"Content-Type": "application/ocsp-request"}
@@ -237,18 +236,7 @@ def test_too_many_entries_or_too_long_a_nonce_is_malformed(
 
 def test_rsa_signer_the_default_one(ca_runtime: CaRuntime, tmp_path: Path) -> None:
     """Deployments default to an RSA-2048 OCSP signer: sha256WithRSAEncryption, PKCS#1 v1.5."""
-    with transaction(ca_runtime.session_factory) as session:
-        _, authority = init_hierarchy(
-            session=session,
-            runtime=ca_runtime,
-            actor="test",
-            setup=CaSetup(
-                organisation=ORGANISATION,
-                root_algorithm="ec-p256",
-                issuing_algorithm="ec-p256",
-                ocsp_algorithm="rsa-2048",
-            ),
-        )
+    _, authority = make_hierarchy(ca_runtime, ocsp_algorithm="rsa-2048")
     issuing = x509.load_der_x509_certificate(authority.certificate_der)
     request = several_request([(issuing, 7), (issuing, 8)], nonce=os.urandom(16))
     with transaction(ca_runtime.session_factory) as session:
