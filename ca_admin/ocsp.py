@@ -18,10 +18,10 @@ Requests about an issuer we do not serve get ``unauthorized`` (§2.3).
 A request for several certificates (``cryptography`` parses only one, so those are read with
 ``asn1crypto``) is always signed live: one BasicOCSPResponse, one SingleResponse per entry, all
 signed by one delegated OCSP signer. Its answered CA is that of the first entry we serve;
-entries of any other issuer, ours or not, are left out of the answer (RFC 6960 §4.2.1 says a
-response carries the statuses the responder answers for, and RFC 5019 §2.1.1 lets a responder
-answer fewer than asked), and ``unauthorized`` only if no entry is ours. More than
-``MAX_REQUEST_ENTRIES`` entries is ``malformedRequest``.
+entries of any other issuer, ours or not, are left out of the answer (a responder answers
+for what it can vouch for; a client finds no SingleResponse for the others and asks their own
+responder), and ``unauthorized`` only if no entry is ours. More than ``MAX_REQUEST_ENTRIES``
+entries is ``malformedRequest``.
 """
 
 from __future__ import annotations
