@@ -14,15 +14,28 @@ Two ways to an answer:
   OCSP answer: PITFALLS).
 
 Requests about an issuer we do not serve get ``unauthorized`` (§2.3).
+
+A request for several certificates (``cryptography`` parses only one, so those are read with
+``asn1crypto``) is always signed live: one BasicOCSPResponse, one SingleResponse per entry, all
+signed by one delegated OCSP signer. Its answered CA is that of the first entry we serve;
+entries of any other issuer, ours or not, are left out of the answer (a responder answers
+for what it can vouch for; a client finds no SingleResponse for the others and asks their own
+responder), and ``unauthorized`` only if no entry is ours. More than ``MAX_REQUEST_ENTRIES``
+entries is ``malformedRequest``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
+from asn1crypto import core as asn1_core
+from asn1crypto import ocsp as asn1_ocsp
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp
 from sqlalchemy import Connection, bindparam, select
@@ -36,6 +49,7 @@ from core.metrics import OCSP_RESPONSES
 MAX_NONCE_BYTES = 32  # RFC 8954 §2.1
 MAX_REQUEST_BYTES = 4096  # a single-certificate request with a nonce is about 100 bytes
 PREPRODUCED_CERT_ID_HASH = "sha1"  # RFC 5019 §2.1.1
+MAX_REQUEST_ENTRIES = 10  # several certificates in one request: a chain or a signed file's few
 
 
 @dataclass(frozen=True)
@@ -60,6 +74,19 @@ class _Request:
     nonce: x509.OCSPNonce | None
 
 
+@dataclass(frozen=True)
+class _Entry:
+    cert_id: tuple[str, bytes, bytes]
+    serial_number: int
+    asn1_cert_id: asn1_ocsp.CertId  # echoed as it came in the SingleResponse
+
+
+@dataclass(frozen=True)
+class _SeveralRequest:
+    entries: tuple[_Entry, ...]
+    nonce: x509.OCSPNonce | None
+
+
 def _unsuccessful(status: ocsp.OCSPResponseStatus, label: str) -> Answer:
     return Answer(
         ocsp.OCSPResponseBuilder.build_unsuccessful(status).public_bytes(Encoding.DER), label
@@ -70,7 +97,7 @@ _MALFORMED = ocsp.OCSPResponseStatus.MALFORMED_REQUEST
 _UNAUTHORIZED = ocsp.OCSPResponseStatus.UNAUTHORIZED
 
 
-def _parse(request_der: bytes) -> _Request | Answer:
+def _parse(request_der: bytes) -> _Request | _SeveralRequest | Answer:
     if len(request_der) > MAX_REQUEST_BYTES:
         return _unsuccessful(_MALFORMED, "malformed_request")
     try:
@@ -84,10 +111,45 @@ def _parse(request_der: bytes) -> _Request | Answer:
             nonce=nonce,
         )
     except Exception:  # unparsable, unsupported hash algorithm...: still the client's request
-        return _unsuccessful(_MALFORMED, "malformed_request")
+        # cryptography refuses a requestList of several entries: only then asn1crypto reads it.
+        return _parse_several(request_der) or _unsuccessful(_MALFORMED, "malformed_request")
     if nonce is not None and not 1 <= len(nonce.nonce) <= MAX_NONCE_BYTES:
         return _unsuccessful(_MALFORMED, "malformed_request")
     return parsed
+
+
+def _parse_several(request_der: bytes) -> _SeveralRequest | Answer | None:
+    """A request with two entries or more; None for anything else (the single-entry path)."""
+    try:
+        request = asn1_ocsp.OCSPRequest.load(request_der, strict=True)
+        requests = request["tbs_request"]["request_list"]
+        if len(requests) < 2:
+            return None
+        if len(requests) > MAX_REQUEST_ENTRIES:
+            return _unsuccessful(_MALFORMED, "malformed_request")
+        entries = []
+        for entry in requests:
+            cert_id = entry["req_cert"]
+            entries.append(
+                _Entry(
+                    cert_id=(
+                        cert_id["hash_algorithm"]["algorithm"].native,
+                        cert_id["issuer_name_hash"].native,
+                        cert_id["issuer_key_hash"].native,
+                    ),
+                    serial_number=cert_id["serial_number"].native,
+                    asn1_cert_id=cert_id,
+                )
+            )
+        nonce = request.nonce_value
+        nonce_bytes = None if nonce is None else nonce.native
+    except Exception:  # unparsable: still the client's request
+        return _unsuccessful(_MALFORMED, "malformed_request")
+    if nonce_bytes is not None and not 1 <= len(nonce_bytes) <= MAX_NONCE_BYTES:
+        return _unsuccessful(_MALFORMED, "malformed_request")
+    return _SeveralRequest(
+        tuple(entries), None if nonce_bytes is None else x509.OCSPNonce(nonce_bytes)
+    )
 
 
 def _nonce(request: ocsp.OCSPRequest) -> x509.OCSPNonce | None:
@@ -106,7 +168,15 @@ def answer(*, runtime: CaRuntime, request_der: bytes) -> Answer:
     else:
         # Autocommit: each SELECT is its own transaction, no BEGIN/COMMIT round trips.
         with runtime.autocommit_engine().connect() as connection:
-            result = _answer(connection, runtime, parsed)
+            if isinstance(parsed, _SeveralRequest):
+                result = _several(
+                    connection,
+                    runtime,
+                    parsed,
+                    lambda cert_id: _ocsp_issuer(connection, runtime, cert_id),
+                )
+            else:
+                result = _answer(connection, runtime, parsed)
     OCSP_RESPONSES.labels(result.status).inc()
     return result
 
@@ -116,6 +186,13 @@ def respond(*, session: Session, runtime: CaRuntime, request_der: bytes) -> byte
     parsed = _parse(request_der)
     if isinstance(parsed, Answer):
         result = parsed
+    elif isinstance(parsed, _SeveralRequest):
+        result = _several(
+            session.connection(),
+            runtime,
+            parsed,
+            lambda cert_id: runtime.ocsp_issuer(session, cert_id),
+        )
     else:
         authority = runtime.ocsp_issuer(session, parsed.cert_id)
         result = _live(session.connection(), runtime, authority, parsed)
@@ -134,12 +211,18 @@ _PREPRODUCED = select(
 )
 
 
-def _answer(connection: Connection, runtime: CaRuntime, request: _Request) -> Answer:
+def _ocsp_issuer(
+    connection: Connection, runtime: CaRuntime, cert_id: tuple[str, bytes, bytes]
+) -> LoadedAuthority | None:
     try:
-        authority = runtime.ocsp_issuer(None, request.cert_id)
+        return runtime.ocsp_issuer(None, cert_id)
     except StaleAuthorities:  # every few seconds: read the CAs again on this connection
         with Session(bind=connection) as session:
-            authority = runtime.ocsp_issuer(session, request.cert_id)
+            return runtime.ocsp_issuer(session, cert_id)
+
+
+def _answer(connection: Connection, runtime: CaRuntime, request: _Request) -> Answer:
+    authority = _ocsp_issuer(connection, runtime, request.cert_id)
     if (
         authority is not None
         and request.nonce is None
@@ -263,3 +346,139 @@ def sign_status(
         builder = builder.add_extension(nonce, critical=False)
     key = runtime.key_store.get(authority.ocsp_key_uri)
     return builder.sign(key, hashes.SHA256()).public_bytes(Encoding.DER)
+
+
+def _several(
+    connection: Connection,
+    runtime: CaRuntime,
+    request: _SeveralRequest,
+    ocsp_issuer: Callable[[tuple[str, bytes, bytes]], LoadedAuthority | None],
+) -> Answer:
+    """One live-signed answer for the entries of the first issuing CA we serve (module doc)."""
+    authority: LoadedAuthority | None = None
+    answered: list[_Entry] = []
+    for entry in request.entries:
+        issuer = ocsp_issuer(entry.cert_id)
+        if issuer is None or issuer.ocsp_key_uri is None:
+            continue
+        if authority is None:
+            authority = issuer
+        if issuer.id == authority.id:
+            answered.append(entry)
+    if authority is None:
+        return _unsuccessful(_UNAUTHORIZED, "unauthorized")
+    now = runtime.clock.now().replace(microsecond=0)
+    statuses = [
+        (
+            entry.asn1_cert_id,
+            certificate_status(
+                connection.execute(
+                    _STATUS,
+                    {"serial": serial_hex(entry.serial_number), "authority_id": authority.id},
+                ).first()
+            ),
+        )
+        for entry in answered
+    ]
+    der = sign_statuses(
+        runtime=runtime,
+        authority=authority,
+        statuses=statuses,
+        this_update=now,
+        nonce=request.nonce,
+    )
+    if request.nonce is not None:
+        return Answer(der, "several")
+    return Answer(der, "several", now, now + runtime.ocsp_lifetime)
+
+
+def _utc(moment: datetime) -> datetime:
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _single_response(
+    cert_id: asn1_ocsp.CertId, status: CertificateStatus, this_update: datetime, lifetime: timedelta
+) -> asn1_ocsp.SingleResponse:
+    if status.status == ocsp.OCSPCertStatus.REVOKED:
+        assert status.revoked_at is not None
+        revoked: dict[str, object] = {"revocation_time": _utc(status.revoked_at)}
+        if status.reason is not None:
+            revoked["revocation_reason"] = status.reason.name
+        cert_status = asn1_ocsp.CertStatus(name="revoked", value=asn1_ocsp.RevokedInfo(revoked))
+    else:
+        cert_status = asn1_ocsp.CertStatus(name=status.label, value=asn1_core.Null())
+    return asn1_ocsp.SingleResponse(
+        {
+            "cert_id": cert_id,
+            "cert_status": cert_status,
+            "this_update": this_update,
+            "next_update": this_update + lifetime,
+        }
+    )
+
+
+def sign_statuses(
+    *,
+    runtime: CaRuntime,
+    authority: LoadedAuthority,
+    statuses: list[tuple[asn1_ocsp.CertId, CertificateStatus]],
+    this_update: datetime,
+    nonce: x509.OCSPNonce | None = None,
+) -> bytes:
+    """One signed BasicOCSPResponse with a SingleResponse per certificate, as
+    :func:`sign_status` signs one (``cryptography`` builds only single answers)."""
+    assert authority.ocsp_certificate is not None and authority.ocsp_key_uri is not None
+    this_update = _utc(this_update)
+    extensions = []
+    if nonce is not None:
+        extensions.append(
+            {
+                "extn_id": "nonce",
+                "critical": False,
+                "extn_value": asn1_core.OctetString(nonce.nonce),
+            }
+        )
+    response_data = asn1_ocsp.ResponseData(
+        {
+            "responder_id": asn1_ocsp.ResponderId(
+                name="by_key",
+                value=x509.SubjectKeyIdentifier.from_public_key(
+                    authority.ocsp_certificate.public_key()
+                ).digest,
+            ),
+            "produced_at": this_update,
+            "responses": [
+                _single_response(cert_id, status, this_update, runtime.ocsp_lifetime)
+                for cert_id, status in statuses
+            ],
+            **({"response_extensions": extensions} if extensions else {}),
+        }
+    )
+    key = runtime.key_store.get(authority.ocsp_key_uri)
+    tbs = response_data.dump()
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        signature = key.sign(tbs, ec.ECDSA(hashes.SHA256()))
+        algorithm = asn1_ocsp.SignedDigestAlgorithm({"algorithm": "sha256_ecdsa"})
+    elif isinstance(key, rsa.RSAPrivateKey):
+        signature = key.sign(tbs, padding.PKCS1v15(), hashes.SHA256())
+        algorithm = asn1_ocsp.SignedDigestAlgorithm(
+            {"algorithm": "sha256_rsa", "parameters": asn1_core.Null()}
+        )
+    else:
+        raise ValueError(f"unsupported OCSP key type {type(key).__name__}")
+    basic = asn1_ocsp.BasicOCSPResponse(
+        {
+            "tbs_response_data": response_data,
+            "signature_algorithm": algorithm,
+            "signature": signature,
+            "certs": [
+                asn1_x509.Certificate.load(authority.ocsp_certificate.public_bytes(Encoding.DER))
+            ],
+        }
+    )
+    return asn1_ocsp.OCSPResponse(
+        {
+            "response_status": "successful",
+            "response_bytes": {"response_type": "basic_ocsp_response", "response": basic},
+        }
+    ).dump()

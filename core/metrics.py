@@ -66,8 +66,9 @@ CERTIFICATES_REVOKED = Counter(
 
 OCSP_RESPONSES = Counter(
     f"{PREFIX}ocsp_responses",
-    "OCSP answers by certificate status (good, revoked, unknown) or error status "
-    "(malformed_request, unauthorized), RFC 6960 §2.2-2.3.",
+    "OCSP answers by certificate status (good, revoked, unknown), several for a request "
+    "about several certificates, or error status (malformed_request, unauthorized), "
+    "RFC 6960 §2.2-2.3.",
     ["status"],
 )
 

@@ -36,8 +36,10 @@ def ca_runtime(settings: Settings, runtime: IdpRuntime) -> CaRuntime:
     return build_ca_runtime(settings, runtime)
 
 
-@pytest.fixture
-def hierarchy(ca_runtime: CaRuntime) -> tuple[Authority, Authority]:
+def make_hierarchy(
+    ca_runtime: CaRuntime, *, ocsp_algorithm: str = "ec-p256"
+) -> tuple[Authority, Authority]:
+    """Root and issuing CA on P-256 (fast keys), the OCSP signer as asked."""
     with transaction(ca_runtime.session_factory) as session:
         return init_hierarchy(
             session=session,
@@ -47,9 +49,14 @@ def hierarchy(ca_runtime: CaRuntime) -> tuple[Authority, Authority]:
                 organisation=ORGANISATION,
                 root_algorithm="ec-p256",
                 issuing_algorithm="ec-p256",
-                ocsp_algorithm="ec-p256",
+                ocsp_algorithm=ocsp_algorithm,
             ),
         )
+
+
+@pytest.fixture
+def hierarchy(ca_runtime: CaRuntime) -> tuple[Authority, Authority]:
+    return make_hierarchy(ca_runtime)
 
 
 @dataclass(frozen=True)
