@@ -20,12 +20,14 @@ machine, at the same time):
    ``commune-sso serve --workers N`` on a loopback port.
 3. HTTP scenarios, each a closed loop for ``--duration`` seconds after a short warm-up, driven
    by ``bench/loadgen.py`` (raw asyncio keep-alive connections, cheap on a 2-core machine):
-   discovery, JWKS, client_credentials (RS256 and ES256 access tokens), full password logins
-   (authorize, answered with the login form → login form, answered with the code → code
-   exchange with PKCE; a fresh cookie jar each), refresh-token rotation chains, userinfo and
-   introspection. Latency is measured per
-   operation on the client; any unexpected status is an error. CPU use of the server's
-   processes, of PostgreSQL and of the load generator is sampled over each scenario.
+   discovery, JWKS, client_credentials (RS256 and ES256 access tokens; and ES256 as FAPI 2.0
+   asks, private_key_jwt + DPoP, each request with a fresh assertion and a fresh proof carrying
+   the server's nonce, both signed by the load generator as it sends: ``bench/dpop_client.py``),
+   full password logins (authorize, answered with the login form → login form, answered with
+   the code → code exchange with PKCE; a fresh cookie jar each), refresh-token rotation chains,
+   userinfo and introspection. Latency is measured per operation on the client; any
+   unexpected status is an error. CPU use of the server's processes, of PostgreSQL and of the
+   load generator is sampled over each scenario.
 4. The peer (issue 15): panva ``oidc-provider`` 9 from the npm registry, one node process with
    its in-memory adapter, configured like commune-sso (``bench/oidc_peer.py``). Discovery,
    JWKS, client_credentials ES256, userinfo and introspection each run against the peer right
@@ -37,7 +39,9 @@ It prints a table with the targets (client_credentials ES256 ≥ 1,000/s, client
 RS256 ≥ 60 % of RS256 signing × workers, refresh ≥ 400/s on PostgreSQL, a password login's
 server CPU besides its argon2id verification ≤ 4 ms), one line with that login cost, and the
 comparison with the peer (discovery, JWKS, client_credentials ≥ 2× the peer; userinfo and
-introspection ≥ the peer's rate at ≤ 2× its server CPU per request), and writes the same data
+introspection ≥ the peer's rate at ≤ 2× its server CPU per request; the private_key_jwt + DPoP
+row without a peer, with its server CPU per request and rate beside the plain ES256 one's,
+issue 16), and writes the same data
 as JSON. Traffic goes to 127.0.0.1 only, and every loop is bounded in time and count.
 """
 
@@ -74,6 +78,7 @@ import uvloop
 from argon2 import PasswordHasher, Type
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from dpop_client import DpopServiceApp
 from loadgen import (
     HttpConnection,
     HttpResponse,
@@ -297,6 +302,7 @@ class BenchAccounts:
     service_rs256: ClientCredentials  # client_credentials, RS256 access tokens
     service_es256: ClientCredentials  # client_credentials, ES256 access tokens
     resource_server: ClientCredentials  # confidential client that introspects
+    dpop_service: DpopServiceApp  # client_credentials, private_key_jwt + DPoP, ES256 tokens
 
 
 def add_client(env: dict[str, str], name: str, *options: str) -> ClientCredentials:
@@ -353,7 +359,37 @@ def prepare_service(env: dict[str, str]) -> BenchAccounts:
         service_rs256=service("Bench service RS256", "RS256"),
         service_es256=service("Bench service ES256", "ES256"),
         resource_server=service("Bench resource server", "ES256"),
+        dpop_service=add_dpop_service(env),
     )
+
+
+def add_dpop_service(env: dict[str, str]) -> DpopServiceApp:
+    """A service like the ES256 one, but authenticated by a signed JWT (its JWK Set is
+    registered) and holding DPoP-bound access tokens."""
+    app = DpopServiceApp(env["COMMUNE_SSO_ISSUER"])
+    jwks_file = Path(env["COMMUNE_SSO_VAR_DIR"]) / "bench-dpop-service-jwks.json"
+    jwks_file.write_text(json.dumps(app.jwks))
+    output = run_cli(
+        env,
+        "client",
+        "add",
+        "--name",
+        "Bench service private_key_jwt + DPoP",
+        "--grant-type",
+        "client_credentials",
+        "--access-token-alg",
+        "ES256",
+        "--scope",
+        "openid profile",
+        "--auth-method",
+        "private_key_jwt",
+        "--jwks-file",
+        str(jwks_file),
+        "--dpop-bound-access-tokens",
+        "--json",
+    )
+    app.client_id = json.loads(output)["client_id"]
+    return app
 
 
 @contextlib.contextmanager
@@ -630,6 +666,29 @@ def client_credentials_operation(client: ClientCredentials) -> Operation:
         response = await connection.request("POST", "/oauth2/token", headers=headers, body=body)
         if b'"access_token"' not in expect("client_credentials", response, 200).body:
             raise UnexpectedResponse("client_credentials (no access_token)", response)
+
+    return operation
+
+
+def dpop_client_credentials_operation(app: DpopServiceApp) -> Operation:
+    """client_credentials with a fresh assertion and DPoP proof, both signed here per request.
+    The nonce comes from every answer's DPoP-Nonce; a proof with a stale one is answered with
+    use_dpop_nonce (RFC 9449 §8) and sent again once, as a client does."""
+
+    async def operation(connection: HttpConnection) -> None:
+        for _attempt in range(2):
+            response = await connection.request(
+                "POST",
+                "/oauth2/token",
+                headers=[FORM, ("DPoP", app.token_proof())],
+                body=app.token_request_body(),
+            )
+            app.nonce = response.header("dpop-nonce") or app.nonce
+            if response.status != 400 or b"use_dpop_nonce" not in response.body:
+                break
+        body = expect("client_credentials DPoP", response, 200).body
+        if b'"token_type":"DPoP"' not in body.replace(b" ", b""):
+            raise UnexpectedResponse("client_credentials DPoP (no DPoP token)", response)
 
     return operation
 
@@ -920,6 +979,10 @@ class PeerComparison:
     maximum_cpu_ratio: float | None = None  # ours ÷ peer, server CPU per request
 
 
+# Issue 16: client_credentials as FAPI 2.0 asks (private_key_jwt + DPoP), beside the plain one.
+DPOP_SCENARIO = "client_credentials private_key_jwt + DPoP (ES256)"
+PLAIN_OF_DPOP_SCENARIO = "client_credentials ES256"
+
 # Issue 15: the fast paths at 2× the peer; userinfo and introspection at least the peer's rate
 # with at most twice its server CPU per request.
 PEER_COMPARISONS = (
@@ -972,6 +1035,18 @@ async def run_scenarios(
         raw_reference=RawReference("es256_sign", f"ES256 sign ×{workers}"),
         target=Target("≥ 1,000/s", minimum_rate=1000.0),
     )
+    dpop_app = accounts.dpop_service
+    console.print(
+        f"{DPOP_SCENARIO}: the load generator signs each request's client assertion and DPoP "
+        f"proof itself, {dpop_app.signing_cost_us():.0f} µs of client CPU per request "
+        "(both JWTs), counted in the client cpu column"
+    )
+    await first_dpop_nonce(runner.port, dpop_app)
+    await runner.run(
+        DPOP_SCENARIO,
+        [dpop_client_credentials_operation(dpop_app)] * cheap,
+        raw_reference=RawReference("es256_sign", f"ES256 sign ×{workers}"),
+    )
     await runner.run(
         "password login",
         [login_operation(accounts)] * heavy,
@@ -1006,6 +1081,19 @@ async def run_scenarios(
     await runner.run(
         "introspection", [introspection_operation(accounts.resource_server, bearer)] * cheap
     )
+
+
+async def first_dpop_nonce(port: int, app: DpopServiceApp) -> None:
+    """One token request outside any measurement, so that the scenario's connections start
+    with the server's nonce instead of each paying a use_dpop_nonce round trip."""
+    connection = HttpConnection(HOST, port)
+    try:
+        await dpop_client_credentials_operation(app)(connection)
+    except (UnexpectedResponse, OSError, ValueError) as error:
+        detail = error.describe() if isinstance(error, UnexpectedResponse) else repr(error)
+        console.print(f"DPoP client_credentials fails: {detail}", style="red", markup=False)
+    finally:
+        connection.close()
 
 
 async def logins_outside_measurement(
@@ -1176,6 +1264,7 @@ class ComparisonRow:
     cpu_ratio: float | None  # ours ÷ peer
     target: str
     passed: bool | None
+    peer_runs_it: bool = True  # False: a scenario of ours alone, its peer columns say "—"
 
 
 def compare_with_peer(
@@ -1217,7 +1306,75 @@ def compare_with_peer(
                 passed=passed,
             )
         )
+    cost = dpop_cost(ours)
+    if cost is not None:
+        rows.append(
+            ComparisonRow(
+                name=DPOP_SCENARIO,
+                peer_rate=None,
+                ours_rate=cost.rate,
+                rate_ratio=None,
+                peer_server_us_per_request=None,
+                ours_server_us_per_request=cost.server_us_per_request,
+                cpu_ratio=None,
+                target=cost.beside_plain(),
+                passed=None,
+                peer_runs_it=False,
+            )
+        )
     return rows
+
+
+@dataclass(frozen=True)
+class DpopCost:
+    """Issue 16: client_credentials with private_key_jwt + DPoP beside the plain ES256 one."""
+
+    rate: float
+    plain_rate: float
+    server_us_per_request: float | None
+    plain_server_us_per_request: float | None
+
+    @property
+    def rate_ratio(self) -> float | None:
+        return self.rate / self.plain_rate if self.plain_rate else None
+
+    @property
+    def cpu_ratio(self) -> float | None:
+        if self.server_us_per_request is None or not self.plain_server_us_per_request:
+            return None
+        return self.server_us_per_request / self.plain_server_us_per_request
+
+    def beside_plain(self) -> str:
+        return (
+            f"no target; vs plain ES256: server µs/req ×{format_number(self.cpu_ratio, 2)}, "
+            f"req/s ×{format_number(self.rate_ratio, 2)}"
+        )
+
+
+def dpop_cost(results: list[ScenarioResult]) -> DpopCost | None:
+    by_name = {result.name: result for result in results}
+    dpop, plain = by_name.get(DPOP_SCENARIO), by_name.get(PLAIN_OF_DPOP_SCENARIO)
+    if dpop is None or plain is None:
+        return None
+    return DpopCost(
+        rate=dpop.rate,
+        plain_rate=plain.rate,
+        server_us_per_request=dpop.server_cpu_us_per_request,
+        plain_server_us_per_request=plain.server_cpu_us_per_request,
+    )
+
+
+def print_dpop_cost(results: list[ScenarioResult]) -> None:
+    cost = dpop_cost(results)
+    if cost is None:
+        return
+    console.print(
+        f"{DPOP_SCENARIO}: server cpu {format_number(cost.server_us_per_request)} µs/req = "
+        f"[bold]×{format_number(cost.cpu_ratio, 2)}[/bold] the plain {PLAIN_OF_DPOP_SCENARIO} "
+        f"({format_number(cost.plain_server_us_per_request)} µs/req); "
+        f"{format_number(cost.rate)}/s = ×{format_number(cost.rate_ratio, 2)} its "
+        f"{format_number(cost.plain_rate)}/s"
+    )
 
 
 def print_comparison(rows: list[ComparisonRow], peer_label: str, workers: int) -> None:
@@ -1238,14 +1395,15 @@ def print_comparison(rows: list[ComparisonRow], peer_label: str, workers: int) -
         table.add_column(column, justify="left" if left else "right")
     verdict = {True: "[green]pass[/green]", False: "[red]FAIL[/red]", None: "-"}
     for row in rows:
+        no_peer = "—"
         table.add_row(
             row.name,
-            format_number(row.peer_rate),
+            format_number(row.peer_rate) if row.peer_runs_it else no_peer,
             format_number(row.ours_rate),
-            format_number(row.rate_ratio, 2),
-            format_number(row.peer_server_us_per_request),
+            format_number(row.rate_ratio, 2) if row.peer_runs_it else no_peer,
+            format_number(row.peer_server_us_per_request) if row.peer_runs_it else no_peer,
             format_number(row.ours_server_us_per_request),
-            format_number(row.cpu_ratio, 2),
+            format_number(row.cpu_ratio, 2) if row.peer_runs_it else no_peer,
             row.target,
             verdict[row.passed],
         )
@@ -1253,7 +1411,8 @@ def print_comparison(rows: list[ComparisonRow], peer_label: str, workers: int) -
     console.print(
         "Each scenario ran against the peer right before ours, same load generator and "
         "connections. ratio = ours ÷ peer req/s; cpu ratio = ours ÷ peer server CPU per "
-        "request (server processes from /proc, warm-up included; ours without PostgreSQL)."
+        "request (server processes from /proc, warm-up included; ours without PostgreSQL). "
+        "— : the peer does not run that scenario."
     )
 
 
@@ -1428,6 +1587,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print_results(runner.results)
     print_login_cost(runner.results)
+    print_dpop_cost(runner.results)
     peer_results = peer_side.runner.results if peer_side else []
     if peer_side is not None:
         print_results(peer_results, title=f"{peer_report['name']}: the same scenarios")
@@ -1458,6 +1618,11 @@ def main(argv: list[str] | None = None) -> int:
         "scenarios": [asdict(result) for result in runner.results],
         "peer": peer_report | {"scenarios": [asdict(result) for result in peer_results]},
         "comparison_with_peer": [asdict(row) for row in comparison],
+        "dpop_beside_plain": (
+            asdict(cost) | {"cpu_ratio": cost.cpu_ratio, "rate_ratio": cost.rate_ratio}
+            if (cost := dpop_cost(runner.results))
+            else None
+        ),
         "server_error_lines": len(server_errors),
     }
     json_out.parent.mkdir(parents=True, exist_ok=True)
