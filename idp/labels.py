@@ -53,6 +53,8 @@ AUDIT_ACTIONS = {
     "account.totp_disabled": N_("Two-step verification turned off"),
     "account.recovery_code_used": N_("Recovery code used"),
     "account.recovery_codes_regenerated": N_("New recovery codes made"),
+    "account.passkey_added": N_("Passkey added"),
+    "account.passkey_removed": N_("Passkey removed"),
     "import.submit": N_("Import file submitted"),
     "import.start": N_("Import started"),
     "import.resume": N_("Import resumed"),
