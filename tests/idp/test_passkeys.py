@@ -15,6 +15,7 @@ import httpx
 import jwt as pyjwt
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -444,21 +445,30 @@ def test_a_client_minimum_acr_without_a_passkey_shows_what_to_do(web, official, 
     assert options["rp"]["id"] == RP_ID
 
 
+def add_unit(
+    session: Session, runtime: IdpRuntime, code: str, *, level: str = "ward", name: str = ""
+) -> Unit:
+    """A unit of province 10 (Lào Cai's old code), active since now."""
+    now = runtime.clock.now()
+    unit = Unit(
+        code=code,
+        level=level,
+        name=name or f"Đơn vị {code}",
+        division_type="xã",
+        province_code="10",
+        status="active",
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(unit)
+    session.flush()
+    return unit
+
+
 def test_a_unit_requirement_applies_to_its_officials(web, official, runtime, rp, authenticator):
     with transaction(runtime.session_factory) as session:
-        unit = Unit(
-            code="10001",
-            level="ward",
-            name="Phường Cốc Lếu",
-            division_type="phường",
-            province_code="10",
-            status="active",
-            created_at=runtime.clock.now(),
-            updated_at=runtime.clock.now(),
-            requires_phishing_resistant=True,
-        )
-        session.add(unit)
-        session.flush()
+        unit = add_unit(session, runtime, "10001", name="Phường Cốc Lếu")
+        unit.requires_phishing_resistant = True
         session.add(
             AccountProfile(account_id=official.id, unit_id=unit.id, search_name="nguyen van an")
         )
@@ -521,24 +531,9 @@ def test_an_admin_sets_a_clients_minimum_level_on_its_page(web, runtime, rp):
 
 
 def test_an_admin_requires_passkeys_in_a_province_and_its_wards_follow(web, runtime, official, rp):
-    now = runtime.clock.now()
     with transaction(runtime.session_factory) as session:
-        for code, level in (("10", "province"), ("10001", "ward")):
-            session.add(
-                Unit(
-                    code=code,
-                    level=level,
-                    name=f"Đơn vị {code}",
-                    division_type="xã",
-                    province_code="10",
-                    status="active",
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-        session.flush()
-        ward = session.scalar(select(Unit).where(Unit.code == "10001"))
-        assert ward is not None
+        add_unit(session, runtime, "10", level="province")
+        ward = add_unit(session, runtime, "10001")
         session.add(AccountProfile(account_id=official.id, unit_id=ward.id, search_name="an"))
     admin = system_admin_web(web, runtime)
     page = admin.get("/admin/units/10")
@@ -561,23 +556,8 @@ def test_an_admin_requires_passkeys_in_a_province_and_its_wards_follow(web, runt
 
 def ward_with_admin(runtime: IdpRuntime, official: Account) -> None:
     """Ward 10001 with a unit admin (admin.xa) of it; ``official`` works in ward 10002."""
-    now = runtime.clock.now()
     with transaction(runtime.session_factory) as session:
-        wards = []
-        for code in ("10001", "10002"):
-            ward = Unit(
-                code=code,
-                level="ward",
-                name=f"Xã {code}",
-                division_type="xã",
-                province_code="10",
-                status="active",
-                created_at=now,
-                updated_at=now,
-            )
-            session.add(ward)
-            wards.append(ward)
-        session.flush()
+        wards = [add_unit(session, runtime, code) for code in ("10001", "10002")]
         session.add(AccountProfile(account_id=official.id, unit_id=wards[1].id, search_name="an"))
         ward_admin = accounts.create(
             session=session,
@@ -634,7 +614,7 @@ def test_an_admin_sees_an_officials_passkeys_and_removes_one(web, official, runt
     assert f'href="{path}"' in page.text
     confirm = admin.get(path)
     assert confirm.status_code == 200 and "Điện thoại &lt;Android&gt;" in confirm.text
-    assert "Xóa khóa truy cập" in confirm.text
+    assert "Xóa khóa truy cập" in confirm.text and f'action="{path}"' in confirm.text
     # Without the form's CSRF token nothing is removed.
     assert admin.post(path, data={}).status_code in (400, 403)
     done = admin.post(path, data={"csrf_token": fields_of(confirm)["csrf_token"]})

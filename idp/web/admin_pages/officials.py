@@ -381,9 +381,10 @@ def _render_remove_passkey(
     return render(
         scope,
         admin,
-        "admin/official_passkey_confirm.html",
+        "admin/official_confirm.html",
         {
             "official": official,
+            "action": "remove-passkey",
             "passkey": passkeys.summary(passkey),
             "title": REMOVE_PASSKEY_TITLE,
             "explanation": REMOVE_PASSKEY_EXPLANATION,
