@@ -49,6 +49,7 @@ from idp import (
     client_keys,
     clients,
     official_directory,
+    passkeys,
     units,
 )
 from idp.cas import services as cas_services
@@ -461,6 +462,61 @@ def user_sign_out_everywhere(username: str, as_json: JsonOption = False) -> None
         emit({"username": username, "sessions_ended": ended})
     else:
         console.print(f"signed out {username} everywhere: {ended} session(s) ended")
+
+
+@user_app.command("passkeys")
+def user_passkeys(username: str, as_json: JsonOption = False) -> None:
+    """An official's passkeys: id, name, added, last used, synced or kept on one device."""
+    current = settings()
+    try:
+        with transaction(session_factory(current)) as session:
+            account = accounts.get_by_username(session, username)
+            rows = [passkeys.summary(each) for each in passkeys.list_for(session, account)]
+    except DomainError as error:
+        fail(error.text())
+    if as_json:
+        emit(rows)
+        return
+    table = Table("id", "name", "added", "last used", "kind")
+    for row in rows:
+        kind = "synced" if row["synced"] else "device-bound"
+        if row["clone_suspected"]:
+            kind += " (may have been copied)"
+        table.add_row(
+            str(row["id"]),
+            escape(row["name"]),
+            moment(row["created_at"]),
+            moment(row["last_used_at"]),
+            kind,
+        )
+    console.print(table)
+    console.print(f"{len(rows)} passkey(s) of {escape(account.username)}")
+
+
+@user_app.command("remove-passkey")
+def user_remove_passkey(username: str, passkey_id: int, as_json: JsonOption = False) -> None:
+    """Remove one passkey of an official (the id from ``user passkeys``); audited."""
+    current = settings()
+    try:
+        with transaction(session_factory(current)) as session:
+            account = accounts.get_by_username(session, username)
+            removed = passkeys.remove(
+                session=session,
+                clock=SystemClock(),
+                account=account,
+                passkey_id=passkey_id,
+                actor=CLI_ACTOR,
+            )
+            if removed is None:
+                fail(f"{account.username} has no passkey with id {passkey_id}")
+    except DomainError as error:
+        fail(error.text())
+    if as_json:
+        emit({"username": account.username, "removed": passkey_id, "name": removed.name})
+    else:
+        console.print(
+            f"removed passkey {passkey_id} ({escape(removed.name)}) of {escape(account.username)}"
+        )
 
 
 # The operator at the command line has the server's keys: full reach, like a system admin.

@@ -111,7 +111,8 @@ def normalised_name(username: str) -> str:
 @dataclass(frozen=True)
 class Attempt:
     """Who is trying: the account name typed, the client address, and the device id of this
-    account's device cookie when the browser carries a valid one."""
+    account's device cookie when the browser carries a valid one. With no name (a passkey
+    sign-in whose credential names no account), only the address is counted."""
 
     username: str
     client_address: str | None
@@ -121,10 +122,14 @@ class Attempt:
         name, address = normalised_name(self.username), self.client_address
         if self.device is not None:
             return [_counter(DEVICE, name, self.device, name=name, address=address)]
-        counters = [
-            _counter(ACCOUNT_ADDRESS, name, address or "", name=name, address=address),
-            _counter(ACCOUNT, name, name=name, address=None),
-        ]
+        counters = (
+            [
+                _counter(ACCOUNT_ADDRESS, name, address or "", name=name, address=address),
+                _counter(ACCOUNT, name, name=name, address=None),
+            ]
+            if name
+            else []
+        )
         if address:
             counters.append(_counter(ADDRESS, address, name=None, address=address))
         return counters

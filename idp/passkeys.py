@@ -48,6 +48,7 @@ from webauthn.helpers import (
 )
 from webauthn.helpers.exceptions import WebAuthnException
 from webauthn.helpers.structs import (
+    AuthenticationCredential,
     AuthenticatorSelectionCriteria,
     AuthenticatorTransport,
     CredentialDeviceType,
@@ -72,11 +73,14 @@ PRUNE_AFTER = timedelta(hours=1)
 
 
 class CeremonyFailed(Exception):
-    """A WebAuthn response we do not accept; ``reason`` is for the audit log, never shown."""
+    """A WebAuthn response we do not accept; ``reason`` is for the audit log, never shown.
+    ``account``: the account the presented credential belongs to, once that is known (the
+    failure counts against its sign-in throttle)."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, account: Account | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.account = account
 
 
 @dataclass(frozen=True)
@@ -350,6 +354,41 @@ def remove(
     return passkey
 
 
+def remove_all(
+    *,
+    session: Session,
+    clock: Clock,
+    account: Account,
+    actor: str,
+    client_address: str | None = None,
+) -> int:
+    """Remove every passkey of ``account`` (an administrator's MFA reset), each audited as
+    ``account.passkey_removed``; how many there were."""
+    existing = list_for(session, account)
+    for passkey in existing:
+        remove(
+            session=session,
+            clock=clock,
+            account=account,
+            passkey_id=passkey.id,
+            actor=actor,
+            client_address=client_address,
+        )
+    return len(existing)
+
+
+def summary(passkey: Passkey) -> dict[str, Any]:
+    """What an administrator or the operator sees of a passkey (never its key or id bytes)."""
+    return {
+        "id": passkey.id,
+        "name": passkey.name,
+        "created_at": passkey.created_at,
+        "last_used_at": passkey.last_used_at,
+        "synced": passkey.backup_eligible,
+        "clone_suspected": passkey.clone_suspected_at is not None,
+    }
+
+
 def find_for(session: Session, account: Account, passkey_id: int) -> Passkey | None:
     return session.scalar(
         select(Passkey).where(Passkey.id == passkey_id, Passkey.account_id == account.id)
@@ -446,6 +485,34 @@ def authenticate(
     owner = session.get(Account, passkey.account_id)
     if owner is None:
         raise CeremonyFailed("unknown_credential")
+    try:
+        return _verify_assertion(
+            session=session,
+            clock=clock,
+            rp=rp,
+            challenge=challenge,
+            parsed=parsed,
+            passkey=passkey,
+            owner=owner,
+            account=account,
+        )
+    except CeremonyFailed as failed:
+        failed.account = owner
+        raise
+
+
+def _verify_assertion(
+    *,
+    session: Session,
+    clock: Clock,
+    rp: RelyingParty,
+    challenge: WebAuthnChallenge,
+    parsed: AuthenticationCredential,
+    passkey: Passkey,
+    owner: Account,
+    account: Account | None,
+) -> Assertion:
+    """The checks once the credential is known to be ``owner``'s (§7.2 steps 6 to 21)."""
     if account is not None and owner.id != account.id:
         raise CeremonyFailed("credential_of_another_account")
     if account is None and parsed.response.user_handle != user_handle(owner):

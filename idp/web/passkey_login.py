@@ -9,7 +9,9 @@ is stored with the interaction), runs ``navigator.credentials.get`` (static/pass
 posts the credential as an ordinary form to ``POST /login/passkey``, which finishes the login
 as the password form does (``idp.web.login.finish_login``) with ``amr`` from
 :func:`idp.passkeys.amr_of`. A refused response is audited with its reason and answered with
-one message: what went wrong is for the log, not for whoever holds the browser.
+one message: what went wrong is for the log, not for whoever holds the browser. A refusal
+counts against the login throttle (idp.login_throttle) like a wrong password: against the
+account the credential belongs to, or the client address when it names none.
 """
 
 from __future__ import annotations
@@ -21,18 +23,22 @@ from core import audit
 from core.metrics import LOGINS
 from core.web.i18n import N_
 from idp import authentication_levels as levels
-from idp import mfa, passkeys
+from idp import login_throttle, mfa, passkeys
 from idp.models import Account, Interaction
 from idp.oauth.endpoints import authorization
 from idp.request_scope import RequestScope, run_in_request_scope
 from idp.web.login import (
+    LOCKED_OUT,
+    ThrottleDelay,
     audit_target,
     client_name_of,
     finish_login,
     load_interaction,
     render_login,
     required_acr,
+    run_throttled,
     second_factor_account,
+    throttle_attempt,
     ui_locales_of,
 )
 
@@ -117,12 +123,49 @@ def show_second_factor(scope: RequestScope) -> Response:
     return _render_second_factor(scope, interaction, handle, account)
 
 
+def _throttle_attempt(scope: RequestScope, account: Account | None) -> login_throttle.Attempt:
+    """Whose failures a passkey attempt counts: the account's (as a wrong password would), or
+    when no account is known yet, the client address's only."""
+    if account is not None:
+        return throttle_attempt(scope, account.username)
+    return login_throttle.Attempt(username="", client_address=scope.http.client_address)
+
+
+def _refuse(
+    scope: RequestScope,
+    interaction: Interaction,
+    handle: str,
+    account: Account | None,
+    *,
+    error: str,
+    status_code: int,
+) -> Response:
+    if account is not None:
+        return _render_second_factor(
+            scope, interaction, handle, account, error=error, status_code=status_code
+        )
+    return render_login(scope, interaction, handle, error=error, status_code=status_code)
+
+
 def submit(scope: RequestScope) -> Response:
     runtime, session, clock = scope.runtime, scope.session, scope.runtime.clock
     interaction, handle, account, usable = _ceremony_parties(scope)
     if interaction is None or handle is None or not usable:
         return authorization.expired_interaction_page(scope)
     second_factor = account is not None
+    # Throttled like the password and the TOTP code: the account's counters for a second
+    # factor, the address's for a passkey alone (no name is known before the check).
+    state = login_throttle.assess(
+        session=session,
+        clock=clock,
+        settings=runtime.settings,
+        attempt=_throttle_attempt(scope, account),
+    )
+    if state.locked:
+        LOGINS.labels("locked").inc()
+        return _refuse(scope, interaction, handle, account, error=LOCKED_OUT, status_code=429)
+    if state.delay_seconds > 0 and not getattr(scope.request.state, "throttle_delay_served", False):
+        return ThrottleDelay(state.delay_seconds)
     try:
         assertion = passkeys.authenticate(
             session=session,
@@ -134,6 +177,12 @@ def submit(scope: RequestScope) -> Response:
         )
     except passkeys.CeremonyFailed as refused:
         LOGINS.labels("second_factor_failure" if second_factor else "failure").inc()
+        # The account the credential names counts the failure when the form named none.
+        counted = account or refused.account
+        attempt = _throttle_attempt(scope, counted)
+        locked_now = login_throttle.record_failure(
+            session=session, clock=clock, settings=runtime.settings, attempt=attempt
+        )
         audit.record(
             session,
             clock=clock,
@@ -141,13 +190,22 @@ def submit(scope: RequestScope) -> Response:
             action="login.passkey_failure",
             target=audit_target(interaction),
             client_address=scope.http.client_address,
-            details={"reason": refused.reason, "second_factor": second_factor},
+            details={
+                "reason": refused.reason,
+                "second_factor": second_factor,
+                "counted_for": counted.username if counted else None,
+                "locked": locked_now,
+                "known_device": attempt.device is not None,
+            },
         )
-        if account is not None:
-            return _render_second_factor(
-                scope, interaction, handle, account, error=SECOND_FACTOR_REFUSED, status_code=401
-            )
-        return render_login(scope, interaction, handle, error=PASSKEY_REFUSED, status_code=401)
+        return _refuse(
+            scope,
+            interaction,
+            handle,
+            account,
+            error=SECOND_FACTOR_REFUSED if second_factor else PASSKEY_REFUSED,
+            status_code=401,
+        )
     amr = passkeys.amr_of(assertion)
     if second_factor:
         amr = ["pwd", *amr]
@@ -159,7 +217,8 @@ def submit(scope: RequestScope) -> Response:
         handle,
         account=assertion.account,
         amr=amr,
-        throttle=None,
+        # A success ends the account's run of failures, as a right password does.
+        throttle=throttle_attempt(scope, assertion.account.username),
         details={
             "passkey_id": assertion.passkey.id,
             "second_factor": "passkey" if second_factor else None,
@@ -180,7 +239,7 @@ async def options_endpoint(request: Request) -> Response:
 
 async def submit_endpoint(request: Request) -> Response:
     await _csrf_verified(request)
-    return await run_in_request_scope(request, submit)
+    return await run_throttled(request, submit)
 
 
 async def second_factor_page(request: Request) -> Response:

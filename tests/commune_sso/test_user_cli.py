@@ -12,7 +12,7 @@ from core.clock import SystemClock
 from core.db import make_session_factory, transaction
 from core.settings import Settings
 from idp import accounts, admin_scope, mfa, totp
-from idp.models import AccountProfile, Unit
+from idp.models import AccountProfile, Passkey, Unit
 from idp.official_data import fold_for_search
 from idp.passwords import PasswordHasher
 from tests.cli_runner import SECRET_KEY, Cli, assert_clean_failure, sign_in
@@ -234,3 +234,66 @@ def test_show_an_official(cli: Cli, officials: None, factory: sessionmaker[Sessi
 
 def test_show_refuses_an_unknown_official(cli: Cli) -> None:
     assert_clean_failure(cli("user", "show", "khong.ton.tai"), "No account with that username.")
+
+
+# --------------------------------------------------------------------------------------------
+# passkeys and remove-passkey
+
+
+def add_passkey_row(
+    factory: sessionmaker[Session], username: str, name: str, *, synced: bool
+) -> int:
+    """A stored passkey (registration itself is tested through the app, tests/idp)."""
+    with transaction(factory) as session:
+        passkey = Passkey(
+            account_id=accounts.get_by_username(session, username).id,
+            credential_id=f"credential-{name}",
+            public_key=b"\x00",
+            name=name,
+            aaguid="00000000-0000-0000-0000-000000000000",
+            backup_eligible=synced,
+            transports=[],
+            created_at=SystemClock().now(),
+        )
+        session.add(passkey)
+        session.flush()
+        return passkey.id
+
+
+def test_list_and_remove_an_officials_passkeys(cli: Cli, factory: sessionmaker[Session]) -> None:
+    add_official(factory, "an.nv", "Nguyễn Văn An")
+    assert cli.json("user", "passkeys", "an.nv") == []
+    laptop = add_passkey_row(factory, "an.nv", "Máy tính [văn phòng]", synced=False)
+    phone = add_passkey_row(factory, "an.nv", "Điện thoại", synced=True)
+    rows = cli.json("user", "passkeys", "AN.NV")
+    assert [(r["id"], r["name"], r["synced"], r["last_used_at"]) for r in rows] == [
+        (laptop, "Máy tính [văn phòng]", False, None),
+        (phone, "Điện thoại", True, None),
+    ]
+    table = cli.ok("user", "passkeys", "an.nv").stdout
+    assert "Máy tính [văn phòng]" in table and "device-bound" in table and "synced" in table
+    assert "2 passkey(s) of an.nv" in table
+
+    removed = cli.json("user", "remove-passkey", "an.nv", str(phone))
+    assert removed == {"username": "an.nv", "removed": phone, "name": "Điện thoại"}
+    assert [r["id"] for r in cli.json("user", "passkeys", "an.nv")] == [laptop]
+    [entry] = cli.json("audit", "tail", "-n", "1")
+    assert (entry["action"], entry["target"], entry["actor"]) == (
+        "account.passkey_removed",
+        "account:an.nv",
+        "cli",
+    )
+    assert "removed passkey" in cli.ok("user", "remove-passkey", "an.nv", str(laptop)).stdout
+
+
+def test_passkey_commands_refuse_unknown_officials_and_passkeys(
+    cli: Cli, factory: sessionmaker[Session]
+) -> None:
+    assert_clean_failure(cli("user", "passkeys", "khong.ton.tai"), "No account with that username.")
+    add_official(factory, "an.nv", "Nguyễn Văn An")
+    add_official(factory, "binh.tt", "Trần Thị Bình")
+    others = add_passkey_row(factory, "binh.tt", "Khóa của Bình", synced=False)
+    # Another official's passkey is not this one's to remove.
+    refused = cli("user", "remove-passkey", "an.nv", str(others))
+    assert_clean_failure(refused, f"an.nv has no passkey with id {others}")
+    assert [r["id"] for r in cli.json("user", "passkeys", "binh.tt")] == [others]

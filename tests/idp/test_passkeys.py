@@ -15,14 +15,15 @@ import httpx
 import jwt as pyjwt
 import pytest
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from core import audit
 from core.db import transaction
 from core.settings import Settings
-from idp import accounts, authentication_levels
-from idp.models import Account, AccountProfile, Client, Passkey, Unit
+from idp import accounts, admin_scope, authentication_levels, login_throttle
+from idp.models import Account, AccountProfile, Client, LoginThrottle, Passkey, Unit
 from idp.runtime import IdpRuntime
 from tests.conftest import OFFICIAL_PASSWORD, RP_REDIRECT, register_client
 from tests.idp.oidc_flow import (
@@ -444,21 +445,30 @@ def test_a_client_minimum_acr_without_a_passkey_shows_what_to_do(web, official, 
     assert options["rp"]["id"] == RP_ID
 
 
+def add_unit(
+    session: Session, runtime: IdpRuntime, code: str, *, level: str = "ward", name: str = ""
+) -> Unit:
+    """A unit of province 10 (Lào Cai's old code), active since now."""
+    now = runtime.clock.now()
+    unit = Unit(
+        code=code,
+        level=level,
+        name=name or f"Đơn vị {code}",
+        division_type="xã",
+        province_code="10",
+        status="active",
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(unit)
+    session.flush()
+    return unit
+
+
 def test_a_unit_requirement_applies_to_its_officials(web, official, runtime, rp, authenticator):
     with transaction(runtime.session_factory) as session:
-        unit = Unit(
-            code="10001",
-            level="ward",
-            name="Phường Cốc Lếu",
-            division_type="phường",
-            province_code="10",
-            status="active",
-            created_at=runtime.clock.now(),
-            updated_at=runtime.clock.now(),
-            requires_phishing_resistant=True,
-        )
-        session.add(unit)
-        session.flush()
+        unit = add_unit(session, runtime, "10001", name="Phường Cốc Lếu")
+        unit.requires_phishing_resistant = True
         session.add(
             AccountProfile(account_id=official.id, unit_id=unit.id, search_name="nguyen van an")
         )
@@ -521,24 +531,9 @@ def test_an_admin_sets_a_clients_minimum_level_on_its_page(web, runtime, rp):
 
 
 def test_an_admin_requires_passkeys_in_a_province_and_its_wards_follow(web, runtime, official, rp):
-    now = runtime.clock.now()
     with transaction(runtime.session_factory) as session:
-        for code, level in (("10", "province"), ("10001", "ward")):
-            session.add(
-                Unit(
-                    code=code,
-                    level=level,
-                    name=f"Đơn vị {code}",
-                    division_type="xã",
-                    province_code="10",
-                    status="active",
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
-        session.flush()
-        ward = session.scalar(select(Unit).where(Unit.code == "10001"))
-        assert ward is not None
+        add_unit(session, runtime, "10", level="province")
+        ward = add_unit(session, runtime, "10001")
         session.add(AccountProfile(account_id=official.id, unit_id=ward.id, search_name="an"))
     admin = system_admin_web(web, runtime)
     page = admin.get("/admin/units/10")
@@ -554,3 +549,192 @@ def test_an_admin_requires_passkeys_in_a_province_and_its_wards_follow(web, runt
     page = login_form(web, authorize_params(rp[0].client_id, challenge))
     answer = submit_login(web, page, official.username, OFFICIAL_PASSWORD)
     assert answer.status_code == 403 and "Cần khóa truy cập" in answer.text
+
+
+# --- an official's passkeys on the admin pages (issue 16) -----------------------------------
+
+
+def ward_with_admin(runtime: IdpRuntime, official: Account) -> None:
+    """Ward 10001 with a unit admin (admin.xa) of it; ``official`` works in ward 10002."""
+    with transaction(runtime.session_factory) as session:
+        wards = [add_unit(session, runtime, code) for code in ("10001", "10002")]
+        session.add(AccountProfile(account_id=official.id, unit_id=wards[1].id, search_name="an"))
+        ward_admin = accounts.create(
+            session=session,
+            clock=runtime.clock,
+            passwords=runtime.passwords,
+            actor="test",
+            username="admin.xa",
+            full_name="Quản trị xã",
+            password=OFFICIAL_PASSWORD,
+        )
+        admin_scope.grant(
+            session=session,
+            clock=runtime.clock,
+            actor_scope=admin_scope.AdminScope(True, frozenset(), frozenset()),
+            actor="test",
+            account=ward_admin,
+            role="unit_admin",
+            unit=wards[0],
+        )
+
+
+def audit_entries(runtime: IdpRuntime, action: str) -> list[audit.AuditEntry]:
+    with transaction(runtime.session_factory) as session:
+        entries = [e for e in audit.tail(session, limit=200) if e.action == action]
+        session.expunge_all()
+        return entries
+
+
+def test_an_admin_sees_an_officials_passkeys_and_removes_one(web, official, runtime, authenticator):
+    with_passkey(web, official, authenticator)
+    synced_key = SoftwareAuthenticator(origin=ISSUER, rp_id=RP_ID, backup_eligible=True)
+    with transaction(runtime.session_factory) as session:
+        # A second passkey, as a session signed in with the first would have added it.
+        session.add(
+            Passkey(
+                account_id=official.id,
+                credential_id="c3luY2Vk",
+                public_key=b"\x00",
+                name="Điện thoại <Android>",
+                aaguid="00000000-0000-0000-0000-000000000000",
+                backup_eligible=synced_key.backup_eligible,
+                transports=[],
+                created_at=runtime.clock.now(),
+            )
+        )
+    admin = system_admin_web(web, runtime)
+    page = admin.get(f"/admin/officials/{official.username}")
+    assert page.status_code == 200
+    assert "Máy tính văn phòng" in page.text and "Điện thoại &lt;Android&gt;" in page.text
+    assert "Đồng bộ giữa các thiết bị" in page.text and "Chỉ lưu trên một thiết bị" in page.text
+    assert "Chưa dùng" in page.text
+    device_bound, synced = passkeys_of(runtime, official.username)
+    path = f"/admin/officials/{official.username}/passkeys/{synced.id}/remove"
+    assert f'href="{path}"' in page.text
+    confirm = admin.get(path)
+    assert confirm.status_code == 200 and "Điện thoại &lt;Android&gt;" in confirm.text
+    assert "Xóa khóa truy cập" in confirm.text and f'action="{path}"' in confirm.text
+    # Without the form's CSRF token nothing is removed.
+    assert admin.post(path, data={}).status_code in (400, 403)
+    done = admin.post(path, data={"csrf_token": fields_of(confirm)["csrf_token"]})
+    assert done.status_code == 303
+    assert done.headers["location"] == (
+        f"/admin/officials/{official.username}?done=passkey-removed"
+    )
+    assert "Đã xóa khóa truy cập." in admin.get(done.headers["location"]).text
+    assert [p.id for p in passkeys_of(runtime, official.username)] == [device_bound.id]
+    [entry] = audit_entries(runtime, "account.passkey_removed")
+    assert (entry.actor, entry.target) == ("user:quan.tri", f"account:{official.username}")
+    assert json.loads(entry.details or "{}")["passkey_id"] == synced.id
+    # Removed already, or another official's id: not found.
+    assert admin.get(path).status_code == 404
+    assert (
+        admin.get(f"/admin/officials/quan.tri/passkeys/{device_bound.id}/remove").status_code == 404
+    )
+
+
+def test_an_admin_outside_the_officials_unit_cannot_see_or_remove_passkeys(
+    web, official, runtime, authenticator
+):
+    with_passkey(web, official, authenticator)
+    ward_with_admin(runtime, official)
+    [passkey] = passkeys_of(runtime, official.username)
+    assert sign_in_directly(web, "admin.xa", OFFICIAL_PASSWORD).status_code == 303
+    path = f"/admin/officials/{official.username}/passkeys/{passkey.id}/remove"
+    assert web.get(f"/admin/officials/{official.username}").status_code == 404
+    assert web.get(path).status_code == 404
+    csrf = fields_of(web.get("/admin/imports"))["csrf_token"]
+    assert web.post(path, data={"csrf_token": csrf}).status_code == 404
+    assert len(passkeys_of(runtime, official.username)) == 1
+    assert audit_entries(runtime, "account.passkey_removed") == []
+
+
+def test_reset_mfa_also_removes_the_officials_passkeys(web, official, runtime, authenticator):
+    with_passkey(web, official, authenticator)
+    admin = system_admin_web(web, runtime)
+    detail = admin.get(f"/admin/officials/{official.username}")
+    path = f"/admin/officials/{official.username}/reset-mfa"
+    # No authenticator app, but a passkey: the reset is offered and says what it removes.
+    assert f'href="{path}"' in detail.text
+    confirm = admin.get(path)
+    assert "các khóa truy cập của cán bộ sẽ hết hiệu lực" in confirm.text
+    done = admin.post(path, data={"csrf_token": fields_of(confirm)["csrf_token"]})
+    assert done.status_code == 303
+    assert passkeys_of(runtime, official.username) == []
+    [entry] = audit_entries(runtime, "account.passkey_removed")
+    assert (entry.actor, entry.target) == ("user:quan.tri", f"account:{official.username}")
+    # Nothing left to reset: refused, as before.
+    again = admin.post(path, data={"csrf_token": fields_of(confirm)["csrf_token"]})
+    assert again.status_code == 409
+
+
+# --- a failed passkey sign-in counts against the login throttle -----------------------------
+
+
+def throttle_rows(runtime: IdpRuntime) -> dict[str, tuple[str | None, int]]:
+    with transaction(runtime.session_factory) as session:
+        return {
+            row.kind: (row.account_name, row.failures)
+            for row in session.scalars(select(LoginThrottle))
+        }
+
+
+def test_a_failed_passkey_sign_in_counts_like_a_wrong_password(
+    web, official, runtime, rp, authenticator
+):
+    with_passkey(web, official, authenticator)
+    _, challenge = pkce_pair()
+    page = login_form(web, authorize_params(rp[0].client_id, challenge))
+    refused = passkey_ceremony(
+        web, page, authenticator, mode="alone", origin="https://phishing.example"
+    )
+    assert refused.status_code == 401
+    # The credential names the official: their counters, as a wrong password would.
+    assert throttle_rows(runtime) == {
+        "account_address": (official.username, 1),
+        "account": (official.username, 1),
+        "address": (None, 1),
+    }
+    [entry] = audit_entries(runtime, "login.passkey_failure")
+    details = json.loads(entry.details or "{}")
+    assert (details["counted_for"], details["locked"]) == (official.username, False)
+
+    # A passkey this server never registered names no account: the address only.
+    stranger = SoftwareAuthenticator(origin=ISSUER, rp_id=RP_ID)
+    stranger.create({"rp": {"id": RP_ID}, "user": {"id": "eA", "name": "x"}, "challenge": "AA"})
+    page = login_form(web, authorize_params(rp[0].client_id, challenge))
+    assert passkey_ceremony(web, page, stranger, mode="alone").status_code == 401
+    assert throttle_rows(runtime)["address"] == (None, 2)
+    assert throttle_rows(runtime)["account"] == (official.username, 1)
+
+    # A passkey sign-in that works ends the official's run of failures.
+    page = login_form(web, authorize_params(rp[0].client_id, challenge))
+    assert passkey_ceremony(web, page, authenticator, mode="alone").status_code in (302, 303)
+    assert throttle_rows(runtime) == {"address": (None, 2)}
+
+
+def test_a_locked_account_cannot_try_its_passkey_as_the_second_factor(
+    web, official, runtime, rp, authenticator
+):
+    with_passkey(web, official, authenticator)
+    _, challenge = pkce_pair()
+    page = login_form(web, authorize_params(rp[0].client_id, challenge))
+    after_password = submit_login(web, page, official.username, OFFICIAL_PASSWORD)
+    second = web.get(after_password.headers["location"])
+    # Wrong guesses from this address before, one short of the lock.
+    attempt = login_throttle.Attempt(username=official.username, client_address="testclient")
+    with transaction(runtime.session_factory) as session:
+        for _ in range(runtime.settings.login_lock_after - 1):
+            login_throttle.record_failure(
+                session=session, clock=runtime.clock, settings=runtime.settings, attempt=attempt
+            )
+    failed = passkey_ceremony(
+        web, second, authenticator, mode="second-factor", origin="https://phishing.example"
+    )
+    assert failed.status_code == 401
+    [entry] = audit_entries(runtime, "login.passkey_failure")
+    assert json.loads(entry.details or "{}")["locked"] is True
+    locked = passkey_ceremony(web, second, authenticator, mode="second-factor")
+    assert locked.status_code == 429
+    assert "Bạn đã nhập sai quá nhiều lần" in locked.text

@@ -46,12 +46,9 @@ def _may_add(account_scope: AccountScope, existing: list[Passkey]) -> bool:
 def _rows(existing: list[Passkey]) -> list[dict[str, object]]:
     return [
         {
-            "id": passkey.id,
-            "name": passkey.name,
+            **passkeys.summary(passkey),
             "created_at": display.local_time(passkey.created_at),
             "last_used_at": display.local_time(passkey.last_used_at),
-            "synced": passkey.backup_eligible,
-            "clone_suspected": passkey.clone_suspected_at is not None,
         }
         for passkey in existing
     ]

@@ -87,6 +87,16 @@ def admin_page_routes(import_api: ImportsApi) -> list[Route]:
             admin_action(officials.perform_action),
             methods=["POST"],
         ),
+        Route(
+            "/admin/officials/{username}/passkeys/{passkey_id}/remove",
+            admin_page(officials.confirm_remove_passkey),
+            methods=["GET"],
+        ),
+        Route(
+            "/admin/officials/{username}/passkeys/{passkey_id}/remove",
+            admin_action(officials.remove_passkey),
+            methods=["POST"],
+        ),
         Route("/admin/units", admin_page(units.list_units), methods=["GET"]),
         Route("/admin/units/{code}", admin_page(units.show_unit), methods=["GET"]),
         Route(

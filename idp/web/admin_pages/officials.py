@@ -8,8 +8,9 @@ every action check the official's unit again (:meth:`AdminScope.covers`).
 Actions are POST forms with a CSRF token, preceded by a confirmation page, each audited in the
 transaction that makes the change: disable / enable (:mod:`idp.accounts`), a new activation code
 (shown once to the admin, since nobody else can hand it over yet), reset MFA
-(:func:`idp.mfa.disable`: the TOTP credential and recovery codes) and sign out everywhere
-(:func:`idp.logout.sign_out.sign_out_everywhere`).
+(:func:`idp.mfa.disable`: the TOTP credential and recovery codes, and every passkey) and sign
+out everywhere (:func:`idp.logout.sign_out.sign_out_everywhere`). The official's passkeys are
+listed on the detail page, each with its own confirmed "remove" (:func:`idp.passkeys.remove`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from sqlalchemy.orm import Session
 from starlette.responses import RedirectResponse, Response
 
 from core.web.i18n import N_
-from idp import account_history, accounts, labels, mfa, official_directory
+from idp import account_history, accounts, labels, mfa, official_directory, passkeys
 from idp.logout.sign_out import sign_out_everywhere
 from idp.models import (
     Account,
@@ -29,6 +30,7 @@ from idp.models import (
     ActivationCode,
     Agency,
     BrowserSession,
+    Passkey,
     Unit,
 )
 from idp.official_directory import STATUSES, status_of
@@ -55,8 +57,8 @@ ACTION_EXPLANATIONS = {
         "once: hand it to the official."
     ),
     "reset-mfa": N_(
-        "The official's authenticator app and recovery codes stop working; they sign in with "
-        "the password alone and can enrol again."
+        "The official's authenticator app, recovery codes and passkeys stop working; they sign "
+        "in with the password alone and can enrol again."
     ),
     "sign-out": N_(
         "Every session of the official ends and every app they use is told to sign them out."
@@ -67,6 +69,7 @@ ACTION_DONE = {
     "enable": N_("The account is enabled."),
     "reset-mfa": N_("Two-step verification is reset."),
     "sign-out": N_("The official is signed out everywhere (%(count)s sessions ended)."),
+    "passkey-removed": N_("The passkey is removed."),
 }
 NOT_ACTIVATED_ONLY = N_(
     "This official has already activated the account: an activation code is only for accounts "
@@ -79,6 +82,11 @@ SYSTEM_ADMIN_ACCOUNT = N_(
     "Only a system administrator can act on a system administrator's account."
 )
 MFA_NOT_ENROLLED = N_("This official has not set up two-step verification.")
+REMOVE_PASSKEY_TITLE = N_("Remove a passkey")
+REMOVE_PASSKEY_EXPLANATION = N_(
+    "The official can no longer sign in with the passkey “%(name)s”. Their other passkeys, "
+    "password and authenticator app keep working."
+)
 MAX_QUERY_LENGTH = 100
 
 
@@ -221,6 +229,7 @@ def show_official(scope: RequestScope, admin: Admin) -> Response:
             "live_sessions": _live_sessions(session, scope, official.account),
             "pending_code": _pending_code(session, scope, official.account),
             "mfa_enrolled": mfa.has_totp(session, official.account),
+            "passkeys": [passkeys.summary(p) for p in passkeys.list_for(session, official.account)],
             "history": history,
             "done": ACTION_DONE.get(done) if done in ACTION_DONE else None,
             "done_count": count if (count := query_of(scope).get("count", "")).isdigit() else "",
@@ -243,7 +252,11 @@ def _refusal(official: Official, admin: Admin, action: str, session: Session) ->
             return ACCOUNT_DISABLED_FIRST
         if account.password_hash is not None:
             return NOT_ACTIVATED_ONLY
-    if action == "reset-mfa" and not mfa.has_totp(session, account):
+    if (
+        action == "reset-mfa"
+        and not mfa.has_totp(session, account)
+        and not passkeys.has_passkey(session, account)
+    ):
         return MFA_NOT_ENROLLED
     return None
 
@@ -274,10 +287,18 @@ def confirm_action(scope: RequestScope, admin: Admin) -> Response:
 
 def reset_mfa(*, scope: RequestScope, actor: str, account: Account) -> bool:
     """Remove the official's authenticator and recovery codes (:func:`idp.mfa.disable`, which
-    records ``account.totp_disabled`` with the admin as actor)."""
-    return mfa.disable(
-        session=scope.session, clock=scope.runtime.clock, actor=actor, account=account
+    records ``account.totp_disabled`` with the admin as actor) and every passkey (each
+    recorded as ``account.passkey_removed``); True if anything was removed."""
+    session, clock = scope.session, scope.runtime.clock
+    totp_removed = mfa.disable(session=session, clock=clock, actor=actor, account=account)
+    removed_passkeys = passkeys.remove_all(
+        session=session,
+        clock=clock,
+        account=account,
+        actor=actor,
+        client_address=scope.http.client_address,
     )
+    return totp_removed or removed_passkeys > 0
 
 
 def perform_action(scope: RequestScope, admin: Admin) -> Response:
@@ -327,3 +348,73 @@ def perform_action(scope: RequestScope, admin: Admin) -> Response:
             {"official": official, "code": code, "expires_at": expires_at},
         )
     return RedirectResponse(f"{detail_url}?done={action}", status_code=303)
+
+
+# --------------------------------------------------------------------------------------------
+# One passkey of an official
+
+
+def _official_passkey(scope: RequestScope, admin: Admin) -> tuple[Official, Passkey]:
+    """The official (in the admin's reach, :func:`find_official`) and one of their passkeys;
+    anything else is not found."""
+    official = find_official(scope, admin, scope.request.path_params["username"])
+    raw_id = str(scope.request.path_params["passkey_id"])
+    passkey = (
+        passkeys.find_for(scope.session, official.account, int(raw_id))
+        if raw_id.isdigit() and len(raw_id) < 12
+        else None
+    )
+    if passkey is None:
+        raise not_found()
+    return official, passkey
+
+
+def _render_remove_passkey(
+    scope: RequestScope,
+    admin: Admin,
+    official: Official,
+    passkey: Passkey,
+    *,
+    refusal: str | None,
+    status_code: int = 200,
+) -> Response:
+    return render(
+        scope,
+        admin,
+        "admin/official_confirm.html",
+        {
+            "official": official,
+            "action": "remove-passkey",
+            "passkey": passkeys.summary(passkey),
+            "title": REMOVE_PASSKEY_TITLE,
+            "explanation": REMOVE_PASSKEY_EXPLANATION,
+            "refusal": refusal,
+        },
+        status_code=status_code,
+    )
+
+
+def confirm_remove_passkey(scope: RequestScope, admin: Admin) -> Response:
+    official, passkey = _official_passkey(scope, admin)
+    refusal = _refusal(official, admin, "remove-passkey", scope.session)
+    return _render_remove_passkey(scope, admin, official, passkey, refusal=refusal)
+
+
+def remove_passkey(scope: RequestScope, admin: Admin) -> Response:
+    official, passkey = _official_passkey(scope, admin)
+    refusal = _refusal(official, admin, "remove-passkey", scope.session)
+    if refusal is not None:
+        return _render_remove_passkey(
+            scope, admin, official, passkey, refusal=refusal, status_code=409
+        )
+    passkeys.remove(
+        session=scope.session,
+        clock=scope.runtime.clock,
+        account=official.account,
+        passkey_id=passkey.id,
+        actor=admin.actor,
+        client_address=scope.http.client_address,
+    )
+    return RedirectResponse(
+        f"/admin/officials/{official.account.username}?done=passkey-removed", status_code=303
+    )
