@@ -25,6 +25,7 @@ AUDIT_ACTIONS = {
     "ca.certificate.released": N_("Certificate released from hold"),
     "ca.certificate.expiry_reminder": N_("Certificate expiry reminder sent"),
     "ca.crl.published": N_("Revocation list (CRL) published"),
+    "ca.crl.deferred": N_("Revocation list (CRL) owed: the CA key is unavailable"),
     "ca.merger.planned": N_("Unit merger planned for certificates"),
     "ca.merger.approved": N_("Unit merger for certificates approved"),
     "ca.merger.completed": N_("Unit merger for certificates completed"),

@@ -84,6 +84,7 @@ AUDIT_ACTIONS = {
     "saml.assertion_issued": N_("Signed in to a SAML application"),
     "upstream.registered": N_("Sign-in provider added"),
     "upstream.removed": N_("Sign-in provider removed"),
+    "upstream.changed": N_("Sign-in provider changed"),
     "scim.user.create": N_("Account created through SCIM"),
     "scim.user.replace": N_("Account replaced through SCIM"),
     "scim.user.patch": N_("Account changed through SCIM"),

@@ -35,7 +35,7 @@ AUTH_LABELS = {
     providers.PRIVATE_KEY_JWT: N_("A JWT signed by our keys (private_key_jwt)"),
 }
 LINK_CLAIM_LABELS = {
-    "citizen_id": N_("Citizen ID number (citizen_id)"),
+    "citizen_id": N_("Citizen ID number (CCCD)"),
     "preferred_username": N_("Username (preferred_username)"),
 }
 # The providers' rules name these fields; the forms name them so.

@@ -77,7 +77,7 @@ def test_every_page_renders_in_vietnamese_then_english(web, runtime, world, upst
         assert '<html lang="vi">' in response.text
         assert 'aria-current="page">Nhà cung cấp định danh bên ngoài</a>' in response.text
     detail = web.get(PAGE).text
-    assert upstream.issuer in detail and "Số định danh cá nhân / CCCD (citizen_id)" in detail
+    assert upstream.issuer in detail and "Số định danh cá nhân (CCCD)" in detail
     # The addresses to register at the provider.
     assert f"/login/upstream/{UPSTREAM_ID}/callback" in detail
     assert "/login/upstream/logged-out" in detail
