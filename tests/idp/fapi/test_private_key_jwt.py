@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -96,22 +97,35 @@ def test_reused_jti_is_refused_by_every_worker(
         other_worker.session_factory.kw["bind"].dispose()
 
 
+@dataclass(frozen=True)
+class FromNow:
+    """A time claim this many seconds from when the test runs (not from when it was
+    collected: a suite can run for half an hour)."""
+
+    seconds: int
+
+
 @pytest.mark.parametrize(
     ("overrides", "why"),
     [
         ({"aud": "https://elsewhere.example/token"}, "audience"),
-        ({"exp": int(time.time()) - 120}, "expired"),
+        ({"exp": FromNow(-120)}, "expired"),
         ({"exp": None}, "exp"),
-        ({"exp": int(time.time()) + 86_400}, "expire within"),
+        ({"exp": FromNow(86_400)}, "expire within"),
         ({"jti": None}, "jti"),
         ({"iss": "someone-else"}, "iss and sub"),
-        ({"nbf": int(time.time()) + 600}, "future"),
+        ({"nbf": FromNow(600)}, "future"),
     ],
 )
 def test_assertion_claims_are_checked(
     web: TestClient, app_key: AppKey, client_id: str, overrides: dict[str, object], why: str
 ) -> None:
-    response = token_request(web, app_key.assertion_fields(client_id, **overrides))
+    now = int(time.time())
+    claims = {
+        name: now + value.seconds if isinstance(value, FromNow) else value
+        for name, value in overrides.items()
+    }
+    response = token_request(web, app_key.assertion_fields(client_id, **claims))
     assert response.status_code in (400, 401), response.text
     body = response.json()
     assert body["error"] == "invalid_client"

@@ -72,7 +72,9 @@ def test_an_sp_declaring_ecdsa_only_gets_ecdsa_signatures(
     web: TestClient, ecdsa_sp: ServiceProvider, runtime: IdpRuntime
 ) -> None:
     with transaction(runtime.session_factory) as session:
-        registered = service_providers.as_dict(service_providers.get_active(session, SP_ENTITY_ID))
+        registered = service_providers.as_dict(
+            service_providers.REGISTRY.get_active(session, SP_ENTITY_ID)
+        )
     assert registered["signing_methods"] == [ECDSA_SHA256]
     assert registered["signs_with"] == "ES256"
     request_id, info = ecdsa_sp.authn_request()

@@ -1,7 +1,7 @@
 """Throttles per (account, address), per account and per device instead of a lock from every
 address, readable for the admin page; self-service password reset links (issue 16)
 
-Revision ID: 0023
+Revision ID: 0029
 Revises: 0028
 Create Date: 2026-12-07 16:30:00
 """
@@ -12,7 +12,7 @@ from alembic import op
 import core.db
 
 
-revision = "0023"
+revision = "0029"
 down_revision = "0028"
 branch_labels = None
 depends_on = None

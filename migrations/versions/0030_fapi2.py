@@ -1,8 +1,8 @@
 """FAPI 2.0 parts: client keys (private_key_jwt, signed request objects), pushed authorization
 requests, DPoP- and certificate-bound tokens, single-use JWT ids (issue 16)
 
-Revision ID: 0027
-Revises: 0023
+Revision ID: 0030
+Revises: 0029
 Create Date: 2026-12-12 09:00:00
 """
 
@@ -12,8 +12,8 @@ from alembic import op
 import core.db
 from idp import token_state_triggers
 
-revision = "0027"
-down_revision = "0023"
+revision = "0030"
+down_revision = "0029"
 branch_labels = None
 depends_on = None
 
