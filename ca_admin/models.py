@@ -237,3 +237,39 @@ class ReminderSent(Base):
     # went out in the same pass, e.g. after the service was down for weeks)
     outcome: Mapped[str] = mapped_column(String(16))
     recipient: Mapped[str | None] = mapped_column(String(320))
+
+
+class TimeStampingUnit(Base):
+    """A TSA key and its certificate (RFC 3161 §2.3), issued by one of our issuing CAs.
+
+    Tokens are signed by the newest active unit; an older one stays here so its tokens' serials
+    and certificate remain known.
+    """
+
+    __tablename__ = "ca_tsa_unit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)  # slug, in the certificate's CN
+    authority_id: Mapped[int] = mapped_column(ForeignKey("ca_authority.id"))  # its issuer
+    key_uri: Mapped[str] = mapped_column(String(500))
+    key_algorithm: Mapped[str] = mapped_column(String(16))
+    certificate_der: Mapped[bytes] = mapped_column(LargeBinary)
+    serial: Mapped[str] = mapped_column(String(42))  # the certificate's, as ca_certificate.serial
+    not_after: Mapped[datetime] = mapped_column(UTCDateTime())
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class TimeStampToken(Base):
+    """One time-stamp token we signed (RFC 3161 §2.4.2): its serial is the primary key, so
+    no two tokens of any worker or host share one (§2.4.2: "unique for each TimeStampToken")."""
+
+    __tablename__ = "ca_tsa_token"
+
+    serial: Mapped[str] = mapped_column(String(42), primary_key=True)  # lowercase hex
+    unit_id: Mapped[int] = mapped_column(ForeignKey("ca_tsa_unit.id"))
+    gen_time: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    policy: Mapped[str] = mapped_column(String(200))
+    hash_algorithm: Mapped[str] = mapped_column(String(16))
+    message_imprint: Mapped[str] = mapped_column(String(128))  # hex
+    client_address: Mapped[str | None] = mapped_column(String(64))

@@ -18,6 +18,8 @@ from ca_admin.models import Authority
 from ca_admin.officials import ApproverScope, OfficialDirectory
 from ca_admin.profiles import StatusUrls
 from ca_admin.signing import CaKeyStore
+from ca_admin.time_stamp_ledger import TimeStampLedger
+from ca_admin.tsa_signer import TsaSignerCache
 from core.clock import Clock
 
 if TYPE_CHECKING:  # ca_admin.web and ca_admin.reminders import this module
@@ -29,6 +31,9 @@ if TYPE_CHECKING:  # ca_admin.web and ca_admin.reminders import this module
 
 # Another process (the CLI's `ca init`, another worker) may add an issuing CA.
 AUTHORITY_CACHE_SECONDS = 5.0
+# The TSA policy of commune-sso's time-stamping practice when none is configured: an OID under
+# 2.25 (ITU-T X.667, a UUID as an OID), the same default as COMMUNE_SSO_TSA_POLICY_OID.
+DEFAULT_TSA_POLICY = "2.25.134260980301665016976231259157429528141"
 
 
 @dataclass(frozen=True)
@@ -79,6 +84,12 @@ class CaRuntime:
     pages_client: PagesClient | None = None
     # Expiry reminders by e-mail (ca_admin/reminders.py); None: no reminders are sent.
     mailer: Mailer | None = None
+    # RFC 3161 time-stamping (ca_admin.time_stamping): the policy OID of our tokens and the
+    # accuracy they state.
+    tsa_policy: str = DEFAULT_TSA_POLICY
+    tsa_accuracy: timedelta = timedelta(seconds=1)
+    # The signing TSA unit, re-read every few seconds (another process may make a new one).
+    tsa_signers: TsaSignerCache = field(default_factory=TsaSignerCache, init=False)
     _authorities: dict[int, LoadedAuthority] = field(default_factory=dict, init=False)
     _loaded_at: float = field(default=-1e9, init=False)
     _ocsp_issuers: dict[tuple[str, bytes, bytes], LoadedAuthority] = field(
@@ -86,6 +97,7 @@ class CaRuntime:
     )
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
     _autocommit_engine: Engine | None = field(default=None, init=False)
+    _time_stamp_ledger: TimeStampLedger | None = field(default=None, init=False)
 
     def status_urls(self, authority_name: str) -> StatusUrls:
         return StatusUrls(
@@ -138,6 +150,17 @@ class CaRuntime:
     def forget_authorities(self) -> None:
         """After a change in this process: the next read goes to the database."""
         self._loaded_at = -1e9
+        self.tsa_signers.forget()
+
+    def time_stamp_ledger(self) -> TimeStampLedger:
+        """Where every time-stamp token is recorded and audited (group commit, one per process)."""
+        if self._time_stamp_ledger is None:
+            with self._lock:
+                if self._time_stamp_ledger is None:
+                    self._time_stamp_ledger = TimeStampLedger(
+                        session_factory=self.session_factory, clock=self.clock
+                    )
+        return self._time_stamp_ledger
 
 
 class StaleAuthorities(Exception):

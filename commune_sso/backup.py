@@ -54,7 +54,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from ca_admin.models import Authority
+from ca_admin.models import Authority, TimeStampingUnit
 from commune_sso import database, secrets_setup
 from commune_sso.app import audit_key_uri
 from core import audit, audit_checkpoints
@@ -333,6 +333,8 @@ def _ca_key_uris(database_url: str) -> list[str]:
     try:
         with engine.connect() as connection:
             rows = connection.execute(select(Authority.key_uri, Authority.ocsp_key_uri)).all()
+            # The time-stamping units' keys live in the CA key directory too.
+            rows += connection.execute(select(TimeStampingUnit.key_uri)).all()
     finally:
         engine.dispose()
     return sorted({uri for row in rows for uri in row if uri})
@@ -813,6 +815,14 @@ def _move_ca_key_uris(session: Session, *, old: str, new: str) -> int:
                     update(Authority).where(Authority.id == authority.id).values({column: new_uri})
                 )
                 changed += 1
+    for unit in session.scalars(select(TimeStampingUnit)).all():
+        if unit.key_uri.startswith(prefix):
+            session.execute(
+                update(TimeStampingUnit)
+                .where(TimeStampingUnit.id == unit.id)
+                .values(key_uri=f"file:{new}/{unit.key_uri.removeprefix(prefix)}")
+            )
+            changed += 1
     return changed
 
 

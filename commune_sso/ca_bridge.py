@@ -213,6 +213,8 @@ def build_ca_runtime(settings: Settings, runtime: SharedBasics) -> CaRuntime:
         ocsp_refresh_before=timedelta(seconds=settings.ca_ocsp_lifetime // 2),
         supersede_after=timedelta(days=settings.ca_supersede_after_days),
         organisation_name=settings.organisation_name,
+        tsa_policy=settings.tsa_policy_oid,
+        tsa_accuracy=timedelta(milliseconds=settings.tsa_accuracy_ms),
         # The CLI's stand-in has no key ring: it serves no API, so it verifies no tokens.
         access_tokens=IdpAccessTokens(runtime) if isinstance(runtime, IdpRuntime) else None,
         pages=_ca_pages(runtime) if isinstance(runtime, IdpRuntime) else None,

@@ -199,6 +199,22 @@ class Settings(BaseSettings):
         "lets an official switch their signing software to the new key; without it, as with "
         "step-ca, the old one would stay valid until it expires.",
     )
+    tsa_policy_oid: str = Field(
+        default="2.25.134260980301665016976231259157429528141",
+        pattern=r"^[0-2](\.(0|[1-9][0-9]*)){1,30}$",
+        description="The TSA policy (RFC 3161 §2.4.2 TSTInfo.policy) of `POST /tsa`: a request "
+        "asking for another policy is refused (unacceptedPolicy). Default: an OID under the "
+        "2.25 arc (ITU-T X.667: a UUID as an OID, no registration needed) fixed for "
+        "commune-sso's TSA practice; a province with its own arc (an IANA private enterprise "
+        "number 1.3.6.1.4.1.<n>, or one given by the national root CA) sets its own.",
+    )
+    tsa_accuracy_ms: int = Field(
+        default=1000,
+        ge=1,
+        le=60_000,
+        description="Milliseconds of the time-stamps' accuracy (RFC 3161 §2.4.2 accuracy): how "
+        "far the server clock may be from UTC. Keep the clock synchronised (NTP) within it.",
+    )
     units_load_on_start: bool = Field(
         default=True,
         description="At start-up, load the 34 provinces and 3,321 communes and wards from the "

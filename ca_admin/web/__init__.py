@@ -12,5 +12,6 @@ def ca_routes() -> list[BaseRoute]:
     from ca_admin.web.api import api_routes
     from ca_admin.web.pages import page_routes
     from ca_admin.web.status_routes import status_routes
+    from ca_admin.web.tsa_route import tsa_routes
 
-    return [*status_routes(), *api_routes(), *page_routes()]
+    return [*status_routes(), *tsa_routes(), *api_routes(), *page_routes()]

@@ -164,7 +164,7 @@ def _ocsp_response(body: bytes, headers: dict[str, str] | None = None) -> Respon
     return Response(body, media_type=OCSP_RESPONSE_TYPE, headers=headers)
 
 
-async def _read_limited(request: Request, limit: int) -> bytes | None:
+async def read_limited(request: Request, limit: int) -> bytes | None:
     """The body, or None as soon as it exceeds ``limit`` (never buffers more than that)."""
     declared = request.headers.get("content-length")
     if declared is not None and (not declared.isdigit() or int(declared) > limit):
@@ -190,7 +190,7 @@ async def ocsp_post_endpoint(request: Request) -> Response:
             media_type="text/plain",
             headers={"Accept-Post": OCSP_REQUEST_TYPE},
         )
-    body = await _read_limited(request, ocsp.MAX_REQUEST_BYTES)
+    body = await read_limited(request, ocsp.MAX_REQUEST_BYTES)
     if body is None:
         return _ocsp_response(_malformed())
     runtime = _runtime(request)

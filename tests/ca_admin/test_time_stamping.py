@@ -1,0 +1,269 @@
+"""RFC 3161 time-stamping authority: ``POST /tsa`` through the real app, judged by
+``openssl ts`` (query, reply, verify), pkilint on the TSA certificate, and every token recorded
+and audited."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+from asn1crypto import core as asn1_core
+from asn1crypto import tsp as asn1_tsp
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from ca_admin.models import Authority, IssuedCertificate, TimeStampToken
+from ca_admin.runtime import CaRuntime
+from ca_admin.serials import serial_hex
+from ca_admin.tsa_certificate import issue_tsa_unit
+from core.audit import AuditEntry, verify
+from core.db import transaction
+from tests.ca_admin.conftest import make_hierarchy
+from tests.ca_admin.interop_support import errors_of, lint_report, openssl, pkilint, write_pem
+
+QUERY = "application/timestamp-query"
+REPLY = "application/timestamp-reply"
+
+
+@pytest.fixture
+def app_ca(app: Starlette) -> CaRuntime:
+    runtime: CaRuntime = app.state.ca
+    return runtime
+
+
+@pytest.fixture
+def tsa(app_ca: CaRuntime) -> dict[str, x509.Certificate]:
+    root, issuing = make_hierarchy(app_ca)
+    with transaction(app_ca.session_factory) as session:
+        unit = issue_tsa_unit(session=session, runtime=app_ca, actor="test")
+        certificate = x509.load_der_x509_certificate(unit.certificate_der)
+    return {
+        "root": x509.load_der_x509_certificate(root.certificate_der),
+        "issuing": x509.load_der_x509_certificate(issuing.certificate_der),
+        "tsa": certificate,
+    }
+
+
+def _post(web: TestClient, body: bytes, content_type: str = QUERY) -> bytes:
+    reply = web.post("/tsa", content=body, headers={"Content-Type": content_type})
+    assert reply.status_code == 200, reply.text
+    assert reply.headers["content-type"] == REPLY
+    return reply.content
+
+
+def _query(tmp_path: Path, *options: str) -> bytes:
+    document = tmp_path / "document.txt"
+    document.write_bytes("Quyết định số 12/QĐ-UBND".encode())
+    query = tmp_path / "query.tsq"
+    result = openssl("ts", "-query", "-data", document, "-out", query, *options)
+    assert result.returncode == 0, result.stderr
+    return query.read_bytes()
+
+
+def _failure(response: bytes) -> tuple[str, set[str]]:
+    """PKIStatusInfo of a TimeStampResp without token (asn1crypto's TimeStampResp wants one)."""
+    status = asn1_tsp.PKIStatusInfo.load(asn1_core.Sequence.load(response)[0].dump())
+    return status["status"].native, set(status["fail_info"].native)
+
+
+def test_tsa_certificate_has_the_rfc_3161_profile_and_lints_clean(
+    app_ca: CaRuntime, tsa: dict[str, x509.Certificate]
+) -> None:
+    certificate = tsa["tsa"]
+    eku = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    assert eku.critical and list(eku.value) == [ExtendedKeyUsageOID.TIME_STAMPING]
+    key_usage = certificate.extensions.get_extension_for_class(x509.KeyUsage)
+    assert key_usage.critical
+    assert key_usage.value.digital_signature and key_usage.value.content_commitment
+    assert not key_usage.value.key_cert_sign
+    assert certificate.issuer == tsa["issuing"].subject
+    findings = pkilint("certificate", certificate.public_bytes(Encoding.DER))
+    assert not errors_of(findings), lint_report(findings)
+    # In the issuing CA's revocation table: its CRL and OCSP answer for it.
+    with transaction(app_ca.session_factory) as session:
+        row = session.scalar(
+            select(IssuedCertificate).where(
+                IssuedCertificate.serial == serial_hex(certificate.serial_number)
+            )
+        )
+        assert row is not None and row.profile == "time-stamping"
+        issuer = session.scalar(select(Authority).where(Authority.id == row.authority_id))
+        assert issuer is not None and issuer.role == "issuing"
+
+
+@pytest.mark.parametrize(
+    ("form", "nonce", "cert_req"),
+    [
+        ("data", True, True),
+        ("data", False, False),
+        ("digest", True, False),
+        ("digest", False, True),
+    ],
+)
+def test_openssl_verifies_our_time_stamps(
+    web: TestClient,
+    app_ca: CaRuntime,
+    tsa: dict[str, x509.Certificate],
+    tmp_path: Path,
+    form: str,
+    nonce: bool,
+    cert_req: bool,
+) -> None:
+    document = tmp_path / "document.txt"
+    document.write_bytes("Quyết định số 12/QĐ-UBND".encode())
+    digest = hashlib.sha256(document.read_bytes()).hexdigest()
+    query = tmp_path / "query.tsq"
+    source = ["-data", str(document)] if form == "data" else ["-digest", digest, "-sha256"]
+    made = openssl(
+        "ts",
+        "-query",
+        *source,
+        *([] if nonce else ["-no_nonce"]),
+        *(["-cert"] if cert_req else []),
+        "-out",
+        query,
+    )
+    assert made.returncode == 0, made.stderr
+    reply = web.post("/tsa", content=query.read_bytes(), headers={"Content-Type": QUERY})
+    assert reply.status_code == 200 and reply.headers["content-type"] == REPLY
+    response = tmp_path / "reply.tsr"
+    response.write_bytes(reply.content)
+
+    token = asn1_tsp.TimeStampResp.load(reply.content)
+    assert token["status"]["status"].native == "granted"
+    signed_data = token["time_stamp_token"]["content"]
+    assert (len(signed_data["certificates"]) if signed_data["certificates"] else 0) == int(cert_req)
+    tst_info = signed_data["encap_content_info"]["content"].parsed
+    assert tst_info["version"].native == "v1"
+    assert tst_info["policy"].dotted == app_ca.tsa_policy
+    assert tst_info["message_imprint"]["hashed_message"].native.hex() == digest
+    assert tst_info["accuracy"].native == {"seconds": 1, "millis": None, "micros": None}
+    request = asn1_tsp.TimeStampReq.load(query.read_bytes())
+    assert tst_info["nonce"].native == request["nonce"].native
+    attributes = {a["type"].native for a in signed_data["signer_infos"][0]["signed_attrs"]}
+    assert "signing_certificate_v2" in attributes
+
+    root = write_pem(tmp_path, "root.pem", tsa["root"])
+    # Without certReq the token carries no certificate: the verifier is given the TSA's.
+    untrusted = write_pem(tmp_path, "untrusted.pem", tsa["issuing"], tsa["tsa"])
+    checked = openssl(
+        "ts",
+        "-verify",
+        *source[:2],
+        "-in",
+        response,
+        "-CAfile",
+        root,
+        "-untrusted",
+        untrusted,
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "Verification: OK" in checked.stdout
+    # The query form checks the nonce too.
+    against_query = openssl(
+        "ts",
+        "-verify",
+        "-queryfile",
+        query,
+        "-in",
+        response,
+        "-CAfile",
+        root,
+        "-untrusted",
+        untrusted,
+    )
+    assert "Verification: OK" in against_query.stdout, against_query.stdout + against_query.stderr
+
+    # Recorded and audited: serial, imprint, client address.
+    serial = serial_hex(tst_info["serial_number"].native)
+    with transaction(app_ca.session_factory) as session:
+        stored = session.get(TimeStampToken, serial)
+        assert stored is not None
+        assert stored.message_imprint == digest and stored.hash_algorithm == "sha256"
+        assert stored.client_address == "testclient"
+        entry = session.scalar(
+            select(AuditEntry)
+            .where(AuditEntry.action == "ca.timestamp.issued")
+            .order_by(AuditEntry.seq.desc())
+            .limit(1)
+        )
+        assert entry is not None and serial in entry.details and digest in entry.details
+        assert entry.client_address == "testclient"
+        assert verify(session).ok
+
+
+def test_serials_are_unique_and_each_token_is_audited(
+    web: TestClient, app_ca: CaRuntime, tsa: dict[str, x509.Certificate], tmp_path: Path
+) -> None:
+    query = _query(tmp_path)
+    serials = set()
+    for _ in range(5):
+        response = asn1_tsp.TimeStampResp.load(_post(web, query))
+        tst_info = response["time_stamp_token"]["content"]["encap_content_info"]["content"].parsed
+        serials.add(tst_info["serial_number"].native)
+    assert len(serials) == 5
+    with transaction(app_ca.session_factory) as session:
+        audited = session.scalars(
+            select(AuditEntry.details).where(AuditEntry.action == "ca.timestamp.issued")
+        ).all()
+    assert len(audited) == 5
+    assert {serial_hex(serial) for serial in serials} <= {
+        detail.split('"serial":"')[1].split('"')[0] for detail in audited
+    }
+
+
+def test_sha1_is_refused_as_bad_alg(
+    web: TestClient, tsa: dict[str, x509.Certificate], tmp_path: Path
+) -> None:
+    assert _failure(_post(web, _query(tmp_path, "-sha1"))) == ("rejection", {"bad_alg"})
+
+
+def test_unknown_policy_is_refused(
+    web: TestClient, tsa: dict[str, x509.Certificate], tmp_path: Path
+) -> None:
+    response = _post(web, _query(tmp_path, "-tspolicy", "1.2.3.4.5"))
+    assert _failure(response) == ("rejection", {"unaccepted_policy"})
+
+
+def test_our_policy_requested_is_granted(
+    web: TestClient, app_ca: CaRuntime, tsa: dict[str, x509.Certificate], tmp_path: Path
+) -> None:
+    response = asn1_tsp.TimeStampResp.load(
+        _post(web, _query(tmp_path, "-tspolicy", app_ca.tsa_policy))
+    )
+    assert response["status"]["status"].native == "granted"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [b"", b"not DER at all", b"\x30\x03\x02\x01", b"\x30" + b"\x84\xff\xff\xff\xff"],
+    ids=["empty", "text", "truncated", "huge-length"],
+)
+def test_bad_der_is_bad_data_format(
+    web: TestClient, tsa: dict[str, x509.Certificate], body: bytes
+) -> None:
+    assert _failure(_post(web, body)) == ("rejection", {"bad_data_format"})
+
+
+def test_too_long_a_request_is_bad_data_format(
+    web: TestClient, tsa: dict[str, x509.Certificate]
+) -> None:
+    assert _failure(_post(web, b"\x30" * 5000)) == ("rejection", {"bad_data_format"})
+
+
+def test_wrong_content_type_is_415(web: TestClient, tsa: dict[str, x509.Certificate]) -> None:
+    reply = web.post("/tsa", content=b"\x30\x00", headers={"Content-Type": "application/json"})
+    assert reply.status_code == 415
+    assert reply.headers["accept-post"] == QUERY
+
+
+def test_without_a_tsa_unit_the_answer_is_system_failure(
+    web: TestClient, app_ca: CaRuntime, tmp_path: Path
+) -> None:
+    make_hierarchy(app_ca)
+    assert _failure(_post(web, _query(tmp_path))) == ("rejection", {"system_failure"})
