@@ -14,6 +14,8 @@ AUDIT_ACTIONS = {
     "ca.root.created": N_("Root CA created"),
     "ca.issuing.created": N_("Issuing CA created"),
     "ca.ocsp_signer.issued": N_("OCSP signing certificate issued"),
+    "ca.tsa.issued": N_("Time-stamping certificate issued"),
+    "ca.timestamp.issued": N_("Time-stamp issued"),
     "ca.request.submitted": N_("Certificate request submitted"),
     "ca.request.approved": N_("Certificate request approved"),
     "ca.request.rejected": N_("Certificate request rejected"),
@@ -34,6 +36,7 @@ AUDIT_ACTIONS = {
 AUDIT_ACTORS = {
     "ca-scheduler": N_("Certificate authority (scheduled task)"),
     "ca-lifecycle": N_("Certificate authority (account changes)"),
+    "tsa": N_("Time-stamping service"),
 }
 
 CERTIFICATE_STATUSES = {

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 from rich.console import Console
 from sqlalchemy.orm import Session, sessionmaker
 
-from ca_admin import hierarchy
+from ca_admin import hierarchy, tsa_certificate
 from ca_admin.runtime import CaRuntime
 from commune_sso import secrets_setup
 from commune_sso.ca_bridge import CA_PAGES_CLIENT_ID, ensure_ca_pages_client
@@ -137,20 +137,24 @@ def prepare_at_start(
 
 
 def init_quick_start_ca(settings: Settings, ca_runtime: CaRuntime) -> bool:
-    """``ca init`` with its defaults, named after the organisation; False if a CA exists."""
+    """``ca init`` with its defaults, named after the organisation, and ``ca tsa init`` (a
+    quick start made before the TSA existed gets its TSA unit at its next start); False if a
+    CA existed."""
     with transaction(ca_runtime.session_factory) as session:
         # FOR UPDATE: on SQLite the write lock is taken before the check (core.db), so workers
         # of one quick start starting together make one hierarchy, not one each.
-        if hierarchy.is_initialised(session, for_update=True):
-            return False
-        hierarchy.init_hierarchy(
-            session=session,
-            runtime=ca_runtime,
-            actor="system",
-            setup=hierarchy.CaSetup(organisation=organisation(settings)),
-        )
+        created = not hierarchy.is_initialised(session, for_update=True)
+        if created:
+            hierarchy.init_hierarchy(
+                session=session,
+                runtime=ca_runtime,
+                actor="system",
+                setup=hierarchy.CaSetup(organisation=organisation(settings)),
+            )
+        if not tsa_certificate.has_tsa_unit(session):
+            tsa_certificate.issue_tsa_unit(session=session, runtime=ca_runtime, actor="system")
     ca_runtime.forget_authorities()
-    return True
+    return created
 
 
 def first_start(

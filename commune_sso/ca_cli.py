@@ -30,10 +30,17 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ca_admin import certificate_requests, crl, hierarchy, revocation, unit_merger
+from ca_admin import certificate_requests, crl, hierarchy, revocation, tsa_certificate, unit_merger
 from ca_admin.certificate_requests import Submission
 from ca_admin.errors import ApprovalRefused
-from ca_admin.models import Approval, Authority, CertificateRequest, IssuedCertificate, PublishedCrl
+from ca_admin.models import (
+    Approval,
+    Authority,
+    CertificateRequest,
+    IssuedCertificate,
+    PublishedCrl,
+    TimeStampingUnit,
+)
 from ca_admin.officials import OfficialIdentity, usernames_of
 from ca_admin.profiles import dn_text
 from ca_admin.revocation import END_ENTITY_REASONS
@@ -68,6 +75,11 @@ merger_app = typer.Typer(
     no_args_is_help=True,
 )
 ca_app.add_typer(merger_app, name="merger")
+tsa_app = typer.Typer(
+    help="RFC 3161 time-stamping authority (POST /tsa): its key and certificate.",
+    no_args_is_help=True,
+)
+ca_app.add_typer(tsa_app, name="tsa")
 
 AdminOption = Annotated[
     str, typer.Option("--as", help="Act as this administrator (username); required.")
@@ -1037,3 +1049,117 @@ def merger_show(
     with clean_errors(), transaction(runtime.session_factory) as session:
         data = unit_merger.progress(session, unit_merger.find_job(session, job_id)).as_dict()
     emit(data) if as_json else _print_progress(data)
+
+
+# --------------------------------------------------------------------------------------------
+# time-stamping authority
+
+
+def _tsa_unit_as_dict(unit: TimeStampingUnit, runtime: CaRuntime) -> dict[str, Any]:
+    certificate = x509.load_der_x509_certificate(unit.certificate_der)
+    return {
+        "name": unit.name,
+        "active": unit.active,
+        "subject": dn_text(certificate.subject),
+        "issuer": dn_text(certificate.issuer),
+        "serial": openssl_serial(certificate.serial_number),
+        "not_after": iso(unit.not_after),
+        "key": describe_key_uri(unit.key_uri),
+        "algorithm": unit.key_algorithm,
+        "policy": runtime.tsa_policy,
+        "url": f"{runtime.base_url}/tsa",
+        "pem": certificate.public_bytes(Encoding.PEM).decode("ascii"),
+    }
+
+
+@tsa_app.command("init")
+def tsa_init(
+    name: Annotated[
+        str, typer.Option(help="Slug of the TSA unit (in its certificate's name).")
+    ] = tsa_certificate.DEFAULT_TSA_NAME,
+    algorithm: Annotated[
+        str, typer.Option(help="TSA key: ec-p256 (fastest), ec-p384, rsa-2048...")
+    ] = tsa_certificate.DEFAULT_TSA_ALGORITHM,
+    key_uri: Annotated[
+        str | None,
+        typer.Option(help="file: or pkcs11: URI. Default: a new file in the CA key dir."),
+    ] = None,
+    reuse_key: Annotated[
+        bool,
+        typer.Option(
+            help="Certify the key already at --key-uri (an HSM key made beforehand) "
+            "instead of generating one there."
+        ),
+    ] = False,
+    issuer: Annotated[
+        str | None, typer.Option(help="Issuing CA name. Default: the current issuing CA.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """A TSA key and its certificate (critical EKU timeStamping) from an issuing CA.
+
+    The new unit signs every time-stamp from now on (each worker within seconds); tokens of an
+    earlier unit still verify with its certificate."""
+    if algorithm not in CA_KEY_ALGORITHMS:
+        fail(f"--algorithm must be one of {', '.join(CA_KEY_ALGORITHMS)}")
+    if reuse_key and key_uri is None:
+        fail("--reuse-key needs --key-uri")
+    runtime = ca_runtime()
+    with clean_errors(), transaction(runtime.session_factory) as session:
+        unit = tsa_certificate.issue_tsa_unit(
+            session=session,
+            runtime=runtime,
+            actor=CLI_ACTOR,
+            name=name,
+            algorithm=algorithm,
+            key_uri=key_uri,
+            reuse_key=reuse_key,
+            issuer_name=issuer,
+        )
+        data = _tsa_unit_as_dict(unit, runtime)
+    if as_json:
+        emit(data)
+        return
+    console.print(f"TSA unit {data['name']} created: {escape(data['subject'])}")
+    console.print(f"serial {data['serial']}, valid until {data['not_after'][:10]}")
+    console.print(f"policy {data['policy']}; time-stamps at POST {escape(data['url'])}")
+
+
+@tsa_app.command("show")
+def tsa_show(
+    pem: Annotated[
+        bool, typer.Option("--pem", help="Print only the signing unit's certificate (PEM).")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """The TSA units, the signing one first, with the policy and URL clients use."""
+    runtime = ca_runtime()
+    with clean_errors(), transaction(runtime.session_factory) as session:
+        units = [
+            _tsa_unit_as_dict(unit, runtime)
+            for unit in session.scalars(
+                select(TimeStampingUnit).order_by(
+                    TimeStampingUnit.active.desc(), TimeStampingUnit.id.desc()
+                )
+            )
+        ]
+    if not units:
+        fail("no TSA unit yet: run `commune-sso ca tsa init`")
+    if as_json:
+        emit(units)
+        return
+    if pem:
+        sys.stdout.write(units[0]["pem"])
+        return
+    table = Table("name", "signing", "subject", "serial", "valid until", "key")
+    for unit in units:
+        table.add_row(
+            unit["name"],
+            "yes" if unit["active"] else "no",
+            escape(unit["subject"]),
+            unit["serial"],
+            unit["not_after"][:10],
+            escape(unit["key"]),
+        )
+    console.print(table)
+    console.print(f"policy {units[0]['policy']}; time-stamps at POST {escape(units[0]['url'])}")

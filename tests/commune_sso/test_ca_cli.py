@@ -280,3 +280,23 @@ def test_renew_with_a_new_csr_needs_another_admin(ca: Cli, tmp_path: Path) -> No
     shown = ca.json("ca", "show", renewed["serial"])
     assert shown["renewal_of"] == serial and shown["status"] == "good"
     assert_clean_failure(ca("ca", "renew", serial, "--as", "admin.badinh"), "do not administer")
+
+
+def test_tsa_init_and_show(ca: Cli, tmp_path: Path) -> None:
+    created = ca.json("ca", "tsa", "init")
+    assert created["name"] == "tsa-1" and created["active"]
+    assert created["subject"].startswith("CN=Time-Stamping Authority (tsa-1),")
+    assert created["url"].endswith("/tsa")
+    certificate = x509.load_pem_x509_certificate(created["pem"].encode())
+    eku = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage)
+    assert eku.critical and list(eku.value) == [x509.ExtendedKeyUsageOID.TIME_STAMPING]
+    taken = ca("ca", "tsa", "init")
+    assert_clean_failure(taken, "already exists")
+    second = ca.json("ca", "tsa", "init", "--name", "tsa-2", "--algorithm", "ec-p384")
+    shown = ca.json("ca", "tsa", "show")
+    assert [(unit["name"], unit["active"]) for unit in shown] == [
+        ("tsa-2", True),
+        ("tsa-1", False),
+    ]
+    assert ca.ok("ca", "tsa", "show", "--pem").stdout == second["pem"]
+    assert_clean_failure(ca("ca", "tsa", "init", "--reuse-key"), "--reuse-key needs --key-uri")

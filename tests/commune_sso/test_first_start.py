@@ -12,12 +12,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from asn1crypto import tsp as asn1_tsp
 from sqlalchemy import func, select, update
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from ca_admin.hierarchy import CaSetup, init_hierarchy
-from ca_admin.models import Authority
+from ca_admin.models import Authority, TimeStampingUnit
 from commune_sso import bootstrap
 from commune_sso.app import build_runtime, create_app
 from core.audit import AuditEntry
@@ -190,11 +191,29 @@ def test_the_quick_start_creates_its_ca_on_the_first_start(
         assert "warnings" not in ready.json()
         # The CRL of the new issuing CA is served at once.
         assert web.get("/ca/crl/issuing-ca-1.crl").status_code == 200
+        # So is the time-stamping authority: a token for a SHA-256 imprint is granted.
+        query = asn1_tsp.TimeStampReq(
+            {
+                "version": "v1",
+                "message_imprint": {
+                    "hash_algorithm": {"algorithm": "sha256"},
+                    "hashed_message": bytes(32),
+                },
+                "cert_req": True,
+            }
+        ).dump()
+        stamped = web.post(
+            "/tsa", content=query, headers={"Content-Type": "application/timestamp-query"}
+        )
+        assert stamped.status_code == 200
+        assert asn1_tsp.TimeStampResp.load(stamped.content)["status"]["status"].native == "granted"
     made = authorities(runtime)
     assert [role for role, _ in made] == ["root", "issuing"]
     assert all(f"O={bootstrap.DEFAULT_ORGANISATION}" in subject for _, subject in made)
     start(app)  # a second start makes nothing more
     assert authorities(runtime) == made
+    with transaction(runtime.session_factory) as session:
+        assert session.scalar(select(func.count()).select_from(TimeStampingUnit)) == 1
 
 
 def test_production_keeps_the_explicit_ca_init_and_readyz_names_it(
