@@ -37,6 +37,10 @@ machine, at the same time):
    ``bench/loadgen.py`` against ``openssl ocsp -index -multi N`` (the peer: an index.txt of the
    same certificates and revoked entries, the same RSA-2048 responder key and certificate)
    and then against ``commune-sso serve --workers N``, same load generator and connections.
+7. Time-stamps: a P-256 TSA unit (``ca_admin.tsa_certificate``) and ``POST /tsa`` (RFC 3161)
+   with SHA-256 imprints, a nonce and certReq, against ``commune-sso serve --workers N``, same
+   load generator; each token is signed, recorded and audited (group commit) before its reply.
+   ``--only tsa`` runs this scenario alone (after the hierarchy): a quick look at the TSA.
 
 Requirements: ``openssl`` and ``cfssl`` (``apt-get install golang-cfssl``; without it the bench
 says so and skips that comparison).
@@ -44,7 +48,8 @@ says so and skips that comparison).
 Targets (2 cores): issuance ≥ 300 certs/s (RSA-2048 CA, and ≥ 1.2× ``cfssl serve``) and
 ≥ 1,000/s (P-256 CA); re-issue of
 67,668 < 5 min; CRL of 70,000 ≤ 2 s and ≤ 54 bytes per entry; OCSP without a nonce ≥ 3× and
-with a nonce ≥ 1.0× ``openssl ocsp`` in the same run (and ≥ 1,000 responses/s, issue 15).
+with a nonce ≥ 1.0× ``openssl ocsp`` in the same run (and ≥ 1,000 responses/s, issue 15);
+time-stamps ≥ 1,000 tokens/s with a P-256 TSA (issue 18).
 Traffic goes to 127.0.0.1 only; every loop is bounded in time and count.
 """
 
@@ -73,6 +78,7 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
+from asn1crypto import tsp as asn1_tsp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -102,15 +108,16 @@ from rich.table import Table
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from ca_admin import crl, preproduced_ocsp, unit_merger
+from ca_admin import crl, preproduced_ocsp, time_stamping, unit_merger
 from ca_admin.hierarchy import CaSetup, add_issuing_ca, init_hierarchy
 from ca_admin.issuance import IssueOrder, issue
 from ca_admin.key_policy import load_csr
-from ca_admin.models import Authority, IssuedCertificate
+from ca_admin.models import Authority, IssuedCertificate, TimeStampToken
 from ca_admin.officials import OfficialIdentity
 from ca_admin.profiles import get_profile
 from ca_admin.runtime import CaRuntime, subject_public_key_bits
 from ca_admin.serials import new_serial, serial_hex
+from ca_admin.tsa_certificate import issue_tsa_unit
 from commune_sso.ca_bridge import build_ca_runtime
 from commune_sso.database import upgrade
 from core import audit
@@ -143,6 +150,7 @@ OCSP_DURATION, QUICK_OCSP_DURATION = 10.0, 2.0
 RAW_SECONDS, QUICK_RAW_SECONDS = 3.0, 0.5
 OCSP_NONCE_BYTES = 16
 OCSP_MAX_PER_SECOND = 20_000
+TSA_TARGET = 1000.0  # tokens/s, P-256 TSA (issue 18)
 WORKER_TIMEOUT = 1800.0
 
 console = Console(width=200)
@@ -1118,6 +1126,90 @@ def measure_ocsp(bench: Bench, runtime: CaRuntime, env: dict[str, str], port: in
 
 
 # --------------------------------------------------------------------------------------------
+# RFC 3161 time-stamps (issue 18)
+
+
+def tsa_requests(count: int) -> list[tuple[bytes, bytes]]:
+    """(DER TimeStampReq, DER of its nonce INTEGER's value): a random SHA-256 imprint, a
+    64-bit nonce (as openssl sends) and certReq, as signing software asks."""
+    requests = []
+    for _ in range(count):
+        nonce = int.from_bytes(b"\x01" + secrets.token_bytes(7), "big")
+        request = asn1_tsp.TimeStampReq(
+            {
+                "version": "v1",
+                "message_imprint": {
+                    "hash_algorithm": {"algorithm": "sha256"},
+                    "hashed_message": secrets.token_bytes(32),
+                },
+                "nonce": nonce,
+                "cert_req": True,
+            }
+        )
+        requests.append((request.dump(), nonce.to_bytes(8, "big")))
+    return requests
+
+
+GRANTED = b"\x30\x03\x02\x01\x00"  # PKIStatusInfo { status granted }, right at the start
+
+
+def tsa_operation(pool: Iterator[tuple[bytes, bytes]]) -> Operation:
+    async def operation(connection: HttpConnection) -> None:
+        body, nonce = next(pool)
+        response = await connection.request(
+            "POST",
+            "/tsa",
+            headers=[("Content-Type", time_stamping.REQUEST_MEDIA_TYPE)],
+            body=body,
+        )
+        if (
+            response.status != 200
+            or GRANTED not in response.body[:12]
+            or nonce not in (response.body)
+        ):
+            raise UnexpectedResponse("tsa (not a granted token, or nonce not echoed)", response)
+
+    return operation
+
+
+def measure_tsa(bench: Bench, runtime: CaRuntime, env: dict[str, str], port: int) -> None:
+    """``POST /tsa`` against ``commune-sso serve --workers N`` with a P-256 TSA unit."""
+    with transaction(runtime.session_factory) as session:
+        issue_tsa_unit(session=session, runtime=runtime, actor=ACTOR, algorithm="ec-p256")
+    duration = QUICK_OCSP_DURATION if bench.options.quick else bench.options.duration
+    pool = itertools.cycle(tsa_requests(int((duration + 2) * 3000)))
+    processes = bench.options.processes
+    log_path = Path(bench.service.var_dir) / "server-tsa.log"
+    with running_server(env, port=port, workers=processes, log_path=log_path) as server:
+        result = run_http_load(
+            bench,
+            server_pid=server.pid,
+            port=port,
+            operations=[tsa_operation(pool) for _ in range(OCSP_CONCURRENCY)],
+            with_database=True,
+        )
+    with transaction(runtime.session_factory) as session:
+        recorded = session.scalar(select(func.count()).select_from(TimeStampToken)) or 0
+    raw = bench.raw_total("p256_sign")
+    bench.add(
+        Row(
+            name=f"RFC 3161 time-stamps POST /tsa, P-256 TSA, {processes} workers",
+            figure=result.load.rate,
+            unit="tokens/s",
+            raw_rate=raw,
+            raw_description=f"P-256 sign ×{processes}",
+            ratio=result.load.rate / raw,
+            target=f"≥ {TSA_TARGET:,.0f}/s",
+            passed=result.load.errors == 0
+            and result.load.rate >= TSA_TARGET
+            and recorded >= result.load.completed,
+            notes=f"{result.notes()} {recorded:,} tokens recorded and audited",
+            extra=result.extra() | {"tokens_recorded": recorded},
+        )
+    )
+
+
+# --------------------------------------------------------------------------------------------
 # cfssl serve: the issuance peer (issue 15)
 
 CFSSL_SIGN_PATH = "/api/v1/cfssl/sign"
@@ -1339,6 +1431,53 @@ def print_rows(rows: list[Row], title: str) -> None:
     )
 
 
+def run_every_scenario(
+    bench: Bench,
+    runtime: CaRuntime,
+    env: dict[str, str],
+    port: int,
+    issue_count: int,
+    reissue_total: int,
+    crl_entries: int,
+) -> None:
+    """Issuance, cfssl, re-issue, CRL, OCSP and time-stamps, in that order."""
+    console.print("[bold]CSR issuance[/bold] (P-256 CA)")
+    for per_transaction in (1, BATCHED_TRANSACTION):
+        measure_issuance(
+            bench,
+            ca_kind="P-256",
+            per_transaction=per_transaction,
+            count=issue_count,
+            prefix=f"ec{per_transaction}",
+        )
+    add_rsa_issuing_ca(runtime)
+    runtime.forget_authorities()
+    console.print("[bold]CSR issuance[/bold] (RSA-2048 CA): cfssl serve, then ours")
+    # The same CSRs, signed by cfssl first (it keeps nothing), then issued by ours.
+    csrs = make_csrs(0, issue_count)
+    cfssl = measure_cfssl(bench, runtime, csrs)
+    for per_transaction in (1, BATCHED_TRANSACTION):
+        row = measure_issuance(
+            bench,
+            ca_kind="RSA-2048",
+            per_transaction=per_transaction,
+            count=issue_count,
+            prefix=f"rsa{per_transaction}",
+            csrs=csrs if per_transaction == 1 else (),
+        )
+        if per_transaction == 1 and cfssl is not None:
+            compare_with_cfssl(bench, row, cfssl)
+    console.print(f"[bold]re-issue[/bold] of {reissue_total:,} certificates")
+    measure_reissue(bench, runtime, reissue_total)
+    console.print(f"[bold]CRL[/bold] of {crl_entries:,} entries")
+    measure_crl(bench, runtime, crl_entries)
+    console.print("[bold]OCSP[/bold]: pre-production, then openssl ocsp and the service")
+    measure_preproduction(bench, runtime)
+    measure_ocsp(bench, runtime, env, port)
+    console.print("[bold]time-stamps[/bold] (P-256 TSA)")
+    measure_tsa(bench, runtime, env, port)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="smoke run with small sizes (< 60 s)")
@@ -1358,6 +1497,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         f"{QUICK_REISSUE_TOTAL:,}); a smaller run is projected to 67,668",
     )
     parser.add_argument("--json-out", type=Path, help="default bench/results/ca_bench-<time>.json")
+    parser.add_argument(
+        "--only",
+        choices=["tsa"],
+        help="run one scenario alone after the hierarchy (tsa: POST /tsa time-stamps)",
+    )
     args = parser.parse_args(argv)
     if args.processes < 1 or args.duration <= 0:
         parser.error("processes and duration must be positive")
@@ -1410,39 +1554,11 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(args, service, database, database_pid, raw)
         runtime = ca_runtime(service)
         make_hierarchy(runtime)
-        console.print("[bold]CSR issuance[/bold] (P-256 CA)")
-        for per_transaction in (1, BATCHED_TRANSACTION):
-            measure_issuance(
-                bench,
-                ca_kind="P-256",
-                per_transaction=per_transaction,
-                count=issue_count,
-                prefix=f"ec{per_transaction}",
-            )
-        add_rsa_issuing_ca(runtime)
-        runtime.forget_authorities()
-        console.print("[bold]CSR issuance[/bold] (RSA-2048 CA): cfssl serve, then ours")
-        # The same CSRs, signed by cfssl first (it keeps nothing), then issued by ours.
-        csrs = make_csrs(0, issue_count)
-        cfssl = measure_cfssl(bench, runtime, csrs)
-        for per_transaction in (1, BATCHED_TRANSACTION):
-            row = measure_issuance(
-                bench,
-                ca_kind="RSA-2048",
-                per_transaction=per_transaction,
-                count=issue_count,
-                prefix=f"rsa{per_transaction}",
-                csrs=csrs if per_transaction == 1 else (),
-            )
-            if per_transaction == 1 and cfssl is not None:
-                compare_with_cfssl(bench, row, cfssl)
-        console.print(f"[bold]re-issue[/bold] of {reissue_total:,} certificates")
-        measure_reissue(bench, runtime, reissue_total)
-        console.print(f"[bold]CRL[/bold] of {crl_entries:,} entries")
-        measure_crl(bench, runtime, crl_entries)
-        console.print("[bold]OCSP[/bold]: pre-production, then openssl ocsp and the service")
-        measure_preproduction(bench, runtime)
-        measure_ocsp(bench, runtime, env, port)
+        if args.only == "tsa":
+            console.print("[bold]time-stamps[/bold] (P-256 TSA) only")
+            measure_tsa(bench, runtime, env, port)
+        else:
+            run_every_scenario(bench, runtime, env, port, issue_count, reissue_total, crl_entries)
 
     print_raw(raw)
     print_rows(bench.rows, f"CA benchmark — {database}, {args.processes} processes")

@@ -19,16 +19,17 @@ RFC 5816); the unit's certificate included when certReq is true (§2.4.1).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import logging
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
-from asn1crypto import cms as asn1_cms
 from asn1crypto import core as asn1_core
 from asn1crypto import tsp as asn1_tsp
 from sqlalchemy.orm import Session
 
+from ca_admin import der_encoding as der
 from ca_admin.runtime import CaRuntime
 from ca_admin.serials import new_serial
 from ca_admin.time_stamp_ledger import TokenRecord
@@ -77,7 +78,7 @@ def rejection(failure: str, text: str) -> Reply:
 @dataclass(frozen=True)
 class _Request:
     hash_algorithm: str
-    message_imprint: asn1_tsp.MessageImprint
+    message_imprint_der: bytes
     hashed_message: bytes
     nonce: int | None
     cert_req: bool
@@ -110,10 +111,11 @@ def _parse(request_der: bytes, policy: str) -> _Request | Reply:
         return rejection("unaccepted_extensions", "no request extension is supported")
     if nonce is not None and (nonce < 0 or (nonce.bit_length() + 7) // 8 > MAX_NONCE_BYTES):
         return rejection("bad_request", "the nonce must be a positive integer of 64 octets at most")
-    return _Request(algorithm, imprint, hashed_message, nonce, cert_req)
+    return _Request(algorithm, imprint.dump(), hashed_message, nonce, cert_req)
 
 
-def _accuracy(accuracy: timedelta) -> asn1_tsp.Accuracy:
+@functools.lru_cache(maxsize=8)
+def _accuracy_der(accuracy: timedelta) -> bytes:
     milliseconds = int(accuracy.total_seconds() * 1000)
     seconds, millis = divmod(milliseconds, 1000)
     fields = {}
@@ -121,7 +123,47 @@ def _accuracy(accuracy: timedelta) -> asn1_tsp.Accuracy:
         fields["seconds"] = seconds
     if millis:  # §2.4.2: millis 1..999 when present
         fields["millis"] = millis
-    return asn1_tsp.Accuracy(fields)
+    return asn1_tsp.Accuracy(fields).dump()
+
+
+@functools.lru_cache(maxsize=8)
+def _oid_der(dotted: str) -> bytes:
+    return asn1_core.ObjectIdentifier(dotted).dump()
+
+
+_OID = {
+    name: _oid_der(dotted)
+    for name, dotted in {
+        "signed_data": "1.2.840.113549.1.7.2",  # RFC 5652 §5.1
+        "tst_info": "1.2.840.113549.1.9.16.1.4",  # RFC 3161 §2.4.2 id-ct-TSTInfo
+        "content_type": "1.2.840.113549.1.9.3",  # RFC 5652 §11.1
+        "message_digest": "1.2.840.113549.1.9.4",  # RFC 5652 §11.2
+    }.items()
+}
+_GRANTED = der.tlv(der.SEQUENCE, der.integer(0))  # PKIStatusInfo { status granted }
+_CONTENT_TYPE_ATTRIBUTE = der.tlv(
+    der.SEQUENCE, _OID["content_type"], der.tlv(der.SET, _OID["tst_info"])
+)
+_VERSION_1 = der.integer(1)
+_VERSION_3 = der.integer(3)
+_IMPLICIT_0 = 0xA0  # [0] constructed: certificates, signedAttrs; [0] EXPLICIT: content
+
+
+def _tst_info(
+    runtime: CaRuntime, signer: TsaSigner, request: _Request, serial: int, gen_time: datetime
+) -> bytes:
+    """TSTInfo (§2.4.2), fields in their order."""
+    return der.tlv(
+        der.SEQUENCE,
+        _VERSION_1,
+        _oid_der(runtime.tsa_policy),
+        request.message_imprint_der,  # echoed as the client sent it
+        der.integer(serial),
+        der.generalized_time(gen_time),
+        _accuracy_der(runtime.tsa_accuracy),
+        b"" if request.nonce is None else der.integer(request.nonce),
+        signer.tsa_name_der,
+    )
 
 
 def _signed_data(
@@ -133,61 +175,46 @@ def _signed_data(
 ) -> tuple[bytes, TokenRecord]:
     now = runtime.clock.now()
     gen_time = now.replace(microsecond=now.microsecond // 1000 * 1000)
-    tst_info = asn1_tsp.TSTInfo(
-        {
-            "version": "v1",
-            "policy": runtime.tsa_policy,
-            "message_imprint": request.message_imprint,
-            "serial_number": serial,
-            "gen_time": gen_time,
-            "accuracy": _accuracy(runtime.tsa_accuracy),
-            "nonce": request.nonce,
-            "tsa": signer.tsa_name,
-        }
-    )
-    tst_info_der = tst_info.dump()
-    signed_attributes = asn1_cms.CMSAttributes(
-        [
-            asn1_cms.CMSAttribute({"type": "content_type", "values": ["tst_info"]}),
-            asn1_cms.CMSAttribute(
-                {
-                    "type": "message_digest",
-                    "values": [hashlib.new(signer.scheme.digest, tst_info_der).digest()],
-                }
+    tst_info = _tst_info(runtime, signer, request, serial, gen_time)
+    attributes = (
+        _CONTENT_TYPE_ATTRIBUTE,
+        der.tlv(
+            der.SEQUENCE,
+            _OID["message_digest"],
+            der.tlv(
+                der.SET,
+                der.tlv(der.OCTET_STRING, hashlib.new(signer.scheme.digest, tst_info).digest()),
             ),
-            signer.signing_certificate,
-        ]
+        ),
+        signer.signing_certificate_der,
     )
-    # RFC 5652 §5.4: the signature covers the attributes' DER with the SET OF tag.
+    # RFC 5652 §5.4: the signature covers the attributes as a DER SET OF (sorted); in the
+    # SignerInfo the same bytes carry the [0] IMPLICIT tag instead.
+    signed_attributes = der.set_of(*attributes)
     key = runtime.key_store.get(signer.key_uri)
-    signature = sign(key, signer.scheme, signed_attributes.dump())
-    signed_data = asn1_cms.SignedData(
-        {
-            "version": "v3",  # §5.1: eContentType is not id-data
-            "digest_algorithms": [signer.digest_algorithm],
-            "encap_content_info": {
-                "content_type": "tst_info",
-                "content": asn1_core.ParsableOctetString(tst_info_der),
-            },
-            **({"certificates": [signer.asn1_certificate]} if request.cert_req else {}),
-            "signer_infos": [
-                {
-                    "version": "v1",
-                    "sid": signer.signer_id,
-                    "digest_algorithm": signer.digest_algorithm,
-                    "signed_attrs": signed_attributes,
-                    "signature_algorithm": signer.scheme.algorithm,
-                    "signature": signature,
-                }
-            ],
-        }
+    signature = sign(key, signer.scheme, signed_attributes)
+    signer_info = der.tlv(
+        der.SEQUENCE,
+        _VERSION_1,
+        signer.signer_id_der,
+        signer.digest_algorithm_der,
+        bytes([_IMPLICIT_0]) + signed_attributes[1:],
+        signer.signature_algorithm_der,
+        der.tlv(der.OCTET_STRING, signature),
     )
-    response = asn1_tsp.TimeStampResp(
-        {
-            "status": {"status": "granted"},
-            "time_stamp_token": {"content_type": "signed_data", "content": signed_data},
-        }
+    signed_data = der.tlv(
+        der.SEQUENCE,
+        _VERSION_3,  # §5.1: eContentType is not id-data
+        der.tlv(der.SET, signer.digest_algorithm_der),
+        der.tlv(
+            der.SEQUENCE,
+            _OID["tst_info"],
+            der.tlv(_IMPLICIT_0, der.tlv(der.OCTET_STRING, tst_info)),
+        ),
+        der.tlv(_IMPLICIT_0, signer.certificate_der) if request.cert_req else b"",
+        der.tlv(der.SET, signer_info),
     )
+    content_info = der.tlv(der.SEQUENCE, _OID["signed_data"], der.tlv(_IMPLICIT_0, signed_data))
     record = TokenRecord(
         serial=serial,
         unit_id=signer.unit_id,
@@ -198,15 +225,19 @@ def _signed_data(
         message_imprint=request.hashed_message,
         client_address=client_address,
     )
-    return response.dump(), record
+    return der.tlv(der.SEQUENCE, _GRANTED, content_info), record
 
 
 def current_signer(runtime: CaRuntime, session: Session | None = None) -> TsaSigner | None:
-    """The newest active TSA unit (cached for a few seconds), or None if there is none."""
+    """The newest active TSA unit (cached for a few seconds: no database read while fresh),
+    or None if there is none."""
+    signers = runtime.tsa_signers
+    if signers.is_fresh():
+        return signers.cached()
     if session is not None:
-        return runtime.tsa_signers.current(session, runtime.key_store.get)
+        return signers.current(session, runtime.key_store.get)
     with transaction(runtime.session_factory) as own:
-        return runtime.tsa_signers.current(own, runtime.key_store.get)
+        return signers.current(own, runtime.key_store.get)
 
 
 def stamp(*, runtime: CaRuntime, request_der: bytes, client_address: str | None) -> Reply:

@@ -91,18 +91,20 @@ def ess_cert_id_v2(certificate: asn1_x509.Certificate) -> asn1_cms.CMSAttribute:
 
 @dataclass(frozen=True)
 class TsaSigner:
-    """A TSA unit as the token builder needs it."""
+    """A TSA unit as the token builder needs it: the parts of a token that never change,
+    already DER-encoded (ca_admin.der_encoding)."""
 
     unit_id: int
     name: str
     key_uri: str
     certificate: x509.Certificate
-    asn1_certificate: asn1_x509.Certificate
-    signer_id: asn1_cms.SignerIdentifier
-    signing_certificate: asn1_cms.CMSAttribute
-    tsa_name: asn1_x509.GeneralName  # TSTInfo.tsa: the unit's subject (RFC 3161 §2.4.2)
     scheme: SignatureScheme
-    digest_algorithm: asn1_algos.DigestAlgorithm
+    certificate_der: bytes
+    signer_id_der: bytes  # IssuerAndSerialNumber (RFC 5652 §5.3 sid)
+    signing_certificate_der: bytes  # the signingCertificateV2 attribute
+    tsa_name_der: bytes  # TSTInfo.tsa: [0] EXPLICIT directoryName, the unit's subject
+    digest_algorithm_der: bytes
+    signature_algorithm_der: bytes
 
 
 def load_signer(row: TimeStampingUnit, key: SigningKey) -> TsaSigner:
@@ -113,17 +115,17 @@ def load_signer(row: TimeStampingUnit, key: SigningKey) -> TsaSigner:
         name=row.name,
         key_uri=row.key_uri,
         certificate=x509.load_der_x509_certificate(row.certificate_der),
-        asn1_certificate=certificate,
-        signer_id=asn1_cms.SignerIdentifier(
-            name="issuer_and_serial_number",
-            value=asn1_cms.IssuerAndSerialNumber(
-                {"issuer": certificate.issuer, "serial_number": certificate.serial_number}
-            ),
-        ),
-        signing_certificate=ess_cert_id_v2(certificate),
-        tsa_name=asn1_x509.GeneralName(name="directory_name", value=certificate.subject),
         scheme=scheme,
-        digest_algorithm=asn1_algos.DigestAlgorithm({"algorithm": scheme.digest}),
+        certificate_der=row.certificate_der,
+        signer_id_der=asn1_cms.IssuerAndSerialNumber(
+            {"issuer": certificate.issuer, "serial_number": certificate.serial_number}
+        ).dump(),
+        signing_certificate_der=ess_cert_id_v2(certificate).dump(),
+        tsa_name_der=asn1_x509.GeneralName(name="directory_name", value=certificate.subject)
+        .retag({"explicit": 0})
+        .dump(),
+        digest_algorithm_der=asn1_algos.DigestAlgorithm({"algorithm": scheme.digest}).dump(),
+        signature_algorithm_der=scheme.algorithm.dump(),
     )
 
 
@@ -135,8 +137,14 @@ class TsaSignerCache:
     _loaded_at: float = -1e9
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
+    def is_fresh(self) -> bool:
+        return time.monotonic() - self._loaded_at < SIGNER_CACHE_SECONDS
+
+    def cached(self) -> TsaSigner | None:
+        return self._signer
+
     def current(self, session: Session, key_of: Callable[[str], SigningKey]) -> TsaSigner | None:
-        if time.monotonic() - self._loaded_at < SIGNER_CACHE_SECONDS:
+        if self.is_fresh():
             return self._signer
         row = session.scalar(
             select(TimeStampingUnit)

@@ -5,6 +5,7 @@ and audited."""
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from ca_admin import der_encoding as der
 from ca_admin.models import Authority, IssuedCertificate, TimeStampToken
 from ca_admin.runtime import CaRuntime
 from ca_admin.serials import serial_hex
@@ -136,6 +138,8 @@ def test_openssl_verifies_our_time_stamps(
 
     token = asn1_tsp.TimeStampResp.load(reply.content)
     assert token["status"]["status"].native == "granted"
+    # Hand-written DER (ca_admin.der_encoding): asn1crypto re-encodes it to the same bytes.
+    assert asn1_tsp.TimeStampResp.load(reply.content).dump(force=True) == reply.content
     signed_data = token["time_stamp_token"]["content"]
     assert (len(signed_data["certificates"]) if signed_data["certificates"] else 0) == int(cert_req)
     tst_info = signed_data["encap_content_info"]["content"].parsed
@@ -267,3 +271,20 @@ def test_without_a_tsa_unit_the_answer_is_system_failure(
 ) -> None:
     make_hierarchy(app_ca)
     assert _failure(_post(web, _query(tmp_path))) == ("rejection", {"system_failure"})
+
+
+@pytest.mark.parametrize("value", [0, 1, 127, 128, 255, 256, 2**63, 2**136 + 5])
+def test_der_integers_are_minimal_and_positive(value: int) -> None:
+    assert der.integer(value) == asn1_core.Integer(value).dump()
+
+
+@pytest.mark.parametrize("microsecond", [0, 120000, 123000, 5])
+def test_der_generalized_time_drops_trailing_zeros(microsecond: int) -> None:
+    moment = datetime(2026, 12, 7, 19, 30, 1, microsecond, tzinfo=UTC)
+    assert der.generalized_time(moment) == asn1_core.GeneralizedTime(moment).dump()
+
+
+def test_der_lengths_in_long_form() -> None:
+    for size in (0, 127, 128, 255, 256, 70_000):
+        encoded = der.tlv(der.OCTET_STRING, bytes(size))
+        assert asn1_core.OctetString.load(encoded).native == bytes(size)
