@@ -334,10 +334,10 @@ def _ca_key_uris(database_url: str) -> list[str]:
         with engine.connect() as connection:
             rows = connection.execute(select(Authority.key_uri, Authority.ocsp_key_uri)).all()
             # The time-stamping units' keys live in the CA key directory too.
-            rows += connection.execute(select(TimeStampingUnit.key_uri)).all()
+            tsa_uris = connection.execute(select(TimeStampingUnit.key_uri)).scalars().all()
     finally:
         engine.dispose()
-    return sorted({uri for row in rows for uri in row if uri})
+    return sorted({uri for row in rows for uri in row if uri} | set(tsa_uris))
 
 
 # --- PostgreSQL tools

@@ -5,6 +5,8 @@ and audited."""
 from __future__ import annotations
 
 import hashlib
+import json
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from ca_admin import der_encoding as der
+from ca_admin import time_stamping
 from ca_admin.models import Authority, IssuedCertificate, TimeStampToken
 from ca_admin.runtime import CaRuntime
 from ca_admin.serials import serial_hex
@@ -196,8 +199,10 @@ def test_openssl_verifies_our_time_stamps(
             .order_by(AuditEntry.seq.desc())
             .limit(1)
         )
-        assert entry is not None and serial in entry.details and digest in entry.details
-        assert entry.client_address == "testclient"
+        assert entry is not None and entry.client_address == "testclient"
+        (audited,) = json.loads(entry.details)["tokens"]
+        assert audited["serial"] == serial and audited["message_imprint"] == digest
+        assert audited["client_address"] == "testclient"
         assert verify(session).ok
 
 
@@ -212,13 +217,45 @@ def test_serials_are_unique_and_each_token_is_audited(
         serials.add(tst_info["serial_number"].native)
     assert len(serials) == 5
     with transaction(app_ca.session_factory) as session:
-        audited = session.scalars(
+        entries = session.scalars(
             select(AuditEntry.details).where(AuditEntry.action == "ca.timestamp.issued")
         ).all()
-    assert len(audited) == 5
-    assert {serial_hex(serial) for serial in serials} <= {
-        detail.split('"serial":"')[1].split('"')[0] for detail in audited
-    }
+    audited = [token["serial"] for entry in entries for token in json.loads(entry)["tokens"]]
+    assert sorted(audited) == sorted(serial_hex(serial) for serial in serials)
+
+
+def test_tokens_signed_together_are_committed_together(
+    app_ca: CaRuntime, tsa: dict[str, x509.Certificate], tmp_path: Path
+) -> None:
+    """Group commit: 24 requests at once from 8 threads, every token recorded once and audited
+    in fewer entries than tokens; no reply before its record."""
+    query = _query(tmp_path)
+    replies: list[time_stamping.Reply] = []
+
+    def ask() -> None:
+        for _ in range(3):
+            replies.append(
+                time_stamping.stamp(runtime=app_ca, request_der=query, client_address="10.0.0.7")
+            )
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert [reply.outcome for reply in replies] == ["granted"] * 24
+    serials = {serial_hex(reply.serial) for reply in replies if reply.serial is not None}
+    assert len(serials) == 24
+    with transaction(app_ca.session_factory) as session:
+        stored = set(session.scalars(select(TimeStampToken.serial)).all())
+        entries = session.scalars(
+            select(AuditEntry.details).where(AuditEntry.action == "ca.timestamp.issued")
+        ).all()
+        assert verify(session).ok
+    assert stored == serials
+    audited = [token["serial"] for entry in entries for token in json.loads(entry)["tokens"]]
+    assert sorted(audited) == sorted(serials)
+    assert len(entries) < 24
 
 
 def test_sha1_is_refused_as_bad_alg(

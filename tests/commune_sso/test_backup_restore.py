@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from alembic.script import ScriptDirectory
+from asn1crypto import tsp as asn1_tsp
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -116,6 +117,7 @@ def test_backup_of_a_running_instance_restores_into_a_fresh_one(
         "client", "add", "--name", "Văn bản", "--redirect-uri", RP_REDIRECT, "--first-party"
     )
     cli.ok("ca", "init", "--organisation", ORGANISATION, *FAST)
+    cli.ok("ca", "tsa", "init")
     serial = issue(cli, tmp_path)
     certificate = x509.load_pem_x509_certificate(cli.json("ca", "show", serial)["pem"].encode())
     issuing = x509.load_pem_x509_certificate(
@@ -154,8 +156,8 @@ def test_backup_of_a_running_instance_restores_into_a_fresh_one(
     assert restored["audit_verified"] is True
     assert restored["audit_head"] == made["audit_head"]
     assert restored["audit_checkpoints_checked"] >= 1
-    # Root, issuing and OCSP keys were under the old CA key directory; now under the new one.
-    assert restored["ca_key_uris_rewritten"] >= 3
+    # Root, issuing, OCSP and TSA keys were under the old CA key directory; now under the new.
+    assert restored["ca_key_uris_rewritten"] >= 4
     assert restored["moved_aside"] == []
     verified = fresh.json("audit", "verify")
     assert verified["ok"] is True and verified["checkpoints"]["problems"] == []
@@ -167,6 +169,20 @@ def test_backup_of_a_running_instance_restores_into_a_fresh_one(
         tokens = _log_in(web, client["client_id"], client["client_secret"])
         assert tokens["id_token"]
         assert _ocsp_status(web, certificate, issuing) == "GOOD"
+        # The TSA key opens at its new path: a time-stamp is granted.
+        query = asn1_tsp.TimeStampReq(
+            {
+                "version": "v1",
+                "message_imprint": {
+                    "hash_algorithm": {"algorithm": "sha256"},
+                    "hashed_message": bytes(32),
+                },
+            }
+        ).dump()
+        stamped = web.post(
+            "/tsa", content=query, headers={"Content-Type": "application/timestamp-query"}
+        )
+        assert asn1_tsp.TimeStampResp.load(stamped.content)["status"]["status"].native == "granted"
     # Signing a CRL proves the issuing CA key opens at its new path.
     assert fresh.json("ca", "crl")["crl_number"] >= 1
 
