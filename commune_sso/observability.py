@@ -41,7 +41,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 
-from ca_admin.models import Authority, PublishedCrl
+from ca_admin.models import Authority, PublishedCrl, TimeStampingUnit
 from ca_admin.runtime import CaRuntime
 from commune_sso import database
 from commune_sso.logs import ACCESS_LOGGER, hold_secret_bearing_loggers, request_id
@@ -206,7 +206,7 @@ def probe_sign(key: SigningKey) -> None:
 @dataclass(frozen=True)
 class CaKeyState:
     authority: str
-    usage: str  # "issuing" (certificates, CRLs) or "ocsp"
+    usage: str  # "issuing" (certificates, CRLs), "ocsp" or "tsa" (time-stamps)
     hsm: bool
     check: Check
 
@@ -287,13 +287,19 @@ class Readiness:
         return OK
 
     def _check_ca_keys(self) -> list[CaKeyState] | None:
-        """Every online CA key: each issuing CA's key (certificates, CRLs) and its OCSP
-        signer's key. The root's key is kept offline and is not checked."""
+        """Every online CA key: each issuing CA's key (certificates, CRLs), its OCSP signer's
+        key, and the signing TSA unit's key. The root's key is kept offline and is not
+        checked."""
         if self.ca_runtime is None:
             return []
         try:
             with transaction(self.ca_runtime.session_factory) as session:
                 authorities = self.ca_runtime.authorities(session)
+                tsa_units = session.execute(
+                    select(TimeStampingUnit.name, TimeStampingUnit.key_uri).where(
+                        TimeStampingUnit.active.is_(True)
+                    )
+                ).all()
         except Exception as error:
             log.warning("readiness: CA authorities unreadable: %s", error)
             return None
@@ -304,14 +310,20 @@ class Readiness:
             for usage, uri in (("issuing", authority.key_uri), ("ocsp", authority.ocsp_key_uri)):
                 if uri is None:
                     continue
-                try:
-                    probe_sign(self.ca_runtime.key_store.get(uri))
-                    check = OK
-                except Exception as error:
-                    log.warning("readiness: CA %s %s key: %s", authority.name, usage, error)
-                    check = Check.failed(error)
-                states.append(CaKeyState(authority.name, usage, uri.startswith("pkcs11:"), check))
+                states.append(self._probe_ca_key(authority.name, usage, uri))
+        for name, uri in tsa_units:  # the time-stamping unit that signs tokens (POST /tsa)
+            states.append(self._probe_ca_key(name, "tsa", uri))
         return states
+
+    def _probe_ca_key(self, owner: str, usage: str, uri: str) -> CaKeyState:
+        assert self.ca_runtime is not None
+        try:
+            probe_sign(self.ca_runtime.key_store.get(uri))
+            check = OK
+        except Exception as error:
+            log.warning("readiness: CA %s %s key: %s", owner, usage, error)
+            check = Check.failed(error)
+        return CaKeyState(owner, usage, uri.startswith("pkcs11:"), check)
 
     async def report(self) -> tuple[dict[str, str], list[str], list[str]]:
         """Each part's state, the names of the failing ones and of those with a warning."""
