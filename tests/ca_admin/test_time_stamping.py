@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import secrets
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -30,6 +32,7 @@ from core.audit import AuditEntry, verify
 from core.db import transaction
 from tests.ca_admin.conftest import make_hierarchy
 from tests.ca_admin.interop_support import errors_of, lint_report, openssl, pkilint, write_pem
+from tests.softhsm import SoftHsmToken
 
 QUERY = "application/timestamp-query"
 REPLY = "application/timestamp-reply"
@@ -325,3 +328,37 @@ def test_der_lengths_in_long_form() -> None:
     for size in (0, 127, 128, 255, 256, 70_000):
         encoded = der.tlv(der.OCTET_STRING, bytes(size))
         assert asn1_core.OctetString.load(encoded).native == bytes(size)
+
+
+def test_a_tsa_key_in_an_hsm_signs_tokens_openssl_verifies(
+    web: TestClient, app_ca: CaRuntime, softhsm_token: SoftHsmToken, tmp_path: Path
+) -> None:
+    root, issuing = make_hierarchy(app_ca)
+    token = f"tsa-{os.getpid()}-{secrets.token_hex(3)}"
+    softhsm_token.add_token(token)
+    with transaction(app_ca.session_factory) as session:
+        unit = issue_tsa_unit(
+            session=session,
+            runtime=app_ca,
+            actor="test",
+            name="tsa-hsm",
+            key_uri=softhsm_token.uri("tsa-signer", token=token),
+        )
+        assert unit.key_uri.startswith("pkcs11:")
+    query = tmp_path / "query.tsq"
+    query.write_bytes(_query(tmp_path, "-cert"))
+    response = tmp_path / "reply.tsr"
+    response.write_bytes(_post(web, query.read_bytes()))
+    checked = openssl(
+        "ts",
+        "-verify",
+        "-queryfile",
+        query,
+        "-in",
+        response,
+        "-CAfile",
+        write_pem(tmp_path, "root.pem", x509.load_der_x509_certificate(root.certificate_der)),
+        "-untrusted",
+        write_pem(tmp_path, "issuing.pem", x509.load_der_x509_certificate(issuing.certificate_der)),
+    )
+    assert "Verification: OK" in checked.stdout, checked.stdout + checked.stderr
