@@ -64,7 +64,7 @@ class CaSetup:
     ocsp_key_uri: str | None = None
 
 
-def _default_uri(runtime: CaRuntime, name: str) -> str:
+def new_key_uri(runtime: CaRuntime, name: str) -> str:
     """A fresh key file under the CA key directory. Dated, so a key left behind by a failed
     attempt never blocks the next one (keys are never overwritten)."""
     runtime.key_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -78,7 +78,7 @@ MAX_NAME_LENGTH = 64  # RFC 5280 Appendix A: ub-organization-name, ub-common-nam
 _SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?")
 
 
-def _check_slug(name: str) -> None:
+def check_slug(name: str) -> None:
     """CA names appear in the CRL and caIssuers URLs of every certificate they issue."""
     if not _SLUG.fullmatch(name):
         raise PolicyViolation(
@@ -169,7 +169,9 @@ def _ca_key_usage() -> x509.KeyUsage:
     )
 
 
-def _sign(builder: x509.CertificateBuilder, key: SigningKey, scheme: str) -> x509.Certificate:
+def sign_certificate(
+    builder: x509.CertificateBuilder, key: SigningKey, scheme: str
+) -> x509.Certificate:
     params = signature_parameters(key, scheme)
     return builder.sign(key, params.algorithm, rsa_padding=params.rsa_padding)
 
@@ -190,8 +192,8 @@ def init_hierarchy(
     *, session: Session, runtime: CaRuntime, actor: str, setup: CaSetup
 ) -> tuple[Authority, Authority]:
     """``commune-sso ca init``: root, first issuing CA, its OCSP signer, and both CRLs."""
-    _check_slug(setup.root_name)
-    _check_slug(setup.issuing_name)
+    check_slug(setup.root_name)
+    check_slug(setup.issuing_name)
     _ca_name(setup.organisation, "check")  # refuse a bad organisation before any key exists
     for chosen in (setup.root_common_name, setup.issuing_common_name):
         if chosen is not None:
@@ -207,7 +209,7 @@ def init_hierarchy(
     if is_initialised(session):
         raise Conflict(N_("The CA hierarchy already exists; use a rollover to add an issuing CA."))
     now = runtime.clock.now()
-    root_uri = setup.root_key_uri or _default_uri(runtime, setup.root_name)
+    root_uri = setup.root_key_uri or new_key_uri(runtime, setup.root_name)
     root_key = runtime.key_store.generate(root_uri, algorithm=setup.root_algorithm)
     root_subject = _ca_name(
         setup.organisation,
@@ -216,7 +218,7 @@ def init_hierarchy(
         else fit_common_name(setup.organisation, keep=" Root CA"),
     )
     root_ski = x509.SubjectKeyIdentifier.from_public_key(root_key.public_key())
-    root_certificate = _sign(
+    root_certificate = sign_certificate(
         x509.CertificateBuilder()
         .subject_name(root_subject)
         .issuer_name(root_subject)
@@ -299,7 +301,7 @@ def add_issuing_ca(
 
     ``common_name``: its CN; None gives "<organisation> Issuing CA <n>" (:func:`_issuing_subject`).
     """
-    _check_slug(name)
+    check_slug(name)
     if session.scalar(select(Authority.id).where(Authority.name == name)) is not None:
         raise Conflict(N_("A CA named %(name)s already exists."), name=name)
     # Before any key is made: a refused name leaves no key file behind.
@@ -309,11 +311,11 @@ def add_issuing_ca(
     now = runtime.clock.now()
     root_key = runtime.key_store.get(root.key_uri)
     root_certificate = x509.load_der_x509_certificate(root.certificate_der)
-    uri = key_uri or _default_uri(runtime, name)
+    uri = key_uri or new_key_uri(runtime, name)
     key = runtime.key_store.generate(uri, algorithm=algorithm)
     root_urls = runtime.status_urls(root.name)
     not_after = min(now + timedelta(days=365 * ISSUING_YEARS), root.not_after)
-    certificate = _sign(
+    certificate = sign_certificate(
         x509.CertificateBuilder()
         .subject_name(subject)
         .issuer_name(root_certificate.subject)
@@ -358,7 +360,7 @@ def add_issuing_ca(
     session.add(authority)
     session.flush()
     # The root's own CRL covers issuing CAs: record the certificate in the revocation table.
-    _record_ca_certificate(
+    record_ca_certificate(
         session, certificate, authority_id=root.id, profile="issuing-ca", search_name=name, now=now
     )
     audit.record(
@@ -409,32 +411,16 @@ def issue_ocsp_signer(
     now = runtime.clock.now()
     issuer_key = runtime.key_store.get(authority.key_uri)
     issuer_certificate = x509.load_der_x509_certificate(authority.certificate_der)
-    uri = key_uri or _default_uri(runtime, f"{authority.name}-ocsp")
-    key = (
-        runtime.key_store.get(uri)
-        if reuse_key
-        else runtime.key_store.generate(uri, algorithm=algorithm)
-    )
-    subject = x509.Name(
-        [
-            *list(issuer_certificate.subject)[:-1],
-            x509.NameAttribute(
-                NameOID.COMMON_NAME, fit_common_name(f"OCSP responder ({authority.name})")
-            ),
-        ]
-    )
-    not_after = min(now + timedelta(days=OCSP_SIGNER_DAYS), authority.not_after)
-    certificate = _sign(
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(new_serial())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(not_after)
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
+    uri = key_uri or new_key_uri(runtime, f"{authority.name}-ocsp")
+    key = delegated_signer_key(runtime, uri, algorithm=algorithm, reuse_key=reuse_key)
+    certificate = sign_certificate(
+        delegated_signer_builder(
+            issuer_certificate=issuer_certificate,
+            key=key,
+            common_name=f"OCSP responder ({authority.name})",
+            not_before=now - BACKDATE,
+            not_after=min(now + timedelta(days=OCSP_SIGNER_DAYS), authority.not_after),
+            key_usage=x509.KeyUsage(
                 digital_signature=True,
                 content_commitment=False,
                 key_encipherment=False,
@@ -445,18 +431,15 @@ def issue_ocsp_signer(
                 encipher_only=False,
                 decipher_only=False,
             ),
-            critical=True,
-        )
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.OCSP_SIGNING]), critical=False)
-        .add_extension(x509.OCSPNoCheck(), critical=False)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(_authority_key_identifier(issuer_certificate), critical=False),
+            purpose=ExtendedKeyUsageOID.OCSP_SIGNING,
+            purpose_critical=False,
+        ).add_extension(x509.OCSPNoCheck(), critical=False),
         issuer_key,
         authority.signature_scheme,
     )
     authority.ocsp_key_uri = uri
     authority.ocsp_certificate_der = certificate.public_bytes(Encoding.DER)
-    _record_ca_certificate(
+    record_ca_certificate(
         session,
         certificate,
         authority_id=authority.id,
@@ -481,7 +464,52 @@ def issue_ocsp_signer(
     return certificate
 
 
-def _record_ca_certificate(
+def delegated_signer_key(
+    runtime: CaRuntime, uri: str, *, algorithm: str, reuse_key: bool
+) -> SigningKey:
+    """The key of a signer acting for a CA (OCSP responder, TSA): a new one made at ``uri``,
+    or with ``reuse_key`` the one already there (an HSM key whose label is fixed)."""
+    if reuse_key:
+        return runtime.key_store.get(uri)
+    return runtime.key_store.generate(uri, algorithm=algorithm)
+
+
+def delegated_signer_builder(
+    *,
+    issuer_certificate: x509.Certificate,
+    key: SigningKey,
+    common_name: str,
+    not_before: datetime,
+    not_after: datetime,
+    key_usage: x509.KeyUsage,
+    purpose: x509.ObjectIdentifier,
+    purpose_critical: bool,
+) -> x509.CertificateBuilder:
+    """An end-entity certificate for a signer acting for its issuing CA: the issuer's subject
+    with its own CN, one extended key usage, key identifiers (RFC 5280 §4.2.1.1-2)."""
+    subject = x509.Name(
+        [
+            *list(issuer_certificate.subject)[:-1],
+            x509.NameAttribute(NameOID.COMMON_NAME, fit_common_name(common_name)),
+        ]
+    )
+    return (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(issuer_certificate.subject)
+        .public_key(key.public_key())
+        .serial_number(new_serial())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(key_usage, critical=True)
+        .add_extension(x509.ExtendedKeyUsage([purpose]), critical=purpose_critical)
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(_authority_key_identifier(issuer_certificate), critical=False)
+    )
+
+
+def record_ca_certificate(
     session: Session,
     certificate: x509.Certificate,
     *,

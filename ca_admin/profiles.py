@@ -336,7 +336,13 @@ def status_locations(
     context: IssuanceContext, builder: x509.CertificateBuilder
 ) -> x509.CertificateBuilder:
     """CRL distribution point and AIA (OCSP + caIssuers), RFC 5280 §4.2.1.13 and §4.2.2.1."""
-    urls = context.urls
+    return add_status_locations(builder, context.urls)
+
+
+def add_status_locations(
+    builder: x509.CertificateBuilder, urls: StatusUrls
+) -> x509.CertificateBuilder:
+    """The CRL distribution point and AIA (OCSP, caIssuers) of the issuing CA at ``urls``."""
     return builder.add_extension(
         crl_distribution_point(urls.crl),
         critical=False,

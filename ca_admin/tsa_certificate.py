@@ -13,25 +13,26 @@ from datetime import timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from ca_admin.errors import PolicyViolation
 from ca_admin.hierarchy import (
     BACKDATE,
-    _authority_key_identifier,
-    _check_slug,
-    _default_uri,
-    _record_ca_certificate,
-    _sign,
+    check_slug,
     current_issuer,
+    delegated_signer_builder,
+    delegated_signer_key,
     find_authority,
+    new_key_uri,
+    record_ca_certificate,
+    sign_certificate,
 )
 from ca_admin.models import Authority, TimeStampingUnit
-from ca_admin.profiles import crl_distribution_point, fit_common_name
+from ca_admin.profiles import add_status_locations
 from ca_admin.runtime import CaRuntime
-from ca_admin.serials import new_serial, serial_hex
+from ca_admin.serials import serial_hex
 from ca_admin.signing import CA_KEY_ALGORITHMS
 from core import audit
 from core.errors import Conflict
@@ -72,7 +73,7 @@ def issue_tsa_unit(
     and its certificate from the newest issuing CA (or ``issuer_name``). The new unit signs
     every token from now on; earlier units are retired (their certificates stay valid, so the
     tokens they signed still verify)."""
-    _check_slug(name)
+    check_slug(name)
     if algorithm not in CA_KEY_ALGORITHMS:
         raise PolicyViolation(
             N_("The key algorithm must be one of %(choices)s."),
@@ -91,50 +92,22 @@ def issue_tsa_unit(
     now = runtime.clock.now()
     issuer_key = runtime.key_store.get(authority.key_uri)
     issuer_certificate = loaded.certificate
-    uri = key_uri or _default_uri(runtime, name)
-    key = (
-        runtime.key_store.get(uri)
-        if reuse_key
-        else runtime.key_store.generate(uri, algorithm=algorithm)
-    )
-    subject = x509.Name(
-        [
-            *list(issuer_certificate.subject)[:-1],
-            x509.NameAttribute(
-                NameOID.COMMON_NAME, fit_common_name(f"Time-Stamping Authority ({name})")
+    uri = key_uri or new_key_uri(runtime, name)
+    key = delegated_signer_key(runtime, uri, algorithm=algorithm, reuse_key=reuse_key)
+    certificate = sign_certificate(
+        add_status_locations(
+            delegated_signer_builder(
+                issuer_certificate=issuer_certificate,
+                key=key,
+                common_name=f"Time-Stamping Authority ({name})",
+                not_before=now - BACKDATE,
+                not_after=min(now + timedelta(days=TSA_CERTIFICATE_DAYS), authority.not_after),
+                key_usage=_tsa_key_usage(),
+                # RFC 3161 §2.3: "the only key purpose", critical.
+                purpose=ExtendedKeyUsageOID.TIME_STAMPING,
+                purpose_critical=True,
             ),
-        ]
-    )
-    urls = runtime.status_urls(authority.name)
-    certificate = _sign(
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(issuer_certificate.subject)
-        .public_key(key.public_key())
-        .serial_number(new_serial())
-        .not_valid_before(now - BACKDATE)
-        .not_valid_after(min(now + timedelta(days=TSA_CERTIFICATE_DAYS), authority.not_after))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_tsa_key_usage(), critical=True)
-        # RFC 3161 §2.3: "the only key purpose", critical.
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
-        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
-        .add_extension(_authority_key_identifier(issuer_certificate), critical=False)
-        .add_extension(crl_distribution_point(urls.crl), critical=False)
-        .add_extension(
-            x509.AuthorityInformationAccess(
-                [
-                    x509.AccessDescription(
-                        x509.AuthorityInformationAccessOID.OCSP,
-                        x509.UniformResourceIdentifier(urls.ocsp),
-                    ),
-                    x509.AccessDescription(
-                        x509.AuthorityInformationAccessOID.CA_ISSUERS,
-                        x509.UniformResourceIdentifier(urls.ca_issuers),
-                    ),
-                ]
-            ),
-            critical=False,
+            runtime.status_urls(authority.name),
         ),
         issuer_key,
         authority.signature_scheme,
@@ -154,7 +127,7 @@ def issue_tsa_unit(
         created_at=now,
     )
     session.add(unit)
-    _record_ca_certificate(
+    record_ca_certificate(
         session,
         certificate,
         authority_id=authority.id,

@@ -73,6 +73,15 @@ def _query(tmp_path: Path, *options: str) -> bytes:
     return query.read_bytes()
 
 
+def _assert_verifies(what: list[str], response: Path, root: Path, untrusted: Path) -> None:
+    """``openssl ts -verify`` of a reply against data, a digest or the query (nonce too)."""
+    checked = openssl(
+        "ts", "-verify", *what, "-in", response, "-CAfile", root, "-untrusted", untrusted
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "Verification: OK" in checked.stdout, checked.stdout + checked.stderr
+
+
 def _failure(response: bytes) -> tuple[str, set[str]]:
     """PKIStatusInfo of a TimeStampResp without token (asn1crypto's TimeStampResp wants one)."""
     status = asn1_tsp.PKIStatusInfo.load(asn1_core.Sequence.load(response)[0].dump())
@@ -161,33 +170,9 @@ def test_openssl_verifies_our_time_stamps(
     root = write_pem(tmp_path, "root.pem", tsa["root"])
     # Without certReq the token carries no certificate: the verifier is given the TSA's.
     untrusted = write_pem(tmp_path, "untrusted.pem", tsa["issuing"], tsa["tsa"])
-    checked = openssl(
-        "ts",
-        "-verify",
-        *source[:2],
-        "-in",
-        response,
-        "-CAfile",
-        root,
-        "-untrusted",
-        untrusted,
-    )
-    assert checked.returncode == 0, checked.stdout + checked.stderr
-    assert "Verification: OK" in checked.stdout
+    _assert_verifies(source[:2], response, root, untrusted)
     # The query form checks the nonce too.
-    against_query = openssl(
-        "ts",
-        "-verify",
-        "-queryfile",
-        query,
-        "-in",
-        response,
-        "-CAfile",
-        root,
-        "-untrusted",
-        untrusted,
-    )
-    assert "Verification: OK" in against_query.stdout, against_query.stdout + against_query.stderr
+    _assert_verifies(["-queryfile", str(query)], response, root, untrusted)
 
     # Recorded and audited: serial, imprint, client address.
     serial = serial_hex(tst_info["serial_number"].native)
@@ -349,16 +334,9 @@ def test_a_tsa_key_in_an_hsm_signs_tokens_openssl_verifies(
     query.write_bytes(_query(tmp_path, "-cert"))
     response = tmp_path / "reply.tsr"
     response.write_bytes(_post(web, query.read_bytes()))
-    checked = openssl(
-        "ts",
-        "-verify",
-        "-queryfile",
-        query,
-        "-in",
+    _assert_verifies(
+        ["-queryfile", str(query)],
         response,
-        "-CAfile",
         write_pem(tmp_path, "root.pem", x509.load_der_x509_certificate(root.certificate_der)),
-        "-untrusted",
         write_pem(tmp_path, "issuing.pem", x509.load_der_x509_certificate(issuing.certificate_der)),
     )
-    assert "Verification: OK" in checked.stdout, checked.stdout + checked.stderr
