@@ -27,6 +27,7 @@ from ca_admin.profiles import (
     COMMON_NAME_MAX_BYTES,
     crl_distribution_point,
     dn_text,
+    end_entity_key_usage,
     fit_common_name,
 )
 from ca_admin.runtime import CaRuntime, LoadedAuthority
@@ -420,16 +421,8 @@ def issue_ocsp_signer(
             common_name=f"OCSP responder ({authority.name})",
             not_before=now - BACKDATE,
             not_after=min(now + timedelta(days=OCSP_SIGNER_DAYS), authority.not_after),
-            key_usage=x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
+            key_usage=end_entity_key_usage(
+                digital_signature=True, content_commitment=False, key_encipherment=False
             ),
             purpose=ExtendedKeyUsageOID.OCSP_SIGNING,
             purpose_critical=False,

@@ -261,9 +261,10 @@ def end_entity(
     )
 
 
-def _key_usage(
+def end_entity_key_usage(
     *, digital_signature: bool, content_commitment: bool, key_encipherment: bool
 ) -> x509.KeyUsage:
+    """keyUsage of a certificate that signs no certificate and no CRL."""
     return x509.KeyUsage(
         digital_signature=digital_signature,
         content_commitment=content_commitment,
@@ -282,7 +283,9 @@ def signing_key_usage(
 ) -> x509.CertificateBuilder:
     """digitalSignature + contentCommitment: PDF validators want non-repudiation (PITFALLS)."""
     return builder.add_extension(
-        _key_usage(digital_signature=True, content_commitment=True, key_encipherment=False),
+        end_entity_key_usage(
+            digital_signature=True, content_commitment=True, key_encipherment=False
+        ),
         critical=True,
     )
 
@@ -292,7 +295,7 @@ def device_key_usage(
 ) -> x509.CertificateBuilder:
     # keyEncipherment only makes sense for RSA (TLS RSA key transport); never for EC keys.
     return builder.add_extension(
-        _key_usage(
+        end_entity_key_usage(
             digital_signature=True,
             content_commitment=False,
             key_encipherment=isinstance(context.public_key, rsa.RSAPublicKey),

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
 from sqlalchemy import select, update
@@ -30,7 +29,7 @@ from ca_admin.hierarchy import (
     sign_certificate,
 )
 from ca_admin.models import Authority, TimeStampingUnit
-from ca_admin.profiles import add_status_locations
+from ca_admin.profiles import add_status_locations, end_entity_key_usage
 from ca_admin.runtime import CaRuntime
 from ca_admin.serials import serial_hex
 from ca_admin.signing import CA_KEY_ALGORITHMS
@@ -42,20 +41,6 @@ from keys.signing_keys import describe_key_uri
 TSA_CERTIFICATE_DAYS = 3 * 365 + 1  # its tokens outlive it; a new unit takes over before
 DEFAULT_TSA_NAME = "tsa-1"
 DEFAULT_TSA_ALGORITHM = "ec-p256"  # fast signatures: the TSA must reach ≥ 1,000 tokens/s
-
-
-def _tsa_key_usage() -> x509.KeyUsage:
-    return x509.KeyUsage(
-        digital_signature=True,
-        content_commitment=True,
-        key_encipherment=False,
-        data_encipherment=False,
-        key_agreement=False,
-        key_cert_sign=False,
-        crl_sign=False,
-        encipher_only=False,
-        decipher_only=False,
-    )
 
 
 def issue_tsa_unit(
@@ -102,7 +87,10 @@ def issue_tsa_unit(
                 common_name=f"Time-Stamping Authority ({name})",
                 not_before=now - BACKDATE,
                 not_after=min(now + timedelta(days=TSA_CERTIFICATE_DAYS), authority.not_after),
-                key_usage=_tsa_key_usage(),
+                # §2.3 digitalSignature and/or nonRepudiation: a token is long-term evidence.
+                key_usage=end_entity_key_usage(
+                    digital_signature=True, content_commitment=True, key_encipherment=False
+                ),
                 # RFC 3161 §2.3: "the only key purpose", critical.
                 purpose=ExtendedKeyUsageOID.TIME_STAMPING,
                 purpose_critical=True,
