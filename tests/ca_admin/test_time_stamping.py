@@ -18,13 +18,13 @@ from asn1crypto import tsp as asn1_tsp
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from sqlalchemy import select
+from sqlalchemy import func, select, update
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from ca_admin import der_encoding as der
 from ca_admin import time_stamping
-from ca_admin.models import Authority, IssuedCertificate, TimeStampToken
+from ca_admin.models import Authority, IssuedCertificate, TimeStampingUnit, TimeStampToken
 from ca_admin.runtime import CaRuntime
 from ca_admin.serials import serial_hex
 from ca_admin.tsa_certificate import issue_tsa_unit
@@ -340,3 +340,68 @@ def test_a_tsa_key_in_an_hsm_signs_tokens_openssl_verifies(
         write_pem(tmp_path, "root.pem", x509.load_der_x509_certificate(root.certificate_der)),
         write_pem(tmp_path, "issuing.pem", x509.load_der_x509_certificate(issuing.certificate_der)),
     )
+
+
+def _request(**changes: object) -> bytes:
+    fields: dict[str, object] = {
+        "version": "v1",
+        "message_imprint": {
+            "hash_algorithm": {"algorithm": "sha256"},
+            "hashed_message": bytes(32),
+        },
+        "cert_req": True,
+    }
+    fields.update(changes)
+    return asn1_tsp.TimeStampReq(fields).dump()
+
+
+@pytest.mark.parametrize(
+    ("body", "failure"),
+    [
+        (_request(version=2), "bad_request"),
+        (
+            _request(
+                message_imprint={
+                    "hash_algorithm": {"algorithm": "sha256"},
+                    "hashed_message": bytes(20),
+                }
+            ),
+            "bad_request",
+        ),
+        (
+            _request(
+                message_imprint={
+                    "hash_algorithm": {"algorithm": "md5"},
+                    "hashed_message": bytes(16),
+                }
+            ),
+            "bad_alg",
+        ),
+        (_request(nonce=-5), "bad_request"),
+        (_request(nonce=2**600), "bad_request"),
+        (
+            _request(
+                extensions=[{"extn_id": "1.2.3.4", "critical": False, "extn_value": b"\x05\x00"}]
+            ),
+            "unaccepted_extensions",
+        ),
+    ],
+    ids=["version-2", "short-imprint", "md5", "negative-nonce", "huge-nonce", "extension"],
+)
+def test_malformed_requests_get_their_failure_info(
+    web: TestClient, tsa: dict[str, x509.Certificate], body: bytes, failure: str
+) -> None:
+    assert _failure(_post(web, body)) == ("rejection", {failure})
+
+
+def test_an_unavailable_tsa_key_is_system_failure_not_500(
+    web: TestClient, app_ca: CaRuntime, tsa: dict[str, x509.Certificate], tmp_path: Path
+) -> None:
+    with transaction(app_ca.session_factory) as session:
+        session.execute(
+            update(TimeStampingUnit).values(key_uri=f"file:{tmp_path / 'gone.key.pem'}")
+        )
+    app_ca.tsa_signers.forget()
+    assert _failure(_post(web, _request())) == ("rejection", {"system_failure"})
+    with transaction(app_ca.session_factory) as session:
+        assert session.scalar(select(func.count()).select_from(TimeStampToken)) == 0
