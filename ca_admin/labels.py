@@ -26,6 +26,7 @@ AUDIT_ACTIONS = {
     "ca.certificate.expiry_reminder": N_("Certificate expiry reminder sent"),
     "ca.crl.published": N_("Revocation list (CRL) published"),
     "ca.crl.deferred": N_("Revocation list (CRL) owed: the CA key is unavailable"),
+    "ca.signature.validated": N_("Document signatures validated"),
     "ca.merger.planned": N_("Unit merger planned for certificates"),
     "ca.merger.approved": N_("Unit merger for certificates approved"),
     "ca.merger.completed": N_("Unit merger for certificates completed"),

@@ -1,0 +1,358 @@
+"""POST /ca/api/v1/validations through the real app: PDFs and detached CMS signatures made by
+pyHanko with keys whose certificates our CA issued, judged against our own status table."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric import ec
+from sqlalchemy import select
+from starlette.applications import Starlette
+from starlette.testclient import TestClient
+
+from ca_admin import revocation
+from ca_admin.models import Authority
+from ca_admin.runtime import CaRuntime
+from core.audit import AuditEntry
+from core.clock import FixedClock
+from core.db import transaction
+from core.settings import Settings
+from idp.runtime import IdpRuntime
+from tests.ca_admin.conftest import People
+from tests.ca_admin.signed_documents import (
+    Holder,
+    LocalTsa,
+    change_page_content,
+    issue_for,
+    make_test_tsa,
+    sign_detached,
+    sign_pdf,
+)
+from tests.ca_admin.test_api import service_token
+from tests.conftest import settings_for
+
+VALIDATIONS = "/ca/api/v1/validations"
+
+
+@pytest.fixture
+def test_tsa(tmp_path: Path) -> tuple[LocalTsa, Path]:
+    return make_test_tsa(tmp_path)
+
+
+@pytest.fixture
+def settings(
+    tmp_path: Path, database_url: str, key_dir: Path, test_tsa: tuple[LocalTsa, Path]
+) -> Settings:
+    """The usual settings, trusting the test TSA's root as a configured extra anchor."""
+    return settings_for(tmp_path=tmp_path, database_url=database_url, key_dir=key_dir).model_copy(
+        update={"ca_validation_trust_anchors": [test_tsa[1]]}
+    )
+
+
+@pytest.fixture
+def ca_runtime(app: Starlette) -> CaRuntime:
+    runtime: CaRuntime = app.state.ca
+    return runtime
+
+
+@pytest.fixture
+def holder(ca_runtime: CaRuntime, hierarchy: tuple[Authority, Authority], people: People) -> Holder:
+    return issue_for(ca_runtime, people)
+
+
+@pytest.fixture
+def token(web: TestClient, runtime: IdpRuntime) -> str:
+    """A shared app's client_credentials token with the validation scope only."""
+    return service_token(web, runtime, "ca:validate")[0]
+
+
+def _validate(web: TestClient, token: str, pdf: bytes, **headers: str) -> dict[str, object]:
+    response = web.post(
+        VALIDATIONS,
+        content=pdf,
+        headers={
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/pdf",
+            **headers,
+        },
+    )
+    assert response.status_code == 200, response.text
+    body: dict[str, object] = response.json()
+    return body
+
+
+def _only(report: dict[str, object]) -> dict[str, object]:
+    signatures = report["signatures"]
+    assert isinstance(signatures, list) and len(signatures) == 1
+    signature: dict[str, object] = signatures[0]
+    return signature
+
+
+def _revoke(ca_runtime: CaRuntime, holder: Holder, reason: str = "keyCompromise") -> None:
+    with transaction(ca_runtime.session_factory) as session:
+        revocation.revoke(
+            session=session, runtime=ca_runtime, actor="test", serial=holder.serial, reason=reason
+        )
+
+
+def test_a_valid_signature_names_the_official_and_unit(
+    web: TestClient, token: str, holder: Holder, ca_runtime: CaRuntime, people: People
+) -> None:
+    report = _validate(web, token, sign_pdf(holder))
+    assert report["indication"] == "TOTAL-PASSED"
+    assert report["kind"] == "pades"
+    signature = _only(report)
+    assert signature["indication"] == "TOTAL-PASSED", json.dumps(signature, indent=1)
+    assert signature["sub_indication"] is None
+    assert signature["integrity"] == {
+        "intact": True,
+        "signature_valid": True,
+        "covers_whole_document": True,
+        "modified_after_signing": False,
+        "hash_algorithm": "sha256",
+    }
+    signer = signature["signer"]
+    assert isinstance(signer, dict)
+    assert signer["issued_by_us"] is True
+    assert signer["official"]["username"] == people.official.username
+    assert signer["official"]["subject_ref"] == people.official.subject
+    assert signer["unit"]["code"] == "00070"
+    assert signature["chain"]["trusted"] is True
+    assert signature["certificate_status"]["source"] == "ca_status_table"
+    assert signature["certificate_status"]["at_signing_time"] == "good"
+    assert signature["timestamp"]["present"] is False
+
+    # Audited in the same transaction, by the calling app, with the document's digest only.
+    with transaction(ca_runtime.session_factory) as session:
+        entry = session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.action == "ca.signature.validated")
+            .order_by(AuditEntry.seq.desc())
+        ).first()
+        assert entry is not None
+        assert entry.target == f"sha256:{report['document']['sha256']}"  # type: ignore[index]
+        details = json.loads(entry.details)
+        assert details["indication"] == "TOTAL-PASSED"
+        assert details["via"].startswith("api:")
+
+
+def test_revoked_before_signing_fails(
+    web: TestClient, token: str, holder: Holder, ca_runtime: CaRuntime
+) -> None:
+    _revoke(ca_runtime, holder)
+    # pyHanko's signing time is the real time, after the revocation at the test clock's time.
+    signature = _only(_validate(web, token, sign_pdf(holder)))
+    assert (signature["indication"], signature["sub_indication"]) == ("TOTAL-FAILED", "REVOKED")
+    assert signature["certificate_status"]["current"] == "revoked"
+    assert signature["certificate_status"]["revocation_reason"] == "keyCompromise"
+    assert signature["certificate_status"]["at_signing_time"] == "revoked"
+
+
+def test_revoked_after_a_timestamped_signature_passes(
+    web: TestClient,
+    token: str,
+    holder: Holder,
+    ca_runtime: CaRuntime,
+    clock: FixedClock,
+    test_tsa: tuple[LocalTsa, Path],
+) -> None:
+    pdf = sign_pdf(holder, tsa=test_tsa[0])
+    clock.advance(minutes=3)  # revoked three minutes after the timestamp
+    _revoke(ca_runtime, holder)
+    signature = _only(_validate(web, token, pdf))
+    assert signature["indication"] == "TOTAL-PASSED", json.dumps(signature, indent=1)
+    assert signature["timestamp"]["present"] is True
+    assert signature["timestamp"]["valid"] is True
+    assert signature["timestamp"]["authority"] == "Common Name: Test TSA"
+    assert signature["certificate_status"]["current"] == "revoked"
+    assert signature["certificate_status"]["at_signing_time"] == "good"
+
+
+def test_revoked_after_an_untimestamped_signature_is_indeterminate(
+    web: TestClient, token: str, holder: Holder, ca_runtime: CaRuntime, clock: FixedClock
+) -> None:
+    pdf = sign_pdf(holder)
+    clock.advance(minutes=3)
+    _revoke(ca_runtime, holder)
+    # Only the signer's own claim dates the signature: nothing proves it came first.
+    signature = _only(_validate(web, token, pdf))
+    assert (signature["indication"], signature["sub_indication"]) == (
+        "INDETERMINATE",
+        "REVOKED_NO_POE",
+    )
+
+
+def test_a_byte_changed_in_the_signed_range_is_a_hash_failure(
+    web: TestClient, token: str, holder: Holder
+) -> None:
+    pdf = sign_pdf(holder)
+    # The page's MediaBox width 595 → 596: still a readable PDF, no longer what was signed.
+    tampered = pdf.replace(b"595", b"596", 1)
+    signature = _only(_validate(web, token, tampered))
+    assert (signature["indication"], signature["sub_indication"]) == (
+        "TOTAL-FAILED",
+        "HASH_FAILURE",
+    )
+    assert signature["integrity"]["intact"] is False
+
+
+def test_an_incremental_update_changing_the_page_fails(
+    web: TestClient, token: str, holder: Holder
+) -> None:
+    signature = _only(_validate(web, token, change_page_content(sign_pdf(holder))))
+    assert signature["indication"] == "TOTAL-FAILED", json.dumps(signature, indent=1)
+    assert signature["integrity"]["intact"] is True  # the signed revision itself is untouched
+    assert signature["integrity"]["modified_after_signing"] is True
+    assert signature["integrity"]["covers_whole_document"] is False
+
+
+def test_an_unknown_signer_has_no_chain(web: TestClient, token: str, holder: Holder) -> None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    from tests.ca_admin.signed_documents import Holder as SignedBy
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Nguyễn Văn Giả")])
+    self_signed = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(holder.certificate.not_valid_before_utc)
+        .not_valid_after(holder.certificate.not_valid_after_utc)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .sign(key, hashes.SHA256())
+    )
+    stranger = SignedBy(key=key, certificate=self_signed, issuing=self_signed, serial="1")
+    signature = _only(_validate(web, token, sign_pdf(stranger)))
+    assert (signature["indication"], signature["sub_indication"]) == (
+        "INDETERMINATE",
+        "NO_CERTIFICATE_CHAIN_FOUND",
+    )
+    assert signature["signer"]["issued_by_us"] is False
+    assert signature["signer"]["official"] is None
+    assert signature["signer"]["common_name"] == "Nguyễn Văn Giả"
+
+
+def test_a_detached_cms_signature_with_its_document(
+    web: TestClient, token: str, holder: Holder
+) -> None:
+    document = "Quyết định số 12/QĐ-UBND".encode()
+    signature_der = sign_detached(holder, document)
+    response = web.post(
+        VALIDATIONS,
+        files={
+            "document": ("quyet-dinh.txt", document, "text/plain"),
+            "signature": ("quyet-dinh.p7s", signature_der, "application/pkcs7-signature"),
+        },
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["kind"] == "cms"
+    assert _only(report)["indication"] == "TOTAL-PASSED"
+
+    other = web.post(
+        VALIDATIONS,
+        files={
+            "document": ("quyet-dinh.txt", document + b" (sua)", "text/plain"),
+            "signature": ("quyet-dinh.p7s", signature_der, "application/pkcs7-signature"),
+        },
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert other.status_code == 200, other.text
+    assert _only(other.json())["sub_indication"] == "HASH_FAILURE"
+
+
+def test_a_multipart_pdf_upload(web: TestClient, token: str, holder: Holder) -> None:
+    response = web.post(
+        VALIDATIONS,
+        files={"file": ("van-ban.pdf", sign_pdf(holder), "application/pdf")},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert response.status_code == 200, response.text
+    assert response.json()["indication"] == "TOTAL-PASSED"
+
+
+def _refusal(response: object) -> tuple[int, str]:
+    status = response.status_code  # type: ignore[attr-defined]
+    return status, response.json()["error"]  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def pdf_of(holder: Holder) -> Iterator[bytes]:
+    yield sign_pdf(holder)
+
+
+def test_hostile_input_is_refused_clearly(
+    web: TestClient, token: str, pdf_of: bytes, ca_runtime: CaRuntime
+) -> None:
+    auth = {"Authorization": f"Bearer {token}"}
+
+    def post(content: bytes, media_type: str = "application/pdf") -> tuple[int, str]:
+        return _refusal(
+            web.post(VALIDATIONS, content=content, headers={**auth, "Content-Type": media_type})
+        )
+
+    assert post(b"Hello, this is not a PDF") == (422, "unreadable_document")
+    assert post(pdf_of[: len(pdf_of) // 3]) == (422, "unreadable_document")
+    assert post(b"%PDF-1.7\n" + b"\x00" * 200) == (422, "unreadable_document")
+    from tests.ca_admin.interop_support import one_page_pdf
+
+    unsigned = web.post(
+        VALIDATIONS,
+        content=one_page_pdf(),
+        headers={**auth, "Content-Type": "application/pdf", "Accept-Language": "vi"},
+    )
+    assert _refusal(unsigned) == (422, "no_signature")
+    assert unsigned.json()["message"] == "Tài liệu không có chữ ký nào."
+    assert post(b"{}", "application/json") == (415, "unsupported_media_type")
+    ca_runtime.validation_max_bytes = 1024
+    assert post(pdf_of) == (413, "request_too_large")
+    assert (
+        "%("
+        not in web.post(
+            VALIDATIONS, content=pdf_of, headers={**auth, "Content-Type": "application/pdf"}
+        ).json()["message"]
+    )
+    broken_form = web.post(
+        VALIDATIONS,
+        content=b"--x\r\nnonsense",
+        headers={**auth, "Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert broken_form.status_code == 400
+
+
+def test_the_validation_scope_is_required(
+    web: TestClient, runtime: IdpRuntime, pdf_of: bytes
+) -> None:
+    missing = web.post(VALIDATIONS, content=pdf_of, headers={"Content-Type": "application/pdf"})
+    assert missing.status_code == 401
+    assert missing.headers["www-authenticate"] == 'Bearer realm="ca"'
+    read_only = service_token(web, runtime, "ca:read")[0]
+    refused = web.post(
+        VALIDATIONS,
+        content=pdf_of,
+        headers={"Authorization": f"Bearer {read_only}", "Content-Type": "application/pdf"},
+    )
+    assert refused.status_code == 403
+    assert refused.json()["error"] == "insufficient_scope"
