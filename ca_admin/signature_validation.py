@@ -99,6 +99,7 @@ class SignerFacts:
     common_name: str | None
     serial: str
     issuer: str
+    issuer_common_name: str | None
     ours: bool
     # For our certificates: who the official is and where they work (from the IdP's records,
     # falling back on what the certificate says when the account is gone).
@@ -147,6 +148,7 @@ class SignatureReport:
                 "common_name": facts.common_name,
                 "serial": facts.serial,
                 "issuer": facts.issuer,
+                "issuer_common_name": facts.issuer_common_name,
                 "issued_by_us": facts.ours,
                 "official": (
                     {
@@ -491,7 +493,7 @@ def _judge(
     signer = _signer_facts(context, status.signing_cert, row)
     path = status.validation_path
     chain = (
-        tuple(cert.subject.human_friendly for cert in path.iter_certs(include_root=True))
+        tuple(_rfc4514(cert) for cert in path.iter_certs(include_root=True))
         if path is not None
         else ()
     )
@@ -506,7 +508,7 @@ def _judge(
         modified_after_signing=pdf and _modified(status),
         signer=signer,
         trusted_chain=path is not None and status.trust_problem_indic is None,
-        trust_anchor=path.trust_anchor.authority.name.human_friendly if path is not None else None,
+        trust_anchor=chain[0] if chain else None,
         chain=chain,
         certificate_status=certificate_status,
         status_source=source,
@@ -517,9 +519,7 @@ def _judge(
         timestamp_present=timestamp is not None,
         timestamp_valid=proof_of_existence is not None,
         timestamp_time=timestamp.timestamp if timestamp is not None else None,
-        timestamp_authority=(
-            timestamp.signing_cert.subject.human_friendly if timestamp is not None else None
-        ),
+        timestamp_authority=(_rfc4514(timestamp.signing_cert) if timestamp is not None else None),
         hash_algorithm=status.md_algorithm,
     )
 
@@ -674,14 +674,13 @@ def _signer_facts(
 ) -> SignerFacts | None:
     if certificate is None:
         return None
-    common_names = [
-        value for attribute, value in _name_attributes(certificate) if attribute == "common_name"
-    ]
+    parsed = x509.load_der_x509_certificate(certificate.dump())
     facts = SignerFacts(
-        subject=certificate.subject.human_friendly,
-        common_name=common_names[0] if common_names else None,
+        subject=parsed.subject.rfc4514_string(),
+        common_name=_common_name(parsed.subject),
         serial=openssl_serial(format(certificate.serial_number, "x")),
-        issuer=certificate.issuer.human_friendly,
+        issuer=parsed.issuer.rfc4514_string(),
+        issuer_common_name=_common_name(parsed.issuer),
         ours=row is not None,
     )
     if row is None:
@@ -701,6 +700,7 @@ def _signer_facts(
         common_name=facts.common_name,
         serial=facts.serial,
         issuer=facts.issuer,
+        issuer_common_name=facts.issuer_common_name,
         ours=True,
         full_name=identity.full_name if identity else row.common_name,
         username=identity.username if identity else None,
@@ -712,12 +712,13 @@ def _signer_facts(
     )
 
 
-def _name_attributes(certificate: asn1_x509.Certificate) -> list[tuple[str, str]]:
-    return [
-        (str(attribute["type"].native), str(attribute["value"].native))
-        for rdn in certificate.subject.chosen
-        for attribute in rdn
-    ]
+def _common_name(name: x509.Name) -> str | None:
+    values = name.get_attributes_for_oid(x509.NameOID.COMMON_NAME)
+    return str(values[0].value) if values else None
+
+
+def _rfc4514(certificate: asn1_x509.Certificate) -> str:
+    return x509.load_der_x509_certificate(certificate.dump()).subject.rfc4514_string()
 
 
 def record(

@@ -166,7 +166,7 @@ def test_revoked_after_a_timestamped_signature_passes(
     assert signature["indication"] == "TOTAL-PASSED", json.dumps(signature, indent=1)
     assert signature["timestamp"]["present"] is True
     assert signature["timestamp"]["valid"] is True
-    assert signature["timestamp"]["authority"] == "Common Name: Test TSA"
+    assert signature["timestamp"]["authority"] == "CN=Test TSA"
     assert signature["certificate_status"]["current"] == "revoked"
     assert signature["certificate_status"]["at_signing_time"] == "good"
 
@@ -356,3 +356,107 @@ def test_the_validation_scope_is_required(
     )
     assert refused.status_code == 403
     assert refused.json()["error"] == "insufficient_scope"
+
+
+# --------------------------------------------------------------------------------------------
+# The page: an official drops a PDF on /ca/pages/validate
+
+
+PAGE = "/ca/pages/validate"
+
+
+def test_an_official_sees_who_signed_a_pdf_in_vietnamese_and_english(
+    web: TestClient,
+    runtime: IdpRuntime,
+    ca_runtime: CaRuntime,
+    holder: Holder,
+    people: People,
+) -> None:
+    from tests.ca_admin.pages_flow import csrf_of
+    from tests.ca_admin.pages_flow import sign_in as sign_in_to_ca_pages
+    from tests.idp.test_pages_in_vietnamese import problems_in
+
+    pdf = sign_pdf(holder)
+    # A colleague checks the document the official signed.
+    landed = sign_in_to_ca_pages(web, runtime, people.colleague)
+    assert f'href="{PAGE}"' in landed.text  # in the CA pages' navigation
+    form = web.get(PAGE)
+    assert form.status_code == 200
+    assert 'enctype="multipart/form-data"' in form.text
+    assert '<label for="document">' in form.text
+    assert problems_in(PAGE, form.text) == []
+
+    checked = web.post(
+        PAGE,
+        data={"csrf_token": csrf_of(form)},
+        files={"document": ("quyet-dinh.pdf", pdf, "application/pdf")},
+    )
+    assert checked.status_code == 200, checked.text
+    page = checked.text
+    assert "Chữ ký hợp lệ" in page
+    with transaction(ca_runtime.session_factory) as session:
+        identity = ca_runtime.directory.find(session, subject_ref=people.official.subject)
+        assert identity is not None
+    assert identity.full_name in page
+    assert "00070" in page  # the official's unit
+    assert "Không thay đổi từ khi ký" in page
+    assert "Chứng thư số lúc ký" in page
+    assert problems_in(PAGE, page) == []
+
+    # The audit names the colleague who checked it, through the pages.
+    with transaction(ca_runtime.session_factory) as session:
+        entry = session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.action == "ca.signature.validated")
+            .order_by(AuditEntry.seq.desc())
+        ).first()
+        assert entry is not None
+        assert entry.actor == people.colleague.subject
+        assert json.loads(entry.details)["via"] == "pages"
+
+    not_pdf = web.post(
+        PAGE,
+        data={"csrf_token": csrf_of(form)},
+        files={"document": ("ghi-chu.pdf", b"khong phai PDF", "application/pdf")},
+    )
+    assert not_pdf.status_code == 422
+    assert "Tệp không phải là tài liệu PDF." in not_pdf.text
+    assert 'aria-invalid="true"' in not_pdf.text
+
+    nothing = web.post(PAGE, data={"csrf_token": csrf_of(form)})
+    assert nothing.status_code == 400
+    assert "Hãy chọn một tệp PDF đã ký để kiểm tra." in nothing.text
+
+    forged = web.post(
+        PAGE,
+        data={"csrf_token": "forged"},
+        files={"document": ("quyet-dinh.pdf", pdf, "application/pdf")},
+    )
+    assert forged.status_code == 403
+
+    ca_runtime.validation_max_bytes = 1024 * 1024
+    huge = web.post(
+        PAGE,
+        data={"csrf_token": csrf_of(form)},
+        files={
+            "document": ("lon.pdf", b"%PDF-1.7\n" + b"0" * (2 * 1024 * 1024), "application/pdf")
+        },
+    )
+    assert huge.status_code == 413
+    assert "Tệp quá lớn" in huge.text
+
+    # Last: ?lang=en is remembered for the next pages.
+    english = web.post(
+        f"{PAGE}?lang=en",
+        data={"csrf_token": csrf_of(form)},
+        files={"document": ("quyet-dinh.pdf", change_page_content(pdf), "application/pdf")},
+    )
+    assert english.status_code == 200, english.text
+    assert "Invalid signature" in english.text
+    assert "The document was changed after it was signed." in english.text
+
+
+def test_the_page_needs_a_signed_in_official(web: TestClient) -> None:
+    response = web.get(PAGE)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/ca/pages/login")
