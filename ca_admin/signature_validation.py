@@ -69,6 +69,7 @@ _INDICATIONS = {
 # The worst indication wins for the whole document.
 _SEVERITY = {PASSED: 0, INDETERMINATE: 1, FAILED: 2}
 PDF_MEDIA_TYPE = "application/pdf"
+MAX_SIGNATURES = 50
 
 
 class UnreadableDocument(DomainError):
@@ -261,6 +262,11 @@ def validate_pdf(*, session: Session, runtime: CaRuntime, pdf: bytes) -> Validat
         ) from None
     if not embedded:
         raise NoSignature(N_("The document carries no signature."))
+    if len(embedded) > MAX_SIGNATURES:
+        # Each costs tens of milliseconds of CPU: a crafted file must not hold a worker.
+        raise UnreadableDocument(
+            N_("The document carries more than %(limit)s signatures."), limit=MAX_SIGNATURES
+        )
     context = _Context.build(session, runtime)
     reports = tuple(_validate_embedded(context, signature) for signature in embedded)
     return ValidationReport(
@@ -742,7 +748,7 @@ def record(
                     "sub_indication": signature.sub_indication,
                     "signer_serial": signature.signer.serial if signature.signer else None,
                 }
-                for signature in report.signatures[:50]
+                for signature in report.signatures
             ],
         },
     )

@@ -97,6 +97,7 @@ def _asn1_key(key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey) -> asn1_keys.
 @dataclass(frozen=True)
 class LocalTsa:
     root: x509.Certificate
+    root_key: ec.EllipticCurvePrivateKey
     certificate: x509.Certificate
     key: rsa.RSAPrivateKey  # pyHanko's DummyTimeStamper signs with RSA only
 
@@ -161,7 +162,7 @@ def make_test_tsa(directory: Path) -> tuple[LocalTsa, Path]:
     )
     path = directory / "test-tsa-root.pem"
     path.write_bytes(root.public_bytes(Encoding.PEM))
-    return LocalTsa(root=root, certificate=tsa, key=tsa_key), path
+    return LocalTsa(root=root, root_key=root_key, certificate=tsa, key=tsa_key), path
 
 
 def _signer(holder: Holder) -> signers.SimpleSigner:
@@ -201,4 +202,56 @@ def change_page_content(pdf: bytes) -> bytes:
     writer.update_container(page)
     output = BytesIO()
     writer.write(output)
+    return output.getvalue()
+
+
+def foreign_signer(anchor: LocalTsa, common_name: str) -> Holder:
+    """A signer under another configured trust anchor (as a Government CA signer would be):
+    no CRL or OCSP URL, so nothing to fetch."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = datetime.now(UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
+        .issuer_name(anchor.root.subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(days=1))
+        .not_valid_after(now + timedelta(days=365))
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=True,
+                content_commitment=True,
+                key_encipherment=False,
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=False,
+                crl_sign=False,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(anchor.root_key.public_key()),
+            critical=False,
+        )
+        .sign(anchor.root_key, hashes.SHA256())
+    )
+    return Holder(
+        key=key,
+        certificate=certificate,
+        issuing=anchor.root,
+        serial=format(certificate.serial_number, "x"),
+    )
+
+
+def countersign_pdf(holder: Holder, pdf: bytes) -> bytes:
+    """A second signature in a new field, after the first (an approval chain)."""
+    output = signers.sign_pdf(
+        IncrementalPdfFileWriter(BytesIO(pdf)),
+        signers.PdfSignatureMetadata(field_name="Signature2", reason="Đồng ý"),
+        signer=_signer(holder),
+    )
     return output.getvalue()

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,8 @@ from tests.ca_admin.signed_documents import (
     Holder,
     LocalTsa,
     change_page_content,
+    countersign_pdf,
+    foreign_signer,
     issue_for,
     make_test_tsa,
     sign_detached,
@@ -183,6 +186,77 @@ def test_revoked_after_an_untimestamped_signature_is_indeterminate(
         "INDETERMINATE",
         "REVOKED_NO_POE",
     )
+
+
+def test_on_hold_since_before_signing_is_try_later(
+    web: TestClient, token: str, holder: Holder, ca_runtime: CaRuntime
+) -> None:
+    _revoke(ca_runtime, holder, "certificateHold")
+    signature = _only(_validate(web, token, sign_pdf(holder)))
+    assert (signature["indication"], signature["sub_indication"]) == (
+        "INDETERMINATE",
+        "TRY_LATER",
+    )
+    assert signature["certificate_status"]["current"] == "hold"
+
+
+def test_an_expired_certificate_passes_only_with_a_timestamp_from_its_validity(
+    web: TestClient,
+    runtime: IdpRuntime,
+    holder: Holder,
+    clock: FixedClock,
+    test_tsa: tuple[LocalTsa, Path],
+) -> None:
+    stamped = sign_pdf(holder, tsa=test_tsa[0])
+    unstamped = sign_pdf(holder)
+    clock.set(holder.certificate.not_valid_after_utc + timedelta(days=30))
+    token = service_token(web, runtime, "ca:validate")[0]  # one the later clock accepts
+    signature = _only(_validate(web, token, unstamped))
+    assert (signature["indication"], signature["sub_indication"]) == (
+        "INDETERMINATE",
+        "OUT_OF_BOUNDS_NO_POE",
+    ), json.dumps(signature, indent=1)
+    # The timestamp proves the signature existed while the certificate was valid (§5.5.4).
+    signature = _only(_validate(web, token, stamped))
+    assert signature["indication"] == "TOTAL-PASSED", json.dumps(signature, indent=1)
+
+
+def test_every_signature_of_a_pdf_is_judged(
+    web: TestClient, token: str, holder: Holder, ca_runtime: CaRuntime, people: People
+) -> None:
+    colleague = issue_for(ca_runtime, people, people.colleague)
+    pdf = countersign_pdf(colleague, sign_pdf(holder))
+    report = _validate(web, token, pdf)
+    assert report["signature_count"] == 2
+    first, second = report["signatures"]  # type: ignore[misc]
+    assert first["field"] == "Signature1" and second["field"] == "Signature2"
+    # The first signature's revision is followed by the second signature: allowed.
+    assert first["integrity"]["covers_whole_document"] is False
+    assert first["integrity"]["modified_after_signing"] is False
+    assert [s["indication"] for s in (first, second)] == ["TOTAL-PASSED", "TOTAL-PASSED"]
+    assert first["signer"]["official"]["username"] == people.official.username
+    assert second["signer"]["official"]["username"] == people.colleague.username
+
+    # The colleague's certificate is revoked, then a new document is countersigned with it:
+    # that signature fails, so does the document, while the official's still passes.
+    _revoke(ca_runtime, colleague)
+    report = _validate(web, token, countersign_pdf(colleague, sign_pdf(holder)))
+    assert [s["indication"] for s in report["signatures"]] == ["TOTAL-PASSED", "TOTAL-FAILED"]  # type: ignore[union-attr]
+    assert report["indication"] == "TOTAL-FAILED"
+
+
+def test_a_signer_of_another_configured_anchor(
+    web: TestClient, token: str, test_tsa: tuple[LocalTsa, Path]
+) -> None:
+    """COMMUNE_SSO_CA_VALIDATION_TRUST_ANCHORS (here the test TSA root stands for the
+    Government CA): its signers are trusted, their status is not from our table."""
+    signer = foreign_signer(test_tsa[0], "Trần Thị Bình")
+    signature = _only(_validate(web, token, sign_pdf(signer)))
+    assert signature["indication"] == "TOTAL-PASSED", json.dumps(signature, indent=1)
+    assert signature["signer"]["issued_by_us"] is False
+    assert signature["signer"]["official"] is None
+    assert signature["certificate_status"]["source"] == "ocsp_crl"
+    assert signature["chain"]["trust_anchor"] == "CN=Test TSA Root"
 
 
 def test_a_byte_changed_in_the_signed_range_is_a_hash_failure(
