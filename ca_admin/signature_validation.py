@@ -24,10 +24,11 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from io import BytesIO
+from pathlib import Path
 from typing import Any
 
 from asn1crypto import cms
@@ -227,14 +228,11 @@ class ValidationReport:
         }
 
 
-def load_trust_anchors(pem_files: Sequence[Any]) -> tuple[x509.Certificate, ...]:
+def load_trust_anchors(pem_files: Sequence[Path]) -> tuple[x509.Certificate, ...]:
     """The certificates of PEM files (a file may hold several); raises ValueError if unreadable."""
     anchors: list[x509.Certificate] = []
     for path in pem_files:
-        with open(path, "rb") as handle:
-            data = handle.read()
-        found = x509.load_pem_x509_certificates(data)
-        anchors.extend(found)
+        anchors.extend(x509.load_pem_x509_certificates(path.read_bytes()))
     return tuple(anchors)
 
 
@@ -450,7 +448,7 @@ def _judge(
     context: _Context,
     field_name: str | None,
     row: IssuedCertificate | None,
-    run: Any,
+    run: Callable[[datetime | None], Any],
     *,
     pdf: bool,
 ) -> SignatureReport:
@@ -460,7 +458,7 @@ def _judge(
         log.info("signature %s could not be validated: %s", field_name, error)
         return _unreadable(field_name)
     timestamp = status.timestamp_validity
-    proof_of_existence = _proof_of_existence(timestamp)
+    proof_of_existence = _proof_of_existence(context, timestamp)
     if (
         status.trust_problem_indic
         in (AdESIndeterminate.OUT_OF_BOUNDS_NO_POE, AdESIndeterminate.EXPIRED)
@@ -557,10 +555,19 @@ def _unreadable(field_name: str | None) -> SignatureReport:
     )
 
 
-def _proof_of_existence(timestamp: TimestampSignatureStatus | None) -> datetime | None:
-    """The time a valid, trusted signature timestamp proves (§5.4); else None."""
+def _proof_of_existence(
+    context: _Context, timestamp: TimestampSignatureStatus | None
+) -> datetime | None:
+    """The time a valid, trusted signature timestamp proves (§5.4); else None. A TSA
+    certificate of ours counts only while our table does not say it was revoked before the
+    time it vouches for."""
     if timestamp is None or not (timestamp.intact and timestamp.valid and timestamp.trusted):
         return None
+    tsa = context.ours(timestamp.signing_cert)
+    if tsa is not None and tsa.status != "good" and tsa.revoked_at is not None:
+        effective = min(tsa.revoked_at, tsa.invalidity_date or tsa.revoked_at)
+        if effective <= timestamp.timestamp:
+            return None
     return timestamp.timestamp
 
 

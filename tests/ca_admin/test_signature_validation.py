@@ -534,3 +534,18 @@ def test_the_page_needs_a_signed_in_official(web: TestClient) -> None:
     response = web.get(PAGE)
     assert response.status_code == 303
     assert response.headers["location"].startswith("/ca/pages/login")
+
+
+def test_an_unreadable_trust_anchor_file_stops_the_start(
+    tmp_path: Path, settings: Settings, runtime: IdpRuntime
+) -> None:
+    from commune_sso.ca_bridge import build_ca_runtime
+    from core.errors import ConfigurationError
+
+    not_pem = tmp_path / "gov-ca.pem"
+    not_pem.write_text("not a certificate")
+    for anchors in ([tmp_path / "missing.pem"], [not_pem]):
+        with pytest.raises(ConfigurationError, match="CA_VALIDATION_TRUST_ANCHORS"):
+            build_ca_runtime(
+                settings.model_copy(update={"ca_validation_trust_anchors": anchors}), runtime
+            )
