@@ -24,7 +24,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from io import BytesIO
@@ -51,6 +51,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ca_admin.models import IssuedCertificate
+from ca_admin.profiles import dn_text
 from ca_admin.runtime import CaRuntime
 from ca_admin.serials import openssl_serial
 from core import audit
@@ -394,50 +395,70 @@ def _iso(moment: datetime | None) -> str | None:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z") if moment else None
 
 
-def _validate_embedded(context: _Context, embedded: Any) -> SignatureReport:
-    field_name = embedded.field_name
-    try:
-        signer_cert = embedded.signer_cert
-    except Exception:
-        signer_cert = None
-    row = context.ours(signer_cert)
+Validator = Callable[
+    [ValidationContext, ValidationContext], Coroutine[Any, Any, StandardCMSSignatureStatus]
+]
 
-    def run(moment: datetime | None) -> StandardCMSSignatureStatus:
-        return asyncio.run(
-            async_validate_pdf_signature(
-                embedded,
-                signer_validation_context=context.validation_context(
-                    ours=row is not None, moment=moment
-                ),
-                ts_validation_context=context.timestamp_context(),
-            )
+
+def _validate_embedded(context: _Context, embedded: Any) -> SignatureReport:
+    def validate(
+        signer: ValidationContext, timestamps: ValidationContext
+    ) -> Coroutine[Any, Any, StandardCMSSignatureStatus]:
+        return async_validate_pdf_signature(
+            embedded, signer_validation_context=signer, ts_validation_context=timestamps
         )
 
-    return _judge(context, field_name, row, run, pdf=True)
+    return _validate_one(
+        context, embedded.field_name, lambda: embedded.signer_cert, validate, pdf=True
+    )
 
 
 def _validate_cms(
     context: _Context, signed_data: cms.SignedData, document: bytes
 ) -> SignatureReport:
+    def validate(
+        signer: ValidationContext, timestamps: ValidationContext
+    ) -> Coroutine[Any, Any, StandardCMSSignatureStatus]:
+        return async_validate_detached_cms(
+            document,
+            signed_data,
+            signer_validation_context=signer,
+            ts_validation_context=timestamps,
+        )
+
+    return _validate_one(
+        context,
+        None,
+        lambda: extract_certificate_info(signed_data).signer_cert,
+        validate,
+        pdf=False,
+    )
+
+
+def _validate_one(
+    context: _Context,
+    field_name: str | None,
+    signer_certificate: Callable[[], asn1_x509.Certificate],
+    validate: Validator,
+    *,
+    pdf: bool,
+) -> SignatureReport:
     try:
-        signer_cert = extract_certificate_info(signed_data).signer_cert
-    except Exception:
+        signer_cert: asn1_x509.Certificate | None = signer_certificate()
+    except Exception:  # no signer certificate in the structure: judged as unreadable below
         signer_cert = None
     row = context.ours(signer_cert)
 
     def run(moment: datetime | None) -> StandardCMSSignatureStatus:
+        # pyHanko is asynchronous; this runs in a worker thread, which has no event loop.
         return asyncio.run(
-            async_validate_detached_cms(
-                document,
-                signed_data,
-                signer_validation_context=context.validation_context(
-                    ours=row is not None, moment=moment
-                ),
-                ts_validation_context=context.timestamp_context(),
+            validate(
+                context.validation_context(ours=row is not None, moment=moment),
+                context.timestamp_context(),
             )
         )
 
-    return _judge(context, None, row, run, pdf=False)
+    return _judge(context, field_name, row, run, pdf=pdf)
 
 
 # --------------------------------------------------------------------------------------------
@@ -448,7 +469,7 @@ def _judge(
     context: _Context,
     field_name: str | None,
     row: IssuedCertificate | None,
-    run: Callable[[datetime | None], Any],
+    run: Callable[[datetime | None], StandardCMSSignatureStatus],
     *,
     pdf: bool,
 ) -> SignatureReport:
@@ -689,10 +710,10 @@ def _signer_facts(
         return None
     parsed = x509.load_der_x509_certificate(certificate.dump())
     facts = SignerFacts(
-        subject=parsed.subject.rfc4514_string(),
+        subject=dn_text(parsed.subject),
         common_name=_common_name(parsed.subject),
         serial=openssl_serial(format(certificate.serial_number, "x")),
-        issuer=parsed.issuer.rfc4514_string(),
+        issuer=dn_text(parsed.issuer),
         issuer_common_name=_common_name(parsed.issuer),
         ours=row is not None,
     )
@@ -731,7 +752,7 @@ def _common_name(name: x509.Name) -> str | None:
 
 
 def _rfc4514(certificate: asn1_x509.Certificate) -> str:
-    return x509.load_der_x509_certificate(certificate.dump()).subject.rfc4514_string()
+    return dn_text(x509.load_der_x509_certificate(certificate.dump()).subject)
 
 
 def record(

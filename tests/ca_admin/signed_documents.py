@@ -29,13 +29,10 @@ from pyhanko.sign import signers
 from pyhanko.sign.timestamps.dummy_client import DummyTimeStamper
 from pyhanko_certvalidator.registry import SimpleCertificateStore
 
-from ca_admin import certificate_requests
-from ca_admin.certificate_requests import Submission
-from ca_admin.models import IssuedCertificate
 from ca_admin.runtime import CaRuntime
 from core.db import transaction
 from idp.models import Account
-from tests.ca_admin.conftest import People, make_csr
+from tests.ca_admin.conftest import People, issue_one, make_csr
 from tests.ca_admin.interop_support import one_page_pdf
 
 
@@ -49,39 +46,16 @@ class Holder:
 
 def issue_for(ca_runtime: CaRuntime, people: People, account: Account | None = None) -> Holder:
     """A document-signing certificate for a key the test holds, requested and approved."""
-    account = account or people.official
     key = ec.generate_private_key(ec.SECP256R1())
+    issued = issue_one(ca_runtime, people, account, csr=make_csr(key)[0])
     with transaction(ca_runtime.session_factory) as session:
-        request_id = certificate_requests.submit(
-            session=session,
-            runtime=ca_runtime,
-            actor=account.subject,
-            submission=Submission(
-                subject_ref=account.subject,
-                profile="official-document-signing",
-                csr=make_csr(key)[0],
-            ),
-        ).request_id
-    with transaction(ca_runtime.session_factory) as session:
-        approved = certificate_requests.approve(
-            session=session,
-            runtime=ca_runtime,
-            actor=people.unit_admin.subject,
-            request_id=request_id,
-        )
-        issued = session.get(IssuedCertificate, approved.certificate_id)
-        assert issued is not None
-        issuing = next(
-            a.certificate
-            for a in ca_runtime.authorities(session).values()
-            if a.id == issued.authority_id
-        )
-        return Holder(
-            key=key,
-            certificate=x509.load_der_x509_certificate(issued.der),
-            issuing=issuing,
-            serial=issued.serial,
-        )
+        issuing = ca_runtime.authorities(session)[issued.authority_id].certificate
+    return Holder(
+        key=key,
+        certificate=x509.load_der_x509_certificate(issued.der),
+        issuing=issuing,
+        serial=issued.serial,
+    )
 
 
 def _asn1_cert(certificate: x509.Certificate) -> asn1_x509.Certificate:
@@ -109,56 +83,72 @@ class LocalTsa:
         )
 
 
-def make_test_tsa(directory: Path) -> tuple[LocalTsa, Path]:
-    """A test TSA root and a TSA certificate (critical EKU id-kp-timeStamping, RFC 3161 §2.3);
-    returns it and the root's PEM file for the trust-anchor setting."""
-    now = datetime.now(UTC)
-    root_key = ec.generate_private_key(ec.SECP256R1())
-    root_name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test TSA Root")])
-    root = (
-        x509.CertificateBuilder()
-        .subject_name(root_name)
-        .issuer_name(root_name)
-        .public_key(root_key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=False,
-                content_commitment=False,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=True,
-                crl_sign=True,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.SubjectKeyIdentifier.from_public_key(root_key.public_key()), critical=False
-        )
-        .sign(root_key, hashes.SHA256())
+def _key_usage(*, signs_documents: bool) -> x509.KeyUsage:
+    """digitalSignature + contentCommitment for a signer, keyCertSign + cRLSign for a CA."""
+    return x509.KeyUsage(
+        digital_signature=signs_documents,
+        content_commitment=signs_documents,
+        key_encipherment=False,
+        data_encipherment=False,
+        key_agreement=False,
+        key_cert_sign=not signs_documents,
+        crl_sign=not signs_documents,
+        encipher_only=False,
+        decipher_only=False,
     )
-    tsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    tsa = (
+
+
+def make_certificate(
+    common_name: str,
+    public_key: ec.EllipticCurvePublicKey | rsa.RSAPublicKey,
+    *,
+    issuer: x509.Certificate | None,
+    issuer_key: ec.EllipticCurvePrivateKey,
+    usage: str,
+) -> x509.Certificate:
+    """A test certificate not from our CA: ``usage`` is ``ca``, ``signer`` (documents) or
+    ``tsa`` (critical EKU id-kp-timeStamping, RFC 3161 §2.3); self-signed without issuer."""
+    now = datetime.now(UTC)
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    builder = (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Test TSA")]))
-        .issuer_name(root_name)
-        .public_key(tsa_key.public_key())
+        .subject_name(subject)
+        .issuer_name(issuer.subject if issuer else subject)
+        .public_key(public_key)
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=3650))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True)
+        .not_valid_after(now + timedelta(days=365 if usage == "signer" else 3650))
+        .add_extension(x509.BasicConstraints(ca=usage == "ca", path_length=None), critical=True)
         .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(root_key.public_key()),
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(issuer_key.public_key()),
             critical=False,
         )
-        .sign(root_key, hashes.SHA256())
+    )
+    if usage == "tsa":
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.TIME_STAMPING]), critical=True
+        )
+    else:
+        builder = builder.add_extension(
+            _key_usage(signs_documents=usage == "signer"), critical=True
+        )
+    if usage == "ca":
+        builder = builder.add_extension(
+            x509.SubjectKeyIdentifier.from_public_key(public_key), critical=False
+        )
+    return builder.sign(issuer_key, hashes.SHA256())
+
+
+def make_test_tsa(directory: Path) -> tuple[LocalTsa, Path]:
+    """A test TSA root and a TSA certificate; returns it and the root's PEM file for the
+    trust-anchor setting."""
+    root_key = ec.generate_private_key(ec.SECP256R1())
+    root = make_certificate(
+        "Test TSA Root", root_key.public_key(), issuer=None, issuer_key=root_key, usage="ca"
+    )
+    tsa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    tsa = make_certificate(
+        "Test TSA", tsa_key.public_key(), issuer=root, issuer_key=root_key, usage="tsa"
     )
     path = directory / "test-tsa-root.pem"
     path.write_bytes(root.public_bytes(Encoding.PEM))
@@ -209,40 +199,31 @@ def foreign_signer(anchor: LocalTsa, common_name: str) -> Holder:
     """A signer under another configured trust anchor (as a Government CA signer would be):
     no CRL or OCSP URL, so nothing to fetch."""
     key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)]))
-        .issuer_name(anchor.root.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=365))
-        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=True,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(anchor.root_key.public_key()),
-            critical=False,
-        )
-        .sign(anchor.root_key, hashes.SHA256())
+    certificate = make_certificate(
+        common_name,
+        key.public_key(),
+        issuer=anchor.root,
+        issuer_key=anchor.root_key,
+        usage="signer",
     )
     return Holder(
         key=key,
         certificate=certificate,
         issuing=anchor.root,
+        serial=format(certificate.serial_number, "x"),
+    )
+
+
+def stranger(common_name: str) -> Holder:
+    """A signer whose self-signed certificate no configured authority vouches for."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    certificate = make_certificate(
+        common_name, key.public_key(), issuer=None, issuer_key=key, usage="signer"
+    )
+    return Holder(
+        key=key,
+        certificate=certificate,
+        issuing=certificate,
         serial=format(certificate.serial_number, "x"),
     )
 

@@ -7,9 +7,9 @@ import json
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec
 from sqlalchemy import select
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
@@ -33,6 +33,7 @@ from tests.ca_admin.signed_documents import (
     make_test_tsa,
     sign_detached,
     sign_pdf,
+    stranger,
 )
 from tests.ca_admin.test_api import service_token
 from tests.conftest import settings_for
@@ -94,6 +95,18 @@ def _only(report: dict[str, object]) -> dict[str, object]:
     return signature
 
 
+def _last_validation_audit(ca_runtime: CaRuntime) -> tuple[AuditEntry, dict[str, Any]]:
+    with transaction(ca_runtime.session_factory) as session:
+        entry = session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.action == "ca.signature.validated")
+            .order_by(AuditEntry.seq.desc())
+        ).first()
+        assert entry is not None
+        session.expunge(entry)
+        return entry, json.loads(entry.details)
+
+
 def _revoke(ca_runtime: CaRuntime, holder: Holder, reason: str = "keyCompromise") -> None:
     with transaction(ca_runtime.session_factory) as session:
         revocation.revoke(
@@ -129,17 +142,10 @@ def test_a_valid_signature_names_the_official_and_unit(
     assert signature["timestamp"]["present"] is False
 
     # Audited in the same transaction, by the calling app, with the document's digest only.
-    with transaction(ca_runtime.session_factory) as session:
-        entry = session.scalars(
-            select(AuditEntry)
-            .where(AuditEntry.action == "ca.signature.validated")
-            .order_by(AuditEntry.seq.desc())
-        ).first()
-        assert entry is not None
-        assert entry.target == f"sha256:{report['document']['sha256']}"  # type: ignore[index]
-        details = json.loads(entry.details)
-        assert details["indication"] == "TOTAL-PASSED"
-        assert details["via"].startswith("api:")
+    entry, details = _last_validation_audit(ca_runtime)
+    assert entry.target == f"sha256:{report['document']['sha256']}"  # type: ignore[index]
+    assert details["indication"] == "TOTAL-PASSED"
+    assert details["via"].startswith("api:")
 
 
 def test_revoked_before_signing_fails(
@@ -284,40 +290,7 @@ def test_an_incremental_update_changing_the_page_fails(
 
 
 def test_an_unknown_signer_has_no_chain(web: TestClient, token: str, holder: Holder) -> None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives import hashes
-    from cryptography.x509.oid import NameOID
-
-    from tests.ca_admin.signed_documents import Holder as SignedBy
-
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Nguyễn Văn Giả")])
-    self_signed = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(holder.certificate.not_valid_before_utc)
-        .not_valid_after(holder.certificate.not_valid_after_utc)
-        .add_extension(
-            x509.KeyUsage(
-                digital_signature=True,
-                content_commitment=True,
-                key_encipherment=False,
-                data_encipherment=False,
-                key_agreement=False,
-                key_cert_sign=False,
-                crl_sign=False,
-                encipher_only=False,
-                decipher_only=False,
-            ),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    stranger = SignedBy(key=key, certificate=self_signed, issuing=self_signed, serial="1")
-    signature = _only(_validate(web, token, sign_pdf(stranger)))
+    signature = _only(_validate(web, token, sign_pdf(stranger("Nguyễn Văn Giả"))))
     assert (signature["indication"], signature["sub_indication"]) == (
         "INDETERMINATE",
         "NO_CERTIFICATE_CHAIN_FOUND",
@@ -478,15 +451,9 @@ def test_an_official_sees_who_signed_a_pdf_in_vietnamese_and_english(
     assert problems_in(PAGE, page) == []
 
     # The audit names the colleague who checked it, through the pages.
-    with transaction(ca_runtime.session_factory) as session:
-        entry = session.scalars(
-            select(AuditEntry)
-            .where(AuditEntry.action == "ca.signature.validated")
-            .order_by(AuditEntry.seq.desc())
-        ).first()
-        assert entry is not None
-        assert entry.actor == people.colleague.subject
-        assert json.loads(entry.details)["via"] == "pages"
+    entry, details = _last_validation_audit(ca_runtime)
+    assert entry.actor == people.colleague.subject
+    assert details["via"] == "pages"
 
     not_pdf = web.post(
         PAGE,
