@@ -117,30 +117,31 @@ class SignerFacts:
 
 @dataclass(frozen=True)
 class SignatureReport:
-    """One signature's validation, as the API returns it and the page shows it."""
+    """One signature's validation, as the API returns it and the page shows it. The defaults
+    are what is known of a signature that could not be read at all."""
 
     indication: str
     sub_indication: str | None
     field_name: str | None
-    intact: bool
-    signature_valid: bool
-    covers_whole_document: bool | None
-    modified_after_signing: bool
-    signer: SignerFacts | None
-    trusted_chain: bool
-    trust_anchor: str | None
-    chain: tuple[str, ...]
-    certificate_status: str  # good | revoked | hold | unknown
-    status_source: str | None  # ca_status_table | ocsp_crl
-    revoked_at: datetime | None
-    revocation_reason: str | None
-    status_at_signing_time: str  # good | revoked | unknown
-    claimed_signing_time: datetime | None
-    timestamp_present: bool
-    timestamp_valid: bool
-    timestamp_time: datetime | None
-    timestamp_authority: str | None
-    hash_algorithm: str | None
+    intact: bool = False
+    signature_valid: bool = False
+    covers_whole_document: bool | None = None
+    modified_after_signing: bool = False
+    signer: SignerFacts | None = None
+    trusted_chain: bool = False
+    trust_anchor: str | None = None
+    chain: tuple[str, ...] = ()
+    certificate_status: str = "unknown"  # good | revoked | hold | unknown
+    status_source: str | None = None  # ca_status_table | ocsp_crl
+    revoked_at: datetime | None = None
+    revocation_reason: str | None = None
+    status_at_signing_time: str = "unknown"  # good | revoked | hold | unknown
+    claimed_signing_time: datetime | None = None
+    timestamp_present: bool = False
+    timestamp_valid: bool = False
+    timestamp_time: datetime | None = None
+    timestamp_authority: str | None = None
+    hash_algorithm: str | None = None
 
     def as_json(self) -> dict[str, Any]:
         signer = None
@@ -551,28 +552,7 @@ def _judge(
 
 def _unreadable(field_name: str | None) -> SignatureReport:
     return SignatureReport(
-        indication=INDETERMINATE,
-        sub_indication="FORMAT_FAILURE",
-        field_name=field_name,
-        intact=False,
-        signature_valid=False,
-        covers_whole_document=None,
-        modified_after_signing=False,
-        signer=None,
-        trusted_chain=False,
-        trust_anchor=None,
-        chain=(),
-        certificate_status="unknown",
-        status_source=None,
-        revoked_at=None,
-        revocation_reason=None,
-        status_at_signing_time="unknown",
-        claimed_signing_time=None,
-        timestamp_present=False,
-        timestamp_valid=False,
-        timestamp_time=None,
-        timestamp_authority=None,
-        hash_algorithm=None,
+        indication=INDETERMINATE, sub_indication="FORMAT_FAILURE", field_name=field_name
     )
 
 

@@ -516,3 +516,20 @@ def test_an_unreadable_trust_anchor_file_stops_the_start(
             build_ca_runtime(
                 settings.model_copy(update={"ca_validation_trust_anchors": anchors}), runtime
             )
+
+
+def test_a_signature_blob_that_cannot_be_read_is_refused_clearly(
+    web: TestClient, token: str, holder: Holder
+) -> None:
+    pdf = sign_pdf(holder)
+    start = pdf.index(b"/Contents <") + len(b"/Contents <")
+    end = pdf.index(b">", start)
+    # The CMS blob replaced by as many zeros: same byte range, nothing to parse.
+    garbled = pdf[:start] + b"0" * (end - start) + pdf[end:]
+    response = web.post(
+        VALIDATIONS,
+        content=garbled,
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/pdf"},
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["error"] == "unreadable_document"
