@@ -533,3 +533,20 @@ def test_a_signature_blob_that_cannot_be_read_is_refused_clearly(
     )
     assert response.status_code == 422, response.text
     assert response.json()["error"] == "unreadable_document"
+
+
+def test_damaged_copies_of_a_signed_pdf_never_fail_the_server(
+    web: TestClient, token: str, holder: Holder
+) -> None:
+    import random
+
+    pdf = sign_pdf(holder)
+    chance = random.Random(18)  # the same damage on every run
+    auth = {"Authorization": f"Bearer {token}", "Content-Type": "application/pdf"}
+    for _ in range(30):
+        damaged = bytearray(pdf)
+        for _ in range(chance.randint(1, 8)):
+            damaged[chance.randrange(len(damaged))] = chance.randrange(256)
+        cut = chance.choice([len(damaged), chance.randrange(len(damaged))])
+        response = web.post(VALIDATIONS, content=bytes(damaged[:cut]), headers=auth)
+        assert response.status_code in (200, 413, 422), response.text
