@@ -37,7 +37,11 @@ machine, at the same time):
    ``bench/loadgen.py`` against ``openssl ocsp -index -multi N`` (the peer: an index.txt of the
    same certificates and revoked entries, the same RSA-2048 responder key and certificate)
    and then against ``commune-sso serve --workers N``, same load generator and connections.
-7. Time-stamps: a P-256 TSA unit (``ca_admin.tsa_certificate``) and ``POST /tsa`` (RFC 3161)
+7. Signature validation: a one-page PDF signed with a certificate of ours is validated as
+   ``POST /ca/api/v1/validations`` does it, without HTTP (``signature_validation.validate_pdf``,
+   the audit entry, commit), one after the other; the p50 is reported, with pyHanko's own
+   ``validate_pdf_signature`` of the same PDF as the reference.
+8. Time-stamps: a P-256 TSA unit (``ca_admin.tsa_certificate``) and ``POST /tsa`` (RFC 3161)
    with SHA-256 imprints, a nonce and certReq, against ``commune-sso serve --workers N``, same
    load generator; each token is signed, recorded and audited (group commit) before its reply.
    ``--only tsa`` runs this scenario alone (after the hierarchy): a quick look at the TSA.
@@ -66,6 +70,7 @@ import resource
 import secrets
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -74,11 +79,14 @@ import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
 import uvloop
 from asn1crypto import tsp as asn1_tsp
+from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -103,12 +111,20 @@ from oidc_bench import (
 )
 from oidc_peer import stop_by_pid
 from postgres_cluster import throwaway_postgres
+from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.pdf_utils.writer import PdfFileWriter
+from pyhanko.sign import signers
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.registry import SimpleCertificateStore
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from ca_admin import crl, preproduced_ocsp, time_stamping, unit_merger
+from ca_admin import crl, preproduced_ocsp, signature_validation, time_stamping, unit_merger
 from ca_admin.hierarchy import CaSetup, add_issuing_ca, init_hierarchy
 from ca_admin.issuance import IssueOrder, issue
 from ca_admin.key_policy import load_csr
@@ -152,6 +168,7 @@ OCSP_NONCE_BYTES = 16
 OCSP_MAX_PER_SECOND = 20_000
 TSA_TARGET = 1000.0  # tokens/s, P-256 TSA (issue 18)
 WORKER_TIMEOUT = 1800.0
+VALIDATIONS, QUICK_VALIDATIONS = 200, 20
 
 console = Console(width=200)
 
@@ -1042,6 +1059,100 @@ def measure_preproduction(bench: Bench, runtime: CaRuntime) -> None:
     )
 
 
+def _signed_one_page_pdf(runtime: CaRuntime) -> bytes:
+    """A blank A4 page signed (PAdES B-B) with a P-256 key whose certificate the active
+    issuing CA issues, as an official's signing software embeds it (signer + issuing CA)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    with transaction(runtime.session_factory) as session:
+        issued = issue(
+            session=session,
+            runtime=runtime,
+            actor=ACTOR,
+            order=IssueOrder(
+                profile=get_profile(PROFILE),
+                identity=official(999_999, prefix="validation", unit=NEW_WARD),
+                public_key=key.public_key(),
+            ),
+        )
+        authority = session.get(Authority, issued.authority_id)
+        assert authority is not None
+        certificate_der, issuing_der = issued.der, authority.certificate_der
+    writer = PdfFileWriter()
+    writer.insert_page(
+        generic.DictionaryObject(
+            {
+                generic.pdf_name("/Type"): generic.pdf_name("/Page"),
+                generic.pdf_name("/MediaBox"): generic.ArrayObject(
+                    [generic.NumberObject(n) for n in (0, 0, 595, 842)]
+                ),
+                generic.pdf_name("/Resources"): generic.DictionaryObject(),
+            }
+        )
+    )
+    unsigned = BytesIO()
+    writer.write(unsigned)
+    signer = signers.SimpleSigner(
+        signing_cert=asn1_x509.Certificate.load(certificate_der),
+        signing_key=asn1_keys.PrivateKeyInfo.load(
+            key.private_bytes(
+                Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            )
+        ),
+        cert_registry=SimpleCertificateStore.from_certs([asn1_x509.Certificate.load(issuing_der)]),
+    )
+    signed = signers.sign_pdf(
+        IncrementalPdfFileWriter(BytesIO(unsigned.getvalue())),
+        signers.PdfSignatureMetadata(field_name="Signature1"),
+        signer=signer,
+    )
+    return signed.getvalue()
+
+
+def measure_validation(bench: Bench, runtime: CaRuntime) -> None:
+    """p50 of one validation as ``POST /ca/api/v1/validations`` runs it, without HTTP: parse,
+    pyHanko's checks, our status table, the audit entry, commit. The reference: pyHanko's own
+    ``validate_pdf_signature`` of the same PDF against the same root, nothing stored."""
+    count = QUICK_VALIDATIONS if bench.options.quick else VALIDATIONS
+    pdf = _signed_one_page_pdf(runtime)
+    ours: list[float] = []
+    for _ in range(count):
+        started = time.perf_counter()
+        with transaction(runtime.session_factory) as session:
+            report = signature_validation.validate_pdf(session=session, runtime=runtime, pdf=pdf)
+            signature_validation.record(
+                session=session, runtime=runtime, actor=ACTOR, report=report, via="bench"
+            )
+        ours.append(time.perf_counter() - started)
+    if report.indication != signature_validation.PASSED:
+        raise RuntimeError(f"the bench PDF does not validate: {report.as_json()}")
+    with transaction(runtime.session_factory) as session:
+        roots = [
+            asn1_x509.Certificate.load(row.certificate_der)
+            for row in session.scalars(select(Authority).where(Authority.role == "root"))
+        ]
+    alone: list[float] = []
+    for _ in range(count):
+        started = time.perf_counter()
+        (embedded,) = PdfFileReader(BytesIO(pdf)).embedded_signatures
+        status = validate_pdf_signature(
+            embedded, signer_validation_context=ValidationContext(trust_roots=roots)
+        )
+        alone.append(time.perf_counter() - started)
+    assert status.bottom_line
+    p50, reference = statistics.median(ours), statistics.median(alone)
+    bench.add(
+        Row(
+            name="validation of a signed one-page PDF (p50)",
+            figure=p50 * 1000,
+            unit="ms",
+            notes=f"({count} validations, one process; pyHanko alone "
+            f"{reference * 1000:.1f} ms, p95 ours "
+            f"{statistics.quantiles(ours, n=20)[-1] * 1000:.1f} ms; {len(pdf):,} bytes)",
+            extra={"pyhanko_alone_p50_ms": reference * 1000, "pdf_bytes": len(pdf)},
+        )
+    )
+
+
 def measure_ocsp(bench: Bench, runtime: CaRuntime, env: dict[str, str], port: int) -> None:
     """Both kinds of request against ``openssl ocsp -index`` (same CA, same revoked entries,
     same RSA-2048 responder key, as many processes), then against the service."""
@@ -1440,7 +1551,7 @@ def run_every_scenario(
     reissue_total: int,
     crl_entries: int,
 ) -> None:
-    """Issuance, cfssl, re-issue, CRL, OCSP and time-stamps, in that order."""
+    """Issuance, cfssl, re-issue, CRL, OCSP, signature validation and time-stamps."""
     console.print("[bold]CSR issuance[/bold] (P-256 CA)")
     for per_transaction in (1, BATCHED_TRANSACTION):
         measure_issuance(
@@ -1474,6 +1585,8 @@ def run_every_scenario(
     console.print("[bold]OCSP[/bold]: pre-production, then openssl ocsp and the service")
     measure_preproduction(bench, runtime)
     measure_ocsp(bench, runtime, env, port)
+    console.print("[bold]signature validation[/bold] of a signed one-page PDF")
+    measure_validation(bench, runtime)
     console.print("[bold]time-stamps[/bold] (P-256 TSA)")
     measure_tsa(bench, runtime, env, port)
 

@@ -74,8 +74,10 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, quote_plus, urlencode, urlsplit
 
+import autocannon_load
 import uvloop
 from argon2 import PasswordHasher, Type
+from autocannon_load import FixedRequest, run_autocannon
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from dpop_client import DpopServiceApp
@@ -515,6 +517,7 @@ def form_body(fields: dict[str, str]) -> bytes:
 
 
 FORM = ("Content-Type", "application/x-www-form-urlencoded")
+JWKS_PATH = "/oauth2/jwks"
 HIDDEN_INPUT = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
 FORM_ACTION = re.compile(r'<form [^>]*action="([^"]+)"')
 
@@ -652,6 +655,31 @@ def get_operation(path: str, headers: list[tuple[str, str]] | None = None) -> Op
         expect(f"GET {path}", await connection.request("GET", path, headers=headers or []), 200)
 
     return operation
+
+
+def userinfo_request(bearer: str) -> FixedRequest:
+    return FixedRequest(
+        "GET", "/oauth2/userinfo", (("Authorization", f"Bearer {bearer}"),), same_answer=True
+    )
+
+
+def client_credentials_request(client: ClientCredentials) -> FixedRequest:
+    return FixedRequest(
+        "POST",
+        "/oauth2/token",
+        (FORM, ("Authorization", client.basic_authorization)),
+        form_body({"grant_type": "client_credentials"}),
+    )
+
+
+def introspection_request(resource_server: ClientCredentials, access_token: str) -> FixedRequest:
+    return FixedRequest(
+        "POST",
+        "/oauth2/introspect",
+        (FORM, ("Authorization", resource_server.basic_authorization)),
+        form_body({"token": access_token}),
+        same_answer=True,
+    )
 
 
 def userinfo_operation(bearer: str) -> Operation:
@@ -824,6 +852,8 @@ class BenchOptions:
     workers: int
     database: str
     concurrency: int | None
+    # autocannon's version when it drives the scenarios compared with the peer, else None.
+    autocannon: str | None = None
 
     def concurrency_for(self, default: int) -> int:
         return self.concurrency or default
@@ -880,6 +910,22 @@ class ScenarioRunner:
             argon2=self.argon2,
         )
 
+    async def checked_answer(self, operation: Operation, fixed: FixedRequest) -> bytes | None:
+        """Run the scenario's own operation once (it checks the answer's content), then send
+        the fixed request once: its body, when every answer must be the same, is what autocannon
+        expects of each (``--expectBody``)."""
+        connection = HttpConnection(HOST, self.port)
+        try:
+            await operation(connection)
+            if not fixed.same_answer:
+                return None
+            response = await connection.request(
+                fixed.method, fixed.path, headers=fixed.headers, body=fixed.body
+            )
+            return expect(f"{fixed.method} {fixed.path}", response, 200).body
+        finally:
+            connection.close()
+
     def cpu_sample(self) -> CpuSample:
         return CpuSample(
             server=process_tree_cpu_seconds(self.server_pid),
@@ -896,21 +942,39 @@ class ScenarioRunner:
         raw_reference: RawReference | None = None,
         target: Target | None = None,
         stop_worker_on_error: bool = False,
+        fixed: FixedRequest | None = None,
     ) -> None:
+        """``fixed``: the one request every operation sends, so that autocannon can send it
+        (when the bench runs it); ``operations`` are then only used to check the answer."""
         raw_around: list[RawRate] = []
         if raw_reference is not None and raw_reference.bracketed:
             raw_around.append(await self.measure_raw(raw_reference.kind))
         console.print(f"[bold]{name}[/bold]: {len(operations)} connections …", end=" ")
+        expected_body = None
+        if fixed is not None and self.options.autocannon:
+            expected_body = await self.checked_answer(operations[0], fixed)
         cpu_before = self.cpu_sample()
-        load: LoadResult = await run_closed_loop(
-            host=HOST,
-            port=self.port,
-            operations=operations,
-            duration=self.options.duration,
-            warmup=self.options.warmup,
-            max_operations=self.options.max_operations,
-            stop_worker_on_error=stop_worker_on_error,
-        )
+        load: LoadResult
+        if fixed is not None and self.options.autocannon:
+            load = await run_autocannon(
+                host=HOST,
+                port=self.port,
+                request=fixed,
+                connections=len(operations),
+                duration=self.options.duration,
+                warmup=self.options.warmup,
+                expect_body=expected_body,
+            )
+        else:
+            load = await run_closed_loop(
+                host=HOST,
+                port=self.port,
+                operations=operations,
+                duration=self.options.duration,
+                warmup=self.options.warmup,
+                max_operations=self.options.max_operations,
+                stop_worker_on_error=stop_worker_on_error,
+            )
         cpu = self.cpu_sample().minus(cpu_before)
         raw_rate = raw_description = raw_cpu = None
         if raw_reference is not None:
@@ -1009,16 +1073,23 @@ async def run_scenarios(
     cheap = options.concurrency_for(CHEAP_CONCURRENCY)
     heavy = options.concurrency_for(HEAVY_CONCURRENCY)
 
-    async def on_peer(name: str, operation: Callable[[RunningPeer], Operation]) -> None:
+    async def on_peer(
+        name: str,
+        operation: Callable[[RunningPeer], Operation],
+        fixed: Callable[[RunningPeer], FixedRequest],
+    ) -> None:
         """The same scenario against the peer first, with the same load and connections."""
         if peer is not None:
-            await peer.runner.run(name, [operation(peer.peer)] * cheap)
+            await peer.runner.run(name, [operation(peer.peer)] * cheap, fixed=fixed(peer.peer))
 
-    discovery = get_operation("/.well-known/openid-configuration")
-    await on_peer("discovery", lambda _: discovery)
-    await runner.run("discovery", [discovery] * cheap)
-    await on_peer("jwks", lambda _: get_operation("/oauth2/jwks"))
-    await runner.run("jwks", [get_operation("/oauth2/jwks")] * cheap)
+    for name, path in (("discovery", "/.well-known/openid-configuration"), ("jwks", JWKS_PATH)):
+        fixed_get = FixedRequest("GET", path)
+        await on_peer(
+            name,
+            lambda _, path=path: get_operation(path),  # type: ignore[misc]
+            lambda _, fixed_get=fixed_get: fixed_get,  # type: ignore[misc]
+        )
+        await runner.run(name, [get_operation(path)] * cheap, fixed=fixed_get)
     await runner.run(
         "client_credentials RS256",
         [client_credentials_operation(accounts.service_rs256)] * cheap,
@@ -1028,10 +1099,12 @@ async def run_scenarios(
     await on_peer(
         "client_credentials ES256",
         lambda p: client_credentials_operation(ClientCredentials(**vars(p.service))),
+        lambda p: client_credentials_request(ClientCredentials(**vars(p.service))),
     )
     await runner.run(
         "client_credentials ES256",
         [client_credentials_operation(accounts.service_es256)] * cheap,
+        fixed=client_credentials_request(accounts.service_es256),
         raw_reference=RawReference("es256_sign", f"ES256 sign ×{workers}"),
         target=Target("≥ 1,000/s", minimum_rate=1000.0),
     )
@@ -1072,14 +1145,21 @@ async def run_scenarios(
         ),
         stop_worker_on_error=True,
     )
-    await on_peer("userinfo", lambda p: userinfo_operation(p.bearer))
-    await runner.run("userinfo", [userinfo_operation(bearer)] * cheap)
+    await on_peer(
+        "userinfo", lambda p: userinfo_operation(p.bearer), lambda p: userinfo_request(p.bearer)
+    )
+    await runner.run(
+        "userinfo", [userinfo_operation(bearer)] * cheap, fixed=userinfo_request(bearer)
+    )
     await on_peer(
         "introspection",
         lambda p: introspection_operation(ClientCredentials(**vars(p.resource_server)), p.bearer),
+        lambda p: introspection_request(ClientCredentials(**vars(p.resource_server)), p.bearer),
     )
     await runner.run(
-        "introspection", [introspection_operation(accounts.resource_server, bearer)] * cheap
+        "introspection",
+        [introspection_operation(accounts.resource_server, bearer)] * cheap,
+        fixed=introspection_request(accounts.resource_server, bearer),
     )
 
 
@@ -1444,6 +1524,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         default=defaults.memory_kib,
         help="the service's argon2id memory cost for this run (default: the service default)",
     )
+    parser.add_argument(
+        "--load-generator",
+        choices=["autocannon", "loadgen"],
+        default="autocannon",
+        help="what drives the scenarios compared with the peer: autocannon (npm, as issue 15 "
+        "measured; the default) or the bench's own asyncio loadgen.py",
+    )
     parser.add_argument("--argon2-time-cost", type=int, default=defaults.time_cost)
     parser.add_argument("--argon2-parallelism", type=int, default=defaults.parallelism)
     args = parser.parse_args(argv)
@@ -1497,6 +1584,17 @@ def start_peer(
     }
 
 
+def autocannon_version(wanted: str) -> str | None:
+    """autocannon installed (from npm, once) when asked for; None: loadgen.py drives all."""
+    if wanted != "autocannon":
+        return None
+    try:
+        return autocannon_load.install()
+    except PeerUnavailable as error:
+        console.print(f"[red]autocannon unavailable, loadgen.py drives all[/red]: {error}")
+        return None
+
+
 def exit_on_sigterm(signum: int, frame: object) -> None:
     raise KeyboardInterrupt  # runs every cleanup, like Ctrl-C
 
@@ -1510,6 +1608,7 @@ def main(argv: list[str] | None = None) -> int:
         workers=args.workers,
         database=args.database,
         concurrency=args.concurrency,
+        autocannon=autocannon_version(args.load_generator),
     )
     started_at = datetime.now(UTC)
     json_out = args.json_out or (

@@ -164,30 +164,30 @@ class RunningPeer:
     bearer: str  # the logged-in official's access token
 
 
-def installed_version() -> str | None:
-    manifest = INSTALL_DIRECTORY / "node_modules" / "oidc-provider" / "package.json"
+def installed_version(directory: Path, package: str, major: int) -> str | None:
+    manifest = directory / "node_modules" / package / "package.json"
     if not manifest.is_file():
         return None
     version = str(json.loads(manifest.read_text("utf-8"))["version"])
-    return version if version.split(".")[0] == str(PEER_MAJOR) else None
+    return version if version.split(".")[0] == str(major) else None
 
 
-def install() -> str:
-    """oidc-provider 9 in the cache directory (npm install when missing); its version."""
+def install_npm_package(directory: Path, package: str, major: int) -> str:
+    """``package@major`` in ``directory`` (npm install when missing there); its version."""
     if shutil.which("node") is None or shutil.which("npm") is None:
         raise PeerUnavailable("node or npm is not installed")
-    version = installed_version()
+    version = installed_version(directory, package, major)
     if version is not None:
         return version
-    INSTALL_DIRECTORY.mkdir(parents=True, exist_ok=True)
+    directory.mkdir(parents=True, exist_ok=True)
     try:
         completed = subprocess.run(
             [
                 "npm",
                 "install",
                 "--prefix",
-                str(INSTALL_DIRECTORY),
-                f"oidc-provider@{PEER_MAJOR}",
+                str(directory),
+                f"{package}@{major}",
                 "--no-audit",
                 "--no-fund",
                 "--loglevel=error",
@@ -199,14 +199,19 @@ def install() -> str:
         )
     except subprocess.TimeoutExpired as error:
         raise PeerUnavailable(f"npm install did not finish in {NPM_TIMEOUT:.0f} s") from error
-    version = installed_version()
+    version = installed_version(directory, package, major)
     if completed.returncode != 0 or version is None:
         output = (completed.stderr or completed.stdout).strip().splitlines()
         raise PeerUnavailable(
-            f"npm install oidc-provider@{PEER_MAJOR} failed (no network?): "
+            f"npm install {package}@{major} failed (no network?): "
             + (output[-1] if output else f"exit status {completed.returncode}")
         )
     return version
+
+
+def install() -> str:
+    """oidc-provider 9 in the cache directory; its version."""
+    return install_npm_package(INSTALL_DIRECTORY, "oidc-provider", PEER_MAJOR)
 
 
 @contextlib.contextmanager

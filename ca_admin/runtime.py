@@ -90,6 +90,12 @@ class CaRuntime:
     tsa_accuracy: timedelta = timedelta(seconds=1)
     # The signing TSA unit, re-read every few seconds (another process may make a new one).
     tsa_signers: TsaSignerCache = field(default_factory=TsaSignerCache, init=False)
+    # Signature validation (signature_validation.py): trust anchors besides our roots (e.g.
+    # the Government CA), the largest document accepted, and whether other anchors'
+    # certificates get their OCSP answers and CRLs fetched.
+    validation_anchors: tuple[x509.Certificate, ...] = ()
+    validation_max_bytes: int = 20 * 1024 * 1024
+    validation_fetch_revocation: bool = True
     _authorities: dict[int, LoadedAuthority] = field(default_factory=dict, init=False)
     _loaded_at: float = field(default=-1e9, init=False)
     _ocsp_issuers: dict[tuple[str, bytes, bytes], LoadedAuthority] = field(

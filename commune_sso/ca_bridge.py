@@ -15,6 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -24,6 +25,7 @@ import core
 import idp
 from ca_admin.officials import OfficialIdentity
 from ca_admin.runtime import CaRuntime
+from ca_admin.signature_validation import load_trust_anchors
 from ca_admin.signing import CaKeyStore
 from ca_admin.web.bearer import InvalidToken
 from ca_admin.web.pages.oidc_client import PagesClient
@@ -33,6 +35,7 @@ from commune_sso.site_areas import SITE_AREAS
 from core import audit
 from core.clock import Clock
 from core.db import transaction
+from core.errors import ConfigurationError
 from core.mail import Mailer, mail_settings
 from core.opaque_tokens import digest
 from core.settings import Settings
@@ -221,7 +224,19 @@ def build_ca_runtime(settings: Settings, runtime: SharedBasics) -> CaRuntime:
         csrf=runtime.csrf if isinstance(runtime, IdpRuntime) else None,
         pages_client=_pages_client(settings, runtime) if isinstance(runtime, IdpRuntime) else None,
         mailer=Mailer(mail_settings(settings)),
+        validation_anchors=_validation_anchors(settings),
+        validation_max_bytes=settings.ca_validation_max_mb * 1024 * 1024,
+        validation_fetch_revocation=settings.ca_validation_fetch_revocation,
     )
+
+
+def _validation_anchors(settings: Settings) -> tuple[x509.Certificate, ...]:
+    try:
+        return load_trust_anchors(settings.ca_validation_trust_anchors)
+    except (OSError, ValueError) as error:
+        raise ConfigurationError(
+            f"COMMUNE_SSO_CA_VALIDATION_TRUST_ANCHORS: cannot read a certificate: {error}"
+        ) from None
 
 
 class IdpIdTokens:

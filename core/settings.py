@@ -190,6 +190,26 @@ class Settings(BaseSettings):
         "and on schedule half of this before nextUpdate, so N valid certificates cost N "
         "signatures per half lifetime (1,000,000 at the default: 556 per second).",
     )
+    ca_validation_trust_anchors: list[Path] = Field(
+        default_factory=list,
+        description="PEM files of trust anchors besides our own roots whose signatures "
+        "POST /ca/api/v1/validations accepts, e.g. the Government CA (a file may hold several "
+        "certificates). Their certificates' status comes from their OCSP responders and CRLs. "
+        'JSON list in the environment: ["/etc/commune-sso/gov-ca.pem"].',
+    )
+    ca_validation_max_mb: int = Field(
+        default=20,
+        ge=1,
+        le=200,
+        description="Largest document (PDF, or document plus detached signature) the signature "
+        "validation API and page accept, in MiB; larger ones are refused with 413.",
+    )
+    ca_validation_fetch_revocation: bool = Field(
+        default=True,
+        description="Fetch OCSP answers and CRLs over HTTP for certificates of other trust "
+        "anchors when validating signatures (ours come from our own status table). Off: those "
+        "signatures are judged without revocation data.",
+    )
     ca_supersede_after_days: int = Field(
         default=7,
         ge=0,

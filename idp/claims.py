@@ -19,8 +19,9 @@ CITIZEN_ID_SCOPE = "citizen_id"
 CITIZEN_ID_CLAIM = "citizen_id"
 # Provisioning clients (client_credentials) use it for the SCIM 2.0 API at /scim/v2.
 SCIM_SCOPE = "scim"
-# The CA's REST API at /ca/api/v1 (ca_admin/web/api.py): read, request, approve, revoke.
-CA_SCOPES = ("ca:read", "ca:request", "ca:approve", "ca:revoke")
+# The CA's REST API at /ca/api/v1 (ca_admin/web/api.py): read, request, approve, revoke, and
+# validate signatures (a shared app checking documents it receives).
+CA_SCOPES = ("ca:read", "ca:request", "ca:approve", "ca:revoke", "ca:validate")
 # An administrator's own token for the admin API at /admin/api/v1 (idp/admin_api/).
 ADMIN_SCOPE = "admin"
 SUPPORTED_SCOPES = (

@@ -558,6 +558,7 @@ class KeyRing:
         self._reload_lock = threading.Lock()
         # kid -> certificate; a kid names one key forever, so entries never go stale.
         self._certificates: dict[str, x509.Certificate] = {}
+        self._jwks_json: tuple[_Snapshot, tuple[str, ...], bytes] | None = None
 
     @classmethod
     def load_or_create(cls, directory: Path, passphrase: bytes, *, now: datetime) -> KeyRing:
@@ -666,6 +667,21 @@ class KeyRing:
         return {
             "keys": [dict(k.public_jwk) for k in self._snapshot.keys if k.info.is_published(now)]
         }
+
+    def public_jwks_json(self, *, now: datetime) -> bytes:
+        """:meth:`public_jwks` encoded, reused while the same keys are published: the JWKS
+        endpoint answers with it on every request (issue 15), and the set changes only when a
+        key is added, rotated or reaches its publication window's end."""
+        _check_aware(now)
+        snapshot = self._snapshot
+        published = tuple(k.info.kid for k in snapshot.keys if k.info.is_published(now))
+        cached = self._jwks_json
+        if cached is not None and cached[0] is snapshot and cached[1] == published:
+            return cached[2]
+        keys = [dict(k.public_jwk) for k in snapshot.keys if k.info.kid in published]
+        encoded = to_json({"keys": keys})
+        self._jwks_json = (snapshot, published, encoded)
+        return encoded
 
     def _certificate(self, loaded: _LoadedKey) -> x509.Certificate:
         certificate = self._certificates.get(loaded.info.kid)

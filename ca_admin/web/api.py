@@ -36,7 +36,7 @@ from starlette.routing import Route
 
 import ca_admin
 import core
-from ca_admin import certificate_requests, revocation
+from ca_admin import certificate_requests, revocation, signature_validation
 from ca_admin.certificate_requests import Submission
 from ca_admin.hierarchy import chain_of
 from ca_admin.models import Approval, CertificateRequest, IssuedCertificate
@@ -44,7 +44,14 @@ from ca_admin.officials import usernames_of
 from ca_admin.runtime import CaRuntime
 from ca_admin.serials import openssl_serial, parse_serial, serial_hex
 from ca_admin.web import bearer
-from ca_admin.web.bearer import CA_APPROVE, CA_READ, CA_REQUEST, CA_REVOKE, Caller
+from ca_admin.web.bearer import (
+    CA_APPROVE,
+    CA_READ,
+    CA_REQUEST,
+    CA_REVOKE,
+    CA_VALIDATE,
+    Caller,
+)
 from core.db import transaction
 from core.errors import Conflict, DomainError, PermissionDenied
 from core.text_search import fold_for_search
@@ -646,6 +653,116 @@ def _run(
         )
 
 
+# --------------------------------------------------------------------------------------------
+# Signature validation: POST /validations with a PDF, or a document and its detached signature
+
+MULTIPART_OVERHEAD = 64 * 1024  # part headers and boundaries around the files
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+        raise signature_validation.too_large(limit - MULTIPART_OVERHEAD)
+    body = bytearray()
+    try:
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise signature_validation.too_large(limit - MULTIPART_OVERHEAD)
+    except ClientDisconnect:
+        raise BadApiRequest(N_("The request body is incomplete.")) from None
+    return bytes(body)
+
+
+async def _validation_input(request: Request, max_bytes: int) -> dict[str, bytes]:
+    """``{"pdf": ...}`` or ``{"document": ..., "signature": ...}`` from a raw application/pdf
+    body or a multipart form (``file``, or ``document`` and ``signature``)."""
+    media_type = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if media_type == signature_validation.PDF_MEDIA_TYPE:
+        return {"pdf": await _bounded_body(request, max_bytes)}
+    if media_type != "multipart/form-data":
+        raise UnsupportedMediaType(
+            N_("Send the PDF as application/pdf, or a multipart/form-data form.")
+        )
+    # Read (bounded) before parsing: the form parser would spool any size of file to disk.
+    body = await _bounded_body(request, max_bytes + MULTIPART_OVERHEAD)
+
+    async def replay() -> dict[str, Any]:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    try:
+        form = await Request(request.scope, replay).form(max_files=2, max_fields=10)
+    except Exception:  # a malformed multipart body (python-multipart or Starlette's errors)
+        raise BadApiRequest(N_("The multipart form cannot be read.")) from None
+    parts: dict[str, bytes] = {}
+    for name in ("file", "document", "signature"):
+        value = form.get(name)
+        if value is None:
+            continue
+        parts[name] = (
+            value.encode("utf-8") if isinstance(value, str) else await value.read(max_bytes + 1)
+        )
+    await form.close()
+    if "file" in parts:
+        return {"pdf": parts["file"]}
+    if "document" in parts and "signature" in parts:
+        return {"document": parts["document"], "signature": parts["signature"]}
+    if "document" in parts:
+        return {"pdf": parts["document"]}
+    raise BadApiRequest(
+        N_("Send a field named file (a signed PDF), or document and signature."), field="file"
+    )
+
+
+def _validate(runtime: CaRuntime, token: str | None, given: dict[str, bytes]) -> Result:
+    with transaction(runtime.session_factory) as session:
+        caller = bearer.authenticate(
+            session=session, verifier=runtime.access_tokens, token=token, needed=CA_VALIDATE
+        )
+        if "pdf" in given:
+            report = signature_validation.validate_pdf(
+                session=session, runtime=runtime, pdf=given["pdf"]
+            )
+        else:
+            report = signature_validation.validate_detached(
+                session=session,
+                runtime=runtime,
+                document=given["document"],
+                signature=given["signature"],
+            )
+        signature_validation.record(
+            session=session,
+            runtime=runtime,
+            actor=caller.subject,
+            report=report,
+            via=f"api:{caller.client_id}"[:100],
+        )
+        return 200, report.as_json()
+
+
+def _validation_endpoint(
+    translations: dict[str, Translations],
+) -> Callable[[Request], Awaitable[Response]]:
+    async def endpoint(request: Request) -> Response:
+        runtime: CaRuntime = request.app.state.ca
+        try:
+            token = bearer.bearer_token(request.headers.get("authorization"))
+            if token is None:
+                # Before reading a large upload: no token, no work.
+                raise bearer.MissingToken(
+                    N_("An access token is required (Authorization: Bearer).")
+                )
+            given = await _validation_input(request, runtime.validation_max_bytes)
+            result = await run_in_threadpool(_validate, runtime, token, given)
+        except DomainError as error:
+            return _error_response(error, translations, request, CA_VALIDATE)
+        assert not isinstance(result, Response)
+        status, payload = result
+        return JSONResponse(payload, status_code=status, headers={"Cache-Control": "no-store"})
+
+    return endpoint
+
+
 def api_routes() -> list[Route]:
     translations = _catalogues()
 
@@ -665,4 +782,5 @@ def api_routes() -> list[Route]:
         route("/requests/{request_id}", show_request, CA_READ),
         route("/requests/{request_id}/approve", approve_request, CA_APPROVE, "POST"),
         route("/requests/{request_id}/reject", reject_request, CA_APPROVE, "POST"),
+        Route(PREFIX + "/validations", _validation_endpoint(translations), methods=["POST"]),
     ]

@@ -21,6 +21,9 @@ CA_READ = "ca:read"
 CA_REQUEST = "ca:request"
 CA_APPROVE = "ca:approve"
 CA_REVOKE = "ca:revoke"
+# Signature validation (POST /ca/api/v1/validations): what a shared app needs to check the
+# signed documents it receives; it reveals no more than the signed documents already carry.
+CA_VALIDATE = "ca:validate"
 REALM = "ca"
 
 

@@ -215,9 +215,15 @@ def make_csr(
     return csr.public_bytes(Encoding.PEM), key
 
 
-def submit_for(ca_runtime: CaRuntime, account: Account, *, server_keygen: bool = False) -> str:
-    """The official asks for a signing certificate (a fresh CSR, or a key made by the server);
-    returns the request id."""
+def submit_for(
+    ca_runtime: CaRuntime,
+    account: Account,
+    *,
+    server_keygen: bool = False,
+    csr: bytes | None = None,
+) -> str:
+    """The official asks for a signing certificate (``csr``, else a fresh CSR, or a key made
+    by the server); returns the request id."""
     with transaction(ca_runtime.session_factory) as session:
         return certificate_requests.submit(
             session=session,
@@ -226,14 +232,21 @@ def submit_for(ca_runtime: CaRuntime, account: Account, *, server_keygen: bool =
             submission=Submission(
                 subject_ref=account.subject,
                 profile="official-document-signing",
-                csr=None if server_keygen else make_csr()[0],
+                csr=None if server_keygen else csr or make_csr()[0],
                 server_keygen=server_keygen,
             ),
         ).request_id
 
 
-def issue_one(ca_runtime: CaRuntime, people: People) -> IssuedCertificate:
-    request_id = submit_for(ca_runtime, people.official)
+def issue_one(
+    ca_runtime: CaRuntime,
+    people: People,
+    account: Account | None = None,
+    *,
+    csr: bytes | None = None,
+) -> IssuedCertificate:
+    """A certificate for ``account`` (the official by default), requested and approved."""
+    request_id = submit_for(ca_runtime, account or people.official, csr=csr)
     with transaction(ca_runtime.session_factory) as session:
         approved = certificate_requests.approve(
             session=session,

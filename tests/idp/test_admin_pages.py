@@ -797,7 +797,7 @@ def test_invalid_settings_are_shown_by_field_and_nothing_is_saved(web, runtime, 
         "và cổng với một URI chuyển hướng.",
         "scope": "Không có phạm vi “root”; máy chủ này có các phạm vi: "
         "openid profile email phone offline_access unit citizen_id scim ca:read ca:request "
-        "ca:approve ca:revoke admin.",
+        "ca:approve ca:revoke ca:validate admin.",
         "id_token_signed_response_alg": "Thuật toán ký phải là một trong: RS256, ES256, EdDSA.",
     }
     without_grants = {k: v for k, v in form.items() if k != "grant_types"}

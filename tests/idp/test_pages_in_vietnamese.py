@@ -330,6 +330,7 @@ def test_every_page_of_a_system_admin_is_vietnamese(
             "/admin",
             "/account",
             "/ca/pages/",
+            "/ca/pages/validate",
             "/ca/pages/admin/certificates",
             "/ca/pages/admin/requests",
             "/ca/pages/admin/merger?old_unit=00070&new_unit=00004",
@@ -343,6 +344,7 @@ def test_every_page_of_a_system_admin_is_vietnamese(
     assert any(p.startswith("/admin/officials/") for p in visited)
     assert any(p.startswith("/admin/imports/") for p in visited)
     assert any(p.startswith("/ca/pages/admin/certificates/") for p in visited)
+    assert "/ca/pages/validate" in visited
     found = [problem for path, html in sorted(pages.items()) for problem in problems_in(path, html)]
     assert found == [], "\n".join(found)
 

@@ -16,6 +16,7 @@ def page_routes() -> list[BaseRoute]:
         my_certificates,
         renewal,
         report_key,
+        signature_check,
     )
     from ca_admin.web.pages.page_scope import PREFIX
 
@@ -40,6 +41,8 @@ def page_routes() -> list[BaseRoute]:
         post("/renew/{serial}", renewal.renewal_submit),
         get("/requests/{request_id}/collect", my_certificates.collect_form),
         post("/requests/{request_id}/collect", my_certificates.collect),
+        get("/validate", signature_check.check_page),
+        post("/validate", signature_check.check_submit),
         get("/admin/requests", admin_requests.queue),
         post("/admin/requests/{request_id}/approve", admin_requests.approve),
         post("/admin/requests/{request_id}/reject", admin_requests.reject),

@@ -35,6 +35,8 @@ SESSION_PURPOSE = "ca-session"
 LOGIN_PURPOSE = "ca-login"
 MAX_UPLOAD_BYTES = 64 * 1024  # a CSR is a few KB; anything bigger is refused by key_policy anyway
 MAX_FIELD_CHARS = 20_000
+# Room for the form's other fields and part headers around an upload.
+FORM_OVERHEAD_BYTES = 256 * 1024
 # A hidden random token per form makes a double submit return the first request.
 VIETNAM_OFFSET = timedelta(hours=7)
 FORM_TOKEN_PATTERN = re.compile(r"^[A-Za-z0-9_-]{16,48}$")
@@ -110,6 +112,11 @@ class PageScope:
 def format_date(moment: datetime) -> str:
     """dd/mm/yyyy in Vietnam's time (UTC+7, no daylight saving), as officials write dates."""
     return (moment + VIETNAM_OFFSET).strftime("%d/%m/%Y")
+
+
+def format_moment(moment: datetime) -> str:
+    """hh:mm:ss dd/mm/yyyy in Vietnam's time, marked as such (signing times, timestamps)."""
+    return (moment + VIETNAM_OFFSET).strftime("%H:%M:%S %d/%m/%Y") + " (UTC+7)"
 
 
 def client_of(runtime: CaRuntime) -> PagesClient:
@@ -199,6 +206,7 @@ def render(
         "is_admin": is_admin,
         "prefix": PREFIX,
         "fmt_date": format_date,
+        "fmt_moment": format_moment,
         "serial_text": openssl_serial,
     }
     page_context.update(context or {})
@@ -246,13 +254,15 @@ def login_location(request: Request, *, reauth: bool = False) -> str:
     return location + ("&reauth=1" if reauth else "")
 
 
-async def _read_form(request: Request) -> tuple[dict[str, str], dict[str, bytes]]:
+async def _read_form(
+    request: Request, max_upload_bytes: int
+) -> tuple[dict[str, str], dict[str, bytes]]:
     form = await request.form(max_files=4, max_fields=100)
     fields: dict[str, str] = {}
     files: dict[str, bytes] = {}
     for name, value in form.multi_items():
         if isinstance(value, UploadFile):
-            data = await value.read(MAX_UPLOAD_BYTES + 1)
+            data = await value.read(max_upload_bytes + 1)
             if data:
                 files[name] = data
         elif name not in fields:
@@ -263,8 +273,24 @@ async def _read_form(request: Request) -> tuple[dict[str, str], dict[str, bytes]
 Handler = Callable[[PageScope], Response]
 
 
-async def run_page(request: Request, handler: Handler, *, login_required: bool = True) -> Response:
-    """Read and check the request on the event loop, then run ``handler`` in one transaction."""
+class UploadTooLarge(DomainError):
+    status_code = 413
+    code = "request_too_large"
+
+
+async def run_page(
+    request: Request,
+    handler: Handler,
+    *,
+    login_required: bool = True,
+    max_upload_bytes: int | None = None,
+) -> Response:
+    """Read and check the request on the event loop, then run ``handler`` in one transaction.
+
+    A file longer than ``max_upload_bytes`` (default 64 KB) reaches the handler one byte
+    longer, for it to refuse. A page that accepts large files names its limit: a body declared
+    much longer is then refused before it is read (the form parser would spool it to disk).
+    """
     runtime: CaRuntime = request.app.state.ca
     locale = page_locale(request)
     try:
@@ -274,9 +300,24 @@ async def run_page(request: Request, handler: Handler, *, login_required: bool =
     user = read_user(runtime, request)
     fields: dict[str, str] = {}
     files: dict[str, bytes] = {}
+    declared = request.headers.get("content-length", "0")
+    if (
+        request.method == "POST"
+        and max_upload_bytes is not None
+        and (not declared.isdigit() or int(declared) > max_upload_bytes + FORM_OVERHEAD_BYTES)
+    ):
+        return message_page(
+            request,
+            runtime,
+            title=N_("The action was refused"),
+            error=UploadTooLarge(N_("The file is too large.")),
+            status_code=413,
+            user=user,
+            back_url=request.url.path,
+        )
     if request.method == "POST":
         try:
-            fields, files = await _read_form(request)
+            fields, files = await _read_form(request, max_upload_bytes or MAX_UPLOAD_BYTES)
             assert runtime.csrf is not None
             runtime.csrf.verify(request, fields.get("csrf_token"))
         except CsrfError as error:
