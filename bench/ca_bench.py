@@ -84,8 +84,8 @@ from pathlib import Path
 from typing import Any
 
 import uvloop
-from asn1crypto import tsp as asn1_tsp
 from asn1crypto import keys as asn1_keys
+from asn1crypto import tsp as asn1_tsp
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
