@@ -333,8 +333,13 @@ def _ca_key_uris(database_url: str) -> list[str]:
     try:
         with engine.connect() as connection:
             rows = connection.execute(select(Authority.key_uri, Authority.ocsp_key_uri)).all()
-            # The time-stamping units' keys live in the CA key directory too.
-            tsa_uris = connection.execute(select(TimeStampingUnit.key_uri)).scalars().all()
+            # The time-stamping units' keys live in the CA key directory too; a database at a
+            # revision older than the TSA (0032) has no such table.
+            tsa_uris = (
+                connection.execute(select(TimeStampingUnit.key_uri)).scalars().all()
+                if inspect(connection).has_table(TimeStampingUnit.__tablename__)
+                else []
+            )
     finally:
         engine.dispose()
     return sorted({uri for row in rows for uri in row if uri} | set(tsa_uris))
