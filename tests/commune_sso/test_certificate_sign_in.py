@@ -8,7 +8,6 @@ import html
 import json
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
@@ -22,22 +21,13 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
-from ca_admin import revocation
-from ca_admin.profiles import OFFICIAL_AUTHENTICATION
-from ca_admin.runtime import CaRuntime
 from core import audit
 from core.db import transaction
 from core.web.client_address import parse_networks
 from idp import certificate_sign_in
 from idp.authentication_levels import PHISHING_RESISTANT
 from idp.models import Account, AccountProfile
-from tests.ca_admin.conftest import (  # noqa: F401 (fixtures)
-    People,
-    ca_runtime,
-    hierarchy,
-    people,
-)
-from tests.ca_admin.test_issuance import approve, submit
+from tests.commune_sso.our_ca import ca_runtime, hierarchy, our_ca_fixture, people  # noqa: F401
 from tests.conftest import ISSUER
 from tests.idp.oidc_flow import (
     authorize_params,
@@ -65,36 +55,6 @@ def proxied(app, runtime) -> Iterator[TestClient]:
         app, base_url=ISSUER, follow_redirects=False, client=("127.0.0.1", 40123)
     ) as client:
         yield client
-
-
-@dataclass(frozen=True)
-class OurCa:
-    """Our CA hierarchy and the officials of tests/ca_admin/conftest.py."""
-
-    runtime: CaRuntime
-    people: People
-
-    def issue(self, profile: str = OFFICIAL_AUTHENTICATION.name, **options) -> x509.Certificate:
-        """A certificate for the official, approved by the unit's admin."""
-        request_id = submit(self.runtime, self.people, profile=profile, **options)
-        row = approve(self.runtime, self.people.unit_admin, request_id)
-        assert row is not None
-        return x509.load_der_x509_certificate(row.der)
-
-    def revoke(self, certificate: x509.Certificate, reason: str) -> None:
-        with transaction(self.runtime.session_factory) as session:
-            revocation.revoke(
-                session=session,
-                runtime=self.runtime,
-                actor="test",
-                serial=format(certificate.serial_number, "x"),
-                reason=reason,
-            )
-
-
-@pytest.fixture
-def ca(ca_runtime: CaRuntime, people: People, hierarchy) -> OurCa:  # noqa: F811
-    return OurCa(ca_runtime, people)
 
 
 def forwarded(certificate: x509.Certificate) -> dict[str, str]:
@@ -183,10 +143,13 @@ def test_a_revoked_or_held_certificate_is_refused(proxied, runtime, rp, ca):
         )
 
 
-def _foreign_certificate(subject: x509.Name, issuer_name: x509.Name) -> x509.Certificate:
+def _foreign_certificate(
+    subject: x509.Name, issuer_name: x509.Name, *, key: ec.EllipticCurvePrivateKey | None = None
+) -> x509.Certificate:
     """A clientAuth certificate with our official's subject, from a CA that is not ours (with
     the very name of our issuing CA, even)."""
-    ca_key, key = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    ca_key = ec.generate_private_key(ec.SECP256R1())
+    key = key or ec.generate_private_key(ec.SECP256R1())
     now = datetime.now(UTC)
     return (
         x509.CertificateBuilder()
