@@ -31,14 +31,13 @@ NOT_YET_VALID = "not_yet_valid"
 EXPIRED = "expired"
 REVOKED = "revoked"  # revoked or on hold, per ca_certificate.status
 NOT_FOR_CLIENT_AUTH = "not_for_client_auth"
-NO_CITIZEN_ID = "no_citizen_id"
 CITIZEN_ID_PREFIX = "CCCD:"  # profiles.official_subject writes UID=CCCD:<12 digits>
 
 
 @dataclass(frozen=True)
 class PresentedCertificate:
     """The verdict: ``refusal`` is None for a good certificate; ``citizen_id`` is read from the
-    subject (UID=CCCD:...) of a good one."""
+    subject (UID=CCCD:...) of a good one, None when it names no official (a device)."""
 
     refusal: str | None
     serial: str
@@ -108,7 +107,6 @@ def check_presented(
         return PresentedCertificate(REVOKED, serial, issuer=authority.name)
     if not _for_client_auth(certificate):
         return PresentedCertificate(NOT_FOR_CLIENT_AUTH, serial, issuer=authority.name)
-    citizen_id = citizen_id_of(certificate)
-    if citizen_id is None:
-        return PresentedCertificate(NO_CITIZEN_ID, serial, issuer=authority.name)
-    return PresentedCertificate(None, serial, citizen_id=citizen_id, issuer=authority.name)
+    return PresentedCertificate(
+        None, serial, citizen_id=citizen_id_of(certificate), issuer=authority.name
+    )

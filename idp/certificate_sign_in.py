@@ -71,7 +71,6 @@ REFUSALS: dict[str, str] = {
         "This certificate is not meant for signing in (a document signing certificate, for "
         "example). Use your sign-in certificate."
     ),
-    "no_citizen_id": UNKNOWN_ACCOUNT,
 }
 # Signed by our key yet missing from our records: to the official, like a stranger's.
 REFUSALS["not_issued"] = REFUSALS["unknown_issuer"]

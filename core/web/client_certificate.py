@@ -25,6 +25,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import hmac
 import re
 from typing import TYPE_CHECKING
 from urllib.parse import unquote
@@ -108,3 +109,11 @@ def certificate_thumbprint(certificate: x509.Certificate) -> str:
     """``x5t#S256``: base64url (no padding) SHA-256 of the DER certificate (RFC 8705 §3.1)."""
     digest = hashlib.sha256(certificate.public_bytes(Encoding.DER)).digest()
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
+
+
+def has_thumbprint(certificate: x509.Certificate | None, thumbprint: object) -> bool:
+    """Whether ``certificate`` is the one ``thumbprint`` (an ``x5t#S256``) names (RFC 8705
+    §3.2); False without a certificate or a thumbprint."""
+    if certificate is None or not isinstance(thumbprint, str):
+        return False
+    return hmac.compare_digest(certificate_thumbprint(certificate), thumbprint)

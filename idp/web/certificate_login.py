@@ -111,14 +111,17 @@ def submit(scope: RequestScope) -> Response:
             message=certificate_sign_in.refusal_message(verdict.refusal),
             details=facts,
         )
-    assert verdict.citizen_id is not None  # a good verdict names the official
-    account = certificate_sign_in.account_of(session, verdict.citizen_id)
+    account = (
+        certificate_sign_in.account_of(session, verdict.citizen_id)
+        if verdict.citizen_id is not None
+        else None
+    )
     if account is None:
         return _refuse(
             scope,
             interaction,
             handle,
-            reason="unknown_citizen_id",
+            reason="unknown_citizen_id" if verdict.citizen_id else "no_citizen_id",
             message=certificate_sign_in.UNKNOWN_ACCOUNT,
             details=facts,
         )
