@@ -12,7 +12,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from playwright.sync_api import Browser, Page, expect
 from starlette.applications import Starlette
@@ -22,7 +21,7 @@ from tests.browser.conftest import DESKTOP, SCREENSHOTS, save_screenshots
 from tests.browser_support import serve
 from tests.commune_sso.our_ca import hierarchy, our_ca_fixture, people  # noqa: F401 (fixtures)
 from tests.operations.deployment import free_port, nginx_binary
-from tests.operations.tls_proxy import CERTIFICATE_HEADER, TlsProxy, tls_proxy
+from tests.operations.tls_proxy import CERTIFICATE_HEADER, TlsProxy, tls_proxy, write_pem_pair
 
 pytestmark = pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
 
@@ -56,25 +55,12 @@ def proxied_provider(
         yield proxy
 
 
-def _files(tmp_path: Path, certificate, key: ec.EllipticCurvePrivateKey) -> tuple[Path, Path]:
-    cert_path, key_path = tmp_path / "official.pem", tmp_path / "official.key"
-    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    return cert_path, key_path
-
-
 def test_an_official_signs_in_with_a_certificate_in_the_browser(
     chromium: Browser, proxied_provider: TlsProxy, ca, tmp_path: Path, request
 ):
     key = ec.generate_private_key(ec.SECP256R1())
     certificate = ca.issue(key=key)
-    cert_path, key_path = _files(tmp_path, certificate, key)
+    cert_path, key_path = write_pem_pair(tmp_path, "official", certificate, key)
     context = chromium.new_context(
         viewport=DESKTOP,
         locale="vi-VN",

@@ -9,16 +9,12 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import jwt as pyjwt
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 from joserfc.jwk import ECKey
 from starlette.testclient import TestClient
 
@@ -37,6 +33,7 @@ from tests.commune_sso.our_ca import (  # noqa: F401 (fixtures)
 from tests.commune_sso.test_certificate_sign_in import HEADER, _foreign_certificate, forwarded
 from tests.conftest import ISSUER, OFFICIAL_PASSWORD, RP_REDIRECT, register_client
 from tests.idp.oidc_flow import authorize_params, log_in, pkce_pair, query_of
+from tests.throwaway_certificates import self_signed_p256
 
 DEVICE = "app.hoankiem.gov.vn"
 
@@ -56,21 +53,9 @@ def claims_of(token: str) -> dict[str, Any]:
     return pyjwt.decode(token, options={"verify_signature": False})  # type: ignore[no-any-return]
 
 
-def self_signed(
-    key: ec.EllipticCurvePrivateKey, name: str = "Ứng dụng một cửa"
-) -> x509.Certificate:
-    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
-    now = datetime.now(UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(subject)
-        .issuer_name(subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(hours=1))
-        .not_valid_after(now + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
+def self_signed() -> x509.Certificate:
+    """An app's self-signed certificate (§2.2), on a key of its own."""
+    return self_signed_p256("Một cửa")[0]
 
 
 def jwks_with_x5c(certificate: x509.Certificate) -> dict[str, Any]:
@@ -165,8 +150,7 @@ def test_a_certificate_from_an_untrusted_peer_authenticates_nobody(app, runtime,
 
 
 def test_self_signed_tls_client_auth_with_the_registered_key(proxied, runtime):
-    key = ec.generate_private_key(ec.SECP256R1())
-    certificate = self_signed(key)
+    certificate = self_signed()
     client_id = register_mtls(
         runtime, "self_signed_tls_client_auth", jwks=jwks_with_x5c(certificate)
     )
@@ -175,7 +159,7 @@ def test_self_signed_tls_client_auth_with_the_registered_key(proxied, runtime):
     assert claims_of(ok.json()["access_token"])["cnf"]["x5t#S256"] == certificate_thumbprint(
         certificate
     )
-    impostor = self_signed(ec.generate_private_key(ec.SECP256R1()))  # same name, other key
+    impostor = self_signed()  # same name, other key
     refused = service_token(proxied, client_id, forwarded(impostor))
     assert refused.status_code == 400 and refused.json()["error"] == "invalid_client"
 
@@ -225,15 +209,14 @@ def _sign_in_with_certificate(
 
 
 def test_userinfo_needs_the_certificate_a_token_is_bound_to(proxied, runtime, official):
-    key = ec.generate_private_key(ec.SECP256R1())
-    certificate = self_signed(key)
+    certificate = self_signed()
     client_id, tokens = _sign_in_with_certificate(proxied, runtime, certificate)
     access = tokens["access_token"]
     bearer = {"Authorization": f"Bearer {access}"}
     ok = proxied.get("/oauth2/userinfo", headers={**bearer, **forwarded(certificate)})
     assert ok.status_code == 200, ok.text
     assert ok.json()["preferred_username"] == "nguyen.van.an"
-    other = forwarded(self_signed(ec.generate_private_key(ec.SECP256R1())))
+    other = forwarded(self_signed())
     # Twice each: a second answer may come from the token state cache; the binding holds.
     for headers in (bearer, bearer, {**bearer, **other}, {**bearer, **other}):
         refused = proxied.get("/oauth2/userinfo", headers=headers)
@@ -257,7 +240,7 @@ def test_userinfo_needs_the_certificate_a_token_is_bound_to(proxied, runtime, of
 
 
 def test_a_public_clients_refresh_token_is_bound_to_its_certificate(proxied, runtime, official):
-    certificate = self_signed(ec.generate_private_key(ec.SECP256R1()))
+    certificate = self_signed()
     client_id, tokens = _sign_in_with_certificate(proxied, runtime, certificate, public=True)
     assert claims_of(tokens["access_token"])["cnf"]["x5t#S256"] == certificate_thumbprint(
         certificate
@@ -267,7 +250,7 @@ def test_a_public_clients_refresh_token_is_bound_to_its_certificate(proxied, run
         "refresh_token": tokens["refresh_token"],
         "client_id": client_id,
     }
-    thief = self_signed(ec.generate_private_key(ec.SECP256R1()))
+    thief = self_signed()
     stolen = proxied.post("/oauth2/token", data=refresh, headers=forwarded(thief))
     assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_grant"
     without = proxied.post("/oauth2/token", data=refresh)
@@ -289,7 +272,7 @@ def test_the_fast_path_does_not_issue_an_unbound_token(proxied, runtime):
     data = {"grant_type": "client_credentials"}
     without = proxied.post("/oauth2/token", data=data, auth=(client.client_id, secret))
     assert without.status_code == 400 and without.json()["error"] == "invalid_request"
-    certificate = self_signed(ec.generate_private_key(ec.SECP256R1()))
+    certificate = self_signed()
     bound = proxied.post(
         "/oauth2/token", data=data, auth=(client.client_id, secret), headers=forwarded(certificate)
     )

@@ -4,15 +4,12 @@ use (core/web/client_certificate.py)."""
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime, timedelta
 from urllib.parse import quote
 
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 from starlette.datastructures import Headers
 
 from core.settings import Settings
@@ -24,6 +21,7 @@ from core.web.client_certificate import (
     forwarded_certificate_of,
     parse_forwarded_certificate,
 )
+from tests.throwaway_certificates import self_signed_p256
 
 PROXIES = parse_networks(["10.0.0.5", "172.18.0.0/16"])
 HEADER = "x-ssl-client-cert"
@@ -31,19 +29,7 @@ HEADER = "x-ssl-client-cert"
 
 @pytest.fixture(scope="module")
 def certificate() -> x509.Certificate:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "Nguyễn Văn An")])
-    now = datetime.now(UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now)
-        .not_valid_after(now + timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
+    return self_signed_p256("Nguyễn Văn An")[0]
 
 
 def _encodings(certificate: x509.Certificate) -> dict[str, str]:

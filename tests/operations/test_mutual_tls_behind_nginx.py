@@ -5,16 +5,12 @@ the app in tests/commune_sso/test_mutual_tls.py.)"""
 
 from __future__ import annotations
 
-import json
-import shutil
-import subprocess
 from pathlib import Path
 
 import httpx
 import jwt as pyjwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
 from core.web.client_certificate import certificate_thumbprint
 from tests.commune_sso.our_ca import (  # noqa: F401 (fixtures)
@@ -26,14 +22,15 @@ from tests.commune_sso.our_ca import (  # noqa: F401 (fixtures)
 )
 from tests.commune_sso.test_mutual_tls import DEVICE, register_mtls
 from tests.conftest import RP_REDIRECT
-from tests.idp.oidc_flow import hidden_inputs, query_of
+from tests.idp.fapi.openid_client_runner import run_openid_client, skip_without_openid_client
+from tests.idp.oidc_flow import hidden_inputs
 from tests.operations.deployment import nginx_binary
 from tests.operations.test_certificate_sign_in_behind_nginx import (  # noqa: F401 (fixtures)
     proxied_settings_fixture,
     proxy_fixture,
     public_port_fixture,
 )
-from tests.operations.tls_proxy import TlsProxy
+from tests.operations.tls_proxy import TlsProxy, write_pem_pair
 
 pytestmark = pytest.mark.skipif(nginx_binary() is None, reason="nginx is not installed")
 
@@ -68,18 +65,6 @@ def test_an_app_authenticates_with_its_device_certificate_and_gets_a_bound_token
         assert stolen.status_code == 400 and stolen.json()["error"] == "invalid_client"
 
 
-OPENID_CLIENT = Path(__file__).parents[1] / "idp" / "fapi" / "openid_client"
-# Installed by scripts/test (npm ci of the pinned lock), as for the other openid-client test.
-OPENID_CLIENT_PREFIX = Path(__file__).resolve().parents[2] / ".cache" / "node-openid-client"
-
-
-def _pem_files(directory: Path, name: str, certificate, key) -> tuple[Path, Path]:
-    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
-    cert_path.write_bytes(certificate.public_bytes(Encoding.PEM))
-    key_path.write_bytes(key.private_bytes(Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
-    return cert_path, key_path
-
-
 def test_openid_client_signs_in_with_tls_client_auth_under_fapi2(
     proxy: TlsProxy, runtime, ca: OurCa, tmp_path: Path
 ):
@@ -87,8 +72,7 @@ def test_openid_client_signs_in_with_tls_client_auth_under_fapi2(
     CA (its own TlsClientAuth, the certificate in every handshake with nginx), PAR, PKCE S256
     and certificate-bound tokens under the FAPI 2.0 switch (no DPoP); the official signs in
     with their own certificate on the way."""
-    if shutil.which("node") is None or not (OPENID_CLIENT_PREFIX / "node_modules").is_dir():
-        pytest.skip("node or openid-client (scripts/test installs it) is missing")
+    skip_without_openid_client()
     app_key = ec.generate_private_key(ec.SECP256R1())
     device = ca.issue("device", key=app_key, device_name=DEVICE)
     client_id = register_mtls(
@@ -102,22 +86,9 @@ def test_openid_client_signs_in_with_tls_client_auth_under_fapi2(
     )
     official_key = ec.generate_private_key(ec.SECP256R1())
     official_certificate = ca.issue(key=official_key)
-    cert_path, key_path = _pem_files(tmp_path, "app", device, app_key)
-    script = OPENID_CLIENT_PREFIX / "mtls_client.mjs"
-    shutil.copyfile(OPENID_CLIENT / "mtls_client.mjs", script)
-    arguments = [proxy.url, client_id, str(cert_path), str(key_path), str(proxy.server_pem)]
-    with subprocess.Popen(
-        ["node", str(script), *arguments, RP_REDIRECT],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as node:
-        assert node.stdout is not None and node.stdin is not None
-        first = node.stdout.readline()
-        assert first, node.stderr.read() if node.stderr else ""
-        authorization_url = json.loads(first)["authorization_url"]
-        assert set(query_of(authorization_url)) == {"client_id", "request_uri"}
+    cert_path, key_path = write_pem_pair(tmp_path, "app", device, app_key)
+
+    def sign_in(authorization_url: str) -> str:
         with proxy.client(official_certificate, official_key) as browser:
             response = browser.get(authorization_url)
             while response.status_code in (302, 303):
@@ -127,11 +98,10 @@ def test_openid_client_signs_in_with_tls_client_auth_under_fapi2(
             while not response.headers.get("location", "").startswith(RP_REDIRECT):
                 assert response.status_code in (302, 303), response.text
                 response = browser.get(response.headers["location"])
-        node.stdin.write(response.headers["location"] + "\n")
-        node.stdin.flush()
-        out, err = node.communicate(timeout=60)
-    assert node.returncode == 0, err
-    result = json.loads(out.strip().splitlines()[-1])
+        return response.headers["location"]
+
+    arguments = [proxy.url, client_id, str(cert_path), str(key_path), str(proxy.server_pem)]
+    result = run_openid_client("mtls_client.mjs", [*arguments, RP_REDIRECT], sign_in)
     assert result["token_type"].lower() == "bearer"
     assert result["amr"] == ["pop"]
     assert result["userinfo"]["preferred_username"] == ca.people.official.username

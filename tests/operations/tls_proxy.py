@@ -6,7 +6,6 @@ shows. Used by the certificate sign-in and RFC 8705 tests."""
 from __future__ import annotations
 
 import ipaddress
-import os
 import ssl
 import subprocess
 from collections.abc import Iterator
@@ -21,7 +20,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from tests.operations.deployment import nginx_binary, wait_until
+from tests.operations.deployment import (
+    nginx_binary,
+    nginx_main_context,
+    nginx_temp_paths,
+    wait_until,
+)
 
 CERTIFICATE_HEADER = "X-SSL-Client-Cert"
 # The client's side: another loopback address than nginx's own (127.0.0.1, the trusted proxy).
@@ -29,20 +33,11 @@ CLIENT_ADDRESS = "127.0.0.3"
 
 
 def nginx_tls_conf(directory: Path, *, port: int, upstream: str) -> str:
-    temp = "\n".join(
-        f"    {kind}_temp_path {directory / kind};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    user = "user root;" if os.geteuid() == 0 else ""
     return f"""
-{user}
-worker_processes 1;
-daemon off;
-pid {directory / "nginx.pid"};
-events {{ worker_connections 64; }}
+{nginx_main_context(directory, worker_connections=64)}
 http {{
     access_log off;
-{temp}
+{nginx_temp_paths(directory)}
     server {{
         listen 127.0.0.1:{port} ssl;
         ssl_certificate {directory / "server.pem"};
@@ -81,16 +76,24 @@ def _server_certificate(directory: Path) -> Path:
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(key, hashes.SHA256())
     )
-    pem = directory / "server.pem"
-    pem.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-    (directory / "server.key").write_bytes(
+    return write_pem_pair(directory, "server", certificate, key)[0]
+
+
+def write_pem_pair(
+    directory: Path, name: str, certificate: x509.Certificate, key: ec.EllipticCurvePrivateKey
+) -> tuple[Path, Path]:
+    """``<name>.pem`` (the certificate) and ``<name>.key`` (the key, unencrypted PKCS#8), as
+    nginx, OpenSSL, Node and browsers load them."""
+    cert_path, key_path = directory / f"{name}.pem", directory / f"{name}.key"
+    cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(
         key.private_bytes(
             serialization.Encoding.PEM,
             serialization.PrivateFormat.PKCS8,
             serialization.NoEncryption(),
         )
     )
-    return pem
+    return cert_path, key_path
 
 
 @dataclass(frozen=True)
@@ -109,19 +112,8 @@ class TlsProxy:
         context = ssl.create_default_context(cafile=str(self.server_pem))
         if certificate is not None and key is not None:
             name = f"client-{certificate.serial_number:x}"
-            (self.directory / f"{name}.pem").write_bytes(
-                certificate.public_bytes(serialization.Encoding.PEM)
-            )
-            (self.directory / f"{name}.key").write_bytes(
-                key.private_bytes(
-                    serialization.Encoding.PEM,
-                    serialization.PrivateFormat.PKCS8,
-                    serialization.NoEncryption(),
-                )
-            )
-            context.load_cert_chain(
-                str(self.directory / f"{name}.pem"), str(self.directory / f"{name}.key")
-            )
+            cert_path, key_path = write_pem_pair(self.directory, name, certificate, key)
+            context.load_cert_chain(str(cert_path), str(key_path))
         transport = httpx.HTTPTransport(local_address=CLIENT_ADDRESS, verify=context)
         return httpx.Client(base_url=self.url, transport=transport, **options)  # type: ignore[arg-type]
 
