@@ -102,6 +102,7 @@ def read_access_token(
         check_status
         and is_sender_constrained(claims)
         and not sender_verified
+        # RFC 8705 §3.1: the certificate's x5t#S256 (idp/oauth/mutual_tls.py binds it).
         and not has_thumbprint(client_certificate, claims["cnf"].get("x5t#S256"))
     ):
         return None

@@ -29,16 +29,15 @@ from authlib.oauth2.rfc6749 import InvalidClientError, InvalidRequestError
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from core.web.client_certificate import certificate_thumbprint, has_thumbprint
+from core.web.client_certificate import certificate_thumbprint
 from idp.client_keys import ClientKeysUnavailable
-from idp.clients import SELF_SIGNED_TLS_CLIENT_AUTH, TLS_CLIENT_AUTH, ClientInfo
+from idp.clients import TLS_CLIENT_AUTH, ClientInfo
 from idp.oauth.client_authentication import ASSERTION_FIELDS
 
 if TYPE_CHECKING:
     from idp.oauth.grants import OAuthClient
     from idp.oauth.server import OAuthServer
 
-MTLS_METHODS = (TLS_CLIENT_AUTH, SELF_SIGNED_TLS_CLIENT_AUTH)
 CONFIRMATION_CLAIM = "x5t#S256"  # RFC 8705 §3.1
 
 
@@ -117,8 +116,8 @@ def _other_credentials(request: Any) -> bool:
 
 
 def authenticate_mutual_tls(server: OAuthServer, request: Any, method: str) -> OAuthClient | None:
-    """Authlib client authentication hook for ``method`` (one of :data:`MTLS_METHODS`),
-    registered per server with the server bound."""
+    """Authlib client authentication hook for ``method`` (one of
+    :data:`idp.clients.MTLS_AUTH_METHODS`), registered per server with the server bound."""
     client_id = request.payload.data.get("client_id")
     if not client_id:
         return None
@@ -153,12 +152,3 @@ def authenticate_mutual_tls(server: OAuthServer, request: Any, method: str) -> O
 def confirmation_of(certificate: x509.Certificate) -> dict[str, str]:
     """The ``cnf`` claim of a token bound to ``certificate`` (§3.1)."""
     return {CONFIRMATION_CLAIM: certificate_thumbprint(certificate)}
-
-
-def is_certificate_bound(claims: dict[str, Any]) -> bool:
-    return CONFIRMATION_CLAIM in claims.get("cnf", {})
-
-
-def is_bound_to(claims: dict[str, Any], certificate: x509.Certificate | None) -> bool:
-    """Whether the token's ``cnf.x5t#S256`` is the thumbprint of ``certificate`` (§3.2)."""
-    return has_thumbprint(certificate, claims.get("cnf", {}).get(CONFIRMATION_CLAIM))

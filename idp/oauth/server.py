@@ -34,7 +34,7 @@ from idp.oauth.grants import (
     ServiceCredentialsGrant,
 )
 from idp.oauth.http import HttpInput, OAuthRequest, to_starlette
-from idp.oauth.mutual_tls import authenticate_mutual_tls, confirmation_of
+from idp.oauth.mutual_tls import CONFIRMATION_CLAIM, authenticate_mutual_tls, confirmation_of
 from idp.oauth.token_issuer import issue_access_token
 from idp.runtime import IdpRuntime
 
@@ -138,7 +138,7 @@ class OAuthServer(AuthorizationServer):
         if client.tls_client_certificate_bound_access_tokens and certificate is not None:
             confirmation = confirmation_of(certificate)
             if grant is not None and client.is_public and grant.certificate_thumbprint is None:
-                grant.certificate_thumbprint = confirmation["x5t#S256"]
+                grant.certificate_thumbprint = confirmation[CONFIRMATION_CLAIM]
         elif self.dpop_jkt:
             confirmation = {"jkt": self.dpop_jkt}
             if grant is not None and client.is_public and grant.dpop_jkt is None:
