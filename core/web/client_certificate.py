@@ -105,6 +105,15 @@ def configured_client_certificate(scope: Scope, settings: Settings) -> x509.Cert
     )
 
 
+def presented_certificate(scope: Scope, settings: Settings) -> x509.Certificate | None:
+    """:func:`configured_client_certificate`, with a header that is no certificate read as
+    none: for callers that only check a token's binding (RFC 8705 §3), which then fails."""
+    try:
+        return configured_client_certificate(scope, settings)
+    except MalformedClientCertificate:
+        return None
+
+
 def certificate_thumbprint(certificate: x509.Certificate) -> str:
     """``x5t#S256``: base64url (no padding) SHA-256 of the DER certificate (RFC 8705 §3.1)."""
     digest = hashlib.sha256(certificate.public_bytes(Encoding.DER)).digest()

@@ -33,6 +33,8 @@ from tests.commune_sso.our_ca import (  # noqa: F401 (fixtures)
 from tests.commune_sso.test_certificate_sign_in import HEADER, _foreign_certificate, forwarded
 from tests.conftest import ISSUER, OFFICIAL_PASSWORD, RP_REDIRECT, register_client
 from tests.idp.oidc_flow import authorize_params, log_in, pkce_pair, query_of
+from tests.idp.test_admin_import_api import API as ADMIN_API
+from tests.idp.test_admin_import_api import make_account
 from tests.throwaway_certificates import self_signed_p256
 
 DEVICE = "app.hoankiem.gov.vn"
@@ -360,3 +362,35 @@ def test_discovery_offers_mtls_only_where_certificates_are_forwarded(web, runtim
         assert {"tls_client_auth", "self_signed_tls_client_auth"} <= set(metadata[name])
     assert metadata["tls_client_certificate_bound_access_tokens"] is True
     assert clients.MTLS_AUTH_METHODS == ("tls_client_auth", "self_signed_tls_client_auth")
+
+
+def test_the_admin_api_needs_the_certificate_its_token_is_bound_to(proxied, runtime):
+    """An admin app whose tokens are certificate-bound: the admin API takes the token only
+    with the same certificate (RFC 8705 §3), as userinfo does."""
+    make_account(runtime, "qt.tinh", system=True)
+    client, secret = register_client(
+        runtime,
+        name="Trang quản trị",
+        scope="openid profile admin",
+        keys=ClientSettings(name="", tls_client_certificate_bound_access_tokens=True),
+    )
+    assert secret is not None
+    certificate = self_signed()
+    verifier, challenge = pkce_pair()
+    params = authorize_params(client.client_id, challenge, scope="openid admin")
+    back = log_in(proxied, params, "qt.tinh", OFFICIAL_PASSWORD)
+    code = query_of(back.headers["location"])["code"]
+    issued = proxied.post(
+        "/oauth2/token",
+        data={"grant_type": "authorization_code", "code": code, "redirect_uri": RP_REDIRECT,
+              "code_verifier": verifier},
+        auth=(client.client_id, secret),
+        headers=forwarded(certificate),
+    )  # fmt: skip
+    assert issued.status_code == 200, issued.text
+    bearer = {"Authorization": f"Bearer {issued.json()['access_token']}"}
+    with_it = proxied.get(f"{ADMIN_API}/imports/nope", headers={**bearer, **forwarded(certificate)})
+    assert with_it.status_code == 404  # authenticated: the job does not exist
+    for headers in (bearer, {**bearer, **forwarded(self_signed())}):
+        refused = proxied.get(f"{ADMIN_API}/imports/nope", headers=headers)
+        assert refused.status_code == 401 and refused.json()["error"] == "invalid_token"
