@@ -313,6 +313,17 @@ def document_signing_eku(
     )
 
 
+def authentication_key_usage(
+    context: IssuanceContext, builder: x509.CertificateBuilder
+) -> x509.CertificateBuilder:
+    """digitalSignature only: the key signs the TLS handshake (RFC 8446 CertificateVerify),
+    never a document, so no contentCommitment."""
+    return builder.add_extension(
+        _key_usage(digital_signature=True, content_commitment=False, key_encipherment=False),
+        critical=True,
+    )
+
+
 def client_auth_eku(
     context: IssuanceContext, builder: x509.CertificateBuilder
 ) -> x509.CertificateBuilder:
@@ -418,8 +429,32 @@ DEVICE = Profile(
     approvals_required=1,
 )
 
+# Sign-in at the IdP with a TLS client certificate (idp/web/certificate_login.py): the
+# official's subject (UID=CCCD:<citizen id> names the account), clientAuth only.
+OFFICIAL_AUTHENTICATION = Profile(
+    name="official-authentication",
+    title=N_("Official's authentication (certificate sign-in)"),
+    steps=(
+        require_active_official,
+        official_subject,
+        end_entity,
+        authentication_key_usage,
+        client_auth_eku,
+        status_locations,
+    ),
+    needs=("full_name", "citizen_id", "unit"),
+    server_keygen_allowed=True,
+    approvals_required=1,
+)
+
 BUILT_IN_PROFILES: dict[str, Profile] = {
-    profile.name: profile for profile in (OFFICIAL_DOCUMENT_SIGNING, ORGANISATION_SIGNING, DEVICE)
+    profile.name: profile
+    for profile in (
+        OFFICIAL_DOCUMENT_SIGNING,
+        ORGANISATION_SIGNING,
+        DEVICE,
+        OFFICIAL_AUTHENTICATION,
+    )
 }
 
 

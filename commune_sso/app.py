@@ -25,7 +25,7 @@ from ca_admin.runtime import CaRuntime
 from ca_admin.web import ca_routes
 from ca_admin.web.api import accept_language
 from commune_sso import bootstrap, ca_lifecycle_feed, secrets_setup
-from commune_sso.ca_bridge import build_ca_runtime
+from commune_sso.ca_bridge import build_ca_runtime, presented_certificate_verdict
 from commune_sso.input_guard import HostileInputGuard
 from commune_sso.observability import install_observability
 from commune_sso.page_labels import page_labels
@@ -191,6 +191,8 @@ def create_app(
     )
     # The admin dashboard's checklist learns the CA's state through the composition root.
     runtime.setup_state = bootstrap.setup_state(settings)
+    # Certificate sign-in asks the CA about a presented certificate (idp never imports ca_admin).
+    runtime.certificate_check = presented_certificate_verdict
     app.state.idp = runtime
     app.state.ca = ca_runtime
     app.state.settings = settings

@@ -11,7 +11,7 @@ import hmac
 import logging
 import threading
 from collections.abc import Collection
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -24,6 +24,7 @@ import ca_admin
 import core
 import idp
 from ca_admin.officials import OfficialIdentity
+from ca_admin.presented_certificates import check_presented
 from ca_admin.runtime import CaRuntime
 from ca_admin.signature_validation import load_trust_anchors
 from ca_admin.signing import CaKeyStore
@@ -42,6 +43,7 @@ from core.settings import Settings
 from core.web.i18n import N_, load_translations
 from core.web.templating import PageRenderer
 from idp import accounts, admin_scope, clients, units
+from idp.certificate_sign_in import CertificateVerdict
 from idp.claims import CA_SCOPES, UNIT_SCOPE
 from idp.models import Account, AccountProfile, Agency, Client, Unit
 from idp.oauth.access_tokens import read_access_token
@@ -83,6 +85,19 @@ def _province_name(unit: Unit | None, province_names: dict[str, str]) -> str | N
     if unit is None:
         return None
     return unit.name if unit.level == "province" else province_names.get(unit.province_code)
+
+
+def presented_certificate_verdict(
+    session: Session, certificate: x509.Certificate, now: datetime
+) -> CertificateVerdict:
+    """The CA's verdict on a certificate presented for sign-in, in the IdP's terms."""
+    verdict = check_presented(session, certificate, now=now)
+    return CertificateVerdict(
+        refusal=verdict.refusal,
+        serial=verdict.serial,
+        citizen_id=verdict.citizen_id,
+        issuer=verdict.issuer,
+    )
 
 
 class IdpOfficialDirectory:

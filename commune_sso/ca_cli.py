@@ -408,7 +408,9 @@ def ca_add_issuing(
 
 ProfileOption = Annotated[
     str,
-    typer.Option(help="official-document-signing, organisation-signing or device."),
+    typer.Option(
+        help="official-document-signing, organisation-signing, device or official-authentication."
+    ),
 ]
 
 

@@ -606,6 +606,8 @@ def client_keys_settings(
     require_par: bool,
     dpop_bound_access_tokens: bool,
     fapi2: bool,
+    certificate_bound_access_tokens: bool = False,
+    certificate_names: clients.CertificateNames | None = None,
 ) -> clients.ClientSettings:
     """The FAPI 2.0 parts of a registration, from ``client add``'s options."""
     jwks = None
@@ -621,7 +623,9 @@ def client_keys_settings(
         jwks_uri=jwks_uri,
         require_pushed_authorization_requests=require_par,
         dpop_bound_access_tokens=dpop_bound_access_tokens,
+        tls_client_certificate_bound_access_tokens=certificate_bound_access_tokens,
         fapi2_profile=fapi2,
+        **(certificate_names or {}),
     )
 
 
@@ -645,8 +649,10 @@ def client_add(
     auth_method: Annotated[
         str | None,
         typer.Option(
-            help="client_secret_basic (default), client_secret_post or private_key_jwt "
-            "(RFC 7523: give --jwks-file or --jwks-uri)."
+            help="client_secret_basic (default), client_secret_post, private_key_jwt "
+            "(RFC 7523: give --jwks-file or --jwks-uri), tls_client_auth (RFC 8705 §2.1: a "
+            "certificate of our CA, named by --tls-client-auth-subject-dn or one --tls-client-"
+            "auth-san-*) or self_signed_tls_client_auth (§2.2: its key in --jwks-file/--jwks-uri)."
         ),
     ] = None,
     jwks_file: Annotated[
@@ -661,11 +667,32 @@ def client_add(
     dpop_bound_access_tokens: Annotated[
         bool, typer.Option(help="Every access token bound to a DPoP key (RFC 9449).")
     ] = False,
+    tls_client_auth_subject_dn: Annotated[
+        str | None, typer.Option(help="tls_client_auth: the certificate's subject DN (RFC 4514).")
+    ] = None,
+    tls_client_auth_san_dns: Annotated[
+        str | None, typer.Option(help="tls_client_auth: or a DNS name in the certificate.")
+    ] = None,
+    tls_client_auth_san_uri: Annotated[
+        str | None, typer.Option(help="tls_client_auth: or a URI in the certificate.")
+    ] = None,
+    tls_client_auth_san_ip: Annotated[
+        str | None, typer.Option(help="tls_client_auth: or an IP address in the certificate.")
+    ] = None,
+    tls_client_auth_san_email: Annotated[
+        str | None, typer.Option(help="tls_client_auth: or an e-mail address in the certificate.")
+    ] = None,
+    tls_client_certificate_bound_access_tokens: Annotated[
+        bool,
+        typer.Option(
+            help="Every access token bound to the app's TLS client certificate (RFC 8705 §3)."
+        ),
+    ] = False,
     fapi2: Annotated[
         bool,
         typer.Option(
-            help="FAPI 2.0 Security Profile: PAR, PKCE S256, private_key_jwt, DPoP-bound "
-            "tokens, no shared secret."
+            help="FAPI 2.0 Security Profile: PAR, PKCE S256, private_key_jwt or mTLS, DPoP- or "
+            "certificate-bound tokens, no shared secret."
         ),
     ] = False,
     id_token_alg: Annotated[str, typer.Option(help="RS256, ES256 or EdDSA.")] = "RS256",
@@ -724,6 +751,14 @@ def client_add(
                     require_par=require_par,
                     dpop_bound_access_tokens=dpop_bound_access_tokens,
                     fapi2=fapi2,
+                    certificate_bound_access_tokens=tls_client_certificate_bound_access_tokens,
+                    certificate_names=clients.CertificateNames(
+                        tls_client_auth_subject_dn=tls_client_auth_subject_dn,
+                        tls_client_auth_san_dns=tls_client_auth_san_dns,
+                        tls_client_auth_san_uri=tls_client_auth_san_uri,
+                        tls_client_auth_san_ip=tls_client_auth_san_ip,
+                        tls_client_auth_san_email=tls_client_auth_san_email,
+                    ),
                 ),
             )
             data = {**client_as_dict(client), "client_secret": secret}

@@ -417,6 +417,13 @@ class Settings(BaseSettings):
         "'x-forwarded-for' (nginx $proxy_add_x_forwarded_for, Caddy, HAProxy) or 'forwarded' "
         "(RFC 7239). Only that one is read, so a client cannot add the other.",
     )
+    client_certificate_header: str | None = Field(
+        default=None,
+        description="Header in which the trusted proxies forward the TLS client certificate "
+        "they received (nginx: proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert). "
+        "Read only from COMMUNE_SSO_TRUSTED_PROXIES. Unset: certificate sign-in and RFC 8705 "
+        "mTLS client authentication are off and not advertised.",
+    )
     trust_forwarded_for: bool | None = Field(
         default=None,
         description="Replaced by COMMUNE_SSO_TRUSTED_PROXIES; start-up is refused while it is "
@@ -525,6 +532,14 @@ class Settings(BaseSettings):
                 "COMMUNE_SSO_TRUST_FORWARDED_FOR is no longer read: it took the client address "
                 "from whatever the client wrote. Remove it and set COMMUNE_SSO_TRUSTED_PROXIES "
                 "to the addresses of your reverse proxies (e.g. 127.0.0.1 or 10.0.0.0/24)."
+            )
+        if self.client_certificate_header is not None:
+            self.client_certificate_header = self.client_certificate_header.strip().lower() or None
+        if self.client_certificate_header and not self.trusted_proxies:
+            raise ValueError(
+                "COMMUNE_SSO_CLIENT_CERTIFICATE_HEADER is read only from trusted proxies: set "
+                "COMMUNE_SSO_TRUSTED_PROXIES to the addresses of the proxies that verify client "
+                "certificates (e.g. 127.0.0.1)."
             )
         if self.issuer.endswith("/"):
             # Only when it changes: an assignment marks the field as given (issuer_configured).

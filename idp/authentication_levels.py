@@ -10,7 +10,8 @@ officials; a URN does not depend on where the provider is deployed):
   TOTP or recovery code);
 * ``urn:commune-sso:acr:phishing-resistant`` — a WebAuthn credential, bound by the browser to
   our origin (NIST SP 800-63B §5.2.5): a passkey with user verification alone, or the password
-  then a passkey.
+  then a passkey; or a TLS client certificate of our CA (``pop``, idp/certificate_sign_in.py),
+  whose proof is bound to the TLS channel.
 
 The level follows from the session's ``amr`` (RFC 8176), so every session, token and protocol
 tells the same story. An app asks for a level with ``acr_values`` (OIDC Core §3.1.2.1; we treat
@@ -41,8 +42,9 @@ LEVEL_LABELS = {
     MULTI_FACTOR: N_("Two factors (password and a code)"),
     PHISHING_RESISTANT: N_("Phishing-resistant (passkey)"),
 }
-# RFC 8176 §2: proof of possession of a hardware- or software-secured key.
-KEY_METHODS = frozenset({"hwk", "swk"})
+# RFC 8176 §2: proof of possession of a hardware- or software-secured key, or of a key whose
+# custody is unknown ("pop": a TLS client certificate).
+KEY_METHODS = frozenset({"hwk", "swk", "pop"})
 SECOND_FACTOR_METHODS = frozenset({"otp", "mfa", *KEY_METHODS})
 
 

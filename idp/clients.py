@@ -9,9 +9,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from dataclasses import field as dataclass_field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 from urllib.parse import urlsplit
 
+from cryptography import x509
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -32,9 +33,10 @@ SECRET_AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 PRIVATE_KEY_JWT = "private_key_jwt"  # RFC 7523 §2.2, OIDC Core §9
 TLS_CLIENT_AUTH = "tls_client_auth"  # RFC 8705 §2.1: a PKI certificate, matched by subject DN
 SELF_SIGNED_TLS_CLIENT_AUTH = "self_signed_tls_client_auth"  # RFC 8705 §2.2: a key in jwks
-# mTLS client authentication (RFC 8705) has its registration fields but is not served yet:
-# the rules refuse it (fapi2_profile.MTLS_NOT_AVAILABLE), and discovery does not offer it.
-KEY_AUTH_METHODS = (PRIVATE_KEY_JWT,)
+# mTLS client authentication (RFC 8705, idp/oauth/mutual_tls.py): discovery offers it only
+# where a trusted proxy forwards client certificates (COMMUNE_SSO_CLIENT_CERTIFICATE_HEADER).
+MTLS_AUTH_METHODS = (TLS_CLIENT_AUTH, SELF_SIGNED_TLS_CLIENT_AUTH)
+KEY_AUTH_METHODS = (PRIVATE_KEY_JWT, *MTLS_AUTH_METHODS)
 AUTH_METHODS = (*SECRET_AUTH_METHODS, "none", *KEY_AUTH_METHODS)
 LOOPBACK_HOSTS = ("127.0.0.1", "localhost", "::1")
 # Stricter than RFC 6749 A.1 (printable ASCII): ids appear in URLs, logs and audit targets.
@@ -52,8 +54,20 @@ FAPI_FIELDS = (
     "require_signed_request_object",
     "dpop_bound_access_tokens",
     "tls_client_auth_subject_dn",
+    "tls_client_auth_san_dns",
+    "tls_client_auth_san_uri",
+    "tls_client_auth_san_ip",
+    "tls_client_auth_san_email",
     "tls_client_certificate_bound_access_tokens",
     "fapi2_profile",
+)
+# RFC 8705 §2.1.2: how a tls_client_auth client names its certificate, exactly one of these.
+CERTIFICATE_NAME_FIELDS = (
+    "tls_client_auth_subject_dn",
+    "tls_client_auth_san_dns",
+    "tls_client_auth_san_uri",
+    "tls_client_auth_san_ip",
+    "tls_client_auth_san_email",
 )
 
 # Rotation with an overlap: the replaced secret keeps working for a while, so the app's
@@ -109,6 +123,28 @@ SUBJECT_DN_REQUIRED = N_(
     "Authentication with a CA-issued certificate needs the certificate's subject DN."
 )
 SUBJECT_DN_TOO_LONG = N_("At most 1000 characters of subject DN.")
+ONE_CERTIFICATE_NAME = N_(
+    "Name the certificate by one thing only: its subject DN or one subject alternative name."
+)
+CERTIFICATE_NAME_ONLY_FOR_TLS = N_(
+    "A subject DN or alternative name is only for apps that authenticate with a CA-issued "
+    "certificate (tls_client_auth)."
+)
+BAD_SUBJECT_DN = N_("The subject DN is not a distinguished name (RFC 4514), e.g. CN=app,O=Sở.")
+
+
+class CertificateNames(TypedDict, total=False):
+    """The names of RFC 8705 §2.1.2 a tls_client_auth registration gives (exactly one)."""
+
+    tls_client_auth_subject_dn: str | None
+    tls_client_auth_san_dns: str | None
+    tls_client_auth_san_uri: str | None
+    tls_client_auth_san_ip: str | None
+    tls_client_auth_san_email: str | None
+
+
+def _stripped(text: str | None) -> str | None:
+    return (text or "").strip() or None
 
 
 def fapi_fields_of(source: object) -> dict[str, Any]:
@@ -198,6 +234,10 @@ class ClientSettings:
     require_signed_request_object: bool = False
     dpop_bound_access_tokens: bool = False
     tls_client_auth_subject_dn: str | None = None
+    tls_client_auth_san_dns: str | None = None
+    tls_client_auth_san_uri: str | None = None
+    tls_client_auth_san_ip: str | None = None
+    tls_client_auth_san_email: str | None = None
     tls_client_certificate_bound_access_tokens: bool = False
     fapi2_profile: bool = False
 
@@ -217,7 +257,11 @@ class ClientSettings:
             minimum_acr=(self.minimum_acr or "").strip() or None,
             jwks=self.jwks or None,
             jwks_uri=(self.jwks_uri or "").strip() or None,
-            tls_client_auth_subject_dn=(self.tls_client_auth_subject_dn or "").strip() or None,
+            tls_client_auth_subject_dn=_stripped(self.tls_client_auth_subject_dn),
+            tls_client_auth_san_dns=_stripped(self.tls_client_auth_san_dns),
+            tls_client_auth_san_uri=_stripped(self.tls_client_auth_san_uri),
+            tls_client_auth_san_ip=_stripped(self.tls_client_auth_san_ip),
+            tls_client_auth_san_email=_stripped(self.tls_client_auth_san_email),
         )
 
     @classmethod
@@ -305,12 +349,34 @@ def key_problems(settings: ClientSettings, *, auth_method: str) -> list[FieldPro
             problems.append(FieldProblem("jwks_uri", JWKS_URI_NOT_HTTPS))
     elif auth_method in (PRIVATE_KEY_JWT, SELF_SIGNED_TLS_CLIENT_AUTH):
         problems.append(FieldProblem("jwks", KEYS_REQUIRED))
-    subject_dn = settings.tls_client_auth_subject_dn
-    if subject_dn is not None and len(subject_dn) > MAX_SCOPE:
-        problems.append(FieldProblem("tls_client_auth_subject_dn", SUBJECT_DN_TOO_LONG))
-    elif subject_dn is None and auth_method == TLS_CLIENT_AUTH:
-        problems.append(FieldProblem("tls_client_auth_subject_dn", SUBJECT_DN_REQUIRED))
+    problems.extend(_certificate_name_problems(settings, auth_method=auth_method))
     return problems
+
+
+def _certificate_name_problems(settings: ClientSettings, *, auth_method: str) -> list[FieldProblem]:
+    """RFC 8705 §2.1.2: a tls_client_auth client names its certificate by exactly one of the
+    subject DN or a subject alternative name; no other client names one."""
+    given = [field for field in CERTIFICATE_NAME_FIELDS if getattr(settings, field) is not None]
+    if given and auth_method != TLS_CLIENT_AUTH:
+        return [FieldProblem(given[0], CERTIFICATE_NAME_ONLY_FOR_TLS)]
+    if auth_method == TLS_CLIENT_AUTH and not given:
+        return [FieldProblem("tls_client_auth_subject_dn", SUBJECT_DN_REQUIRED)]
+    if len(given) > 1:
+        return [FieldProblem(given[1], ONE_CERTIFICATE_NAME)]
+    for field in given:
+        value = str(getattr(settings, field))
+        if len(value) > MAX_SCOPE:
+            return [FieldProblem(field, SUBJECT_DN_TOO_LONG)]
+        if field == "tls_client_auth_subject_dn" and not _is_distinguished_name(value):
+            return [FieldProblem(field, BAD_SUBJECT_DN)]
+    return []
+
+
+def _is_distinguished_name(text: str) -> bool:
+    try:
+        return len(x509.Name.from_rfc4514_string(text)) > 0
+    except ValueError:
+        return False
 
 
 def settings_problems(settings: ClientSettings, *, auth_method: str) -> list[FieldProblem]:
@@ -410,6 +476,10 @@ class ClientInfo:
     require_signed_request_object: bool = False
     dpop_bound_access_tokens: bool = False
     tls_client_auth_subject_dn: str | None = None
+    tls_client_auth_san_dns: str | None = None
+    tls_client_auth_san_uri: str | None = None
+    tls_client_auth_san_ip: str | None = None
+    tls_client_auth_san_email: str | None = None
     tls_client_certificate_bound_access_tokens: bool = False
     fapi2_profile: bool = False
 
@@ -445,6 +515,12 @@ class ClientInfo:
         return self.dpop_bound_access_tokens or (
             self.fapi2_profile and not self.tls_client_certificate_bound_access_tokens
         )
+
+    @property
+    def sender_constrained(self) -> bool:
+        """Every access token bound to a key: DPoP (RFC 9449) or the TLS client certificate
+        (RFC 8705 §3)."""
+        return self.requires_dpop or self.tls_client_certificate_bound_access_tokens
 
     @property
     def requires_pushed_requests(self) -> bool:
@@ -601,7 +677,7 @@ def create(
             N_(
                 "An app without a secret uses the auth method “none”; an app with a secret "
                 "uses client_secret_basic or client_secret_post; an app with keys uses "
-                "private_key_jwt."
+                "private_key_jwt, tls_client_auth or self_signed_tls_client_auth."
             ),
             field="auth_method",
         )

@@ -5,7 +5,8 @@ registration rules; the protocol side of the same profile is enforced in ``idp/o
 FAPI 2.0 §5.3.1.1 and §5.3.2.1: only confidential clients, authenticated by private_key_jwt or
 mTLS (never a shared secret); §5.3.2.2: authorization requests only through PAR with PKCE S256
 (ours requires S256 for every client already); §5.3.2.1 item 5: access tokens sender-constrained
-by DPoP or mTLS. mTLS (RFC 8705) is not served yet, so here: private_key_jwt and DPoP.
+by DPoP or mTLS (RFC 8705: tls_client_auth / self_signed_tls_client_auth, and tokens bound to
+the client's certificate in place of DPoP, idp/oauth/mutual_tls.py).
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from core.web.i18n import N_
 if TYPE_CHECKING:
     from idp.clients import ClientSettings, FieldProblem
 
-# FAPI 2.0 §5.3.2.1: client authentication by key (or certificate: RFC 8705, not served yet).
-FAPI2_AUTH_METHODS = ("private_key_jwt",)
+# FAPI 2.0 §5.3.2.1: client authentication by key or certificate (RFC 8705).
+FAPI2_AUTH_METHODS = ("private_key_jwt", "tls_client_auth", "self_signed_tls_client_auth")
 FAPI2_NEEDS_KEY_AUTH = N_(
-    "A FAPI 2.0 app authenticates with private_key_jwt, never with a shared secret."
+    "A FAPI 2.0 app authenticates with private_key_jwt or a TLS client certificate, never with "
+    "a shared secret."
 )
-MTLS_NOT_AVAILABLE = N_("TLS client certificates (RFC 8705) are not available on this server yet.")
 JAR_NOT_AVAILABLE = N_("Signed request objects (RFC 9101) are not available on this server yet.")
 
 
@@ -32,11 +33,6 @@ def profile_problems(settings: ClientSettings, *, auth_method: str) -> list[Fiel
     problems: list[FieldProblem] = []
     if settings.fapi2_profile and auth_method not in FAPI2_AUTH_METHODS:
         problems.append(FieldProblem("fapi2_profile", FAPI2_NEEDS_KEY_AUTH))
-    if settings.tls_client_certificate_bound_access_tokens:
-        field = "tls_client_certificate_bound_access_tokens"
-        problems.append(FieldProblem(field, MTLS_NOT_AVAILABLE))
     if settings.require_signed_request_object:
         problems.append(FieldProblem("require_signed_request_object", JAR_NOT_AVAILABLE))
-    if settings.tls_client_auth_subject_dn is not None:
-        problems.append(FieldProblem("tls_client_auth_subject_dn", MTLS_NOT_AVAILABLE))
     return problems

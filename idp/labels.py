@@ -21,6 +21,7 @@ AUDIT_ACTIONS = {
     "login.second_factor_failure": N_("Sign-in: wrong authenticator code"),
     "login.second_factor_replayed": N_("Sign-in: authenticator code used twice"),
     "login.passkey_failure": N_("Sign-in with a passkey refused"),
+    "login.certificate_failure": N_("Sign-in with a digital certificate refused"),
     "login_throttle.cleared": N_("Sign-in throttle cleared"),
     "account.password_reset_requested": N_("Password reset link sent"),
     "account.password_reset": N_("Password reset by the official"),

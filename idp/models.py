@@ -109,6 +109,11 @@ class Client(Base):
     # RFC 8705 §2.1.2: the subject DN of the certificate the app authenticates with
     # (tls_client_auth); §3.4: access tokens bound to that certificate.
     tls_client_auth_subject_dn: Mapped[str | None] = mapped_column(Text)
+    # RFC 8705 §2.1.2: or exactly one subject alternative name of the certificate (0031).
+    tls_client_auth_san_dns: Mapped[str | None] = mapped_column(Text)
+    tls_client_auth_san_uri: Mapped[str | None] = mapped_column(Text)
+    tls_client_auth_san_ip: Mapped[str | None] = mapped_column(Text)
+    tls_client_auth_san_email: Mapped[str | None] = mapped_column(Text)
     tls_client_certificate_bound_access_tokens: Mapped[bool] = mapped_column(
         Boolean, default=False, server_default=false()
     )
@@ -209,6 +214,9 @@ class Grant(Base):
     # RFC 9449 §5: a public client's refresh tokens are bound to the DPoP key of the first
     # token request (its JWK SHA-256 thumbprint, RFC 7638); None: not bound.
     dpop_jkt: Mapped[str | None] = mapped_column(String(64))
+    # RFC 8705 §3 (0031): likewise to the TLS client certificate of the first token request
+    # (x5t#S256), for a public client registered for certificate-bound tokens.
+    certificate_thumbprint: Mapped[str | None] = mapped_column(String(64))
 
     account: Mapped[Account] = relationship(lazy="joined")
     # Not joined: token requests use the cached registration of the authenticated client.

@@ -18,7 +18,7 @@ from idp.oauth.endpoints.token import token_endpoint
 from idp.oauth.endpoints.userinfo import userinfo_endpoint
 from idp.saml.routes import saml_routes
 from idp.scim.endpoints import scim_routes
-from idp.web import passkey_login
+from idp.web import certificate_login, passkey_login
 from idp.web.account.routes import account_routes
 from idp.web.admin_pages import admin_page_routes
 from idp.web.home import home_page
@@ -58,6 +58,7 @@ def idp_routes() -> list[Route]:
         Route("/login/passkey", passkey_login.second_factor_page, methods=["GET"]),
         Route("/login/passkey", passkey_login.submit_endpoint, methods=["POST"]),
         Route("/login/passkey/options", passkey_login.options_endpoint, methods=["POST"]),
+        Route("/login/certificate", certificate_login.submit_endpoint, methods=["POST"]),
         Route("/consent", consent_page, methods=["GET"]),
         Route("/consent", consent_submit, methods=["POST"]),
         *cas_routes(),

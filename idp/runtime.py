@@ -12,6 +12,7 @@ from core.clock import Clock
 from core.settings import Settings
 from core.web.csrf import CsrfProtection
 from core.web.templating import PageRenderer
+from idp.certificate_sign_in import CertificateCheck
 from idp.client_keys import ClientKeyCache
 from idp.clients import ClientCache
 from idp.federation.document_cache import UpstreamDocumentCache
@@ -39,6 +40,9 @@ class IdpRuntime:
     client_keys: ClientKeyCache = field(default_factory=ClientKeyCache)
     # Filled by the composition root (commune_sso/app.py): the CA's state for the checklist.
     setup_state: OutsideState = field(default_factory=OutsideState)
+    # Filled by the composition root: the CA's verdict on a presented client certificate
+    # (certificate sign-in, idp/certificate_sign_in.py); None: no CA, no certificate sign-in.
+    certificate_check: CertificateCheck | None = None
     # Revocation state and userinfo claims for the token endpoints' fast path; filled and
     # kept current while the app's lifespan runs its feed (idp/token_state.py).
     token_state: TokenStateCache = field(init=False)

@@ -33,7 +33,10 @@ def port_of(sock: socket.socket) -> int:
 @contextmanager
 def serve(app: Any, sock: socket.socket, *, name: str) -> Iterator[None]:
     """Serve ``app`` on ``sock`` in a thread, lifespan on, until the block ends."""
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="on")
+    # proxy_headers off, as commune_sso/workers.py serves (tests/idp/live_server.py says why).
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="on", proxy_headers=False
+    )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name=name, daemon=True)
     thread.start()

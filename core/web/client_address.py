@@ -97,6 +97,14 @@ def _is_trusted(address: IPAddress, trusted: Sequence[IPNetwork]) -> bool:
     return any(address in network for network in trusted)
 
 
+def is_trusted_proxy(peer: str | None, trusted_proxies: Sequence[IPNetwork]) -> bool:
+    """Whether the TCP peer ``peer`` is one of our own proxies, whose headers we believe."""
+    if peer is None or not trusted_proxies:
+        return False
+    address = _parse_address(peer)
+    return address is not None and _is_trusted(address, trusted_proxies)
+
+
 def client_address_of(
     peer: str | None,
     headers: Headers,

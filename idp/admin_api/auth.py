@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from babel.support import Translations
+from cryptography import x509
 from sqlalchemy.orm import Session
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -62,11 +63,20 @@ class AdminCaller:
         return f"user:{self.username.lower()}"
 
 
-def authenticate(runtime: IdpRuntime, session: Session, authorization: str | None) -> AdminCaller:
-    """The administrator behind ``Authorization: Bearer ...`` or a typed error (see module)."""
+def authenticate(
+    runtime: IdpRuntime,
+    session: Session,
+    authorization: str | None,
+    client_certificate: x509.Certificate | None = None,
+) -> AdminCaller:
+    """The administrator behind ``Authorization: Bearer ...`` or a typed error (see module);
+    a token bound to a certificate (RFC 8705 §3) only with ``client_certificate``, the one our
+    proxy forwarded."""
     if not authorization or authorization[:7].lower() != "bearer " or not authorization[7:].strip():
         raise MissingToken(N_("A bearer access token is required."))
-    view = read_access_token(runtime, session, authorization[7:].strip())
+    view = read_access_token(
+        runtime, session, authorization[7:].strip(), client_certificate=client_certificate
+    )
     if view is None:
         raise InvalidToken(N_("The access token is invalid or expired."))
     if ADMIN_SCOPE not in str(view.claims.get("scope", "")).split():

@@ -37,6 +37,7 @@ from core import audit
 from core.db import transaction
 from core.errors import Conflict, DomainError, NotFound, PermissionDenied
 from core.opaque_tokens import new_opaque_token
+from core.web.client_certificate import presented_certificate
 from core.web.i18n import N_, load_translations
 from idp.admin_api import code_vault
 from idp.admin_api.auth import AdminCaller, authenticate, error_response, locale_of
@@ -154,7 +155,12 @@ class ImportsApi:
 
         def work() -> AdminCaller:
             with transaction(runtime.session_factory) as session:
-                return authenticate(runtime, session, request.headers.get("authorization"))
+                return authenticate(
+                    runtime,
+                    session,
+                    request.headers.get("authorization"),
+                    presented_certificate(request.scope, runtime.settings),
+                )
 
         return await run_in_threadpool(work)
 

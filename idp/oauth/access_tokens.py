@@ -6,8 +6,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cryptography import x509
 from sqlalchemy.orm import Session
 
+from core.web.client_certificate import has_thumbprint
 from idp import token_store
 from idp.models import Grant
 from idp.runtime import IdpRuntime
@@ -82,18 +84,27 @@ def read_access_token(
     *,
     check_status: bool = True,
     sender_verified: bool = False,
+    client_certificate: x509.Certificate | None = None,
 ) -> AccessTokenView | None:
     """The token's claims if it is ours, unexpired, not revoked and its grant still stands.
 
     A sender-constrained token stands only where its caller proved the key
-    (``sender_verified``): presented as a plain bearer token it is refused (RFC 9449 §7.2,
-    RFC 8705 §3), wherever our tokens are accepted (userinfo, SCIM, the admin and CA APIs).
-    Introspection and revocation read it with ``check_status=False``.
+    (``sender_verified``: a DPoP proof) or where the request came with the very certificate
+    the token is bound to (``client_certificate``, forwarded by our proxy: RFC 8705 §3.2):
+    presented as a plain bearer token otherwise it is refused (RFC 9449 §7.2, RFC 8705 §3),
+    wherever our tokens are accepted (userinfo, SCIM, the admin and CA APIs). Introspection
+    and revocation read it with ``check_status=False``.
     """
     claims = verified_access_claims(runtime, token)
     if claims is None:
         return None
-    if check_status and is_sender_constrained(claims) and not sender_verified:
+    if (
+        check_status
+        and is_sender_constrained(claims)
+        and not sender_verified
+        # RFC 8705 §3.1: the certificate's x5t#S256 (idp/oauth/mutual_tls.py binds it).
+        and not has_thumbprint(client_certificate, claims["cnf"].get("x5t#S256"))
+    ):
         return None
     now = runtime.clock.now()
     state_version = runtime.token_state.version

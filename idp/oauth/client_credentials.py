@@ -157,8 +157,8 @@ async def issue_without_database(request: Request, runtime: IdpRuntime) -> Respo
     if scope and not is_supported_scope(scope):
         return None
     client = authenticated_client(runtime, headers.get("authorization"), fields)
-    if client is None or GRANT_TYPE not in client.grant_types or client.requires_dpop:
-        return None
+    if client is None or GRANT_TYPE not in client.grant_types or client.sender_constrained:
+        return None  # bound tokens: the general path binds them (DPoP, RFC 8705)
     granted = granted_scope(client, scope)
     access = issue_access_token(runtime, client=client, scope=granted, grant=None)
     body: dict[str, Any] = {

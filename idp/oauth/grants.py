@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from authlib.oauth2.rfc6749 import ClientMixin, InvalidGrantError, OAuth2Error
+from authlib.oauth2.rfc6749 import ClientMixin, InvalidGrantError, InvalidRequestError, OAuth2Error
 from authlib.oauth2.rfc6749.grants import (
     AuthorizationCodeGrant,
     ClientCredentialsGrant,
@@ -20,6 +20,7 @@ from authlib.oauth2.rfc7636 import CodeChallenge
 
 from core import audit
 from core.clock import Clock
+from core.web.client_certificate import has_thumbprint
 from idp import clients, token_store
 from idp.clients import ClientInfo
 from idp.models import Account, AuthorizationCode, BrowserSession, RefreshToken
@@ -32,7 +33,13 @@ log = logging.getLogger(__name__)
 
 # The order is Authlib's order of trying them; a request authenticates one client, with the
 # method that client registered (OAuthClient.check_endpoint_auth_method).
-CONFIDENTIAL_ONLY = ["client_secret_basic", "client_secret_post", "private_key_jwt"]
+CONFIDENTIAL_ONLY = [
+    "client_secret_basic",
+    "client_secret_post",
+    "private_key_jwt",
+    "tls_client_auth",  # RFC 8705 §2.1 (idp/oauth/mutual_tls.py)
+    "self_signed_tls_client_auth",  # RFC 8705 §2.2
+]
 CONFIDENTIAL_OR_PUBLIC = [*CONFIDENTIAL_ONLY, "none"]
 
 
@@ -124,14 +131,23 @@ class InvalidDpopProofError(OAuth2Error):
 
 class SenderConstrainedTokens:
     """After client authentication, before anything is redeemed: a client registered for
-    DPoP-bound tokens (RFC 9449 §5.2, or the FAPI 2.0 profile) must send a proof."""
+    DPoP-bound tokens (RFC 9449 §5.2, or the FAPI 2.0 profile) must send a proof, and one
+    registered for certificate-bound tokens (RFC 8705 §3) must present its certificate."""
 
     server: OAuthServer
+    request: Any
 
     def authenticate_token_endpoint_client(self) -> OAuthClient:
         client: OAuthClient = super().authenticate_token_endpoint_client()  # type: ignore[misc]
         if client.info.requires_dpop and self.server.dpop_jkt is None:
             raise InvalidDpopProofError("This client must send a DPoP proof.")
+        if (
+            client.info.tls_client_certificate_bound_access_tokens
+            and self.request.http.client_certificate is None
+        ):
+            raise InvalidRequestError(
+                "This client's tokens are bound to its TLS client certificate: present it."
+            )
         return client
 
 
@@ -265,6 +281,12 @@ class RotatingRefreshGrant(SenderConstrainedTokens, RefreshTokenGrant):
         if bound_to is not None and bound_to != self.server.dpop_jkt:
             # RFC 9449 §5: a public client's refresh token needs a proof of the same key.
             raise InvalidGrantError("The refresh token is bound to another DPoP key.")
+        certificate_bound = row.grant.certificate_thumbprint if row else None
+        if certificate_bound is not None and not has_thumbprint(
+            self.request.http.client_certificate, certificate_bound
+        ):
+            # RFC 8705 §3: a public client's refresh token needs the same certificate.
+            raise InvalidGrantError("The refresh token is bound to another TLS certificate.")
         return RefreshRecord(row) if row else None
 
     def authenticate_user(self, refresh_token: RefreshRecord) -> Account | None:

@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from authlib.oauth2.rfc6749 import OAuth2Payload, OAuth2Request
+from cryptography import x509
 from starlette.datastructures import FormData, Headers
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
 from core.settings import Settings
 from core.web.client_address import configured_client_address
+from core.web.client_certificate import MalformedClientCertificate, configured_client_certificate
 
 MAX_FORM_FIELDS = 64
 MAX_FIELD_LENGTH = 8192
@@ -36,6 +38,10 @@ class HttpInput:
     form: list[tuple[str, str]]
     client_address: str | None
     cookies: dict[str, str]
+    # The TLS client certificate our trusted proxy forwarded (core/web/client_certificate.py);
+    # ``client_certificate_malformed``: the proxy forwarded something that is not one.
+    client_certificate: x509.Certificate | None = None
+    client_certificate_malformed: bool = False
 
     def header(self, name: str) -> str | None:
         return self.headers.get(name)
@@ -62,6 +68,11 @@ async def read_http_input(
                 if len(value) > max_field_length:
                     raise FormTooLarge(key)
                 form_items.append((key, value))
+    try:
+        certificate = configured_client_certificate(request.scope, settings)
+        malformed = False
+    except MalformedClientCertificate:
+        certificate, malformed = None, True
     return HttpInput(
         method=request.method,
         url=str(request.url),
@@ -70,6 +81,8 @@ async def read_http_input(
         form=form_items,
         client_address=request_client_address(request, settings),
         cookies=dict(request.cookies),
+        client_certificate=certificate,
+        client_certificate_malformed=malformed,
     )
 
 

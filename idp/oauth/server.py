@@ -12,12 +12,13 @@ from typing import Any
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2 import AuthorizationServer
+from cryptography import x509
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
 from idp import token_store
 from idp.claims import SUPPORTED_SCOPES
-from idp.clients import PRIVATE_KEY_JWT, ClientInfo
+from idp.clients import MTLS_AUTH_METHODS, PRIVATE_KEY_JWT, ClientInfo
 from idp.models import Grant, RefreshToken
 from idp.oauth.client_assertion import authenticate_private_key_jwt
 from idp.oauth.client_authentication import (
@@ -33,6 +34,7 @@ from idp.oauth.grants import (
     ServiceCredentialsGrant,
 )
 from idp.oauth.http import HttpInput, OAuthRequest, to_starlette
+from idp.oauth.mutual_tls import CONFIRMATION_CLAIM, authenticate_mutual_tls, confirmation_of
 from idp.oauth.token_issuer import issue_access_token
 from idp.runtime import IdpRuntime
 
@@ -54,6 +56,8 @@ class OAuthServer(AuthorizationServer):
         # The key of the request's verified DPoP proof (RFC 9449 §5), set by the token
         # endpoint before Authlib runs; the tokens issued are bound to it.
         self.dpop_jkt: str | None = None
+        # The TLS client certificate our proxy forwarded (RFC 8705 §3), set likewise.
+        self.client_certificate: x509.Certificate | None = None
         self._clients: dict[str, OAuthClient | None] = {}
         self.register_grant(CodeGrant, [RequiredS256Challenge(required=True), IdTokenExtension()])
         self.register_grant(RotatingRefreshGrant, [IdTokenExtension()])
@@ -62,6 +66,11 @@ class OAuthServer(AuthorizationServer):
         self.register_client_auth_method(
             PRIVATE_KEY_JWT, lambda _query, request: authenticate_private_key_jwt(self, request)
         )
+        for method in MTLS_AUTH_METHODS:
+            self.register_client_auth_method(method, self._mutual_tls_hook(method))
+
+    def _mutual_tls_hook(self, method: str) -> Any:
+        return lambda _query, request: authenticate_mutual_tls(self, request, method)
 
     def query_client(self, client_id: str) -> OAuthClient | None:
         if client_id not in self._clients:
@@ -119,17 +128,27 @@ class OAuthServer(AuthorizationServer):
 
         With a DPoP proof the access token is bound to its key (RFC 9449 §5, token_type
         "DPoP"); so is a public client's grant, hence its refresh tokens (§5: bound on first
-        use, checked by RotatingRefreshGrant).
+        use, checked by RotatingRefreshGrant). A client registered for certificate-bound tokens
+        gets them bound to its TLS client certificate instead (RFC 8705 §3, token_type
+        "Bearer"), a public client's grant likewise; a confidential client's refresh tokens are
+        bound to its authentication already (§3: it may renew its certificate).
         """
-        confirmation = {"jkt": self.dpop_jkt} if self.dpop_jkt else None
-        if self.dpop_jkt and grant is not None and client.is_public and grant.dpop_jkt is None:
-            grant.dpop_jkt = self.dpop_jkt
+        certificate = self.client_certificate
+        confirmation: dict[str, str] | None = None
+        if client.tls_client_certificate_bound_access_tokens and certificate is not None:
+            confirmation = confirmation_of(certificate)
+            if grant is not None and client.is_public and grant.certificate_thumbprint is None:
+                grant.certificate_thumbprint = confirmation[CONFIRMATION_CLAIM]
+        elif self.dpop_jkt:
+            confirmation = {"jkt": self.dpop_jkt}
+            if grant is not None and client.is_public and grant.dpop_jkt is None:
+                grant.dpop_jkt = self.dpop_jkt
         access = issue_access_token(
             self.runtime, client=client, scope=scope, grant=grant, confirmation=confirmation
         )
         token: dict[str, Any] = {
             "access_token": access.token,
-            "token_type": "DPoP" if confirmation else "Bearer",
+            "token_type": "DPoP" if confirmation and "jkt" in confirmation else "Bearer",
             "expires_in": access.expires_in,
             "scope": scope,
         }

@@ -81,7 +81,12 @@ def authenticate(scope: RequestScope) -> Provisioner:
     header = scope.http.header("authorization") or ""
     if header[:7].lower() != "bearer " or not header[7:].strip():
         raise Unauthorized("A bearer access token is required.", headers=_challenge())
-    view = read_access_token(scope.runtime, scope.session, header[7:].strip())
+    view = read_access_token(
+        scope.runtime,
+        scope.session,
+        header[7:].strip(),
+        client_certificate=scope.http.client_certificate,
+    )
     if view is None:
         raise Unauthorized(
             "The access token is invalid or expired.", headers=_challenge("invalid_token")

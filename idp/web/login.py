@@ -15,7 +15,15 @@ from starlette.responses import RedirectResponse, Response
 from core import audit
 from core.metrics import LOGINS
 from core.web.i18n import N_
-from idp import accounts, device_cookies, login_throttle, mfa, passkeys, sessions
+from idp import (
+    accounts,
+    certificate_sign_in,
+    device_cookies,
+    login_throttle,
+    mfa,
+    passkeys,
+    sessions,
+)
 from idp import authentication_levels as levels
 from idp.clients import find_active as find_client
 from idp.federation import providers as upstream_providers
@@ -222,6 +230,9 @@ def render_login_form(
             "upstreams": upstreams,
             "passkeys_available": passkeys.available(scope.runtime.settings),
             "passkey_required": passkey_required,
+            "certificate_sign_in": certificate_sign_in.available(
+                scope.runtime.settings, scope.runtime.certificate_check
+            ),
         },
         locale=locale,
         status_code=status_code,

@@ -47,6 +47,18 @@ def test_every_ca_command_offers_json() -> None:
         assert "--json" in {opt for p in commands[name].params for opt in p.opts}, name
 
 
+def test_the_authentication_profile_is_issued_from_the_command_line(ca: Cli, tmp_path: Path):
+    """Certificate sign-in's profile (clientAuth, digitalSignature only), chosen by name."""
+    csr_file = tmp_path / "login.csr"
+    csr_file.write_bytes(make_csr()[0])
+    request = ca.json(
+        "ca", "issue", "nguyen.van.an", "--csr", str(csr_file), "--as", "admin.hoankiem",
+        "--profile", "official-authentication",
+    )  # fmt: skip
+    approved = ca.json("ca", "approve", request["id"], "--as", "admin2.hoankiem")
+    assert approved["status"] == "issued" and approved["profile"] == "official-authentication"
+
+
 def test_init_exports_the_root_key_for_offline_keeping(cli: Cli, tmp_path: Path) -> None:
     passphrase_file = tmp_path / "export-passphrase"
     passphrase_file.write_text("một cụm mật khẩu rất dài\n", encoding="utf-8")

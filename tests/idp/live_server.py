@@ -53,7 +53,11 @@ def issuer_for(sock: socket.socket) -> str:
 @contextmanager
 def serve(app: Starlette, sock: socket.socket) -> Iterator[None]:
     """Run ``app`` on ``sock`` in a background thread until the block ends."""
-    config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off")
+    # proxy_headers off, as commune_sso/workers.py serves: the app itself decides which
+    # forwarded headers to believe (core/web/client_address.py), and the TCP peer must reach it.
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, lifespan="off", proxy_headers=False
+    )
     server = uvicorn.Server(config)
     # uvicorn installs signal handlers only in the main thread, so a worker thread is safe.
     thread = threading.Thread(

@@ -850,6 +850,10 @@ def test_settings_are_edited_and_audited(web, runtime, world, rp):
         "require_signed_request_object": False,
         "dpop_bound_access_tokens": False,
         "tls_client_auth_subject_dn": None,
+        "tls_client_auth_san_dns": None,
+        "tls_client_auth_san_uri": None,
+        "tls_client_auth_san_ip": None,
+        "tls_client_auth_san_email": None,
         "tls_client_certificate_bound_access_tokens": False,
         "fapi2_profile": False,
     }

@@ -203,6 +203,25 @@ class Deployment:
         self.postgres.remove()
 
 
+def nginx_main_context(directory: Path, *, worker_connections: int) -> str:
+    """The lines before ``http``: one worker in the foreground, its pid file in ``directory``
+    (as root, nginx must be told to stay root: there is no other user to switch to here)."""
+    user = "user root;" if os.geteuid() == 0 else ""
+    return f"""{user}
+worker_processes 1;
+daemon off;
+pid {directory / "nginx.pid"};
+events {{ worker_connections {worker_connections}; }}"""
+
+
+def nginx_temp_paths(directory: Path) -> str:
+    """Every temporary directory inside ``directory`` (the defaults are not writable)."""
+    return "\n".join(
+        f"    {kind}_temp_path {directory / kind};"
+        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
+    )
+
+
 def nginx_conf(directory: Path, port: int, upstreams: Sequence[Instance]) -> str:
     """What a province's proxy does: round robin, no stickiness, passive health checks
     (max_fails/fail_timeout), X-Forwarded-For appended, the serving upstream shown to the
@@ -210,20 +229,11 @@ def nginx_conf(directory: Path, port: int, upstreams: Sequence[Instance]) -> str
     servers = "\n".join(
         f"        server {each.address} max_fails=1 fail_timeout=10s;" for each in upstreams
     )
-    temp = "\n".join(
-        f"    {kind}_temp_path {directory / kind};"
-        for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
-    )
-    user = "user root;" if os.geteuid() == 0 else ""
     return f"""
-{user}
-worker_processes 1;
-daemon off;
-pid {directory / "nginx.pid"};
-events {{ worker_connections 1024; }}
+{nginx_main_context(directory, worker_connections=1024)}
 http {{
     access_log off;
-{temp}
+{nginx_temp_paths(directory)}
     upstream sso {{
 {servers}
         keepalive 32;

@@ -15,6 +15,7 @@ from core.settings import Settings
 from core.web.i18n import SUPPORTED_LOCALES
 from idp.authentication_levels import LEVELS
 from idp.claims import SUPPORTED_CLAIMS, SUPPORTED_SCOPES
+from idp.clients import MTLS_AUTH_METHODS
 from idp.oauth.authorization_checks import PROMPT_VALUES
 from idp.oauth.client_signed_jwts import CLIENT_SIGNING_ALGORITHMS
 from idp.oauth.dpop import DPOP_ALGORITHMS
@@ -37,6 +38,14 @@ PATHS = {
 }
 
 
+def offered(methods: list[str], settings: Settings) -> list[str]:
+    """The client authentication methods that work here: mTLS (RFC 8705 §2) only where a
+    trusted proxy forwards client certificates."""
+    if settings.client_certificate_header:
+        return list(methods)
+    return [method for method in methods if method not in MTLS_AUTH_METHODS]
+
+
 def provider_metadata(settings: Settings) -> dict[str, Any]:
     metadata: dict[str, Any] = {"issuer": settings.issuer}
     metadata.update({name: settings.endpoint(path) for name, path in PATHS.items()})
@@ -49,13 +58,14 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
             "subject_types_supported": ["public"],
             "id_token_signing_alg_values_supported": list(SUPPORTED_ALGORITHMS),
             # RFC 8414 §2; private_key_jwt: RFC 7523 §2.2 (idp/oauth/client_assertion.py).
-            "token_endpoint_auth_methods_supported": CONFIDENTIAL_OR_PUBLIC,
+            # mTLS: RFC 8705 §2 (idp/oauth/mutual_tls.py).
+            "token_endpoint_auth_methods_supported": offered(CONFIDENTIAL_OR_PUBLIC, settings),
             "token_endpoint_auth_signing_alg_values_supported": list(CLIENT_SIGNING_ALGORITHMS),
-            "revocation_endpoint_auth_methods_supported": CONFIDENTIAL_OR_PUBLIC,
+            "revocation_endpoint_auth_methods_supported": offered(CONFIDENTIAL_OR_PUBLIC, settings),
             "revocation_endpoint_auth_signing_alg_values_supported": list(
                 CLIENT_SIGNING_ALGORITHMS
             ),
-            "introspection_endpoint_auth_methods_supported": CONFIDENTIAL_ONLY,
+            "introspection_endpoint_auth_methods_supported": offered(CONFIDENTIAL_ONLY, settings),
             "introspection_endpoint_auth_signing_alg_values_supported": list(
                 CLIENT_SIGNING_ALGORITHMS
             ),
@@ -84,6 +94,11 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
             "frontchannel_logout_session_supported": True,
         }
     )
+    if settings.client_certificate_header:
+        # RFC 8705 §3.3: access tokens bound to the client's certificate. Every endpoint
+        # takes certificates at its usual address (no mtls_endpoint_aliases, §5): the proxy
+        # asks for one on every connection and a client without one is served as before.
+        metadata["tls_client_certificate_bound_access_tokens"] = True
     return metadata
 
 

@@ -33,6 +33,7 @@ def token_exchange(scope: RequestScope) -> Response:
     if not oauth_request.payload.grant_type:
         return json_error(400, "invalid_request", "Missing 'grant_type'.")
     server = OAuthServer(scope.runtime, scope.session)
+    server.client_certificate = http.client_certificate
     proofs = http.headers.getlist("dpop")
     if proofs:
         try:

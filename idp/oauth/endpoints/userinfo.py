@@ -114,7 +114,13 @@ def userinfo(scope: RequestScope) -> Response:
         refused = check_dpop(scope, token)
         if refused is not None:
             return refused
-    view = read_access_token(scope.runtime, scope.session, token, sender_verified=scheme == DPOP)
+    view = read_access_token(
+        scope.runtime,
+        scope.session,
+        token,
+        sender_verified=scheme == DPOP,
+        client_certificate=scope.http.client_certificate if scheme == BEARER else None,
+    )
     if view is None:
         return bearer_challenge(401, "invalid_token", INVALID_TOKEN, scheme=scheme)
     scopes = str(view.claims.get("scope", "")).split()

@@ -76,14 +76,30 @@ FAPI_FLAGS = {
         "Authorization requests only pushed first (PAR, RFC 9126)"
     ),
     "dpop_bound_access_tokens": N_("Access tokens bound to the app's DPoP key (RFC 9449)"),
+    "tls_client_certificate_bound_access_tokens": N_(
+        "Access tokens bound to the app's TLS client certificate (RFC 8705)"
+    ),
     "fapi2_profile": N_(
-        "FAPI 2.0 Security Profile (PAR, PKCE S256, private_key_jwt, DPoP-bound tokens)"
+        "FAPI 2.0 Security Profile (PAR, PKCE S256, private_key_jwt or mTLS, DPoP- or "
+        "certificate-bound tokens)"
     ),
 }
 AUTH_METHOD_LABELS = {
     "client_secret_basic": N_("A secret (client_secret_basic)"),
     "client_secret_post": N_("A secret in the request body (client_secret_post)"),
     "private_key_jwt": N_("A JWT signed with the app's key (private_key_jwt)"),
+    "tls_client_auth": N_("A TLS client certificate from our CA (tls_client_auth)"),
+    "self_signed_tls_client_auth": N_(
+        "A self-signed TLS client certificate of the app's keys (self_signed_tls_client_auth)"
+    ),
+}
+# RFC 8705 §2.1.2: how a tls_client_auth app names its certificate (exactly one).
+CERTIFICATE_NAME_LABELS = {
+    "tls_client_auth_subject_dn": N_("Certificate subject DN (RFC 4514)"),
+    "tls_client_auth_san_dns": N_("Or a DNS name in the certificate"),
+    "tls_client_auth_san_uri": N_("Or a URI in the certificate"),
+    "tls_client_auth_san_ip": N_("Or an IP address in the certificate"),
+    "tls_client_auth_san_email": N_("Or an e-mail address in the certificate"),
 }
 
 
@@ -125,6 +141,7 @@ def _page_context(scope: RequestScope) -> dict[str, Any]:
         "acr_levels": authentication_levels.LEVEL_LABELS,
         "fapi_flags": FAPI_FLAGS,
         "auth_method_labels": AUTH_METHOD_LABELS,
+        "certificate_name_labels": CERTIFICATE_NAME_LABELS,
         "now": scope.runtime.clock.now(),
     }
 
@@ -156,7 +173,15 @@ def _form_settings(scope: RequestScope) -> tuple[dict[str, Any], ClientSettings]
             values, "require_pushed_authorization_requests"
         ),
         dpop_bound_access_tokens=_checked(values, "dpop_bound_access_tokens"),
+        tls_client_certificate_bound_access_tokens=_checked(
+            values, "tls_client_certificate_bound_access_tokens"
+        ),
         fapi2_profile=_checked(values, "fapi2_profile"),
+        tls_client_auth_subject_dn=values.get("tls_client_auth_subject_dn"),
+        tls_client_auth_san_dns=values.get("tls_client_auth_san_dns"),
+        tls_client_auth_san_uri=values.get("tls_client_auth_san_uri"),
+        tls_client_auth_san_ip=values.get("tls_client_auth_san_ip"),
+        tls_client_auth_san_email=values.get("tls_client_auth_san_email"),
     )
     return values, settings
 
@@ -181,6 +206,7 @@ def _form_values(settings: ClientSettings) -> dict[str, Any]:
         "jwks": settings.jwks if isinstance(settings.jwks, str) else jwks_text(settings.jwks),
         "jwks_uri": settings.jwks_uri or "",
         **{flag: "on" if getattr(settings, flag) else "" for flag in FAPI_FLAGS},
+        **{field: getattr(settings, field) or "" for field in CERTIFICATE_NAME_LABELS},
     }
 
 

@@ -89,3 +89,51 @@ def test_fapi2_needs_key_authentication(web: TestClient, runtime: IdpRuntime, wo
     )
     assert refused.status_code == 400
     assert 'id="fapi2_profile-error"' in refused.text
+
+
+def test_register_a_tls_client_auth_app_named_by_its_certificate(
+    web: TestClient, runtime: IdpRuntime, world: World
+) -> None:
+    """RFC 8705 §2.1.2 on the page: exactly one certificate name, next to its field when not."""
+    sign_in(web, runtime, world.system)
+    form = {
+        "name": "Cổng liên thông",
+        "token_endpoint_auth_method": "tls_client_auth",
+        "grant_types": "client_credentials",
+        "scope": "profile",
+    }
+    missing = post(web, "/admin/clients/new", form, form_page="/admin/clients/new")
+    assert missing.status_code == 400
+    assert 'id="tls_client_auth_subject_dn-error"' in missing.text
+    two = post(
+        web,
+        "/admin/clients/new",
+        {
+            **form,
+            "tls_client_auth_subject_dn": "CN=app.laocai.gov.vn,C=VN",
+            "tls_client_auth_san_dns": "app.laocai.gov.vn",
+        },
+        form_page="/admin/clients/new",
+    )
+    assert two.status_code == 400 and 'id="tls_client_auth_san_dns-error"' in two.text
+    created = post(
+        web,
+        "/admin/clients/new",
+        {
+            **form,
+            "tls_client_auth_san_dns": "app.laocai.gov.vn",
+            "tls_client_certificate_bound_access_tokens": "on",
+            "fapi2_profile": "on",
+        },
+        form_page="/admin/clients/new",
+    )
+    assert created.status_code == 200, created.text
+    client_id = re.search(r'id="client-id">([^<]+)<', created.text).group(1)  # type: ignore[union-attr]
+    assert 'id="client-secret"' not in created.text
+    with transaction(runtime.session_factory) as session:
+        client = session.scalars(select(Client).where(Client.client_id == client_id)).one()
+        assert client.token_endpoint_auth_method == "tls_client_auth"
+        assert client.tls_client_auth_san_dns == "app.laocai.gov.vn"
+        assert client.tls_client_certificate_bound_access_tokens and client.fapi2_profile
+    shown = web.get(client_path(client_id)).text
+    assert 'value="app.laocai.gov.vn"' in shown

@@ -5,13 +5,9 @@ private_key_jwt), run against the app under uvicorn."""
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-from pathlib import Path
 
 import httpx
 import jwt as pyjwt
-import pytest
 from authlib.integrations.httpx_client import OAuth2Client
 from authlib.oauth2.rfc7523 import PrivateKeyJWT
 
@@ -19,6 +15,7 @@ from idp.clients import ClientSettings
 from idp.runtime import IdpRuntime
 from tests.conftest import OFFICIAL_PASSWORD, RP_REDIRECT, register_client
 from tests.idp.fapi.client_keys import AppKey
+from tests.idp.fapi.openid_client_runner import run_openid_client, skip_without_openid_client
 from tests.idp.fapi.test_private_key_jwt import TOKEN, key_client
 from tests.idp.live_server import (  # noqa: F401 (fixtures)
     LiveServer,
@@ -47,19 +44,13 @@ def test_authlib_client_gets_a_token_with_private_key_jwt(
     assert token["scope"] == "profile email"
 
 
-OPENID_CLIENT = Path(__file__).parent / "openid_client"
-# Installed by scripts/test (npm ci of the pinned lock, like axe-core).
-OPENID_CLIENT_PREFIX = Path(__file__).resolve().parents[3] / ".cache" / "node-openid-client"
-
-
 def test_openid_client_signs_in_with_fapi2(
     runtime: IdpRuntime, live_server: LiveServer, official: object
 ) -> None:
     """panva's openid-client 6: private_key_jwt (ES256), PAR, PKCE S256 and DPoP with nonces,
     against a client registered under the FAPI 2.0 switch; the code, userinfo and the refresh
     all go through its own DPoP handling."""
-    if shutil.which("node") is None or not (OPENID_CLIENT_PREFIX / "node_modules").is_dir():
-        pytest.skip("node or openid-client (scripts/test installs it) is missing")
+    skip_without_openid_client()
     key = AppKey("ES256")
     client, _ = register_client(
         runtime,
@@ -68,36 +59,16 @@ def test_openid_client_signs_in_with_fapi2(
         scope="openid profile offline_access",
         keys=ClientSettings(name="", jwks=key.jwks, fapi2_profile=True),
     )
-    script = OPENID_CLIENT_PREFIX / "fapi_client.mjs"
-    shutil.copyfile(OPENID_CLIENT / "fapi_client.mjs", script)
     private_jwk = {**key.key.as_dict(private=True), "kid": key.key.kid}
-    with subprocess.Popen(
-        [
-            "node",
-            str(script),
-            live_server.issuer,
-            client.client_id,
-            json.dumps(private_jwk),
-            RP_REDIRECT,
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as node:
-        assert node.stdout is not None and node.stdin is not None
-        first = node.stdout.readline()
-        assert first, node.stderr.read() if node.stderr else ""
-        authorization_url = json.loads(first)["authorization_url"]
-        query = query_of(authorization_url)
-        assert set(query) == {"client_id", "request_uri"}  # pushed (RFC 9126 §4)
+
+    def sign_in(authorization_url: str) -> str:
         with httpx.Client(base_url=live_server.issuer, follow_redirects=False) as browser:
+            query = query_of(authorization_url)
             back = log_in(browser, query, "nguyen.van.an", OFFICIAL_PASSWORD)  # type: ignore[arg-type]
-        node.stdin.write(back.headers["location"] + "\n")
-        node.stdin.flush()
-        out, err = node.communicate(timeout=60)
-    assert node.returncode == 0, err
-    result = json.loads(out.strip().splitlines()[-1])
+        return back.headers["location"]
+
+    arguments = [live_server.issuer, client.client_id, json.dumps(private_jwk), RP_REDIRECT]
+    result = run_openid_client("fapi_client.mjs", arguments, sign_in)
     assert result["token_type"].lower() == "dpop"
     assert result["refreshed_token_type"].lower() == "dpop"
     assert result["userinfo"]["preferred_username"] == "nguyen.van.an"
