@@ -1,16 +1,16 @@
 """Mutual TLS (RFC 8705): the subject alternative name a tls_client_auth client registers
 instead of a subject DN (§2.1.2), and a public client's grant bound to its certificate (§3)
 
-Revision ID: 0031
-Revises: 0030
+Revision ID: 0033
+Revises: 0032
 Create Date: 2026-12-07 19:10:00
 """
 
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0031"
-down_revision = "0030"
+revision = "0033"
+down_revision = "0032"
 branch_labels = None
 depends_on = None
 
