@@ -319,3 +319,26 @@ def test_the_translation_check_catches_an_entry_left_in_english(tmp_path: Path) 
         encoding="utf-8",
     )
     assert untranslated_entries(po_path) == ["'Sign in': left in English", "'Sign out': empty"]
+
+
+def _stray_msgstr_lines(path: Path) -> list[int]:
+    """Line numbers of a ``msgstr`` that follows no ``msgid``: what a merge of two catalogues
+    leaves when it keeps one side's translation and drops the other's msgid. Babel's reader
+    skips such a line silently; GNU msgfmt calls it a syntax error."""
+    stray = []
+    previous = ""
+    for number, line in enumerate(path.read_text("utf-8").splitlines(), start=1):
+        if line.startswith("msgstr") and not previous.startswith(("msgid", '"')):
+            stray.append(number)
+        previous = line
+    return stray
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted(ROOT.glob("*/locale/*/LC_MESSAGES/messages.po"))
+    + sorted(ROOT.glob("core/web/locale/*/LC_MESSAGES/messages.po")),
+    ids=lambda path: str(path.relative_to(ROOT)),
+)
+def test_every_msgstr_belongs_to_a_msgid(path: Path) -> None:
+    assert _stray_msgstr_lines(path) == [], f"{path}: msgstr lines without a msgid"
