@@ -319,7 +319,9 @@ def authentication_key_usage(
     """digitalSignature only: the key signs the TLS handshake (RFC 8446 CertificateVerify),
     never a document, so no contentCommitment."""
     return builder.add_extension(
-        _key_usage(digital_signature=True, content_commitment=False, key_encipherment=False),
+        end_entity_key_usage(
+            digital_signature=True, content_commitment=False, key_encipherment=False
+        ),
         critical=True,
     )
 
