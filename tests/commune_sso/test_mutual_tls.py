@@ -351,8 +351,14 @@ def test_discovery_offers_mtls_only_where_certificates_are_forwarded(web, runtim
     plain = web.get("/.well-known/openid-configuration").json()
     assert "tls_client_auth" not in plain["token_endpoint_auth_methods_supported"]
     assert "tls_client_certificate_bound_access_tokens" not in plain
-    runtime.settings.trusted_proxies = parse_networks(["127.0.0.1"])
-    runtime.settings.client_certificate_header = HEADER
+    # A new Settings object, as a restart with these settings makes: discovery is encoded once
+    # per Settings object.
+    runtime.settings = runtime.settings.model_copy(
+        update={
+            "trusted_proxies": parse_networks(["127.0.0.1"]),
+            "client_certificate_header": HEADER,
+        }
+    )
     metadata = web.get("/.well-known/openid-configuration").json()
     for name in (
         "token_endpoint_auth_methods_supported",
