@@ -604,6 +604,7 @@ def client_keys_settings(
     jwks_file: Path | None,
     jwks_uri: str | None,
     require_par: bool,
+    require_signed_request_object: bool,
     dpop_bound_access_tokens: bool,
     fapi2: bool,
 ) -> clients.ClientSettings:
@@ -620,6 +621,7 @@ def client_keys_settings(
         jwks=jwks,
         jwks_uri=jwks_uri,
         require_pushed_authorization_requests=require_par,
+        require_signed_request_object=require_signed_request_object,
         dpop_bound_access_tokens=dpop_bound_access_tokens,
         fapi2_profile=fapi2,
     )
@@ -657,6 +659,13 @@ def client_add(
     ] = None,
     require_par: Annotated[
         bool, typer.Option(help="Authorization requests only through PAR (RFC 9126).")
+    ] = False,
+    require_signed_request_object: Annotated[
+        bool,
+        typer.Option(
+            help="Authorization requests only as request objects signed with the app's key "
+            "(JAR, RFC 9101: give --jwks-file or --jwks-uri)."
+        ),
     ] = False,
     dpop_bound_access_tokens: Annotated[
         bool, typer.Option(help="Every access token bound to a DPoP key (RFC 9449).")
@@ -722,6 +731,7 @@ def client_add(
                     jwks_file=jwks_file,
                     jwks_uri=jwks_uri,
                     require_par=require_par,
+                    require_signed_request_object=require_signed_request_object,
                     dpop_bound_access_tokens=dpop_bound_access_tokens,
                     fapi2=fapi2,
                 ),

@@ -23,7 +23,10 @@ FAPI2_NEEDS_KEY_AUTH = N_(
     "A FAPI 2.0 app authenticates with private_key_jwt, never with a shared secret."
 )
 MTLS_NOT_AVAILABLE = N_("TLS client certificates (RFC 8705) are not available on this server yet.")
-JAR_NOT_AVAILABLE = N_("Signed request objects (RFC 9101) are not available on this server yet.")
+JAR_NEEDS_KEYS = N_(
+    "Signed request objects (RFC 9101) are checked with the app's public keys: give a JWK Set "
+    "or a JWKS URL."
+)
 
 
 def profile_problems(settings: ClientSettings, *, auth_method: str) -> list[FieldProblem]:
@@ -35,8 +38,8 @@ def profile_problems(settings: ClientSettings, *, auth_method: str) -> list[Fiel
     if settings.tls_client_certificate_bound_access_tokens:
         field = "tls_client_certificate_bound_access_tokens"
         problems.append(FieldProblem(field, MTLS_NOT_AVAILABLE))
-    if settings.require_signed_request_object:
-        problems.append(FieldProblem("require_signed_request_object", JAR_NOT_AVAILABLE))
+    if settings.require_signed_request_object and settings.jwks is None and not settings.jwks_uri:
+        problems.append(FieldProblem("require_signed_request_object", JAR_NEEDS_KEYS))
     if settings.tls_client_auth_subject_dn is not None:
         problems.append(FieldProblem("tls_client_auth_subject_dn", MTLS_NOT_AVAILABLE))
     return problems

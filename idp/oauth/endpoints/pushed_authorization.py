@@ -6,6 +6,8 @@ checked exactly as the authorization endpoint checks them (one list of checks,
 :func:`idp.oauth.authorization_checks.check_authorization_request`) and stored for
 :data:`idp.pushed_requests.LIFETIME` seconds. The answer is ``201`` with the ``request_uri``
 and ``expires_in`` (§2.2); errors are RFC 6749 §5.2 JSON bodies (§2.3), never redirects.
+A signed request object may be pushed instead of the parameters (§3, RFC 9101): it is verified
+here (:mod:`idp.oauth.request_object`) and its parameters are what is stored.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from starlette.responses import JSONResponse, Response
 
 from idp import pushed_requests
 from idp.oauth import authorization_checks as checks
+from idp.oauth import request_object
 from idp.oauth.grants import CONFIDENTIAL_OR_PUBLIC
 from idp.oauth.http import NO_STORE, OAuthRequest, json_error
 from idp.oauth.server import OAuthServer
@@ -44,13 +47,22 @@ def push(scope: RequestScope) -> Response:
             raise InvalidRequestError("A pushed request cannot itself refer to a request_uri.")
         if oauth_request.payload.data.get("client_id", client.client_id) != client.client_id:
             raise InvalidRequestError("The client_id is not the authenticated client.")
-        items = [
-            (name, value)
-            for name, value in oauth_request.payload_items
-            if name not in CLIENT_AUTHENTICATION_FIELDS and name != "client_id"
-        ]
-        items.insert(0, ("client_id", client.client_id))
-        checks.check_authorization_request(server, OAuthRequest(http, items), pushed=True)
+        signed = "request" in oauth_request.payload.data
+        if signed:
+            # RFC 9126 §3: a request object pushed is the request; the other fields are not.
+            items = request_object.request_parameters(
+                server, client, oauth_request.payload.data["request"]
+            )
+        else:
+            items = [
+                (name, value)
+                for name, value in oauth_request.payload_items
+                if name not in CLIENT_AUTHENTICATION_FIELDS and name != "client_id"
+            ]
+            items.insert(0, ("client_id", client.client_id))
+        checks.check_authorization_request(
+            server, OAuthRequest(http, items), pushed=True, signed=signed
+        )
     except OAuth2Error as error:
         # §2.3: the token endpoint's error responses, with the error's own status.
         status = error.status_code if error.error == "invalid_client" else 400

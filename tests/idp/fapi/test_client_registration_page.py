@@ -54,6 +54,7 @@ def test_register_a_private_key_jwt_app_and_require_par_and_dpop(
             "scope": "openid profile",
             "jwks": json.dumps(key.jwks),
             "require_pushed_authorization_requests": "on",
+            "require_signed_request_object": "on",
             "dpop_bound_access_tokens": "on",
             "fapi2_profile": "on",
         },
@@ -66,7 +67,7 @@ def test_register_a_private_key_jwt_app_and_require_par_and_dpop(
         assert client.secret_digest is None
         assert client.jwks == key.jwks
         assert client.require_pushed_authorization_requests and client.dpop_bound_access_tokens
-        assert client.fapi2_profile
+        assert client.fapi2_profile and client.require_signed_request_object
     (update,) = audit_actions(runtime, "client.update")
     assert update.details is not None and "fapi2_profile" in update.details
     shown = web.get(page).text
@@ -89,3 +90,23 @@ def test_fapi2_needs_key_authentication(web: TestClient, runtime: IdpRuntime, wo
     )
     assert refused.status_code == 400
     assert 'id="fapi2_profile-error"' in refused.text
+
+
+def test_signed_request_objects_need_keys(
+    web: TestClient, runtime: IdpRuntime, world: World
+) -> None:
+    sign_in(web, runtime, world.system)
+    refused = post(
+        web,
+        "/admin/clients/new",
+        {
+            "name": "Ký yêu cầu",
+            "grant_types": "authorization_code",
+            "redirect_uris": "https://fapi.laocai.gov.vn/cb",
+            "scope": "openid",
+            "require_signed_request_object": "on",
+        },
+        form_page="/admin/clients/new",
+    )
+    assert refused.status_code == 400
+    assert 'id="require_signed_request_object-error"' in refused.text

@@ -103,3 +103,66 @@ def test_openid_client_signs_in_with_fapi2(
     assert result["userinfo"]["preferred_username"] == "nguyen.van.an"
     claims = pyjwt.decode(result["access_token"], options={"verify_signature": False})
     assert "jkt" in claims["cnf"]
+
+
+def run_openid_client(
+    live_server: LiveServer, script_name: str, *args: str
+) -> tuple[dict[str, str], dict[str, object]]:
+    """Run one of the openid-client scripts: it prints the authorization URL, the official
+    signs in here, it gets the redirect back and prints its result. Returns the first line
+    and the result."""
+    if shutil.which("node") is None or not (OPENID_CLIENT_PREFIX / "node_modules").is_dir():
+        pytest.skip("node or openid-client (scripts/test installs it) is missing")
+    script = OPENID_CLIENT_PREFIX / script_name
+    shutil.copyfile(OPENID_CLIENT / script_name, script)
+    with subprocess.Popen(
+        ["node", str(script), live_server.issuer, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    ) as node:
+        assert node.stdout is not None and node.stdin is not None
+        first_line = node.stdout.readline()
+        assert first_line, node.stderr.read() if node.stderr else ""
+        first = json.loads(first_line)
+        query = query_of(first["authorization_url"])
+        with httpx.Client(base_url=live_server.issuer, follow_redirects=False) as browser:
+            back = log_in(browser, query, "nguyen.van.an", OFFICIAL_PASSWORD)  # type: ignore[arg-type]
+        node.stdin.write(back.headers["location"] + "\n")
+        node.stdin.flush()
+        out, err = node.communicate(timeout=60)
+    assert node.returncode == 0, err
+    return first, json.loads(out.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize("mode", ["jar", "par-jar"])
+def test_openid_client_sends_signed_request_objects(
+    runtime: IdpRuntime, live_server: LiveServer, official: object, mode: str
+) -> None:
+    """openid-client's buildAuthorizationUrlWithJAR (RFC 9101), by value and pushed (PAR with
+    JAR), for a client that may send nothing else."""
+    key = AppKey("ES256")
+    client, _ = register_client(
+        runtime,
+        name="Ứng dụng ký yêu cầu",
+        auth_method="private_key_jwt",
+        scope="openid profile",
+        keys=ClientSettings(name="", jwks=key.jwks, require_signed_request_object=True),
+    )
+    private_jwk = {**key.key.as_dict(private=True), "kid": key.key.kid}
+    first, result = run_openid_client(
+        live_server,
+        "request_client.mjs",
+        client.client_id,
+        json.dumps(private_jwk),
+        RP_REDIRECT,
+        mode,
+    )
+    query = query_of(str(first["authorization_url"]))
+    assert set(query) == (
+        {"client_id", "request"} if mode == "jar" else {"client_id", "request_uri"}
+    )
+    assert result["token_type"] == "bearer"
+    claims = result["id_token_claims"]
+    assert isinstance(claims, dict) and claims["aud"] == client.client_id
