@@ -234,6 +234,10 @@ class AuthorizationCode(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # RFC 9449 §10: the thumbprint of the DPoP key the code is bound to (dpop_jkt of the
+    # authorization request, or of the proof sent with its push); the token request must
+    # bring a proof of that key. None: not bound.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
     grant: Mapped[Grant] = relationship(lazy="joined")
 

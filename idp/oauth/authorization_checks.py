@@ -172,6 +172,7 @@ def check_authorization_request(
     check_response_mode(request, redirect_uri)
     check_lengths(request, redirect_uri)
     check_pkce(request, redirect_uri)
+    check_dpop_jkt(request, redirect_uri)
     prompts = check_prompt(request, redirect_uri)
     max_age = check_max_age(request, redirect_uri)
     return CheckedRequest(client, redirect_uri, grant, prompts, max_age)
@@ -200,6 +201,19 @@ def check_pkce(request: OAuthRequest, redirect_uri: str) -> None:
     if data.get("code_challenge_method") != "S256":
         raise InvalidRequestError(
             "Only 'code_challenge_method=S256' is accepted.", redirect_uri=redirect_uri
+        )
+
+
+# RFC 7638 SHA-256 thumbprint, base64url without padding.
+JWK_THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def check_dpop_jkt(request: OAuthRequest, redirect_uri: str) -> None:
+    """RFC 9449 §10: dpop_jkt, when sent, is the thumbprint of the client's DPoP key."""
+    jkt = request.payload.data.get("dpop_jkt")
+    if jkt is not None and not JWK_THUMBPRINT.fullmatch(jkt):
+        raise InvalidRequestError(
+            "'dpop_jkt' must be a JWK SHA-256 thumbprint.", redirect_uri=redirect_uri
         )
 
 

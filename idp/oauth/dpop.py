@@ -101,6 +101,10 @@ def new_nonce(runtime: IdpRuntime) -> str:
     return b64url(window.to_bytes(8, "big") + _nonce_mac(runtime.server_secret, window)[:16])
 
 
+def nonce_header(runtime: IdpRuntime) -> dict[str, str]:
+    return {"DPoP-Nonce": new_nonce(runtime)}
+
+
 def is_current_nonce(runtime: IdpRuntime, nonce: Any) -> bool:
     if not isinstance(nonce, str) or len(nonce) > 64:
         return False

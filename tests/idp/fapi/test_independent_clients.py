@@ -166,3 +166,31 @@ def test_openid_client_sends_signed_request_objects(
     assert result["token_type"] == "bearer"
     claims = result["id_token_claims"]
     assert isinstance(claims, dict) and claims["aud"] == client.client_id
+
+
+def test_openid_client_binds_the_code_with_dpop_jkt(
+    runtime: IdpRuntime, live_server: LiveServer, official: object
+) -> None:
+    """openid-client sends dpop_jkt (RFC 9449 §10) in a plain authorization request and
+    redeems the code with its DPoP handle: the token is bound to that key."""
+    key = AppKey("ES256")
+    client, _ = register_client(
+        runtime,
+        name="Ứng dụng DPoP",
+        auth_method="private_key_jwt",
+        scope="openid profile",
+        keys=ClientSettings(name="", jwks=key.jwks),
+    )
+    private_jwk = {**key.key.as_dict(private=True), "kid": key.key.kid}
+    first, result = run_openid_client(
+        live_server,
+        "request_client.mjs",
+        client.client_id,
+        json.dumps(private_jwk),
+        RP_REDIRECT,
+        "dpop-jkt",
+    )
+    assert query_of(str(first["authorization_url"]))["dpop_jkt"] == first["dpop_jkt"]
+    assert str(result["token_type"]).lower() == "dpop"
+    claims = pyjwt.decode(str(result["access_token"]), options={"verify_signature": False})
+    assert claims["cnf"] == {"jkt": first["dpop_jkt"]}
