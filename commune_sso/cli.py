@@ -973,6 +973,7 @@ def cas_add_service(
     single_logout: Annotated[
         bool, typer.Option(help="POST a logoutRequest to the service when the session ends.")
     ] = True,
+    minimum_acr: MinimumAcrOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Register a CAS service by its exact URL or an anchored pattern (audited)."""
@@ -988,6 +989,7 @@ def cas_add_service(
                 pattern=pattern,
                 attributes=attribute or [],
                 single_logout=single_logout,
+                minimum_acr=minimum_acr,
             )
         )
     )
@@ -1163,6 +1165,7 @@ def saml_add_sp(
     encrypt_assertions: Annotated[
         bool, typer.Option(help="Encrypt assertions to the SP's encryption certificate.")
     ] = False,
+    minimum_acr: MinimumAcrOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Register a SAML service provider from its metadata (audited)."""
@@ -1187,6 +1190,7 @@ def saml_add_sp(
                 attributes=attribute or [],
                 name_id_format=name_id_format,
                 encrypt_assertions=encrypt_assertions,
+                minimum_acr=minimum_acr,
             )
         )
     )

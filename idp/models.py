@@ -663,6 +663,9 @@ class CasService(Base):
     # Attribute groups released (idp.released_attributes.RELEASABLE), in registration order.
     attributes: Mapped[list[str]] = mapped_column(JSON, default=list)
     single_logout: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The lowest authentication level the service accepts (idp.authentication_levels), as an
+    # OIDC client's minimum_acr; None: any.
+    minimum_acr: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -768,6 +771,9 @@ class SamlServiceProvider(Base):
     # Attribute groups released (idp.released_attributes.RELEASABLE), in registration order.
     attributes: Mapped[list[str]] = mapped_column(JSON, default=list)
     encrypt_assertions: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The lowest authentication level the SP accepts (idp.authentication_levels), as an OIDC
+    # client's minimum_acr; None: any.
+    minimum_acr: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The md:Extensions/alg:SigningMethod algorithms of the metadata, in order (0026); None

@@ -28,6 +28,8 @@ def test_add_list_remove_audited(cli, database_url: str) -> None:
         "name",
         "--attribute",
         "unit",
+        "--minimum-acr",
+        "urn:commune-sso:acr:phishing-resistant",
     )
     assert added == {
         "service_id": "van-ban",
@@ -36,6 +38,7 @@ def test_add_list_remove_audited(cli, database_url: str) -> None:
         "url_pattern": URL,  # stored normalised
         "attributes": ["name", "unit"],
         "single_logout": True,
+        "minimum_acr": "urn:commune-sso:acr:phishing-resistant",
     }
     cli.ok(
         "cas",

@@ -49,8 +49,11 @@ def test_add_list_remove_audited(cli, database_url: str, metadata_file: Path) ->
         "name",
         "--attribute",
         "unit",
+        "--minimum-acr",
+        "urn:commune-sso:acr:phishing-resistant",
     )
     assert added["entity_id"] == SP_ENTITY_ID
+    assert added["minimum_acr"] == "urn:commune-sso:acr:phishing-resistant"
     assert added["name"] == "Quản lý văn bản"
     assert added["assertion_consumer_services"][0]["url"] == ACS_URL
     assert added["authn_requests_signed"] is True
