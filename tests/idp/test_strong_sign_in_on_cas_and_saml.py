@@ -25,7 +25,7 @@ from idp.models import Account, SamlServiceProvider, Unit
 from idp.runtime import IdpRuntime
 from tests.conftest import OFFICIAL_PASSWORD
 from tests.idp.cas.cas_flow import place_at_work
-from tests.idp.oidc_flow import submit_login
+from tests.idp.oidc_flow import follow_to_client, submit_login
 from tests.idp.saml.conftest import register_sp
 from tests.idp.saml.pysaml2_sp import (
     ServiceProvider,
@@ -85,16 +85,6 @@ def password_session_then_passkey(web: TestClient, official: Account, authentica
     assert add_passkey(web, authenticator, "Máy tính văn phòng").status_code == 303
 
 
-def follow_ours(web: TestClient, response: httpx.Response) -> httpx.Response:
-    """Follow our own redirects (resume pages) until one leaves for the app."""
-    for _ in range(6):
-        location = response.headers.get("location", "")
-        if not response.is_redirect or not location.startswith("/"):
-            return response
-        response = web.get(location)
-    raise AssertionError("redirect loop")
-
-
 def step_up_with_the_passkey(
     web: TestClient, page: httpx.Response, official: Account, authenticator: Any
 ) -> httpx.Response:
@@ -103,17 +93,36 @@ def step_up_with_the_passkey(
     after_password = submit_login(web, page, official.username, OFFICIAL_PASSWORD)
     assert after_password.headers["location"].startswith("/login/passkey?interaction=")
     second = web.get(after_password.headers["location"])
-    return follow_ours(web, passkey_ceremony(web, second, authenticator, mode="second-factor"))
+    signed = passkey_ceremony(web, second, authenticator, mode="second-factor")
+    return follow_to_client(web, signed, leaving_for=SERVICE)
+
+
+def require_passkeys_in_the_officials_unit(runtime: IdpRuntime, official: Account) -> None:
+    place_at_work(runtime, official)
+    with transaction(runtime.session_factory) as session:
+        ward = session.scalars(select(Unit).where(Unit.code == "02647")).one()
+        levels.set_unit_requirement(
+            session=session, clock=runtime.clock, actor="test", unit=ward, required=True
+        )
 
 
 # --- CAS ------------------------------------------------------------------------------------
 
 
-def test_cas_service_requiring_passkeys_steps_up_a_password_session(
-    web: TestClient, runtime: IdpRuntime, official: Account, authenticator: SoftwareAuthenticator
+@pytest.mark.parametrize("required_by", ["service", "unit"])
+def test_cas_steps_a_password_session_up_to_the_passkey(
+    web: TestClient,
+    runtime: IdpRuntime,
+    official: Account,
+    authenticator: SoftwareAuthenticator,
+    required_by: str,
 ) -> None:
-    register_cas_service(runtime, minimum_acr=PHISHING_RESISTANT)
     password_session_then_passkey(web, official, authenticator)
+    if required_by == "service":
+        register_cas_service(runtime, minimum_acr=PHISHING_RESISTANT)
+    else:
+        register_cas_service(runtime)  # no minimum of its own
+        require_passkeys_in_the_officials_unit(runtime, official)
     page = web.get("/cas/login", params={"service": SERVICE})
     back = step_up_with_the_passkey(web, page, official, authenticator)
     assert back.headers["location"].startswith(f"{SERVICE}?ticket=ST-"), back.headers
@@ -128,32 +137,14 @@ def test_cas_without_a_passkey_is_refused_as_oidc_refuses(
     register_cas_service(runtime, minimum_acr=PHISHING_RESISTANT)
     page = web.get("/cas/login", params={"service": SERVICE})
     assert page.status_code == 200
-    signed = follow_ours(web, submit_login(web, page, official.username, OFFICIAL_PASSWORD))
+    signed = follow_to_client(
+        web, submit_login(web, page, official.username, OFFICIAL_PASSWORD), leaving_for=SERVICE
+    )
     assert signed.status_code == 403
     assert "ticket=" not in signed.headers.get("location", "")
     # gateway never shows a form: below the level, the service gets no ticket.
     gateway = web.get("/cas/login", params={"service": SERVICE, "gateway": "true"})
     assert gateway.headers["location"] == SERVICE
-
-
-def require_passkeys_in_the_officials_unit(runtime: IdpRuntime, official: Account) -> None:
-    place_at_work(runtime, official)
-    with transaction(runtime.session_factory) as session:
-        ward = session.scalars(select(Unit).where(Unit.code == "02647")).one()
-        levels.set_unit_requirement(
-            session=session, clock=runtime.clock, actor="test", unit=ward, required=True
-        )
-
-
-def test_cas_follows_the_units_passkey_requirement(
-    web: TestClient, runtime: IdpRuntime, official: Account, authenticator: SoftwareAuthenticator
-) -> None:
-    register_cas_service(runtime)  # no minimum of its own
-    password_session_then_passkey(web, official, authenticator)
-    require_passkeys_in_the_officials_unit(runtime, official)
-    page = web.get("/cas/login", params={"service": SERVICE})
-    back = step_up_with_the_passkey(web, page, official, authenticator)
-    assert back.headers["location"].startswith(f"{SERVICE}?ticket=ST-")
 
 
 def test_cas_minimum_level_is_checked_at_registration(runtime: IdpRuntime) -> None:
@@ -182,15 +173,20 @@ def require_of_every_sp(runtime: IdpRuntime, level: str) -> None:
             row.minimum_acr = level
 
 
-def test_saml_sp_requiring_passkeys_steps_up_and_states_the_class(
+@pytest.mark.parametrize("required_by", ["sp", "unit"])
+def test_saml_steps_a_password_session_up_and_states_the_class(
     web: TestClient,
     runtime: IdpRuntime,
     official: Account,
     authenticator: SoftwareAuthenticator,
     sp: ServiceProvider,
+    required_by: str,
 ) -> None:
-    require_of_every_sp(runtime, PHISHING_RESISTANT)
     password_session_then_passkey(web, official, authenticator)
+    if required_by == "sp":
+        require_of_every_sp(runtime, PHISHING_RESISTANT)
+    else:
+        require_passkeys_in_the_officials_unit(runtime, official)
     request_id, info = sp.authn_request()
     page = follow_to_sp(web, send_to_idp(web, info))
     answered = step_up_with_the_passkey(web, page, official, authenticator)
@@ -204,7 +200,9 @@ def test_saml_without_a_passkey_is_refused_and_is_passive_gets_no_passive(
     require_of_every_sp(runtime, PHISHING_RESISTANT)
     _request_id, info = sp.authn_request()
     page = follow_to_sp(web, send_to_idp(web, info))
-    signed = follow_ours(web, submit_login(web, page, official.username, OFFICIAL_PASSWORD))
+    signed = follow_to_client(
+        web, submit_login(web, page, official.username, OFFICIAL_PASSWORD), leaving_for=SERVICE
+    )
     assert signed.status_code == 403
     assert "SAMLResponse" not in signed.text
     # Signed in now with the password alone: a passive request cannot step it up.
@@ -212,19 +210,3 @@ def test_saml_without_a_passkey_is_refused_and_is_passive_gets_no_passive(
     answered = posted_form(follow_to_sp(web, send_to_idp(web, info)))
     with pytest.raises(StatusNoPassive):
         sp.parse_response(answered, request_id)
-
-
-def test_saml_follows_the_units_passkey_requirement(
-    web: TestClient,
-    runtime: IdpRuntime,
-    official: Account,
-    authenticator: SoftwareAuthenticator,
-    sp: ServiceProvider,
-) -> None:
-    password_session_then_passkey(web, official, authenticator)
-    require_passkeys_in_the_officials_unit(runtime, official)
-    request_id, info = sp.authn_request()
-    page = follow_to_sp(web, send_to_idp(web, info))
-    answered = step_up_with_the_passkey(web, page, official, authenticator)
-    response = sp.parse_response(posted_form(answered), request_id)
-    assert str(response.authn_info()[0][0]) == PHISHING_RESISTANT

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
@@ -74,7 +75,16 @@ def test_register_a_private_key_jwt_app_and_require_par_and_dpop(
     assert "private_key_jwt" in shown and "rotate" not in shown
 
 
-def test_fapi2_needs_key_authentication(web: TestClient, runtime: IdpRuntime, world: World) -> None:
+@pytest.mark.parametrize(
+    "flag",
+    [
+        "fapi2_profile",  # a FAPI 2.0 app authenticates by key, never with a shared secret
+        "require_signed_request_object",  # its request objects are checked with its keys
+    ],
+)
+def test_a_flag_that_needs_the_apps_keys_is_refused_without_them(
+    web: TestClient, runtime: IdpRuntime, world: World, flag: str
+) -> None:
     sign_in(web, runtime, world.system)
     refused = post(
         web,
@@ -84,29 +94,9 @@ def test_fapi2_needs_key_authentication(web: TestClient, runtime: IdpRuntime, wo
             "grant_types": "authorization_code",
             "redirect_uris": "https://fapi.laocai.gov.vn/cb",
             "scope": "openid",
-            "fapi2_profile": "on",
+            flag: "on",
         },
         form_page="/admin/clients/new",
     )
     assert refused.status_code == 400
-    assert 'id="fapi2_profile-error"' in refused.text
-
-
-def test_signed_request_objects_need_keys(
-    web: TestClient, runtime: IdpRuntime, world: World
-) -> None:
-    sign_in(web, runtime, world.system)
-    refused = post(
-        web,
-        "/admin/clients/new",
-        {
-            "name": "Ký yêu cầu",
-            "grant_types": "authorization_code",
-            "redirect_uris": "https://fapi.laocai.gov.vn/cb",
-            "scope": "openid",
-            "require_signed_request_object": "on",
-        },
-        form_page="/admin/clients/new",
-    )
-    assert refused.status_code == 400
-    assert 'id="require_signed_request_object-error"' in refused.text
+    assert f'id="{flag}-error"' in refused.text

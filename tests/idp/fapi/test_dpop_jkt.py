@@ -4,7 +4,6 @@ must bring a proof of that key (invalid_grant otherwise, and without any proof).
 
 from __future__ import annotations
 
-import pytest
 from starlette.testclient import TestClient
 
 from idp.runtime import IdpRuntime
@@ -23,13 +22,6 @@ from tests.idp.oidc_flow import (
 )
 
 PAR = "/oauth2/par"
-
-
-@pytest.fixture
-def shared_app(runtime: IdpRuntime) -> tuple[str, str]:
-    client, secret = register_client(runtime)
-    assert secret is not None
-    return client.client_id, secret
 
 
 def code_fields(client_id: str, code: str, verifier: str) -> dict[str, str]:

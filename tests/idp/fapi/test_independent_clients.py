@@ -8,6 +8,7 @@ import json
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt as pyjwt
@@ -52,12 +53,18 @@ OPENID_CLIENT = Path(__file__).parent / "openid_client"
 OPENID_CLIENT_PREFIX = Path(__file__).resolve().parents[3] / ".cache" / "node-openid-client"
 
 
-def test_openid_client_signs_in_with_fapi2(
-    runtime: IdpRuntime, live_server: LiveServer, official: object
-) -> None:
-    """panva's openid-client 6: private_key_jwt (ES256), PAR, PKCE S256 and DPoP with nonces,
-    against a client registered under the FAPI 2.0 switch; the code, userinfo and the refresh
-    all go through its own DPoP handling."""
+def run_openid_client(
+    runtime: IdpRuntime,
+    live_server: LiveServer,
+    script_name: str,
+    *mode: str,
+    scope: str = "openid profile",
+    **flags: bool,
+) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """Register an app that authenticates with private_key_jwt (ES256; ``flags``: its other
+    ClientSettings), run one of the openid-client scripts as that app: it prints the
+    authorization URL, the official signs in here, it gets the redirect back and prints its
+    result. Returns the client_id, the first line and the result."""
     if shutil.which("node") is None or not (OPENID_CLIENT_PREFIX / "node_modules").is_dir():
         pytest.skip("node or openid-client (scripts/test installs it) is missing")
     key = AppKey("ES256")
@@ -65,58 +72,15 @@ def test_openid_client_signs_in_with_fapi2(
         runtime,
         name="Ứng dụng FAPI 2.0",
         auth_method="private_key_jwt",
-        scope="openid profile offline_access",
-        keys=ClientSettings(name="", jwks=key.jwks, fapi2_profile=True),
+        scope=scope,
+        keys=ClientSettings(name="", jwks=key.jwks, **flags),
     )
-    script = OPENID_CLIENT_PREFIX / "fapi_client.mjs"
-    shutil.copyfile(OPENID_CLIENT / "fapi_client.mjs", script)
-    private_jwk = {**key.key.as_dict(private=True), "kid": key.key.kid}
-    with subprocess.Popen(
-        [
-            "node",
-            str(script),
-            live_server.issuer,
-            client.client_id,
-            json.dumps(private_jwk),
-            RP_REDIRECT,
-        ],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as node:
-        assert node.stdout is not None and node.stdin is not None
-        first = node.stdout.readline()
-        assert first, node.stderr.read() if node.stderr else ""
-        authorization_url = json.loads(first)["authorization_url"]
-        query = query_of(authorization_url)
-        assert set(query) == {"client_id", "request_uri"}  # pushed (RFC 9126 §4)
-        with httpx.Client(base_url=live_server.issuer, follow_redirects=False) as browser:
-            back = log_in(browser, query, "nguyen.van.an", OFFICIAL_PASSWORD)  # type: ignore[arg-type]
-        node.stdin.write(back.headers["location"] + "\n")
-        node.stdin.flush()
-        out, err = node.communicate(timeout=60)
-    assert node.returncode == 0, err
-    result = json.loads(out.strip().splitlines()[-1])
-    assert result["token_type"].lower() == "dpop"
-    assert result["refreshed_token_type"].lower() == "dpop"
-    assert result["userinfo"]["preferred_username"] == "nguyen.van.an"
-    claims = pyjwt.decode(result["access_token"], options={"verify_signature": False})
-    assert "jkt" in claims["cnf"]
-
-
-def run_openid_client(
-    live_server: LiveServer, script_name: str, *args: str
-) -> tuple[dict[str, str], dict[str, object]]:
-    """Run one of the openid-client scripts: it prints the authorization URL, the official
-    signs in here, it gets the redirect back and prints its result. Returns the first line
-    and the result."""
-    if shutil.which("node") is None or not (OPENID_CLIENT_PREFIX / "node_modules").is_dir():
-        pytest.skip("node or openid-client (scripts/test installs it) is missing")
+    private_jwk = json.dumps({**key.key.as_dict(private=True), "kid": key.key.kid})
     script = OPENID_CLIENT_PREFIX / script_name
     shutil.copyfile(OPENID_CLIENT / script_name, script)
+    arguments = [live_server.issuer, client.client_id, private_jwk, RP_REDIRECT, *mode]
     with subprocess.Popen(
-        ["node", str(script), live_server.issuer, *args],
+        ["node", str(script), *arguments],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -133,7 +97,28 @@ def run_openid_client(
         node.stdin.flush()
         out, err = node.communicate(timeout=60)
     assert node.returncode == 0, err
-    return first, json.loads(out.strip().splitlines()[-1])
+    return client.client_id, first, json.loads(out.strip().splitlines()[-1])
+
+
+def test_openid_client_signs_in_with_fapi2(
+    runtime: IdpRuntime, live_server: LiveServer, official: object
+) -> None:
+    """panva's openid-client 6: private_key_jwt (ES256), PAR, PKCE S256 and DPoP with nonces,
+    against a client registered under the FAPI 2.0 switch; the code, userinfo and the refresh
+    all go through its own DPoP handling."""
+    _, first, result = run_openid_client(
+        runtime,
+        live_server,
+        "fapi_client.mjs",
+        scope="openid profile offline_access",
+        fapi2_profile=True,
+    )
+    assert set(query_of(first["authorization_url"])) == {"client_id", "request_uri"}  # pushed
+    assert result["token_type"].lower() == "dpop"
+    assert result["refreshed_token_type"].lower() == "dpop"
+    assert result["userinfo"]["preferred_username"] == "nguyen.van.an"
+    claims = pyjwt.decode(result["access_token"], options={"verify_signature": False})
+    assert "jkt" in claims["cnf"]
 
 
 @pytest.mark.parametrize("mode", ["jar", "par-jar"])
@@ -142,30 +127,15 @@ def test_openid_client_sends_signed_request_objects(
 ) -> None:
     """openid-client's buildAuthorizationUrlWithJAR (RFC 9101), by value and pushed (PAR with
     JAR), for a client that may send nothing else."""
-    key = AppKey("ES256")
-    client, _ = register_client(
-        runtime,
-        name="Ứng dụng ký yêu cầu",
-        auth_method="private_key_jwt",
-        scope="openid profile",
-        keys=ClientSettings(name="", jwks=key.jwks, require_signed_request_object=True),
+    client_id, first, result = run_openid_client(
+        runtime, live_server, "request_client.mjs", mode, require_signed_request_object=True
     )
-    private_jwk = {**key.key.as_dict(private=True), "kid": key.key.kid}
-    first, result = run_openid_client(
-        live_server,
-        "request_client.mjs",
-        client.client_id,
-        json.dumps(private_jwk),
-        RP_REDIRECT,
-        mode,
-    )
-    query = query_of(str(first["authorization_url"]))
+    query = query_of(first["authorization_url"])
     assert set(query) == (
         {"client_id", "request"} if mode == "jar" else {"client_id", "request_uri"}
     )
     assert result["token_type"] == "bearer"
-    claims = result["id_token_claims"]
-    assert isinstance(claims, dict) and claims["aud"] == client.client_id
+    assert result["id_token_claims"]["aud"] == client_id
 
 
 def test_openid_client_binds_the_code_with_dpop_jkt(
@@ -173,24 +143,8 @@ def test_openid_client_binds_the_code_with_dpop_jkt(
 ) -> None:
     """openid-client sends dpop_jkt (RFC 9449 §10) in a plain authorization request and
     redeems the code with its DPoP handle: the token is bound to that key."""
-    key = AppKey("ES256")
-    client, _ = register_client(
-        runtime,
-        name="Ứng dụng DPoP",
-        auth_method="private_key_jwt",
-        scope="openid profile",
-        keys=ClientSettings(name="", jwks=key.jwks),
-    )
-    private_jwk = {**key.key.as_dict(private=True), "kid": key.key.kid}
-    first, result = run_openid_client(
-        live_server,
-        "request_client.mjs",
-        client.client_id,
-        json.dumps(private_jwk),
-        RP_REDIRECT,
-        "dpop-jkt",
-    )
-    assert query_of(str(first["authorization_url"]))["dpop_jkt"] == first["dpop_jkt"]
-    assert str(result["token_type"]).lower() == "dpop"
-    claims = pyjwt.decode(str(result["access_token"]), options={"verify_signature": False})
+    _, first, result = run_openid_client(runtime, live_server, "request_client.mjs", "dpop-jkt")
+    assert query_of(first["authorization_url"])["dpop_jkt"] == first["dpop_jkt"]
+    assert result["token_type"].lower() == "dpop"
+    claims = pyjwt.decode(result["access_token"], options={"verify_signature": False})
     assert claims["cnf"] == {"jkt": first["dpop_jkt"]}
