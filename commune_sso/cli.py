@@ -1025,6 +1025,38 @@ def cas_remove_service(service_id: str) -> None:
     console.print(f"removed CAS service {service_id}")
 
 
+def _set_minimum_acr(registry: SoftRemovedRegistry[Any], key: str, level: str) -> dict[str, Any]:
+    """Set a registry entry's lowest sign-in level ('none': any), audited as the CLI."""
+
+    def change(session: Session) -> dict[str, Any]:
+        entry = registry.get_active(session, key)
+        registry.set_minimum_acr(
+            session=session,
+            clock=SystemClock(),
+            actor=CLI_ACTOR,
+            entry=entry,
+            level=None if level == "none" else level,
+        )
+        return {registry.key: key, "minimum_acr": entry.minimum_acr}
+
+    return run_in_transaction(change)
+
+
+LevelArgument = Annotated[
+    str,
+    typer.Argument(
+        help="An ACR URI (" + ", ".join(authentication_levels.LEVELS) + "), or 'none' for any."
+    ),
+]
+
+
+@cas_app.command("set-minimum-acr")
+def cas_set_minimum_acr(service_id: str, level: LevelArgument, as_json: JsonOption = False) -> None:
+    """Set the lowest sign-in level a CAS service accepts, as for an OIDC client (audited)."""
+    data = _set_minimum_acr(cas_services.REGISTRY, service_id, level)
+    emit(data) if as_json else console.print(f"{service_id}: minimum acr {level}")
+
+
 @upstream_app.command("add")
 def upstream_add(
     issuer: Annotated[str, typer.Argument(help="The provider's issuer (https URL).")],
@@ -1224,6 +1256,14 @@ def saml_remove_sp(entity_id: str) -> None:
     """Remove a SAML service provider: it gets no more assertions (its history stays)."""
     _remove_registered(saml_service_providers.REGISTRY, entity_id)
     console.print(f"removed SAML service provider {escape(entity_id)}")
+
+
+@saml_app.command("set-minimum-acr")
+def saml_set_minimum_acr(entity_id: str, level: LevelArgument, as_json: JsonOption = False) -> None:
+    """Set the lowest sign-in level a SAML service provider accepts, as for an OIDC client
+    (audited)."""
+    data = _set_minimum_acr(saml_service_providers.REGISTRY, entity_id, level)
+    emit(data) if as_json else console.print(f"{escape(entity_id)}: minimum acr {level}")
 
 
 def key_as_dict(info: Any, now: Any) -> dict[str, Any]:

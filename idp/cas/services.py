@@ -108,6 +108,7 @@ REGISTRY = SoftRemovedRegistry(
     key="service_id",
     target_prefix="cas_service",
     removed_action="cas.service_removed",
+    minimum_acr_action="cas.service_minimum_acr",
     not_found=lambda: NotFound(N_("No CAS service with this id."), field="service_id"),
 )
 

@@ -127,6 +127,7 @@ REGISTRY = SoftRemovedRegistry(
     key="entity_id",
     target_prefix="saml_sp",
     removed_action="saml.sp_removed",
+    minimum_acr_action="saml.sp_minimum_acr",
     not_found=lambda: NotFound(
         N_("No SAML service provider with this entity ID."), field="entity_id"
     ),
