@@ -313,3 +313,30 @@ def test_cli_registers_a_client_that_must_sign_its_requests(cli, tmp_path: Path)
     )
     assert refused.exit_code != 0
     assert "JWK Set" in refused.output
+
+
+def test_deeply_nested_json_is_refused_not_a_server_error(
+    web: TestClient, app_with_key: SigningApp
+) -> None:
+    """json.loads recurses (PITFALLS): a header nested thousands deep is a refusal."""
+    nested = base64.urlsafe_b64encode(b"[" * 11000).rstrip(b"=").decode()
+    request_object = f"{nested}.e30.c2ln"
+    refused = web.get(
+        AUTHORIZE, params={"client_id": app_with_key.client_id, "request": request_object}
+    )
+    assert refused.status_code == 400 and "invalid_request_object" in refused.text
+    assertion = web.post(
+        "/oauth2/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_assertion_type": "urn:ietf:params:oauth:client-assertion-type:jwt-bearer",
+            "client_assertion": f"e30.{nested}.c2ln",
+        },
+    )
+    assert assertion.status_code in (400, 401)
+    proof = web.post(
+        "/oauth2/token",
+        data={"grant_type": "client_credentials"},
+        headers={"DPoP": f"{nested[:7000]}.e30.c2ln"},
+    )
+    assert proof.status_code == 400 and proof.json()["error"] == "invalid_dpop_proof"
