@@ -604,6 +604,7 @@ def client_keys_settings(
     jwks_file: Path | None,
     jwks_uri: str | None,
     require_par: bool,
+    require_signed_request_object: bool,
     dpop_bound_access_tokens: bool,
     fapi2: bool,
     certificate_bound_access_tokens: bool = False,
@@ -622,6 +623,7 @@ def client_keys_settings(
         jwks=jwks,
         jwks_uri=jwks_uri,
         require_pushed_authorization_requests=require_par,
+        require_signed_request_object=require_signed_request_object,
         dpop_bound_access_tokens=dpop_bound_access_tokens,
         tls_client_certificate_bound_access_tokens=certificate_bound_access_tokens,
         fapi2_profile=fapi2,
@@ -663,6 +665,13 @@ def client_add(
     ] = None,
     require_par: Annotated[
         bool, typer.Option(help="Authorization requests only through PAR (RFC 9126).")
+    ] = False,
+    require_signed_request_object: Annotated[
+        bool,
+        typer.Option(
+            help="Authorization requests only as request objects signed with the app's key "
+            "(JAR, RFC 9101: give --jwks-file or --jwks-uri)."
+        ),
     ] = False,
     dpop_bound_access_tokens: Annotated[
         bool, typer.Option(help="Every access token bound to a DPoP key (RFC 9449).")
@@ -749,6 +758,7 @@ def client_add(
                     jwks_file=jwks_file,
                     jwks_uri=jwks_uri,
                     require_par=require_par,
+                    require_signed_request_object=require_signed_request_object,
                     dpop_bound_access_tokens=dpop_bound_access_tokens,
                     fapi2=fapi2,
                     certificate_bound_access_tokens=tls_client_certificate_bound_access_tokens,
@@ -998,6 +1008,7 @@ def cas_add_service(
     single_logout: Annotated[
         bool, typer.Option(help="POST a logoutRequest to the service when the session ends.")
     ] = True,
+    minimum_acr: MinimumAcrOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Register a CAS service by its exact URL or an anchored pattern (audited)."""
@@ -1013,6 +1024,7 @@ def cas_add_service(
                 pattern=pattern,
                 attributes=attribute or [],
                 single_logout=single_logout,
+                minimum_acr=minimum_acr,
             )
         )
     )
@@ -1046,6 +1058,38 @@ def cas_remove_service(service_id: str) -> None:
     """Remove a CAS service: its tickets stop validating (its history stays)."""
     _remove_registered(cas_services.REGISTRY, service_id)
     console.print(f"removed CAS service {service_id}")
+
+
+def _set_minimum_acr(registry: SoftRemovedRegistry[Any], key: str, level: str) -> dict[str, Any]:
+    """Set a registry entry's lowest sign-in level ('none': any), audited as the CLI."""
+
+    def change(session: Session) -> dict[str, Any]:
+        entry = registry.get_active(session, key)
+        registry.set_minimum_acr(
+            session=session,
+            clock=SystemClock(),
+            actor=CLI_ACTOR,
+            entry=entry,
+            level=None if level == "none" else level,
+        )
+        return {registry.key: key, "minimum_acr": entry.minimum_acr}
+
+    return run_in_transaction(change)
+
+
+LevelArgument = Annotated[
+    str,
+    typer.Argument(
+        help="An ACR URI (" + ", ".join(authentication_levels.LEVELS) + "), or 'none' for any."
+    ),
+]
+
+
+@cas_app.command("set-minimum-acr")
+def cas_set_minimum_acr(service_id: str, level: LevelArgument, as_json: JsonOption = False) -> None:
+    """Set the lowest sign-in level a CAS service accepts, as for an OIDC client (audited)."""
+    data = _set_minimum_acr(cas_services.REGISTRY, service_id, level)
+    emit(data) if as_json else console.print(f"{service_id}: minimum acr {level}")
 
 
 @upstream_app.command("add")
@@ -1188,6 +1232,7 @@ def saml_add_sp(
     encrypt_assertions: Annotated[
         bool, typer.Option(help="Encrypt assertions to the SP's encryption certificate.")
     ] = False,
+    minimum_acr: MinimumAcrOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """Register a SAML service provider from its metadata (audited)."""
@@ -1212,6 +1257,7 @@ def saml_add_sp(
                 attributes=attribute or [],
                 name_id_format=name_id_format,
                 encrypt_assertions=encrypt_assertions,
+                minimum_acr=minimum_acr,
             )
         )
     )
@@ -1245,6 +1291,14 @@ def saml_remove_sp(entity_id: str) -> None:
     """Remove a SAML service provider: it gets no more assertions (its history stays)."""
     _remove_registered(saml_service_providers.REGISTRY, entity_id)
     console.print(f"removed SAML service provider {escape(entity_id)}")
+
+
+@saml_app.command("set-minimum-acr")
+def saml_set_minimum_acr(entity_id: str, level: LevelArgument, as_json: JsonOption = False) -> None:
+    """Set the lowest sign-in level a SAML service provider accepts, as for an OIDC client
+    (audited)."""
+    data = _set_minimum_acr(saml_service_providers.REGISTRY, entity_id, level)
+    emit(data) if as_json else console.print(f"{escape(entity_id)}: minimum acr {level}")
 
 
 def key_as_dict(info: Any, now: Any) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from sqlalchemy.orm import Session
 
 from core import audit
 from core.clock import Clock
+from core.errors import DomainError
 from core.web.i18n import N_
 from idp.models import Account, AccountProfile, Unit
 
@@ -42,6 +43,7 @@ LEVEL_LABELS = {
     MULTI_FACTOR: N_("Two factors (password and a code)"),
     PHISHING_RESISTANT: N_("Phishing-resistant (passkey)"),
 }
+UNKNOWN_LEVEL = N_("The minimum sign-in level must be one of %(choices)s.")
 # RFC 8176 §2: proof of possession of a hardware- or software-secured key, or of a key whose
 # custody is unknown ("pop": a TLS client certificate).
 KEY_METHODS = frozenset({"hwk", "swk", "pop"})
@@ -63,6 +65,15 @@ def acr_of(amr: Iterable[str]) -> str:
     if methods & SECOND_FACTOR_METHODS:
         return MULTI_FACTOR
     return PASSWORD
+
+
+def checked_minimum(level: str | None) -> str | None:
+    """A minimum level an administrator gives an app (OIDC client, CAS service, SAML SP):
+    one of :data:`LEVELS`, or None (blank) for any."""
+    level = (level or "").strip() or None
+    if level is not None and level not in LEVELS:
+        raise DomainError(UNKNOWN_LEVEL, field="minimum_acr", choices=", ".join(LEVELS))
+    return level
 
 
 def requested_level(acr_values: str | None) -> str | None:

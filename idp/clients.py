@@ -24,6 +24,7 @@ from core.web.i18n import N_
 from idp import client_keys, fapi2_profile, token_store
 from idp.admin_scope import AdminScope
 from idp.authentication_levels import LEVELS
+from idp.authentication_levels import UNKNOWN_LEVEL as UNKNOWN_ACR
 from idp.claims import SUPPORTED_SCOPES
 from idp.models import Client, ClientUnitScope, Unit
 from keys.keyring import SUPPORTED_ALGORITHMS
@@ -111,7 +112,6 @@ BAD_OVERLAP = N_(
 )
 PUBLIC_NO_SECRET = N_("This app has no secret to rotate (it is a public app).")
 NO_OLD_SECRET = N_("No old secret of this app is still valid.")
-UNKNOWN_ACR = N_("The minimum sign-in level must be one of %(choices)s.")
 KEYS_REQUIRED = N_(
     "This way of authenticating the app needs its public keys: a JWK Set or a JWKS URL."
 )

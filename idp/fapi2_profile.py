@@ -24,7 +24,10 @@ FAPI2_NEEDS_KEY_AUTH = N_(
     "A FAPI 2.0 app authenticates with private_key_jwt or a TLS client certificate, never with "
     "a shared secret."
 )
-JAR_NOT_AVAILABLE = N_("Signed request objects (RFC 9101) are not available on this server yet.")
+JAR_NEEDS_KEYS = N_(
+    "Signed request objects (RFC 9101) are checked with the app's public keys: give a JWK Set "
+    "or a JWKS URL."
+)
 
 
 def profile_problems(settings: ClientSettings, *, auth_method: str) -> list[FieldProblem]:
@@ -33,6 +36,6 @@ def profile_problems(settings: ClientSettings, *, auth_method: str) -> list[Fiel
     problems: list[FieldProblem] = []
     if settings.fapi2_profile and auth_method not in FAPI2_AUTH_METHODS:
         problems.append(FieldProblem("fapi2_profile", FAPI2_NEEDS_KEY_AUTH))
-    if settings.require_signed_request_object:
-        problems.append(FieldProblem("require_signed_request_object", JAR_NOT_AVAILABLE))
+    if settings.require_signed_request_object and settings.jwks is None and not settings.jwks_uri:
+        problems.append(FieldProblem("require_signed_request_object", JAR_NEEDS_KEYS))
     return problems

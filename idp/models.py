@@ -242,6 +242,10 @@ class AuthorizationCode(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime())
     consumed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # RFC 9449 §10: the thumbprint of the DPoP key the code is bound to (dpop_jkt of the
+    # authorization request, or of the proof sent with its push); the token request must
+    # bring a proof of that key. None: not bound.
+    dpop_jkt: Mapped[str | None] = mapped_column(String(64))
 
     grant: Mapped[Grant] = relationship(lazy="joined")
 
@@ -667,6 +671,9 @@ class CasService(Base):
     # Attribute groups released (idp.released_attributes.RELEASABLE), in registration order.
     attributes: Mapped[list[str]] = mapped_column(JSON, default=list)
     single_logout: Mapped[bool] = mapped_column(Boolean, default=True)
+    # The lowest authentication level the service accepts (idp.authentication_levels), as an
+    # OIDC client's minimum_acr; None: any.
+    minimum_acr: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
 
@@ -772,6 +779,9 @@ class SamlServiceProvider(Base):
     # Attribute groups released (idp.released_attributes.RELEASABLE), in registration order.
     attributes: Mapped[list[str]] = mapped_column(JSON, default=list)
     encrypt_assertions: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The lowest authentication level the SP accepts (idp.authentication_levels), as an OIDC
+    # client's minimum_acr; None: any.
+    minimum_acr: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     removed_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
     # The md:Extensions/alg:SigningMethod algorithms of the metadata, in order (0026); None

@@ -26,6 +26,7 @@ from idp.models import UsedJti
 
 CLIENT_ASSERTION = "client_assertion"
 DPOP_PROOF = "dpop_proof"
+REQUEST_OBJECT = "request_object"  # RFC 9101 request objects that carry a jti
 # Expired entries are deleted by about one use in this many (an indexed range delete), so the
 # table stays as small as the number of JWTs still acceptable.
 PRUNE_ONE_IN = 64

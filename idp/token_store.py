@@ -148,6 +148,7 @@ def store_code(
     code_challenge: str,
     code_challenge_method: str,
     lifetime: timedelta,
+    dpop_jkt: str | None = None,
 ) -> None:
     now = clock.now()
     session.execute(
@@ -163,6 +164,7 @@ def store_code(
             "created_at": now,
             "expires_at": now + lifetime,
             "consumed_at": None,
+            "dpop_jkt": dpop_jkt,
         },
     )
 

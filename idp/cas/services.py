@@ -14,6 +14,7 @@ from core import audit
 from core.clock import Clock
 from core.errors import Conflict, DomainError, NotFound
 from core.web.i18n import N_
+from idp import authentication_levels as levels
 from idp.cas import service_urls
 from idp.models import CasService
 from idp.registry import SoftRemovedRegistry
@@ -36,6 +37,7 @@ def register(
     pattern: str | None = None,
     attributes: Sequence[str] = (),
     single_logout: bool = True,
+    minimum_acr: str | None = None,
     client_address: str | None = None,
 ) -> CasService:
     """Register a service by one exact URL or one anchored pattern (not both)."""
@@ -71,6 +73,7 @@ def register(
         url_pattern=url_pattern,
         attributes=list(dict.fromkeys(attributes)),
         single_logout=single_logout,
+        minimum_acr=levels.checked_minimum(minimum_acr),
         created_at=clock.now(),
     )
     session.add(service)
@@ -95,6 +98,7 @@ def as_dict(service: CasService) -> dict[str, Any]:
         "url_pattern": service.url_pattern,
         "attributes": list(service.attributes),
         "single_logout": service.single_logout,
+        "minimum_acr": service.minimum_acr,
     }
 
 
@@ -104,6 +108,7 @@ REGISTRY = SoftRemovedRegistry(
     key="service_id",
     target_prefix="cas_service",
     removed_action="cas.service_removed",
+    minimum_acr_action="cas.service_minimum_acr",
     not_found=lambda: NotFound(N_("No CAS service with this id."), field="service_id"),
 )
 

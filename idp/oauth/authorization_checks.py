@@ -105,8 +105,10 @@ def check_response_type_text(request: OAuthRequest, redirect_uri: str) -> None:
         raise UnsupportedResponseType(response_type, redirect_uri=redirect_uri)
 
 
-def check_request_object(request: OAuthRequest, redirect_uri: str) -> None:
-    """OIDC Core §6: we advertise no request object support, so say so precisely."""
+def check_request_uri(request: OAuthRequest, redirect_uri: str) -> None:
+    """RFC 9101 §5.2: a request_uri is fetched from nowhere (request_uri_parameter_supported
+    is false); our own pushed requests' request_uris are resolved before these checks. A
+    ``request`` still here sat inside a request object or a pushed request's resolution."""
     data = request.payload.data
     if "request" in data:
         raise RequestNotSupportedError(redirect_uri=redirect_uri)
@@ -130,6 +132,17 @@ def check_pushed(client: OAuthClient, redirect_uri: str, *, pushed: bool) -> Non
         )
 
 
+def check_signed(client: OAuthClient, redirect_uri: str, *, signed: bool) -> None:
+    """RFC 9101 §10.5 require_signed_request_object: the client's requests only as a request
+    object signed with its key."""
+    if client.info.require_signed_request_object and not signed:
+        raise InvalidRequestError(
+            "This client must send its authorization requests as signed request objects "
+            "(RFC 9101).",
+            redirect_uri=redirect_uri,
+        )
+
+
 @dataclass(frozen=True)
 class CheckedRequest:
     client: OAuthClient
@@ -140,23 +153,26 @@ class CheckedRequest:
 
 
 def check_authorization_request(
-    server: OAuthServer, request: OAuthRequest, *, pushed: bool
+    server: OAuthServer, request: OAuthRequest, *, pushed: bool, signed: bool
 ) -> CheckedRequest:
     """Every check of an authorization request, in order (the authorization endpoint runs
-    them on what the browser brings, the PAR endpoint on what the client pushes). Raises the
-    first problem as an OAuth2Error; those raised after the redirect URI is known carry it."""
+    them on what the browser brings, the PAR endpoint on what the client pushes; a request
+    object's parameters once it is verified, ``signed``). Raises the first problem as an
+    OAuth2Error; those raised after the redirect URI is known carry it."""
     client = check_client(server.query_client, request)
     redirect_uri = check_redirect_uri(request, client)
     check_no_repeated_parameters(request, redirect_uri)
     check_no_control_characters(request, redirect_uri)
-    check_request_object(request, redirect_uri)
+    check_request_uri(request, redirect_uri)
     check_pushed(client, redirect_uri, pushed=pushed)
+    check_signed(client, redirect_uri, signed=signed)
     check_response_type_present(request, redirect_uri)
     check_response_type_text(request, redirect_uri)
     grant = server.get_consent_grant(request, end_user=None)
     check_response_mode(request, redirect_uri)
     check_lengths(request, redirect_uri)
     check_pkce(request, redirect_uri)
+    check_dpop_jkt(request, redirect_uri)
     prompts = check_prompt(request, redirect_uri)
     max_age = check_max_age(request, redirect_uri)
     return CheckedRequest(client, redirect_uri, grant, prompts, max_age)
@@ -185,6 +201,19 @@ def check_pkce(request: OAuthRequest, redirect_uri: str) -> None:
     if data.get("code_challenge_method") != "S256":
         raise InvalidRequestError(
             "Only 'code_challenge_method=S256' is accepted.", redirect_uri=redirect_uri
+        )
+
+
+# RFC 7638 SHA-256 thumbprint, base64url without padding.
+JWK_THUMBPRINT = re.compile(r"[A-Za-z0-9_-]{43}")
+
+
+def check_dpop_jkt(request: OAuthRequest, redirect_uri: str) -> None:
+    """RFC 9449 §10: dpop_jkt, when sent, is the thumbprint of the client's DPoP key."""
+    jkt = request.payload.data.get("dpop_jkt")
+    if jkt is not None and not JWK_THUMBPRINT.fullmatch(jkt):
+        raise InvalidRequestError(
+            "'dpop_jkt' must be a JWK SHA-256 thumbprint.", redirect_uri=redirect_uri
         )
 
 

@@ -50,7 +50,7 @@ def unverified_claims(token: str) -> dict[str, Any]:
         raise UnverifiedJwt("Not a compact JWS.")
     try:
         claims = json.loads(urlsafe_b64decode(token.split(".")[1].encode("ascii")))
-    except (ValueError, UnicodeError):
+    except (ValueError, UnicodeError, RecursionError):  # json.loads recurses (PITFALLS)
         raise UnverifiedJwt("The JWT payload cannot be read.") from None
     if not isinstance(claims, dict):
         raise UnverifiedJwt("The JWT payload is not an object.")
@@ -60,7 +60,7 @@ def unverified_claims(token: str) -> dict[str, Any]:
 def _verify(token: str, keys: KeySet, algorithms: tuple[str, ...]) -> VerifiedJwt | None:
     try:
         header = json.loads(urlsafe_b64decode(token.split(".")[0].encode("ascii")))
-    except (ValueError, UnicodeError):
+    except (ValueError, UnicodeError, RecursionError):  # json.loads recurses (PITFALLS)
         raise UnverifiedJwt("The JWT header cannot be read.") from None
     if not isinstance(header, dict) or header.get("alg") not in algorithms:
         raise UnverifiedJwt(f"The JWT must be signed with one of {', '.join(algorithms)}.")
@@ -75,7 +75,7 @@ def _verify(token: str, keys: KeySet, algorithms: tuple[str, ...]) -> VerifiedJw
             continue
         try:
             claims = json.loads(verified.payload)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise UnverifiedJwt("The JWT payload cannot be read.") from None
         if not isinstance(claims, dict):
             raise UnverifiedJwt("The JWT payload is not an object.")

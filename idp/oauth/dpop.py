@@ -101,6 +101,10 @@ def new_nonce(runtime: IdpRuntime) -> str:
     return b64url(window.to_bytes(8, "big") + _nonce_mac(runtime.server_secret, window)[:16])
 
 
+def nonce_header(runtime: IdpRuntime) -> dict[str, str]:
+    return {"DPoP-Nonce": new_nonce(runtime)}
+
+
 def is_current_nonce(runtime: IdpRuntime, nonce: Any) -> bool:
     if not isinstance(nonce, str) or len(nonce) > 64:
         return False
@@ -122,7 +126,7 @@ def _header(proof: str) -> dict[str, Any]:
         raise invalid("The DPoP proof is not a compact JWS.")
     try:
         header = json.loads(_b64decode(proof.split(".")[0]))
-    except (ValueError, UnicodeError):
+    except (ValueError, UnicodeError, RecursionError):  # json.loads recurses (PITFALLS)
         raise invalid("The DPoP proof's header cannot be read.") from None
     if not isinstance(header, dict):
         raise invalid("The DPoP proof's header is not an object.")
@@ -159,7 +163,7 @@ def verify_proof(
         verified = jws.deserialize_compact(proof, key, algorithms=[alg])
         claims = json.loads(verified.payload)
         jkt = key.thumbprint()
-    except (JoseError, ValueError, TypeError):
+    except (JoseError, ValueError, TypeError, RecursionError):
         raise invalid("The DPoP proof's signature does not verify with its jwk.") from None
     if not isinstance(claims, dict):
         raise invalid("The DPoP proof's payload is not an object.")

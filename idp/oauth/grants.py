@@ -183,6 +183,7 @@ class CodeGrant(SenderConstrainedTokens, AuthorizationCodeGrant):
             code_challenge=data["code_challenge"],
             code_challenge_method=data["code_challenge_method"],
             lifetime=timedelta(seconds=runtime.settings.authorization_code_ttl),
+            dpop_jkt=data.get("dpop_jkt") or None,
         )
 
     def query_authorization_code(self, code: str, client: OAuthClient) -> CodeRecord | None:
@@ -199,7 +200,13 @@ class CodeGrant(SenderConstrainedTokens, AuthorizationCodeGrant):
                 target=f"client:{client.client_id}",
                 client_address=self.request.http.client_address,
             )
-        return CodeRecord(redemption.code) if redemption.code else None
+        if redemption.code is None:
+            return None
+        bound_to = redemption.code.dpop_jkt
+        if bound_to is not None and bound_to != self.server.dpop_jkt:
+            # RFC 9449 §10: the code was bound to a key at the authorization endpoint.
+            raise InvalidGrantError("The authorization code is bound to another DPoP key.")
+        return CodeRecord(redemption.code)
 
     def delete_authorization_code(self, authorization_code: CodeRecord) -> None:
         """Nothing to do: redemption already marked the code consumed (compare-and-set)."""

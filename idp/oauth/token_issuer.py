@@ -46,7 +46,9 @@ def issue_access_token(
     grant: Grant | None,
     confirmation: dict[str, str] | None = None,
 ) -> IssuedAccessToken:
-    """RFC 9068 §2: typ "at+jwt", iss/exp/aud/sub/client_id/iat/jti, plus scope.
+    """RFC 9068 §2: typ "at+jwt", iss/exp/aud/sub/client_id/iat/jti, plus scope; with an
+    official behind it, §2.2.1's auth_time, acr and amr of the login that granted it (the
+    grant's: a refreshed token keeps them).
 
     ``confirmation``: the key the token is bound to, as the ``cnf`` claim (RFC 7800 §3.1):
     ``{"jkt": ...}`` for DPoP (RFC 9449 §6.1), ``{"x5t#S256": ...}`` for a TLS client
@@ -72,6 +74,9 @@ def issue_access_token(
         claims["cnf"] = confirmation
     if grant is not None:
         claims["auth_time"] = epoch(grant.auth_time)
+        claims["acr"] = acr_of(grant.amr)
+        if grant.amr:
+            claims["amr"] = list(grant.amr)
         claims["grant_id"] = grant.grant_id
         if grant.sid:
             claims["sid"] = grant.sid

@@ -9,6 +9,7 @@ from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from sqlalchemy.orm import Session
 
 from idp import token_store
+from idp.authentication_levels import acr_of
 from idp.models import RefreshToken
 from idp.oauth.access_tokens import AccessTokenView, looks_like_jwt, read_access_token
 from idp.oauth.grants import OAuthClient
@@ -24,6 +25,10 @@ INTROSPECTED_CLAIMS = (
     "iat",
     "jti",
     "sid",
+    # RFC 9068 §2.2.1: how the official behind the token signed in (the grant's login).
+    "auth_time",
+    "acr",
+    "amr",
     "cnf",  # RFC 9449 §6.2, RFC 8705 §3.2: the resource server checks the binding
 )
 
@@ -95,6 +100,8 @@ class PresentedRefreshToken:
             "iss": self.runtime.settings.issuer,
             "exp": int(self.row.expires_at.timestamp()),
             "iat": int(self.row.created_at.timestamp()),
+            "auth_time": int(grant.auth_time.timestamp()),
+            "acr": acr_of(grant.amr),
             "token_type": "refresh_token",
         }
 

@@ -16,6 +16,7 @@ from core import audit
 from core.clock import Clock
 from core.errors import Conflict, DomainError, NotFound
 from core.web.i18n import N_
+from idp import authentication_levels as levels
 from idp.models import SamlServiceProvider
 from idp.registry import SoftRemovedRegistry
 from idp.released_attributes import RELEASABLE
@@ -33,6 +34,7 @@ def register(
     attributes: Sequence[str] = (),
     name_id_format: str | None = None,
     encrypt_assertions: bool = False,
+    minimum_acr: str | None = None,
 ) -> SamlServiceProvider:
     """Register the SP that ``metadata_xml`` describes (SAML Metadata §2.4.4)."""
     metadata = sp_metadata.parse(metadata_xml)
@@ -86,6 +88,7 @@ def register(
     sp.name_id_format = chosen_format
     sp.attributes = list(dict.fromkeys(attributes))
     sp.encrypt_assertions = encrypt_assertions
+    sp.minimum_acr = levels.checked_minimum(minimum_acr)
     sp.signing_methods = metadata.signing_methods
     session.flush()
     audit.record(
@@ -114,6 +117,7 @@ def as_dict(sp: SamlServiceProvider) -> dict[str, Any]:
         "encrypt_assertions": sp.encrypt_assertions,
         "signing_methods": list(sp.signing_methods or []),
         "signs_with": xml_signatures.key_alg_for(sp.signing_methods),
+        "minimum_acr": sp.minimum_acr,
     }
 
 
@@ -123,6 +127,7 @@ REGISTRY = SoftRemovedRegistry(
     key="entity_id",
     target_prefix="saml_sp",
     removed_action="saml.sp_removed",
+    minimum_acr_action="saml.sp_minimum_acr",
     not_found=lambda: NotFound(
         N_("No SAML service provider with this entity ID."), field="entity_id"
     ),

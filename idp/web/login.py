@@ -83,9 +83,12 @@ def start_protocol_interaction(
     resume_path: str,
     protocol_key: str,
     protocol_params: dict[str, object],
+    minimum_acr: str | None = None,
 ) -> str:
     """Park another protocol's request (CAS, SAML) while the official signs in; the login
-    sends the browser to ``resume_path`` with the handle. Returns the interaction handle."""
+    sends the browser to ``resume_path`` with the handle. Returns the interaction handle.
+    ``minimum_acr``: the app's minimum level, which the login then requires as for an OIDC
+    client's (the official's unit may raise it: :func:`required_acr`)."""
     return sessions.start_interaction(
         session=scope.session,
         clock=scope.runtime.clock,
@@ -96,9 +99,26 @@ def start_protocol_interaction(
             RESUME_KEY: resume_path,
             CLIENT_NAME_KEY: client_name,
             AUDIT_TARGET_KEY: audit_target,
+            REQUIRED_ACR_KEY: minimum_acr,
             protocol_key: protocol_params,
         },
     )
+
+
+def session_reaches_level(
+    scope: RequestScope, browser_session: BrowserSession, minimum_acr: str | None
+) -> bool:
+    """Whether the session's login reached the app's minimum level, raised by the official's
+    unit policy: the same rule for CAS and SAML as the authorization endpoint applies to OIDC
+    clients (idp.authentication_levels)."""
+    required = levels.required_for_account(scope.session, browser_session.account, minimum_acr)
+    return levels.satisfies(levels.acr_of(browser_session.amr), required)
+
+
+def level_not_reached_page(scope: RequestScope, client_name: str) -> Response:
+    """Signed in just now with every factor the official has, still short of the level: the
+    page that says a passkey is needed (as for an OIDC client)."""
+    return authorization.passkey_required_page(scope, client_name, None)
 
 
 def sign_in_error_page(scope: RequestScope, message: str) -> Response:

@@ -56,11 +56,14 @@ def submit_login(
     return web.post(action, data={**fields, "username": username, "password": password})
 
 
-def follow_to_client(web: TestClient, response: httpx.Response) -> httpx.Response:
-    """Follow our own redirects until one leaves for the client's redirect URI."""
+def follow_to_client(
+    web: TestClient, response: httpx.Response, leaving_for: str = RP_REDIRECT
+) -> httpx.Response:
+    """Follow our own redirects until one leaves for the client's redirect URI (or, for a CAS
+    service, ``leaving_for`` its URL)."""
     for _ in range(6):
         location = response.headers.get("location", "")
-        if response.status_code not in (302, 303) or location.startswith(RP_REDIRECT):
+        if response.status_code not in (302, 303) or location.startswith(leaving_for):
             return response
         response = web.get(location)
     raise AssertionError("redirect loop")

@@ -100,6 +100,7 @@ def test_register_by_exact_url_audited_as_the_admin(web, runtime, world):
             "url_pattern": URL,
             "attributes": ["name", "unit"],
             "single_logout": True,
+            "minimum_acr": None,
         }
     ]
     [entry] = audit_actions(runtime, "cas.service_registered")
@@ -116,6 +117,18 @@ def test_register_by_pattern_without_single_logout(web, runtime, world):
     [service] = registered(runtime)
     assert (service["match"], service["url_pattern"]) == ("regex", PATTERN)
     assert service["single_logout"] is False
+
+
+def test_register_a_service_that_requires_passkeys(web, runtime, world):
+    sign_in(web, runtime, world.system)
+    data = form(minimum_acr="urn:commune-sso:acr:phishing-resistant")
+    response = post(web, NEW, data, form_page=NEW)  # type: ignore[arg-type]
+    assert response.status_code == 303
+    [service] = registered(runtime)
+    assert service["minimum_acr"] == "urn:commune-sso:acr:phishing-resistant"
+    assert "Chống giả mạo (khóa truy cập)" in web.get(f"{LIST}/van-ban").text
+    refused = post(web, NEW, form(service_id="khac", minimum_acr="urn:x"), form_page=NEW)  # type: ignore[arg-type]
+    assert refused.status_code == 400 and 'id="minimum_acr-error"' in refused.text
 
 
 def test_the_same_form_sent_twice_registers_one_service(web, runtime, world):

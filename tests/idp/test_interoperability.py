@@ -625,11 +625,12 @@ def test_discovery_document_is_consistent_and_truthful(
     alg_lists = {name for name in metadata if name.endswith("_alg_values_supported")}
     # The client authentication lists (private_key_jwt) are exercised alg by alg in
     # tests/idp/fapi/test_private_key_jwt.py, the ID token list here.
-    # DPoP's list in tests/idp/fapi/test_dpop.py.
+    # DPoP's list in tests/idp/fapi/test_dpop.py, request objects' in
+    # tests/idp/fapi/test_request_objects.py.
     client_auth_lists = {
         f"{endpoint}_endpoint_auth_signing_alg_values_supported"
         for endpoint in ("token", "revocation", "introspection")
-    } | {"dpop_signing_alg_values_supported"}
+    } | {"dpop_signing_alg_values_supported", "request_object_signing_alg_values_supported"}
     assert alg_lists - client_auth_lists == {"id_token_signing_alg_values_supported"}, (
         "teach this test the new list"
     )
@@ -651,7 +652,7 @@ def test_discovery_document_is_consistent_and_truthful(
 
     # What is not advertised is refused, back at the client (OIDC Core §3.1.2.6, §6.1-6.2).
     assert metadata["request_uri_parameter_supported"] is False
-    assert metadata["request_parameter_supported"] is False
+    assert metadata["request_parameter_supported"] is True  # for clients with keys (RFC 9101)
     assert metadata["code_challenge_methods_supported"] == ["S256"]
     assert metadata["response_types_supported"] == ["code"]
     assert metadata["response_modes_supported"] == ["query"]

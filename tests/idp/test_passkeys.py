@@ -738,3 +738,37 @@ def test_a_locked_account_cannot_try_its_passkey_as_the_second_factor(
     locked = passkey_ceremony(web, second, authenticator, mode="second-factor")
     assert locked.status_code == 429
     assert "Bạn đã nhập sai quá nhiều lần" in locked.text
+
+
+def test_access_tokens_carry_the_logins_acr_through_refresh_and_introspection(
+    web, official, runtime, rp, authenticator, clock
+):
+    """RFC 9068 §2.2.1: the access token says how the official signed in (acr, amr,
+    auth_time), introspection (RFC 7662) repeats it, and a refreshed token keeps the level of
+    the login that granted it."""
+    client, secret = rp
+    with_passkey(web, official, authenticator)
+    verifier, challenge = pkce_pair()
+    page = login_form(web, authorize_params(client.client_id, challenge))
+    signed_at = int(clock.now().timestamp())
+    done = follow_to_client(web, passkey_ceremony(web, page, authenticator, mode="alone"))
+    code = query_of(done.headers["location"])["code"]
+    tokens = exchange_code(web, client.client_id, secret, code, verifier).json()
+    access = pyjwt.decode(tokens["access_token"], options={"verify_signature": False})
+    assert access["acr"] == PHISHING_RESISTANT
+    assert access["amr"] == ["hwk", "user", "mfa"]
+    assert access["auth_time"] == signed_at
+    clock.advance(600)
+    renewed = web.post(
+        "/oauth2/token",
+        data={"grant_type": "refresh_token", "refresh_token": tokens["refresh_token"]},
+        auth=(client.client_id, secret),
+    ).json()
+    again = pyjwt.decode(renewed["access_token"], options={"verify_signature": False})
+    assert (again["acr"], again["auth_time"]) == (PHISHING_RESISTANT, signed_at)
+    for token in (renewed["access_token"], renewed["refresh_token"]):
+        shown = web.post(
+            "/oauth2/introspect", data={"token": token}, auth=(client.client_id, secret)
+        ).json()
+        assert shown["active"] is True
+        assert (shown["acr"], shown["auth_time"]) == (PHISHING_RESISTANT, signed_at)

@@ -19,6 +19,7 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from idp import authentication_levels as levels
 from idp import sessions
 from idp.cas import service_urls, services, tickets
 from idp.cas.pages import EXPIRED_SIGN_IN, UNKNOWN_SERVICE, sign_in_error
@@ -64,11 +65,17 @@ def login(scope: RequestScope) -> Response:
         return sign_in_error(scope, UNKNOWN_SERVICE)
     renew = is_set(params.get("renew"))
     browser_session = login_pages.signed_in_session(scope)
-    if browser_session is not None and not renew:
+    # A session whose login is below the service's level (or the official's unit's) signs in
+    # again, stepped up, as the authorization endpoint does for an OIDC client.
+    usable = browser_session is not None and login_pages.session_reaches_level(
+        scope, browser_session, service.minimum_acr
+    )
+    if browser_session is not None and usable and not renew:
         return _redirect_with_ticket(
             scope, service, service_url, browser_session, from_new_login=False
         )
-    if browser_session is None and not renew and is_set(params.get("gateway")):
+    if not usable and not renew and is_set(params.get("gateway")):
+        # §2.1.1: gateway never shows a form; the service gets no ticket.
         return RedirectResponse(service_url, status_code=303)
     handle = login_pages.start_protocol_interaction(
         scope,
@@ -78,8 +85,15 @@ def login(scope: RequestScope) -> Response:
         resume_path=RESUME_PATH,
         protocol_key="cas",
         protocol_params={"service_url": service_url, "service_pk": service.id},
+        minimum_acr=service.minimum_acr,
     )
-    return login_pages.render_login_form(scope, handle, client_name=service.name, ui_locales=None)
+    return login_pages.render_login_form(
+        scope,
+        handle,
+        client_name=service.name,
+        ui_locales=None,
+        passkey_required=service.minimum_acr == levels.PHISHING_RESISTANT,
+    )
 
 
 def resume(scope: RequestScope) -> Response:
@@ -101,6 +115,8 @@ def resume(scope: RequestScope) -> Response:
     service = scope.session.get(CasService, int(parked["service_pk"]))
     if service is None or service.removed_at is not None:
         return sign_in_error(scope, UNKNOWN_SERVICE)
+    if not login_pages.session_reaches_level(scope, browser_session, service.minimum_acr):
+        return login_pages.level_not_reached_page(scope, service.name)
     return _redirect_with_ticket(
         scope, service, str(parked["service_url"]), browser_session, from_new_login=True
     )

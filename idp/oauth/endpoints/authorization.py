@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 from urllib.parse import urlencode
 
-from authlib.oauth2.rfc6749 import OAuth2Error
+from authlib.oauth2.rfc6749 import InvalidRequestError, OAuth2Error
 from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from sqlalchemy import select
 from starlette.requests import Request
@@ -23,6 +23,7 @@ from idp import authentication_levels as levels
 from idp import passkeys, pushed_requests, sessions
 from idp.models import BrowserSession, Consent, Interaction
 from idp.oauth import authorization_checks as checks
+from idp.oauth import request_object
 from idp.oauth.grants import AuthenticatedUser, OAuthClient
 from idp.oauth.http import OAuthRequest
 from idp.oauth.server import OAuthServer
@@ -35,6 +36,8 @@ INVALID_CLIENT_OR_REDIRECT = N_(
 INVALID_REQUEST = N_("The application sent an invalid sign-in request.")
 # Interaction parameter: the request was pushed (RFC 9126), so a client that must push passes.
 PUSHED_KEY = "pushed"
+# Interaction parameter: the request came as a verified request object (RFC 9101).
+SIGNED_KEY = "signed"
 
 
 def error_response(
@@ -108,6 +111,24 @@ def pushed_items(
     return items
 
 
+def request_object_items(server: OAuthServer, oauth_request: OAuthRequest) -> list[tuple[str, str]]:
+    """RFC 9101 §5.1: ``client_id`` and ``request`` in the query; the request is the request
+    object's parameters (idp.oauth.request_object)."""
+    data = oauth_request.payload.data
+    if "request_uri" in data:
+        raise InvalidRequestError("Send 'request' or 'request_uri', not both.")
+    client = checks.check_client(server.query_client, oauth_request)
+    try:
+        return request_object.request_parameters(server, client, data["request"])
+    except OAuth2Error as error:
+        # Refused before its redirect_uri could be believed: the query's, when registered,
+        # is as safe a place for the error as any (RFC 6749 §4.1.2.1).
+        query_redirect_uri = data.get("redirect_uri", "")
+        if error.redirect_uri is None and client.check_redirect_uri(query_redirect_uri):
+            error.redirect_uri, error.state = query_redirect_uri, data.get("state")
+        raise
+
+
 def redirect_to_page(page: str, handle: str) -> Response:
     return RedirectResponse(f"{page}?{urlencode({'interaction': handle})}", status_code=303)
 
@@ -126,10 +147,17 @@ def authorize(
     # A request pushed first (RFC 9126): resolved once, then its parameters travel with the
     # interaction like any other request's.
     pushed = bool(interaction.params.get(PUSHED_KEY)) if interaction is not None else False
+    signed = bool(interaction.params.get(SIGNED_KEY)) if interaction is not None else False
     request_uri = oauth_request.payload.data.get("request_uri", "")
+    if items is None and "request" in oauth_request.payload.data:
+        try:
+            oauth_request = OAuthRequest(scope.http, request_object_items(server, oauth_request))
+        except OAuth2Error as error:
+            return error_response(scope, server, error, error.state, None)
+        signed = True
     # Only our own pushed requests: a request_uri elsewhere (RFC 9101 §5.2) is not fetched
-    # and check_request_object says so.
-    if items is None and request_uri.startswith(pushed_requests.REQUEST_URI_PREFIX):
+    # and check_request_uri says so.
+    elif items is None and request_uri.startswith(pushed_requests.REQUEST_URI_PREFIX):
         try:
             oauth_request = OAuthRequest(scope.http, pushed_items(scope, server, oauth_request))
         except OAuth2Error as error:
@@ -138,7 +166,10 @@ def authorize(
     data = oauth_request.payload.data
     state, ui_locales = data.get("state"), data.get("ui_locales")
     try:
-        checked = checks.check_authorization_request(server, oauth_request, pushed=pushed)
+        # A pushed request was checked for its signature when it was pushed.
+        checked = checks.check_authorization_request(
+            server, oauth_request, pushed=pushed, signed=signed or pushed
+        )
     except OAuth2Error as error:
         return error_response(scope, server, error, state, ui_locales)
     client, redirect_uri, grant = checked.client, checked.redirect_uri, checked.grant
@@ -210,16 +241,18 @@ def authorize(
                 "items": oauth_request.payload_items,
                 login_pages.REQUIRED_ACR_KEY: required_acr,
                 PUSHED_KEY: pushed,
+                SIGNED_KEY: signed,
             },
             # Login then consent: the consent step must not send the official back to log in.
             authenticated_session_id=interaction.authenticated_session_id if interaction else None,
         )
         if interaction is not None:
             interaction.completed_at = now
-        if needs_login and interaction is None and scope.http.method == "GET" and not pushed:
+        single_use = pushed or signed
+        if needs_login and interaction is None and scope.http.method == "GET" and not single_use:
             # The form itself, one round trip less than a redirect to /login. Not for a POSTed
             # request: its language links (GET, same URL) would lose the parameters; nor for a
-            # pushed one, whose request_uri is used up.
+            # pushed one, whose request_uri is used up, or a request object, whose jti is.
             return login_pages.render_login_form(
                 scope,
                 handle,

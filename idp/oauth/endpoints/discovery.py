@@ -80,9 +80,14 @@ def provider_metadata(settings: Settings) -> dict[str, Any]:
             "acr_values_supported": list(LEVELS),
             "claim_types_supported": ["normal"],
             "claims_parameter_supported": False,
-            "request_parameter_supported": False,
+            # RFC 9101 (idp/oauth/request_object.py): signed request objects by value, and by
+            # reference only as a pushed request (RFC 9126); no request_uri is fetched.
+            "request_parameter_supported": True,
+            "request_object_signing_alg_values_supported": list(CLIENT_SIGNING_ALGORITHMS),
             "request_uri_parameter_supported": False,
             "require_request_uri_registration": False,
+            # RFC 9101 §10.5: required per client (require_signed_request_object), not for all.
+            "require_signed_request_object": False,
             "prompt_values_supported": list(PROMPT_VALUES),
             "ui_locales_supported": list(SUPPORTED_LOCALES),
             "claims_locales_supported": ["vi"],

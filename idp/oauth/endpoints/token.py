@@ -45,19 +45,17 @@ def token_exchange(scope: RequestScope) -> Response:
                 url=scope.runtime.settings.endpoint(PATH),
             ).jkt
         except dpop.DpopError as error:
-            return json_error(400, error.error, error.description, headers=nonce_header(scope))
+            return json_error(
+                400, error.error, error.description, headers=dpop.nonce_header(scope.runtime)
+            )
     response: Response = server.create_token_response(oauth_request)
     if response.status_code == 200:
         TOKENS_ISSUED.labels(grant_type_label(oauth_request.payload.grant_type)).inc()
     if proofs or response.status_code == 400:
         # RFC 9449 §8: a fresh nonce with every answer to a DPoP client, and with errors (a
         # client registered for DPoP that sent no proof retries with one).
-        response.headers.update(nonce_header(scope))
+        response.headers.update(dpop.nonce_header(scope.runtime))
     return response
-
-
-def nonce_header(scope: RequestScope) -> dict[str, str]:
-    return {"DPoP-Nonce": dpop.new_nonce(scope.runtime)}
 
 
 async def token_endpoint(request: Request) -> Response:

@@ -24,6 +24,7 @@ from starlette.responses import RedirectResponse, Response
 
 from core import audit
 from idp import mfa, passkeys, released_attributes, sessions
+from idp.authentication_levels import PHISHING_RESISTANT
 from idp.models import BrowserSession, SamlServiceProvider, SamlSessionParticipant
 from idp.request_scope import RequestScope, run_in_request_scope
 from idp.saml import (
@@ -220,6 +221,7 @@ def _park(scope: RequestScope, request: AcceptedAuthnRequest) -> str:
         resume_path=RESUME_PATH,
         protocol_key=INTERACTION_KEY,
         protocol_params=request.parked(),
+        minimum_acr=sp.minimum_acr,
     )
 
 
@@ -249,14 +251,21 @@ def _proceed(scope: RequestScope, request: AcceptedAuthnRequest, handle: str | N
         shortfall = _needs_stronger_sign_in(scope, request, browser_session)
         if shortfall is None:
             return _post_status(scope, request, RESPONDER, NO_AUTHN_CONTEXT)
-        sign_in_again = shortfall
+        # Below the SP's level (or the official's unit's): stepped up as for an OIDC client.
+        sign_in_again = shortfall or not login_pages.session_reaches_level(
+            scope, browser_session, request.sp.minimum_acr
+        )
     if request.is_passive and (browser_session is None or sign_in_again):
         return _post_status(scope, request, RESPONDER, NO_PASSIVE)
     if browser_session is not None and not sign_in_again:
         return _post_assertion(scope, request, browser_session)
     handle = handle or _park(scope, request)
     return login_pages.render_login_form(
-        scope, handle, client_name=request.sp.name, ui_locales=None
+        scope,
+        handle,
+        client_name=request.sp.name,
+        ui_locales=None,
+        passkey_required=request.sp.minimum_acr == PHISHING_RESISTANT,
     )
 
 
@@ -342,6 +351,9 @@ def resume(scope: RequestScope) -> Response:
     ):
         return pages.refused(scope, pages.EXPIRED_SIGN_IN)
     interaction.completed_at = scope.runtime.clock.now()
+    sp = parked[0].sp
+    if not login_pages.session_reaches_level(scope, browser_session, sp.minimum_acr):
+        return login_pages.level_not_reached_page(scope, sp.name)
     return _post_assertion(scope, parked[0], browser_session)
 
 

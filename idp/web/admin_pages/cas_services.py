@@ -17,7 +17,7 @@ from starlette.responses import RedirectResponse, Response
 
 from core.errors import Conflict, DomainError
 from core.web.i18n import N_
-from idp import labels
+from idp import authentication_levels, labels
 from idp.cas import service_urls, services
 from idp.clients import FieldProblem
 from idp.models import CasService
@@ -47,6 +47,7 @@ def _page_context() -> dict[str, Any]:
         "service_path": service_path,
         "attribute_labels": ATTRIBUTE_LABELS,
         "match_labels": MATCH_LABELS,
+        "acr_levels": authentication_levels.LEVEL_LABELS,
     }
 
 
@@ -115,6 +116,7 @@ def create_service(scope: RequestScope, admin: Admin) -> Response:
             pattern=address if values["match"] == services.REGEX else None,
             attributes=values["attributes"],
             single_logout=values.get("single_logout") == "on",
+            minimum_acr=values.get("minimum_acr"),
             client_address=scope.http.client_address,
         )
     except Conflict as conflict:

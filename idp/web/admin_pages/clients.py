@@ -75,6 +75,9 @@ FAPI_FLAGS = {
     "require_pushed_authorization_requests": N_(
         "Authorization requests only pushed first (PAR, RFC 9126)"
     ),
+    "require_signed_request_object": N_(
+        "Authorization requests only as request objects signed by the app (JAR, RFC 9101)"
+    ),
     "dpop_bound_access_tokens": N_("Access tokens bound to the app's DPoP key (RFC 9449)"),
     "tls_client_certificate_bound_access_tokens": N_(
         "Access tokens bound to the app's TLS client certificate (RFC 8705)"
@@ -172,6 +175,7 @@ def _form_settings(scope: RequestScope) -> tuple[dict[str, Any], ClientSettings]
         require_pushed_authorization_requests=_checked(
             values, "require_pushed_authorization_requests"
         ),
+        require_signed_request_object=_checked(values, "require_signed_request_object"),
         dpop_bound_access_tokens=_checked(values, "dpop_bound_access_tokens"),
         tls_client_certificate_bound_access_tokens=_checked(
             values, "tls_client_certificate_bound_access_tokens"

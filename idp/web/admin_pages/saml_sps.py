@@ -12,7 +12,7 @@ from typing import Any
 from starlette.responses import RedirectResponse, Response
 
 from core.errors import DomainError
-from idp import labels
+from idp import authentication_levels, labels
 from idp.released_attributes import RELEASABLE
 from idp.request_scope import RequestScope
 from idp.saml import service_providers
@@ -42,6 +42,7 @@ def _render(
                 for sp in service_providers.REGISTRY.list_active(scope.session)
             ],
             "groups": {group: labels.ATTRIBUTE_GROUPS[group] for group in RELEASABLE},
+            "acr_levels": authentication_levels.LEVEL_LABELS,
             "values": values or {"attributes": []},
             "error": error,
         },
@@ -60,6 +61,7 @@ def register_sp(scope: RequestScope, admin: Admin) -> Response:
         "name": form.get("name", "").strip(),
         "attributes": form_list(scope, "attributes"),
         "encrypt_assertions": form.get("encrypt_assertions") == "on",
+        "minimum_acr": form.get("minimum_acr", ""),
     }
     try:
         service_providers.register(
@@ -70,6 +72,7 @@ def register_sp(scope: RequestScope, admin: Admin) -> Response:
             name=values["name"] or None,
             attributes=values["attributes"],
             encrypt_assertions=values["encrypt_assertions"],
+            minimum_acr=values["minimum_acr"],
         )
     except DomainError as error:
         return _render(scope, admin, values=values, error=error, status_code=400)

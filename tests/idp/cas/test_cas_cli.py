@@ -28,6 +28,8 @@ def test_add_list_remove_audited(cli, database_url: str) -> None:
         "name",
         "--attribute",
         "unit",
+        "--minimum-acr",
+        "urn:commune-sso:acr:phishing-resistant",
     )
     assert added == {
         "service_id": "van-ban",
@@ -36,6 +38,7 @@ def test_add_list_remove_audited(cli, database_url: str) -> None:
         "url_pattern": URL,  # stored normalised
         "attributes": ["name", "unit"],
         "single_logout": True,
+        "minimum_acr": "urn:commune-sso:acr:phishing-resistant",
     }
     cli.ok(
         "cas",
@@ -53,6 +56,9 @@ def test_add_list_remove_audited(cli, database_url: str) -> None:
         ("mot-cua", "regex", False),
     ]
     cli.ok("cas", "list-services")  # the table (its narrow test console wraps the cells)
+    changed = cli.json("cas", "set-minimum-acr", "mot-cua", "urn:commune-sso:acr:mfa", "--json")
+    assert changed == {"service_id": "mot-cua", "minimum_acr": "urn:commune-sso:acr:mfa"}
+    assert cli("cas", "set-minimum-acr", "mot-cua", "urn:x").exit_code != 0
 
     cli.ok("cas", "remove-service", "van-ban")
 
@@ -60,6 +66,7 @@ def test_add_list_remove_audited(cli, database_url: str) -> None:
     assert audit_actions(database_url) == [
         ("cas.service_registered", "cas_service:van-ban"),
         ("cas.service_registered", "cas_service:mot-cua"),
+        ("cas.service_minimum_acr", "cas_service:mot-cua"),
         ("cas.service_removed", "cas_service:van-ban"),
     ]
 

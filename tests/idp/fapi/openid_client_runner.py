@@ -31,6 +31,16 @@ def run_openid_client(
     """Run ``script_name`` with ``arguments``; ``sign_in(authorization_url)`` returns the
     redirect back to the app. The authorization request must have been pushed (RFC 9126 §4:
     only ``client_id`` and ``request_uri`` in the URL)."""
+    first, result = run_openid_client_script(script_name, arguments, sign_in)
+    assert set(query_of(first["authorization_url"])) == {"client_id", "request_uri"}
+    return result
+
+
+def run_openid_client_script(
+    script_name: str, arguments: list[str], sign_in: Callable[[str], str]
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run ``script_name``: the first JSON line it prints (``authorization_url`` and whatever
+    else the script says of its request) and its result, the last JSON line."""
     script = OPENID_CLIENT_PREFIX / script_name
     shutil.copyfile(OPENID_CLIENT / script_name, script)
     with subprocess.Popen(
@@ -41,13 +51,12 @@ def run_openid_client(
         text=True,
     ) as node:
         assert node.stdout is not None and node.stdin is not None
-        first = node.stdout.readline()
-        assert first, node.stderr.read() if node.stderr else ""
-        authorization_url = json.loads(first)["authorization_url"]
-        assert set(query_of(authorization_url)) == {"client_id", "request_uri"}
-        node.stdin.write(sign_in(authorization_url) + "\n")
+        first_line = node.stdout.readline()
+        assert first_line, node.stderr.read() if node.stderr else ""
+        first: dict[str, Any] = json.loads(first_line)
+        node.stdin.write(sign_in(first["authorization_url"]) + "\n")
         node.stdin.flush()
         out, err = node.communicate(timeout=60)
     assert node.returncode == 0, err
     result: dict[str, Any] = json.loads(out.strip().splitlines()[-1])
-    return result
+    return first, result

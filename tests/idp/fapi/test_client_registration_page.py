@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 
+import pytest
 from sqlalchemy import select
 from starlette.testclient import TestClient
 
@@ -54,6 +55,7 @@ def test_register_a_private_key_jwt_app_and_require_par_and_dpop(
             "scope": "openid profile",
             "jwks": json.dumps(key.jwks),
             "require_pushed_authorization_requests": "on",
+            "require_signed_request_object": "on",
             "dpop_bound_access_tokens": "on",
             "fapi2_profile": "on",
         },
@@ -66,14 +68,23 @@ def test_register_a_private_key_jwt_app_and_require_par_and_dpop(
         assert client.secret_digest is None
         assert client.jwks == key.jwks
         assert client.require_pushed_authorization_requests and client.dpop_bound_access_tokens
-        assert client.fapi2_profile
+        assert client.fapi2_profile and client.require_signed_request_object
     (update,) = audit_actions(runtime, "client.update")
     assert update.details is not None and "fapi2_profile" in update.details
     shown = web.get(page).text
     assert "private_key_jwt" in shown and "rotate" not in shown
 
 
-def test_fapi2_needs_key_authentication(web: TestClient, runtime: IdpRuntime, world: World) -> None:
+@pytest.mark.parametrize(
+    "flag",
+    [
+        "fapi2_profile",  # a FAPI 2.0 app authenticates by key, never with a shared secret
+        "require_signed_request_object",  # its request objects are checked with its keys
+    ],
+)
+def test_a_flag_that_needs_the_apps_keys_is_refused_without_them(
+    web: TestClient, runtime: IdpRuntime, world: World, flag: str
+) -> None:
     sign_in(web, runtime, world.system)
     refused = post(
         web,
@@ -83,12 +94,12 @@ def test_fapi2_needs_key_authentication(web: TestClient, runtime: IdpRuntime, wo
             "grant_types": "authorization_code",
             "redirect_uris": "https://fapi.laocai.gov.vn/cb",
             "scope": "openid",
-            "fapi2_profile": "on",
+            flag: "on",
         },
         form_page="/admin/clients/new",
     )
     assert refused.status_code == 400
-    assert 'id="fapi2_profile-error"' in refused.text
+    assert f'id="{flag}-error"' in refused.text
 
 
 def test_register_a_tls_client_auth_app_named_by_its_certificate(

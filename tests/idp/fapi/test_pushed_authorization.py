@@ -25,13 +25,6 @@ from tests.idp.oidc_flow import (
 PAR = "/oauth2/par"
 
 
-@pytest.fixture
-def shared_app(runtime: IdpRuntime) -> tuple[str, str]:
-    client, secret = register_client(runtime)
-    assert secret is not None
-    return client.client_id, secret
-
-
 def push(web: TestClient, client_id: str, secret: str, **params: str):  # type: ignore[no-untyped-def]
     _verifier, challenge = pkce_pair()
     fields = authorize_params(client_id, challenge, **params)

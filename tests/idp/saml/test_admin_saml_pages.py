@@ -13,7 +13,9 @@ from starlette.testclient import TestClient
 from core import audit
 from core.db import transaction
 from idp import accounts
+from idp.authentication_levels import PHISHING_RESISTANT
 from idp.runtime import IdpRuntime
+from idp.saml import service_providers
 from tests.idp.saml.pysaml2_sp import SP_ENTITY_ID, sp_config, sp_metadata_xml
 from tests.idp.test_admin_pages import sign_in
 
@@ -49,9 +51,13 @@ def test_register_list_and_remove(
             "metadata": metadata,
             "name": "Quản lý văn bản",
             "attributes": ["name", "position"],
+            "minimum_acr": PHISHING_RESISTANT,
         },
     )
     assert registered.status_code == 303
+    with transaction(runtime.session_factory) as session:
+        [sp] = service_providers.REGISTRY.list_active(session)
+        assert sp.minimum_acr == PHISHING_RESISTANT
     page = web.get(registered.headers["location"])
     assert "Đã đăng ký ứng dụng SAML." in page.text
     assert SP_ENTITY_ID in page.text and "Quản lý văn bản" in page.text

@@ -49,8 +49,11 @@ def test_add_list_remove_audited(cli, database_url: str, metadata_file: Path) ->
         "name",
         "--attribute",
         "unit",
+        "--minimum-acr",
+        "urn:commune-sso:acr:phishing-resistant",
     )
     assert added["entity_id"] == SP_ENTITY_ID
+    assert added["minimum_acr"] == "urn:commune-sso:acr:phishing-resistant"
     assert added["name"] == "Quản lý văn bản"
     assert added["assertion_consumer_services"][0]["url"] == ACS_URL
     assert added["authn_requests_signed"] is True
@@ -61,10 +64,13 @@ def test_add_list_remove_audited(cli, database_url: str, metadata_file: Path) ->
     assert_clean_failure(
         cli("saml", "add-sp", "--metadata", str(metadata_file)), "already registered"
     )
+    changed = cli.json("saml", "set-minimum-acr", SP_ENTITY_ID, "none", "--json")
+    assert changed == {"entity_id": SP_ENTITY_ID, "minimum_acr": None}
     cli.ok("saml", "remove-sp", SP_ENTITY_ID)
     assert cli.json("saml", "list-sps") == []
     assert audit_actions(database_url) == [
         ("saml.sp_registered", f"saml_sp:{SP_ENTITY_ID}"),
+        ("saml.sp_minimum_acr", f"saml_sp:{SP_ENTITY_ID}"),
         ("saml.sp_removed", f"saml_sp:{SP_ENTITY_ID}"),
     ]
 
