@@ -30,10 +30,24 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ca_admin import certificate_requests, crl, hierarchy, revocation, unit_merger
+from ca_admin import (
+    certificate_requests,
+    crl,
+    crl_partitions,
+    hierarchy,
+    revocation,
+    unit_merger,
+)
 from ca_admin.certificate_requests import Submission
 from ca_admin.errors import ApprovalRefused
-from ca_admin.models import Approval, Authority, CertificateRequest, IssuedCertificate, PublishedCrl
+from ca_admin.models import (
+    Approval,
+    Authority,
+    CertificateRequest,
+    IssuedCertificate,
+    PartitionCrl,
+    PublishedCrl,
+)
 from ca_admin.officials import OfficialIdentity, usernames_of
 from ca_admin.profiles import dn_text
 from ca_admin.revocation import END_ENTITY_REASONS
@@ -681,6 +695,52 @@ def ca_authorities(as_json: JsonOption = False) -> None:
     console.print(table)
 
 
+@ca_app.command("crl-partitions")
+def ca_crl_partitions(
+    authority: Annotated[
+        str | None, typer.Option(help="CA name. Default: the current issuing CA.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The CRL partitions of an issuing CA: URL, certificates, entries, any CRL owed."""
+    runtime = ca_runtime()
+    with clean_errors(), transaction(runtime.session_factory) as session:
+        loaded = (
+            hierarchy.find_authority(session, runtime, authority)
+            if authority
+            else hierarchy.current_issuer(session, runtime)
+        )
+        rows = [
+            {
+                "partition": row.partition,
+                "url": runtime.crl_url(loaded.name, row.partition),
+                "certificates": certificates,
+                "crl_number": row.crl_number,
+                "entries": row.entries,
+                "next_update": iso(row.next_update),
+                "crl_owed_since": iso(row.pending_since),
+            }
+            for row, certificates in crl_partitions.summary(session, loaded.id)
+        ]
+    if as_json:
+        emit(rows)
+        return
+    table = Table(
+        "partition", "URL", "certificates", "CRL number", "entries", "next update", "owed since"
+    )
+    for item in rows:
+        table.add_row(
+            str(item["partition"]),
+            str(item["url"]),
+            str(item["certificates"]),
+            str(item["crl_number"]),
+            str(item["entries"]),
+            str(item["next_update"] or "")[:19],
+            str(item["crl_owed_since"] or "")[:19] or "—",
+        )
+    console.print(table)
+
+
 @ca_app.command("list")
 def ca_list(
     unit: Annotated[str | None, typer.Option("--unit", help="Unit code.")] = None,
@@ -830,6 +890,10 @@ def ca_crl(
         str | None, typer.Option(help="Write the CRL here (DER; PEM with --pem).")
     ] = None,
     pem: Annotated[bool, typer.Option("--pem", help="Write PEM instead of DER.")] = False,
+    partition: Annotated[
+        int | None,
+        typer.Option(help="The CRL of this partition (see `ca crl-partitions`), not the full one."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Sign and publish a fresh CRL now (the root's needs the root key online)."""
@@ -842,17 +906,25 @@ def ca_crl(
         )
         row = session.get(Authority, loaded.id)
         assert row is not None
+        if partition is not None and session.get(PartitionCrl, (row.id, partition)) is None:
+            fail(f"{row.name} has no CRL partition {partition}")
         published = crl.publish(
-            session=session, runtime=runtime, authority=row, actor=CLI_ACTOR, cause="manual"
+            session=session,
+            runtime=runtime,
+            authority=row,
+            actor=CLI_ACTOR,
+            cause="manual",
+            partition=partition,
         )
         der = published.der
         data = {
             "authority": row.name,
+            "partition": partition,
             "crl_number": published.crl_number,
             "entries": published.entries,
             "this_update": iso(published.this_update),
             "next_update": iso(published.next_update),
-            "url": runtime.status_urls(row.name).crl,
+            "url": runtime.crl_url(row.name, partition),
             "written_to": out,
         }
     if out:
@@ -861,8 +933,9 @@ def ca_crl(
     if as_json:
         emit(data)
         return
+    scope = "" if partition is None else f", partition {partition}"
     console.print(
-        f"CRL #{data['crl_number']} of {data['authority']}: {data['entries']} entries, "
+        f"CRL #{data['crl_number']} of {data['authority']}{scope}: {data['entries']} entries, "
         f"next update {data['next_update']}"
     )
     if out:
