@@ -77,16 +77,17 @@ def upcoming(*, session: Session, runtime: CaRuntime, authority_id: int) -> int 
 
 def summary(session: Session, authority_id: int) -> list[tuple[PartitionCrl, int]]:
     """Each published partition of the CA with the number of certificates naming it."""
-    counts = dict(
-        session.execute(
+    counts = {
+        partition: certificates
+        for partition, certificates in session.execute(
             select(IssuedCertificate.crl_partition, func.count())
             .where(
                 IssuedCertificate.authority_id == authority_id,
                 IssuedCertificate.crl_partition.is_not(None),
             )
             .group_by(IssuedCertificate.crl_partition)
-        ).tuples()
-    )
+        )
+    }
     partitions = session.scalars(
         select(PartitionCrl)
         .where(PartitionCrl.authority_id == authority_id)
