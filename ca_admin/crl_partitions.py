@@ -7,16 +7,25 @@ partitions fill one after the other, ``CaRuntime.crl_partition_size`` certificat
 (100,000 by default), so a partition CRL never lists more than that, and the certificates of
 one partition expire at about the same time.
 
-The fill counter is one row per issuing CA (``ca_crl_partition_fill``) locked by the issuance
-until it commits: each number is handed out once, so no partition overfills. A rolled-back
-issuance leaves a gap, which only makes its partition smaller. A partition's first certificate
-publishes its (empty) CRL in the same transaction, so the URL the certificate names answers
-from the moment the certificate exists.
+The fill counter is one row per issuing CA (``ca_crl_partition_fill``), moved on by one UPDATE
+that also opens the next partition when the current one is full: each number is handed out
+once, so no partition overfills. On PostgreSQL the UPDATE is its own transaction (autocommit),
+so parallel issuances never queue behind each other's commits (a batch of 100 would otherwise
+hold the row for all its signatures); SQLite has one writer anyway and runs it in the caller's
+transaction. A rolled-back issuance leaves a gap, which only makes its partition smaller.
+
+The certificate's transaction publishes its partition's (empty) CRL if none is there yet, so
+the URL the certificate names answers from the moment the certificate exists. Two issuances
+may both find none: the second waits for the authority row the first locked to sign, then
+finds the first one's CRL and signs the next one over it.
 """
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import contextlib
+from typing import cast
+
+from sqlalchemy import Connection, Table, bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -24,33 +33,51 @@ from ca_admin import crl
 from ca_admin.models import Authority, IssuedCertificate, PartitionCrl, PartitionFill
 from ca_admin.runtime import CaRuntime
 
+_FILL = cast(Table, PartitionFill.__table__)
+_IS_FULL = _FILL.c.assigned >= bindparam("size")
+# One statement, so a concurrent claim sees the row either before or after it (PostgreSQL
+# re-evaluates it on the row a concurrent UPDATE left).
+_CLAIM = (
+    update(_FILL)
+    .where(_FILL.c.authority_id == bindparam("of_authority"))
+    .values(
+        partition=case((_IS_FULL, _FILL.c.partition + 1), else_=_FILL.c.partition),
+        assigned=case((_IS_FULL, 1), else_=_FILL.c.assigned + 1),
+    )
+    .returning(_FILL.c.partition)
+)
 
-def _locked_fill(session: Session, authority_id: int) -> PartitionFill:
-    fill = session.get(PartitionFill, authority_id, with_for_update=True)
-    if fill is not None:
-        return fill
-    try:
-        with session.begin_nested():  # a concurrent first issuance may insert the row first
-            session.add(PartitionFill(authority_id=authority_id, partition=1, assigned=0))
-    except IntegrityError:
-        pass
-    fill = session.get(PartitionFill, authority_id, with_for_update=True, populate_existing=True)
-    assert fill is not None
-    return fill
+
+def _claim(connection: Connection, authority_id: int, size: int) -> int:
+    parameters = {"of_authority": authority_id, "size": size}
+    partition = connection.scalar(_CLAIM, parameters)
+    if partition is None:  # the CA's first certificate
+        with contextlib.suppress(IntegrityError):  # another process's first, at the same time
+            connection.execute(
+                insert(_FILL).values(authority_id=authority_id, partition=1, assigned=0)
+            )
+        partition = connection.scalar(_CLAIM, parameters)
+    assert partition is not None
+    return int(partition)
 
 
 def assign(*, session: Session, runtime: CaRuntime, authority_id: int, actor: str) -> int | None:
     """The partition of the next certificate ``authority_id`` signs (None: partitions are off,
-    the certificate names the full CRL); publishes the partition's first CRL when it opens."""
+    the certificate names the full CRL); publishes the partition's first CRL if needed."""
     size = runtime.crl_partition_size
     if size <= 0:
         return None
-    fill = _locked_fill(session, authority_id)
-    if fill.assigned >= size:
-        fill.partition += 1
-        fill.assigned = 0
-    fill.assigned += 1
-    if fill.assigned == 1:
+    if session.get_bind().dialect.name == "sqlite":
+        partition = _claim(session.connection(), authority_id, size)
+    else:
+        with runtime.autocommit_engine().connect() as connection:
+            partition = _claim(connection, authority_id, size)
+    published = session.scalar(
+        select(PartitionCrl.crl_number).where(
+            PartitionCrl.authority_id == authority_id, PartitionCrl.partition == partition
+        )
+    )
+    if published is None:
         authority = session.get(Authority, authority_id)
         assert authority is not None
         crl.publish(
@@ -59,9 +86,9 @@ def assign(*, session: Session, runtime: CaRuntime, authority_id: int, actor: st
             authority=authority,
             actor=actor,
             cause="partition_opened",
-            partition=fill.partition,
+            partition=partition,
         )
-    return fill.partition
+    return partition
 
 
 def upcoming(*, session: Session, runtime: CaRuntime, authority_id: int) -> int | None:
