@@ -38,13 +38,23 @@ machine, at the same time):
    same certificates and revoked entries, the same RSA-2048 responder key and certificate)
    and then against ``commune-sso serve --workers N``, same load generator and connections.
 
+7. National scale (issue 18): ``ca_scale_data.populate`` adds 1,000,000 certificates of
+   officials of 34 provinces to the P-256 CA, 300,000 of them revoked, in CRL partitions of
+   100,000 (COPY on PostgreSQL, executemany on SQLite; timed), then ANALYZE. Timed: publishing
+   one partition's CRL (``crl.publish(partition=…)``: read, build, sign, store, audit, commit),
+   the full CRL of every revoked certificate, and the certificate search page's query
+   (``admin_certificates.search_statement``: the listing for a system, province and ward admin,
+   and searches by name, citizen ID, status, expiry), median of 5 runs each, with the plan the
+   database chose (EXPLAIN) kept in the JSON.
+
 Requirements: ``openssl`` and ``cfssl`` (``apt-get install golang-cfssl``; without it the bench
 says so and skips that comparison).
 
 Targets (2 cores): issuance ≥ 300 certs/s (RSA-2048 CA, and ≥ 1.2× ``cfssl serve``) and
-≥ 1,000/s (P-256 CA); re-issue of
-67,668 < 5 min; CRL of 70,000 ≤ 2 s and ≤ 54 bytes per entry; OCSP without a nonce ≥ 3× and
-with a nonce ≥ 1.0× ``openssl ocsp`` in the same run (and ≥ 1,000 responses/s, issue 15).
+≥ 1,000/s (P-256 CA); re-issue of 67,668 < 5 min; with 1,000,000 certificates, one CRL
+partition of ≤ 100,000 certificates published ≤ 1 s and each search page query ≤ 200 ms;
+CRL of 70,000 ≤ 2 s and ≤ 54 bytes per entry; OCSP without a nonce ≥ 3× and with a nonce
+≥ 1.0× ``openssl ocsp`` in the same run (and ≥ 1,000 responses/s, issue 15).
 Traffic goes to 127.0.0.1 only; every loop is bounded in time and count.
 """
 
@@ -72,6 +82,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import ca_scale_data
 import uvloop
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -111,6 +122,7 @@ from ca_admin.officials import OfficialIdentity
 from ca_admin.profiles import get_profile
 from ca_admin.runtime import CaRuntime, subject_public_key_bits
 from ca_admin.serials import new_serial, serial_hex
+from ca_admin.web.pages.admin_certificates import search_statement
 from commune_sso.ca_bridge import build_ca_runtime
 from commune_sso.database import upgrade
 from core import audit
@@ -136,6 +148,10 @@ ISSUE_COUNT = 4_000  # per CA and transaction size, over all processes
 QUICK_ISSUE_COUNT = 200
 QUICK_REISSUE_TOTAL = 300
 QUICK_CRL_ENTRIES = 10_000
+NATIONAL_CERTIFICATES, NATIONAL_REVOKED = 1_000_000, 300_000
+QUICK_NATIONAL_CERTIFICATES, QUICK_NATIONAL_REVOKED = 20_000, 6_000
+PARTITION_SIZE = 100_000
+QUERY_RUNS = 5
 POPULATE_BATCH = 500
 BATCHED_TRANSACTION = 100
 OCSP_CONCURRENCY = 16
@@ -734,6 +750,129 @@ def measure_crl(bench: Bench, runtime: CaRuntime, entries: int) -> None:
             },
         )
     )
+
+
+# --------------------------------------------------------------------------------------------
+# National scale: a million certificates, partitioned CRLs, the search page's queries
+
+
+def _timed_publish(runtime: CaRuntime, partition: int | None) -> tuple[float, int, int]:
+    """(seconds, entries, bytes) of one publication of the P-256 CA's CRL, commit included."""
+    started = time.monotonic()
+    with transaction(runtime.session_factory) as session:
+        authority = session.scalars(select(Authority).where(Authority.name == EC_CA)).one()
+        published = crl.publish(
+            session=session, runtime=runtime, authority=authority, actor=ACTOR, partition=partition
+        )
+        entries, size = published.entries, len(published.der)
+    return time.monotonic() - started, entries, size
+
+
+def _plan(session: Session, statement: Any) -> str:
+    """The plan the database chose for ``statement`` (EXPLAIN / EXPLAIN QUERY PLAN)."""
+    dialect = session.get_bind().dialect
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    parameters: Any = compiled.params
+    if compiled.positiontup is not None:  # SQLite's qmark style
+        parameters = tuple(compiled.params[name] for name in compiled.positiontup)
+    explain = "EXPLAIN QUERY PLAN " if dialect.name == "sqlite" else "EXPLAIN "
+    rows = session.connection().exec_driver_sql(explain + str(compiled), parameters)
+    return "\n".join(" ".join(str(part) for part in row) for row in rows)
+
+
+def page_queries(first_number: int) -> list[tuple[str, dict[str, str], list[str] | None]]:
+    """(label, query, reach) of the search page as admins use it at national scale."""
+    ward = ca_scale_data.ward_code(first_number + 5)
+    province = [ca_scale_data.ward_code(first_number + n) for n in range(98)]
+    citizen = f"{(first_number + 4321) % ca_scale_data.PROVINCES + 1:03d}{first_number + 4321:09d}"
+    return [
+        ("listing, system admin (all units)", {}, None),
+        ("listing, province admin (98 wards)", {}, province),
+        ("listing, ward admin", {}, [ward]),
+        ("search: name contains (system admin)", {"name": "ly thu yen"}, None),
+        ("search: name contains (ward admin)", {"name": "nguyen"}, [ward]),
+        ("search: citizen ID", {"citizen_id": citizen}, None),
+        ("search: on hold", {"status": "hold"}, None),
+        ("search: revoked", {"status": "revoked"}, None),
+        ("search: expiring before (30 days)", {"expiring_before": "soon"}, None),
+    ]
+
+
+def measure_national_scale(
+    bench: Bench, runtime: CaRuntime, certificates: int, revoked: int
+) -> None:
+    full_size = certificates >= NATIONAL_CERTIFICATES
+    with transaction(runtime.session_factory) as session:
+        first_number = int(session.scalar(select(func.max(IssuedCertificate.id))) or 0) + 1
+        data = ca_scale_data.populate(
+            session,
+            authority_name=EC_CA,
+            certificates=certificates,
+            revoked=revoked,
+            partition_size=PARTITION_SIZE,
+        )
+    started = time.monotonic()
+    with transaction(runtime.session_factory) as session:
+        session.connection().exec_driver_sql("ANALYZE")
+    analyze_seconds = time.monotonic() - started
+    bench.add(
+        Row(
+            name=f"national scale: {certificates:,} certificates inserted ({revoked:,} revoked)",
+            figure=data.seconds,
+            unit="s",
+            notes=f"({certificates / data.seconds:,.0f} rows/s; partitions "
+            f"{data.partitions[0]}–{data.partitions[-1]}; ANALYZE {analyze_seconds:.1f} s)",
+            extra={"held": data.held, "partitions": data.partitions},
+        )
+    )
+    # A partition the data filled (the first may hold certificates issued earlier).
+    partition = data.partitions[1] if len(data.partitions) > 1 else data.partitions[0]
+    seconds, entries, size = _timed_publish(runtime, partition)
+    bench.add(
+        Row(
+            name=f"CRL partition {partition} ({entries:,} entries): crl.publish",
+            figure=seconds,
+            unit="s",
+            target="≤ 1 s",
+            passed=seconds <= 1.0 if full_size else None,
+            notes=f"({size:,} bytes)",
+            extra={"entries": entries, "bytes": size, "partition": partition},
+        )
+    )
+    seconds, entries, size = _timed_publish(runtime, None)
+    bench.add(
+        Row(
+            name=f"full CRL ({entries:,} entries): crl.publish",
+            figure=seconds,
+            unit="s",
+            notes=f"({size:,} bytes; signed at every revocation besides the partition's)",
+            extra={"entries": entries, "bytes": size},
+        )
+    )
+    soon = (datetime.now(UTC) + timedelta(days=30)).date()
+    for label, query, reach in page_queries(first_number):
+        before = soon if query.get("expiring_before") else None
+        statement = search_statement(query, reach=reach, before=before)
+        timings = []
+        with transaction(runtime.session_factory) as session:
+            plan = _plan(session, statement)
+            for _ in range(QUERY_RUNS):
+                started = time.monotonic()
+                found = len(session.scalars(statement).all())
+                timings.append(time.monotonic() - started)
+                session.expunge_all()
+        median = sorted(timings)[len(timings) // 2]
+        bench.add(
+            Row(
+                name=f"search page query at {certificates:,}: {label}",
+                figure=1000 * median,
+                unit="ms",
+                target="≤ 200 ms",
+                passed=median <= 0.2 if full_size else None,
+                notes=f"({found} rows; median of {QUERY_RUNS})",
+                extra={"plan": plan, "rows": found, "seconds": timings},
+            )
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -1357,11 +1496,82 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"certificates to re-issue (default {REISSUE_TOTAL:,}; quick "
         f"{QUICK_REISSUE_TOTAL:,}); a smaller run is projected to 67,668",
     )
+    parser.add_argument(
+        "--national-certificates",
+        type=int,
+        help=f"certificates of the national-scale rows (default {NATIONAL_CERTIFICATES:,}, "
+        f"three in ten revoked; quick {QUICK_NATIONAL_CERTIFICATES:,}); 0 skips them",
+    )
+    parser.add_argument(
+        "--only-national",
+        action="store_true",
+        help="only the hierarchy and the national-scale rows (no issuance, OCSP, cfssl)",
+    )
     parser.add_argument("--json-out", type=Path, help="default bench/results/ca_bench-<time>.json")
     args = parser.parse_args(argv)
     if args.processes < 1 or args.duration <= 0:
         parser.error("processes and duration must be positive")
     return args
+
+
+def run_national_scale(bench: Bench, runtime: CaRuntime, certificates: int) -> None:
+    if certificates <= 0:
+        return
+    revoked = certificates * NATIONAL_REVOKED // NATIONAL_CERTIFICATES
+    console.print(
+        f"[bold]national scale[/bold]: {certificates:,} certificates, {revoked:,} revoked, "
+        "partitioned CRLs, search page queries"
+    )
+    measure_national_scale(bench, runtime, certificates, revoked)
+
+
+def run_everything(
+    bench: Bench,
+    runtime: CaRuntime,
+    args: argparse.Namespace,
+    env: dict[str, str],
+    port: int,
+    national: int,
+) -> None:
+    issue_count = args.issue_count or (QUICK_ISSUE_COUNT if args.quick else ISSUE_COUNT)
+    reissue_total = args.reissue_count or (QUICK_REISSUE_TOTAL if args.quick else REISSUE_TOTAL)
+    crl_entries = QUICK_CRL_ENTRIES if args.quick else CRL_ENTRIES
+    console.print("[bold]CSR issuance[/bold] (P-256 CA)")
+
+    for per_transaction in (1, BATCHED_TRANSACTION):
+        measure_issuance(
+            bench,
+            ca_kind="P-256",
+            per_transaction=per_transaction,
+            count=issue_count,
+            prefix=f"ec{per_transaction}",
+        )
+    add_rsa_issuing_ca(runtime)
+    runtime.forget_authorities()
+    console.print("[bold]CSR issuance[/bold] (RSA-2048 CA): cfssl serve, then ours")
+    # The same CSRs, signed by cfssl first (it keeps nothing), then issued by ours.
+    csrs = make_csrs(0, issue_count)
+    cfssl = measure_cfssl(bench, runtime, csrs)
+    for per_transaction in (1, BATCHED_TRANSACTION):
+        row = measure_issuance(
+            bench,
+            ca_kind="RSA-2048",
+            per_transaction=per_transaction,
+            count=issue_count,
+            prefix=f"rsa{per_transaction}",
+            csrs=csrs if per_transaction == 1 else (),
+        )
+        if per_transaction == 1 and cfssl is not None:
+            compare_with_cfssl(bench, row, cfssl)
+    console.print(f"[bold]re-issue[/bold] of {reissue_total:,} certificates")
+    measure_reissue(bench, runtime, reissue_total)
+    console.print(f"[bold]CRL[/bold] of {crl_entries:,} entries")
+    measure_crl(bench, runtime, crl_entries)
+    console.print("[bold]OCSP[/bold]: pre-production, then openssl ocsp and the service")
+    measure_preproduction(bench, runtime)
+    measure_ocsp(bench, runtime, env, port)
+    # Last: a million rows would slow every measurement above.
+    run_national_scale(bench, runtime, national)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1375,9 +1585,6 @@ def main(argv: list[str] | None = None) -> int:
     console.print(
         f"machine: {machine['nproc']} CPUs ({machine['cpu_model']}), Python {machine['python']}"
     )
-    issue_count = args.issue_count or (QUICK_ISSUE_COUNT if args.quick else ISSUE_COUNT)
-    reissue_total = args.reissue_count or (QUICK_REISSUE_TOTAL if args.quick else REISSUE_TOTAL)
-    crl_entries = QUICK_CRL_ENTRIES if args.quick else CRL_ENTRIES
     raw_seconds = QUICK_RAW_SECONDS if args.quick else RAW_SECONDS
     raw: dict[str, RawRate] = {}
     for kind, label in (("rs256_sign", "rsa2048_sign"), ("es256_sign", "p256_sign")):
@@ -1410,39 +1617,15 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(args, service, database, database_pid, raw)
         runtime = ca_runtime(service)
         make_hierarchy(runtime)
-        console.print("[bold]CSR issuance[/bold] (P-256 CA)")
-        for per_transaction in (1, BATCHED_TRANSACTION):
-            measure_issuance(
-                bench,
-                ca_kind="P-256",
-                per_transaction=per_transaction,
-                count=issue_count,
-                prefix=f"ec{per_transaction}",
-            )
-        add_rsa_issuing_ca(runtime)
-        runtime.forget_authorities()
-        console.print("[bold]CSR issuance[/bold] (RSA-2048 CA): cfssl serve, then ours")
-        # The same CSRs, signed by cfssl first (it keeps nothing), then issued by ours.
-        csrs = make_csrs(0, issue_count)
-        cfssl = measure_cfssl(bench, runtime, csrs)
-        for per_transaction in (1, BATCHED_TRANSACTION):
-            row = measure_issuance(
-                bench,
-                ca_kind="RSA-2048",
-                per_transaction=per_transaction,
-                count=issue_count,
-                prefix=f"rsa{per_transaction}",
-                csrs=csrs if per_transaction == 1 else (),
-            )
-            if per_transaction == 1 and cfssl is not None:
-                compare_with_cfssl(bench, row, cfssl)
-        console.print(f"[bold]re-issue[/bold] of {reissue_total:,} certificates")
-        measure_reissue(bench, runtime, reissue_total)
-        console.print(f"[bold]CRL[/bold] of {crl_entries:,} entries")
-        measure_crl(bench, runtime, crl_entries)
-        console.print("[bold]OCSP[/bold]: pre-production, then openssl ocsp and the service")
-        measure_preproduction(bench, runtime)
-        measure_ocsp(bench, runtime, env, port)
+        national = (
+            args.national_certificates
+            if args.national_certificates is not None
+            else (QUICK_NATIONAL_CERTIFICATES if args.quick else NATIONAL_CERTIFICATES)
+        )
+        if args.only_national:
+            run_national_scale(bench, runtime, national)
+        else:
+            run_everything(bench, runtime, args, env, port, national)
 
     print_raw(raw)
     print_rows(bench.rows, f"CA benchmark — {database}, {args.processes} processes")

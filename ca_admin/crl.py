@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ca_admin.models import Authority, IssuedCertificate, PartitionCrl, PublishedCrl
+from ca_admin.models import Authority, IssuedCertificate, PartitionCrl, PartitionFill, PublishedCrl
 from ca_admin.runtime import CaRuntime
 from ca_admin.signing import signature_parameters
 from core import audit
@@ -297,13 +297,21 @@ def refresh_due(
             )
         ]
         # Columns only: the partitions' DER (megabytes) is not needed to decide.
-        scopes += [
-            (partition, pending_since is not None, next_update)
+        known = {
+            partition: (pending_since is not None, next_update)
             for partition, pending_since, next_update in session.execute(
-                select(PartitionCrl.partition, PartitionCrl.pending_since, PartitionCrl.next_update)
-                .where(PartitionCrl.authority_id == authority.id)
-                .order_by(PartitionCrl.partition)
+                select(
+                    PartitionCrl.partition, PartitionCrl.pending_since, PartitionCrl.next_update
+                ).where(PartitionCrl.authority_id == authority.id)
             )
+        }
+        # A partition handed out without a CRL (its opening issuance rolled back, rows loaded
+        # in bulk by bench/ca_scale_data.py) is owed one.
+        fill = session.get(PartitionFill, authority.id)
+        opened = set(range(1, fill.partition + 1)) if fill is not None else set()
+        scopes += [
+            (partition, *known.get(partition, (True, None)))
+            for partition in sorted(opened | set(known))
         ]
         for partition, owed, next_update in scopes:
             if owed or next_update is None or next_update - now <= runtime.crl_refresh_before:
