@@ -5,7 +5,8 @@ Revises: 0030
 Create Date: 2026-12-07 19:10:00
 
 Each certificate issued from now on names the CRL of its partition in its CRLDP; the ones issued
-before keep naming the full CRL, so their ``crl_partition`` stays NULL.
+before keep naming the full CRL, so their ``crl_partition`` stays NULL. On PostgreSQL, a trigram
+index serves the certificate search page's "name contains" at a million certificates.
 """
 
 import sqlalchemy as sa
@@ -27,6 +28,16 @@ def upgrade() -> None:
         "ca_certificate",
         ["authority_id", "crl_partition", "status"],
     )
+    if op.get_bind().dialect.name == "postgresql":
+        # pg_trgm is a trusted extension (PostgreSQL ≥ 13): the database owner may create it.
+        op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+        op.create_index(
+            "ix_ca_certificate_search_name_trgm",
+            "ca_certificate",
+            ["search_name"],
+            postgresql_using="gin",
+            postgresql_ops={"search_name": "gin_trgm_ops"},
+        )
     op.create_table(
         "ca_crl_partition",
         sa.Column("authority_id", sa.Integer(), nullable=False),
@@ -53,6 +64,8 @@ def upgrade() -> None:
 def downgrade() -> None:
     op.drop_table("ca_crl_partition_fill")
     op.drop_table("ca_crl_partition")
+    if op.get_bind().dialect.name == "postgresql":
+        op.drop_index("ix_ca_certificate_search_name_trgm", table_name="ca_certificate")
     op.drop_index("ix_ca_certificate_partition", table_name="ca_certificate")
     with op.batch_alter_table("ca_certificate") as batch:
         batch.drop_column("crl_partition")

@@ -302,3 +302,25 @@ def test_pyhanko_hard_fail_uses_the_partition_crl_the_certificate_names(
     assert status.revocation_details.revocation_reason.native == "key_compromise"
     # Partition 1's CRL does not list it: the first certificate still validates.
     assert _validate_with_crls_only(first_pdf, pki)[0].trusted
+
+
+@sqlite_only
+def test_a_partition_handed_out_without_its_crl_gets_one_from_the_maintenance_pass(
+    ca_runtime: CaRuntime,
+) -> None:
+    """Its opening issuance rolled back after another certificate had claimed a number in it,
+    or its rows were loaded in bulk (bench/ca_scale_data.py): the next pass publishes it."""
+    pki, certificates = fill_partitions(ca_runtime)
+    with transaction(ca_runtime.session_factory) as session:
+        authority = session.scalars(select(Authority).where(Authority.name == pki.issuing_name))
+        lost = session.get(PartitionCrl, (authority.one().id, 3))
+        assert lost is not None
+        session.delete(lost)
+
+    numbers, _ = maintenance.run_due(ca_runtime)
+
+    assert len(numbers) == 1
+    crl = partition_crl(pki, 3)
+    assert crl_number(crl) == numbers[0]
+    scope = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
+    assert scope.full_name == [x509.UniformResourceIdentifier(crldp_url(certificates[4]))]
