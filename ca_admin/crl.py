@@ -27,7 +27,7 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import select
+from sqlalchemy import DateTime, select, type_coerce
 from sqlalchemy.orm import Session
 
 from ca_admin.models import Authority, IssuedCertificate, PartitionCrl, PartitionFill, PublishedCrl
@@ -47,22 +47,24 @@ def revoked_entries(
     """Every revoked or held certificate of the CA (of one partition of it, if given) as a CRL
     entry, O(n).
 
-    Read through the Core connection (no ORM identity map for 70,000 rows), and each entry built
-    with its constructor and shared, prebuilt reason extensions (the chained builder copies
-    itself at every call).
+    Read through the Core connection in one fetch (no ORM identity map for 100,000 rows), the
+    dates as the driver's plain datetimes (naive UTC on SQLite: cryptography reads naive as UTC)
+    rather than through UTCDateTime's per-value Python step, and each entry built with its
+    constructor and shared, prebuilt reason extensions (the chained builder copies itself at
+    every call).
     """
     query = select(
         IssuedCertificate.serial,
-        IssuedCertificate.revoked_at,
+        type_coerce(IssuedCertificate.revoked_at, DateTime(timezone=True)),
         IssuedCertificate.revocation_reason,
-        IssuedCertificate.invalidity_date,
+        type_coerce(IssuedCertificate.invalidity_date, DateTime(timezone=True)),
     ).where(
         IssuedCertificate.authority_id == authority_id,
         IssuedCertificate.status.in_(REVOKED_STATUSES),
     )
     if partition is not None:
         query = query.where(IssuedCertificate.crl_partition == partition)
-    rows = session.connection().execute(query)
+    rows = session.connection().execute(query).all()
     reasons: dict[str, x509.Extension[x509.ExtensionType]] = {
         flag.value: x509.Extension(x509.CRLReason.oid, False, x509.CRLReason(flag))
         for flag in x509.ReasonFlags
