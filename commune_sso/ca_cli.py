@@ -51,7 +51,7 @@ from ca_admin.models import (
 from ca_admin.officials import OfficialIdentity, usernames_of
 from ca_admin.profiles import dn_text
 from ca_admin.revocation import END_ENTITY_REASONS
-from ca_admin.runtime import CaRuntime
+from ca_admin.runtime import CaRuntime, LoadedAuthority
 from ca_admin.serials import openssl_serial
 from ca_admin.signing import CA_KEY_ALGORITHMS
 from commune_sso import ca_lifecycle_feed, secrets_setup
@@ -695,6 +695,15 @@ def ca_authorities(as_json: JsonOption = False) -> None:
     console.print(table)
 
 
+def _named_or_current_issuer(
+    session: Session, runtime: CaRuntime, name: str | None
+) -> LoadedAuthority:
+    """The CA an --authority option names, or the current issuing CA without one."""
+    if name:
+        return hierarchy.find_authority(session, runtime, name)
+    return hierarchy.current_issuer(session, runtime)
+
+
 @ca_app.command("crl-partitions")
 def ca_crl_partitions(
     authority: Annotated[
@@ -705,11 +714,7 @@ def ca_crl_partitions(
     """The CRL partitions of an issuing CA: URL, certificates, entries, any CRL owed."""
     runtime = ca_runtime()
     with clean_errors(), transaction(runtime.session_factory) as session:
-        loaded = (
-            hierarchy.find_authority(session, runtime, authority)
-            if authority
-            else hierarchy.current_issuer(session, runtime)
-        )
+        loaded = _named_or_current_issuer(session, runtime, authority)
         rows = [
             {
                 "partition": row.partition,
@@ -899,11 +904,7 @@ def ca_crl(
     """Sign and publish a fresh CRL now (the root's needs the root key online)."""
     runtime = ca_runtime()
     with clean_errors(), transaction(runtime.session_factory) as session:
-        loaded = (
-            hierarchy.find_authority(session, runtime, authority)
-            if authority
-            else hierarchy.current_issuer(session, runtime)
-        )
+        loaded = _named_or_current_issuer(session, runtime, authority)
         row = session.get(Authority, loaded.id)
         assert row is not None
         if partition is not None and session.get(PartitionCrl, (row.id, partition)) is None:
@@ -953,11 +954,7 @@ def ca_export_chain(
     """The PEM chain issuing CA -> root, for relying parties and signing software."""
     runtime = ca_runtime()
     with clean_errors(), transaction(runtime.session_factory) as session:
-        loaded = (
-            hierarchy.find_authority(session, runtime, authority)
-            if authority
-            else hierarchy.current_issuer(session, runtime)
-        )
+        loaded = _named_or_current_issuer(session, runtime, authority)
         chain = hierarchy.chain_of(session, runtime, loaded.id)
     pem = b"".join(c.public_bytes(Encoding.PEM) for c in chain)
     if out:

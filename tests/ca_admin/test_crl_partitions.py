@@ -27,7 +27,6 @@ from pyhanko_certvalidator.policy_decl import (
     RevocationCheckingRule,
 )
 from sqlalchemy import select
-from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from ca_admin import maintenance
@@ -58,13 +57,6 @@ from tests.idp.live_server import (  # noqa: F401 (fixtures)
 
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 FILLED = [1, 1, 2, 2, 3]  # the partitions of five certificates, two per partition
-
-
-@pytest.fixture
-def app_ca(app: Starlette) -> CaRuntime:
-    """The app's own CA runtime: issued state and served state share one authority cache."""
-    runtime: CaRuntime = app.state.ca
-    return runtime
 
 
 def fill_partitions(

@@ -32,7 +32,6 @@ from pyhanko.pdf_utils.reader import PdfFileReader
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.status import PdfSignatureStatus
 from pyhanko_certvalidator import ValidationContext
-from starlette.applications import Starlette
 
 from ca_admin import ocsp, revocation
 from ca_admin.runtime import CaRuntime
@@ -61,13 +60,6 @@ from tests.idp.live_server import (  # noqa: F401 (fixtures)
 
 # The file-based checks do not depend on the database: run them on SQLite only.
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-def app_ca(app: Starlette) -> CaRuntime:
-    """The app's own CA runtime: issued state and served state share one authority cache."""
-    runtime: CaRuntime = app.state.ca
-    return runtime
 
 
 def _ocsp_request(pki: Pki, cert: x509.Certificate, nonce: bytes | None = None) -> bytes:
