@@ -695,6 +695,11 @@ def ca_authorities(as_json: JsonOption = False) -> None:
     console.print(table)
 
 
+AuthorityOption = Annotated[
+    str | None, typer.Option(help="CA name. Default: the current issuing CA.")
+]
+
+
 def _named_or_current_issuer(
     session: Session, runtime: CaRuntime, name: str | None
 ) -> LoadedAuthority:
@@ -706,9 +711,7 @@ def _named_or_current_issuer(
 
 @ca_app.command("crl-partitions")
 def ca_crl_partitions(
-    authority: Annotated[
-        str | None, typer.Option(help="CA name. Default: the current issuing CA.")
-    ] = None,
+    authority: AuthorityOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """The CRL partitions of an issuing CA: URL, certificates, entries, any CRL owed."""
@@ -888,9 +891,7 @@ def ca_show(
 
 @ca_app.command("crl")
 def ca_crl(
-    authority: Annotated[
-        str | None, typer.Option(help="CA name. Default: the current issuing CA.")
-    ] = None,
+    authority: AuthorityOption = None,
     out: Annotated[
         str | None, typer.Option(help="Write the CRL here (DER; PEM with --pem).")
     ] = None,
@@ -946,9 +947,7 @@ def ca_crl(
 @ca_app.command("export-chain")
 def ca_export_chain(
     out: Annotated[str | None, typer.Option(help="Write the PEM chain here.")] = None,
-    authority: Annotated[
-        str | None, typer.Option(help="CA name. Default: the current issuing CA.")
-    ] = None,
+    authority: AuthorityOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """The PEM chain issuing CA -> root, for relying parties and signing software."""
