@@ -46,14 +46,25 @@ machine, at the same time):
    load generator; each token is signed, recorded and audited (group commit) before its reply.
    ``--only tsa`` runs this scenario alone (after the hierarchy): a quick look at the TSA.
 
+9. National scale (issue 18; ``--only national`` runs it alone): ``ca_scale_data.populate``
+   adds 1,000,000 certificates of officials of 34 provinces to the P-256 CA, 300,000 of them
+   revoked, in CRL partitions of 100,000 (COPY on PostgreSQL, executemany on SQLite; timed),
+   then ANALYZE. Timed: publishing
+   one partition's CRL (``crl.publish(partition=…)``: read, build, sign, store, audit, commit),
+   the full CRL of every revoked certificate, and the certificate search page's query
+   (``admin_certificates.search_statement``: the listing for a system, province and ward admin,
+   and searches by name, citizen ID, status, expiry), median of 5 runs each, with the plan the
+   database chose (EXPLAIN) kept in the JSON.
+
 Requirements: ``openssl`` and ``cfssl`` (``apt-get install golang-cfssl``; without it the bench
 says so and skips that comparison).
 
 Targets (2 cores): issuance ≥ 300 certs/s (RSA-2048 CA, and ≥ 1.2× ``cfssl serve``) and
-≥ 1,000/s (P-256 CA); re-issue of
-67,668 < 5 min; CRL of 70,000 ≤ 2 s and ≤ 54 bytes per entry; OCSP without a nonce ≥ 3× and
-with a nonce ≥ 1.0× ``openssl ocsp`` in the same run (and ≥ 1,000 responses/s, issue 15);
-time-stamps ≥ 1,000 tokens/s with a P-256 TSA (issue 18).
+≥ 1,000/s (P-256 CA); re-issue of 67,668 < 5 min; CRL of 70,000 ≤ 2 s and ≤ 54 bytes per
+entry; OCSP without a nonce ≥ 3× and with a nonce ≥ 1.0× ``openssl ocsp`` in the same run (and
+≥ 1,000 responses/s, issue 15); time-stamps ≥ 1,000 tokens/s with a P-256 TSA (issue 18); with
+1,000,000 certificates, one CRL partition of ≤ 100,000 certificates published ≤ 1 s and each
+search page query ≤ 200 ms (issue 18).
 Traffic goes to 127.0.0.1 only; every loop is bounded in time and count.
 """
 
@@ -83,6 +94,7 @@ from io import BytesIO
 from pathlib import Path
 from typing import Any
 
+import ca_scale_data
 import uvloop
 from asn1crypto import keys as asn1_keys
 from asn1crypto import tsp as asn1_tsp
@@ -134,6 +146,7 @@ from ca_admin.profiles import get_profile
 from ca_admin.runtime import CaRuntime, subject_public_key_bits
 from ca_admin.serials import new_serial, serial_hex
 from ca_admin.tsa_certificate import issue_tsa_unit
+from ca_admin.web.pages.admin_certificates import search_statement
 from commune_sso.ca_bridge import build_ca_runtime
 from commune_sso.database import upgrade
 from core import audit
@@ -159,6 +172,10 @@ ISSUE_COUNT = 4_000  # per CA and transaction size, over all processes
 QUICK_ISSUE_COUNT = 200
 QUICK_REISSUE_TOTAL = 300
 QUICK_CRL_ENTRIES = 10_000
+NATIONAL_CERTIFICATES, NATIONAL_REVOKED = 1_000_000, 300_000
+QUICK_NATIONAL_CERTIFICATES, QUICK_NATIONAL_REVOKED = 20_000, 6_000
+PARTITION_SIZE = 100_000
+QUERY_RUNS = 5
 POPULATE_BATCH = 500
 BATCHED_TRANSACTION = 100
 OCSP_CONCURRENCY = 16
@@ -759,6 +776,129 @@ def measure_crl(bench: Bench, runtime: CaRuntime, entries: int) -> None:
             },
         )
     )
+
+
+# --------------------------------------------------------------------------------------------
+# National scale: a million certificates, partitioned CRLs, the search page's queries
+
+
+def _timed_publish(runtime: CaRuntime, partition: int | None) -> tuple[float, int, int]:
+    """(seconds, entries, bytes) of one publication of the P-256 CA's CRL, commit included."""
+    started = time.monotonic()
+    with transaction(runtime.session_factory) as session:
+        authority = session.scalars(select(Authority).where(Authority.name == EC_CA)).one()
+        published = crl.publish(
+            session=session, runtime=runtime, authority=authority, actor=ACTOR, partition=partition
+        )
+        entries, size = published.entries, len(published.der)
+    return time.monotonic() - started, entries, size
+
+
+def _plan(session: Session, statement: Any) -> str:
+    """The plan the database chose for ``statement`` (EXPLAIN / EXPLAIN QUERY PLAN)."""
+    dialect = session.get_bind().dialect
+    compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+    parameters: Any = compiled.params
+    if compiled.positiontup is not None:  # SQLite's qmark style
+        parameters = tuple(compiled.params[name] for name in compiled.positiontup)
+    explain = "EXPLAIN QUERY PLAN " if dialect.name == "sqlite" else "EXPLAIN "
+    rows = session.connection().exec_driver_sql(explain + str(compiled), parameters)
+    return "\n".join(" ".join(str(part) for part in row) for row in rows)
+
+
+def page_queries(first_number: int) -> list[tuple[str, dict[str, str], list[str] | None]]:
+    """(label, query, reach) of the search page as admins use it at national scale."""
+    ward = ca_scale_data.ward_code(first_number + 5)
+    province = [ca_scale_data.ward_code(first_number + n) for n in range(98)]
+    citizen = f"{(first_number + 4321) % ca_scale_data.PROVINCES + 1:03d}{first_number + 4321:09d}"
+    return [
+        ("listing, system admin (all units)", {}, None),
+        ("listing, province admin (98 wards)", {}, province),
+        ("listing, ward admin", {}, [ward]),
+        ("search: name contains (system admin)", {"name": "ly thu yen"}, None),
+        ("search: name contains (ward admin)", {"name": "nguyen"}, [ward]),
+        ("search: citizen ID", {"citizen_id": citizen}, None),
+        ("search: on hold", {"status": "hold"}, None),
+        ("search: revoked", {"status": "revoked"}, None),
+        ("search: expiring before (30 days)", {"expiring_before": "soon"}, None),
+    ]
+
+
+def measure_national_scale(
+    bench: Bench, runtime: CaRuntime, certificates: int, revoked: int
+) -> None:
+    full_size = certificates >= NATIONAL_CERTIFICATES
+    with transaction(runtime.session_factory) as session:
+        first_number = int(session.scalar(select(func.max(IssuedCertificate.id))) or 0) + 1
+        data = ca_scale_data.populate(
+            session,
+            authority_name=EC_CA,
+            certificates=certificates,
+            revoked=revoked,
+            partition_size=PARTITION_SIZE,
+        )
+    started = time.monotonic()
+    with transaction(runtime.session_factory) as session:
+        session.connection().exec_driver_sql("ANALYZE")
+    analyze_seconds = time.monotonic() - started
+    bench.add(
+        Row(
+            name=f"national scale: {certificates:,} certificates inserted ({revoked:,} revoked)",
+            figure=data.seconds,
+            unit="s",
+            notes=f"({certificates / data.seconds:,.0f} rows/s; partitions "
+            f"{data.partitions[0]}–{data.partitions[-1]}; ANALYZE {analyze_seconds:.1f} s)",
+            extra={"held": data.held, "partitions": data.partitions},
+        )
+    )
+    # A partition the data filled (the first may hold certificates issued earlier).
+    partition = data.partitions[1] if len(data.partitions) > 1 else data.partitions[0]
+    seconds, entries, size = _timed_publish(runtime, partition)
+    bench.add(
+        Row(
+            name=f"CRL partition {partition} ({entries:,} entries): crl.publish",
+            figure=seconds,
+            unit="s",
+            target="≤ 1 s",
+            passed=seconds <= 1.0 if full_size else None,
+            notes=f"({size:,} bytes)",
+            extra={"entries": entries, "bytes": size, "partition": partition},
+        )
+    )
+    seconds, entries, size = _timed_publish(runtime, None)
+    bench.add(
+        Row(
+            name=f"full CRL ({entries:,} entries): crl.publish",
+            figure=seconds,
+            unit="s",
+            notes=f"({size:,} bytes; signed at every revocation besides the partition's)",
+            extra={"entries": entries, "bytes": size},
+        )
+    )
+    soon = (datetime.now(UTC) + timedelta(days=30)).date()
+    for label, query, reach in page_queries(first_number):
+        before = soon if query.get("expiring_before") else None
+        statement = search_statement(query, reach=reach, before=before)
+        timings = []
+        with transaction(runtime.session_factory) as session:
+            plan = _plan(session, statement)
+            for _ in range(QUERY_RUNS):
+                started = time.monotonic()
+                found = len(session.scalars(statement).all())
+                timings.append(time.monotonic() - started)
+                session.expunge_all()
+        median = sorted(timings)[len(timings) // 2]
+        bench.add(
+            Row(
+                name=f"search page query at {certificates:,}: {label}",
+                figure=1000 * median,
+                unit="ms",
+                target="≤ 200 ms",
+                passed=median <= 0.2 if full_size else None,
+                notes=f"({found} rows; median of {QUERY_RUNS})",
+                extra={"plan": plan, "rows": found, "seconds": timings},
+            )
+        )
 
 
 # --------------------------------------------------------------------------------------------
@@ -1550,8 +1690,10 @@ def run_every_scenario(
     issue_count: int,
     reissue_total: int,
     crl_entries: int,
+    national: int,
 ) -> None:
-    """Issuance, cfssl, re-issue, CRL, OCSP, signature validation and time-stamps."""
+    """Issuance, cfssl, re-issue, CRL, OCSP, signature validation, time-stamps and national
+    scale."""
     console.print("[bold]CSR issuance[/bold] (P-256 CA)")
     for per_transaction in (1, BATCHED_TRANSACTION):
         measure_issuance(
@@ -1589,6 +1731,8 @@ def run_every_scenario(
     measure_validation(bench, runtime)
     console.print("[bold]time-stamps[/bold] (P-256 TSA)")
     measure_tsa(bench, runtime, env, port)
+    # Last: a million rows would slow every measurement above.
+    run_national_scale(bench, runtime, national)
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -1609,16 +1753,34 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help=f"certificates to re-issue (default {REISSUE_TOTAL:,}; quick "
         f"{QUICK_REISSUE_TOTAL:,}); a smaller run is projected to 67,668",
     )
+    parser.add_argument(
+        "--national-certificates",
+        type=int,
+        help=f"certificates of the national-scale rows (default {NATIONAL_CERTIFICATES:,}, "
+        f"three in ten revoked; quick {QUICK_NATIONAL_CERTIFICATES:,}); 0 skips them",
+    )
     parser.add_argument("--json-out", type=Path, help="default bench/results/ca_bench-<time>.json")
     parser.add_argument(
         "--only",
-        choices=["tsa"],
-        help="run one scenario alone after the hierarchy (tsa: POST /tsa time-stamps)",
+        choices=["tsa", "national"],
+        help="run one scenario alone after the hierarchy (tsa: POST /tsa time-stamps; "
+        "national: the million-certificate rows)",
     )
     args = parser.parse_args(argv)
     if args.processes < 1 or args.duration <= 0:
         parser.error("processes and duration must be positive")
     return args
+
+
+def run_national_scale(bench: Bench, runtime: CaRuntime, certificates: int) -> None:
+    if certificates <= 0:
+        return
+    revoked = certificates * NATIONAL_REVOKED // NATIONAL_CERTIFICATES
+    console.print(
+        f"[bold]national scale[/bold]: {certificates:,} certificates, {revoked:,} revoked, "
+        "partitioned CRLs, search page queries"
+    )
+    measure_national_scale(bench, runtime, certificates, revoked)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -1635,6 +1797,11 @@ def main(argv: list[str] | None = None) -> int:
     issue_count = args.issue_count or (QUICK_ISSUE_COUNT if args.quick else ISSUE_COUNT)
     reissue_total = args.reissue_count or (QUICK_REISSUE_TOTAL if args.quick else REISSUE_TOTAL)
     crl_entries = QUICK_CRL_ENTRIES if args.quick else CRL_ENTRIES
+    national = (
+        args.national_certificates
+        if args.national_certificates is not None
+        else (QUICK_NATIONAL_CERTIFICATES if args.quick else NATIONAL_CERTIFICATES)
+    )
     raw_seconds = QUICK_RAW_SECONDS if args.quick else RAW_SECONDS
     raw: dict[str, RawRate] = {}
     for kind, label in (("rs256_sign", "rsa2048_sign"), ("es256_sign", "p256_sign")):
@@ -1670,8 +1837,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.only == "tsa":
             console.print("[bold]time-stamps[/bold] (P-256 TSA) only")
             measure_tsa(bench, runtime, env, port)
+        elif args.only == "national":
+            run_national_scale(bench, runtime, national)
         else:
-            run_every_scenario(bench, runtime, env, port, issue_count, reissue_total, crl_entries)
+            run_every_scenario(
+                bench, runtime, env, port, issue_count, reissue_total, crl_entries, national
+            )
 
     print_raw(raw)
     print_rows(bench.rows, f"CA benchmark — {database}, {args.processes} processes")

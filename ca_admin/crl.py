@@ -1,4 +1,18 @@
-"""Full CRLs per CA (RFC 5280 §5), built in O(n) from the one revocation table.
+"""CRLs per CA (RFC 5280 §5), built in O(n) from the one revocation table: the full CRL, and
+for an issuing CA one CRL per partition of its certificates (ca_admin.crl_partitions).
+
+A partition CRL carries a critical issuingDistributionPoint (§5.2.5) whose distributionPoint is
+the partition's URL, the very name the CRLDP of its certificates carries, and
+onlyContainsUserCerts (an issuing CA's partitions hold end-entity certificates only). The full
+CRL has no issuingDistributionPoint: a CRL without one covers every certificate of the issuer
+(§6.3.3 b), so a relying party may use it for a partitioned certificate too, and certificates
+issued before partitions (whose CRLDP names the full CRL's URL) keep matching it. With an IDP
+naming the full URL, §6.3.3 (b)(2)(i) would make it useless for partitioned certificates.
+
+CRL numbers: one sequence per issuer (``ca_authority.crl_number``) shared by the full CRL and
+every partition CRL. §5.2.3 asks for numbers that increase within one scope (issuer + IDP); a
+subsequence of one increasing sequence increases, and a number then names exactly one CRL of the
+issuer (an audit record, a support question), with no counter per partition to keep.
 
 The revoked list is passed to the builder's constructor in one go: adding entries one by one
 copies the immutable builder each time, quadratic in the number of entries (PITFALLS).
@@ -13,10 +27,10 @@ from datetime import datetime, timedelta
 
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
-from sqlalchemy import select
+from sqlalchemy import DateTime, select, type_coerce
 from sqlalchemy.orm import Session
 
-from ca_admin.models import Authority, IssuedCertificate, PublishedCrl
+from ca_admin.models import Authority, IssuedCertificate, PartitionCrl, PartitionFill, PublishedCrl
 from ca_admin.runtime import CaRuntime
 from ca_admin.signing import signature_parameters
 from core import audit
@@ -27,24 +41,30 @@ log = logging.getLogger(__name__)
 REVOKED_STATUSES = ("revoked", "hold")
 
 
-def revoked_entries(session: Session, authority_id: int) -> list[x509.RevokedCertificate]:
-    """Every revoked or held certificate of the CA as a CRL entry, O(n).
+def revoked_entries(
+    session: Session, authority_id: int, partition: int | None = None
+) -> list[x509.RevokedCertificate]:
+    """Every revoked or held certificate of the CA (of one partition of it, if given) as a CRL
+    entry, O(n).
 
-    Read through the Core connection (no ORM identity map for 70,000 rows), and each entry built
-    with its constructor and shared, prebuilt reason extensions (the chained builder copies
-    itself at every call).
+    Read through the Core connection in one fetch (no ORM identity map for 100,000 rows), the
+    dates as the driver's plain datetimes (naive UTC on SQLite: cryptography reads naive as UTC)
+    rather than through UTCDateTime's per-value Python step, and each entry built with its
+    constructor and shared, prebuilt reason extensions (the chained builder copies itself at
+    every call).
     """
-    rows = session.connection().execute(
-        select(
-            IssuedCertificate.serial,
-            IssuedCertificate.revoked_at,
-            IssuedCertificate.revocation_reason,
-            IssuedCertificate.invalidity_date,
-        ).where(
-            IssuedCertificate.authority_id == authority_id,
-            IssuedCertificate.status.in_(REVOKED_STATUSES),
-        )
+    query = select(
+        IssuedCertificate.serial,
+        type_coerce(IssuedCertificate.revoked_at, DateTime(timezone=True)),
+        IssuedCertificate.revocation_reason,
+        type_coerce(IssuedCertificate.invalidity_date, DateTime(timezone=True)),
+    ).where(
+        IssuedCertificate.authority_id == authority_id,
+        IssuedCertificate.status.in_(REVOKED_STATUSES),
     )
+    if partition is not None:
+        query = query.where(IssuedCertificate.crl_partition == partition)
+    rows = session.connection().execute(query).all()
     reasons: dict[str, x509.Extension[x509.ExtensionType]] = {
         flag.value: x509.Extension(x509.CRLReason.oid, False, x509.CRLReason(flag))
         for flag in x509.ReasonFlags
@@ -67,6 +87,20 @@ def revoked_entries(session: Session, authority_id: int) -> list[x509.RevokedCer
     return entries
 
 
+def partition_scope(url: str) -> x509.IssuingDistributionPoint:
+    """The issuingDistributionPoint of a partition CRL: the partition's URL as the certificates'
+    CRLDP names it (§6.3.3 b(2)(i) matches the two), end-entity certificates only."""
+    return x509.IssuingDistributionPoint(
+        full_name=[x509.UniformResourceIdentifier(url)],
+        relative_name=None,
+        only_contains_user_certs=True,
+        only_contains_ca_certs=False,
+        only_some_reasons=None,
+        indirect_crl=False,
+        only_contains_attribute_certs=False,
+    )
+
+
 def build(
     *,
     session: Session,
@@ -75,22 +109,32 @@ def build(
     number: int,
     this_update: datetime,
     next_update: datetime,
+    partition: int | None = None,
 ) -> x509.CertificateRevocationList:
     certificate = x509.load_der_x509_certificate(authority.certificate_der)
     ski = certificate.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    extensions: list[x509.Extension[x509.ExtensionType]] = [
+        x509.Extension(x509.CRLNumber.oid, False, x509.CRLNumber(number)),
+        x509.Extension(
+            x509.AuthorityKeyIdentifier.oid,
+            False,
+            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
+        ),
+    ]
+    if partition is not None:
+        extensions.append(
+            x509.Extension(
+                x509.IssuingDistributionPoint.oid,
+                True,  # §5.2.5: MUST be critical
+                partition_scope(runtime.crl_url(authority.name, partition)),
+            )
+        )
     builder = x509.CertificateRevocationListBuilder(
         issuer_name=certificate.subject,
         last_update=this_update,
         next_update=next_update,
-        extensions=[
-            x509.Extension(x509.CRLNumber.oid, False, x509.CRLNumber(number)),
-            x509.Extension(
-                x509.AuthorityKeyIdentifier.oid,
-                False,
-                x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski),
-            ),
-        ],
-        revoked_certificates=revoked_entries(session, authority.id),
+        extensions=extensions,
+        revoked_certificates=revoked_entries(session, authority.id, partition),
     )
     key = runtime.key_store.get(authority.key_uri)
     params = signature_parameters(key, authority.signature_scheme)
@@ -105,8 +149,10 @@ def publish(
     actor: str,
     lifetime: timedelta | None = None,
     cause: str = "revocation",
-) -> PublishedCrl:
-    """Build, sign and store the next CRL of ``authority`` in the caller's transaction."""
+    partition: int | None = None,
+) -> PublishedCrl | PartitionCrl:
+    """Build, sign and store the next CRL of ``authority`` in the caller's transaction: the full
+    CRL, or with ``partition`` that partition's CRL."""
     # Row lock: two revocations committing at once must not both publish CRL number n+1.
     session.flush()  # refresh() would otherwise discard the caller's pending changes to the row
     session.refresh(authority, with_for_update=True)
@@ -123,20 +169,29 @@ def publish(
         number=number,
         this_update=now,
         next_update=next_update,
+        partition=partition,
     )
     authority.crl_number = number
-    authority.crl_pending_since = None
-    published = session.get(PublishedCrl, authority.id)
+    stored: PublishedCrl | PartitionCrl | None
+    if partition is None:
+        authority.crl_pending_since = None
+        stored = session.get(PublishedCrl, authority.id)
+        if stored is None:
+            stored = PublishedCrl(authority_id=authority.id)
+            session.add(stored)
+    else:
+        stored = session.get(PartitionCrl, (authority.id, partition))
+        if stored is None:
+            stored = PartitionCrl(authority_id=authority.id, partition=partition)
+            session.add(stored)
+        stored.pending_since = None
     entries = len(crl)
     der = crl.public_bytes(Encoding.DER)
-    if published is None:
-        published = PublishedCrl(authority_id=authority.id)
-        session.add(published)
-    published.crl_number = number
-    published.this_update = now
-    published.next_update = next_update
-    published.entries = entries
-    published.der = der
+    stored.crl_number = number
+    stored.this_update = now
+    stored.next_update = next_update
+    stored.entries = entries
+    stored.der = der
     audit.record(
         session,
         clock=runtime.clock,
@@ -145,6 +200,7 @@ def publish(
         target=f"ca:{authority.name}",
         details={
             "crl_number": number,
+            "partition": partition,
             "entries": entries,
             "bytes": len(der),
             "next_update": next_update.isoformat(),
@@ -152,25 +208,42 @@ def publish(
             "key_used": authority.name,
         },
     )
-    return published
+    return stored
 
 
 def publish_or_defer(
-    *, session: Session, runtime: CaRuntime, authority: Authority, actor: str, cause: str
-) -> PublishedCrl | None:
+    *,
+    session: Session,
+    runtime: CaRuntime,
+    authority: Authority,
+    actor: str,
+    cause: str,
+    partition: int | None = None,
+) -> PublishedCrl | PartitionCrl | None:
     """:func:`publish`, or with the CA key unavailable (an HSM token pulled or unreachable),
-    record that a CRL is owed and audit it: the change that needs the CRL still commits, and
-    the maintenance pass (:func:`refresh_due`) signs the CRL as soon as the key is back."""
+    record that this CRL (full, or of ``partition``) is owed and audit it: the change that
+    needs the CRL still commits, and the maintenance pass (:func:`refresh_due`) signs the CRL
+    as soon as the key is back."""
     try:
         # publish() signs before it writes anything: a refusal of the key leaves no trace.
         return publish(
-            session=session, runtime=runtime, authority=authority, actor=actor, cause=cause
+            session=session,
+            runtime=runtime,
+            authority=authority,
+            actor=actor,
+            cause=cause,
+            partition=partition,
         )
     except KeyUnavailable as error:
-        log.warning("CRL of %s deferred: the CA key is unavailable (%s)", authority.name, error)
-        if authority.crl_pending_since is not None:
+        log.warning(
+            "CRL of %s (partition %s) deferred: the CA key is unavailable (%s)",
+            authority.name,
+            partition,
+            error,
+        )
+        owed_since = _mark_owed(session, runtime, authority, partition)
+        if owed_since is None:
             return None  # already owed and audited: the maintenance pass retries quietly
-        authority.crl_pending_since = runtime.clock.now()
         audit.record(
             session,
             clock=runtime.clock,
@@ -179,32 +252,79 @@ def publish_or_defer(
             target=f"ca:{authority.name}",
             details={
                 "cause": cause,
-                "pending_since": authority.crl_pending_since.isoformat(),
+                "partition": partition,
+                "pending_since": owed_since.isoformat(),
                 "error": str(error)[:300],
             },
         )
         return None
 
 
-def refresh_due(*, session: Session, runtime: CaRuntime, actor: str) -> list[PublishedCrl]:
-    """Re-sign every online CA's CRL that is within ``crl_refresh_before`` of its nextUpdate,
-    or that owes a change (:func:`publish_or_defer`).
+def _mark_owed(
+    session: Session, runtime: CaRuntime, authority: Authority, partition: int | None
+) -> datetime | None:
+    """Record since when the CRL (full, or of ``partition``) is owed; None if it already was."""
+    now = runtime.clock.now()
+    if partition is None:
+        if authority.crl_pending_since is not None:
+            return None
+        authority.crl_pending_since = now
+        return now
+    row = session.get(PartitionCrl, (authority.id, partition))
+    # No row: a partition never published. None opens without the key (crl_partitions.assign).
+    if row is None or row.pending_since is not None:
+        return None
+    row.pending_since = now
+    return now
 
-    The root is skipped: its key is meant to be offline, and its CRL lives a year.
+
+def refresh_due(
+    *, session: Session, runtime: CaRuntime, actor: str
+) -> list[PublishedCrl | PartitionCrl]:
+    """Re-sign every online CA's CRL (the full one and each partition's) that is within
+    ``crl_refresh_before`` of its nextUpdate, or that owes a change (:func:`publish_or_defer`).
+
+    The root is skipped: its key is meant to be offline, and its CRL lives a year. A partition
+    whose certificates have all expired is still re-signed: its URL stays in their CRLDP.
     """
     now = runtime.clock.now()
-    refreshed = []
+    refreshed: list[PublishedCrl | PartitionCrl] = []
     for authority in session.scalars(select(Authority).where(Authority.role == "issuing")):
         current = session.get(PublishedCrl, authority.id)
-        owed = authority.crl_pending_since is not None
-        if owed or current is None or current.next_update - now <= runtime.crl_refresh_before:
-            published = publish_or_defer(
-                session=session,
-                runtime=runtime,
-                authority=authority,
-                actor=actor,
-                cause="backlog" if owed else "schedule",
+        scopes: list[tuple[int | None, bool, datetime | None]] = [
+            (
+                None,
+                authority.crl_pending_since is not None,
+                current.next_update if current else None,
             )
-            if published is not None:
-                refreshed.append(published)
+        ]
+        # Columns only: the partitions' DER (megabytes) is not needed to decide.
+        known = {
+            partition: (pending_since is not None, next_update)
+            for partition, pending_since, next_update in session.execute(
+                select(
+                    PartitionCrl.partition, PartitionCrl.pending_since, PartitionCrl.next_update
+                ).where(PartitionCrl.authority_id == authority.id)
+            )
+        }
+        # A partition handed out without a CRL (its opening issuance rolled back, rows loaded
+        # in bulk by bench/ca_scale_data.py) is owed one.
+        fill = session.get(PartitionFill, authority.id)
+        opened = set(range(1, fill.partition + 1)) if fill is not None else set()
+        scopes += [
+            (partition, *known.get(partition, (True, None)))
+            for partition in sorted(opened | set(known))
+        ]
+        for partition, owed, next_update in scopes:
+            if owed or next_update is None or next_update - now <= runtime.crl_refresh_before:
+                published = publish_or_defer(
+                    session=session,
+                    runtime=runtime,
+                    authority=authority,
+                    actor=actor,
+                    cause="backlog" if owed else "schedule",
+                    partition=partition,
+                )
+                if published is not None:
+                    refreshed.append(published)
     return refreshed

@@ -19,6 +19,7 @@ from cryptography.x509.oid import NameOID
 from sqlalchemy import Table, bindparam, insert, select
 from sqlalchemy.orm import Session, make_transient_to_detached
 
+from ca_admin import crl_partitions
 from ca_admin.errors import BadCertificateRequest, PolicyViolation
 from ca_admin.hierarchy import BACKDATE, current_issuer
 from ca_admin.key_policy import SubjectPublicKey, check_public_key, spki_sha256
@@ -126,20 +127,30 @@ def _store(session: Session, issued: IssuedCertificate, *, key_kept_by_renewal: 
 
 
 def _to_be_signed(
-    session: Session, runtime: CaRuntime, order: IssueOrder
-) -> tuple[x509.CertificateBuilder, LoadedAuthority, int]:
-    """The certificate ``order`` asks for, ready to sign: issuer, subject, extensions, dates."""
+    session: Session, runtime: CaRuntime, order: IssueOrder, *, claim_partition_for: str | None
+) -> tuple[x509.CertificateBuilder, LoadedAuthority, int, int | None]:
+    """The certificate ``order`` asks for, ready to sign: issuer, subject, extensions, dates,
+    and its CRL partition: claimed for the actor ``claim_partition_for`` names, or with None
+    only looked at (a preview claims nothing)."""
     days = allowed_validity_days(
         order.profile, order.validity_days, renewal=order.renewal_of is not None
     )
     issuer = current_issuer(session, runtime)
+    if claim_partition_for is None:
+        partition = crl_partitions.upcoming(
+            session=session, runtime=runtime, authority_id=issuer.id
+        )
+    else:
+        partition = crl_partitions.assign(
+            session=session, runtime=runtime, authority_id=issuer.id, actor=claim_partition_for
+        )
     now = runtime.clock.now()
     not_after = min(now + timedelta(days=days), issuer.certificate.not_valid_after_utc)
     context = IssuanceContext(
         identity=order.identity,
         public_key=order.public_key,
         issuer=issuer.certificate,
-        urls=runtime.status_urls(issuer.name),
+        urls=runtime.status_urls(issuer.name, partition),
         not_before=now - BACKDATE,
         not_after=not_after,
         device_name=order.device_name,
@@ -154,14 +165,16 @@ def _to_be_signed(
         .not_valid_before(context.not_before)
         .not_valid_after(not_after)
     )
-    return order.profile.apply(context, builder), issuer, serial
+    return order.profile.apply(context, builder), issuer, serial, partition
 
 
 def preview(*, session: Session, runtime: CaRuntime, order: IssueOrder) -> x509.Certificate:
     """What :func:`issue` would sign now (subject, extensions, validity), signed by a throwaway
     key instead of the CA's: the approver reads the very certificate they are asked to allow,
     built by the same steps, and nothing is stored, audited or trusted by anyone."""
-    builder, _issuer, _serial = _to_be_signed(session, runtime, order)
+    builder, _issuer, _serial, _partition = _to_be_signed(
+        session, runtime, order, claim_partition_for=None
+    )
     return builder.sign(ec.generate_private_key(ec.SECP256R1()), hashes.SHA256())
 
 
@@ -173,7 +186,9 @@ def issue(
     Its pre-produced OCSP answer comes from the next maintenance pass, not from here."""
     check_public_key(order.public_key)
     fingerprint = spki_sha256(order.public_key)
-    builder, issuer, serial = _to_be_signed(session, runtime, order)
+    builder, issuer, serial, partition = _to_be_signed(
+        session, runtime, order, claim_partition_for=actor
+    )
     now = runtime.clock.now()
     key = runtime.key_store.get(issuer.key_uri)
     params = signature_parameters(key, issuer.signature_scheme)
@@ -197,6 +212,7 @@ def issue(
         request_id=order.request_id,
         renewal_of_id=order.renewal_of.id if order.renewal_of else None,
         issued_at=now,
+        crl_partition=partition,
     )
     _store(session, issued, key_kept_by_renewal=_renews_with_its_key(order.renewal_of, fingerprint))
     # No pre-produced OCSP answer here: the maintenance pass signs it (ca_admin.preproduced_ocsp),

@@ -96,7 +96,19 @@ class IssuedCertificate(Base):
     CRL and the OCSP responder read, so they can never disagree (PITFALLS)."""
 
     __tablename__ = "ca_certificate"
-    __table_args__ = (Index("ix_ca_certificate_revoked", "authority_id", "status"),)
+    __table_args__ = (
+        Index("ix_ca_certificate_revoked", "authority_id", "status"),
+        # A partition CRL reads the revoked certificates of one partition (ca_admin.crl).
+        Index("ix_ca_certificate_partition", "authority_id", "crl_partition", "status"),
+        # The search page's "name contains" (LIKE '%…%') on a million certificates: trigrams
+        # (pg_trgm) on PostgreSQL; a B-tree cannot serve it, SQLite scans.
+        Index(
+            "ix_ca_certificate_search_name_trgm",
+            "search_name",
+            postgresql_using="gin",
+            postgresql_ops={"search_name": "gin_trgm_ops"},
+        ).ddl_if(dialect="postgresql"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     serial: Mapped[str] = mapped_column(String(42), unique=True)  # lowercase hex, no leading 0s
@@ -121,6 +133,9 @@ class IssuedCertificate(Base):
     request_id: Mapped[int | None] = mapped_column(Integer)
     renewal_of_id: Mapped[int | None] = mapped_column(ForeignKey("ca_certificate.id"))
     issued_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    # The partition CRL whose URL the certificate's CRLDP names (ca_admin.crl_partitions);
+    # None: the full CRL (certificates issued before partitions, CA certificates, OCSP signers).
+    crl_partition: Mapped[int | None] = mapped_column(Integer)
 
 
 class PublishedCrl(Base):
@@ -134,6 +149,40 @@ class PublishedCrl(Base):
     next_update: Mapped[datetime] = mapped_column(UTCDateTime())
     entries: Mapped[int] = mapped_column(Integer)
     der: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class PartitionCrl(Base):
+    """The current CRL of one partition of an issuing CA's certificates (RFC 5280 §5.2.5).
+
+    Published when the partition opens (empty), on every status change of one of its
+    certificates and on schedule, with the issuer's one CRL number sequence (ca_admin.crl).
+    """
+
+    __tablename__ = "ca_crl_partition"
+
+    authority_id: Mapped[int] = mapped_column(ForeignKey("ca_authority.id"), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    crl_number: Mapped[int] = mapped_column(Integer)
+    this_update: Mapped[datetime] = mapped_column(UTCDateTime())
+    next_update: Mapped[datetime] = mapped_column(UTCDateTime())
+    entries: Mapped[int] = mapped_column(Integer)
+    der: Mapped[bytes] = mapped_column(LargeBinary)
+    # A change not yet in a signed CRL of this partition: the CA key was unavailable.
+    pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+
+class PartitionFill(Base):
+    """Which partition new certificates of an issuing CA go to, and how many it holds.
+
+    Its own row, not a column of ``ca_authority``: an issuance holds this row's lock until it
+    commits, and must not wait for a CRL being signed under the authority row's lock.
+    """
+
+    __tablename__ = "ca_crl_partition_fill"
+
+    authority_id: Mapped[int] = mapped_column(ForeignKey("ca_authority.id"), primary_key=True)
+    partition: Mapped[int] = mapped_column(Integer)
+    assigned: Mapped[int] = mapped_column(Integer)
 
 
 class PreproducedOcspResponse(Base):

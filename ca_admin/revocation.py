@@ -9,7 +9,8 @@ A revoked certificate's reason may later become keyCompromise (:func:`revoke`), 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -144,7 +145,7 @@ def revoke(
             invalidity_date=invalidity_date,
         )
     preproduced_ocsp.produce(session=session, runtime=runtime, certificates=[certificate])
-    publish_crls(session, runtime, actor, {certificate.authority_id})
+    publish_crls(session, runtime, actor, [certificate])
     return certificate
 
 
@@ -219,7 +220,7 @@ def release_hold(
     )
     preproduced_ocsp.produce(session=session, runtime=runtime, certificates=[certificate])
     if republish:
-        publish_crls(session, runtime, actor, {certificate.authority_id})
+        publish_crls(session, runtime, actor, [certificate])
     return certificate
 
 
@@ -255,14 +256,29 @@ def revoke_many(
         revoked.append(certificate)
     preproduced_ocsp.produce(session=session, runtime=runtime, certificates=revoked)
     if revoked and republish:
-        publish_crls(session, runtime, actor, {c.authority_id for c in revoked})
+        publish_crls(session, runtime, actor, revoked)
     return revoked
 
 
-def publish_crls(session: Session, runtime: CaRuntime, actor: str, authority_ids: set[int]) -> None:
-    for authority_id in sorted(authority_ids):
+def publish_crls(
+    session: Session, runtime: CaRuntime, actor: str, changed: Iterable[IssuedCertificate]
+) -> None:
+    """Re-sign the CRLs that list (or listed) the ``changed`` certificates: their issuers' full
+    CRLs and their partitions' CRLs (ca_admin.crl_partitions), never the other partitions."""
+    partitions: dict[int, set[int]] = defaultdict(set)
+    for certificate in changed:
+        partitions[certificate.authority_id]  # the full CRL, even without a partition
+        if certificate.crl_partition is not None:
+            partitions[certificate.authority_id].add(certificate.crl_partition)
+    for authority_id in sorted(partitions):
         authority = session.get(Authority, authority_id)
         assert authority is not None
-        crl.publish_or_defer(
-            session=session, runtime=runtime, authority=authority, actor=actor, cause="revocation"
-        )
+        for partition in [None, *sorted(partitions[authority_id])]:
+            crl.publish_or_defer(
+                session=session,
+                runtime=runtime,
+                authority=authority,
+                actor=actor,
+                cause="revocation",
+                partition=partition,
+            )

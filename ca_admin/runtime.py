@@ -67,6 +67,8 @@ class CaRuntime:
     approvers: ApproverScope
     crl_lifetime: timedelta = timedelta(hours=24)
     crl_refresh_before: timedelta = timedelta(hours=6)
+    # Certificates per CRL partition (ca_admin.crl_partitions); 0: no partitions.
+    crl_partition_size: int = 100_000
     ocsp_lifetime: timedelta = timedelta(hours=1)
     # Pre-produced OCSP answers are re-signed this long before their nextUpdate (maintenance
     # runs every 5 minutes, so several passes get the chance).
@@ -105,9 +107,15 @@ class CaRuntime:
     _autocommit_engine: Engine | None = field(default=None, init=False)
     _time_stamp_ledger: TimeStampLedger | None = field(default=None, init=False)
 
-    def status_urls(self, authority_name: str) -> StatusUrls:
+    def crl_url(self, authority_name: str, partition: int | None = None) -> str:
+        """The full CRL's URL, or with ``partition`` that partition's CRL's."""
+        if partition is None:
+            return f"{self.base_url}/ca/crl/{authority_name}.crl"
+        return f"{self.base_url}/ca/crl/{authority_name}/{partition}.crl"
+
+    def status_urls(self, authority_name: str, partition: int | None = None) -> StatusUrls:
         return StatusUrls(
-            crl=f"{self.base_url}/ca/crl/{authority_name}.crl",
+            crl=self.crl_url(authority_name, partition),
             ocsp=f"{self.base_url}/ca/ocsp",
             ca_issuers=f"{self.base_url}/ca/certs/{authority_name}.cer",
         )

@@ -30,7 +30,15 @@ from rich.table import Table
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ca_admin import certificate_requests, crl, hierarchy, revocation, tsa_certificate, unit_merger
+from ca_admin import (
+    certificate_requests,
+    crl,
+    crl_partitions,
+    hierarchy,
+    revocation,
+    tsa_certificate,
+    unit_merger,
+)
 from ca_admin.certificate_requests import Submission
 from ca_admin.errors import ApprovalRefused
 from ca_admin.models import (
@@ -38,13 +46,14 @@ from ca_admin.models import (
     Authority,
     CertificateRequest,
     IssuedCertificate,
+    PartitionCrl,
     PublishedCrl,
     TimeStampingUnit,
 )
 from ca_admin.officials import OfficialIdentity, usernames_of
 from ca_admin.profiles import dn_text
 from ca_admin.revocation import END_ENTITY_REASONS
-from ca_admin.runtime import CaRuntime
+from ca_admin.runtime import CaRuntime, LoadedAuthority
 from ca_admin.serials import openssl_serial
 from ca_admin.signing import CA_KEY_ALGORITHMS
 from commune_sso import ca_lifecycle_feed, secrets_setup
@@ -695,6 +704,60 @@ def ca_authorities(as_json: JsonOption = False) -> None:
     console.print(table)
 
 
+AuthorityOption = Annotated[
+    str | None, typer.Option(help="CA name. Default: the current issuing CA.")
+]
+
+
+def _named_or_current_issuer(
+    session: Session, runtime: CaRuntime, name: str | None
+) -> LoadedAuthority:
+    """The CA an --authority option names, or the current issuing CA without one."""
+    if name:
+        return hierarchy.find_authority(session, runtime, name)
+    return hierarchy.current_issuer(session, runtime)
+
+
+@ca_app.command("crl-partitions")
+def ca_crl_partitions(
+    authority: AuthorityOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """The CRL partitions of an issuing CA: URL, certificates, entries, any CRL owed."""
+    runtime = ca_runtime()
+    with clean_errors(), transaction(runtime.session_factory) as session:
+        loaded = _named_or_current_issuer(session, runtime, authority)
+        rows = [
+            {
+                "partition": row.partition,
+                "url": runtime.crl_url(loaded.name, row.partition),
+                "certificates": certificates,
+                "crl_number": row.crl_number,
+                "entries": row.entries,
+                "next_update": iso(row.next_update),
+                "crl_owed_since": iso(row.pending_since),
+            }
+            for row, certificates in crl_partitions.summary(session, loaded.id)
+        ]
+    if as_json:
+        emit(rows)
+        return
+    table = Table(
+        "partition", "URL", "certificates", "CRL number", "entries", "next update", "owed since"
+    )
+    for item in rows:
+        table.add_row(
+            str(item["partition"]),
+            str(item["url"]),
+            str(item["certificates"]),
+            str(item["crl_number"]),
+            str(item["entries"]),
+            str(item["next_update"] or "")[:19],
+            str(item["crl_owed_since"] or "")[:19] or "—",
+        )
+    console.print(table)
+
+
 @ca_app.command("list")
 def ca_list(
     unit: Annotated[str | None, typer.Option("--unit", help="Unit code.")] = None,
@@ -837,36 +900,42 @@ def ca_show(
 
 @ca_app.command("crl")
 def ca_crl(
-    authority: Annotated[
-        str | None, typer.Option(help="CA name. Default: the current issuing CA.")
-    ] = None,
+    authority: AuthorityOption = None,
     out: Annotated[
         str | None, typer.Option(help="Write the CRL here (DER; PEM with --pem).")
     ] = None,
     pem: Annotated[bool, typer.Option("--pem", help="Write PEM instead of DER.")] = False,
+    partition: Annotated[
+        int | None,
+        typer.Option(help="The CRL of this partition (see `ca crl-partitions`), not the full one."),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Sign and publish a fresh CRL now (the root's needs the root key online)."""
     runtime = ca_runtime()
     with clean_errors(), transaction(runtime.session_factory) as session:
-        loaded = (
-            hierarchy.find_authority(session, runtime, authority)
-            if authority
-            else hierarchy.current_issuer(session, runtime)
-        )
+        loaded = _named_or_current_issuer(session, runtime, authority)
         row = session.get(Authority, loaded.id)
         assert row is not None
+        if partition is not None and session.get(PartitionCrl, (row.id, partition)) is None:
+            fail(f"{row.name} has no CRL partition {partition}")
         published = crl.publish(
-            session=session, runtime=runtime, authority=row, actor=CLI_ACTOR, cause="manual"
+            session=session,
+            runtime=runtime,
+            authority=row,
+            actor=CLI_ACTOR,
+            cause="manual",
+            partition=partition,
         )
         der = published.der
         data = {
             "authority": row.name,
+            "partition": partition,
             "crl_number": published.crl_number,
             "entries": published.entries,
             "this_update": iso(published.this_update),
             "next_update": iso(published.next_update),
-            "url": runtime.status_urls(row.name).crl,
+            "url": runtime.crl_url(row.name, partition),
             "written_to": out,
         }
     if out:
@@ -875,8 +944,9 @@ def ca_crl(
     if as_json:
         emit(data)
         return
+    scope = "" if partition is None else f", partition {partition}"
     console.print(
-        f"CRL #{data['crl_number']} of {data['authority']}: {data['entries']} entries, "
+        f"CRL #{data['crl_number']} of {data['authority']}{scope}: {data['entries']} entries, "
         f"next update {data['next_update']}"
     )
     if out:
@@ -886,19 +956,13 @@ def ca_crl(
 @ca_app.command("export-chain")
 def ca_export_chain(
     out: Annotated[str | None, typer.Option(help="Write the PEM chain here.")] = None,
-    authority: Annotated[
-        str | None, typer.Option(help="CA name. Default: the current issuing CA.")
-    ] = None,
+    authority: AuthorityOption = None,
     as_json: JsonOption = False,
 ) -> None:
     """The PEM chain issuing CA -> root, for relying parties and signing software."""
     runtime = ca_runtime()
     with clean_errors(), transaction(runtime.session_factory) as session:
-        loaded = (
-            hierarchy.find_authority(session, runtime, authority)
-            if authority
-            else hierarchy.current_issuer(session, runtime)
-        )
+        loaded = _named_or_current_issuer(session, runtime, authority)
         chain = hierarchy.chain_of(session, runtime, loaded.id)
     pem = b"".join(c.public_bytes(Encoding.PEM) for c in chain)
     if out:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from ca_admin import lifecycle as ca_lifecycle
 from ca_admin import revocation
-from ca_admin.models import LifecycleCursor
+from ca_admin.models import IssuedCertificate, LifecycleCursor
 from ca_admin.runtime import CaRuntime
 from ca_admin.serials import openssl_serial
 from core.db import transaction
@@ -105,7 +105,7 @@ def run_once(
             )
             if not events:
                 return result
-            changed_authorities: set[int] = set()
+            changed_certificates: list[IssuedCertificate] = []
             for event in events:
                 changed = ca_lifecycle.handle_account_event(
                     session=session,
@@ -116,12 +116,12 @@ def run_once(
                     event_id=event.id,
                     republish=False,
                 )
-                changed_authorities |= {c.authority_id for c in changed}
+                changed_certificates += changed
                 result.certificates_changed += len(changed)
                 result.changed_serials += [c.serial for c in changed]
             # One CRL per issuer per batch, in the batch's transaction (signing a 67k-entry CRL
             # per affected official would cost a second each).
-            revocation.publish_crls(session, runtime, ca_lifecycle.ACTOR, changed_authorities)
+            revocation.publish_crls(session, runtime, ca_lifecycle.ACTOR, changed_certificates)
             cursor.last_event_id = events[-1].id
             result.cursor = cursor.last_event_id
             result.events += len(events)

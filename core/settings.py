@@ -182,6 +182,16 @@ class Settings(BaseSettings):
         description="Seconds between a CRL's thisUpdate and nextUpdate. A new CRL is signed on "
         "every revocation and, on schedule, a quarter of this before nextUpdate.",
     )
+    ca_crl_partition_size: int = Field(
+        default=100_000,
+        ge=0,
+        le=1_000_000,
+        description="Certificates per CRL partition: each certificate an issuing CA signs names "
+        "the CRL of its partition (/ca/crl/<ca>/<n>.crl, RFC 5280 issuingDistributionPoint) in "
+        "its CRL distribution point, partitions filling one after the other; the full CRL "
+        "(/ca/crl/<ca>.crl) stays published. 0: no partitions, every certificate names the full "
+        "CRL.",
+    )
     ca_ocsp_lifetime: int = Field(
         default=3600,
         ge=1800,

@@ -27,7 +27,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from ca_admin import ocsp
-from ca_admin.models import PublishedCrl
+from ca_admin.models import PartitionCrl, PublishedCrl
 from ca_admin.runtime import CaRuntime
 from core.db import is_database_unavailable, transaction
 from core.metrics import OCSP_RESPONSES
@@ -71,23 +71,34 @@ def _not_found() -> Response:
 # CRL and caIssuers
 
 
-def _stored_crl(runtime: CaRuntime, name: str) -> PublishedCrl | None:
+def _stored_crl(
+    runtime: CaRuntime, name: str, partition: int | None
+) -> PublishedCrl | PartitionCrl | None:
     with transaction(runtime.session_factory) as session:
         authority = next((a for a in runtime.authorities(session).values() if a.name == name), None)
         if authority is None:
             return None
-        published = session.get(PublishedCrl, authority.id)
+        published: PublishedCrl | PartitionCrl | None = (
+            session.get(PublishedCrl, authority.id)
+            if partition is None
+            else session.get(PartitionCrl, (authority.id, partition))
+        )
         if published is not None:
             session.expunge(published)
         return published
 
 
 async def crl_endpoint(request: Request) -> Response:
-    """The current CRL as stored at its last publication; never rebuilt per request."""
+    """The current CRL (full, or of the partition the path names) as stored at its last
+    publication; never rebuilt per request."""
     runtime = _runtime(request)
-    published = await run_in_threadpool(_stored_crl, runtime, request.path_params["name"])
+    partition: int | None = request.path_params.get("partition")
+    published = await run_in_threadpool(
+        _stored_crl, runtime, request.path_params["name"], partition
+    )
     if published is None:
         return _not_found()
+    # CRL numbers are one sequence per issuer (ca_admin.crl): the number alone is a unique tag.
     etag = f'"crl-{published.authority_id}-{published.crl_number}"'
     headers = {
         "Cache-Control": "public, max-age="
@@ -246,6 +257,7 @@ async def ocsp_get_endpoint(request: Request) -> Response:
 def status_routes() -> list[Route]:
     return [
         Route("/ca/crl/{name}.crl", crl_endpoint, methods=["GET"]),
+        Route("/ca/crl/{name}/{partition:int}.crl", crl_endpoint, methods=["GET"]),
         Route("/ca/certs/{name}.cer", certificate_endpoint, methods=["GET"]),
         Route("/ca/ocsp", ocsp_post_endpoint, methods=["POST"]),
         Route("/ca/ocsp/{encoded:path}", ocsp_get_endpoint, methods=["GET"]),

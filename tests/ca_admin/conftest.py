@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 from sqlalchemy.orm import Session
+from starlette.applications import Starlette
 
 from ca_admin import certificate_requests
 from ca_admin.certificate_requests import Submission
@@ -34,6 +35,13 @@ HCMC, BEN_THANH = "79", "26743"
 @pytest.fixture
 def ca_runtime(settings: Settings, runtime: IdpRuntime) -> CaRuntime:
     return build_ca_runtime(settings, runtime)
+
+
+@pytest.fixture
+def app_ca(app: Starlette) -> CaRuntime:
+    """The app's own CA runtime: issued state and served state share one authority cache."""
+    runtime: CaRuntime = app.state.ca
+    return runtime
 
 
 def make_hierarchy(

@@ -14,15 +14,20 @@ from datetime import datetime
 from io import BytesIO
 from pathlib import Path
 
+from asn1crypto import keys as asn1_keys
+from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 from pkilint import loader, pkix
 from pkilint.pkix import certificate, crl, extension, name, ocsp
 from pkilint.validation import ValidationFindingSeverity, ValidatorContainer
 from pyhanko.pdf_utils import generic
+from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.writer import PdfFileWriter
+from pyhanko.sign import signers
+from pyhanko_certvalidator.registry import SimpleCertificateStore
 
 from ca_admin import issuance, revocation
 from ca_admin.hierarchy import CaSetup, init_hierarchy
@@ -122,6 +127,32 @@ def issue_from_csr(pki: Pki, key: HolderKey, *, number: int = 1) -> x509.Certifi
             ),
         )
         return x509.load_der_x509_certificate(issued.der)
+
+
+def holder_key(kind: str = "ec") -> HolderKey:
+    """A certificate holder's own key (P-256 unless ``kind`` is "rsa")."""
+    if kind == "rsa":
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+def sign_pdf(key: HolderKey, cert: x509.Certificate, pki: Pki) -> bytes:
+    """:func:`one_page_pdf` signed (PAdES) by ``key`` with our certificate ``cert``."""
+    signer = signers.SimpleSigner(
+        signing_cert=asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER)),
+        signing_key=asn1_keys.PrivateKeyInfo.load(
+            key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
+        ),
+        cert_registry=SimpleCertificateStore.from_certs(
+            [asn1_x509.Certificate.load(pki.issuing.public_bytes(Encoding.DER))]
+        ),
+    )
+    output = signers.sign_pdf(
+        IncrementalPdfFileWriter(BytesIO(one_page_pdf())),
+        signers.PdfSignatureMetadata(field_name="Signature1", reason="Phê duyệt văn bản"),
+        signer=signer,
+    )
+    return output.getvalue()
 
 
 def revoke(

@@ -23,21 +23,15 @@ from io import BytesIO
 from pathlib import Path
 
 import pytest
-from asn1crypto import keys as asn1_keys
 from asn1crypto import x509 as asn1_x509
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509 import ocsp as x509_ocsp
-from pyhanko.pdf_utils.incremental_writer import IncrementalPdfFileWriter
 from pyhanko.pdf_utils.reader import PdfFileReader
-from pyhanko.sign import signers
 from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.status import PdfSignatureStatus
 from pyhanko_certvalidator import ValidationContext
-from pyhanko_certvalidator.registry import SimpleCertificateStore
-from starlette.applications import Starlette
 
 from ca_admin import ocsp, revocation
 from ca_admin.runtime import CaRuntime
@@ -47,12 +41,13 @@ from tests.ca_admin.interop_support import (
     Pki,
     build_pki,
     errors_of,
+    holder_key,
     issue_from_csr,
     lint_report,
-    one_page_pdf,
     openssl,
     pkilint,
     revoke,
+    sign_pdf,
     stored_crl,
     write_pem,
 )
@@ -65,19 +60,6 @@ from tests.idp.live_server import (  # noqa: F401 (fixtures)
 
 # The file-based checks do not depend on the database: run them on SQLite only.
 sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-
-
-@pytest.fixture
-def app_ca(app: Starlette) -> CaRuntime:
-    """The app's own CA runtime: issued state and served state share one authority cache."""
-    runtime: CaRuntime = app.state.ca
-    return runtime
-
-
-def _holder_key(kind: str = "ec") -> rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey:
-    if kind == "rsa":
-        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    return ec.generate_private_key(ec.SECP256R1())
 
 
 def _ocsp_request(pki: Pki, cert: x509.Certificate, nonce: bytes | None = None) -> bytes:
@@ -103,10 +85,10 @@ def test_pkilint_finds_no_error_in_certificates_crls_and_ocsp_answers(
     ca_runtime: CaRuntime, variant: str
 ) -> None:
     pki = build_pki(ca_runtime, variant)
-    good = issue_from_csr(pki, _holder_key("rsa" if variant == "rsa-pkcs1v15" else "ec"))
-    compromised = issue_from_csr(pki, _holder_key(), number=2)
-    moved = issue_from_csr(pki, _holder_key(), number=3)
-    held = issue_from_csr(pki, _holder_key(), number=4)
+    good = issue_from_csr(pki, holder_key("rsa" if variant == "rsa-pkcs1v15" else "ec"))
+    compromised = issue_from_csr(pki, holder_key(), number=2)
+    moved = issue_from_csr(pki, holder_key(), number=3)
+    held = issue_from_csr(pki, holder_key(), number=4)
 
     for document, cert in (
         ("root CA", pki.root),
@@ -171,8 +153,8 @@ def test_openssl_verify_accepts_good_and_rejects_revoked_with_crls(
     ca_runtime: CaRuntime, variant: str, tmp_path: Path
 ) -> None:
     pki = build_pki(ca_runtime, variant)
-    good = issue_from_csr(pki, _holder_key())
-    revoked = issue_from_csr(pki, _holder_key(), number=2)
+    good = issue_from_csr(pki, holder_key())
+    revoked = issue_from_csr(pki, holder_key(), number=2)
     revoke(pki, revoked, "keyCompromise")
 
     root = write_pem(tmp_path, "root.pem", pki.root)
@@ -252,8 +234,8 @@ def test_openssl_ocsp_reports_good_and_revoked_from_the_live_service(
     app_ca: CaRuntime, live_server: LiveServer, tmp_path: Path
 ) -> None:
     pki = build_pki(app_ca, "rsa-pkcs1v15")
-    good = issue_from_csr(pki, _holder_key())
-    revoked = issue_from_csr(pki, _holder_key(), number=2)
+    good = issue_from_csr(pki, holder_key())
+    revoked = issue_from_csr(pki, holder_key(), number=2)
     revoke(pki, revoked, "keyCompromise")
 
     good_output = _openssl_ocsp(live_server, tmp_path, pki, good, "good.pem")
@@ -266,26 +248,6 @@ def test_openssl_ocsp_reports_good_and_revoked_from_the_live_service(
 
 # --------------------------------------------------------------------------------------------
 # pyHanko: sign a PDF, validate it with hard-fail revocation checking against the live service
-
-
-def _sign_pdf(
-    key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey, cert: x509.Certificate, pki: Pki
-) -> bytes:
-    signer = signers.SimpleSigner(
-        signing_cert=asn1_x509.Certificate.load(cert.public_bytes(Encoding.DER)),
-        signing_key=asn1_keys.PrivateKeyInfo.load(
-            key.private_bytes(Encoding.DER, PrivateFormat.PKCS8, NoEncryption())
-        ),
-        cert_registry=SimpleCertificateStore.from_certs(
-            [asn1_x509.Certificate.load(pki.issuing.public_bytes(Encoding.DER))]
-        ),
-    )
-    output = signers.sign_pdf(
-        IncrementalPdfFileWriter(BytesIO(one_page_pdf())),
-        signers.PdfSignatureMetadata(field_name="Signature1", reason="Phê duyệt văn bản"),
-        signer=signer,
-    )
-    return output.getvalue()
 
 
 def _validate(pdf: bytes, pki: Pki) -> tuple[PdfSignatureStatus, ValidationContext]:
@@ -303,14 +265,14 @@ def test_pyhanko_signature_validates_with_revocation_checking_until_revoked(
     app_ca: CaRuntime, live_server: LiveServer
 ) -> None:
     pki = build_pki(app_ca, "rsa-pkcs1v15")
-    key = _holder_key("rsa")
+    key = holder_key("rsa")
     cert = issue_from_csr(pki, key)
     # The status URLs in the certificates are the live server's.
     cdp = cert.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
     assert cdp[0].full_name is not None
     assert cdp[0].full_name[0].value.startswith(live_server.issuer)
 
-    pdf = _sign_pdf(key, cert, pki)
+    pdf = sign_pdf(key, cert, pki)
     status, context = _validate(pdf, pki)
     assert status.intact and status.valid, status.pretty_print_details()
     assert status.trusted, status.pretty_print_details()
@@ -335,9 +297,9 @@ def test_pyhanko_needs_the_root_crl_for_the_issuing_ca(
 ) -> None:
     """The issuing CA has no OCSP: its status comes only from the root's CRL, served by us."""
     pki = build_pki(app_ca, "p256")
-    key = _holder_key()
+    key = holder_key()
     cert = issue_from_csr(pki, key)
-    pdf = _sign_pdf(key, cert, pki)
+    pdf = sign_pdf(key, cert, pki)
     assert _validate(pdf, pki)[0].trusted
 
     # Revoke the issuing CA itself in the root's revocation table: the root CRL now lists it.

@@ -140,7 +140,8 @@ def test_approved_csr_gives_a_certificate_built_from_verified_data(
     eku = certificate.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
     assert list(eku) == [ExtendedKeyUsageOID.EMAIL_PROTECTION, ID_KP_DOCUMENT_SIGNING]
     cdp = certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    assert cdp[0].full_name[0].value == "http://127.0.0.1:8000/ca/crl/issuing-ca-1.crl"
+    # The CRL of the certificate's partition (ca_admin.crl_partitions), the first one.
+    assert cdp[0].full_name[0].value == "http://127.0.0.1:8000/ca/crl/issuing-ca-1/1.crl"
     aia = {
         d.access_method: d.access_location.value
         for d in certificate.extensions.get_extension_for_class(

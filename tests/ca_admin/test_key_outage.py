@@ -18,7 +18,7 @@ from sqlalchemy import select
 from starlette.testclient import TestClient
 
 from ca_admin import maintenance, revocation
-from ca_admin.models import Authority, PreproducedOcspResponse, PublishedCrl
+from ca_admin.models import Authority, PartitionCrl, PreproducedOcspResponse, PublishedCrl
 from core.audit import AuditEntry
 from core.db import transaction
 from tests.ca_admin.conftest import People, issue_one
@@ -55,6 +55,8 @@ def test_revocations_go_on_while_the_key_is_away_and_their_crl_follows_its_retur
         issuing = session.scalars(select(Authority).where(Authority.name == issuing_name)).one()
         issuer = x509.load_der_x509_certificate(issuing.certificate_der)
         crl_before = session.get(PublishedCrl, issuing.id).crl_number
+        number_before = issuing.crl_number  # the partition's CRL came after the full one
+        [partition] = {c.crl_partition for c in (first, second)}
     certificates = [x509.load_der_x509_certificate(c.der) for c in (first, second)]
     assert ask(web, certificates[0], issuer, nonce=False).certificate_status.name == "GOOD"
 
@@ -73,13 +75,16 @@ def test_revocations_go_on_while_the_key_is_away_and_their_crl_follows_its_retur
                     serial=certificate.serial,
                     reason="keyCompromise",
                 )
-        # Recorded and audited at once; the CRL is owed, once, since the first revocation.
+        # Recorded and audited at once; the full CRL and the partition's CRL are owed, once
+        # each, since the first revocation.
         assert len(actions(web, "ca.certificate.revoked")) == 2
-        [deferred] = actions(web, "ca.crl.deferred")
-        assert json.loads(deferred.details)["cause"] == "revocation"
+        deferred = actions(web, "ca.crl.deferred")
+        assert [json.loads(e.details)["partition"] for e in deferred] == [None, partition]
+        assert {json.loads(e.details)["cause"] for e in deferred} == {"revocation"}
         with transaction(ca.session_factory) as session:
             authority = session.get(Authority, issuing.id)
             assert authority.crl_pending_since is not None
+            assert session.get(PartitionCrl, (issuing.id, partition)).pending_since is not None
             assert session.get(PublishedCrl, issuing.id).crl_number == crl_before
             # The stored "good" answers went with the change: never served after it.
             stored = session.scalars(select(PreproducedOcspResponse.serial)).all()
@@ -93,23 +98,34 @@ def test_revocations_go_on_while_the_key_is_away_and_their_crl_follows_its_retur
         assert owed[issuing_name] is not None
         # The maintenance pass while the key is still away: nothing signed, nothing lost.
         maintenance.run_due(ca)
-        assert len(actions(web, "ca.crl.deferred")) == 1
+        assert len(actions(web, "ca.crl.deferred")) == 2
     finally:
         shutil.move(parked, token_dir)
 
     crl_numbers, _ = maintenance.run_due(ca)
-    assert crl_numbers == [crl_before + 1]
+    assert crl_numbers == [number_before + 1, number_before + 2]
     with transaction(ca.session_factory) as session:
         assert session.get(Authority, issuing.id).crl_pending_since is None
-        crl = x509.load_der_x509_crl(session.get(PublishedCrl, issuing.id).der)
-    assert crl.is_signature_valid(issuer.public_key())
-    for certificate in certificates:
-        entry = crl.get_revoked_certificate_by_serial_number(certificate.serial_number)
-        assert entry is not None
-    [published] = [
-        e for e in actions(web, "ca.crl.published") if json.loads(e.details)["cause"] == "backlog"
+        partition_crl = session.get(PartitionCrl, (issuing.id, partition))
+        assert partition_crl.pending_since is None
+        crls = [
+            x509.load_der_x509_crl(der)
+            for der in (session.get(PublishedCrl, issuing.id).der, partition_crl.der)
+        ]
+    for crl in crls:
+        assert crl.is_signature_valid(issuer.public_key())
+        for certificate in certificates:
+            entry = crl.get_revoked_certificate_by_serial_number(certificate.serial_number)
+            assert entry is not None
+    published = [
+        json.loads(e.details)
+        for e in actions(web, "ca.crl.published")
+        if json.loads(e.details)["cause"] == "backlog"
     ]
-    assert json.loads(published.details)["crl_number"] == crl_before + 1
+    assert [(p["partition"], p["crl_number"]) for p in published] == [
+        (None, number_before + 1),
+        (partition, number_before + 2),
+    ]
     for nonce in (False, True):
         answer = ask(web, certificates[1], issuer, nonce=nonce)
         assert answer.response_status == ocsp.OCSPResponseStatus.SUCCESSFUL

@@ -106,7 +106,9 @@ def test_revocation_updates_crl_and_ocsp_together(
             invalidity_date=compromised_at,
         )
     published = current_crl(ca_runtime, issuing)
-    assert published.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 2
+    # One number sequence per issuer: #1 at set-up, #2 the partition's CRL when the certificate
+    # opened it, #3 this full CRL, #4 the partition's again.
+    assert published.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number == 3
     entry = published.get_revoked_certificate_by_serial_number(serial)
     assert entry is not None
     assert (
@@ -121,8 +123,9 @@ def test_revocation_updates_crl_and_ocsp_together(
     assert revoked.revocation_reason == x509.ReasonFlags.key_compromise
     assert revoked.revocation_time_utc == entry.revocation_date_utc
     with transaction(ca_runtime.session_factory) as session:
-        actions = [e.action for e in audit.tail(session, limit=2, action_prefix="ca.")]
-        assert sorted(actions) == ["ca.certificate.revoked", "ca.crl.published"]
+        actions = [e.action for e in audit.tail(session, limit=3, action_prefix="ca.")]
+        # The full CRL and the certificate's partition CRL.
+        assert sorted(actions) == ["ca.certificate.revoked", "ca.crl.published", "ca.crl.published"]
     with pytest.raises(AlreadyRevoked), transaction(ca_runtime.session_factory) as session:
         revocation.revoke(
             session=session,
@@ -135,7 +138,7 @@ def test_revocation_updates_crl_and_ocsp_together(
         current_crl(ca_runtime, issuing)
         .extensions.get_extension_for_class(x509.CRLNumber)
         .value.crl_number
-        == 2
+        == 3
     )
 
 

@@ -190,6 +190,29 @@ def test_issue_approve_list_show_revoke_and_crl(ca: Cli, tmp_path: Path) -> None
     assert audit[-1]["actor"] != "cli"
 
 
+def test_crl_partitions_listed_and_published_by_the_operator(ca: Cli, tmp_path: Path) -> None:
+    serial = issue(ca, tmp_path)
+    ca.json("ca", "revoke", serial, "--reason", "superseded", "--as", "admin.hoankiem")
+
+    [partition] = ca.json("ca", "crl-partitions")
+    assert (partition["partition"], partition["certificates"], partition["entries"]) == (1, 1, 1)
+    assert partition["url"].endswith("/ca/crl/issuing-ca-1/1.crl")
+    assert partition["crl_owed_since"] is None
+    assert "/ca/crl/issuing-ca-1/1.crl" in ca.ok("ca", "crl-partitions").stdout
+
+    crl_file = tmp_path / "partition-1.crl"
+    published = ca.json("ca", "crl", "--partition", "1", "--out", str(crl_file))
+    assert (published["partition"], published["url"]) == (1, partition["url"])
+    crl = x509.load_der_x509_crl(crl_file.read_bytes())
+    assert (
+        crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+        == (published["crl_number"])
+    )
+    assert crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).critical
+    assert crl.get_revoked_certificate_by_serial_number(int(serial, 16)) is not None
+    assert_clean_failure(ca("ca", "crl", "--partition", "7"), "has no CRL partition 7")
+
+
 def test_hold_and_release_as_the_operator(ca: Cli, tmp_path: Path) -> None:
     serial = issue(ca, tmp_path)
     assert ca.json("ca", "hold", serial)["status"] == "hold"

@@ -1,0 +1,123 @@
+"""Which CRL partition a new certificate belongs to (RFC 5280 §5.2.5, issue 18).
+
+At national scale one CRL would list 300,000 revoked certificates (15 MB, seconds to sign on
+every revocation, downloaded whole by every relying party). Each certificate an issuing CA
+signs is therefore given a partition at issuance and its CRLDP names that partition's CRL;
+partitions fill one after the other, ``CaRuntime.crl_partition_size`` certificates each
+(100,000 by default), so a partition CRL never lists more than that, and the certificates of
+one partition expire at about the same time.
+
+The fill counter is one row per issuing CA (``ca_crl_partition_fill``), moved on by one UPDATE
+that also opens the next partition when the current one is full: each number is handed out
+once, so no partition overfills. On PostgreSQL the UPDATE is its own transaction (autocommit),
+so parallel issuances never queue behind each other's commits (a batch of 100 would otherwise
+hold the row for all its signatures); SQLite has one writer anyway and runs it in the caller's
+transaction. A rolled-back issuance leaves a gap, which only makes its partition smaller.
+
+The certificate's transaction publishes its partition's (empty) CRL if none is there yet, so
+the URL the certificate names answers from the moment the certificate exists. Two issuances
+may both find none: the second waits for the authority row the first locked to sign, then
+finds the first one's CRL and signs the next one over it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from typing import cast
+
+from sqlalchemy import Connection, Table, bindparam, case, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from ca_admin import crl
+from ca_admin.models import Authority, IssuedCertificate, PartitionCrl, PartitionFill
+from ca_admin.runtime import CaRuntime
+
+_FILL = cast(Table, PartitionFill.__table__)
+_IS_FULL = _FILL.c.assigned >= bindparam("size")
+# One statement, so a concurrent claim sees the row either before or after it (PostgreSQL
+# re-evaluates it on the row a concurrent UPDATE left).
+_CLAIM = (
+    update(_FILL)
+    .where(_FILL.c.authority_id == bindparam("of_authority"))
+    .values(
+        partition=case((_IS_FULL, _FILL.c.partition + 1), else_=_FILL.c.partition),
+        assigned=case((_IS_FULL, 1), else_=_FILL.c.assigned + 1),
+    )
+    .returning(_FILL.c.partition)
+)
+
+
+def _claim(connection: Connection, authority_id: int, size: int) -> int:
+    parameters = {"of_authority": authority_id, "size": size}
+    partition = connection.scalar(_CLAIM, parameters)
+    if partition is None:  # the CA's first certificate
+        with contextlib.suppress(IntegrityError):  # another process's first, at the same time
+            connection.execute(
+                insert(_FILL).values(authority_id=authority_id, partition=1, assigned=0)
+            )
+        partition = connection.scalar(_CLAIM, parameters)
+    assert partition is not None
+    return int(partition)
+
+
+def assign(*, session: Session, runtime: CaRuntime, authority_id: int, actor: str) -> int | None:
+    """The partition of the next certificate ``authority_id`` signs (None: partitions are off,
+    the certificate names the full CRL); publishes the partition's first CRL if needed."""
+    size = runtime.crl_partition_size
+    if size <= 0:
+        return None
+    if session.get_bind().dialect.name == "sqlite":
+        partition = _claim(session.connection(), authority_id, size)
+    else:
+        with runtime.autocommit_engine().connect() as connection:
+            partition = _claim(connection, authority_id, size)
+    published = session.scalar(
+        select(PartitionCrl.crl_number).where(
+            PartitionCrl.authority_id == authority_id, PartitionCrl.partition == partition
+        )
+    )
+    if published is None:
+        authority = session.get(Authority, authority_id)
+        assert authority is not None
+        crl.publish(
+            session=session,
+            runtime=runtime,
+            authority=authority,
+            actor=actor,
+            cause="partition_opened",
+            partition=partition,
+        )
+    return partition
+
+
+def upcoming(*, session: Session, runtime: CaRuntime, authority_id: int) -> int | None:
+    """The partition :func:`assign` would give now, read without claiming it (a preview)."""
+    size = runtime.crl_partition_size
+    if size <= 0:
+        return None
+    fill = session.get(PartitionFill, authority_id)
+    if fill is None:
+        return 1
+    return fill.partition + 1 if fill.assigned >= size else fill.partition
+
+
+def summary(session: Session, authority_id: int) -> list[tuple[PartitionCrl, int]]:
+    """Each published partition of the CA with the number of certificates naming it."""
+    counts = {
+        partition: certificates
+        for partition, certificates in session.execute(
+            select(IssuedCertificate.crl_partition, func.count())
+            .where(
+                IssuedCertificate.authority_id == authority_id,
+                IssuedCertificate.crl_partition.is_not(None),
+            )
+            .group_by(IssuedCertificate.crl_partition)
+        )
+    }
+    partitions = session.scalars(
+        select(PartitionCrl)
+        .where(PartitionCrl.authority_id == authority_id)
+        .order_by(PartitionCrl.partition)
+    )
+    return [(partition, counts.get(partition.partition, 0)) for partition in partitions]

@@ -1,0 +1,318 @@
+"""Partitioned CRLs (RFC 5280 §5.2.5 issuingDistributionPoint, issue 18 "national scale").
+
+With two certificates per partition, five certificates fill partitions 1, 1, 2, 2 and 3: each
+one's CRLDP names its partition's URL, each partition CRL carries a critical IDP naming that same
+URL, a revoked certificate is listed by its partition's CRL and the full CRL and by no other
+partition's. pkilint judges the partition CRLs, ``openssl verify -crl_check`` accepts a
+partition's CRL for its own certificates only, and pyhanko-certvalidator, requiring CRLs (no
+OCSP), fetches the partition CRL a certificate names from the live service.
+"""
+
+from __future__ import annotations
+
+from io import BytesIO
+from pathlib import Path
+
+import pytest
+from asn1crypto import x509 as asn1_x509
+from cryptography import x509
+from cryptography.hazmat.primitives.serialization import Encoding
+from pyhanko.pdf_utils.reader import PdfFileReader
+from pyhanko.sign.validation import validate_pdf_signature
+from pyhanko.sign.validation.status import PdfSignatureStatus
+from pyhanko_certvalidator import ValidationContext
+from pyhanko_certvalidator.policy_decl import (
+    CertRevTrustPolicy,
+    RevocationCheckingPolicy,
+    RevocationCheckingRule,
+)
+from sqlalchemy import select
+from starlette.testclient import TestClient
+
+from ca_admin import maintenance
+from ca_admin.models import Authority, IssuedCertificate, PartitionCrl
+from ca_admin.runtime import CaRuntime
+from core.clock import FixedClock
+from core.db import transaction
+from tests.ca_admin.interop_support import (
+    Pki,
+    build_pki,
+    errors_of,
+    holder_key,
+    issue_from_csr,
+    lint_report,
+    openssl,
+    pkilint,
+    revoke,
+    sign_pdf,
+    stored_crl,
+    write_pem,
+)
+from tests.idp.live_server import (  # noqa: F401 (fixtures)
+    LiveServer,
+    live_server_fixture,
+    live_settings_fixture,
+    loopback_socket_fixture,
+)
+
+sqlite_only = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+FILLED = [1, 1, 2, 2, 3]  # the partitions of five certificates, two per partition
+
+
+def fill_partitions(
+    runtime: CaRuntime, variant: str = "p256"
+) -> tuple[Pki, list[x509.Certificate]]:
+    runtime.crl_partition_size = 2
+    pki = build_pki(runtime, variant)
+    certificates = [
+        issue_from_csr(pki, holder_key(), number=number) for number in range(1, len(FILLED) + 1)
+    ]
+    return pki, certificates
+
+
+def crldp_url(certificate: x509.Certificate) -> str:
+    (point,) = certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert point.full_name is not None
+    (name,) = point.full_name
+    return str(name.value)
+
+
+def partition_crl(pki: Pki, partition: int) -> x509.CertificateRevocationList:
+    """The CRL of ``partition`` as last published (what /ca/crl/<ca>/<n>.crl serves)."""
+    with transaction(pki.runtime.session_factory) as session:
+        authority = session.scalars(select(Authority).where(Authority.name == pki.issuing_name))
+        published = session.get(PartitionCrl, (authority.one().id, partition))
+        assert published is not None
+        return x509.load_der_x509_crl(published.der)
+
+
+def crl_number(crl: x509.CertificateRevocationList) -> int:
+    return crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+
+
+def listed(crl: x509.CertificateRevocationList, certificate: x509.Certificate) -> bool:
+    return crl.get_revoked_certificate_by_serial_number(certificate.serial_number) is not None
+
+
+@sqlite_only
+def test_certificates_fill_partitions_in_order_and_name_their_partition_crl(
+    ca_runtime: CaRuntime,
+) -> None:
+    pki, certificates = fill_partitions(ca_runtime)
+
+    assert [crldp_url(c) for c in certificates] == [
+        f"{ca_runtime.base_url}/ca/crl/{pki.issuing_name}/{n}.crl" for n in FILLED
+    ]
+    with transaction(ca_runtime.session_factory) as session:
+        stored = session.scalars(
+            select(IssuedCertificate.crl_partition).order_by(IssuedCertificate.id)
+        )
+        # The issuing CA's and the OCSP signer's certificates (the root's) stay on the full CRL.
+        assert [p for p in stored if p is not None] == FILLED
+    numbers = []
+    for partition in sorted(set(FILLED)):
+        crl = partition_crl(pki, partition)
+        assert len(crl) == 0  # published, empty, when its first certificate was issued
+        scope = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint)
+        assert scope.critical
+        assert scope.value.full_name == [
+            x509.UniformResourceIdentifier(ca_runtime.crl_url(pki.issuing_name, partition))
+        ]
+        assert scope.value.only_contains_user_certs and not scope.value.indirect_crl
+        assert crl.is_signature_valid(pki.issuing.public_key())  # type: ignore[arg-type]
+        numbers.append(crl_number(crl))
+    full = stored_crl(pki, pki.issuing_name)
+    with pytest.raises(x509.ExtensionNotFound):  # the full CRL covers every certificate
+        full.extensions.get_extension_for_class(x509.IssuingDistributionPoint)
+    # One CRL number sequence per issuer: no two CRLs of the CA share a number.
+    assert len({*numbers, crl_number(full)}) == len(numbers) + 1
+
+
+@sqlite_only
+@pytest.mark.parametrize("variant", ["p256", "rsa-pss"])
+def test_a_revocation_re_signs_its_partition_and_the_full_crl_and_pkilint_passes_them(
+    ca_runtime: CaRuntime, variant: str
+) -> None:
+    pki, certificates = fill_partitions(ca_runtime, variant)
+    before = {partition: crl_number(partition_crl(pki, partition)) for partition in (1, 2, 3)}
+    revoked = certificates[2]  # partition 2
+
+    revoke(pki, revoked, "keyCompromise")
+
+    full = stored_crl(pki, pki.issuing_name)
+    own, others = partition_crl(pki, 2), [partition_crl(pki, 1), partition_crl(pki, 3)]
+    assert listed(own, revoked) and listed(full, revoked)
+    assert not any(listed(crl, revoked) for crl in others)
+    assert len(own) == len(full) == 1
+    # Only the affected partition was signed again; its number grew within its scope.
+    assert crl_number(own) > before[2]
+    assert [crl_number(crl) for crl in others] == [before[1], before[3]]
+    for document, crl in (("partition 2", own), ("partition 1", others[0]), ("full", full)):
+        findings = pkilint("crl", crl.public_bytes(Encoding.DER))
+        assert not errors_of(findings), f"pkilint on {variant} {document} CRL:\n" + lint_report(
+            findings
+        )
+
+
+@sqlite_only
+def test_openssl_verify_crl_check_accepts_a_partition_crl_for_its_own_certificates_only(
+    ca_runtime: CaRuntime, tmp_path: Path
+) -> None:
+    pki, certificates = fill_partitions(ca_runtime)
+    revoked, good_same_partition, other_partition = (
+        certificates[2],
+        certificates[3],
+        certificates[0],
+    )
+    revoke(pki, revoked, "keyCompromise")
+    root = write_pem(tmp_path, "root.pem", pki.root)
+    issuing = write_pem(tmp_path, "issuing.pem", pki.issuing)
+
+    def verify(certificate: x509.Certificate, crl: x509.CertificateRevocationList) -> str:
+        result = openssl(
+            "verify",
+            "-CAfile",
+            root,
+            "-untrusted",
+            issuing,
+            "-crl_check",
+            "-CRLfile",
+            write_pem(tmp_path, "crl.pem", crl),
+            write_pem(tmp_path, "certificate.pem", certificate),
+        )
+        output = result.stdout + result.stderr
+        assert (result.returncode == 0) == ("certificate.pem: OK" in output), output
+        return output
+
+    partition_2 = partition_crl(pki, 2)
+    assert "certificate.pem: OK" in verify(good_same_partition, partition_2)
+    assert "certificate revoked" in verify(revoked, partition_2)
+    # Partition 2's IDP does not name partition 1's URL: that CRL says nothing about it.
+    assert "different CRL scope" in verify(other_partition, partition_2)
+    assert "certificate.pem: OK" in verify(other_partition, partition_crl(pki, 1))
+    # The full CRL (no IDP) still decides for every certificate.
+    full = stored_crl(pki, pki.issuing_name)
+    assert "certificate.pem: OK" in verify(other_partition, full)
+    assert "certificate revoked" in verify(revoked, full)
+
+
+@sqlite_only
+def test_certificates_issued_without_partitions_stay_on_the_full_crl(
+    ca_runtime: CaRuntime,
+) -> None:
+    """As the migration leaves the certificates issued before partitions: crl_partition NULL."""
+    ca_runtime.crl_partition_size = 0
+    pki = build_pki(ca_runtime, "p256")
+    before = issue_from_csr(pki, holder_key())
+    assert crldp_url(before) == ca_runtime.crl_url(pki.issuing_name)
+    ca_runtime.crl_partition_size = 2
+    after = issue_from_csr(pki, holder_key(), number=2)
+    assert crldp_url(after) == ca_runtime.crl_url(pki.issuing_name, 1)
+
+    revoke(pki, before, "affiliationChanged")
+
+    assert listed(stored_crl(pki, pki.issuing_name), before)
+    assert len(partition_crl(pki, 1)) == 0
+
+
+def test_partition_crls_are_served_over_http_and_refreshed_on_schedule(
+    app_ca: CaRuntime, web: TestClient
+) -> None:
+    pki, certificates = fill_partitions(app_ca)
+    revoke(pki, certificates[0], "superseded")
+    url = crldp_url(certificates[0]).removeprefix(app_ca.base_url)
+
+    response = web.get(url)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/pkix-crl"
+    assert response.content == partition_crl(pki, 1).public_bytes(Encoding.DER)
+    assert web.get(url, headers={"If-None-Match": response.headers["etag"]}).status_code == 304
+    assert web.get(f"/ca/crl/{pki.issuing_name}/9.crl").status_code == 404
+    assert web.get(f"/ca/crl/{pki.issuing_name}/x.crl").status_code == 404
+
+    # Near nextUpdate the maintenance pass re-signs the full CRL and every partition's.
+    clock = app_ca.clock
+    assert isinstance(clock, FixedClock)
+    clock.advance(hours=19)
+    numbers, _ = maintenance.run_due(app_ca)
+    assert len(numbers) == 1 + len(set(FILLED))
+    assert numbers == sorted(numbers)
+    refreshed = web.get(url)
+    assert refreshed.headers["etag"] != response.headers["etag"]
+    crl = x509.load_der_x509_crl(refreshed.content)
+    assert listed(crl, certificates[0])
+    assert crl.last_update_utc == clock.now().replace(microsecond=0)
+
+
+# --------------------------------------------------------------------------------------------
+# pyHanko, CRLs only, hard-fail
+
+
+def _validate_with_crls_only(pdf: bytes, pki: Pki) -> tuple[PdfSignatureStatus, ValidationContext]:
+    (embedded,) = PdfFileReader(BytesIO(pdf)).embedded_signatures
+    crl_required = RevocationCheckingPolicy(
+        ee_certificate_rule=RevocationCheckingRule.CRL_REQUIRED,
+        intermediate_ca_cert_rule=RevocationCheckingRule.CRL_REQUIRED,
+    )
+    context = ValidationContext(
+        trust_roots=[asn1_x509.Certificate.load(pki.root.public_bytes(Encoding.DER))],
+        allow_fetching=True,
+        revinfo_policy=CertRevTrustPolicy(crl_required),
+    )
+    return validate_pdf_signature(embedded, signer_validation_context=context), context
+
+
+def test_pyhanko_hard_fail_uses_the_partition_crl_the_certificate_names(
+    app_ca: CaRuntime, live_server: LiveServer
+) -> None:
+    app_ca.crl_partition_size = 1
+    pki = build_pki(app_ca, "p256")
+    first_key, second_key = holder_key(), holder_key()
+    first = issue_from_csr(pki, first_key)
+    second = issue_from_csr(pki, second_key, number=2)
+    assert crldp_url(second) == live_server.issuer + f"/ca/crl/{pki.issuing_name}/2.crl"
+    first_pdf, second_pdf = sign_pdf(first_key, first, pki), sign_pdf(second_key, second, pki)
+
+    status, context = _validate_with_crls_only(second_pdf, pki)
+    assert status.trusted, status.pretty_print_details()
+    assert context.ocsps == []
+    scopes = [
+        crl["tbs_cert_list"]["crl_extensions"] for crl in context.crls
+    ]  # the root's CRL (for the issuing CA) and partition 2's
+    urls = [
+        extension["extn_value"].parsed["distribution_point"].chosen[0].native
+        for extensions in scopes
+        for extension in extensions
+        if extension["extn_id"].native == "issuing_distribution_point"
+    ]
+    assert urls == [crldp_url(second)]
+
+    revoke(pki, second, "keyCompromise")
+    status, _ = _validate_with_crls_only(second_pdf, pki)
+    assert not status.trusted, status.pretty_print_details()
+    assert status.revocation_details is not None
+    assert status.revocation_details.revocation_reason.native == "key_compromise"
+    # Partition 1's CRL does not list it: the first certificate still validates.
+    assert _validate_with_crls_only(first_pdf, pki)[0].trusted
+
+
+@sqlite_only
+def test_a_partition_handed_out_without_its_crl_gets_one_from_the_maintenance_pass(
+    ca_runtime: CaRuntime,
+) -> None:
+    """Its opening issuance rolled back after another certificate had claimed a number in it,
+    or its rows were loaded in bulk (bench/ca_scale_data.py): the next pass publishes it."""
+    pki, certificates = fill_partitions(ca_runtime)
+    with transaction(ca_runtime.session_factory) as session:
+        authority = session.scalars(select(Authority).where(Authority.name == pki.issuing_name))
+        lost = session.get(PartitionCrl, (authority.one().id, 3))
+        assert lost is not None
+        session.delete(lost)
+
+    numbers, _ = maintenance.run_due(ca_runtime)
+
+    assert len(numbers) == 1
+    crl = partition_crl(pki, 3)
+    assert crl_number(crl) == numbers[0]
+    scope = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
+    assert scope.full_name == [x509.UniformResourceIdentifier(crldp_url(certificates[4]))]
