@@ -693,6 +693,12 @@ _DROP_EVERYTHING = """
 DO $$
 DECLARE r record;
 BEGIN
+  -- Extensions first (pg_trgm, for the certificate search): their functions cannot be dropped
+  -- one by one, and the dump creates the extension again.
+  FOR r IN SELECT extname FROM pg_extension
+           WHERE extnamespace = current_schema()::regnamespace LOOP
+    EXECUTE format('DROP EXTENSION IF EXISTS %I CASCADE', r.extname);
+  END LOOP;
   FOR r IN SELECT viewname FROM pg_views WHERE schemaname = current_schema() LOOP
     EXECUTE format('DROP VIEW IF EXISTS %I CASCADE', r.viewname);
   END LOOP;
