@@ -29,7 +29,14 @@ from commune_sso.ca_bridge import build_ca_runtime, presented_certificate_verdic
 from commune_sso.input_guard import HostileInputGuard
 from commune_sso.observability import install_observability
 from commune_sso.page_labels import page_labels
-from commune_sso.server_errors import ServerErrorBoundary, wants_html
+from commune_sso.server_errors import (
+    JSON_API_PREFIXES,
+    SCIM_PREFIX,
+    ServerErrorBoundary,
+    error_in_callers_format,
+    under,
+    wants_html,
+)
 from commune_sso.site_areas import SITE_AREAS
 from core import audit, audit_checkpoints
 from core.clock import Clock, SystemClock
@@ -143,6 +150,19 @@ def create_app(
                 status_code=404,
             )
         error = "invalid_request" if exc.status_code < 500 else "server_error"
+        path = request.url.path
+        if under(path, SCIM_PREFIX) or any(under(path, api) for api in JSON_API_PREFIXES):
+            # A path no route matches under an API (/admin/api/v1/imports//0): the API's own
+            # error format, as its routes answer.
+            return error_in_callers_format(
+                request,
+                status=exc.status_code,
+                oauth_error=error,
+                detail=str(exc.detail),
+                page=(N_("Page not found"), N_("Please try again later.")),
+                headers=dict(getattr(exc, "headers", None) or {}),
+                render_page=error_page,
+            )
         return JSONResponse(
             {"error": error, "error_description": str(exc.detail)},
             status_code=exc.status_code,

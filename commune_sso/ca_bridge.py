@@ -28,7 +28,7 @@ from ca_admin.presented_certificates import check_presented
 from ca_admin.runtime import CaRuntime
 from ca_admin.signature_validation import load_trust_anchors
 from ca_admin.signing import CaKeyStore
-from ca_admin.web.bearer import InvalidToken
+from ca_admin.web.bearer import DPOP, DpopRefused, InvalidToken, PresentedToken
 from ca_admin.web.pages.oidc_client import PagesClient
 from commune_sso import secrets_setup
 from commune_sso.page_labels import page_labels
@@ -46,7 +46,8 @@ from idp import accounts, admin_scope, clients, units
 from idp.certificate_sign_in import CertificateVerdict
 from idp.claims import CA_SCOPES, UNIT_SCOPE
 from idp.models import Account, AccountProfile, Agency, Client, Unit
-from idp.oauth.access_tokens import read_access_token
+from idp.oauth import dpop
+from idp.oauth.access_tokens import read_access_token, verified_access_claims
 from idp.oauth.endpoints.discovery import PATHS
 from idp.runtime import IdpRuntime
 from keys.errors import InvalidToken as InvalidJwt
@@ -194,8 +195,45 @@ class IdpAccessTokens:
     def __init__(self, runtime: IdpRuntime) -> None:
         self._runtime = runtime
 
-    def verify(self, session: Session, token: str) -> dict[str, Any]:
-        view = read_access_token(self._runtime, session, token)
+    def verify(self, session: Session, presented: PresentedToken) -> dict[str, Any]:
+        """A DPoP-bound token with its proof (RFC 9449 §7.1), a certificate-bound one with the
+        certificate our proxy forwarded (RFC 8705 §3), as userinfo takes them."""
+        runtime, token = self._runtime, presented.token
+        dpop_scheme = presented.scheme == DPOP
+        if dpop_scheme:
+            claims = verified_access_claims(runtime, token)
+            if claims is None:
+                raise InvalidToken(N_("The access token is invalid, expired or revoked."))
+            try:
+                dpop.verify_bound_request(
+                    runtime,
+                    session,
+                    token_claims=claims,
+                    access_token=token,
+                    proofs=list(presented.dpop_proofs),
+                    method=presented.method,
+                    url=presented.url,
+                )
+            except dpop.DpopError as error:
+                nonce = dpop.new_nonce(runtime)
+                if error.error == "use_dpop_nonce":
+                    raise DpopRefused(
+                        N_("Send the DPoP proof again with the nonce of the DPoP-Nonce header."),
+                        code=error.error,
+                        nonce=nonce,
+                    ) from None
+                raise DpopRefused(
+                    N_("The DPoP proof does not hold for this request."),
+                    code=error.error,
+                    nonce=nonce,
+                ) from None
+        view = read_access_token(
+            runtime,
+            session,
+            token,
+            sender_verified=dpop_scheme,
+            client_certificate=None if dpop_scheme else presented.client_certificate,
+        )
         # A client_credentials token has no grant to revoke: the client must still exist.
         if view is None or (
             view.grant is None and clients.find_active(session, view.client_id) is None

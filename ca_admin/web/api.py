@@ -124,6 +124,8 @@ def _error_response(
     headers = {"Content-Language": accept_language(request.headers.get("accept-language"))}
     if isinstance(error, bearer.InvalidToken | bearer.InsufficientScope):
         headers["WWW-Authenticate"] = bearer.challenge(error, scope)
+    if isinstance(error, bearer.DpopRefused):
+        headers["DPoP-Nonce"] = error.nonce
     body: dict[str, Any] = {"error": error.code, "message": error.text(translate)}
     if error.field:
         body["field"] = error.field
@@ -600,7 +602,7 @@ def _endpoint(
     async def endpoint(request: Request) -> Response:
         runtime: CaRuntime = request.app.state.ca
         try:
-            token = bearer.bearer_token(request.headers.get("authorization"))
+            presented = bearer.presented_token(request, base_url=runtime.base_url)
             data = await _json_body(request) if body else {}
             result = await run_in_threadpool(
                 partial(
@@ -608,7 +610,7 @@ def _endpoint(
                     runtime,
                     action,
                     scope,
-                    token,
+                    presented,
                     dict(request.path_params),
                     dict(request.query_params),
                     data,
@@ -630,7 +632,7 @@ def _run(
     runtime: CaRuntime,
     action: Action,
     scope: str,
-    token: str | None,
+    presented: bearer.PresentedToken | None,
     path: dict[str, str],
     query: dict[str, str],
     body: dict[str, Any],
@@ -638,7 +640,7 @@ def _run(
 ) -> Result:
     with transaction(runtime.session_factory) as session:
         caller = bearer.authenticate(
-            session=session, verifier=runtime.access_tokens, token=token, needed=scope
+            session=session, verifier=runtime.access_tokens, presented=presented, needed=scope
         )
         return action(
             Call(
@@ -714,10 +716,12 @@ async def _validation_input(request: Request, max_bytes: int) -> dict[str, bytes
     )
 
 
-def _validate(runtime: CaRuntime, token: str | None, given: dict[str, bytes]) -> Result:
+def _validate(
+    runtime: CaRuntime, presented: bearer.PresentedToken, given: dict[str, bytes]
+) -> Result:
     with transaction(runtime.session_factory) as session:
         caller = bearer.authenticate(
-            session=session, verifier=runtime.access_tokens, token=token, needed=CA_VALIDATE
+            session=session, verifier=runtime.access_tokens, presented=presented, needed=CA_VALIDATE
         )
         if "pdf" in given:
             report = signature_validation.validate_pdf(
@@ -746,14 +750,14 @@ def _validation_endpoint(
     async def endpoint(request: Request) -> Response:
         runtime: CaRuntime = request.app.state.ca
         try:
-            token = bearer.bearer_token(request.headers.get("authorization"))
-            if token is None:
+            presented = bearer.presented_token(request, base_url=runtime.base_url)
+            if presented is None:
                 # Before reading a large upload: no token, no work.
                 raise bearer.MissingToken(
                     N_("An access token is required (Authorization: Bearer).")
                 )
             given = await _validation_input(request, runtime.validation_max_bytes)
-            result = await run_in_threadpool(_validate, runtime, token, given)
+            result = await run_in_threadpool(_validate, runtime, presented, given)
         except DomainError as error:
             return _error_response(error, translations, request, CA_VALIDATE)
         assert not isinstance(result, Response)

@@ -133,6 +133,26 @@ def _header(proof: str) -> dict[str, Any]:
     return header
 
 
+def verify_bound_request(
+    runtime: IdpRuntime,
+    session: Session,
+    *,
+    token_claims: dict[str, Any],
+    access_token: str,
+    proofs: list[str],
+    method: str,
+    url: str,
+) -> None:
+    """RFC 9449 §7.1 at a protected resource (userinfo, the CA API): a proof for this request,
+    with ``ath`` of the token, made with the key the token is bound to; else DpopError."""
+    proof = verify_proof(
+        runtime, session, proofs=proofs, method=method, url=url, access_token=access_token
+    )
+    confirmation = token_claims.get("cnf")
+    if not isinstance(confirmation, dict) or confirmation.get("jkt") != proof.jkt:
+        raise DpopError("invalid_token", "The access token is not bound to this DPoP key.")
+
+
 def verify_proof(
     runtime: IdpRuntime,
     session: Session,

@@ -295,3 +295,62 @@ def test_a_public_clients_refresh_token_is_bound_to_its_key(
     renewed = app.post_token(refresh)
     assert renewed.status_code == 200, renewed.text
     assert claims_of(renewed.json()["access_token"])["cnf"] == {"jkt": app.key.jkt}
+
+
+CA_VALIDATIONS = "/ca/api/v1/validations"
+
+
+def test_the_ca_api_takes_a_dpop_bound_token_only_with_its_proof(
+    web: TestClient, runtime: IdpRuntime
+) -> None:
+    """RFC 9449 §7.1 at the CA API as at userinfo: the bound token as a plain bearer token is
+    refused; with the DPoP scheme it needs a proof of its key for this request (htm, htu, ath)
+    carrying our nonce. Authenticated, the unreadable document is what is refused (422)."""
+    key = AppKey("ES256")
+    client, _ = register_client(
+        runtime,
+        name="Ứng dụng kiểm tra chữ ký",
+        grant_types=["client_credentials"],
+        redirect_uris=[],
+        scope="ca:validate",
+        auth_method="private_key_jwt",
+        keys=ClientSettings(name="", jwks=key.jwks, dpop_bound_access_tokens=True),
+    )
+    app = DpopApp(web)
+    issued = app.post_token(service_fields(key, client.client_id))
+    assert issued.status_code == 200, issued.text
+    token = issued.json()["access_token"]
+    url = f"{ISSUER}{CA_VALIDATIONS}"
+
+    def post(authorization: str, proof: str | None) -> Any:
+        headers = {"Authorization": authorization, "Content-Type": "application/pdf"}
+        if proof is not None:
+            headers["DPoP"] = proof
+        return web.post(CA_VALIDATIONS, content=b"not a pdf", headers=headers)
+
+    as_bearer = post(f"Bearer {token}", None)
+    assert as_bearer.status_code == 401
+    assert 'error="invalid_token"' in as_bearer.headers["www-authenticate"]
+
+    without_nonce = post(f"DPoP {token}", app.key.proof("POST", url, access_token=token))
+    assert without_nonce.status_code == 401
+    assert without_nonce.headers["www-authenticate"].startswith("DPoP ")
+    assert 'error="use_dpop_nonce"' in without_nonce.headers["www-authenticate"]
+    nonce = without_nonce.headers["dpop-nonce"]
+
+    other_key = DpopKey("ES256")
+    refused = {
+        "another key": other_key.proof("POST", url, nonce=nonce, access_token=token),
+        "another URL": app.key.proof(
+            "POST", f"{ISSUER}/oauth2/userinfo", nonce=nonce, access_token=token
+        ),
+        "no ath": app.key.proof("POST", url, nonce=nonce),
+    }
+    for why, proof in refused.items():
+        answer = post(f"DPoP {token}", proof)
+        assert answer.status_code == 401, why
+        assert answer.headers["www-authenticate"].startswith("DPoP "), why
+
+    accepted = post(f"DPoP {token}", app.key.proof("POST", url, nonce=nonce, access_token=token))
+    assert accepted.status_code == 422, accepted.text
+    assert accepted.json()["error"] == "unreadable_document"
