@@ -72,6 +72,10 @@ def hashing_threads(limit: int) -> ThreadPoolExecutor:
         return _hashing_threads[limit]
 
 
+# argon2id parameters → the hash of a constant no account has; see PasswordHasher._dummy_hash.
+_dummy_hashes: dict[tuple[int, int, int], str] = {}
+
+
 class PasswordHasher:
     def __init__(self, settings: Settings) -> None:
         self._concurrency = settings.password_hashing_concurrency or usable_cores()
@@ -84,9 +88,15 @@ class PasswordHasher:
             argon2__rounds=settings.argon2_time_cost,
             argon2__parallelism=settings.argon2_parallelism,
         )
-        # Verified against when the account does not exist or has no password, so that
-        # "unknown user" costs the same time as "wrong password".
-        self._dummy_hash = self._on_hashing_thread(self._context.hash, "not-a-real-password")
+        self._parameters = (
+            settings.argon2_memory_kib,
+            settings.argon2_time_cost,
+            settings.argon2_parallelism,
+        )
+        if self._parameters not in _dummy_hashes:
+            _dummy_hashes[self._parameters] = self._on_hashing_thread(
+                self._context.hash, "not-a-real-password"
+            )
 
     def _on_hashing_thread(self, work: Callable[..., Result], *args: object) -> Result:
         """Run ``work`` on one of the process's hashing threads; wait for a free one. Looked up
@@ -98,6 +108,13 @@ class PasswordHasher:
 
     def check(self, password: str, stored_hash: str | None) -> PasswordCheck:
         return self._on_hashing_thread(self._check, password, stored_hash)
+
+    @property
+    def _dummy_hash(self) -> str:
+        """Verified against when the account does not exist or has no password, so that
+        "unknown user" costs the same time as "wrong password". Made by the first hasher with
+        these parameters and kept for the process (tests build thousands of runtimes)."""
+        return _dummy_hashes[self._parameters]
 
     def _check(self, password: str, stored_hash: str | None) -> PasswordCheck:
         if not stored_hash:

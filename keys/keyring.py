@@ -390,7 +390,35 @@ def _encrypt_pem(key: Key, passphrase: bytes) -> bytes:
     )
 
 
+# Decrypted key material by (kid, alg, encrypted PEM, passphrase). Decrypting is the slow part
+# of opening a ring (the PKCS#8 key derivation, RSA key validation), and a process opens the same
+# ring again: a reload after another host rotated, each app the test suite builds. The ring
+# keeps these keys in memory anyway; the bound keeps a long-lived process's rotations in check.
+_decrypted: dict[tuple[str, str, bytes, bytes], tuple[Key, Key, Mapping[str, Any]]] = {}
+_MAX_DECRYPTED = 64
+
+
 def _decrypt(info: KeyInfo, pem: bytes, passphrase: bytes) -> _LoadedKey:
+    cache_key = (info.kid, info.alg, pem, passphrase)
+    material = _decrypted.get(cache_key)
+    if material is None:
+        material = _decrypt_material(info, pem, passphrase)
+        if len(_decrypted) >= _MAX_DECRYPTED:
+            _decrypted.clear()
+        _decrypted[cache_key] = material
+    private, public, public_jwk = material
+    return _LoadedKey(
+        info=info,
+        private=private,
+        public=public,
+        public_jwk=public_jwk,
+        signer=_Signer.of(info, private),
+    )
+
+
+def _decrypt_material(
+    info: KeyInfo, pem: bytes, passphrase: bytes
+) -> tuple[Key, Key, Mapping[str, Any]]:
     # An unencrypted key file is refused rather than used: it means someone replaced it.
     if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" not in pem:
         raise KeyRingError(f"private key file of {info.kid} is not an encrypted PKCS#8 PEM")
@@ -418,13 +446,7 @@ def _decrypt(info: KeyInfo, pem: bytes, passphrase: bytes) -> _LoadedKey:
         "use": "sig",
     }
     public = JWKRegistry.import_key(public_jwk)
-    return _LoadedKey(
-        info=info,
-        private=private,
-        public=public,
-        public_jwk=public_jwk,
-        signer=_Signer.of(info, private),
-    )
+    return private, public, public_jwk
 
 
 def _b64url(data: bytes) -> bytes:

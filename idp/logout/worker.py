@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import ssl
 
 import httpx
 from starlette.applications import Starlette
@@ -51,7 +53,9 @@ class DeliveryWorker:
             self._loop.call_soon_threadsafe(self._wake.set)
 
     async def _run(self) -> None:
-        async with httpx.AsyncClient(timeout=SEND_TIMEOUT, follow_redirects=False) as http:
+        async with httpx.AsyncClient(
+            timeout=SEND_TIMEOUT, follow_redirects=False, verify=_delivery_tls()
+        ) as http:
             while True:
                 # Cleared before the round: a wake-up during the round starts another one.
                 self._wake.clear()
@@ -65,6 +69,14 @@ class DeliveryWorker:
                     pause = ERROR_PAUSE_SECONDS
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wake.wait(), pause)
+
+
+@functools.cache
+def _delivery_tls() -> ssl.SSLContext:
+    """The TLS context of deliveries, made once per process: loading the trusted certificates
+    is most of what a new client costs, and the app (each app the test suite builds) starts
+    one client per worker."""
+    return httpx.create_ssl_context()
 
 
 def start(app: Starlette) -> None:
