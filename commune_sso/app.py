@@ -50,7 +50,7 @@ from core.web.templating import PageRenderer
 from idp import live_officials
 from idp.logout import worker as logout_worker
 from idp.passwords import PasswordHasher
-from idp.router import idp_routes
+from idp.router import idp_routes, prebuilt_answers
 from idp.runtime import IdpRuntime
 from idp.token_state import install_commit_hook
 from keys.errors import SigningKeyError
@@ -216,7 +216,13 @@ def create_app(
     app.state.idp = runtime
     app.state.ca = ca_runtime
     app.state.settings = settings
-    install_observability(app, settings=settings, runtime=runtime, ca_runtime=ca_runtime)
+    install_observability(
+        app,
+        settings=settings,
+        runtime=runtime,
+        ca_runtime=ca_runtime,
+        fast_lane=prebuilt_answers(),
+    )
     return app
 
 

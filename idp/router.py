@@ -9,7 +9,12 @@ from idp.admin_api.imports import ImportsApi
 from idp.cas.routes import cas_routes
 from idp.federation.routes import federation_routes
 from idp.oauth.endpoints.authorization import authorization_endpoint, resume_endpoint
-from idp.oauth.endpoints.discovery import PATHS, discovery_endpoint, jwks_endpoint
+from idp.oauth.endpoints.discovery import (
+    PATHS,
+    PrebuiltJsonEndpoint,
+    discovery_endpoint,
+    jwks_endpoint,
+)
 from idp.oauth.endpoints.end_session import confirm_logout_endpoint, end_session_endpoint
 from idp.oauth.endpoints.introspection import introspection_endpoint
 from idp.oauth.endpoints.pushed_authorization import pushed_authorization_endpoint
@@ -31,11 +36,19 @@ from idp.web.login import (
     second_factor_submit,
 )
 
+DISCOVERY_PATH = "/.well-known/openid-configuration"
+
+
+def prebuilt_answers() -> dict[str, PrebuiltJsonEndpoint]:
+    """Paths answered from bytes made in advance, for the request middleware's fast lane
+    (commune_sso/observability.py); their routes below serve every other request to them."""
+    return {DISCOVERY_PATH: discovery_endpoint, PATHS["jwks_uri"]: jwks_endpoint}
+
 
 def idp_routes() -> list[Route]:
     import_runner = ImportsApi()  # one background import runner per app (API and pages)
     return [
-        Route("/.well-known/openid-configuration", discovery_endpoint, methods=["GET"]),
+        Route(DISCOVERY_PATH, discovery_endpoint, methods=["GET"]),
         Route(PATHS["jwks_uri"], jwks_endpoint, methods=["GET"]),
         Route(PATHS["authorization_endpoint"], authorization_endpoint, methods=["GET", "POST"]),
         Route("/oauth2/authorize/resume", resume_endpoint, methods=["GET"]),

@@ -269,3 +269,31 @@ def test_readyz_names_the_hsm_when_its_token_is_absent(
     finally:
         shutil.move(parked, token_dir)
     assert web.get("/readyz").status_code == 200
+
+
+@pytest.mark.parametrize("path", ["/oauth2/jwks", "/.well-known/openid-configuration"])
+def test_the_fast_lane_answers_as_the_route_does_and_is_counted(web: TestClient, path: str) -> None:
+    """Discovery and the JWKS skip the router when the request is plain (observability.py's
+    fast lane); a query string takes the router. Both answers must be the same, and both
+    counted under the route's template."""
+    before = scrape(web)
+    fast = web.get(path)
+    routed = web.get(path, params={"anything": "1"})
+    head = web.head(path)
+    hostile = web.get(path, headers={"X-Anything": "a\x00b"})
+    after = scrape(web)
+    assert fast.status_code == routed.status_code == head.status_code == 200
+    assert fast.content == routed.content and fast.json()
+    assert head.content == b""
+    for name in ("content-type", "content-length", "cache-control", "access-control-allow-origin"):
+        assert fast.headers[name] == routed.headers[name] == head.headers[name], name
+    assert fast.headers["x-request-id"] != routed.headers["x-request-id"]
+    assert hostile.status_code == 400  # the hostile-input guard still sees it
+    counted = sample(
+        after, "commune_sso_http_requests_total", method="GET", route=path, status="2xx"
+    )
+    assert (
+        counted
+        - sample(before, "commune_sso_http_requests_total", method="GET", route=path, status="2xx")
+        == 2
+    )
