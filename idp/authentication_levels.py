@@ -41,7 +41,7 @@ LEVELS = (PASSWORD, MULTI_FACTOR, PHISHING_RESISTANT)
 LEVEL_LABELS = {
     PASSWORD: N_("Password"),
     MULTI_FACTOR: N_("Two factors (password and a code)"),
-    PHISHING_RESISTANT: N_("Phishing-resistant (passkey)"),
+    PHISHING_RESISTANT: N_("Phishing-resistant (passkey or certificate)"),
 }
 UNKNOWN_LEVEL = N_("The minimum sign-in level must be one of %(choices)s.")
 # RFC 8176 §2: proof of possession of a hardware- or software-secured key, or of a key whose

@@ -126,7 +126,7 @@ def test_register_a_service_that_requires_passkeys(web, runtime, world):
     assert response.status_code == 303
     [service] = registered(runtime)
     assert service["minimum_acr"] == "urn:commune-sso:acr:phishing-resistant"
-    assert "Chống giả mạo (khóa truy cập)" in web.get(f"{LIST}/van-ban").text
+    assert "Chống giả mạo (khóa truy cập hoặc chứng thư số)" in web.get(f"{LIST}/van-ban").text
     refused = post(web, NEW, form(service_id="khac", minimum_acr="urn:x"), form_page=NEW)  # type: ignore[arg-type]
     assert refused.status_code == 400 and 'id="minimum_acr-error"' in refused.text
 
