@@ -9,6 +9,12 @@ CRL has no issuingDistributionPoint: a CRL without one covers every certificate 
 issued before partitions (whose CRLDP names the full CRL's URL) keep matching it. With an IDP
 naming the full URL, §6.3.3 (b)(2)(i) would make it useless for partitioned certificates.
 
+A status change signs at once the CRLs its certificates' CRLDPs name (ca_admin.revocation
+.publish_crls); the full CRL, when only partitioned certificates changed, is marked stale
+(:func:`mark_full_crl_stale`) and signed by the maintenance pass (:func:`refresh_due`) within
+``CaRuntime.full_crl_max_delay``: at national scale it lists 300,000 entries and takes seconds to
+sign, which no revocation should wait for.
+
 CRL numbers: one sequence per issuer (``ca_authority.crl_number``) shared by the full CRL and
 every partition CRL. §5.2.3 asks for numbers that increase within one scope (issuer + IDP); a
 subsequence of one increasing sequence increases, and a number then names exactly one CRL of the
@@ -342,9 +348,9 @@ def refresh_due(
         if _full_crl_due(session, runtime, authority, pass_interval) is not None:
             session.flush()
             session.refresh(authority, with_for_update=True)
-            cause = _full_crl_due(session, runtime, authority, pass_interval)
-            if cause is not None:
-                scopes.append((None, cause))
+            full_cause = _full_crl_due(session, runtime, authority, pass_interval)
+            if full_cause is not None:
+                scopes.append((None, full_cause))
         # Columns only: the partitions' DER (megabytes) is not needed to decide.
         known = {
             partition: (pending_since is not None, next_update)
@@ -362,14 +368,14 @@ def refresh_due(
             owed, next_update = known.get(partition, (True, None))
             if owed or next_update is None or next_update - now <= runtime.crl_refresh_before:
                 scopes.append((partition, "backlog" if owed else "schedule"))
-        for partition, cause in scopes:
+        for scope, cause in scopes:
             published = publish_or_defer(
                 session=session,
                 runtime=runtime,
                 authority=authority,
                 actor=actor,
                 cause=cause,
-                partition=partition,
+                partition=scope,
             )
             if published is not None:
                 refreshed.append(published)

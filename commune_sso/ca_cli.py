@@ -963,7 +963,8 @@ def ca_crl(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Sign and publish a fresh CRL now (the root's needs the root key online)."""
+    """Sign and publish a fresh CRL now (the root's needs the root key online); for the full
+    CRL, without waiting for the maintenance pass to catch it up with revocations."""
     runtime = ca_runtime()
     with clean_errors(), transaction(runtime.session_factory) as session:
         loaded = _named_or_current_issuer(session, runtime, authority)

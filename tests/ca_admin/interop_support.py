@@ -182,15 +182,26 @@ def stored_crl(pki: Pki, authority_name: str) -> x509.CertificateRevocationList:
         return x509.load_der_x509_crl(published.der)
 
 
+def crldp_url(certificate: x509.Certificate) -> str:
+    """The one URL of the certificate's CRL distribution point."""
+    (point,) = certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert point.full_name is not None
+    (name,) = point.full_name
+    return str(name.value)
+
+
+def crldp_path(runtime: CaRuntime, certificate: x509.Certificate) -> str:
+    """The path under our service of the CRL the certificate names, for a test client."""
+    return crldp_url(certificate).removeprefix(runtime.base_url)
+
+
 def crl_named_by(
     runtime: CaRuntime, certificate: x509.Certificate
 ) -> x509.CertificateRevocationList:
     """The stored CRL that ``certificate``'s CRL distribution point names (what a relying party
     fetches for it): /ca/crl/<ca>.crl, the full CRL, or /ca/crl/<ca>/<n>.crl, partition n's."""
-    (point,) = certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    assert point.full_name is not None
-    (url,) = point.full_name
-    path = str(url.value).removeprefix(f"{runtime.base_url}/ca/crl/").removesuffix(".crl")
+    url = crldp_url(certificate)
+    path = url.removeprefix(f"{runtime.base_url}/ca/crl/").removesuffix(".crl")
     name, _, partition = path.partition("/")
     with transaction(runtime.session_factory) as session:
         authority = session.query(Authority).filter_by(name=name).one()

@@ -13,6 +13,8 @@ CRL a certificate names from the live service.
 from __future__ import annotations
 
 import json
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from io import BytesIO
 from pathlib import Path
@@ -43,6 +45,7 @@ from tests.ca_admin.interop_support import (
     Pki,
     build_pki,
     crl_named_by,
+    crldp_url,
     errors_of,
     holder_key,
     issue_from_csr,
@@ -55,6 +58,7 @@ from tests.ca_admin.interop_support import (
     write_pem,
 )
 from tests.cli_runner import Cli
+from tests.commune_sso.test_health_and_metrics import sample
 from tests.idp.live_server import (  # noqa: F401 (fixtures)
     LiveServer,
     live_server_fixture,
@@ -75,13 +79,6 @@ def fill_partitions(
         issue_from_csr(pki, holder_key(), number=number) for number in range(1, len(FILLED) + 1)
     ]
     return pki, certificates
-
-
-def crldp_url(certificate: x509.Certificate) -> str:
-    (point,) = certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    assert point.full_name is not None
-    (name,) = point.full_name
-    return str(name.value)
 
 
 def partition_crl(pki: Pki, partition: int) -> x509.CertificateRevocationList:
@@ -257,6 +254,14 @@ def full_crl_catch_ups(runtime: CaRuntime) -> list[dict[str, object]]:
     return [d for d in details if d["cause"] == "catch_up"]
 
 
+def full_crl_behind_seconds(web: TestClient, authority: str) -> float:
+    """The gauge as /metrics shows it to a scraper on the same host."""
+    local = TestClient(web.app, base_url=str(web.base_url), client=("127.0.0.1", 50000))
+    metrics = local.get("/metrics")
+    assert metrics.status_code == 200, metrics.text
+    return sample(metrics.text, "commune_sso_full_crl_behind_seconds", authority=authority)
+
+
 def test_the_full_crl_follows_a_partitioned_revocation_by_the_maintenance_pass(
     app_ca: CaRuntime, web: TestClient, cli: Cli
 ) -> None:
@@ -276,6 +281,10 @@ def test_the_full_crl_follows_a_partitioned_revocation_by_the_maintenance_pass(
     assert stale_since == app_ca.clock.now()
     assert datetime.fromisoformat(row["full_crl_due_by"]) == stale_since + timedelta(minutes=5)
     assert "behind since" in cli.ok("ca", "crl-partitions").stdout
+    clock = app_ca.clock
+    assert isinstance(clock, FixedClock)
+    clock.advance(seconds=42)
+    assert full_crl_behind_seconds(web, pki.issuing_name) == 42
 
     numbers, _ = maintenance.run_due(app_ca)
 
@@ -284,6 +293,7 @@ def test_the_full_crl_follows_a_partitioned_revocation_by_the_maintenance_pass(
     assert [d["partition"] for d in full_crl_catch_ups(app_ca)] == [None]
     [row] = [r for r in cli.json("ca", "authorities") if r["name"] == pki.issuing_name]
     assert row["full_crl_stale_since"] is None and row["full_crl_due_by"] is None
+    assert full_crl_behind_seconds(web, pki.issuing_name) == 0
     assert maintenance.run_due(app_ca) == ([], [])  # nothing left behind
 
 
@@ -310,6 +320,27 @@ def test_the_full_crl_is_signed_by_the_last_pass_within_its_maximum_delay(
     full = stored_crl(pki, pki.issuing_name)
     assert numbers == [crl_number(full)]
     assert listed(full, certificates[0]) and listed(full, certificates[4])
+
+
+def test_parallel_maintenance_passes_sign_the_full_crl_once(ca_runtime: CaRuntime) -> None:
+    """Every serving process runs the pass; the full CRL takes seconds to sign at national
+    scale, under the lock revocations wait for. Passes that found it behind before another one
+    signed it decide again once they hold the lock, and leave it."""
+    pki, certificates = fill_partitions(ca_runtime)
+    revoke(pki, certificates[3], "keyCompromise")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        with transaction(ca_runtime.session_factory) as session:
+            # Hold the CA row, so both passes find the full CRL behind and wait for the lock.
+            session.scalars(
+                select(Authority).where(Authority.name == pki.issuing_name).with_for_update()
+            ).one()
+            passes = [pool.submit(maintenance.run_due, ca_runtime) for _ in range(2)]
+            time.sleep(1.0)
+        results = [p.result(timeout=60)[0] for p in passes]
+
+    assert sorted(len(numbers) for numbers in results) == [0, 1]
+    assert len(full_crl_catch_ups(ca_runtime)) == 1
+    assert listed(stored_crl(pki, pki.issuing_name), certificates[3])
 
 
 def test_a_short_maximum_delay_makes_the_maintenance_pass_run_more_often(
