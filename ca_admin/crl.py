@@ -9,6 +9,12 @@ CRL has no issuingDistributionPoint: a CRL without one covers every certificate 
 issued before partitions (whose CRLDP names the full CRL's URL) keep matching it. With an IDP
 naming the full URL, §6.3.3 (b)(2)(i) would make it useless for partitioned certificates.
 
+A status change signs at once the CRLs its certificates' CRLDPs name (ca_admin.revocation
+.publish_crls); the full CRL, when only partitioned certificates changed, is marked stale
+(:func:`mark_full_crl_stale`) and signed by the maintenance pass (:func:`refresh_due`) within
+``CaRuntime.full_crl_max_delay``: at national scale it lists 300,000 entries and takes seconds to
+sign, which no revocation should wait for.
+
 CRL numbers: one sequence per issuer (``ca_authority.crl_number``) shared by the full CRL and
 every partition CRL. §5.2.3 asks for numbers that increase within one scope (issuer + IDP); a
 subsequence of one increasing sequence increases, and a number then names exactly one CRL of the
@@ -175,6 +181,7 @@ def publish(
     stored: PublishedCrl | PartitionCrl | None
     if partition is None:
         authority.crl_pending_since = None
+        authority.full_crl_stale_since = None  # it lists every change committed before the lock
         stored = session.get(PublishedCrl, authority.id)
         if stored is None:
             stored = PublishedCrl(authority_id=authority.id)
@@ -260,6 +267,21 @@ def publish_or_defer(
         return None
 
 
+def mark_full_crl_stale(*, session: Session, runtime: CaRuntime, authority: Authority) -> None:
+    """Record that the full CRL lacks a change the caller's transaction makes (a partitioned
+    certificate's revocation, hold or release), for :func:`refresh_due` to sign it within
+    ``runtime.full_crl_max_delay``; the earliest such change counts.
+
+    Under the authority row's lock, the lock :func:`publish` takes to sign: a full CRL signed
+    concurrently either committed before (and this marks it stale again) or waits for this
+    transaction's commit (and then lists the change and clears the mark).
+    """
+    session.flush()  # refresh() would otherwise discard the caller's pending changes to the row
+    session.refresh(authority, with_for_update=True)
+    if authority.full_crl_stale_since is None:
+        authority.full_crl_stale_since = runtime.clock.now()
+
+
 def _mark_owed(
     session: Session, runtime: CaRuntime, authority: Authority, partition: int | None
 ) -> datetime | None:
@@ -278,11 +300,43 @@ def _mark_owed(
     return now
 
 
+def _full_crl_due(
+    session: Session, runtime: CaRuntime, authority: Authority, pass_interval: timedelta
+) -> str | None:
+    """Why the full CRL of ``authority`` is to be signed by this pass (the ``cause`` of its
+    audit entry), or None.
+
+    A full CRL behind a partitioned certificate's change (:func:`mark_full_crl_stale`) is signed
+    by the last pass that starts before ``full_crl_max_delay`` runs out: with a pass every
+    ``pass_interval`` (at most that delay), the next one would be late.
+    """
+    now = runtime.clock.now()
+    if authority.crl_pending_since is not None:
+        return "backlog"
+    stale_since = authority.full_crl_stale_since
+    if stale_since is not None and now - stale_since >= runtime.full_crl_max_delay - pass_interval:
+        return "catch_up"
+    # A column, not the row: the full CRL's DER runs to megabytes at national scale.
+    next_update = session.scalar(
+        select(PublishedCrl.next_update).where(PublishedCrl.authority_id == authority.id)
+    )
+    if next_update is None or next_update - now <= runtime.crl_refresh_before:
+        return "schedule"
+    return None
+
+
 def refresh_due(
-    *, session: Session, runtime: CaRuntime, actor: str
+    *, session: Session, runtime: CaRuntime, actor: str, pass_interval: timedelta
 ) -> list[PublishedCrl | PartitionCrl]:
     """Re-sign every online CA's CRL (the full one and each partition's) that is within
-    ``crl_refresh_before`` of its nextUpdate, or that owes a change (:func:`publish_or_defer`).
+    ``crl_refresh_before`` of its nextUpdate, or that owes a change (:func:`publish_or_defer`);
+    and a full CRL left behind by partitioned certificates' changes before
+    ``full_crl_max_delay`` runs out (:func:`mark_full_crl_stale`; this pass runs every
+    ``pass_interval``).
+
+    The full CRL's reason is read again under the authority row's lock: every serving process
+    runs this pass, and at national scale the full CRL takes seconds to sign, under the lock
+    every revocation of the CA waits for; the processes after the first find nothing to do.
 
     The root is skipped: its key is meant to be offline, and its CRL lives a year. A partition
     whose certificates have all expired is still re-signed: its URL stays in their CRLDP.
@@ -290,14 +344,13 @@ def refresh_due(
     now = runtime.clock.now()
     refreshed: list[PublishedCrl | PartitionCrl] = []
     for authority in session.scalars(select(Authority).where(Authority.role == "issuing")):
-        current = session.get(PublishedCrl, authority.id)
-        scopes: list[tuple[int | None, bool, datetime | None]] = [
-            (
-                None,
-                authority.crl_pending_since is not None,
-                current.next_update if current else None,
-            )
-        ]
+        scopes: list[tuple[int | None, str]] = []
+        if _full_crl_due(session, runtime, authority, pass_interval) is not None:
+            session.flush()
+            session.refresh(authority, with_for_update=True)
+            full_cause = _full_crl_due(session, runtime, authority, pass_interval)
+            if full_cause is not None:
+                scopes.append((None, full_cause))
         # Columns only: the partitions' DER (megabytes) is not needed to decide.
         known = {
             partition: (pending_since is not None, next_update)
@@ -311,20 +364,19 @@ def refresh_due(
         # in bulk by bench/ca_scale_data.py) is owed one.
         fill = session.get(PartitionFill, authority.id)
         opened = set(range(1, fill.partition + 1)) if fill is not None else set()
-        scopes += [
-            (partition, *known.get(partition, (True, None)))
-            for partition in sorted(opened | set(known))
-        ]
-        for partition, owed, next_update in scopes:
+        for partition in sorted(opened | set(known)):
+            owed, next_update = known.get(partition, (True, None))
             if owed or next_update is None or next_update - now <= runtime.crl_refresh_before:
-                published = publish_or_defer(
-                    session=session,
-                    runtime=runtime,
-                    authority=authority,
-                    actor=actor,
-                    cause="backlog" if owed else "schedule",
-                    partition=partition,
-                )
-                if published is not None:
-                    refreshed.append(published)
+                scopes.append((partition, "backlog" if owed else "schedule"))
+        for scope, cause in scopes:
+            published = publish_or_defer(
+                session=session,
+                runtime=runtime,
+                authority=authority,
+                actor=actor,
+                cause=cause,
+                partition=scope,
+            )
+            if published is not None:
+                refreshed.append(published)
     return refreshed

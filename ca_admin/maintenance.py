@@ -1,14 +1,17 @@
 """Scheduled upkeep of the online CAs, run by every serving process (harmless in parallel):
-re-sign CRLs before their nextUpdate, re-issue OCSP-signing certificates a month before
-they expire (both take the authority row lock, so two workers never publish the same number),
-and re-sign pre-produced OCSP answers before their nextUpdate (each batch locks its
-certificate rows, skipping those another worker holds: ca_admin.preproduced_ocsp).
+re-sign CRLs before their nextUpdate, sign a partitioned CA's full CRL that revocations left
+behind (within ``CaRuntime.full_crl_max_delay``: the pass runs at least that often), re-issue
+OCSP-signing certificates a month before they expire (both take the authority row lock, so two
+workers never publish the same number), and re-sign pre-produced OCSP answers before their
+nextUpdate (each batch locks its certificate rows, skipping those another worker holds:
+ca_admin.preproduced_ocsp).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from datetime import timedelta
 
 from cryptography import x509
@@ -26,6 +29,12 @@ log = logging.getLogger(__name__)
 ACTOR = "ca-scheduler"
 OCSP_SIGNER_RENEW_BEFORE = timedelta(days=30)
 DEFAULT_INTERVAL = 300.0  # seconds; far below the CRL refresh margin (a quarter of its life)
+
+
+def pass_interval(runtime: CaRuntime) -> float:
+    """Seconds between passes: every 5 minutes, or more often if the full CRL may lag behind a
+    revocation for less than that (COMMUNE_SSO_CA_FULL_CRL_MAX_DELAY)."""
+    return min(DEFAULT_INTERVAL, runtime.full_crl_max_delay.total_seconds())
 
 
 def renew_ocsp_signers_due(*, session: Session, runtime: CaRuntime) -> list[str]:
@@ -64,7 +73,12 @@ def run_due(runtime: CaRuntime) -> tuple[list[int], list[str]]:
     with transaction(runtime.session_factory) as session:
         if session.scalar(select(PublishedCrl.authority_id).limit(1)) is None:
             return [], []  # no CA set up yet
-        published = crl.refresh_due(session=session, runtime=runtime, actor=ACTOR)
+        published = crl.refresh_due(
+            session=session,
+            runtime=runtime,
+            actor=ACTOR,
+            pass_interval=timedelta(seconds=pass_interval(runtime)),
+        )
         renewed = renew_ocsp_signers_due(session=session, runtime=runtime)
         renewals.supersede_due(session=session, runtime=runtime)
     # After the signers: an answer re-signed now carries the renewed signer's certificate.
@@ -76,16 +90,20 @@ def run_due(runtime: CaRuntime) -> tuple[list[int], list[str]]:
     return [p.crl_number for p in published], renewed
 
 
-async def run_periodically(*, runtime: CaRuntime, interval: float = DEFAULT_INTERVAL) -> None:
+async def run_periodically(*, runtime: CaRuntime, interval: float) -> None:
     while True:
+        started = time.monotonic()
         try:
             await asyncio.to_thread(run_due, runtime)
         except Exception:
             log.exception("CA maintenance failed; retrying in %s s", interval)
-        await asyncio.sleep(interval)
+        # From start to start: a pass that signs a large full CRL must not push the next one
+        # past the full CRL's maximum delay.
+        await asyncio.sleep(max(1.0, interval - (time.monotonic() - started)))
 
 
-def start(runtime: CaRuntime, interval: float = DEFAULT_INTERVAL) -> asyncio.Task[None]:
+def start(runtime: CaRuntime, interval: float | None = None) -> asyncio.Task[None]:
     return asyncio.create_task(
-        run_periodically(runtime=runtime, interval=interval), name="ca-maintenance"
+        run_periodically(runtime=runtime, interval=interval or pass_interval(runtime)),
+        name="ca-maintenance",
     )

@@ -48,6 +48,10 @@ class Authority(Base):
     crl_number: Mapped[int] = mapped_column(Integer, default=0)
     # A change (revocation, hold, release) not yet in a signed CRL: the key was unavailable.
     crl_pending_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    # Since when the full CRL lacks a change of a partitioned certificate: the revocation signed
+    # the partition CRL its CRLDP names and left the full CRL to the maintenance pass
+    # (ca_admin.crl.refresh_due), which signs it within ``CaRuntime.full_crl_max_delay``.
+    full_crl_stale_since: Mapped[datetime | None] = mapped_column(UTCDateTime())
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 

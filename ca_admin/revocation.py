@@ -1,8 +1,10 @@
 """Revocation (RFC 5280 §5.3.1 reason codes), certificate hold and release.
 
 Every status change signs the certificate's pre-produced OCSP answer again and re-publishes the
-issuer's CRL in the same transaction, so the CRL, the OCSP answers (stored or signed live from
-the same table) and the audit record change together.
+CRL the certificate's CRLDP names (its partition's, or the issuer's full CRL) in the same
+transaction, so that CRL, the OCSP answers (stored or signed live from the same table) and the
+audit record change together. A partitioned certificate's change reaches the full CRL through
+the maintenance pass, within ``CaRuntime.full_crl_max_delay`` (:func:`publish_crls`).
 Revoking an expired certificate is allowed (a signature made before expiry may still be judged).
 A revoked certificate's reason may later become keyCompromise (:func:`revoke`), never another.
 """
@@ -263,17 +265,27 @@ def revoke_many(
 def publish_crls(
     session: Session, runtime: CaRuntime, actor: str, changed: Iterable[IssuedCertificate]
 ) -> None:
-    """Re-sign the CRLs that list (or listed) the ``changed`` certificates: their issuers' full
-    CRLs and their partitions' CRLs (ca_admin.crl_partitions), never the other partitions."""
+    """Re-sign the CRLs that a relying party finds through the ``changed`` certificates' CRLDPs:
+    their partitions' CRLs (ca_admin.crl_partitions), and their issuers' full CRLs for those
+    whose CRLDP names the full CRL (issued before partitions, or with partitions off).
+
+    The full CRL of a certificate that names its partition's CRL is only marked stale: at
+    national scale it lists 300,000 entries and takes seconds to sign, which every revocation
+    would wait for; the maintenance pass signs it within ``runtime.full_crl_max_delay``
+    (ca_admin.crl.refresh_due). Other partitions are left alone.
+    """
     partitions: dict[int, set[int]] = defaultdict(set)
+    names_full_crl: set[int] = set()
     for certificate in changed:
-        partitions[certificate.authority_id]  # the full CRL, even without a partition
-        if certificate.crl_partition is not None:
+        if certificate.crl_partition is None:
+            names_full_crl.add(certificate.authority_id)
+        else:
             partitions[certificate.authority_id].add(certificate.crl_partition)
-    for authority_id in sorted(partitions):
+    for authority_id in sorted(names_full_crl | set(partitions)):
         authority = session.get(Authority, authority_id)
         assert authority is not None
-        for partition in [None, *sorted(partitions[authority_id])]:
+        full = [None] if authority_id in names_full_crl else []
+        for partition in [*full, *sorted(partitions[authority_id])]:
             crl.publish_or_defer(
                 session=session,
                 runtime=runtime,
@@ -282,3 +294,5 @@ def publish_crls(
                 cause="revocation",
                 partition=partition,
             )
+        if authority_id not in names_full_crl:
+            crl.mark_full_crl_stale(session=session, runtime=runtime, authority=authority)

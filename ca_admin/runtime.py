@@ -69,6 +69,9 @@ class CaRuntime:
     crl_refresh_before: timedelta = timedelta(hours=6)
     # Certificates per CRL partition (ca_admin.crl_partitions); 0: no partitions.
     crl_partition_size: int = 100_000
+    # How long the full CRL of a partitioned CA may lag behind a change of a partitioned
+    # certificate (its partition CRL is signed at once; ca_admin.revocation.publish_crls).
+    full_crl_max_delay: timedelta = timedelta(minutes=5)
     ocsp_lifetime: timedelta = timedelta(hours=1)
     # Pre-produced OCSP answers are re-signed this long before their nextUpdate (maintenance
     # runs every 5 minutes, so several passes get the chance).

@@ -266,6 +266,7 @@ def build_ca_runtime(settings: Settings, runtime: SharedBasics) -> CaRuntime:
         crl_lifetime=timedelta(seconds=settings.ca_crl_lifetime),
         crl_refresh_before=timedelta(seconds=settings.ca_crl_lifetime // 4),
         crl_partition_size=settings.ca_crl_partition_size,
+        full_crl_max_delay=timedelta(seconds=settings.ca_full_crl_max_delay),
         ocsp_lifetime=timedelta(seconds=settings.ca_ocsp_lifetime),
         ocsp_refresh_before=timedelta(seconds=settings.ca_ocsp_lifetime // 2),
         supersede_after=timedelta(days=settings.ca_supersede_after_days),

@@ -602,11 +602,29 @@ def _status_change(
                 session=session, runtime=runtime, actor=actor, serial=serial, **options
             )
         issuer = session.get(Authority, changed.authority_id)
-        owed = issuer.crl_pending_since if issuer is not None else None
+        assert issuer is not None
+        # The CRL the certificate's CRLDP names: its partition's, or the full one.
+        if changed.crl_partition is None:
+            owed = issuer.crl_pending_since
+        else:
+            named = session.get(PartitionCrl, (issuer.id, changed.crl_partition))
+            owed = named.pending_since if named is not None else None
         return {
             **certificate_as_dict(changed, authority_names(session)),
+            "crl_url": runtime.crl_url(issuer.name, changed.crl_partition),
             "crl_owed_since": iso(owed),
+            **_full_crl_lag(runtime, issuer),
         }
+
+
+def _full_crl_lag(runtime: CaRuntime, authority: Authority) -> dict[str, str | None]:
+    """Since when the full CRL lacks partitioned certificates' changes, and by when the
+    maintenance pass signs it (ca_admin.crl.refresh_due); None twice when it is current."""
+    since = authority.full_crl_stale_since
+    return {
+        "full_crl_stale_since": iso(since),
+        "full_crl_due_by": iso(since + runtime.full_crl_max_delay) if since else None,
+    }
 
 
 def _crl_outcome(data: dict[str, Any]) -> str:
@@ -615,7 +633,10 @@ def _crl_outcome(data: dict[str, Any]) -> str:
             "the CA key is unavailable: the CRL is signed as soon as it is back "
             "(see `ca authorities`); OCSP answers tryLater meanwhile"
         )
-    return "a new CRL is published"
+    outcome = f"a new CRL is published at {data['crl_url']}"
+    if data["full_crl_due_by"]:
+        outcome += f"; the full CRL follows by {data['full_crl_due_by'][:19]}"
+    return outcome
 
 
 @ca_app.command("revoke")
@@ -670,7 +691,8 @@ def ca_release(
 
 @ca_app.command("authorities")
 def ca_authorities(as_json: JsonOption = False) -> None:
-    """The CAs, their CRLs, and any CRL owed since the CA key became unavailable."""
+    """The CAs, their CRLs, any CRL owed since the CA key became unavailable, and since when
+    a partitioned CA's full CRL lags behind revocations (signed by the maintenance pass)."""
     runtime = ca_runtime()
     with clean_errors(), transaction(runtime.session_factory) as session:
         rows: list[dict[str, Any]] = []
@@ -686,12 +708,21 @@ def ca_authorities(as_json: JsonOption = False) -> None:
                     "crl_number": authority.crl_number,
                     "crl_next_update": iso(published.next_update) if published else None,
                     "crl_owed_since": iso(authority.crl_pending_since),
+                    **_full_crl_lag(runtime, authority),
                 }
             )
     if as_json:
         emit(rows)
         return
-    table = Table("name", "role", "active", "CRL number", "CRL next update", "CRL owed since")
+    table = Table(
+        "name",
+        "role",
+        "active",
+        "CRL number",
+        "CRL next update",
+        "CRL owed since",
+        "full CRL behind since",
+    )
     for row in rows:
         table.add_row(
             row["name"],
@@ -700,8 +731,15 @@ def ca_authorities(as_json: JsonOption = False) -> None:
             str(row["crl_number"]),
             str(row["crl_next_update"] or "")[:19],
             str(row["crl_owed_since"] or "")[:19] or "—",
+            _behind(row),
         )
     console.print(table)
+
+
+def _behind(row: dict[str, Any]) -> str:
+    if not row["full_crl_stale_since"]:
+        return "—"
+    return f"{row['full_crl_stale_since'][:19]} (signed by {row['full_crl_due_by'][:19]})"
 
 
 AuthorityOption = Annotated[
@@ -723,10 +761,14 @@ def ca_crl_partitions(
     authority: AuthorityOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """The CRL partitions of an issuing CA: URL, certificates, entries, any CRL owed."""
+    """The CRL partitions of an issuing CA: URL, certificates, entries, any CRL owed; and
+    whether the full CRL lags behind their revocations."""
     runtime = ca_runtime()
     with clean_errors(), transaction(runtime.session_factory) as session:
         loaded = _named_or_current_issuer(session, runtime, authority)
+        issuer = session.get(Authority, loaded.id)
+        assert issuer is not None
+        full = {"url": runtime.crl_url(loaded.name), **_full_crl_lag(runtime, issuer)}
         rows = [
             {
                 "partition": row.partition,
@@ -756,6 +798,16 @@ def ca_crl_partitions(
             str(item["crl_owed_since"] or "")[:19] or "—",
         )
     console.print(table)
+    console.print(f"full CRL {full['url']}: {_full_crl_state(full)}")
+
+
+def _full_crl_state(lag: dict[str, Any]) -> str:
+    if not lag["full_crl_stale_since"]:
+        return "current"
+    return (
+        f"behind since {lag['full_crl_stale_since'][:19]}; the maintenance pass signs it by "
+        f"{lag['full_crl_due_by'][:19]} (`ca crl` signs it now)"
+    )
 
 
 @ca_app.command("list")
@@ -911,7 +963,8 @@ def ca_crl(
     ] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Sign and publish a fresh CRL now (the root's needs the root key online)."""
+    """Sign and publish a fresh CRL now (the root's needs the root key online); for the full
+    CRL, without waiting for the maintenance pass to catch it up with revocations."""
     runtime = ca_runtime()
     with clean_errors(), transaction(runtime.session_factory) as session:
         loaded = _named_or_current_issuer(session, runtime, authority)
@@ -937,6 +990,7 @@ def ca_crl(
             "next_update": iso(published.next_update),
             "url": runtime.crl_url(row.name, partition),
             "written_to": out,
+            **_full_crl_lag(runtime, row),
         }
     if out:
         body = x509.load_der_x509_crl(der).public_bytes(Encoding.PEM) if pem else der
@@ -949,6 +1003,8 @@ def ca_crl(
         f"CRL #{data['crl_number']} of {data['authority']}{scope}: {data['entries']} entries, "
         f"next update {data['next_update']}"
     )
+    if partition is not None:
+        console.print(f"full CRL: {_full_crl_state(data)}")
     if out:
         console.print(f"written to {escape(out)}")
 

@@ -406,6 +406,13 @@ class ScrapeTimeGauges:
             "Seconds until the nextUpdate of each issuing CA's current CRL (negative: stale).",
             labels=["authority"],
         )
+        full_crl_behind = GaugeMetricFamily(
+            f"{PREFIX}full_crl_behind_seconds",
+            "Seconds since the oldest change of a partitioned certificate that each issuing CA's "
+            "full CRL does not list yet (0: current); the maintenance pass signs it within "
+            "COMMUNE_SSO_CA_FULL_CRL_MAX_DELAY.",
+            labels=["authority"],
+        )
         checkpoint_age = GaugeMetricFamily(
             f"{PREFIX}audit_checkpoint_age_seconds",
             "Seconds since the last signed audit checkpoint (absent before the first).",
@@ -415,14 +422,19 @@ class ScrapeTimeGauges:
             now = runtime.clock.now()
             with transaction(runtime.session_factory) as session:
                 rows = session.execute(
-                    select(Authority.name, PublishedCrl.this_update, PublishedCrl.next_update).join(
-                        PublishedCrl, PublishedCrl.authority_id == Authority.id
-                    )
+                    select(
+                        Authority.name,
+                        PublishedCrl.this_update,
+                        PublishedCrl.next_update,
+                        Authority.full_crl_stale_since,
+                    ).join(PublishedCrl, PublishedCrl.authority_id == Authority.id)
                 ).all()
                 last_checkpoint = session.scalar(select(func.max(AuditCheckpoint.at)))
-            for name, this_update, next_update in rows:
+            for name, this_update, next_update, stale_since in rows:
                 crl_age.add_metric([name], (now - this_update).total_seconds())
                 crl_next.add_metric([name], (next_update - now).total_seconds())
+                behind = (now - stale_since).total_seconds() if stale_since else 0.0
+                full_crl_behind.add_metric([name], behind)
             if last_checkpoint is not None:
                 checkpoint_age.add_metric([], (now - last_checkpoint).total_seconds())
         except Exception as error:
@@ -430,6 +442,7 @@ class ScrapeTimeGauges:
             log.warning("metrics: database gauges unavailable: %s", error)
         yield crl_age
         yield crl_next
+        yield full_crl_behind
         yield checkpoint_age
         hsm = GaugeMetricFamily(
             f"{PREFIX}hsm_available",

@@ -192,6 +192,17 @@ class Settings(BaseSettings):
         "(/ca/crl/<ca>.crl) stays published. 0: no partitions, every certificate names the full "
         "CRL.",
     )
+    ca_full_crl_max_delay: int = Field(
+        default=300,
+        ge=10,
+        le=6 * 3600,
+        description="Longest time, in seconds, the full CRL (/ca/crl/<ca>.crl) of a CA with CRL "
+        "partitions may lag behind a revocation, hold or release of a certificate whose CRL "
+        "distribution point names a partition CRL: that change signs the partition's CRL at "
+        "once and the maintenance pass (run at least this often, and at least every 5 minutes) "
+        "signs the full CRL. Certificates whose CRL distribution point names the full CRL "
+        "(issued before partitions, or with partitions off) get it signed at once.",
+    )
     ca_ocsp_lifetime: int = Field(
         default=3600,
         ge=1800,

@@ -32,7 +32,7 @@ from pyhanko_certvalidator.registry import SimpleCertificateStore
 from ca_admin import issuance, revocation
 from ca_admin.hierarchy import CaSetup, init_hierarchy
 from ca_admin.key_policy import load_csr
-from ca_admin.models import Authority, PublishedCrl
+from ca_admin.models import Authority, PartitionCrl, PublishedCrl
 from ca_admin.officials import OfficialIdentity
 from ca_admin.profiles import get_profile
 from ca_admin.runtime import CaRuntime
@@ -178,6 +178,38 @@ def stored_crl(pki: Pki, authority_name: str) -> x509.CertificateRevocationList:
     with transaction(pki.runtime.session_factory) as session:
         authority = session.query(Authority).filter_by(name=authority_name).one()
         published = session.get(PublishedCrl, authority.id)
+        assert published is not None
+        return x509.load_der_x509_crl(published.der)
+
+
+def crldp_url(certificate: x509.Certificate) -> str:
+    """The one URL of the certificate's CRL distribution point."""
+    (point,) = certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
+    assert point.full_name is not None
+    (name,) = point.full_name
+    return str(name.value)
+
+
+def crldp_path(runtime: CaRuntime, certificate: x509.Certificate) -> str:
+    """The path under our service of the CRL the certificate names, for a test client."""
+    return crldp_url(certificate).removeprefix(runtime.base_url)
+
+
+def crl_named_by(
+    runtime: CaRuntime, certificate: x509.Certificate
+) -> x509.CertificateRevocationList:
+    """The stored CRL that ``certificate``'s CRL distribution point names (what a relying party
+    fetches for it): /ca/crl/<ca>.crl, the full CRL, or /ca/crl/<ca>/<n>.crl, partition n's."""
+    url = crldp_url(certificate)
+    path = url.removeprefix(f"{runtime.base_url}/ca/crl/").removesuffix(".crl")
+    name, _, partition = path.partition("/")
+    with transaction(runtime.session_factory) as session:
+        authority = session.query(Authority).filter_by(name=name).one()
+        published = (
+            session.get(PartitionCrl, (authority.id, int(partition)))
+            if partition
+            else session.get(PublishedCrl, authority.id)
+        )
         assert published is not None
         return x509.load_der_x509_crl(published.der)
 

@@ -27,6 +27,7 @@ from idp import accounts
 from idp.models import Account
 from idp.runtime import IdpRuntime
 from tests.ca_admin.conftest import BA_DINH, HOAN_KIEM, People, issue_one, make_csr
+from tests.ca_admin.interop_support import crldp_path
 from tests.conftest import OFFICIAL_PASSWORD, register_client
 from tests.idp.oidc_flow import authorize_params, exchange_code, log_in, pkce_pair, query_of
 
@@ -478,7 +479,6 @@ def test_a_revocation_reason_may_later_become_key_compromise(
 ) -> None:
     """RFC 5280 §5.3.1: a certificate revoked as superseded whose key then turns out to be
     compromised must say so (with the invalidity date); it used to answer 409."""
-    _root, issuing = hierarchy
     certificate = issue_one(ca_runtime, people)
     admin = bearer(user_token(web, runtime, shared_app, people.unit_admin))
     serial = openssl_serial(certificate.serial)
@@ -497,8 +497,9 @@ def test_a_revocation_reason_may_later_become_key_compromise(
     assert changed.json()["invalidity_date"] == "2026-01-01T00:00:00Z"
     assert changed.json()["revoked_at"] == revoked_at  # the revocation date stays
 
-    crl_der = web.get(f"/ca/crl/{issuing.name}.crl").content
-    entry = x509.load_der_x509_crl(crl_der).get_revoked_certificate_by_serial_number(
+    # The CRL the certificate names (its partition's), signed again by the change itself.
+    crl_der = web.get(crldp_path(ca_runtime, x509.load_der_x509_certificate(certificate.der)))
+    entry = x509.load_der_x509_crl(crl_der.content).get_revoked_certificate_by_serial_number(
         int(certificate.serial, 16)
     )
     assert entry is not None

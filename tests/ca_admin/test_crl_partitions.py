@@ -2,14 +2,20 @@
 
 With two certificates per partition, five certificates fill partitions 1, 1, 2, 2 and 3: each
 one's CRLDP names its partition's URL, each partition CRL carries a critical IDP naming that same
-URL, a revoked certificate is listed by its partition's CRL and the full CRL and by no other
-partition's. pkilint judges the partition CRLs, ``openssl verify -crl_check`` accepts a
-partition's CRL for its own certificates only, and pyhanko-certvalidator, requiring CRLs (no
-OCSP), fetches the partition CRL a certificate names from the live service.
+URL, a revoked certificate is listed at once by its partition's CRL and by no other partition's,
+and by the full CRL once the maintenance pass has signed it (within the full CRL's maximum
+delay); a certificate whose CRLDP names the full CRL gets the full CRL signed at once. pkilint
+judges the CRLs, ``openssl verify -crl_check`` accepts a partition's CRL for its own
+certificates only, and pyhanko-certvalidator, requiring CRLs (no OCSP), fetches the partition
+CRL a certificate names from the live service.
 """
 
 from __future__ import annotations
 
+import json
+import time
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from io import BytesIO
 from pathlib import Path
 
@@ -32,11 +38,14 @@ from starlette.testclient import TestClient
 from ca_admin import maintenance
 from ca_admin.models import Authority, IssuedCertificate, PartitionCrl
 from ca_admin.runtime import CaRuntime
+from core.audit import AuditEntry
 from core.clock import FixedClock
 from core.db import transaction
 from tests.ca_admin.interop_support import (
     Pki,
     build_pki,
+    crl_named_by,
+    crldp_url,
     errors_of,
     holder_key,
     issue_from_csr,
@@ -48,6 +57,8 @@ from tests.ca_admin.interop_support import (
     stored_crl,
     write_pem,
 )
+from tests.cli_runner import Cli
+from tests.commune_sso.test_health_and_metrics import sample
 from tests.idp.live_server import (  # noqa: F401 (fixtures)
     LiveServer,
     live_server_fixture,
@@ -68,13 +79,6 @@ def fill_partitions(
         issue_from_csr(pki, holder_key(), number=number) for number in range(1, len(FILLED) + 1)
     ]
     return pki, certificates
-
-
-def crldp_url(certificate: x509.Certificate) -> str:
-    (point,) = certificate.extensions.get_extension_for_class(x509.CRLDistributionPoints).value
-    assert point.full_name is not None
-    (name,) = point.full_name
-    return str(name.value)
 
 
 def partition_crl(pki: Pki, partition: int) -> x509.CertificateRevocationList:
@@ -130,23 +134,29 @@ def test_certificates_fill_partitions_in_order_and_name_their_partition_crl(
 
 @sqlite_only
 @pytest.mark.parametrize("variant", ["p256", "rsa-pss"])
-def test_a_revocation_re_signs_its_partition_and_the_full_crl_and_pkilint_passes_them(
+def test_a_revocation_re_signs_its_partition_then_the_pass_the_full_crl_and_pkilint_passes_them(
     ca_runtime: CaRuntime, variant: str
 ) -> None:
     pki, certificates = fill_partitions(ca_runtime, variant)
     before = {partition: crl_number(partition_crl(pki, partition)) for partition in (1, 2, 3)}
+    full_before = crl_number(stored_crl(pki, pki.issuing_name))
     revoked = certificates[2]  # partition 2
 
     revoke(pki, revoked, "keyCompromise")
 
-    full = stored_crl(pki, pki.issuing_name)
     own, others = partition_crl(pki, 2), [partition_crl(pki, 1), partition_crl(pki, 3)]
-    assert listed(own, revoked) and listed(full, revoked)
+    assert listed(own, revoked) and len(own) == 1
     assert not any(listed(crl, revoked) for crl in others)
-    assert len(own) == len(full) == 1
     # Only the affected partition was signed again; its number grew within its scope.
     assert crl_number(own) > before[2]
     assert [crl_number(crl) for crl in others] == [before[1], before[3]]
+    assert crl_number(stored_crl(pki, pki.issuing_name)) == full_before
+
+    maintenance.run_due(ca_runtime)
+
+    full = stored_crl(pki, pki.issuing_name)
+    assert listed(full, revoked) and len(full) == 1
+    assert crl_number(full) > crl_number(own)
     for document, crl in (("partition 2", own), ("partition 1", others[0]), ("full", full)):
         findings = pkilint("crl", crl.public_bytes(Encoding.DER))
         assert not errors_of(findings), f"pkilint on {variant} {document} CRL:\n" + lint_report(
@@ -190,17 +200,19 @@ def test_openssl_verify_crl_check_accepts_a_partition_crl_for_its_own_certificat
     # Partition 2's IDP does not name partition 1's URL: that CRL says nothing about it.
     assert "different CRL scope" in verify(other_partition, partition_2)
     assert "certificate.pem: OK" in verify(other_partition, partition_crl(pki, 1))
-    # The full CRL (no IDP) still decides for every certificate.
+    # The full CRL (no IDP), once the maintenance pass signed it, decides for every certificate.
+    maintenance.run_due(ca_runtime)
     full = stored_crl(pki, pki.issuing_name)
     assert "certificate.pem: OK" in verify(other_partition, full)
     assert "certificate revoked" in verify(revoked, full)
 
 
-@sqlite_only
-def test_certificates_issued_without_partitions_stay_on_the_full_crl(
+def test_certificates_issued_without_partitions_get_the_full_crl_signed_at_once(
     ca_runtime: CaRuntime,
 ) -> None:
-    """As the migration leaves the certificates issued before partitions: crl_partition NULL."""
+    """As the migration leaves the certificates issued before partitions: crl_partition NULL,
+    their CRLDP naming the full CRL, which their revocation therefore signs before it returns
+    (and nothing is left for the maintenance pass)."""
     ca_runtime.crl_partition_size = 0
     pki = build_pki(ca_runtime, "p256")
     before = issue_from_csr(pki, holder_key())
@@ -211,8 +223,135 @@ def test_certificates_issued_without_partitions_stay_on_the_full_crl(
 
     revoke(pki, before, "affiliationChanged")
 
-    assert listed(stored_crl(pki, pki.issuing_name), before)
+    assert listed(crl_named_by(ca_runtime, before), before)
     assert len(partition_crl(pki, 1)) == 0
+    with transaction(ca_runtime.session_factory) as session:
+        authority = session.scalars(select(Authority).where(Authority.name == pki.issuing_name))
+        assert authority.one().full_crl_stale_since is None
+    assert maintenance.run_due(ca_runtime) == ([], [])
+
+
+def test_a_ca_without_partitions_signs_its_full_crl_at_every_revocation(
+    ca_runtime: CaRuntime,
+) -> None:
+    ca_runtime.crl_partition_size = 0
+    pki = build_pki(ca_runtime, "p256")
+    certificate = issue_from_csr(pki, holder_key())
+    number = crl_number(stored_crl(pki, pki.issuing_name))
+
+    revoke(pki, certificate, "keyCompromise")
+
+    full = stored_crl(pki, pki.issuing_name)
+    assert listed(full, certificate) and crl_number(full) == number + 1
+    assert maintenance.run_due(ca_runtime) == ([], [])
+
+
+def full_crl_catch_ups(runtime: CaRuntime) -> list[dict[str, object]]:
+    """The details of each full CRL signed because revocations had left it behind."""
+    with transaction(runtime.session_factory) as session:
+        entries = session.scalars(select(AuditEntry).where(AuditEntry.action == "ca.crl.published"))
+        details = [json.loads(entry.details) for entry in entries]
+    return [d for d in details if d["cause"] == "catch_up"]
+
+
+def full_crl_behind_seconds(web: TestClient, authority: str) -> float:
+    """The gauge as /metrics shows it to a scraper on the same host."""
+    local = TestClient(web.app, base_url=str(web.base_url), client=("127.0.0.1", 50000))
+    metrics = local.get("/metrics")
+    assert metrics.status_code == 200, metrics.text
+    return sample(metrics.text, "commune_sso_full_crl_behind_seconds", authority=authority)
+
+
+def test_the_full_crl_follows_a_partitioned_revocation_by_the_maintenance_pass(
+    app_ca: CaRuntime, web: TestClient, cli: Cli
+) -> None:
+    """Served over HTTP: partition 2's CRL lists the revocation as soon as it returns, the full
+    CRL only after a maintenance pass; the CLI shows the full CRL behind meanwhile."""
+    pki, certificates = fill_partitions(app_ca)
+    full_url = f"/ca/crl/{pki.issuing_name}.crl"
+    full_before = web.get(full_url).content
+    revoked = certificates[2]
+
+    revoke(pki, revoked, "keyCompromise")
+
+    assert listed(x509.load_der_x509_crl(web.get(crldp_url(revoked)).content), revoked)
+    assert web.get(full_url).content == full_before  # not signed again by the revocation
+    [row] = [r for r in cli.json("ca", "authorities") if r["name"] == pki.issuing_name]
+    stale_since = datetime.fromisoformat(row["full_crl_stale_since"])
+    assert stale_since == app_ca.clock.now()
+    assert datetime.fromisoformat(row["full_crl_due_by"]) == stale_since + timedelta(minutes=5)
+    assert "behind since" in cli.ok("ca", "crl-partitions").stdout
+    clock = app_ca.clock
+    assert isinstance(clock, FixedClock)
+    clock.advance(seconds=42)
+    assert full_crl_behind_seconds(web, pki.issuing_name) == 42
+
+    numbers, _ = maintenance.run_due(app_ca)
+
+    full = x509.load_der_x509_crl(web.get(full_url).content)
+    assert listed(full, revoked) and numbers == [crl_number(full)]
+    assert [d["partition"] for d in full_crl_catch_ups(app_ca)] == [None]
+    [row] = [r for r in cli.json("ca", "authorities") if r["name"] == pki.issuing_name]
+    assert row["full_crl_stale_since"] is None and row["full_crl_due_by"] is None
+    assert full_crl_behind_seconds(web, pki.issuing_name) == 0
+    assert maintenance.run_due(app_ca) == ([], [])  # nothing left behind
+
+
+def test_the_full_crl_is_signed_by_the_last_pass_within_its_maximum_delay(
+    ca_runtime: CaRuntime,
+) -> None:
+    """With COMMUNE_SSO_CA_FULL_CRL_MAX_DELAY of an hour, revocations within it share one full
+    CRL: the passes (every 5 minutes) leave it until the next pass would come too late."""
+    ca_runtime.full_crl_max_delay = timedelta(hours=1)
+    assert maintenance.pass_interval(ca_runtime) == 300
+    pki, certificates = fill_partitions(ca_runtime)
+    clock = ca_runtime.clock
+    assert isinstance(clock, FixedClock)
+    revoke(pki, certificates[0], "superseded")
+    clock.advance(minutes=20)
+    revoke(pki, certificates[4], "keyCompromise")  # later: the first one's delay counts
+
+    clock.advance(minutes=34, seconds=59)
+    assert maintenance.run_due(ca_runtime) == ([], [])
+    assert len(stored_crl(pki, pki.issuing_name)) == 0
+    clock.advance(seconds=1)  # 55 minutes after the first revocation: the next pass is at 60
+    numbers, _ = maintenance.run_due(ca_runtime)
+
+    full = stored_crl(pki, pki.issuing_name)
+    assert numbers == [crl_number(full)]
+    assert listed(full, certificates[0]) and listed(full, certificates[4])
+
+
+def test_parallel_maintenance_passes_sign_the_full_crl_once(ca_runtime: CaRuntime) -> None:
+    """Every serving process runs the pass; the full CRL takes seconds to sign at national
+    scale, under the lock revocations wait for. Passes that found it behind before another one
+    signed it decide again once they hold the lock, and leave it."""
+    pki, certificates = fill_partitions(ca_runtime)
+    revoke(pki, certificates[3], "keyCompromise")
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        with transaction(ca_runtime.session_factory) as session:
+            # Hold the CA row, so both passes find the full CRL behind and wait for the lock.
+            session.scalars(
+                select(Authority).where(Authority.name == pki.issuing_name).with_for_update()
+            ).one()
+            passes = [pool.submit(maintenance.run_due, ca_runtime) for _ in range(2)]
+            time.sleep(1.0)
+        results = [p.result(timeout=60)[0] for p in passes]
+
+    assert sorted(len(numbers) for numbers in results) == [0, 1]
+    assert len(full_crl_catch_ups(ca_runtime)) == 1
+    assert listed(stored_crl(pki, pki.issuing_name), certificates[3])
+
+
+def test_a_short_maximum_delay_makes_the_maintenance_pass_run_more_often(
+    ca_runtime: CaRuntime,
+) -> None:
+    ca_runtime.full_crl_max_delay = timedelta(seconds=60)
+    assert maintenance.pass_interval(ca_runtime) == 60
+    pki, certificates = fill_partitions(ca_runtime)
+    revoke(pki, certificates[1], "superseded")
+    numbers, _ = maintenance.run_due(ca_runtime)
+    assert numbers == [crl_number(stored_crl(pki, pki.issuing_name))]
 
 
 def test_partition_crls_are_served_over_http_and_refreshed_on_schedule(

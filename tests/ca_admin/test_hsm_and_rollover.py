@@ -13,10 +13,11 @@ from cryptography.x509 import ocsp
 
 from ca_admin import revocation
 from ca_admin.hierarchy import CaSetup, add_issuing_ca, init_hierarchy
-from ca_admin.models import Authority, PublishedCrl
+from ca_admin.models import Authority
 from ca_admin.runtime import CaRuntime
 from core.db import transaction
 from tests.ca_admin.conftest import ORGANISATION, People, issue_one
+from tests.ca_admin.interop_support import crl_named_by
 from tests.ca_admin.test_revocation import ask_ocsp
 from tests.softhsm import SoftHsmToken
 
@@ -66,9 +67,7 @@ def test_hsm_keys_sign_certificates_crls_and_ocsp_like_file_keys(
             serial=issued.serial,
             reason="keyCompromise",
         )
-        published = session.get(PublishedCrl, issuing.id)
-        assert published is not None
-        crl = x509.load_der_x509_crl(published.der)
+    crl = crl_named_by(ca_runtime, certificate)
     assert crl.is_signature_valid(public_key)
     assert crl.get_revoked_certificate_by_serial_number(certificate.serial_number) is not None
     answer = ask_ocsp(ca_runtime, issuing, certificate.serial_number, nonce=os.urandom(16))

@@ -33,13 +33,14 @@ from pyhanko.sign.validation import validate_pdf_signature
 from pyhanko.sign.validation.status import PdfSignatureStatus
 from pyhanko_certvalidator import ValidationContext
 
-from ca_admin import ocsp, revocation
+from ca_admin import maintenance, ocsp, revocation
 from ca_admin.runtime import CaRuntime
 from core.db import transaction
 from tests.ca_admin.interop_support import (
     VARIANTS,
     Pki,
     build_pki,
+    crl_named_by,
     errors_of,
     holder_key,
     issue_from_csr,
@@ -108,16 +109,25 @@ def test_pkilint_finds_no_error_in_certificates_crls_and_ocsp_answers(
     )
     revoke(pki, moved, "affiliationChanged")
     revoke(pki, held, "certificateHold")
-    issuing_crl = stored_crl(pki, pki.issuing_name)
-    # The CRL under lint is the one we mean to lint: three entries, reasons, one invalidityDate.
-    assert len(issuing_crl) == 3
-    entry = issuing_crl.get_revoked_certificate_by_serial_number(compromised.serial_number)
-    assert entry is not None
-    assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason == (
-        x509.ReasonFlags.key_compromise
-    )
-    assert entry.extensions.get_extension_for_class(x509.InvalidityDate) is not None
-    _assert_lints_clean(f"{variant} issuing CRL", "crl", issuing_crl.public_bytes(Encoding.DER))
+    # The CRL the certificates name (their partition's, signed by each revocation) and the full
+    # CRL (signed by the maintenance pass that follows).
+    maintenance.run_due(ca_runtime)
+    for scope, issuing_crl in (
+        ("partition", crl_named_by(ca_runtime, compromised)),
+        ("full", stored_crl(pki, pki.issuing_name)),
+    ):
+        # The CRL under lint is the one we mean to lint: three entries, reasons, an
+        # invalidityDate.
+        assert len(issuing_crl) == 3
+        entry = issuing_crl.get_revoked_certificate_by_serial_number(compromised.serial_number)
+        assert entry is not None
+        assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason == (
+            x509.ReasonFlags.key_compromise
+        )
+        assert entry.extensions.get_extension_for_class(x509.InvalidityDate) is not None
+        _assert_lints_clean(
+            f"{variant} issuing CA's {scope} CRL", "crl", issuing_crl.public_bytes(Encoding.DER)
+        )
     root_crl = stored_crl(pki, pki.root_name)
     assert len(root_crl) == 0
     _assert_lints_clean(f"{variant} root CRL (empty)", "crl", root_crl.public_bytes(Encoding.DER))
@@ -159,13 +169,10 @@ def test_openssl_verify_accepts_good_and_rejects_revoked_with_crls(
 
     root = write_pem(tmp_path, "root.pem", pki.root)
     issuing = write_pem(tmp_path, "issuing.pem", pki.issuing)
-    issuing_crl = write_pem(tmp_path, "issuing-crl.pem", stored_crl(pki, pki.issuing_name))
-    both_crls = write_pem(
-        tmp_path,
-        "crls.pem",
-        stored_crl(pki, pki.issuing_name),
-        stored_crl(pki, pki.root_name),
-    )
+    # The CRL both certificates name: their partition's, signed by the revocation.
+    named = crl_named_by(ca_runtime, revoked)
+    issuing_crl = write_pem(tmp_path, "issuing-crl.pem", named)
+    both_crls = write_pem(tmp_path, "crls.pem", named, stored_crl(pki, pki.root_name))
     good_pem = write_pem(tmp_path, "good.pem", good)
     revoked_pem = write_pem(tmp_path, "revoked.pem", revoked)
 

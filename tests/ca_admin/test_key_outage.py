@@ -1,7 +1,8 @@
 """The CA's keys on an HSM token that goes away (issue 18, "Names and outages"): OCSP answers
 ``tryLater`` with HTTP 200 (RFC 6960 §2.3), a revocation is still recorded and audited at once,
-its CRL is owed (visible in ``ca authorities``) and signed by the maintenance pass as soon as
-the key is back, and the pre-produced answers follow."""
+its CRL is owed (visible in ``ca crl-partitions``, and ``ca authorities`` for the full CRL) and
+signed by the maintenance pass as soon as the key is back, and the pre-produced answers
+follow."""
 
 from __future__ import annotations
 
@@ -75,15 +76,16 @@ def test_revocations_go_on_while_the_key_is_away_and_their_crl_follows_its_retur
                     serial=certificate.serial,
                     reason="keyCompromise",
                 )
-        # Recorded and audited at once; the full CRL and the partition's CRL are owed, once
-        # each, since the first revocation.
+        # Recorded and audited at once; the partition's CRL (the one the certificates name) is
+        # owed, once, since the first revocation; the full CRL is only behind, as with the key.
         assert len(actions(web, "ca.certificate.revoked")) == 2
         deferred = actions(web, "ca.crl.deferred")
-        assert [json.loads(e.details)["partition"] for e in deferred] == [None, partition]
+        assert [json.loads(e.details)["partition"] for e in deferred] == [partition]
         assert {json.loads(e.details)["cause"] for e in deferred} == {"revocation"}
         with transaction(ca.session_factory) as session:
             authority = session.get(Authority, issuing.id)
-            assert authority.crl_pending_since is not None
+            assert authority.crl_pending_since is None
+            assert authority.full_crl_stale_since is not None
             assert session.get(PartitionCrl, (issuing.id, partition)).pending_since is not None
             assert session.get(PublishedCrl, issuing.id).crl_number == crl_before
             # The stored "good" answers went with the change: never served after it.
@@ -93,10 +95,19 @@ def test_revocations_go_on_while_the_key_is_away_and_their_crl_follows_its_retur
             answer = ask(web, certificates[0], issuer, nonce=nonce)
             assert answer.response_status == ocsp.OCSPResponseStatus.TRY_LATER
         # The operator sees the backlog.
+        [owed] = cli.json("ca", "crl-partitions", "--json")
+        assert owed["crl_owed_since"] is not None
+        # The maintenance pass while the key is still away: nothing signed, nothing lost; the
+        # full CRL it came to sign is owed from then on.
+        maintenance.run_due(ca)
+        deferred = [json.loads(e.details) for e in actions(web, "ca.crl.deferred")]
+        assert [(d["partition"], d["cause"]) for d in deferred] == [
+            (partition, "revocation"),
+            (None, "catch_up"),
+        ]
         listed = cli.json("ca", "authorities", "--json")
         owed = {row["name"]: row["crl_owed_since"] for row in listed}
         assert owed[issuing_name] is not None
-        # The maintenance pass while the key is still away: nothing signed, nothing lost.
         maintenance.run_due(ca)
         assert len(actions(web, "ca.crl.deferred")) == 2
     finally:
@@ -105,7 +116,8 @@ def test_revocations_go_on_while_the_key_is_away_and_their_crl_follows_its_retur
     crl_numbers, _ = maintenance.run_due(ca)
     assert crl_numbers == [number_before + 1, number_before + 2]
     with transaction(ca.session_factory) as session:
-        assert session.get(Authority, issuing.id).crl_pending_since is None
+        authority = session.get(Authority, issuing.id)
+        assert authority.crl_pending_since is None and authority.full_crl_stale_since is None
         partition_crl = session.get(PartitionCrl, (issuing.id, partition))
         assert partition_crl.pending_since is None
         crls = [

@@ -11,7 +11,7 @@ from cryptography import x509
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
-from ca_admin.models import Authority, IssuedCertificate, PublishedCrl
+from ca_admin.models import Authority, IssuedCertificate
 from ca_admin.runtime import CaRuntime
 from ca_admin.serials import openssl_serial
 from core import audit
@@ -19,6 +19,7 @@ from core.clock import FixedClock
 from core.db import transaction
 from idp.runtime import IdpRuntime
 from tests.ca_admin.conftest import People
+from tests.ca_admin.interop_support import crl_named_by
 from tests.ca_admin.pages_flow import csrf_of, reauthenticate, sign_in
 from tests.ca_admin.test_api import vi
 from tests.ca_admin.test_pages import PAGES, issue_for
@@ -47,7 +48,6 @@ def test_an_official_reports_a_lost_key_and_is_told_by_mail(
     hierarchy: tuple[Authority, Authority],
     people: People,
 ) -> None:
-    _root, issuing = hierarchy
     certificate = issue_for(ca_runtime, people.official)
     serial = openssl_serial(certificate.serial)
     page_url = f"{PAGES}/certificates/{serial}/report-lost"
@@ -101,9 +101,7 @@ def test_an_official_reports_a_lost_key_and_is_told_by_mail(
         entry = audit.tail(session, limit=1, action_prefix="ca.certificate.revoked")[0]
         assert entry.actor == people.official.subject
         assert json.loads(entry.details)["reason"] == "keyCompromise"
-        published = session.get(PublishedCrl, issuing.id)
-        assert published is not None
-        crl = x509.load_der_x509_crl(published.der)
+    crl = crl_named_by(ca_runtime, x509.load_der_x509_certificate(certificate.der))
     revoked_entry = crl.get_revoked_certificate_by_serial_number(int(certificate.serial, 16))
     assert revoked_entry is not None
     assert (

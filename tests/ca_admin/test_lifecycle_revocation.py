@@ -13,7 +13,7 @@ from starlette.testclient import TestClient
 
 from ca_admin import certificate_requests, revocation
 from ca_admin.certificate_requests import Submission
-from ca_admin.models import IssuedCertificate, LifecycleCursor, PublishedCrl
+from ca_admin.models import IssuedCertificate, LifecycleCursor
 from ca_admin.runtime import CaRuntime
 from commune_sso import ca_lifecycle_feed
 from core import audit
@@ -21,6 +21,7 @@ from core.db import transaction
 from idp import accounts, lifecycle, units
 from idp.models import Account, AccountProfile, LifecycleEvent
 from tests.ca_admin.conftest import BA_DINH, HOAN_KIEM, People, make_csr
+from tests.ca_admin.interop_support import crl_named_by
 
 
 def issue_for(ca_runtime: CaRuntime, holder: Account, approver: Account) -> str:
@@ -51,13 +52,13 @@ def state(ca_runtime: CaRuntime, serial: str) -> tuple[str, str | None]:
 
 
 def crl_state(ca_runtime: CaRuntime, serial: str) -> tuple[int, x509.RevokedCertificate | None]:
-    """The issuing CA's published CRL number and the entry for ``serial`` in it, if any."""
+    """The number of the CRL the certificate names (its partition's) and its entry for
+    ``serial``, if any."""
     with transaction(ca_runtime.session_factory) as session:
-        certificate = revocation.find_certificate(session, serial)
-        published = session.get(PublishedCrl, certificate.authority_id)
-        assert published is not None
-        crl = x509.load_der_x509_crl(published.der)
-        return published.crl_number, crl.get_revoked_certificate_by_serial_number(int(serial, 16))
+        der = revocation.find_certificate(session, serial).der
+    crl = crl_named_by(ca_runtime, x509.load_der_x509_certificate(der))
+    number = crl.extensions.get_extension_for_class(x509.CRLNumber).value.crl_number
+    return number, crl.get_revoked_certificate_by_serial_number(int(serial, 16))
 
 
 def cursor(ca_runtime: CaRuntime) -> int:
@@ -101,7 +102,7 @@ def test_disable_holds_enable_releases_and_the_feed_runs_exactly_once(
     assert state(ca_runtime, serial) == ("hold", "certificateHold")
     assert state(ca_runtime, other) == ("good", None)
     number, entry = crl_state(ca_runtime, serial)
-    # A new full CRL; the number also counted the partition CRL (one sequence per issuer).
+    # A new CRL of the certificate's partition, signed in the feed's batch.
     assert number > number_before
     assert entry is not None
     assert entry.extensions.get_extension_for_class(x509.CRLReason).value.reason == (

@@ -29,7 +29,7 @@ from ca_admin.serials import serial_hex
 from core.clock import FixedClock
 from core.db import transaction
 from tests.ca_admin import test_status_http
-from tests.ca_admin.interop_support import openssl, write_pem
+from tests.ca_admin.interop_support import crldp_path, openssl, write_pem
 from tests.ca_admin.test_status_http import (
     _get_path,
     _max_age,
@@ -166,7 +166,7 @@ def test_revocation_hold_and_release_replace_the_answer_in_their_own_transaction
 ) -> None:
     issuing = _issuing(hierarchy)
     request = _ocsp_request(issued, issuing)
-    crl_path = f"/ca/crl/{hierarchy[1].name}.crl"
+    crl_path = crldp_path(ca_runtime, issued)  # its partition's, signed in the transaction
     serial = format(issued.serial_number, "x")
 
     with transaction(ca_runtime.session_factory) as session:

@@ -23,6 +23,7 @@ from ca_admin.models import Authority, IssuedCertificate
 from ca_admin.runtime import CaRuntime
 from core.db import transaction
 from tests.ca_admin.conftest import People, make_csr
+from tests.ca_admin.interop_support import crldp_path
 
 OCSP_HEADERS = {"Content-Type": "application/ocsp-request"}
 
@@ -135,7 +136,9 @@ def test_crl_is_served_signed_and_lists_a_revocation(
     issued: x509.Certificate,
 ) -> None:
     issuing = _issuing(hierarchy)
-    path = f"/ca/crl/{hierarchy[1].name}.crl"
+    # The CRL the certificate names (its partition's), signed again by the revocation itself.
+    path = crldp_path(ca_runtime, issued)
+    assert path == f"/ca/crl/{hierarchy[1].name}/1.crl"
     before = web.get(path)
     assert before.status_code == 200
     assert before.headers["content-type"] == "application/pkix-crl"

@@ -5,6 +5,7 @@ clean failures."""
 from __future__ import annotations
 
 import stat
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -191,11 +192,20 @@ def test_issue_approve_list_show_revoke_and_crl(ca: Cli, tmp_path: Path) -> None
 
 
 def test_crl_partitions_listed_and_published_by_the_operator(ca: Cli, tmp_path: Path) -> None:
-    serial = issue(ca, tmp_path)
-    ca.json("ca", "revoke", serial, "--reason", "superseded", "--as", "admin.hoankiem")
+    serial, held = issue(ca, tmp_path), issue(ca, tmp_path)
+    revoked = ca.json("ca", "revoke", serial, "--reason", "superseded", "--as", "admin.hoankiem")
+    # The partition's CRL is signed at once, the full CRL by the maintenance pass.
+    assert revoked["crl_url"].endswith("/ca/crl/issuing-ca-1/1.crl")
+    assert revoked["crl_owed_since"] is None
+    stale_since = datetime.fromisoformat(revoked["full_crl_stale_since"])
+    assert datetime.fromisoformat(revoked["full_crl_due_by"]) == stale_since + timedelta(minutes=5)
+    assert "the full CRL follows by" in ca.ok("ca", "hold", held, "--as", "admin.hoankiem").stdout
+    [authority] = [row for row in ca.json("ca", "authorities") if row["role"] == "issuing"]
+    assert authority["full_crl_stale_since"] == revoked["full_crl_stale_since"]  # the first
+    assert "behind since" in ca.ok("ca", "crl-partitions").stdout
 
     [partition] = ca.json("ca", "crl-partitions")
-    assert (partition["partition"], partition["certificates"], partition["entries"]) == (1, 1, 1)
+    assert (partition["partition"], partition["certificates"], partition["entries"]) == (1, 2, 2)
     assert partition["url"].endswith("/ca/crl/issuing-ca-1/1.crl")
     assert partition["crl_owed_since"] is None
     assert "/ca/crl/issuing-ca-1/1.crl" in ca.ok("ca", "crl-partitions").stdout
@@ -211,6 +221,10 @@ def test_crl_partitions_listed_and_published_by_the_operator(ca: Cli, tmp_path: 
     assert crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).critical
     assert crl.get_revoked_certificate_by_serial_number(int(serial, 16)) is not None
     assert_clean_failure(ca("ca", "crl", "--partition", "7"), "has no CRL partition 7")
+    assert "full CRL: behind since" in ca.ok("ca", "crl", "--partition", "1").stdout
+    # `ca crl` signs the full CRL now: nothing left behind.
+    assert ca.json("ca", "crl")["full_crl_stale_since"] is None
+    assert "/ca/crl/issuing-ca-1.crl: current" in ca.ok("ca", "crl-partitions").stdout
 
 
 def test_hold_and_release_as_the_operator(ca: Cli, tmp_path: Path) -> None:
