@@ -7,7 +7,10 @@ per token would serialise every request on the audit chain's head row (one commi
 millisecond on PostgreSQL, more on SQLite), far below the ≥ 1,000 tokens/s the TSA must reach.
 So requests that arrive together commit together: the first thread to find no commit running
 takes every token queued so far, writes them and their audit entry in one transaction, and
-wakes their threads; the others queue meanwhile and form the next batch. A reply leaves only
+wakes their threads; the others queue meanwhile and form the next batch. The HTTP endpoint
+answers on the event loop (issue 18) and awaits :meth:`TimeStampLedger.record_from_loop`
+instead: its tokens join the same queue, and one drain thread commits batch after batch
+while the loop keeps answering, so there is no thread per request. A reply leaves only
 after its token's commit, so there is never a token without its record; a failed commit fails
 every request of its batch (they answer systemFailure and their tokens are never seen).
 
