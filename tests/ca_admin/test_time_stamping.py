@@ -214,6 +214,24 @@ def test_serials_are_unique_and_each_token_is_audited(
     assert sorted(audited) == sorted(serial_hex(serial) for serial in serials)
 
 
+def _assert_committed_together(app_ca: CaRuntime, replies: list[time_stamping.Reply]) -> None:
+    """24 granted tokens, each recorded once and audited, in fewer audit entries than tokens
+    (the group commit), on an intact audit chain."""
+    assert [reply.outcome for reply in replies] == ["granted"] * 24
+    serials = {serial_hex(reply.serial) for reply in replies if reply.serial is not None}
+    assert len(serials) == 24
+    with transaction(app_ca.session_factory) as session:
+        stored = set(session.scalars(select(TimeStampToken.serial)).all())
+        entries = session.scalars(
+            select(AuditEntry.details).where(AuditEntry.action == "ca.timestamp.issued")
+        ).all()
+        assert verify(session).ok
+    assert stored == serials
+    audited = [token["serial"] for entry in entries for token in json.loads(entry)["tokens"]]
+    assert sorted(audited) == sorted(serials)
+    assert len(entries) < 24
+
+
 def test_tokens_signed_together_are_committed_together(
     app_ca: CaRuntime, tsa: dict[str, x509.Certificate], tmp_path: Path
 ) -> None:
@@ -233,19 +251,7 @@ def test_tokens_signed_together_are_committed_together(
         thread.start()
     for thread in threads:
         thread.join()
-    assert [reply.outcome for reply in replies] == ["granted"] * 24
-    serials = {serial_hex(reply.serial) for reply in replies if reply.serial is not None}
-    assert len(serials) == 24
-    with transaction(app_ca.session_factory) as session:
-        stored = set(session.scalars(select(TimeStampToken.serial)).all())
-        entries = session.scalars(
-            select(AuditEntry.details).where(AuditEntry.action == "ca.timestamp.issued")
-        ).all()
-        assert verify(session).ok
-    assert stored == serials
-    audited = [token["serial"] for entry in entries for token in json.loads(entry)["tokens"]]
-    assert sorted(audited) == sorted(serials)
-    assert len(entries) < 24
+    _assert_committed_together(app_ca, replies)
 
 
 def test_requests_on_the_event_loop_are_committed_together(
@@ -266,19 +272,7 @@ def test_requests_on_the_event_loop_are_committed_together(
         )
 
     replies = asyncio.run(ask_all())
-    assert [reply.outcome for reply in replies] == ["granted"] * 24
-    serials = {serial_hex(reply.serial) for reply in replies if reply.serial is not None}
-    assert len(serials) == 24
-    with transaction(app_ca.session_factory) as session:
-        stored = set(session.scalars(select(TimeStampToken.serial)).all())
-        entries = session.scalars(
-            select(AuditEntry.details).where(AuditEntry.action == "ca.timestamp.issued")
-        ).all()
-        assert verify(session).ok
-    assert stored == serials
-    audited = [token["serial"] for entry in entries for token in json.loads(entry)["tokens"]]
-    assert sorted(audited) == sorted(serials)
-    assert len(entries) < 24
+    _assert_committed_together(app_ca, replies)
 
 
 def test_a_failed_commit_answers_system_failure_and_the_next_request_is_served(
