@@ -61,6 +61,11 @@ class CaKeyStore:
                     self._keys[uri] = key
         return key
 
+    def loaded(self, uri: str) -> SigningKey | None:
+        """The key if it is loaded already, else None: never opens a file or a token (a caller
+        on the event loop must not wait for either)."""
+        return self._keys.get(uri)
+
     def generate(self, uri: str, *, algorithm: str) -> SigningKey:
         key = generate_signing_key(uri, algorithm=algorithm, passphrase=self._passphrase)
         with self._lock:

@@ -24,11 +24,13 @@ from ca_admin import maintenance as ca_maintenance
 from ca_admin.runtime import CaRuntime
 from ca_admin.web import ca_routes
 from ca_admin.web.api import accept_language
+from ca_admin.web.tsa_route import tsa_routes
 from commune_sso import bootstrap, ca_lifecycle_feed, secrets_setup
 from commune_sso.ca_bridge import build_ca_runtime, presented_certificate_verdict
 from commune_sso.input_guard import HostileInputGuard
 from commune_sso.observability import install_observability
 from commune_sso.page_labels import page_labels
+from commune_sso.routes_before_router import RoutesBeforeRouter
 from commune_sso.server_errors import (
     JSON_API_PREFIXES,
     SCIM_PREFIX,
@@ -206,6 +208,8 @@ def create_app(
             Middleware(HostileInputGuard, render_page=error_page, translate_api=api_text),
             # ?lang= sets the lang cookie on every answer, so the choice survives redirects.
             Middleware(RememberChosenLanguage, secure_cookies=settings.issuer_is_https),
+            # Innermost: POST /tsa without the router's walk over every route before it.
+            Middleware(RoutesBeforeRouter, routes=tsa_routes()),
         ],
         lifespan=background_tasks(settings, runtime, ca_runtime),
     )

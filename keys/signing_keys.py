@@ -40,6 +40,7 @@ __all__ = [
     "key_algorithm",
     "load_or_generate_signing_key",
     "load_signing_key",
+    "signs_in_process",
 ]
 
 SigningKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
@@ -72,6 +73,13 @@ def generate_signing_key(uri: str, *, algorithm: str, passphrase: str | None) ->
     from keys import pkcs11_keys
 
     return pkcs11_keys.generate(parsed, algorithm=algorithm)
+
+
+def signs_in_process(uri: str) -> bool:
+    """Whether the key at ``uri`` signs in this process (a ``file:`` key: microseconds, never
+    waits) rather than on a device (``pkcs11:``: a round trip behind the module's lock, which a
+    caller on an event loop must not wait for)."""
+    return uri.partition(":")[0].lower() == "file"
 
 
 def load_signing_key(uri: str, *, passphrase: str | None) -> SigningKey:

@@ -4,6 +4,7 @@ and audited."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -18,7 +19,8 @@ from asn1crypto import tsp as asn1_tsp
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import ExtendedKeyUsageOID
-from sqlalchemy import func, select, update
+from prometheus_client import REGISTRY
+from sqlalchemy import delete, func, insert, select, update
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
@@ -28,7 +30,7 @@ from ca_admin.models import Authority, IssuedCertificate, TimeStampingUnit, Time
 from ca_admin.runtime import CaRuntime
 from ca_admin.serials import serial_hex
 from ca_admin.tsa_certificate import issue_tsa_unit
-from core.audit import AuditEntry, verify
+from core.audit import AuditChainHead, AuditEntry, verify
 from core.db import transaction
 from tests.ca_admin.conftest import make_hierarchy
 from tests.ca_admin.interop_support import errors_of, lint_report, openssl, pkilint, write_pem
@@ -212,6 +214,24 @@ def test_serials_are_unique_and_each_token_is_audited(
     assert sorted(audited) == sorted(serial_hex(serial) for serial in serials)
 
 
+def _assert_committed_together(app_ca: CaRuntime, replies: list[time_stamping.Reply]) -> None:
+    """24 granted tokens, each recorded once and audited, in fewer audit entries than tokens
+    (the group commit), on an intact audit chain."""
+    assert [reply.outcome for reply in replies] == ["granted"] * 24
+    serials = {serial_hex(reply.serial) for reply in replies if reply.serial is not None}
+    assert len(serials) == 24
+    with transaction(app_ca.session_factory) as session:
+        stored = set(session.scalars(select(TimeStampToken.serial)).all())
+        entries = session.scalars(
+            select(AuditEntry.details).where(AuditEntry.action == "ca.timestamp.issued")
+        ).all()
+        assert verify(session).ok
+    assert stored == serials
+    audited = [token["serial"] for entry in entries for token in json.loads(entry)["tokens"]]
+    assert sorted(audited) == sorted(serials)
+    assert len(entries) < 24
+
+
 def test_tokens_signed_together_are_committed_together(
     app_ca: CaRuntime, tsa: dict[str, x509.Certificate], tmp_path: Path
 ) -> None:
@@ -231,19 +251,61 @@ def test_tokens_signed_together_are_committed_together(
         thread.start()
     for thread in threads:
         thread.join()
-    assert [reply.outcome for reply in replies] == ["granted"] * 24
-    serials = {serial_hex(reply.serial) for reply in replies if reply.serial is not None}
-    assert len(serials) == 24
+    _assert_committed_together(app_ca, replies)
+
+
+def test_requests_on_the_event_loop_are_committed_together(
+    app_ca: CaRuntime, tsa: dict[str, x509.Certificate], tmp_path: Path
+) -> None:
+    """The endpoint's path (stamp_on_loop): 24 requests at once on one event loop, no thread
+    per request, every token recorded once and audited in fewer entries than tokens."""
+    query = _query(tmp_path)
+
+    async def ask_all() -> list[time_stamping.Reply]:
+        return await asyncio.gather(
+            *(
+                time_stamping.stamp_on_loop(
+                    runtime=app_ca, request_der=query, client_address="10.0.0.8"
+                )
+                for _ in range(24)
+            )
+        )
+
+    replies = asyncio.run(ask_all())
+    _assert_committed_together(app_ca, replies)
+
+
+def test_a_failed_commit_answers_system_failure_and_the_next_request_is_served(
+    web: TestClient, app_ca: CaRuntime, tsa: dict[str, x509.Certificate]
+) -> None:
+    """No token without its record: when the batch cannot commit (here the audit chain's head
+    row is gone, so the entry cannot be chained), the reply is systemFailure, nothing is
+    stored; once the head is back the ledger commits again."""
     with transaction(app_ca.session_factory) as session:
-        stored = set(session.scalars(select(TimeStampToken.serial)).all())
-        entries = session.scalars(
-            select(AuditEntry.details).where(AuditEntry.action == "ca.timestamp.issued")
-        ).all()
+        head = session.execute(select(AuditChainHead.__table__)).one()._asdict()
+        session.execute(delete(AuditChainHead))
+    assert _failure(_post(web, _request())) == ("rejection", {"system_failure"})
+    with transaction(app_ca.session_factory) as session:
+        assert session.scalar(select(func.count()).select_from(TimeStampToken)) == 0
+        session.execute(insert(AuditChainHead.__table__).values(head))
+    granted = asn1_tsp.TimeStampResp.load(_post(web, _request()))
+    assert granted["status"]["status"].native == "granted"
+    with transaction(app_ca.session_factory) as session:
+        assert session.scalar(select(func.count()).select_from(TimeStampToken)) == 1
         assert verify(session).ok
-    assert stored == serials
-    audited = [token["serial"] for entry in entries for token in json.loads(entry)["tokens"]]
-    assert sorted(audited) == sorted(serials)
-    assert len(entries) < 24
+
+
+def test_tsa_is_matched_before_the_router_and_counted_under_its_route(
+    web: TestClient, tsa: dict[str, x509.Certificate]
+) -> None:
+    labels = {"method": "POST", "route": "/tsa", "status": "2xx"}
+    before = REGISTRY.get_sample_value("commune_sso_http_requests_total", labels) or 0.0
+    _post(web, _request())
+    assert REGISTRY.get_sample_value("commune_sso_http_requests_total", labels) == before + 1
+    # Other methods still reach the router's route: 405 naming POST.
+    refused = web.get("/tsa")
+    assert refused.status_code == 405
+    assert refused.headers["allow"] == "POST"
 
 
 def test_sha1_is_refused_as_bad_alg(
