@@ -9,13 +9,13 @@ one partition expire at about the same time.
 
 The fill counter is one row per issuing CA (``ca_crl_partition_fill``), moved on under the row's
 lock, which also opens the next partition when the current one is full: each number is handed
-out once, so no partition overfills. On PostgreSQL a process claims numbers in blocks
-(``partition_numbers.BLOCK``, never past the end of the partition) in a short transaction of
-its own, so parallel issuances never queue behind each other's commits (a batch of 100 would
-otherwise hold the row for all its signatures) and the claim's round trips and commit are paid
-once per block, not per certificate; SQLite has one writer anyway and moves the counter by one
-in the caller's transaction. A rolled-back issuance leaves a gap, and so do the unused numbers
-of a process that stops: either only makes its partition smaller.
+out once, so no partition overfills. On PostgreSQL a process claims numbers in blocks (growing
+from one to ``partition_numbers.MAX_BLOCK``, never past the end of the partition) in a short
+transaction of its own, so parallel issuances never queue behind each other's commits (a batch
+of 100 would otherwise hold the row for all its signatures) and a busy process pays the claim's
+round trips and commit once per block, not per certificate; SQLite has one writer anyway and
+moves the counter by one in the caller's transaction. A rolled-back issuance leaves a gap, and
+so do numbers a process claimed and never used: either only makes its partition smaller.
 
 The certificate's transaction publishes its partition's (empty) CRL if none is there yet, so
 the URL the certificate names answers from the moment the certificate exists. Two issuances
@@ -36,7 +36,6 @@ from sqlalchemy.orm import Session
 
 from ca_admin import crl
 from ca_admin.models import Authority, IssuedCertificate, PartitionCrl, PartitionFill
-from ca_admin.partition_numbers import BLOCK
 from ca_admin.runtime import CaRuntime
 
 _FILL = cast(Table, PartitionFill.__table__)
@@ -83,8 +82,9 @@ _MOVE_ON = (
 )
 
 
-def _claim_block(engine: Engine, authority_id: int, size: int) -> tuple[int, int]:
-    """(partition, count): ``count`` numbers of ``partition`` now this process's to hand out.
+def _claim_block(engine: Engine, authority_id: int, size: int, wanted: int) -> tuple[int, int]:
+    """(partition, count): ``count`` (at most ``wanted``) numbers of ``partition``, now this
+    process's to hand out.
 
     Its own transaction, committed before the certificate's: the row lock lasts two statements.
     """
@@ -97,7 +97,7 @@ def _claim_block(engine: Engine, authority_id: int, size: int) -> tuple[int, int
         partition, assigned = int(row.partition), int(row.assigned)
         if assigned >= size:
             partition, assigned = partition + 1, 0
-        count = min(BLOCK, size - assigned)
+        count = min(wanted, size - assigned)
         connection.execute(
             _MOVE_ON,
             {**parameters, "new_partition": partition, "new_assigned": assigned + count},
@@ -109,7 +109,8 @@ def _take_number(runtime: CaRuntime, authority_id: int, size: int) -> int:
     numbers = runtime.partition_numbers
     partition = numbers.take(authority_id, size)
     if partition is None:
-        partition, count = _claim_block(runtime.engine(), authority_id, size)
+        wanted = numbers.claim_size(authority_id)
+        partition, count = _claim_block(runtime.engine(), authority_id, size, wanted)
         numbers.keep(authority_id, partition=partition, count=count - 1, size=size)
     return partition
 

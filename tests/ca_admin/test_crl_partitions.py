@@ -480,10 +480,10 @@ def test_a_partition_handed_out_without_its_crl_gets_one_from_the_maintenance_pa
 def test_two_processes_fill_partitions_without_overfilling_any(
     ca_runtime: CaRuntime, settings: Settings, runtime: IdpRuntime
 ) -> None:
-    """On PostgreSQL each process claims its numbers in a block that ends where its partition
-    ends, so two processes fill two partitions side by side; on SQLite numbers go one by one
-    in the caller's transaction. Either way no partition gets more than its size, and each
-    partition a certificate names has its CRL."""
+    """On PostgreSQL each process claims its numbers in blocks (1, 2, 4, ... numbers, never past
+    the end of a partition), so two processes may fill two partitions side by side; on SQLite
+    numbers go one by one in the caller's transaction. Either way no partition gets more than
+    its size, and each partition a certificate names has its CRL."""
     other = build_ca_runtime(settings, runtime)  # a second worker on the same database
     ca_runtime.crl_partition_size = other.crl_partition_size = 3
     pki = build_pki(ca_runtime, "p256")
@@ -502,10 +502,11 @@ def test_two_processes_fill_partitions_without_overfilling_any(
             for by in (ca_runtime, other)
         ]
     if ca_runtime.engine().dialect.name == "postgresql":
-        # The first process holds partition 1 and then 3, the second partition 2; the preview
-        # names the partition of each one's next number.
-        assert partitions == [1, 2, 1, 1, 2, 3]
-        assert upcoming == [3, 2]
+        # Blocks of 1, 1 and 1 (the rest of partition 1) numbers; then the first process
+        # claims 3 numbers (all of partition 2) and the second 2 numbers of partition 3, and
+        # each one's next certificate and preview come from its own block.
+        assert partitions == [1, 1, 1, 2, 3, 2]
+        assert upcoming == [2, 3]
     else:
         assert partitions == [1, 1, 1, 2, 2, 2]
         assert upcoming == [3, 3]
