@@ -6,10 +6,15 @@ list of steps applied in order, so a new profile is a new list, not new code pat
 
 Ground rules (Decree 68/2024/ND-CP, Circular 15/2025/TT-BKHCN): new certificates ≤ 5 years,
 renewals ≤ 3 years; validity is also capped by the issuer's own.
+
+Extension values that do not depend on the certificate (key usages, EKUs, the issuer's key
+identifier and status URLs) are built once and shared: ``cryptography``'s extension objects are
+immutable, and building them again for every certificate was a visible part of issuance.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -245,19 +250,24 @@ def email_alternative_name(
 # --- extensions -------------------------------------------------------------------------------
 
 
+_NOT_A_CA = x509.BasicConstraints(ca=False, path_length=None)
+
+
+@functools.lru_cache(maxsize=64)
+def _authority_key_identifier(issuer: x509.Certificate) -> x509.AuthorityKeyIdentifier:
+    ski = issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+    return x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski)
+
+
 def end_entity(
     context: IssuanceContext, builder: x509.CertificateBuilder
 ) -> x509.CertificateBuilder:
-    issuer_ski = context.issuer.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     return (
-        builder.add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        builder.add_extension(_NOT_A_CA, critical=True)
         .add_extension(
             x509.SubjectKeyIdentifier.from_public_key(context.public_key), critical=False
         )
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(issuer_ski),
-            critical=False,
-        )
+        .add_extension(_authority_key_identifier(context.issuer), critical=False)
     )
 
 
@@ -278,39 +288,42 @@ def end_entity_key_usage(
     )
 
 
+_SIGNING_KEY_USAGE = end_entity_key_usage(
+    digital_signature=True, content_commitment=True, key_encipherment=False
+)
+_AUTHENTICATION_KEY_USAGE = end_entity_key_usage(
+    digital_signature=True, content_commitment=False, key_encipherment=False
+)
+_RSA_DEVICE_KEY_USAGE = end_entity_key_usage(
+    digital_signature=True, content_commitment=False, key_encipherment=True
+)
+_DOCUMENT_SIGNING_EKU = x509.ExtendedKeyUsage(
+    [ExtendedKeyUsageOID.EMAIL_PROTECTION, ID_KP_DOCUMENT_SIGNING]
+)
+_CLIENT_AUTH_EKU = x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH])
+
+
 def signing_key_usage(
     context: IssuanceContext, builder: x509.CertificateBuilder
 ) -> x509.CertificateBuilder:
     """digitalSignature + contentCommitment: PDF validators want non-repudiation (PITFALLS)."""
-    return builder.add_extension(
-        end_entity_key_usage(
-            digital_signature=True, content_commitment=True, key_encipherment=False
-        ),
-        critical=True,
-    )
+    return builder.add_extension(_SIGNING_KEY_USAGE, critical=True)
 
 
 def device_key_usage(
     context: IssuanceContext, builder: x509.CertificateBuilder
 ) -> x509.CertificateBuilder:
     # keyEncipherment only makes sense for RSA (TLS RSA key transport); never for EC keys.
+    rsa_key = isinstance(context.public_key, rsa.RSAPublicKey)
     return builder.add_extension(
-        end_entity_key_usage(
-            digital_signature=True,
-            content_commitment=False,
-            key_encipherment=isinstance(context.public_key, rsa.RSAPublicKey),
-        ),
-        critical=True,
+        _RSA_DEVICE_KEY_USAGE if rsa_key else _AUTHENTICATION_KEY_USAGE, critical=True
     )
 
 
 def document_signing_eku(
     context: IssuanceContext, builder: x509.CertificateBuilder
 ) -> x509.CertificateBuilder:
-    return builder.add_extension(
-        x509.ExtendedKeyUsage([ExtendedKeyUsageOID.EMAIL_PROTECTION, ID_KP_DOCUMENT_SIGNING]),
-        critical=False,
-    )
+    return builder.add_extension(_DOCUMENT_SIGNING_EKU, critical=False)
 
 
 def authentication_key_usage(
@@ -318,20 +331,13 @@ def authentication_key_usage(
 ) -> x509.CertificateBuilder:
     """digitalSignature only: the key signs the TLS handshake (RFC 8446 CertificateVerify),
     never a document, so no contentCommitment."""
-    return builder.add_extension(
-        end_entity_key_usage(
-            digital_signature=True, content_commitment=False, key_encipherment=False
-        ),
-        critical=True,
-    )
+    return builder.add_extension(_AUTHENTICATION_KEY_USAGE, critical=True)
 
 
 def client_auth_eku(
     context: IssuanceContext, builder: x509.CertificateBuilder
 ) -> x509.CertificateBuilder:
-    return builder.add_extension(
-        x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False
-    )
+    return builder.add_extension(_CLIENT_AUTH_EKU, critical=False)
 
 
 def crl_distribution_point(url: str) -> x509.CRLDistributionPoints:
@@ -359,23 +365,28 @@ def add_status_locations(
     builder: x509.CertificateBuilder, urls: StatusUrls
 ) -> x509.CertificateBuilder:
     """The CRL distribution point and AIA (OCSP, caIssuers) of the issuing CA at ``urls``."""
-    return builder.add_extension(
-        crl_distribution_point(urls.crl),
-        critical=False,
-    ).add_extension(
-        x509.AuthorityInformationAccess(
-            [
-                x509.AccessDescription(
-                    x509.AuthorityInformationAccessOID.OCSP,
-                    x509.UniformResourceIdentifier(urls.ocsp),
-                ),
-                x509.AccessDescription(
-                    x509.AuthorityInformationAccessOID.CA_ISSUERS,
-                    x509.UniformResourceIdentifier(urls.ca_issuers),
-                ),
-            ]
-        ),
-        critical=False,
+    distribution_point, access = _status_extensions(urls)
+    return builder.add_extension(distribution_point, critical=False).add_extension(
+        access, critical=False
+    )
+
+
+# One entry per issuing CA and CRL partition in use: a handful at a time.
+@functools.lru_cache(maxsize=256)
+def _status_extensions(
+    urls: StatusUrls,
+) -> tuple[x509.CRLDistributionPoints, x509.AuthorityInformationAccess]:
+    return crl_distribution_point(urls.crl), x509.AuthorityInformationAccess(
+        [
+            x509.AccessDescription(
+                x509.AuthorityInformationAccessOID.OCSP,
+                x509.UniformResourceIdentifier(urls.ocsp),
+            ),
+            x509.AccessDescription(
+                x509.AuthorityInformationAccessOID.CA_ISSUERS,
+                x509.UniformResourceIdentifier(urls.ca_issuers),
+            ),
+        ]
     )
 
 

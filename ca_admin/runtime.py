@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from ca_admin.models import Authority
 from ca_admin.officials import ApproverScope, OfficialDirectory
+from ca_admin.partition_numbers import PartitionNumbers
 from ca_admin.profiles import StatusUrls
 from ca_admin.signing import CaKeyStore
 from ca_admin.time_stamp_ledger import TimeStampLedger
@@ -95,6 +96,8 @@ class CaRuntime:
     tsa_accuracy: timedelta = timedelta(seconds=1)
     # The signing TSA unit, re-read every few seconds (another process may make a new one).
     tsa_signers: TsaSignerCache = field(default_factory=TsaSignerCache, init=False)
+    # CRL partition numbers claimed ahead and partitions seen published (crl_partitions).
+    partition_numbers: PartitionNumbers = field(default_factory=PartitionNumbers, init=False)
     # Signature validation (signature_validation.py): trust anchors besides our roots (e.g.
     # the Government CA), the largest document accepted, and whether other anchors'
     # certificates get their OCSP answers and CRLs fetched.
@@ -155,19 +158,24 @@ class CaRuntime:
             raise StaleAuthorities
         return self._ocsp_issuers.get(cert_id)
 
+    def engine(self) -> Engine:
+        """The sessions' engine: for a short transaction of its own beside the caller's."""
+        bind = self.session_factory.kw["bind"]
+        assert isinstance(bind, Engine)
+        return bind
+
     def autocommit_engine(self) -> Engine:
         """The sessions' engine (same pool) in autocommit: a single SELECT is its own
         transaction, without the BEGIN and COMMIT round trips (the OCSP responder's reads)."""
         if self._autocommit_engine is None:
-            bind = self.session_factory.kw["bind"]
-            assert isinstance(bind, Engine)
-            self._autocommit_engine = bind.execution_options(isolation_level="AUTOCOMMIT")
+            self._autocommit_engine = self.engine().execution_options(isolation_level="AUTOCOMMIT")
         return self._autocommit_engine
 
     def forget_authorities(self) -> None:
         """After a change in this process: the next read goes to the database."""
         self._loaded_at = -1e9
         self.tsa_signers.forget()
+        self.partition_numbers.forget_published()
 
     def time_stamp_ledger(self) -> TimeStampLedger:
         """Where every time-stamp token is recorded and audited (group commit, one per process)."""

@@ -12,6 +12,7 @@ CRL a certificate names from the live service.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -33,14 +34,19 @@ from pyhanko_certvalidator.policy_decl import (
     RevocationCheckingRule,
 )
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 from starlette.testclient import TestClient
 
-from ca_admin import maintenance
+from ca_admin import crl_partitions, issuance, maintenance
 from ca_admin.models import Authority, IssuedCertificate, PartitionCrl
+from ca_admin.profiles import get_profile
 from ca_admin.runtime import CaRuntime
+from commune_sso.ca_bridge import build_ca_runtime
 from core.audit import AuditEntry
 from core.clock import FixedClock
 from core.db import transaction
+from core.settings import Settings
+from idp.runtime import IdpRuntime
 from tests.ca_admin.interop_support import (
     Pki,
     build_pki,
@@ -50,6 +56,7 @@ from tests.ca_admin.interop_support import (
     holder_key,
     issue_from_csr,
     lint_report,
+    official,
     openssl,
     pkilint,
     revoke,
@@ -88,6 +95,15 @@ def partition_crl(pki: Pki, partition: int) -> x509.CertificateRevocationList:
         published = session.get(PartitionCrl, (authority.one().id, partition))
         assert published is not None
         return x509.load_der_x509_crl(published.der)
+
+
+def partition_of(certificate: x509.Certificate) -> int:
+    return int(crldp_url(certificate).rsplit("/", 1)[1].removesuffix(".crl"))
+
+
+def issuing_id(pki: Pki) -> int:
+    with transaction(pki.runtime.session_factory) as session:
+        return session.scalars(select(Authority.id).where(Authority.name == pki.issuing_name)).one()
 
 
 def crl_number(crl: x509.CertificateRevocationList) -> int:
@@ -455,3 +471,79 @@ def test_a_partition_handed_out_without_its_crl_gets_one_from_the_maintenance_pa
     assert crl_number(crl) == numbers[0]
     scope = crl.extensions.get_extension_for_class(x509.IssuingDistributionPoint).value
     assert scope.full_name == [x509.UniformResourceIdentifier(crldp_url(certificates[4]))]
+
+
+# --------------------------------------------------------------------------------------------
+# Numbers claimed ahead (PostgreSQL) and partitions remembered as published
+
+
+def test_two_processes_fill_partitions_without_overfilling_any(
+    ca_runtime: CaRuntime, settings: Settings, runtime: IdpRuntime
+) -> None:
+    """On PostgreSQL each process claims its numbers in blocks (1, 2, 4, ... numbers, never past
+    the end of a partition), so two processes may fill two partitions side by side; on SQLite
+    numbers go one by one in the caller's transaction. Either way no partition gets more than
+    its size, and each partition a certificate names has its CRL."""
+    other = build_ca_runtime(settings, runtime)  # a second worker on the same database
+    ca_runtime.crl_partition_size = other.crl_partition_size = 3
+    pki = build_pki(ca_runtime, "p256")
+    from_other = dataclasses.replace(pki, runtime=other)
+    order = [pki, from_other, pki, pki, from_other, pki]
+
+    partitions = [
+        partition_of(issue_from_csr(by, holder_key(), number=number))
+        for number, by in enumerate(order, start=1)
+    ]
+
+    authority_id = issuing_id(pki)
+    with transaction(ca_runtime.session_factory) as session:
+        upcoming = [
+            crl_partitions.upcoming(session=session, runtime=by, authority_id=authority_id)
+            for by in (ca_runtime, other)
+        ]
+    if ca_runtime.engine().dialect.name == "postgresql":
+        # Blocks of 1, 1 and 1 (the rest of partition 1) numbers; then the first process
+        # claims 3 numbers (all of partition 2) and the second 2 numbers of partition 3, and
+        # each one's next certificate and preview come from its own block.
+        assert partitions == [1, 1, 1, 2, 3, 2]
+        assert upcoming == [2, 3]
+    else:
+        assert partitions == [1, 1, 1, 2, 2, 2]
+        assert upcoming == [3, 3]
+    assert max(partitions.count(partition) for partition in partitions) <= 3
+    for partition in set(partitions):
+        assert len(partition_crl(pki, partition)) == 0
+
+
+def test_a_partition_crl_rolled_back_with_its_batch_is_published_by_the_next_issuance(
+    ca_runtime: CaRuntime,
+) -> None:
+    """The second certificate of a batch finds the CRL the first one published, uncommitted:
+    the process must not remember that partition as published, or after a rollback the next
+    certificate would name a partition with no CRL."""
+    ca_runtime.crl_partition_size = 5
+    pki = build_pki(ca_runtime, "p256")
+
+    def issue_in(session: Session, number: int) -> None:
+        issuance.issue(
+            session=session,
+            runtime=ca_runtime,
+            actor="test",
+            order=issuance.IssueOrder(
+                profile=get_profile("official-document-signing"),
+                identity=official(number),
+                public_key=holder_key().public_key(),
+            ),
+        )
+
+    with pytest.raises(RuntimeError), transaction(ca_runtime.session_factory) as session:
+        issue_in(session, 1)
+        issue_in(session, 2)
+        raise RuntimeError("the batch fails after its certificates were signed")
+    with transaction(ca_runtime.session_factory) as session:
+        assert session.scalars(select(PartitionCrl)).all() == []
+
+    certificate = issue_from_csr(pki, holder_key(), number=3)
+
+    assert partition_of(certificate) == 1
+    assert len(partition_crl(pki, 1)) == 0
