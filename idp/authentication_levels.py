@@ -24,8 +24,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import bindparam, select
+from sqlalchemy.orm import Session, aliased
 
 from core import audit
 from core.clock import Clock
@@ -92,25 +92,34 @@ def satisfies(reached: str, required: str | None) -> bool:
     return required is None or rank(reached) >= rank(required)
 
 
+# The official's unit and the province it belongs to, in one statement of columns (no ORM
+# objects): read at every sign-in (issue 15).
+_PROVINCE = aliased(Unit)
+_UNIT_REQUIREMENTS = (
+    select(Unit.requires_phishing_resistant, Unit.level, _PROVINCE.requires_phishing_resistant)
+    .select_from(AccountProfile)
+    .join(Unit, AccountProfile.unit_id == Unit.id)
+    .outerjoin(_PROVINCE, (_PROVINCE.code == Unit.province_code) & (_PROVINCE.level == "province"))
+    .where(
+        AccountProfile.account_id == bindparam("account_id"), AccountProfile.deleted_at.is_(None)
+    )
+)
+
+
 def unit_requires_phishing_resistant(session: Session, account: Account) -> bool:
     """Whether the official's unit, or the province it belongs to, requires passkeys."""
-    unit = session.scalar(
-        select(Unit)
-        .join(AccountProfile, AccountProfile.unit_id == Unit.id)
-        .where(AccountProfile.account_id == account.id, AccountProfile.deleted_at.is_(None))
-    )
-    if unit is None:
+    # Asked in the middle of a sign-in whose own changes (the interaction, the new session)
+    # have no bearing on units: flushing them here would cost an UPDATE of its own.
+    with session.no_autoflush:
+        row = session.execute(_UNIT_REQUIREMENTS, {"account_id": account.id}).first()
+    if row is None:
         return False
-    if unit.requires_phishing_resistant:
+    unit_requires, level, province_requires = row
+    if unit_requires:
         return True
-    if unit.level == "province":
+    if level == "province":
         return False
-    province = session.scalar(
-        select(Unit.requires_phishing_resistant).where(
-            Unit.code == unit.province_code, Unit.level == "province"
-        )
-    )
-    return bool(province)
+    return bool(province_requires)
 
 
 def required_for_account(session: Session, account: Account, required: str | None) -> str | None:

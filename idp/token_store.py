@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Insert, Table, bindparam, insert, select, update
 from sqlalchemy.orm import Session
 
 from core.clock import Clock
@@ -50,36 +50,38 @@ def _rowcount(result: object) -> int:
     return int(getattr(result, "rowcount", 0) or 0)
 
 
-def create_grant(
-    *,
-    session: Session,
-    clock: Clock,
-    account: Account,
-    client_pk: int,
-    browser_session: BrowserSession | None,
-    scope: str,
-    auth_time: datetime,
-    amr: list[str],
-    lifetime: timedelta,
-) -> Grant:
-    now = clock.now()
-    row: dict[str, Any] = {
-        "grant_id": secrets.token_urlsafe(24),
-        "account_id": account.id,
-        "client_pk": client_pk,
-        "session_id": browser_session.id if browser_session else None,
-        "sid": browser_session.sid if browser_session else None,
-        "scope": scope,
-        "auth_time": auth_time,
-        "amr": amr,
-        "created_at": now,
-        "expires_at": now + lifetime,
-        "revoked_at": None,
-        "revoked_reason": None,
-    }
-    # Plain INSERTs for the rows every login writes (grant, code): cheaper than the ORM's unit
-    # of work. The Grant returned is not in the session; it carries the new row and its id.
-    new_id = session.execute(_INSERT_GRANT, row).scalar_one()
+# The columns a sign-in writes (the rows of create_grant_with_code and NewCode.row; the
+# code's grant_pk comes from the grant).
+_GRANT_FIELDS = (
+    "grant_id",
+    "account_id",
+    "client_pk",
+    "session_id",
+    "sid",
+    "scope",
+    "auth_time",
+    "amr",
+    "created_at",
+    "expires_at",
+    "revoked_at",
+    "revoked_reason",
+)
+_CODE_FIELDS = (
+    "code_digest",
+    "redirect_uri",
+    "scope",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "created_at",
+    "expires_at",
+    "consumed_at",
+    "dpop_jkt",
+)
+
+
+def _stored_grant(new_id: int, row: dict[str, Any], account: Account) -> Grant:
+    # The Grant returned is not in the session; it carries the new row and its id.
     grant = Grant(id=new_id, **row)
     grant.account = account
     return grant
@@ -136,37 +138,107 @@ def revoke_grants_of_session(
     )
 
 
-def store_code(
+@dataclass(frozen=True)
+class NewCode:
+    """An authorization code about to be stored (RFC 6749 §4.1.2, PKCE's challenge with it)."""
+
+    code: str
+    redirect_uri: str
+    scope: str
+    nonce: str | None
+    code_challenge: str
+    code_challenge_method: str
+    lifetime: timedelta
+    dpop_jkt: str | None = None
+
+    def row(self, *, now: datetime, grant_pk: int | None) -> dict[str, Any]:
+        return {
+            "code_digest": digest(self.code),
+            "grant_pk": grant_pk,
+            "redirect_uri": self.redirect_uri,
+            "scope": self.scope,
+            "nonce": self.nonce,
+            "code_challenge": self.code_challenge,
+            "code_challenge_method": self.code_challenge_method,
+            "created_at": now,
+            "expires_at": now + self.lifetime,
+            "consumed_at": None,
+            "dpop_jkt": self.dpop_jkt,
+        }
+
+
+def _grant_and_code_statement() -> Insert:
+    """PostgreSQL: the grant and its code in one statement (an INSERT inside WITH): every
+    sign-in for an application writes both, and a round trip costs more than the rows."""
+    new_grant = (
+        insert(GRANT_TABLE)
+        .values(
+            {key: bindparam(f"grant_{key}", type_=GRANT_TABLE.c[key].type) for key in _GRANT_FIELDS}
+        )
+        .returning(GRANT_TABLE.c.id)
+        .cte("new_grant")
+    )
+    return (
+        insert(CODE_TABLE)
+        .from_select(
+            ["grant_pk", *_CODE_FIELDS],
+            select(
+                new_grant.c.id,
+                *(bindparam(f"code_{key}", type_=CODE_TABLE.c[key].type) for key in _CODE_FIELDS),
+            ),
+        )
+        .returning(CODE_TABLE.c.grant_pk)
+    )
+
+
+_INSERT_GRANT_AND_CODE = _grant_and_code_statement()
+
+
+def create_grant_with_code(
     *,
     session: Session,
     clock: Clock,
-    code: str,
-    grant: Grant,
-    redirect_uri: str,
+    account: Account,
+    client_pk: int,
+    browser_session: BrowserSession | None,
     scope: str,
-    nonce: str | None,
-    code_challenge: str,
-    code_challenge_method: str,
+    auth_time: datetime,
+    amr: list[str],
     lifetime: timedelta,
-    dpop_jkt: str | None = None,
-) -> None:
+    code: NewCode,
+) -> Grant:
+    """A new grant and its authorization code (the end of every sign-in for an application)."""
     now = clock.now()
-    session.execute(
-        _INSERT_CODE,
+    row: dict[str, Any] = {
+        "grant_id": secrets.token_urlsafe(24),
+        "account_id": account.id,
+        "client_pk": client_pk,
+        "session_id": browser_session.id if browser_session else None,
+        "sid": browser_session.sid if browser_session else None,
+        "scope": scope,
+        "auth_time": auth_time,
+        "amr": amr,
+        "created_at": now,
+        "expires_at": now + lifetime,
+        "revoked_at": None,
+        "revoked_reason": None,
+    }
+    # Plain INSERTs for the rows every login writes: cheaper than the ORM's unit of work.
+    if session.get_bind().dialect.name != "postgresql":
+        # SQLite has no INSERT inside WITH: two statements.
+        new_id = session.execute(_INSERT_GRANT, row).scalar_one()
+        grant = _stored_grant(new_id, row, account)
+        session.execute(_INSERT_CODE, code.row(now=now, grant_pk=new_id))
+        return grant
+    code_row = code.row(now=now, grant_pk=None)
+    new_id = session.execute(
+        _INSERT_GRANT_AND_CODE,
         {
-            "code_digest": digest(code),
-            "grant_pk": grant.id,
-            "redirect_uri": redirect_uri,
-            "scope": scope,
-            "nonce": nonce,
-            "code_challenge": code_challenge,
-            "code_challenge_method": code_challenge_method,
-            "created_at": now,
-            "expires_at": now + lifetime,
-            "consumed_at": None,
-            "dpop_jkt": dpop_jkt,
+            **{f"grant_{key}": row[key] for key in _GRANT_FIELDS},
+            **{f"code_{key}": code_row[key] for key in _CODE_FIELDS},
         },
-    )
+    ).scalar_one()
+    return _stored_grant(new_id, row, account)
 
 
 @dataclass(frozen=True)

@@ -160,7 +160,8 @@ class CodeGrant(SenderConstrainedTokens, AuthorizationCodeGrant):
     def save_authorization_code(self, code: str, request: Any) -> None:
         user: AuthenticatedUser = request.user
         runtime, session = self.server.runtime, self.server.session
-        grant = token_store.create_grant(
+        data = request.payload.data
+        token_store.create_grant_with_code(
             session=session,
             clock=runtime.clock,
             account=user.account,
@@ -170,20 +171,16 @@ class CodeGrant(SenderConstrainedTokens, AuthorizationCodeGrant):
             auth_time=user.auth_time,
             amr=user.amr,
             lifetime=timedelta(seconds=runtime.settings.refresh_token_ttl),
-        )
-        data = request.payload.data
-        token_store.store_code(
-            session=session,
-            clock=runtime.clock,
-            code=code,
-            grant=grant,
-            redirect_uri=request.payload.redirect_uri,
-            scope=request.scope,
-            nonce=data.get("nonce") or None,
-            code_challenge=data["code_challenge"],
-            code_challenge_method=data["code_challenge_method"],
-            lifetime=timedelta(seconds=runtime.settings.authorization_code_ttl),
-            dpop_jkt=data.get("dpop_jkt") or None,
+            code=token_store.NewCode(
+                code=code,
+                redirect_uri=request.payload.redirect_uri,
+                scope=request.scope,
+                nonce=data.get("nonce") or None,
+                code_challenge=data["code_challenge"],
+                code_challenge_method=data["code_challenge_method"],
+                lifetime=timedelta(seconds=runtime.settings.authorization_code_ttl),
+                dpop_jkt=data.get("dpop_jkt") or None,
+            ),
         )
 
     def query_authorization_code(self, code: str, client: OAuthClient) -> CodeRecord | None:

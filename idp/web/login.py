@@ -340,12 +340,12 @@ def submit_login(scope: RequestScope) -> Response:
         )
     if state.delay_seconds > 0 and not getattr(scope.request.state, "throttle_delay_served", False):
         return ThrottleDelay(state.delay_seconds)
-    account = accounts.find_by_username(session, username)
+    found = accounts.find_for_sign_in(session, username)
     # Nothing is written yet: end the reading transaction, so the ~20 ms of argon2id below do
     # not keep a pooled connection idle in a transaction; the writes start a new one.
     session.commit()
-    check = runtime.passwords.check(password, account.password_hash if account else None)
-    if account is None or not check.ok or not account.is_active:
+    check = runtime.passwords.check(password, found.account.password_hash if found else None)
+    if found is None or not check.ok or not found.account.is_active:
         LOGINS.labels("failure").inc()
         login_throttle.record_audited_failure(
             session=session,
@@ -359,16 +359,16 @@ def submit_login(scope: RequestScope) -> Response:
         return render_login(
             scope, interaction, handle, username=username, error=WRONG_CREDENTIALS, status_code=401
         )
-
+    account = found.account
     if check.new_hash:
         accounts.upgrade_password_hash(account=account, new_hash=check.new_hash, clock=clock)
     # The password was right; with a passkey or TOTP the login finishes only after that second
     # factor (a passkey first: it is the stronger one).
-    if passkeys.available(runtime.settings) and passkeys.has_passkey(session, account):
+    if passkeys.available(runtime.settings) and found.has_passkey:
         return ask_second_factor(
             scope, interaction, handle, account=account, amr=["pwd"], page="/login/passkey"
         )
-    if mfa.has_totp(session, account):
+    if found.has_totp:
         return ask_second_factor(scope, interaction, handle, account=account, amr=["pwd"])
     return finish_login(
         scope,

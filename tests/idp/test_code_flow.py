@@ -7,6 +7,7 @@ from jose import jwt as jose_jwt
 
 from tests.conftest import ISSUER, OFFICIAL_PASSWORD, RP_REDIRECT
 from tests.idp.oidc_flow import authorize_params, exchange_code, log_in, pkce_pair, query_of
+from tests.sql_statements import statements_sent
 
 
 def test_login_code_token_userinfo(web, rp, official):
@@ -51,6 +52,30 @@ def test_login_code_token_userinfo(web, rp, official):
     assert info.status_code == 200
     assert info.json()["sub"] == official.subject
     assert info.json()["email"] == "an.nv@laocai.gov.vn"
+
+
+def test_a_password_sign_in_reads_and_writes_its_rows_once(web, runtime, rp, official):
+    """Issue 15: a login's CPU besides the hash goes mostly to statements. The account comes
+    with its second factors, the interaction is updated once, and on PostgreSQL the grant and
+    its code are written by one statement."""
+    client, secret = rp
+    verifier, challenge = pkce_pair()
+    engine = runtime.session_factory.kw["bind"]
+    with statements_sent(engine) as sent:
+        back = log_in(
+            web, authorize_params(client.client_id, challenge), "nguyen.van.an", OFFICIAL_PASSWORD
+        )
+    code = query_of(back.headers["location"])["code"]
+    assert exchange_code(web, client.client_id, secret, code, verifier).status_code == 200
+    starts = [" ".join(statement.split())[:60] for statement in sent]
+    assert not [
+        s for s in starts if s.startswith(("SELECT idp_totp_credential", "SELECT idp_passkey"))
+    ]
+    assert len([s for s in starts if s.startswith("UPDATE idp_interaction")]) == 1
+    code_inserts = [s for s in sent if "INSERT INTO idp_authorization_code" in s]
+    assert len(code_inserts) == 1
+    if engine.dialect.name == "postgresql":
+        assert "INSERT INTO idp_grant" in code_inserts[0]
 
 
 def test_second_authorization_uses_the_session(web, rp, official):
